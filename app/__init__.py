@@ -1,0 +1,1 @@
+"""Score Field Playground: the Qt application over sgm_core."""

@@ -1,0 +1,228 @@
+"""`sgm`: the headless command line over the same core the GUI uses.
+
+    sgm datasets
+    sgm train DATA --out RUN_DIR [--loss LOSS] [--steps N] [--seed S] [--device D] [--model M] ...
+    sgm sample RUN_DIR --out FILE.npy [--n N] [--sampler NAME] [--steps K] [--seed S]
+    sgm render RUN_DIR --out FILE.gif|FILE.mp4 [--frames F] [--fps R] [--size WxH] ...
+
+Every user error (bad data, unknown name, unwritable output, diverged run) exits with code 2 and
+one line on stderr; nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import ConfigError, DataError, SGMError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 512x512, got {text!r}") from None
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise argparse.ArgumentTypeError(f"size must be between 16x16 and 4096x4096, got {text}")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .losses import LOSSES
+    from .samplers import SAMPLERS
+
+    parser = _Parser(prog="sgm", description="Score Field Playground, headless: train score models and sample them.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("datasets", help="list the preset datasets")
+
+    train = sub.add_parser("train", help="train a score model on a preset or a data file")
+    train.add_argument("data", help="a preset name (see `sgm datasets`) or a .npy/.csv/.png/.jpg/.ply/.xyz file")
+    train.add_argument("--out", required=True, help="run directory to write (config.json, model.safetensors, loss.csv)")
+    train.add_argument("--loss", default="ncsn", help=f"one of {', '.join(LOSSES)} (default ncsn)")
+    train.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps (default 5000)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    train.add_argument("--model", default="score", choices=["score", "energy"])
+    train.add_argument("--batch", type=_positive_int, default=None, help="batch size (default 512)")
+    train.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default 2e-3)")
+
+    sample = sub.add_parser("sample", help="draw samples from a trained run")
+    sample.add_argument("run", help="run directory written by `sgm train`")
+    sample.add_argument("--out", required=True, help="output .npy (or .csv) file, in the data's own coordinates")
+    sample.add_argument("--n", type=_positive_int, default=2000, help="number of samples (default 2000)")
+    sample.add_argument("--sampler", default=None, help=f"one of {', '.join(SAMPLERS)} (default: the run's loss's own)")
+    sample.add_argument("--steps", type=_positive_int, default=None, help="sampler steps (per level for annealed)")
+    sample.add_argument("--seed", type=int, default=0)
+
+    render = sub.add_parser("render", help="render an animation of Langevin particles (GIF or MP4), no display needed")
+    render.add_argument("run", help="run directory written by `sgm train`")
+    render.add_argument("--out", required=True, help="output .gif or .mp4")
+    render.add_argument("--frames", type=_positive_int, default=60)
+    render.add_argument("--fps", type=_positive_int, default=20)
+    render.add_argument("--size", type=_size, default=(512, 512), help="WxH in pixels (default 512x512)")
+    render.add_argument("--sampler", default=None, help=f"one of {', '.join(SAMPLERS)}")
+    render.add_argument("--n", type=_positive_int, default=2000, help="number of particles")
+    render.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .datasets import PRESETS
+
+    width = max(len(name) for name in PRESETS)
+    for name, spec in PRESETS.items():
+        print(f"{name:<{width}}  {spec.dim}D  {spec.description}")
+    return 0
+
+
+def _prepare_out_dir(path: Path) -> bool:
+    """Create the run directory up front (so an unwritable path fails before training).
+    Returns whether we created it, so a failed run can remove exactly what it made."""
+    if path.exists() and not path.is_dir():
+        raise DataError(f"--out {path} exists and is not a directory")
+    created = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".sgm-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise DataError(f"cannot write to {path}: {exc.strerror or exc}") from exc
+    return created
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import save_run
+    from .config import LossConfig, ModelConfig, RunConfig, TrainConfig
+    from .datasets import load_dataset
+    from .losses import loss_spec
+    from .training import Trainer, device_label
+
+    loss_spec(args.loss)  # unknown loss: fail before touching the disk
+    defaults = TrainConfig()
+    train_cfg = TrainConfig(
+        steps=args.steps or defaults.steps, batch=args.batch or defaults.batch, lr=args.lr or defaults.lr,
+        seed=args.seed, device=args.device)
+    config = RunConfig(data=args.data, model=ModelConfig(kind=args.model), loss=LossConfig(name=args.loss), train=train_cfg)
+    dataset = load_dataset(args.data, seed=args.seed)
+    out = Path(args.out)
+    created = _prepare_out_dir(out)
+    try:
+        trainer = Trainer(dataset, config)
+        print(f"training {args.loss} on {dataset.name} ({dataset.dim}D, {len(dataset.points)} points) "
+              f"on {device_label(trainer.device)}", file=sys.stderr)
+        _train_with_progress(trainer, train_cfg.steps)
+        save_run(out, config, trainer.model, trainer.ema_model, trainer.standardizer, trainer.step,
+                 trainer.loss_history(), dataset.points)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    print(f"wrote {out} (final loss {trainer.losses[-1]:.4g})" if trainer.losses else f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _train_with_progress(trainer, steps: int) -> None:
+    """Train in chunks; a tqdm bar (steps/s, loss, ETA) when stderr is a terminal."""
+    from tqdm import tqdm
+
+    chunk = 50
+    with tqdm(total=steps, unit="step", disable=not sys.stderr.isatty(), dynamic_ncols=True) as bar:
+        done = 0
+        while done < steps:
+            n = min(chunk, steps - done)
+            records = trainer.run(n)
+            done += n
+            bar.update(n)
+            bar.set_postfix(loss=f"{records[-1].loss:.4g}")
+
+
+def _sampler_for(run, name: str | None, steps: int | None):
+    from .config import SamplerConfig
+    from .losses import loss_spec
+    from .samplers import make_sampler
+
+    name = name or loss_spec(run.config.loss.name).default_sampler
+    return make_sampler(SamplerConfig(name=name, steps=steps or 0), run.config.noise, run.config.loss.name)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import load_run
+    from .io import save_points
+    from .samplers import run_sampler
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".npy", ".csv"):
+        raise DataError(f"--out must end in .npy or .csv, got {out.name}")
+    run = load_run(args.run)
+    sampler = _sampler_for(run, args.sampler, args.steps)
+    generator = torch.Generator().manual_seed(args.seed)
+    x = sampler.init(args.n, run.dim, generator)
+    x = run_sampler(sampler, run.model, x, generator)
+    samples = run.standardizer.inverse(x).numpy()
+    if not torch.isfinite(torch.as_tensor(samples)).all():
+        raise ConfigError("sampling produced NaN/Inf; try a smaller step size or more steps")
+    save_points(out, samples)
+    print(f"wrote {len(samples)} samples ({sampler.name}) to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .render import render_run
+
+    render_run(args.run, args.out, frames=args.frames, fps=args.fps, size=args.size,
+               sampler=args.sampler, n=args.n, seed=args.seed)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample, "render": cmd_render}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SGMError as exc:
+        print(f"sgm: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sgm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

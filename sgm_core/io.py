@@ -1,0 +1,253 @@
+"""Reading point clouds from files and writing them back atomically.
+
+Every reader ends in `validate_points`, and every failure, whatever the format, becomes one
+`DataError` sentence that names the file, so the CLI and the GUI can show it as is. Images are
+read as densities (darker = more points), so a drawing is a distribution to learn.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from sgm_core.datasets import validate_points
+from sgm_core.errors import DataError
+
+TABLE_SUFFIXES = (".csv", ".txt")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+LOAD_SUFFIXES = (".npy", *TABLE_SUFFIXES, *IMAGE_SUFFIXES, ".ply", ".xyz")
+SAVE_SUFFIXES = (".npy", ".csv")
+
+IMAGE_HALF_SPAN = 4.0  # the longer image side maps to [-4, 4], the scale of the presets
+IMAGE_MAX_SIDE = 1024  # larger images are shrunk first: sampling needs no more resolution
+IMAGE_WHITE_FLOOR = 0.02  # darkness below this is paper, not ink (JPEG/scan near-white haze)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def atomic_write(
+    path: str | os.PathLike, write_fn: Callable[[IO[Any]], None], *, mode: str = "wb"
+) -> Path:
+    """Call `write_fn(f)` on a temp file beside `path`, then rename it over `path`.
+
+    A crash or error mid-write leaves the old file intact and no temp file behind, because
+    os.replace is atomic within one directory. `mode` is "wb" (binary) or "w" (UTF-8 text).
+    Errors from opening or writing propagate unchanged (OSError or the writer's own).
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):  # a clash of 32 random bits is rare; 100 clashes means something else
+        tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(4)}")
+        try:
+            fd = os.open(tmp, flags, 0o666)  # 0o666 & umask: the same mode as a plain open()
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"cannot create a temporary file beside {path}")
+    try:
+        encoding = None if mode == "wb" else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding, newline=None if mode == "wb" else "") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_points(path: str | os.PathLike, x: np.ndarray | torch.Tensor) -> Path:
+    """Write (N, D) points to `.npy` or `.csv` (header `x,y` / `x,y,z`), atomically.
+
+    CSV uses 9 significant digits, enough for float32 values to read back bit-exact.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SAVE_SUFFIXES:
+        raise DataError(f"cannot save {path.name!r}: use a .npy or .csv file name")
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    try:
+        points = validate_points(np.asarray(x), min_points=1, dims=None)
+    except DataError as e:
+        raise DataError(f"cannot save {path.name!r}: {e}") from e
+
+    if suffix == ".npy":
+
+        def write(f: IO[Any]) -> None:
+            np.save(f, points, allow_pickle=False)
+
+        write_mode = "wb"
+    else:
+        names = ["x", "y", "z"] if points.shape[1] <= 3 else []
+        header = ",".join(names[: points.shape[1]] or [f"x{i}" for i in range(points.shape[1])])
+
+        def write(f: IO[Any]) -> None:
+            f.write(header + "\n")
+            np.savetxt(f, points, fmt="%.9g", delimiter=",")
+
+        write_mode = "w"
+    try:
+        return atomic_write(path, write, mode=write_mode)
+    except OSError as e:
+        raise DataError(f"cannot write {str(path)!r}: {e.strerror or e}") from e
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_points(
+    path: str | os.PathLike, *, n_image_points: int = 5000, seed: int = 0
+) -> np.ndarray:
+    """Read an (N, 2) or (N, 3) float32 point array from a file, chosen by extension.
+
+    `.npy`; `.csv`/`.txt` (comma or whitespace columns, optional header line); `.xyz` (first 3
+    columns); `.ply` (vertex x, y[, z]); `.png/.jpg/.jpeg/.bmp` as a density, from which
+    `n_image_points` points are drawn reproducibly with `seed`.
+    """
+    path = Path(path)
+    name = repr(path.name)
+    if not path.exists():
+        raise DataError(f"file not found: {str(path)!r}")
+    if not path.is_file():
+        raise DataError(f"{str(path)!r} is not a file")
+    suffix = path.suffix.lower()
+    if suffix not in LOAD_SUFFIXES:
+        kinds = ", ".join(LOAD_SUFFIXES)
+        kind = suffix or "(none)"
+        raise DataError(f"cannot read {name}: unknown file type {kind!r}; use {kinds}")
+    try:
+        if suffix == ".npy":
+            x = _read_npy(path)
+        elif suffix in TABLE_SUFFIXES:
+            x = _read_table(path, max_columns=None)
+        elif suffix == ".xyz":
+            x = _read_table(path, max_columns=3)
+        elif suffix == ".ply":
+            x = _read_ply(path)
+        else:
+            x = _read_image(path, n_image_points, seed)
+        return validate_points(x)
+    except DataError as e:
+        raise DataError(f"cannot read {name}: {e}") from e
+    except OSError as e:  # permissions, I/O, or Pillow's "image file is truncated"
+        raise DataError(f"cannot read {name}: {e.strerror or e}") from e
+    except (ValueError, EOFError, SyntaxError, struct.error, zlib.error) as e:  # corrupt bytes
+        raise DataError(
+            f"cannot read {name}: it is corrupt or not a valid {suffix} file ({e})"
+        ) from e
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    with path.open("rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":  # np.load would call anything else "pickled data"
+        raise DataError("it is not a NumPy .npy file")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise DataError("it holds Python objects (pickled data), which are never loaded "
+                            "because unpickling can run arbitrary code") from e
+        raise
+    return x
+
+
+def _read_table(path: Path, max_columns: int | None) -> np.ndarray:
+    """Numbers separated by commas, semicolons or whitespace; '#' comments and one header line
+    are skipped. `max_columns` keeps only the first columns (.xyz files often add normals)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError("it is not a text file") from e
+    rows: list[list[float]] = []
+    n_cols: int | None = None
+    seen_line = False
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        tokens = line.replace(",", " ").replace(";", " ").split()
+        try:
+            values = [float(t) for t in tokens[:max_columns]]
+        except ValueError:
+            if not seen_line:  # the first line may be a header such as "x,y"
+                seen_line = True
+                continue
+            raise DataError(f"line {lineno} is not numeric: {raw.strip()[:40]!r}") from None
+        seen_line = True
+        if max_columns is not None and len(values) < max_columns:
+            raise DataError(f"line {lineno} has {len(values)} columns; need {max_columns}")
+        if n_cols is None:
+            n_cols = len(values)
+        elif len(values) != n_cols:
+            raise DataError(f"line {lineno} has {len(values)} columns, expected {n_cols}")
+        rows.append(values)
+    if not rows:
+        raise DataError("it contains no rows of numbers")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _read_ply(path: Path) -> np.ndarray:
+    from plyfile import PlyData, PlyParseError  # only PLY readers need it
+
+    try:
+        with path.open("rb") as f:
+            ply = PlyData.read(f, mmap=False)
+    except PlyParseError as e:
+        raise DataError(f"it is not a valid PLY file ({e})") from e
+    except MemoryError as e:  # a corrupt header can claim trillions of vertices
+        raise DataError("its header declares more vertices than can be read") from e
+    if "vertex" not in ply:
+        raise DataError("it has no 'vertex' element")
+    vertex = ply["vertex"].data
+    fields = vertex.dtype.names or ()
+    if "x" not in fields or "y" not in fields:
+        raise DataError("its vertices have no x and y properties")
+    axes = ["x", "y", "z"] if "z" in fields else ["x", "y"]
+    return np.stack([np.asarray(vertex[a], dtype=np.float64) for a in axes], axis=1)
+
+
+def _read_image(path: Path, n: int, seed: int) -> np.ndarray:
+    """Draw n points with density proportional to darkness, one uniform offset inside each
+    chosen pixel so the cloud has no grid pattern. y points up, so the picture stays upright."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if n < 1:
+        raise DataError(f"n_image_points must be at least 1, got {n}")
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)  # phone photos store rotation in EXIF
+            img.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
+            rgba = np.asarray(img.convert("RGBA"), dtype=np.float64) / 255.0
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise DataError("it is not a readable image") from e
+    # ITU-R 601 luma (what Pillow's "L" uses); transparent pixels count as white paper.
+    luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
+    weight = rgba[..., 3] * (1.0 - luma)
+    weight[weight < IMAGE_WHITE_FLOOR] = 0.0
+    total = weight.sum()
+    if total <= 0:
+        raise DataError("the image is blank (no dark pixels to draw points from)")
+    height, width = weight.shape
+    g = torch.Generator().manual_seed(seed)
+    flat = torch.from_numpy(weight.reshape(-1) / total)
+    idx = torch.multinomial(flat, n, replacement=True, generator=g).numpy()
+    offset = torch.rand(n, 2, generator=g, dtype=torch.float64).numpy()
+    col = idx % width + offset[:, 0]
+    row = idx // width + offset[:, 1]
+    unit = 2 * IMAGE_HALF_SPAN / max(width, height)  # data units per pixel
+    return np.stack([(col - width / 2) * unit, (height / 2 - row) * unit], axis=1)

@@ -1,0 +1,171 @@
+"""Score-matching objectives. Each takes a score function s(x, sigma), a batch x of shape (N, D)
+and a torch.Generator, and returns one loss value per sample (N,); the trainer averages.
+
+The names users see (CLI, GUI, registry keys): sm, ssm, ssm-vr, dsm, dsm-eps, ncsn, ve-sde, vp-sde.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+
+from .config import LossConfig, NoiseConfig
+from .errors import ConfigError
+from .noise import VESDE, VPSDE, geometric_sigmas
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[[ScoreFn, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def _full(x: torch.Tensor, value: float) -> torch.Tensor:
+    return torch.full((x.shape[0],), float(value), dtype=x.dtype, device=x.device)
+
+
+def _randn(shape, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Noise drawn on the generator's device, then moved to x's device (CPU generator, GPU data)."""
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
+
+
+def _rand(n: int, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
+
+
+def sm_loss(score_fn: ScoreFn, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Hyvarinen (2005) score matching: 1/2 |s(x)|^2 + tr(d s / d x), the trace exact by D backprops.
+
+    Equals the Fisher divergence to the data up to a constant; exact and cheap for D <= 3.
+    """
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x, _full(x, sigma))
+    trace = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    for d in range(x.shape[1]):
+        (grad_d,) = torch.autograd.grad(s[:, d].sum(), x, create_graph=True)
+        trace = trace + grad_d[:, d]
+    return 0.5 * (s**2).sum(1) + trace
+
+
+def projections(n: int, shape: tuple[int, int], kind: str, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """n random directions per sample, (n, N, D), with E[v v^T] = I (Gaussian or Rademacher)."""
+    v = _randn((n, *shape), like, generator)
+    if kind == "rademacher":
+        return torch.sign(v) + (v == 0)  # sign of a Gaussian is Rademacher; 0 has probability 0
+    if kind == "gaussian":
+        return v
+    raise ConfigError(f"projection must be 'gaussian' or 'rademacher', not {kind!r}")
+
+
+def ssm_loss(
+    score_fn: ScoreFn,
+    x: torch.Tensor,
+    sigma: float,
+    generator: torch.Generator,
+    n_projections: int = 1,
+    projection: str = "rademacher",
+    variance_reduced: bool = False,
+) -> torch.Tensor:
+    """Sliced score matching (Song et al. 2019): v^T (ds/dx) v + 1/2 (v^T s)^2, averaged over v.
+
+    v^T J v comes from one vector-Jacobian product per projection. The variance-reduced form
+    (SSM-VR) replaces 1/2 (v^T s)^2 by its expectation 1/2 |s|^2.
+    """
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x, _full(x, sigma))
+    vs = projections(n_projections, tuple(x.shape), projection, x, generator)
+    total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    for v in vs:
+        (vjp,) = torch.autograd.grad((s * v).sum(), x, create_graph=True)  # v^T J per sample
+        total = total + (vjp * v).sum(1)
+        if not variance_reduced:
+            total = total + 0.5 * ((s * v).sum(1)) ** 2
+    total = total / n_projections
+    return total + 0.5 * (s**2).sum(1) if variance_reduced else total
+
+
+def dsm_loss(score_fn: ScoreFn, x: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Generator,
+             weight_power: float = 0.0) -> torch.Tensor:
+    """Denoising score matching (Vincent 2011): 1/2 sigma^p |s(x~, sigma) - grad log q(x~|x)|^2.
+
+    x~ = x + sigma z, so grad log q(x~|x) = -z / sigma. p = 0 is the lecture's score form;
+    p = 2 is lambda(sigma) = sigma^2 (NCSN), the same as predicting the noise:
+    |sigma s + z|^2 = |eps_hat - z|^2 with eps_hat = -sigma s.
+    """
+    sig = sigma if torch.is_tensor(sigma) else _full(x, sigma)
+    z = _randn(x.shape, x, generator)
+    x_noisy = x + sig[:, None] * z
+    s = score_fn(x_noisy, sig)
+    return 0.5 * sig ** weight_power * ((s + z / sig[:, None]) ** 2).sum(1)
+
+
+def dsm_eps_loss(score_fn: ScoreFn, x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """Noise prediction (Ho et al. 2020): 1/2 |eps_hat(x~) - z|^2 with eps_hat = -sigma s(x~, sigma)."""
+    return dsm_loss(score_fn, x, sigma, generator, weight_power=2.0)
+
+
+def ncsn_loss(score_fn: ScoreFn, x: torch.Tensor, sigmas: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Multi-noise DSM (NCSN): a ladder level drawn uniformly per sample, lambda(sigma) = sigma^2."""
+    idx = torch.randint(len(sigmas), (x.shape[0],), generator=generator, device=generator.device).to(x.device)
+    return dsm_loss(score_fn, x, sigmas.to(x)[idx], generator, weight_power=2.0)
+
+
+def sde_loss(score_fn: ScoreFn, x: torch.Tensor, sde: VESDE | VPSDE, generator: torch.Generator) -> torch.Tensor:
+    """Continuous-time DSM (Song et al. 2021): t ~ U(eps, 1), x_t = a(t) x + s(t) z,
+    loss 1/2 |s(t) s_theta(x_t, s(t)) + z|^2 (lambda = s(t)^2)."""
+    t = sde.eps + (sde.T - sde.eps) * _rand(x.shape[0], x, generator)
+    coef, std = sde.marginal(t)
+    z = _randn(x.shape, x, generator)
+    s = score_fn(coef[:, None] * x + std[:, None] * z, std)
+    return 0.5 * ((std[:, None] * s + z) ** 2).sum(1)
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """What the GUI and CLI need to know about a loss."""
+
+    name: str
+    title: str
+    description: str
+    conditional: bool  # does the net see sigma? (sm/ssm fit the clean data score: no)
+    noise: str  # "none" | "single" | "ladder" | "ve" | "vp": which noise settings apply
+    default_sampler: str
+
+
+LOSSES = MappingProxyType({
+    "sm": LossSpec("sm", "Score matching (exact)", "Hyvärinen: ½|s|² + tr ∇s, trace by D backprops", False, "none", "langevin"),
+    "ssm": LossSpec("ssm", "Sliced score matching", "random projections vᵀ∇s v + ½(vᵀs)²", False, "none", "langevin"),
+    "ssm-vr": LossSpec("ssm-vr", "Sliced SM, variance-reduced", "vᵀ∇s v + ½|s|²", False, "none", "langevin"),
+    "dsm": LossSpec("dsm", "Denoising SM (score form)", "½|s(x+σz) + z/σ|² at one σ", True, "single", "langevin"),
+    "dsm-eps": LossSpec("dsm-eps", "Denoising SM (noise prediction)", "½|ε̂(x+σz) − z|² at one σ", True, "single", "langevin"),
+    "ncsn": LossSpec("ncsn", "NCSN: multi-noise DSM", "geometric σ ladder, λ(σ)=σ²", True, "ladder", "annealed"),
+    "ve-sde": LossSpec("ve-sde", "VE SDE (continuous DSM)", "σ(t)=σmin(σmax/σmin)^t, t~U(0,1)", True, "ve", "pc"),
+    "vp-sde": LossSpec("vp-sde", "VP SDE (continuous DSM)", "β(t) linear, x_t = α(t)x + s(t)z", True, "vp", "pc"),
+})
+
+
+def loss_spec(name: str) -> LossSpec:
+    if name not in LOSSES:
+        raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name]
+
+
+def make_loss(loss: LossConfig, noise: NoiseConfig) -> LossFn:
+    """Bind a loss's hyperparameters: returns fn(score_fn, x, generator) -> (N,) losses."""
+    spec = loss_spec(loss.name)
+    if loss.n_projections < 1:
+        raise ConfigError("n_projections must be at least 1")
+    if spec.name == "sm":
+        return lambda f, x, g: sm_loss(f, x, noise.sigma_min)
+    if spec.name in ("ssm", "ssm-vr"):
+        vr = spec.name == "ssm-vr"
+        return lambda f, x, g: ssm_loss(f, x, noise.sigma_min, g, loss.n_projections, loss.projection, vr)
+    if spec.name == "dsm":
+        return lambda f, x, g: dsm_loss(f, x, noise.sigma, g)
+    if spec.name == "dsm-eps":
+        return lambda f, x, g: dsm_eps_loss(f, x, noise.sigma, g)
+    if spec.name == "ncsn":
+        sigmas = geometric_sigmas(noise.sigma_min, noise.sigma_max, noise.n_levels)
+        return lambda f, x, g: ncsn_loss(f, x, sigmas, g)
+    sde = VPSDE(noise.beta_min, noise.beta_max) if spec.name == "vp-sde" else VESDE(noise.sigma_min, noise.sigma_max)
+    return lambda f, x, g: sde_loss(f, x, sde, g)

@@ -1,0 +1,103 @@
+"""Score and energy networks: noise-conditional MLPs s_theta(x, sigma) and E_theta(x, sigma).
+
+Noise-conditional nets see log(sigma) through fixed sinusoidal features and scale their output
+by 1/sigma (NCSNv2, technique 3), so the raw MLP predicts a unit-scale quantity (minus the noise)
+at every level. Unconditional nets (exact and sliced score matching fit the clean data score)
+ignore sigma entirely.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .errors import ConfigError
+
+ACTIVATIONS = {"silu": nn.SiLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "elu": nn.ELU, "relu": nn.ReLU}
+
+
+def append_dims(v: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast a per-sample value (N,) or a scalar against `like` of shape (N, D...)."""
+    v = torch.as_tensor(v, dtype=like.dtype, device=like.device)
+    if v.ndim == 0:
+        return v.expand(like.shape[0]).reshape(-1, *([1] * (like.ndim - 1)))
+    return v.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def sigma_features(sigma: torch.Tensor, n_frequencies: int) -> torch.Tensor:
+    """Deterministic sinusoidal features of log(sigma): (N,) -> (N, 2 * n_frequencies + 1)."""
+    c = torch.log(sigma)[:, None] / 4.0  # log sigma in [-5, 2] maps to about [-1.2, 0.5]
+    freqs = 2.0 ** torch.arange(n_frequencies, dtype=sigma.dtype, device=sigma.device) * math.pi / 2
+    return torch.cat([c, torch.sin(c * freqs), torch.cos(c * freqs)], dim=1)
+
+
+def _mlp(n_in: int, n_out: int, cfg: ModelConfig) -> nn.Sequential:
+    if cfg.activation not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {cfg.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+    act = ACTIVATIONS[cfg.activation]
+    layers: list[nn.Module] = []
+    width_in = n_in
+    for _ in range(cfg.depth):
+        layers += [nn.Linear(width_in, cfg.width), act()]
+        width_in = cfg.width
+    layers.append(nn.Linear(width_in, n_out))
+    return nn.Sequential(*layers)
+
+
+class ScoreNet(nn.Module):
+    """s_theta(x, sigma) = MLP([x, features(sigma)]) / sigma  (conditional), or MLP(x)."""
+
+    def __init__(self, dim: int, cfg: ModelConfig, conditional: bool) -> None:
+        super().__init__()
+        self.dim, self.cfg, self.conditional = dim, cfg, conditional
+        n_feat = 2 * cfg.n_frequencies + 1 if conditional else 0
+        self.net = _mlp(dim + n_feat, self._n_out(), cfg)
+
+    def _n_out(self) -> int:
+        return self.dim
+
+    def _raw(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if not self.conditional:
+            return self.net(x)
+        return self.net(torch.cat([x, sigma_features(sigma, self.cfg.n_frequencies)], dim=1))
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        sigma = append_dims(sigma, x)[:, 0]
+        out = self._raw(x, sigma)
+        return out / sigma[:, None] if self.conditional else out
+
+
+class EnergyNet(ScoreNet):
+    """E_theta(x, sigma) = MLP(...) / sigma; its score is -grad_x E (a conservative field).
+
+    Energies make a density heatmap possible: log p_theta(x) = -E_theta(x) - log Z.
+    """
+
+    def _n_out(self) -> int:
+        return 1
+
+    def energy(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        sigma = append_dims(sigma, x)[:, 0]
+        e = self._raw(x, sigma)[:, 0]
+        return e / sigma if self.conditional else e
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        # The score needs grad_x even when the caller sampled under no_grad; keep the graph
+        # only when the caller is itself differentiating (training losses).
+        keep_graph = torch.is_grad_enabled()
+        with torch.enable_grad():
+            x_in = x if x.requires_grad else x.detach().requires_grad_(True)
+            e = self.energy(x_in, sigma)
+            (grad,) = torch.autograd.grad(e.sum(), x_in, create_graph=keep_graph)
+        return -grad if keep_graph else -grad.detach()
+
+
+def make_model(dim: int, cfg: ModelConfig, conditional: bool = True) -> ScoreNet:
+    """Build the network named by `cfg.kind` (score or energy) for D-dimensional data."""
+    cls = EnergyNet if cfg.kind == "energy" else ScoreNet
+    if cfg.kind == "energy" and cfg.activation == "relu":
+        raise ConfigError("an energy net needs a smooth activation (its score is a gradient); not relu")
+    return cls(dim, cfg, conditional)

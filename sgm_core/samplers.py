@@ -1,0 +1,247 @@
+"""Samplers that turn a score s(x, sigma) into samples, one step at a time.
+
+Every sampler is a frozen schedule with the same small interface, so the GUI can advance live
+particles a few steps per frame while training goes on, and the CLI can run it to the end:
+    x = sampler.init(n, dim, generator)
+    for i in range(sampler.n_steps): x = sampler.step(score_fn, x, i, generator)
+    x = sampler.finish(score_fn, x)
+Langevin-type schedules keep stepping at their last level past n_steps (live particles keep
+moving); the SDE/ODE integrators stop at t = eps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+
+from .config import NoiseConfig, SamplerConfig
+from .errors import ConfigError
+from .noise import VESDE, VPSDE, geometric_sigmas
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+INIT_BOX = 3.0  # Langevin starts uniform in [-3, 3]^D: the standardised data live well inside
+
+
+def _noise(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
+
+
+def _full(x: torch.Tensor, value: float | torch.Tensor) -> torch.Tensor:
+    return torch.full((x.shape[0],), float(value), dtype=x.dtype, device=x.device)
+
+
+def langevin_step(score_fn: ScoreFn, x: torch.Tensor, sigma: float, step_size: float, noise: torch.Tensor) -> torch.Tensor:
+    """x + eps s(x) + sqrt(2 eps) z: one step of unadjusted Langevin dynamics (CS236 form)."""
+    return x + step_size * score_fn(x, _full(x, sigma)) + math.sqrt(2 * step_size) * noise
+
+
+def tweedie_denoise(score_fn: ScoreFn, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """E[x_0 | x] = x + sigma^2 s(x, sigma) (Tweedie): removes the last level's noise."""
+    return x + sigma**2 * score_fn(x, _full(x, sigma))
+
+
+@dataclass(frozen=True)
+class LangevinSampler:
+    """Plain Langevin dynamics at one noise level: fails on manifolds and far-apart modes."""
+
+    sigma: float
+    step_size: float
+    n_steps: int
+    denoise: bool = False
+    name: str = "langevin"
+
+    def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+        return (torch.rand(n, dim, generator=generator) * 2 - 1) * INIT_BOX
+
+    def sigma_at(self, i: int) -> float:
+        return self.sigma
+
+    def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
+        return langevin_step(score_fn, x, self.sigma, self.step_size, _noise(x, generator))
+
+    def finish(self, score_fn: ScoreFn, x: torch.Tensor) -> torch.Tensor:
+        return tweedie_denoise(score_fn, x, self.sigma) if self.denoise else x
+
+
+@dataclass(frozen=True)
+class AnnealedLangevinSampler:
+    """Annealed Langevin (Song & Ermon 2019): steps_per_level steps at each sigma_i, from large
+    to small, with eps_i = eps * sigma_i^2 / sigma_L^2 so the signal-to-noise ratio stays fixed."""
+
+    sigmas: tuple[float, ...]
+    step_size: float  # eps at the smallest sigma
+    steps_per_level: int
+    denoise: bool = True
+    name: str = "annealed"
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.sigmas) * self.steps_per_level
+
+    def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+        return (torch.rand(n, dim, generator=generator) * 2 - 1) * max(INIT_BOX, self.sigmas[0])
+
+    def level(self, i: int) -> int:
+        return min(i // self.steps_per_level, len(self.sigmas) - 1)
+
+    def sigma_at(self, i: int) -> float:
+        return self.sigmas[self.level(i)]
+
+    def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
+        sigma = self.sigma_at(i)
+        eps = self.step_size * (sigma / self.sigmas[-1]) ** 2
+        return langevin_step(score_fn, x, sigma, eps, _noise(x, generator))
+
+    def finish(self, score_fn: ScoreFn, x: torch.Tensor) -> torch.Tensor:
+        return tweedie_denoise(score_fn, x, self.sigmas[-1]) if self.denoise else x
+
+
+@dataclass(frozen=True)
+class ReverseSDESampler:
+    """Reverse-time SDE dx = [f - g^2 s] dt + g dw_bar, Euler-Maruyama from t=T to eps (Song et al.
+    2021); with `snr > 0` each step is followed by a Langevin corrector (predictor-corrector)."""
+
+    sde: VESDE | VPSDE
+    n_steps: int
+    snr: float = 0.0  # 0: predictor only ("sde"); > 0: PC sampler
+    denoise: bool = True
+    name: str = "sde"
+
+    def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+        return self.sde.prior_sample(n, dim, generator)
+
+    def time(self, i: int) -> float:
+        i = min(i, self.n_steps)
+        return self.sde.T - (self.sde.T - self.sde.eps) * i / self.n_steps
+
+    def sigma_at(self, i: int) -> float:
+        return float(self.sde.sigma(torch.tensor(self.time(i))))
+
+    def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
+        if i >= self.n_steps:
+            return x
+        t, t_next = self.time(i), self.time(i + 1)
+        if self.snr > 0:
+            x = self._correct(score_fn, x, t, generator)
+        dt = t - t_next
+        tt = _full(x, t)
+        drift, g = self.sde.drift_diffusion(x, tt)
+        s = score_fn(x, self.sde.sigma(tt))
+        mean = x - (drift - g[:, None] ** 2 * s) * dt
+        return mean + g[:, None] * math.sqrt(dt) * _noise(x, generator)
+
+    def _correct(self, score_fn: ScoreFn, x: torch.Tensor, t: float, generator: torch.Generator) -> torch.Tensor:
+        """One Langevin corrector step whose size keeps |noise| / |step * score| at snr."""
+        tt = _full(x, t)
+        s = score_fn(x, self.sde.sigma(tt))
+        z = _noise(x, generator)
+        alpha = self.sde.marginal(tt)[0][:, None] ** 2 if isinstance(self.sde, VPSDE) else 1.0
+        ratio = (z.norm(dim=1).mean() / s.norm(dim=1).mean().clamp_min(1e-12)) ** 2
+        eps = 2 * alpha * (self.snr**2) * ratio
+        return x + eps * s + torch.sqrt(2 * eps) * z
+
+    def finish(self, score_fn: ScoreFn, x: torch.Tensor) -> torch.Tensor:
+        if not self.denoise:
+            return x
+        t = _full(x, self.sde.eps)
+        coef, std = self.sde.marginal(t)
+        return (x + std[:, None] ** 2 * score_fn(x, std)) / coef[:, None]
+
+
+@dataclass(frozen=True)
+class ProbabilityFlowSampler:
+    """Probability-flow ODE dx/dt = f - g^2 s / 2 (deterministic, same marginals), Heun's method."""
+
+    sde: VESDE | VPSDE
+    n_steps: int
+    denoise: bool = False
+    name: str = "ode"
+
+    def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+        return self.sde.prior_sample(n, dim, generator)
+
+    def time(self, i: int) -> float:
+        i = min(i, self.n_steps)
+        return self.sde.T - (self.sde.T - self.sde.eps) * i / self.n_steps
+
+    def sigma_at(self, i: int) -> float:
+        return float(self.sde.sigma(torch.tensor(self.time(i))))
+
+    def velocity(self, score_fn: ScoreFn, x: torch.Tensor, t: float) -> torch.Tensor:
+        tt = _full(x, t)
+        drift, g = self.sde.drift_diffusion(x, tt)
+        return drift - 0.5 * g[:, None] ** 2 * score_fn(x, self.sde.sigma(tt))
+
+    def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
+        if i >= self.n_steps:
+            return x
+        t, t_next = self.time(i), self.time(i + 1)
+        v = self.velocity(score_fn, x, t)
+        x_euler = x + v * (t_next - t)
+        v_next = self.velocity(score_fn, x_euler, t_next)
+        return x + 0.5 * (v + v_next) * (t_next - t)
+
+    def finish(self, score_fn: ScoreFn, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+Sampler = LangevinSampler | AnnealedLangevinSampler | ReverseSDESampler | ProbabilityFlowSampler
+
+SAMPLERS = MappingProxyType({
+    "langevin": "Langevin dynamics at one σ",
+    "annealed": "Annealed Langevin over the σ ladder (NCSN)",
+    "sde": "Reverse-time SDE, Euler–Maruyama",
+    "pc": "Predictor–corrector (reverse SDE + Langevin corrector)",
+    "ode": "Probability-flow ODE (deterministic, Heun)",
+})
+
+
+def langevin_sigma_for(loss: str, noise: NoiseConfig) -> float:
+    """The level plain Langevin runs at: the training sigma of single-level DSM, the smallest
+    level of multi-noise runs, and 0 (clean data) for sm/ssm, whose nets ignore sigma."""
+    if loss in ("dsm", "dsm-eps"):
+        return noise.sigma
+    if loss in ("sm", "ssm", "ssm-vr"):
+        return 0.0
+    return noise.sigma_min
+
+
+def make_sampler(cfg: SamplerConfig, noise: NoiseConfig, loss: str = "ncsn") -> Sampler:
+    """Turn a SamplerConfig into a schedule for a model trained with `loss` under `noise`."""
+    if cfg.name not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {cfg.name!r}; choose one of {', '.join(SAMPLERS)}")
+    if cfg.steps < 0 or cfg.step_size < 0:
+        raise ConfigError("sampler steps and step size must be non-negative")
+    if cfg.name == "langevin":
+        sigma = langevin_sigma_for(loss, noise)
+        default_eps = 0.1 * sigma**2 if sigma > 0 else 1e-3  # eps / sigma^2 = 0.1 keeps it stable
+        return LangevinSampler(sigma, cfg.step_size or default_eps, cfg.steps or 1000, cfg.denoise and sigma > 0)
+    if cfg.name == "annealed":
+        sigmas = tuple(float(s) for s in geometric_sigmas(noise.sigma_min, noise.sigma_max, noise.n_levels))
+        return AnnealedLangevinSampler(sigmas, cfg.step_size or 0.1 * noise.sigma_min**2, cfg.steps or 100, cfg.denoise)
+    sde = VPSDE(noise.beta_min, noise.beta_max) if loss == "vp-sde" else VESDE(noise.sigma_min, noise.sigma_max)
+    if cfg.name == "ode":
+        return ProbabilityFlowSampler(sde, cfg.steps or 200)
+    snr = cfg.snr if cfg.name == "pc" else 0.0
+    return ReverseSDESampler(sde, cfg.steps or 500, snr, cfg.denoise, cfg.name)
+
+
+def run_sampler(
+    sampler: Sampler,
+    score_fn: ScoreFn,
+    x: torch.Tensor,
+    generator: torch.Generator,
+    n_steps: int | None = None,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """Run `n_steps` (default: the whole schedule) then `finish`; callback(i, x) after each step."""
+    with torch.no_grad():
+        for i in range(sampler.n_steps if n_steps is None else n_steps):
+            x = sampler.step(score_fn, x, i, generator)
+            if callback is not None:
+                callback(i, x)
+        return sampler.finish(score_fn, x)

@@ -1,0 +1,159 @@
+"""The step-wise trainer: the caller drives it in chunks (GUI worker, CLI, tests alike).
+
+It owns the model, the optimiser, the EMA copy and one torch.Generator; `run(n)` does n Adam
+steps on fresh batches and returns their records. A NaN/Inf loss restores the last good weights
+and raises TrainingDiverged, so nothing the user trained is lost.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .datasets import Dataset, Standardizer
+from .errors import ConfigError, TrainingDiverged
+from .losses import loss_spec, make_loss
+from .nets import ScoreNet, make_model
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an unavailable explicit choice is a ConfigError."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but no CUDA GPU is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' was requested but MPS is not available")
+    if name not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def device_label(device: torch.device) -> str:
+    """Human name of the device: the GPU's name, or 'CPU'."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "Apple GPU (MPS)" if device.type == "mps" else "CPU"
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step: int
+    loss: float
+    seconds: float  # wall time since the trainer was created (excluding nothing)
+
+
+class Trainer:
+    """Fits s_theta to `dataset` (standardised with a kept transform) under `config`."""
+
+    def __init__(self, dataset: Dataset, config: RunConfig, standardizer: Standardizer | None = None) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.spec = loss_spec(config.loss.name)
+        self.device = resolve_device(config.train.device)
+        self.standardizer = standardizer or dataset.standardizer()
+        seed = config.train.seed
+        with torch.random.fork_rng(devices=[]):  # reproducible nn.Linear init, global RNG untouched
+            torch.manual_seed(seed)
+            self.model: ScoreNet = make_model(dataset.dim, config.model, self.spec.conditional).to(self.device)
+        self.ema_model: ScoreNet = copy.deepcopy(self.model).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        self.loss_fn = make_loss(config.loss, config.noise)
+        self.data_generator = torch.Generator().manual_seed(seed + 1)
+        self.noise_generator = torch.Generator(self.device if self.device.type == "cuda" else "cpu").manual_seed(seed + 2)
+        self.step = 0
+        self.losses: list[float] = []
+        self._started = time.perf_counter()
+        self._good_state = self._snapshot()
+
+    # -- training -------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        """Cosine decay from lr to lr/10 over config.train.steps, then flat."""
+        cfg = self.config.train
+        frac = min(step / max(cfg.steps, 1), 1.0)
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    def batch(self) -> torch.Tensor:
+        x = self.dataset.sample(self.config.train.batch, self.data_generator)
+        return self.standardizer.forward(x).to(self.device, torch.float32)
+
+    def train_step(self) -> float:
+        cfg = self.config.train
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        loss = self.loss_fn(self.model, self.batch(), self.noise_generator).mean()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            self.restore_good()
+            raise TrainingDiverged(
+                f"training diverged at step {self.step + 1} (loss is {value}); restored the last good weights "
+                "— try a smaller learning rate", self.step + 1)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self._update_ema()
+        self.step += 1
+        self.losses.append(value)
+        return value
+
+    def run(self, n_steps: int) -> list[StepRecord]:
+        """Do n_steps optimiser steps; returns their records. Keeps a good-weights checkpoint."""
+        records = []
+        for _ in range(n_steps):
+            loss = self.train_step()
+            records.append(StepRecord(self.step, loss, time.perf_counter() - self._started))
+        if records and self._weights_finite():
+            self._good_state = self._snapshot()
+        return records
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.config.train.ema
+        if decay <= 0:
+            self.ema_model.load_state_dict(self.model.state_dict())
+            return
+        decay = min(decay, (1 + self.step) / (10 + self.step))  # warm-up: early EMA tracks the net
+        for p_ema, p in zip(self.ema_model.parameters(), self.model.parameters()):
+            p_ema.lerp_(p, 1 - decay)
+
+    def _weights_finite(self) -> bool:
+        return all(torch.isfinite(p).all() for p in self.model.parameters())
+
+    def _snapshot(self) -> dict:
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "ema": {k: v.detach().clone() for k, v in self.ema_model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "step": self.step,
+        }
+
+    def restore_good(self) -> None:
+        state = self._good_state
+        self.model.load_state_dict(state["model"])
+        self.ema_model.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = state["step"]
+        del self.losses[self.step:]
+
+    # -- using the model ------------------------------------------------------------------
+    def score_fn(self, ema: bool = True):
+        """s(x, sigma) in standardised coordinates (the EMA weights by default)."""
+        return self.ema_model if ema else self.model
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    def loss_history(self) -> np.ndarray:
+        return np.asarray(self.losses, dtype=np.float64)
