@@ -1,0 +1,274 @@
+"""The live engine: everything the playground animates, without Qt.
+
+One `LiveEngine` owns all torch state of a playground session — the trainer, the particles and
+their sampler, and the field grid — and turns it into immutable numpy `Frame`s. The GUI's worker
+thread calls it in a loop (train a chunk, advance particles, refresh the field, emit a frame);
+tests and benchmarks call the very same methods without a window.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import RunConfig, SamplerConfig
+from .datasets import Dataset
+from .errors import ConfigError
+from .losses import loss_spec
+from .nets import EnergyNet
+from .samplers import Sampler, make_sampler
+from .training import Trainer, device_label
+from .truth import reference_score_fn
+
+
+@dataclass(frozen=True)
+class FieldView:
+    """What the field panel asks for: a grid over `bounds` (data coordinates) at noise `sigma`."""
+
+    bounds: tuple[tuple[float, float], ...]  # per axis (lo, hi), data coordinates
+    resolution: int = 32  # arrows per axis (2D); 3D uses resolution // 3 per axis
+    sigma: float = 0.1  # standardised units (the units of NoiseConfig)
+    slice_axis: int | None = None  # 3D: evaluate only the plane axis == slice_value
+    slice_value: float = 0.0
+    heatmap_resolution: int = 64  # energy log-density / score-error images (2D)
+    truth: bool = True  # also compute the reference field and error map
+
+
+@dataclass(frozen=True)
+class FieldGrid:
+    positions: np.ndarray  # (P, D) data coordinates
+    vectors: np.ndarray  # (P, D) score in data coordinates
+    shape: tuple[int, ...]  # grid shape, prod == P
+
+
+@dataclass(frozen=True)
+class Frame:
+    """An immutable snapshot for drawing; everything in data coordinates, numpy only."""
+
+    step: int  # training steps done
+    losses: np.ndarray  # loss per step (possibly decimated for long runs), float64
+    loss_steps: np.ndarray  # the step index of each entry of `losses`
+    particles: np.ndarray  # (n, D) float32
+    trails: np.ndarray | None  # (T, n, D): oldest first, when trails are on
+    sampler_step: int
+    sampler_sigma: float
+    sampler_done: bool
+    field: FieldGrid | None
+    true_field: FieldGrid | None
+    field_sigma: float
+    heatmap: np.ndarray | None  # (H, W): learned log-density (energy nets) over the 2D bounds
+    error_map: np.ndarray | None  # (H, W): |s_theta - s_ref| / (|s_ref| + 1) over the 2D bounds
+    heatmap_bounds: tuple[tuple[float, float], ...] | None
+    score_error: float | None  # relative Fisher divergence on data at field_sigma vs the reference
+    reference_kind: str  # "analytic" | "empirical"
+    steps_per_second: float
+    elapsed: float
+    eta: float | None  # seconds to the configured step count, while training
+    device: str
+    dim: int
+
+
+MAX_LOSS_POINTS = 4000  # the loss curve is decimated beyond this so frames stay small
+
+
+class LiveEngine:
+    """Trainer + particles + field for one dataset and one run configuration."""
+
+    def __init__(self, dataset: Dataset, config: RunConfig, sampler: SamplerConfig | None = None,
+                 n_particles: int = 2000, seed: int = 0) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.trainer = Trainer(dataset, config)
+        self.standardizer = self.trainer.standardizer
+        self.device = self.trainer.device
+        self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer)
+        self.particle_generator = torch.Generator().manual_seed(seed + 101)
+        self.sampler_config = sampler or SamplerConfig(name=loss_spec(config.loss.name).default_sampler)
+        self.sampler: Sampler = self._make_sampler(self.sampler_config)
+        self.trail_length = 0
+        self._trail: list[torch.Tensor] = []
+        self.sampler_step = 0
+        self.particles = self._init_particles(n_particles)
+        self._rate = 0.0
+        self._rate_clock = (time.perf_counter(), 0)
+        self._eval_points = torch.as_tensor(self.standardizer.forward(dataset.points[:1000]), dtype=torch.float32)
+
+    # -- configuration --------------------------------------------------------------------
+    def _make_sampler(self, cfg: SamplerConfig) -> Sampler:
+        return make_sampler(cfg, self.config.noise, self.config.loss.name)
+
+    def set_sampler(self, cfg: SamplerConfig, restart: bool = True) -> None:
+        """Switch sampler; particles restart from the new sampler's initial distribution."""
+        self.sampler = self._make_sampler(cfg)
+        self.sampler_config = cfg
+        if restart:
+            self.reset_particles()
+
+    def set_trails(self, length: int) -> None:
+        self.trail_length = max(0, int(length))
+        self._trail = self._trail[-self.trail_length:] if self.trail_length else []
+
+    def _init_particles(self, n: int) -> torch.Tensor:
+        if n < 1:
+            raise ConfigError("need at least one particle")
+        return self.sampler.init(n, self.dataset.dim, self.particle_generator).to(self.device)
+
+    def reset_particles(self, n: int | None = None) -> None:
+        self.particles = self._init_particles(n or len(self.particles))
+        self.sampler_step = 0
+        self._trail = []
+
+    def spawn_at(self, center_data: np.ndarray, n: int, radius_data: float) -> None:
+        """Replace the particles with n new ones in a Gaussian blob around a clicked point."""
+        center = torch.as_tensor(self.standardizer.forward(np.asarray(center_data, np.float32)[None]))
+        r = radius_data / self.standardizer.scale
+        z = torch.randn(n, self.dataset.dim, generator=self.particle_generator)
+        self.particles = (center + r * z).float().to(self.device)
+        self.sampler_step = 0
+        self._trail = []
+
+    # -- work -----------------------------------------------------------------------------
+    def train(self, n_steps: int) -> None:
+        """n optimiser steps (TrainingDiverged propagates with the last good weights restored)."""
+        self.trainer.run(n_steps)
+        now, step = time.perf_counter(), self.trainer.step
+        t0, s0 = self._rate_clock
+        if now - t0 > 0.5:
+            rate = (step - s0) / (now - t0)
+            self._rate = rate if self._rate == 0 else 0.5 * self._rate + 0.5 * rate
+            self._rate_clock = (now, step)
+
+    def pause_clock(self) -> None:
+        """Call when training pauses so the next rate estimate does not count the pause."""
+        self._rate_clock = (time.perf_counter(), self.trainer.step)
+
+    def advance(self, n_steps: int) -> None:
+        """Advance the particles n sampler steps with the current (EMA) model."""
+        model = self.trainer.score_fn()
+        with torch.no_grad():
+            for _ in range(n_steps):
+                self.particles = self.sampler.step(model, self.particles, self.sampler_step, self.particle_generator)
+                self.sampler_step += 1
+            bad = ~torch.isfinite(self.particles).all(dim=1)
+            if bad.any():  # a blown-up particle restarts instead of poisoning the view
+                fresh = self.sampler.init(int(bad.sum()), self.dataset.dim, self.particle_generator).to(self.device)
+                self.particles[bad] = fresh
+        if self.trail_length:
+            self._trail.append(self.particles.detach().clone())
+            del self._trail[:-self.trail_length]
+
+    # -- fields ---------------------------------------------------------------------------
+    def _grid(self, view: FieldView) -> tuple[np.ndarray, tuple[int, ...]]:
+        d = self.dataset.dim
+        res = view.resolution if d == 2 else max(2, view.resolution // 3)
+        axes = [np.linspace(lo, hi, res, dtype=np.float32) for lo, hi in view.bounds[:d]]
+        if d == 3 and view.slice_axis is not None:
+            axes[view.slice_axis] = np.array([view.slice_value], np.float32)
+            axes = [np.linspace(lo, hi, view.resolution, dtype=np.float32) if i != view.slice_axis else a
+                    for i, ((lo, hi), a) in enumerate(zip(view.bounds[:d], axes))]
+        mesh = np.meshgrid(*axes, indexing="xy" if d == 2 else "ij")
+        return np.stack([m.reshape(-1) for m in mesh], axis=1), mesh[0].shape
+
+    def _score_data(self, score_fn, points: np.ndarray, sigma: float) -> np.ndarray:
+        x = torch.as_tensor(self.standardizer.forward(points), dtype=torch.float32)
+        sig = torch.full((len(x),), float(sigma))
+        with torch.no_grad():
+            s = score_fn(x.to(self.device), sig.to(self.device)).float().cpu()
+        return self.standardizer.score_to_data(s).numpy()
+
+    def field(self, view: FieldView, ema: bool = True) -> FieldGrid:
+        pos, shape = self._grid(view)
+        return FieldGrid(pos, self._score_data(self.trainer.score_fn(ema), pos, view.sigma), shape)
+
+    def true_field(self, view: FieldView) -> FieldGrid:
+        pos, shape = self._grid(view)
+        return FieldGrid(pos, self._score_data(self.reference, pos, max(view.sigma, 1e-3)), shape)
+
+    def _heat_points(self, view: FieldView) -> np.ndarray:
+        (x0, x1), (y0, y1) = view.bounds[:2]
+        r = view.heatmap_resolution
+        gx, gy = np.meshgrid(np.linspace(x0, x1, r, dtype=np.float32), np.linspace(y0, y1, r, dtype=np.float32))
+        return np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+    def log_density(self, view: FieldView) -> np.ndarray | None:
+        """-E_theta(x, sigma) on the heatmap grid (2D energy nets only), rows = y."""
+        model = self.trainer.score_fn()
+        if not isinstance(model, EnergyNet) or self.dataset.dim != 2:
+            return None
+        pts = self._heat_points(view)
+        x = torch.as_tensor(self.standardizer.forward(pts), dtype=torch.float32).to(self.device)
+        with torch.no_grad():
+            e = model.energy(x, torch.full((len(x),), float(view.sigma), device=self.device))
+        r = view.heatmap_resolution
+        return (-e).float().cpu().numpy().reshape(r, r)
+
+    def error_map(self, view: FieldView) -> np.ndarray | None:
+        if self.dataset.dim != 2:
+            return None
+        pts = self._heat_points(view)
+        sigma = max(view.sigma, 1e-3)
+        learned = self._score_data(self.trainer.score_fn(), pts, view.sigma)
+        truth = self._score_data(self.reference, pts, sigma)
+        err = np.linalg.norm(learned - truth, axis=1) / (np.linalg.norm(truth, axis=1) + 1.0)
+        r = view.heatmap_resolution
+        return err.reshape(r, r)
+
+    def score_error(self, sigma: float) -> float:
+        """Relative Fisher divergence of the EMA model vs the reference on noisy data at sigma."""
+        x = self._eval_points
+        gen = torch.Generator().manual_seed(7)  # the same noisy points every time: a smooth curve
+        xs = x + max(sigma, 1e-3) * torch.randn(x.shape, generator=gen)
+        sig = torch.full((len(xs),), max(float(sigma), 1e-3))
+        with torch.no_grad():
+            learned = self.trainer.score_fn()(xs.to(self.device), sig.to(self.device)).float().cpu()
+        truth = self.reference(xs, sig).float()
+        return float(((learned - truth) ** 2).sum(1).mean() / (truth**2).sum(1).mean().clamp_min(1e-12))
+
+    # -- frames ---------------------------------------------------------------------------
+    def particles_data(self) -> np.ndarray:
+        return self.standardizer.inverse(self.particles.detach().float().cpu()).numpy()
+
+    def frame(self, view: FieldView | None, *, training: bool = False) -> Frame:
+        """A snapshot for the views; computes the field (and maps) only when a view is given."""
+        losses = self.trainer.loss_history()
+        steps = np.arange(1, len(losses) + 1)
+        if len(losses) > MAX_LOSS_POINTS:
+            stride = math.ceil(len(losses) / MAX_LOSS_POINTS)
+            losses, steps = losses[::stride], steps[::stride]
+        trails = None
+        if self.trail_length and self._trail:
+            trails = np.stack([self.standardizer.inverse(t.float().cpu()).numpy() for t in self._trail])
+        fld = tfld = heat = err = None
+        score_err = None
+        if view is not None:
+            fld = self.field(view)
+            if view.truth:
+                tfld = self.true_field(view)
+                err = self.error_map(view)
+                score_err = self.score_error(view.sigma)
+            heat = self.log_density(view)
+        total = self.config.train.steps
+        step = self.trainer.step
+        eta = (total - step) / self._rate if training and self._rate > 0 and step < total else None
+        return Frame(
+            step=step, losses=losses, loss_steps=steps, particles=self.particles_data(), trails=trails,
+            sampler_step=self.sampler_step, sampler_sigma=self.sampler.sigma_at(self.sampler_step),
+            sampler_done=self.sampler_step >= self.sampler.n_steps, field=fld, true_field=tfld,
+            field_sigma=view.sigma if view else 0.0, heatmap=heat, error_map=err,
+            heatmap_bounds=tuple(view.bounds[:2]) if view is not None and self.dataset.dim == 2 else None,
+            score_error=score_err, reference_kind=self.reference_kind, steps_per_second=self._rate,
+            elapsed=self.trainer.elapsed(), eta=eta, device=device_label(self.device), dim=self.dataset.dim)
+
+
+def default_bounds(points: np.ndarray, margin: float = 0.15) -> tuple[tuple[float, float], ...]:
+    """A square (cubic) box around the data with a margin, in data coordinates."""
+    lo, hi = points.min(0), points.max(0)
+    center, half = (lo + hi) / 2, float((hi - lo).max()) / 2 * (1 + margin) + 1e-6
+    return tuple((float(c - half), float(c + half)) for c in center)
+
+
+
