@@ -13,6 +13,7 @@ import math
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -85,8 +86,9 @@ class Standardizer:
     scale: float  # sqrt of the mean per-axis variance, > 0
 
     def __post_init__(self) -> None:
+        # A private float64 copy, so no caller's array aliases it. It stays writable because
+        # torch warns on every from_numpy/as_tensor of a read-only array.
         shift = np.array(self.shift, dtype=np.float64).reshape(-1)
-        shift.setflags(write=False)  # frozen means frozen: no in-place edits of the mean
         object.__setattr__(self, "shift", shift)
         object.__setattr__(self, "scale", float(self.scale))
         if not (math.isfinite(self.scale) and self.scale > 0) or not np.isfinite(shift).all():
@@ -454,8 +456,6 @@ def load_dataset(source: str, n_points: int = 5000, seed: int = 0) -> Dataset:
     set the preset's display draw or the number of points taken from an image."""
     if source in PRESETS:
         return make_preset(source, n_points=n_points, seed=seed)
-    from pathlib import Path
-
     from sgm_core.io import load_points  # late import: io validates with this module
 
     path = Path(source)

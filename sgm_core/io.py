@@ -12,6 +12,7 @@ import secrets
 import struct
 import zlib
 from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 from typing import IO, Any
 
@@ -92,8 +93,8 @@ def save_points(path: str | os.PathLike, x: np.ndarray | torch.Tensor) -> Path:
 
         write_mode = "wb"
     else:
-        names = ["x", "y", "z"] if points.shape[1] <= 3 else []
-        header = ",".join(names[: points.shape[1]] or [f"x{i}" for i in range(points.shape[1])])
+        d = points.shape[1]
+        header = ",".join("xyz"[:d] if d <= 3 else [f"x{i}" for i in range(d)])
 
         def write(f: IO[Any]) -> None:
             f.write(header + "\n")
@@ -205,8 +206,8 @@ def _read_ply(path: Path) -> np.ndarray:
     from plyfile import PlyData, PlyParseError  # only PLY readers need it
 
     try:
-        with path.open("rb") as f:
-            ply = PlyData.read(f, mmap=False)
+        # From memory: plyfile leaves its text wrapper of an open file unclosed (ASCII PLY).
+        ply = PlyData.read(BytesIO(path.read_bytes()), mmap=False)
     except PlyParseError as e:
         raise DataError(f"it is not a valid PLY file ({e})") from e
     except MemoryError as e:  # a corrupt header can claim trillions of vertices

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from .config import RunConfig, SamplerConfig
-from .datasets import Dataset
-from .errors import ConfigError
+from .datasets import Dataset, Standardizer
+from .errors import ConfigError, SessionError
 from .losses import loss_spec
 from .nets import EnergyNet
 from .samplers import Sampler, make_sampler
+from .sessions import SessionState
 from .training import Trainer, device_label
 from .truth import reference_score_fn
 
@@ -79,10 +80,10 @@ class LiveEngine:
     """Trainer + particles + field for one dataset and one run configuration."""
 
     def __init__(self, dataset: Dataset, config: RunConfig, sampler: SamplerConfig | None = None,
-                 n_particles: int = 2000, seed: int = 0) -> None:
+                 n_particles: int = 2000, seed: int = 0, standardizer: Standardizer | None = None) -> None:
         self.dataset = dataset
         self.config = config
-        self.trainer = Trainer(dataset, config)
+        self.trainer = Trainer(dataset, config, standardizer)
         self.standardizer = self.trainer.standardizer
         self.device = self.trainer.device
         self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer)
@@ -227,6 +228,38 @@ class LiveEngine:
             learned = self.trainer.score_fn()(xs.to(self.device), sig.to(self.device)).float().cpu()
         truth = self.reference(xs, sig).float()
         return float(((learned - truth) ** 2).sum(1).mean() / (truth**2).sum(1).mean().clamp_min(1e-12))
+
+    # -- sessions -------------------------------------------------------------------------
+    def export_state(self, points: np.ndarray, source: str, brush_radius: float = 0.2,
+                     settings: dict | None = None) -> SessionState:
+        """Everything to restore this engine exactly: data, configs, weights, particles."""
+        return SessionState(
+            points=np.asarray(points, np.float32), source=source, run=self.config, sampler=self.sampler_config,
+            brush_radius=brush_radius, settings=dict(settings or {}),
+            model={k: v.detach().cpu().clone() for k, v in self.trainer.model.state_dict().items()},
+            ema={k: v.detach().cpu().clone() for k, v in self.trainer.ema_model.state_dict().items()},
+            standardizer=self.standardizer, step=self.trainer.step, losses=self.trainer.loss_history(),
+            particles=self.particles_data(), sampler_step=self.sampler_step)
+
+    @classmethod
+    def from_state(cls, dataset: Dataset, state: SessionState) -> "LiveEngine":
+        """Rebuild an engine from a saved session (weights, loss history, particles, step)."""
+        n = len(state.particles) if state.particles is not None else 2000
+        engine = cls(dataset, state.run, state.sampler, n_particles=n, standardizer=state.standardizer)
+        if state.model is not None:
+            try:
+                engine.trainer.model.load_state_dict(state.model)
+                engine.trainer.ema_model.load_state_dict(state.ema or state.model)
+            except RuntimeError as exc:
+                raise SessionError(f"the session's weights do not fit its model settings: {exc}") from exc
+            engine.trainer.step = state.step
+            engine.trainer.losses = [float(v) for v in state.losses]
+            engine.trainer.mark_good()
+        if state.particles is not None:
+            engine.particles = torch.as_tensor(engine.standardizer.forward(state.particles), dtype=torch.float32).to(
+                engine.device)
+            engine.sampler_step = state.sampler_step
+        return engine
 
     # -- frames ---------------------------------------------------------------------------
     def particles_data(self) -> np.ndarray:

@@ -115,7 +115,7 @@ class Trainer:
             loss = self.train_step()
             records.append(StepRecord(self.step, loss, time.perf_counter() - self._started))
         if records and self._weights_finite():
-            self._good_state = self._snapshot()
+            self.mark_good()
         return records
 
     @torch.no_grad()
@@ -138,6 +138,10 @@ class Trainer:
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "step": self.step,
         }
+
+    def mark_good(self) -> None:
+        """Take the current weights as the ones a divergence falls back to."""
+        self._good_state = self._snapshot()
 
     def restore_good(self) -> None:
         state = self._good_state
