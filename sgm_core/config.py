@@ -114,7 +114,7 @@ class RunConfig:
         return asdict(self)
 
     @staticmethod
-    def from_json(data: dict[str, Any]) -> "RunConfig":
+    def from_json(data: dict[str, Any]) -> RunConfig:
         if not isinstance(data, dict):
             raise ConfigError("run config must be a JSON object")
         parts = {"model": ModelConfig, "noise": NoiseConfig, "loss": LossConfig, "train": TrainConfig}
@@ -124,7 +124,7 @@ class RunConfig:
         kwargs: dict[str, Any] = {k: _from_dict(cls, data.get(k, {})) for k, cls in parts.items()}
         return RunConfig(data=str(data.get("data", "8gaussians")), **kwargs)
 
-    def with_(self, **changes: Any) -> "RunConfig":
+    def with_(self, **changes: Any) -> RunConfig:
         return replace(self, **changes)
 
 

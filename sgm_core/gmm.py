@@ -22,7 +22,7 @@ class GaussianMixture:
     covs: torch.Tensor  # (K, D, D) symmetric positive definite
 
     @staticmethod
-    def isotropic(weights, means, std) -> "GaussianMixture":
+    def isotropic(weights, means, std) -> GaussianMixture:
         """Mixture of N(mu_k, std_k^2 I); `std` is a scalar or one value per component."""
         means = torch.as_tensor(means, dtype=torch.float64)
         k, d = means.shape
@@ -39,12 +39,12 @@ class GaussianMixture:
     def n_components(self) -> int:
         return self.means.shape[0]
 
-    def perturbed(self, sigma: float) -> "GaussianMixture":
+    def perturbed(self, sigma: float) -> GaussianMixture:
         """The density q_sigma = p * N(0, sigma^2 I): same means, covariances + sigma^2 I."""
         eye = torch.eye(self.dim, dtype=torch.float64)
         return GaussianMixture(self.weights, self.means, self.covs + float(sigma) ** 2 * eye)
 
-    def transformed(self, shift: torch.Tensor, scale: float) -> "GaussianMixture":
+    def transformed(self, shift: torch.Tensor, scale: float) -> GaussianMixture:
         """The mixture of (x - shift) / scale, so truth follows the data's standardisation."""
         shift = torch.as_tensor(shift, dtype=torch.float64)
         return GaussianMixture(self.weights, (self.means - shift) / scale, self.covs / scale**2)

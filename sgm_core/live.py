@@ -170,7 +170,7 @@ class LiveEngine:
         if d == 3 and view.slice_axis is not None:
             axes[view.slice_axis] = np.array([view.slice_value], np.float32)
             axes = [np.linspace(lo, hi, view.resolution, dtype=np.float32) if i != view.slice_axis else a
-                    for i, ((lo, hi), a) in enumerate(zip(view.bounds[:d], axes))]
+                    for i, ((lo, hi), a) in enumerate(zip(view.bounds[:d], axes, strict=False))]
         mesh = np.meshgrid(*axes, indexing="xy" if d == 2 else "ij")
         return np.stack([m.reshape(-1) for m in mesh], axis=1), mesh[0].shape
 
@@ -242,7 +242,7 @@ class LiveEngine:
             particles=self.particles_data(), sampler_step=self.sampler_step)
 
     @classmethod
-    def from_state(cls, dataset: Dataset, state: SessionState) -> "LiveEngine":
+    def from_state(cls, dataset: Dataset, state: SessionState) -> LiveEngine:
         """Rebuild an engine from a saved session (weights, loss history, particles, step)."""
         n = len(state.particles) if state.particles is not None else 2000
         engine = cls(dataset, state.run, state.sampler, n_particles=n, standardizer=state.standardizer)

@@ -23,7 +23,7 @@ from safetensors.torch import save as save_safetensors
 
 from .config import RunConfig, SamplerConfig, sampler_config_from_json
 from .datasets import Standardizer, validate_points
-from .errors import SGMError, SessionError
+from .errors import SessionError, SGMError
 from .io import atomic_write
 
 SESSION_FORMAT = "score-field-playground-session"

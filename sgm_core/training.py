@@ -125,7 +125,7 @@ class Trainer:
             self.ema_model.load_state_dict(self.model.state_dict())
             return
         decay = min(decay, (1 + self.step) / (10 + self.step))  # warm-up: early EMA tracks the net
-        for p_ema, p in zip(self.ema_model.parameters(), self.model.parameters()):
+        for p_ema, p in zip(self.ema_model.parameters(), self.model.parameters(), strict=False):
             p_ema.lerp_(p, 1 - decay)
 
     def _weights_finite(self) -> bool:
