@@ -46,6 +46,10 @@ def device_label(device: torch.device) -> str:
     return "Apple GPU (MPS)" if device.type == "mps" else "CPU"
 
 
+POOL_BATCHES = 32  # fresh data drawn per refill, in batches
+GOOD_EVERY = 100  # steps between "last good weights" snapshots (a copy of weights + Adam state)
+
+
 @dataclass(frozen=True)
 class StepRecord:
     step: int
@@ -73,6 +77,8 @@ class Trainer:
         self.noise_generator = torch.Generator(self.device if self.device.type == "cuda" else "cpu").manual_seed(seed + 2)
         self.step = 0
         self.losses: list[float] = []
+        self._pool: torch.Tensor | None = None
+        self._pool_at = 0
         self._started = time.perf_counter()
         self._good_state = self._snapshot()
 
@@ -84,8 +90,15 @@ class Trainer:
         return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
     def batch(self) -> torch.Tensor:
-        x = self.dataset.sample(self.config.train.batch, self.data_generator)
-        return self.standardizer.forward(x).to(self.device, torch.float32)
+        """The next batch of fresh draws, standardised, on the device. Draws come from a pool
+        refilled POOL_BATCHES batches at a time: one sampler call instead of one per step."""
+        b = self.config.train.batch
+        if self._pool is None or self._pool_at + b > len(self._pool):
+            x = self.dataset.sample(b * POOL_BATCHES, self.data_generator)
+            self._pool = self.standardizer.forward(x).to(self.device, torch.float32)
+            self._pool_at = 0
+        self._pool_at += b
+        return self._pool[self._pool_at - b:self._pool_at]
 
     def train_step(self) -> float:
         cfg = self.config.train
@@ -114,7 +127,7 @@ class Trainer:
         for _ in range(n_steps):
             loss = self.train_step()
             records.append(StepRecord(self.step, loss, time.perf_counter() - self._started))
-        if records and self._weights_finite():
+        if records and self.step - self._good_state["step"] >= GOOD_EVERY and self._weights_finite():
             self.mark_good()
         return records
 
@@ -125,8 +138,7 @@ class Trainer:
             self.ema_model.load_state_dict(self.model.state_dict())
             return
         decay = min(decay, (1 + self.step) / (10 + self.step))  # warm-up: early EMA tracks the net
-        for p_ema, p in zip(self.ema_model.parameters(), self.model.parameters(), strict=False):
-            p_ema.lerp_(p, 1 - decay)
+        torch._foreach_lerp_(list(self.ema_model.parameters()), list(self.model.parameters()), 1 - decay)
 
     def _weights_finite(self) -> bool:
         return all(torch.isfinite(p).all() for p in self.model.parameters())

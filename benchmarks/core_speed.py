@@ -1,0 +1,146 @@
+"""Core speed, each as a ratio against a plain hand-written reference in the same run.
+
+1. Trainer steps/s per loss vs a minimal torch loop (same MLP, batch, Adam) -> overhead %.
+2. Exact score matching's Jacobian trace: autograd loop over D vs torch.func (vmap(jacrev)).
+3. Langevin particle-steps/s through LiveEngine.advance vs a bare torch loop, 1k/10k/100k.
+
+    python benchmarks/core_speed.py [--threads 1] [--seconds 2]
+Appends its table to benchmarks/RESULTS.md (with the machine it ran on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sgm_core.config import LossConfig, ModelConfig, RunConfig, SamplerConfig, TrainConfig
+from sgm_core.datasets import make_preset
+from sgm_core.live import LiveEngine
+from sgm_core.losses import LOSSES
+from sgm_core.training import Trainer
+
+
+def rate(fn, seconds: float, warmup: int = 5) -> float:
+    """Calls per second of fn() over about `seconds` of wall time."""
+    for _ in range(warmup):
+        fn()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def bare_loop(loss: str, batch: int):
+    """The reference: the same net and loss function with a bare Adam loop on pre-drawn data —
+    no trainer, no EMA, no LR schedule, no clipping, no NaN checks."""
+    from sgm_core.losses import make_loss
+    from sgm_core.nets import make_model
+
+    cfg = RunConfig(loss=LossConfig(name=loss))
+    net = make_model(2, cfg.model, LOSSES[loss].conditional)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = make_loss(cfg.loss, cfg.noise)
+    g = torch.Generator().manual_seed(0)
+    x_all = torch.as_tensor(make_preset("8gaussians").points)
+
+    def step() -> None:
+        x = x_all[torch.randint(len(x_all), (batch,), generator=g)]
+        value = loss_fn(net, x, g).mean()
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+
+    return step
+
+
+def trainer_rates(seconds: float, batch: int) -> list[tuple[str, float, float]]:
+    out = []
+    data = make_preset("8gaussians")
+    for loss in LOSSES:
+        cfg = RunConfig(loss=LossConfig(name=loss), train=TrainConfig(batch=batch, steps=10**6))
+        tr = Trainer(data, cfg)
+        ours = rate(lambda tr=tr: tr.run(10), seconds) * 10
+        ref = rate(bare_loop(loss, batch), seconds)
+        out.append((loss, ours, ref))
+    return out
+
+
+def trace_costs(seconds: float, batch: int) -> tuple[float, float]:
+    """Steps/s of the exact-SM trace: D backprops vs torch.func.vmap(jacrev)."""
+    from torch.func import jacrev, vmap
+
+    net = nn.Sequential(nn.Linear(2, 128), nn.SiLU(), nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 2))
+    x0 = torch.randn(batch, 2)
+
+    def loop() -> None:
+        x = x0.clone().requires_grad_(True)
+        s = net(x)
+        tr = sum(torch.autograd.grad(s[:, d].sum(), x, create_graph=True)[0][:, d] for d in range(2))
+        (0.5 * (s**2).sum(1) + tr).mean().backward()
+
+    def func() -> None:
+        s = net(x0)
+        jac = vmap(jacrev(lambda v: net(v[None])[0]))(x0)
+        (0.5 * (s**2).sum(1) + jac.diagonal(dim1=1, dim2=2).sum(1)).mean().backward()
+
+    return rate(loop, seconds), rate(func, seconds)
+
+
+def langevin_rates(seconds: float) -> list[tuple[int, float, float]]:
+    data = make_preset("8gaussians")
+    out = []
+    for n in (1_000, 10_000, 100_000):
+        eng = LiveEngine(data, RunConfig(model=ModelConfig()), SamplerConfig(name="langevin"), n_particles=n)
+        model = eng.trainer.score_fn()
+        x = eng.particles.clone()
+        g = torch.Generator().manual_seed(0)
+
+        def bare(x=x, model=model, g=g) -> None:
+            with torch.no_grad():
+                s = model(x, torch.full((len(x),), 0.1))
+                x.add_(1e-3 * s + math.sqrt(2e-3) * torch.randn(x.shape, generator=g))
+
+        engine_rate = rate(lambda eng=eng: eng.advance(1), seconds, warmup=2) * n
+        bare_rate = rate(bare, seconds, warmup=2) * n
+        out.append((n, engine_rate, bare_rate))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    lines = [f"\n## Core speed — {date.today()} — {platform.machine()} {platform.processor() or ''}, "
+             f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}\n"]
+    lines += ["| loss | Trainer steps/s | bare loop steps/s | Trainer / bare |", "|---|---|---|---|"]
+    for loss, ours, ref in trainer_rates(args.seconds, args.batch):
+        lines.append(f"| {loss} | {ours:.0f} | {ref:.0f} | {ours / ref:.2f} |")
+    loop, func = trace_costs(args.seconds, args.batch)
+    lines += ["", "| exact-SM trace | steps/s | ratio |", "|---|---|---|",
+              f"| autograd loop over D | {loop:.0f} | 1.00 |", f"| torch.func vmap(jacrev) | {func:.0f} | {func / loop:.2f} |"]
+    lines += ["", "| particles | LiveEngine.advance particle-steps/s | bare torch loop | ratio |", "|---|---|---|---|"]
+    for n, eng, bare in langevin_rates(args.seconds):
+        lines.append(f"| {n} | {eng:.3g} | {bare:.3g} | {eng / bare:.2f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.out)
+    if not out.exists():
+        out.write_text("# Benchmark results\n\nAppended by the scripts in this folder; newest last.\n")
+    with out.open("a") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
