@@ -1,0 +1,549 @@
+"""Headless frames: data, particles, trails and the score field rasterised by numpy into (H, W, 3)
+uint8 arrays, and `render_run`, which animates a saved run's sampler into a GIF or MP4.
+
+No Qt and no matplotlib, so `sgm render` works on a server. Every layer is drawn with a few
+vectorised scatters (no Python loop over points): dots are disk stencils, lines are point samples
+at most one pixel apart, and 3D uses an orthographic (or perspective) camera with a z-buffer.
+The GUI's export dialog reuses the same pieces in a worker thread:
+
+    frames = render_frames(contents, size=(w, h), view=view, data=data)  # lazily, one per content
+    write_video(frames, "out.mp4", fps=20, size=(w, h), total=n, progress=..., should_cancel=...)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, SGMError
+from .video import check_video_path, open_video
+
+RGB = tuple[int, int, int]
+Field = tuple[np.ndarray, np.ndarray]  # (P, D) arrow anchors and (P, D) vectors, data coordinates
+
+FIELD_GRID = 24  # arrows per side of the field drawn by render_run
+MAX_DATA_POINTS = 5000  # render_run draws at most this many reference points (a stride subsample)
+TRAIL_LENGTH = 6  # render_run's trails: segments kept per particle
+
+
+class RenderCancelled(SGMError):
+    """The caller asked to stop; the partial video was discarded and no file was written."""
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class View:
+    """The rectangle of the plane a frame shows: data coordinates in 2D, the camera's screen
+    coordinates (centred on its target) in 3D. y points up; pixel rows point down."""
+
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+
+    def to_pixels(self, uv: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """(N, 2) plane coordinates -> (N, 2) float pixel coordinates (column, row)."""
+        w, h = size
+        (x0, x1), (y0, y1) = self.xlim, self.ylim
+        col = (uv[:, 0] - x0) * (w / (x1 - x0)) - 0.5  # pixel centres at integer coordinates
+        row = (y1 - uv[:, 1]) * (h / (y1 - y0)) - 0.5
+        return np.stack([col, row], axis=1)
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Looks at `target` from `azimuth` degrees about the vertical z axis and `elevation` degrees
+    above the x-y plane. An orbit is the same camera with the azimuth advancing per frame."""
+
+    azimuth: float = -60.0  # degrees, about +z
+    elevation: float = 25.0  # degrees above the horizontal plane
+    distance: float | None = None  # None: orthographic; else perspective from this far (data units)
+    target: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the point looked at and orbited
+
+    def rotation(self) -> np.ndarray:
+        """Rows: screen right, screen up, towards the viewer (a right-handed orthonormal frame)."""
+        a, e = math.radians(self.azimuth), math.radians(self.elevation)
+        right = (-math.sin(a), math.cos(a), 0.0)
+        up = (-math.sin(e) * math.cos(a), -math.sin(e) * math.sin(a), math.cos(e))
+        toward = (math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e))
+        return np.array([right, up, toward])
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3) data points -> (N, 2) screen coordinates and (N,) depth (larger = nearer).
+        Points at or behind a perspective camera come back as NaN (not drawn)."""
+        p = (np.asarray(points, dtype=np.float64) - np.asarray(self.target, dtype=np.float64)) @ self.rotation().T
+        uv, depth = p[:, :2], p[:, 2]
+        if self.distance is not None:
+            ahead = self.distance - depth
+            scale = np.where(ahead > 1e-6 * self.distance, self.distance / np.maximum(ahead, 1e-12), np.nan)
+            uv = uv * scale[:, None]
+        return uv, depth
+
+    def orbited(self, degrees: float) -> Camera:
+        return replace(self, azimuth=self.azimuth + degrees)
+
+
+def _finite_rows(points: np.ndarray) -> np.ndarray:
+    points = np.asarray(points, dtype=np.float64)
+    return points[np.isfinite(points).all(axis=1)]
+
+
+def fit_view(points: np.ndarray, margin: float = 0.15, aspect: float = 1.0, camera: Camera | None = None) -> View:
+    """The smallest view holding `points` plus `margin` (a fraction of the span on each side),
+    with equal units per pixel on both axes for a frame of width/height `aspect`.
+
+    With a camera (3D) the view holds the points' bounding sphere around the camera's target,
+    so it fits every orbit angle and the picture does not jump while the camera turns.
+    """
+    pts = _finite_rows(points)
+    if camera is not None:
+        r = float(np.sqrt(((pts - np.asarray(camera.target)) ** 2).sum(axis=1)).max()) if len(pts) else 1.0
+        center, half = np.zeros(2), np.array([r, r])
+    elif len(pts):
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        center, half = (lo + hi) / 2, (hi - lo) / 2
+    else:
+        center, half = np.zeros(2), np.ones(2)
+    if not half.max() > 0:  # one point (or none): a unit box around it
+        half = np.ones(2)
+    half = half * (1 + 2 * margin)
+    if half[0] / half[1] < aspect:
+        half[0] = half[1] * aspect
+    else:
+        half[1] = half[0] / aspect
+    return View((float(center[0] - half[0]), float(center[0] + half[0])),
+                (float(center[1] - half[1]), float(center[1] + half[1])))
+
+
+def fit_camera(points: np.ndarray, azimuth: float = -60.0, elevation: float = 25.0) -> Camera:
+    """An orthographic camera aimed at the centre of the points' bounding box."""
+    pts = _finite_rows(points)
+    target = (pts.min(axis=0) + pts.max(axis=0)) / 2 if len(pts) else np.zeros(3)
+    return Camera(azimuth, elevation, None, tuple(float(v) for v in target))
+
+
+def grid_points(view: View, n: int = FIELD_GRID) -> np.ndarray:
+    """(n*n, 2) cell centres of an n x n grid over the view: where field arrows are anchored."""
+    (x0, x1), (y0, y1) = view.xlim, view.ylim
+    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
+    ys = y0 + (np.arange(n) + 0.5) * (y1 - y0) / n
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
+# --------------------------------------------------------------------------- style
+
+
+@dataclass(frozen=True)
+class FrameStyle:
+    """Colours and sizes of a frame (pixels, 0-255 RGB)."""
+
+    background: RGB = (255, 255, 255)
+    data_color: RGB = (205, 205, 205)  # the reference points: faint, behind everything
+    data_radius: float = 1.0
+    particle_color: RGB = (214, 62, 30)
+    particle_radius: float = 2.0
+    trail_alpha: float = 0.4  # opacity of the newest trail segment; older ones fade linearly
+    trail_jump: float = 0.15  # segments longer than this fraction of the frame are noise jumps: not drawn
+    arrow_colors: tuple[RGB, ...] = ((176, 200, 228), (72, 122, 196), (22, 40, 110))  # small -> large |v|
+    arrow_length: float = 0.8  # fraction of the spacing between arrow anchors
+    arrow_head: float = 0.35  # head barbs, as a fraction of the arrow's length
+    line_width: int = 1  # pixels, for arrows and trails
+    text_color: RGB = (30, 30, 30)
+    depth_fade: float = 0.65  # 3D: how far the farthest dots blend into the background
+
+
+DARK_STYLE = FrameStyle(
+    background=(17, 18, 22), data_color=(72, 74, 82), particle_color=(255, 146, 60),
+    arrow_colors=((40, 58, 92), (70, 128, 200), (170, 215, 255)), text_color=(225, 225, 225))
+
+
+@lru_cache(maxsize=16)
+def colormap(anchors: tuple[RGB, ...], n: int = 256) -> np.ndarray:
+    """(n, 3) uint8 lookup table interpolating linearly through the anchor colours."""
+    stops = np.linspace(0.0, 1.0, len(anchors))
+    t = np.linspace(0.0, 1.0, n)
+    table = np.stack([np.interp(t, stops, [c[k] for c in anchors]) for k in range(3)], axis=1)
+    table = np.rint(table).astype(np.uint8)
+    table.setflags(write=False)
+    return table
+
+
+@lru_cache(maxsize=16)
+def _disk(radius: float) -> np.ndarray:
+    """(K, 2) integer (dx, dy) offsets of a round dot; r = 2 gives a 5x5 disk without corners."""
+    r = math.ceil(radius)
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    keep = dx**2 + dy**2 <= radius**2 + 0.8 * radius
+    return np.stack([dx[keep], dy[keep]], axis=1)
+
+
+@lru_cache(maxsize=4)
+def _brush(width: int) -> np.ndarray:
+    w = max(1, int(width))
+    dy, dx = np.mgrid[0:w, 0:w] - (w - 1) // 2
+    return np.stack([dx.ravel(), dy.ravel()], axis=1)
+
+
+@lru_cache(maxsize=8)
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+# --------------------------------------------------------------------------- rasterisation
+
+
+def _visible(px: np.ndarray, size: tuple[int, int], pad: float) -> np.ndarray:
+    """Finite pixel coordinates within `pad` pixels of the frame (safe to round to int)."""
+    w, h = size
+    with np.errstate(invalid="ignore"):
+        return ((px[:, 0] > -pad - 1) & (px[:, 0] < w + pad) & (px[:, 1] > -pad - 1) & (px[:, 1] < h + pad))
+
+
+def _stamp(px: np.ndarray, stencil: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Flat pixel indices covered by `stencil` at each point, and which point each came from.
+    `px` must be `_visible` (finite, near the frame), so rounding to int is safe."""
+    w, h = size
+    centres = np.rint(px).astype(np.int32)
+    x = centres[:, None, 0] + stencil[None, :, 0].astype(np.int32)
+    y = centres[:, None, 1] + stencil[None, :, 1].astype(np.int32)
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    if len(stencil) == 1:
+        inside = inside[:, 0]
+        return (y[inside, 0] * w + x[inside, 0]).astype(np.intp), np.flatnonzero(inside)
+    owner = np.broadcast_to(np.arange(len(px))[:, None], x.shape)[inside]
+    return (y[inside] * w + x[inside]).astype(np.intp), owner
+
+
+def _splat(img: np.ndarray, px: np.ndarray, radius: float, color: RGB) -> None:
+    """Draw same-coloured dots (order does not matter, so plain fancy assignment)."""
+    size = (img.shape[1], img.shape[0])
+    px = px[_visible(px, size, radius + 1)]
+    flat, _ = _stamp(px, _disk(radius), size)
+    img.reshape(-1, 3)[flat] = color
+
+
+def _splat_depth(img: np.ndarray, px: np.ndarray, depth: np.ndarray, radius: float, color: RGB,
+                 style: FrameStyle, depth_scale: float) -> None:
+    """Depth-shaded dots with a z-buffer: each pixel shows its nearest dot, and a dot fades
+    towards the background as it recedes, so a turning cloud reads as 3D."""
+    size = (img.shape[1], img.shape[0])
+    keep = _visible(px, size, radius + 1) & np.isfinite(depth)
+    flat, owner = _stamp(px[keep], _disk(radius), size)
+    if not len(flat):
+        return
+    zbuf = np.full(size[0] * size[1], np.inf, np.float32)
+    np.minimum.at(zbuf, flat, -depth[keep][owner].astype(np.float32))  # smaller key = nearer the viewer
+    hit = np.flatnonzero(np.isfinite(zbuf))
+    t = np.clip(0.5 + zbuf[hit] / (2 * depth_scale), 0.0, 1.0)[:, None] * style.depth_fade
+    shaded = (1 - t) * np.asarray(color, np.float64) + t * np.asarray(style.background, np.float64)
+    img.reshape(-1, 3)[hit] = np.rint(shaded).astype(np.uint8)
+
+
+def _line_samples(p0: np.ndarray, p1: np.ndarray, max_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points along each segment p0 -> p1 at most one pixel apart (gap-free lines), and the
+    segment each belongs to (in segment order); long segments are capped at `max_samples`."""
+    p0, d = p0.astype(np.float32), (p1 - p0).astype(np.float32)
+    counts = np.clip(np.ceil(np.abs(d).max(axis=1)).astype(np.int64) + 1, 2, max_samples)
+    seg = np.repeat(np.arange(len(p0)), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    t = (np.arange(len(seg)) - first).astype(np.float32) / np.repeat((counts - 1).astype(np.float32), counts)
+    return np.repeat(p0, counts, axis=0) + t[:, None] * np.repeat(d, counts, axis=0), seg
+
+
+def _draw_lines(img: np.ndarray, p0: np.ndarray, p1: np.ndarray, colors: np.ndarray, width: int) -> None:
+    """Opaque segments, each in its own colour ((S, 3) uint8)."""
+    size = (img.shape[1], img.shape[0])
+    pts, seg = _line_samples(p0, p1, 2 * max(size) + 2)
+    keep = _visible(pts, size, width)
+    flat, owner = _stamp(pts[keep], _brush(width), size)
+    img.reshape(-1, 3)[flat] = colors[seg[keep][owner]]
+
+
+def _draw_trails(img: np.ndarray, trail_px: np.ndarray, style: FrameStyle) -> None:
+    """Fading polylines through (T, N, 2) past pixel positions, oldest first. Each pixel takes
+    the opacity of the newest segment over it (no build-up where trails cross), then one blend."""
+    h, w = img.shape[:2]
+    n_seg, n = trail_px.shape[0] - 1, trail_px.shape[1]
+    p0, p1 = trail_px[:-1].reshape(-1, 2), trail_px[1:].reshape(-1, 2)  # oldest segments first
+    with np.errstate(invalid="ignore"):
+        length = np.abs(p1 - p0).max(axis=1)
+        # On-screen segments with finite ends; a long one is a noise jump (high sigma), not a path.
+        ok = (length <= style.trail_jump * min(w, h)) & (_visible(p0, (w, h), 0) | _visible(p1, (w, h), 0))
+    if not ok.any():
+        return
+    age = np.repeat(np.arange(n_seg), n)[ok]
+    pts, seg = _line_samples(p0[ok], p1[ok], max(w, h) + 2)
+    keep = _visible(pts, (w, h), style.line_width)
+    flat, owner = _stamp(pts[keep], _brush(style.line_width), (w, h))
+    sample_age = age[seg[keep][owner]]  # non-decreasing: segments stay in age order throughout
+    bounds = np.searchsorted(sample_age, np.arange(n_seg + 1))
+    abuf = np.zeros(w * h, np.float32)
+    for k in range(n_seg):  # one pass per age (<= trail length), newer ages overwrite older
+        abuf[flat[bounds[k]:bounds[k + 1]]] = style.trail_alpha * (k + 1) / n_seg
+    hit = np.flatnonzero(abuf)
+    a = abuf[hit, None]
+    flat_img = img.reshape(-1, 3)
+    blended = (1 - a) * flat_img[hit] + a * np.asarray(style.particle_color, np.float32)
+    flat_img[hit] = np.rint(blended).astype(np.uint8)
+
+
+def _draw_arrows(img: np.ndarray, anchors_px: np.ndarray, dirs_px: np.ndarray, magnitude: np.ndarray,
+                 style: FrameStyle) -> None:
+    """Arrows of one length centred on their anchors, pointing along `dirs_px`, coloured by
+    |v| / (|v| + median |v|): scale-free, so the same palette serves any field."""
+    h, w = img.shape[:2]
+    norm = np.linalg.norm(dirs_px, axis=1)
+    ok = np.isfinite(norm) & (norm > 0) & np.isfinite(magnitude) & _visible(anchors_px, (w, h), w + h)
+    if not ok.any():
+        return
+    anchors_px, unit, magnitude = anchors_px[ok], dirs_px[ok] / norm[ok, None], magnitude[ok]
+    lo, hi = anchors_px.min(axis=0), anchors_px.max(axis=0)
+    area = float(np.prod(hi - lo))
+    spacing = math.sqrt((area if area > 0 else w * h) / len(anchors_px))
+    length = max(4.0, style.arrow_length * spacing)
+    head = max(3.0, style.arrow_head * length)
+    tip = anchors_px + unit * (length / 2)
+    tail = anchors_px - unit * (length / 2)
+    c, s = math.cos(math.radians(28)), math.sin(math.radians(28))  # barbs 28 degrees off the shaft
+    barb_a = tip - head * np.stack([c * unit[:, 0] - s * unit[:, 1], s * unit[:, 0] + c * unit[:, 1]], axis=1)
+    barb_b = tip - head * np.stack([c * unit[:, 0] + s * unit[:, 1], -s * unit[:, 0] + c * unit[:, 1]], axis=1)
+    median = float(np.median(magnitude))
+    t = magnitude / (magnitude + median) if median > 0 else np.where(magnitude > 0, 1.0, 0.0)
+    lut = colormap(tuple(style.arrow_colors))
+    colors = lut[np.clip((t * (len(lut) - 1)).astype(np.int64), 0, len(lut) - 1)]
+    _draw_lines(img, np.concatenate([tail, tip, tip]), np.concatenate([tip, barb_a, barb_b]),
+                np.concatenate([colors, colors, colors]), style.line_width)
+
+
+def _draw_text(img: np.ndarray, text: str, style: FrameStyle) -> None:
+    """A label in the top-left corner on a veil of the background colour (readable over arrows),
+    drawn by Pillow's default font on just the pixels it covers."""
+    from PIL import Image, ImageDraw
+
+    h, w = img.shape[:2]
+    font = _font(max(9, round(min(w, h) / 36)))
+    margin = max(2, min(w, h) // 80)
+    _, _, right, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text, font=font)
+    x1, y1 = min(w, right + 2 * margin), min(h, bottom + 2 * margin)
+    if x1 <= margin or y1 <= margin:
+        return
+    veil = 0.25 * img[:y1, :x1] + 0.75 * np.asarray(style.background, np.float64)
+    patch = Image.fromarray(np.rint(veil).astype(np.uint8))
+    ImageDraw.Draw(patch).text((margin, margin), text, fill=style.text_color, font=font)
+    img[:y1, :x1] = np.asarray(patch)
+
+
+def _projector(camera: Camera | None, view: View, size: tuple[int, int]):
+    """points (N, D) -> (pixels (N, 2), depth (N,) or None); D must be 2, or 3 with a camera."""
+    want = 2 if camera is None else 3
+
+    def project(points: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+        points = np.asarray(points, dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != want:
+            hint = "" if camera is not None else " (3D points need a camera)"
+            raise ValueError(f"{what} must be (N, {want}) points{hint}, got shape {points.shape}")
+        if camera is None:
+            return view.to_pixels(points, size), None
+        uv, depth = camera.project(points)
+        return view.to_pixels(uv, size), depth
+
+    return project
+
+
+def render_frame(size: tuple[int, int], view: View, *, data: np.ndarray | None = None,
+                 particles: np.ndarray | None = None, trails: np.ndarray | None = None,
+                 field: Field | None = None, title: str | None = None, style: FrameStyle = FrameStyle(),
+                 camera: Camera | None = None) -> np.ndarray:
+    """One (H, W, 3) uint8 frame of size (W, H): data dots, field arrows, particle trails,
+    particles and a label, back to front.
+
+    Points are data coordinates: (N, 2), or (N, 3) with a `camera`, which projects them and
+    shades dots by depth. `trails` is (T, N, D) past particle positions, oldest first; `field`
+    is ((P, D) anchors, (P, D) vectors). Non-finite points are skipped.
+    """
+    w, h = int(size[0]), int(size[1])
+    size = (w, h)
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = style.background
+    project = _projector(camera, view, size)
+    # 3D shading runs over the depth of the view's bounding sphere (see fit_view).
+    depth_scale = 0.5 * min(view.xlim[1] - view.xlim[0], view.ylim[1] - view.ylim[0])
+
+    if data is not None and len(data):
+        px, depth = project(data, "data")
+        if depth is None:
+            _splat(img, px, style.data_radius, style.data_color)
+        else:
+            _splat_depth(img, px, depth, style.data_radius, style.data_color, style, depth_scale)
+    if field is not None and len(field[0]):
+        anchors, vectors = (np.asarray(a, dtype=np.float64) for a in field)
+        px, _ = project(anchors, "field anchors")
+        flat = vectors if camera is None else vectors @ camera.rotation()[:2].T
+        scale = np.array([w / (view.xlim[1] - view.xlim[0]), -h / (view.ylim[1] - view.ylim[0])])
+        _draw_arrows(img, px, flat[:, :2] * scale, np.linalg.norm(vectors, axis=1), style)
+    trails = None if trails is None else np.asarray(trails, dtype=np.float64)
+    if trails is not None and trails.ndim == 3 and len(trails) >= 2 and trails.shape[1]:
+        t, n = trails.shape[:2]
+        px, _ = project(trails.reshape(t * n, -1), "trails")
+        _draw_trails(img, px.reshape(t, n, 2), style)
+    if particles is not None and len(particles):
+        px, depth = project(particles, "particles")
+        if depth is None:
+            _splat(img, px, style.particle_radius, style.particle_color)
+        else:
+            _splat_depth(img, px, depth, style.particle_radius, style.particle_color, style, depth_scale)
+    if title:
+        _draw_text(img, title, style)
+    return img
+
+
+# --------------------------------------------------------------------------- animations
+
+
+@dataclass(frozen=True)
+class FrameContent:
+    """What one animation frame shows, in data coordinates. Hand over arrays nobody mutates
+    afterwards (e.g. fresh copies from the engine): render_frames keeps them for the trails."""
+
+    particles: np.ndarray | None = None
+    field: Field | None = None
+    title: str | None = None
+
+
+def render_frames(contents: Iterable[FrameContent], *, size: tuple[int, int], view: View,
+                  data: np.ndarray | None = None, camera: Camera | None = None, orbit_step: float = 0.0,
+                  trail_length: int = TRAIL_LENGTH, style: FrameStyle = FrameStyle()) -> Iterator[np.ndarray]:
+    """Lazily render one frame per content: the trails come from the last `trail_length` particle
+    sets (reset when the particle count changes), and a 3D camera turns `orbit_step` degrees per
+    frame. Lazy, so a worker thread can check for cancel and report progress between frames."""
+    history: deque[np.ndarray] = deque(maxlen=max(trail_length, 0) + 1)
+    for i, content in enumerate(contents):
+        particles = content.particles
+        if particles is None or (history and history[-1].shape != np.shape(particles)):
+            history.clear()
+        if particles is not None and trail_length > 0:
+            history.append(np.asarray(particles))
+        trails = np.stack(history) if len(history) >= 2 else None
+        cam = camera.orbited(i * orbit_step) if camera is not None else None
+        yield render_frame(size, view, data=data, particles=particles, trails=trails, field=content.field,
+                           title=content.title, style=style, camera=cam)
+
+
+def write_video(frames: Iterable[np.ndarray], out: str | os.PathLike, *, fps: float, size: tuple[int, int],
+                total: int = 0, progress: Callable[[int, int], None] | None = None,
+                should_cancel: Callable[[], bool] | None = None) -> Path:
+    """Write frames to a GIF/MP4 with progress(done, total) after each frame; should_cancel() is
+    asked before each frame is produced (the costly part) and True discards the file and raises
+    RenderCancelled. Any failure leaves no file and an existing one untouched."""
+    writer = open_video(out, fps, size)
+    it = iter(frames)
+    try:
+        done = 0
+        while True:
+            if should_cancel is not None and should_cancel():
+                raise RenderCancelled(f"rendering was cancelled; {Path(out).name} was not written")
+            try:
+                frame = next(it)
+            except StopIteration:
+                break
+            writer.append(frame)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        return writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()  # stop a generator early (its sampler, its run) without waiting for GC
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _sample_contents(run, schedule, frames: int, n: int, seed: int, field_anchors: np.ndarray | None
+                     ) -> Iterator[FrameContent]:
+    """Drive `schedule` over `frames` frames: frame 0 shows the initial particles, frame j those
+    after round(n_steps * j / (frames - 1)) steps, and the last frame is after `finish`."""
+    import torch
+
+    model, standardizer = run.model, run.standardizer
+    generator = torch.Generator().manual_seed(seed)
+    anchors_t = None
+    if field_anchors is not None:
+        anchors_t = standardizer.forward(torch.as_tensor(field_anchors, dtype=torch.float32))
+    total = schedule.n_steps
+    with torch.no_grad():
+        x = schedule.init(n, run.dim, generator)
+        done = 0
+        for j in range(frames):
+            last = j == frames - 1
+            target = total if last else (total * j) // max(frames - 1, 1)
+            while done < target:
+                x = schedule.step(model, x, done, generator)
+                done += 1
+            if last:
+                x = schedule.finish(model, x)
+            sigma = schedule.sigma_at(done)
+            field = None
+            if anchors_t is not None:
+                score = standardizer.score_to_data(model(anchors_t, sigma))
+                field = (field_anchors, score.double().numpy())
+            label = "final" if last else f"step {done}/{total}"
+            yield FrameContent(particles=standardizer.inverse(x).double().numpy(), field=field,
+                               title=f"{schedule.name}  {label}  sigma {sigma:.3g}")
+
+
+def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: int = 60, fps: float = 20,
+               size: tuple[int, int] = (512, 512), sampler: str | None = None, n: int = 2000, seed: int = 0,
+               steps: int | None = None, orbit: bool = True, field: bool = True, trails: bool = True,
+               style: FrameStyle = FrameStyle(), progress: Callable[[int, int], None] | None = None,
+               should_cancel: Callable[[], bool] | None = None) -> Path:
+    """Animate a saved run's sampler into `out` (.gif or .mp4): the run's data in grey, `n`
+    particles seeded by `seed`, their trails, and in 2D the model's score field at the sampler's
+    current sigma; in 3D the camera orbits 360 degrees over the animation when `orbit`.
+
+    `steps` overrides the sampler's step count (per level for annealed). Raises ConfigError /
+    DataError / SessionError (one sentence) on bad input, RenderCancelled when cancelled.
+    """
+    from .checkpoint import load_run
+    from .config import SamplerConfig
+    from .losses import loss_spec
+    from .samplers import make_sampler
+
+    out = check_video_path(out)  # a bad extension fails before the run is loaded
+    if frames < 1 or n < 1:
+        raise ConfigError(f"need at least one frame and one particle, got frames={frames}, n={n}")
+    w, h = int(size[0]), int(size[1])
+    run = load_run(run_dir)
+    name = sampler or loss_spec(run.config.loss.name).default_sampler
+    schedule = make_sampler(SamplerConfig(name=name, steps=steps or 0), run.config.noise, run.config.loss.name)
+
+    data = None
+    if run.data is not None and len(run.data):
+        data = np.asarray(run.data, dtype=np.float64)[:: max(1, math.ceil(len(run.data) / MAX_DATA_POINTS))]
+    # Without saved data, frame where standardised data would lie (about +-2.5 std).
+    box = np.array(np.meshgrid(*[[-2.5, 2.5]] * run.dim)).reshape(run.dim, -1).T
+    reference = data if data is not None else run.standardizer.inverse(box)
+    camera = fit_camera(reference) if run.dim == 3 else None
+    view = fit_view(reference, margin=0.15, aspect=w / h, camera=camera)
+    anchors = grid_points(view) if field and run.dim == 2 else None
+
+    contents = _sample_contents(run, schedule, frames, n, seed, anchors)
+    images = render_frames(contents, size=(w, h), view=view, data=data, camera=camera,
+                           orbit_step=360.0 / frames if orbit else 0.0,
+                           trail_length=TRAIL_LENGTH if trails else 0, style=style)
+    return write_video(images, out, fps=fps, size=(w, h), total=frames, progress=progress,
+                       should_cancel=should_cancel)

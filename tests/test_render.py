@@ -1,0 +1,405 @@
+"""The headless renderer: pixels land where the points are, arrows point along their vectors,
+3D orbits turn, and `render_run` / `sgm render` write GIF and MP4 files that imageio reads back."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+iio = pytest.importorskip("imageio.v3")
+
+from sgm_core import cli  # noqa: E402
+from sgm_core.errors import ConfigError, DataError, SessionError  # noqa: E402
+from sgm_core.render import (  # noqa: E402
+    DARK_STYLE,
+    Camera,
+    FrameContent,
+    FrameStyle,
+    RenderCancelled,
+    View,
+    colormap,
+    fit_camera,
+    fit_view,
+    grid_points,
+    render_frame,
+    render_frames,
+    render_run,
+    write_video,
+)
+from sgm_core.samplers import SAMPLERS  # noqa: E402
+
+STYLE = FrameStyle()
+SIZE = (200, 160)  # (W, H): not square, so a swapped axis shows up
+VIEW = fit_view(np.array([[-2.0, -2.0], [2.0, 2.0]]), margin=0.0, aspect=SIZE[0] / SIZE[1])
+FAST_MS = 150  # 10k particles + 32x32 arrows measure ~12 ms at 512x512; 150 only catches a Python loop
+
+
+def pixel(view: View, xy, size=SIZE) -> tuple[int, int]:
+    """(row, col) of a data point, by the renderer's own mapping."""
+    col, row = np.rint(view.to_pixels(np.asarray([xy], float), size)[0]).astype(int)
+    return int(row), int(col)
+
+
+def is_bg(img: np.ndarray, style: FrameStyle = STYLE) -> np.ndarray:
+    return (img == np.array(style.background, np.uint8)).all(axis=-1)
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def test_fit_view_keeps_square_units_and_holds_the_points():
+    pts = np.array([[0.0, 0.0], [4.0, 1.0], [1.0, -1.0]])
+    for aspect in (1.0, 2.0, 0.5):
+        v = fit_view(pts, margin=0.1, aspect=aspect)
+        width, height = v.xlim[1] - v.xlim[0], v.ylim[1] - v.ylim[0]
+        assert width / height == pytest.approx(aspect)
+        assert v.xlim[0] < 0 and v.xlim[1] > 4 and v.ylim[0] < -1 and v.ylim[1] > 1
+
+
+def test_fit_view_survives_one_point_and_nans():
+    v = fit_view(np.array([[3.0, 3.0], [np.nan, 1.0]]))
+    assert v.xlim[0] < 3 < v.xlim[1] and v.ylim[0] < 3 < v.ylim[1]
+    assert all(math.isfinite(c) for c in (*v.xlim, *v.ylim))
+
+
+def test_view_maps_corners_to_corner_pixels():
+    view = View((0.0, 10.0), (0.0, 8.0))
+    px = view.to_pixels(np.array([[0.0, 8.0], [10.0, 0.0], [5.0, 4.0]]), (100, 80))
+    np.testing.assert_allclose(px, [[-0.5, -0.5], [99.5, 79.5], [49.5, 39.5]])  # pixel centres at integers
+
+
+@pytest.mark.parametrize("azimuth,elevation", [(0, 0), (-60, 25), (123, -40), (270, 89)])
+def test_camera_rotation_is_right_handed_orthonormal(azimuth, elevation):
+    r = Camera(azimuth, elevation).rotation()
+    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(r) == pytest.approx(1.0)
+
+
+def test_camera_projection_axes():
+    # Looking from +x along -x, z up: +y is screen right, +z screen up, +x towards the viewer.
+    uv, depth = Camera(azimuth=0, elevation=0).project(np.array([[0, 1.0, 0], [0, 0, 1.0], [1.0, 0, 0]]))
+    np.testing.assert_allclose(uv, [[1, 0], [0, 1], [0, 0]], atol=1e-12)
+    np.testing.assert_allclose(depth, [0, 0, 1], atol=1e-12)
+    # Perspective: nearer points spread out; a point behind the camera is dropped (NaN).
+    uv, _ = Camera(0, 0, distance=4.0).project(np.array([[2.0, 1.0, 0], [-2.0, 1.0, 0], [5.0, 1.0, 0]]))
+    assert uv[0, 0] > 1.0 > uv[1, 0] and np.isnan(uv[2]).all()
+
+
+def test_grid_points_cover_the_view():
+    g = grid_points(VIEW, 8)
+    assert g.shape == (64, 2)
+    assert VIEW.xlim[0] < g[:, 0].min() < g[:, 0].max() < VIEW.xlim[1]
+    assert VIEW.ylim[0] < g[:, 1].min() < g[:, 1].max() < VIEW.ylim[1]
+
+
+def test_colormap_runs_through_its_anchors():
+    lut = colormap(((0, 0, 0), (255, 255, 255)), 256)
+    assert lut.shape == (256, 3) and lut.dtype == np.uint8
+    assert tuple(lut[0]) == (0, 0, 0) and tuple(lut[-1]) == (255, 255, 255)
+    assert (np.diff(lut[:, 0].astype(int)) >= 0).all()
+
+
+# --------------------------------------------------------------------------- 2D frames
+
+
+def test_empty_frame_is_background_of_the_asked_size():
+    img = render_frame(SIZE, VIEW)
+    assert img.shape == (SIZE[1], SIZE[0], 3) and img.dtype == np.uint8
+    assert is_bg(img).all()
+    dark = render_frame(SIZE, VIEW, style=DARK_STYLE)
+    assert is_bg(dark, DARK_STYLE).all()
+
+
+def test_particles_land_on_their_pixels():
+    pts = np.array([[-1.0, 1.0], [1.5, -0.5], [0.0, 0.0]])
+    img = render_frame(SIZE, VIEW, particles=pts)
+    for p in pts:
+        r, c = pixel(VIEW, p)
+        assert tuple(img[r, c]) == STYLE.particle_color
+        assert tuple(img[r, c + math.ceil(STYLE.particle_radius)]) == STYLE.particle_color  # a dot, not a pixel
+    assert is_bg(img[:10, :10]).all()  # far from every particle: untouched
+    n_painted = (~is_bg(img)).sum()
+    assert 3 * 13 <= n_painted <= 3 * 25  # three radius-2 disks
+
+
+def test_y_points_up():
+    img = render_frame(SIZE, VIEW, particles=np.array([[0.0, 1.8]]))
+    rows = np.nonzero(~is_bg(img))[0]
+    assert rows.max() < SIZE[1] // 4  # near the top of the frame
+
+
+def test_data_is_faint_and_under_the_particles():
+    img = render_frame(SIZE, VIEW, data=np.array([[0.5, 0.5], [-1.0, -1.0]]), particles=np.array([[0.5, 0.5]]))
+    assert tuple(img[pixel(VIEW, (-1.0, -1.0))]) == STYLE.data_color
+    assert tuple(img[pixel(VIEW, (0.5, 0.5))]) == STYLE.particle_color
+
+
+def test_non_finite_and_far_points_are_skipped():
+    pts = np.array([[np.nan, 0.0], [np.inf, 1.0], [1e30, -1e30], [0.0, 0.0]])
+    img = render_frame(SIZE, VIEW, particles=pts, data=pts, trails=np.stack([pts, pts[::-1]]),
+                       field=(pts, pts))
+    assert tuple(img[pixel(VIEW, (0.0, 0.0))]) == STYLE.particle_color
+
+
+def test_3d_points_without_a_camera_are_refused():
+    with pytest.raises(ValueError, match="camera"):
+        render_frame(SIZE, VIEW, particles=np.zeros((4, 3)))
+
+
+def arrow_centroid_offset(direction, magnitude=1.0):
+    anchor = np.array([[0.0, 0.0]])
+    img = render_frame(SIZE, VIEW, field=(anchor, np.array([direction], float) * magnitude))
+    rows, cols = np.nonzero(~is_bg(img))
+    r0, c0 = pixel(VIEW, anchor[0])
+    return np.array([cols.mean() - c0, -(rows.mean() - r0)]), img  # (right, up) in pixels
+
+
+@pytest.mark.parametrize("direction", [(1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-2, 1)])
+def test_arrow_points_along_its_vector(direction):
+    # A centred arrow's shaft is symmetric about its anchor, so its head pulls the drawn
+    # pixels' centroid towards the tip: that shift must point along the vector.
+    offset, img = arrow_centroid_offset(direction)
+    unit = np.array(direction, float) / np.linalg.norm(direction)
+    assert offset @ unit / np.linalg.norm(offset) > 0.95  # within ~18 degrees
+    assert (~is_bg(img)).sum() > 10
+
+
+def test_arrow_tip_and_tail():
+    anchor, vec = np.array([[0.0, 0.0]]), np.array([[1.0, 0.0]])
+    img = render_frame(SIZE, VIEW, field=(anchor, vec))
+    r, c = pixel(VIEW, anchor[0])
+    cols = np.nonzero(~is_bg(img[r]))[0]
+    tip, tail = cols.max(), cols.min()
+    assert tip - c == pytest.approx(c - tail, abs=1.5)  # centred on the anchor
+    # Barbs above and below the shaft exist only near the tip.
+    above = np.nonzero(~is_bg(img[: r - 1]))[1]
+    assert above.size and above.min() > c
+
+
+def test_arrow_colour_follows_magnitude():
+    # Colour runs with t = |v| / (|v| + median |v|); the median here is 1.
+    anchors = np.array([[-1.5, 0.0], [0.0, 0.0], [1.5, 0.0]])
+    img = render_frame(SIZE, VIEW, field=(anchors, np.array([[0.0, 0.01], [0.0, 1.0], [0.0, 100.0]])))
+    weak, middle, strong = (img[pixel(VIEW, a)].astype(int) for a in anchors)
+    lut = colormap(STYLE.arrow_colors).astype(int)
+    assert np.abs(weak - lut[2]).max() <= 2  # t = 0.01 / 1.01: the palette's start
+    assert np.abs(middle - lut[127]).max() <= 2  # t = 1/2
+    assert np.abs(strong - lut[252]).max() <= 2  # t = 100 / 101: the palette's end
+
+
+def test_trails_fade_with_age():
+    p = [np.array([[x, 0.0]]) for x in (-0.6, -0.2, 0.2)]  # oldest first, 16 px steps to the right
+    img = render_frame(SIZE, VIEW, trails=np.stack(p), particles=p[-1])
+    old, new = img[pixel(VIEW, (-0.4, 0.0))].astype(int), img[pixel(VIEW, (0.0, 0.0))].astype(int)
+    bg, colour = np.array(STYLE.background), np.array(STYLE.particle_color)
+    assert np.abs(old - bg).sum() > 0 and np.abs(new - bg).sum() > np.abs(old - bg).sum()
+    assert np.abs(new - colour).sum() > 0  # translucent, not the particle colour
+
+
+def test_trail_jumps_are_not_drawn():
+    # A move longer than trail_jump of the frame is Langevin noise at a high sigma, not a path.
+    p = np.array([[[-1.5, 0.0]], [[1.5, 0.0]]])
+    assert is_bg(render_frame(SIZE, VIEW, trails=p)).all()
+    assert not is_bg(render_frame(SIZE, VIEW, trails=p, style=FrameStyle(trail_jump=1.0))).all()
+
+
+def test_title_is_drawn_top_left():
+    img = render_frame(SIZE, VIEW, title="step 12/100  sigma 0.5")
+    h, w = SIZE[1], SIZE[0]
+    assert (~is_bg(img[: h // 5, : w // 2])).sum() > 30
+    assert is_bg(img[h // 3:]).all()
+
+
+def test_fast_enough_for_live_export():
+    rng = np.random.default_rng(0)
+    view = fit_view(np.array([[-3.0, -3.0], [3.0, 3.0]]))
+    particles = rng.uniform(-3, 3, (10_000, 2))
+    anchors = grid_points(view, 32)
+    field = (anchors, -anchors)
+    render_frame((512, 512), view, particles=particles, field=field)  # warm caches
+    best = math.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        render_frame((512, 512), view, particles=particles, field=field, title="step 1")
+        best = min(best, time.perf_counter() - t)
+    assert best * 1e3 < FAST_MS
+
+
+# --------------------------------------------------------------------------- 3D frames
+
+
+HELIX = np.stack([2 * np.cos(t := np.linspace(-3 * np.pi, 3 * np.pi, 600)), 2 * np.sin(t), t / np.pi], axis=1)
+
+
+def test_3d_nearer_dots_win_and_are_darker():
+    cam = Camera(azimuth=0, elevation=0)  # viewer on +x
+    view = fit_view(np.array([[0, -2.0, -2.0], [0, 2.0, 2.0]]), camera=cam, margin=0)
+    near, far = np.array([[1.0, 0.0, 0.0]]), np.array([[-1.0, 0.0, 0.0]])
+    both = render_frame(SIZE, view, particles=np.concatenate([far, near]), camera=cam)
+    only_near = render_frame(SIZE, view, particles=near, camera=cam)
+    only_far = render_frame(SIZE, view, particles=far, camera=cam)
+    r, c = SIZE[1] // 2, SIZE[0] // 2
+    assert np.array_equal(both[r, c], only_near[r, c])  # z-buffer: the nearer dot covers the farther
+    assert only_near[r, c].astype(int).sum() < only_far[r, c].astype(int).sum()  # far fades to white
+
+
+def test_3d_orbit_frames_differ_and_come_back():
+    cam = fit_camera(HELIX)
+    view = fit_view(HELIX, camera=cam)
+    contents = [FrameContent(particles=HELIX[::3])] * 5
+    frames = list(render_frames(contents, size=SIZE, view=view, data=HELIX, camera=cam, orbit_step=90.0))
+    for a, b in zip(frames[:-1], frames[1:], strict=True):
+        assert (a != b).any(axis=-1).mean() > 0.005
+    assert np.array_equal(frames[0], frames[4])  # 4 x 90 degrees is a full turn
+    # A bounding-sphere view keeps every orbit angle inside the frame.
+    for f in frames:
+        edge = np.concatenate([f[0], f[-1], f[:, 0], f[:, -1]])
+        assert (edge == np.array(STYLE.background, np.uint8)).all()
+
+
+def test_3d_field_arrows_are_projected():
+    cam = Camera(azimuth=0, elevation=0)
+    view = fit_view(np.array([[0, -2.0, -2.0], [0, 2.0, 2.0]]), camera=cam, margin=0)
+    img = render_frame(SIZE, view, field=(np.zeros((1, 3)), np.array([[0.0, 0.0, 1.0]])), camera=cam)
+    rows, _ = np.nonzero(~is_bg(img))
+    assert rows.mean() < SIZE[1] / 2  # +z is screen up: the head pulls the centroid up
+
+
+# --------------------------------------------------------------------------- animations
+
+
+def test_render_frames_trails_reset_when_the_particle_count_changes():
+    a, b = np.array([[-0.2, 0.0]]), np.array([[0.2, 0.0]])
+    contents = [FrameContent(particles=a), FrameContent(particles=b),
+                FrameContent(particles=np.concatenate([b, b]))]
+    f0, f1, f2 = render_frames(contents, size=SIZE, view=VIEW)
+    mid = pixel(VIEW, (0.0, 0.0))
+    assert is_bg(f0[mid]) and not is_bg(f1[mid]) and is_bg(f2[mid])
+
+
+def counting_frames(n: int, produced: list[int]):
+    try:
+        for i in range(n):
+            produced.append(i)
+            yield np.full((SIZE[1], SIZE[0], 3), 20 * i, np.uint8)
+    finally:
+        produced.append(-1)  # closed
+
+
+def test_write_video_reports_progress(tmp_path):
+    calls: list[tuple[int, int]] = []
+    out = write_video(counting_frames(4, []), tmp_path / "a.gif", fps=10, size=SIZE, total=4,
+                      progress=lambda i, n: calls.append((i, n)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert iio.imread(out, index=None).shape[0] == 4
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_write_video_cancel_leaves_no_file_and_keeps_the_old_one(tmp_path, suffix):
+    out = tmp_path / f"old{suffix}"
+    out.write_bytes(b"precious")
+    produced: list[int] = []
+    done = []
+    with pytest.raises(RenderCancelled):
+        write_video(counting_frames(10, produced), out, fps=10, size=SIZE, total=10,
+                    progress=lambda i, n: done.append(i), should_cancel=lambda: len(done) >= 2)
+    assert out.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+    assert produced == [0, 1, -1]  # cancel is asked before the next frame is made; the source is closed
+
+
+def test_qt_free():
+    code = "import sys, sgm_core.render, sgm_core.video; sys.exit(any('PySide' in m or 'Qt' in m for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Tiny trained runs (30 steps, 2x16 net, 4 noise levels so annealing is 400 steps)."""
+    import torch
+
+    from sgm_core.checkpoint import save_run
+    from sgm_core.config import ModelConfig, NoiseConfig, RunConfig, TrainConfig
+    from sgm_core.datasets import load_dataset
+    from sgm_core.training import Trainer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    made = {}
+    try:
+        for name in ("8gaussians", "helix"):
+            config = RunConfig(data=name, model=ModelConfig(width=16, depth=2), noise=NoiseConfig(n_levels=4),
+                               train=TrainConfig(steps=30, batch=128, device="cpu"))
+            dataset = load_dataset(name, n_points=500)
+            trainer = Trainer(dataset, config)
+            trainer.run(30)
+            made[name] = save_run(tmp_path_factory.mktemp(name), config, trainer.model, trainer.ema_model,
+                                  trainer.standardizer, trainer.step, trainer.loss_history(), dataset.points)
+        yield made
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("preset", ["8gaussians", "helix"])
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_render_run_writes_the_asked_frames(runs, tmp_path, preset, suffix):
+    out = tmp_path / f"anim{suffix}"
+    calls = []
+    result = render_run(runs[preset], out, frames=5, fps=10, size=(64, 48), n=200, steps=3,
+                        progress=lambda i, n: calls.append((i, n)))
+    assert result == out
+    frames = iio.imread(out, index=None)[..., :3]
+    assert frames.shape == (5, 48, 64, 3)
+    assert calls[-1] == (5, 5) and len(calls) == 5
+    for a, b in zip(frames[:-1], frames[1:], strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).max() > 40
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_render_run_with_every_sampler(runs, tmp_path, sampler):
+    out = render_run(runs["8gaussians"], tmp_path / "s.gif", frames=3, size=(48, 48), n=100, sampler=sampler,
+                     steps=2, trails=False, field=sampler != "ode")  # one without the field too
+    assert iio.imread(out, index=None).shape[:3] == (3, 48, 48)
+
+
+def test_render_run_cancel(runs, tmp_path):
+    out = tmp_path / "old.mp4"
+    out.write_bytes(b"precious")
+    done = []
+    with pytest.raises(RenderCancelled):
+        render_run(runs["helix"], out, frames=20, size=(48, 48), n=100, steps=2,
+                   progress=lambda i, n: done.append(i), should_cancel=lambda: len(done) >= 3)
+    assert done == [1, 2, 3]
+    assert out.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.mp4"]
+
+
+def test_render_run_errors_are_one_sentence(runs, tmp_path):
+    with pytest.raises(ConfigError, match=r"\.gif or \.mp4"):
+        render_run(tmp_path / "no-such-run", tmp_path / "a.avi")  # the extension is checked first
+    with pytest.raises(SessionError):
+        render_run(tmp_path / "no-such-run", tmp_path / "a.gif")
+    with pytest.raises(ConfigError, match="sampler"):
+        render_run(runs["8gaussians"], tmp_path / "a.gif", sampler="nope")
+    with pytest.raises(DataError, match="cannot write"):
+        render_run(runs["8gaussians"], tmp_path / "missing" / "a.gif", frames=2, n=10, steps=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_render(runs, tmp_path, capsys):
+    out = tmp_path / "x.gif"
+    assert cli.main(["render", str(runs["8gaussians"]), "--out", str(out), "--frames", "6", "--size", "64x48"]) == 0
+    assert iio.imread(out, index=None)[..., :3].shape == (6, 48, 64, 3)
+    assert cli.main(["render", str(runs["8gaussians"]), "--out", str(tmp_path / "x.webm")]) == 2
+    err = capsys.readouterr().err
+    assert "sgm: error:" in err and ".gif or .mp4" in err
+    assert not (tmp_path / "x.webm").exists()
