@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--model", default="score", choices=["score", "energy"])
     train.add_argument("--batch", type=_positive_int, default=None, help="batch size (default 512)")
-    train.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default 2e-3)")
+    train.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default 5e-3)")
 
     sample = sub.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run", help="run directory written by `sgm train`")

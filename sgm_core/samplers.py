@@ -34,9 +34,11 @@ def _full(x: torch.Tensor, value: float | torch.Tensor) -> torch.Tensor:
     return torch.full((x.shape[0],), float(value), dtype=x.dtype, device=x.device)
 
 
-def langevin_step(score_fn: ScoreFn, x: torch.Tensor, sigma: float, step_size: float, noise: torch.Tensor) -> torch.Tensor:
-    """x + eps s(x) + sqrt(2 eps) z: one step of unadjusted Langevin dynamics (CS236 form)."""
-    return x + step_size * score_fn(x, _full(x, sigma)) + math.sqrt(2 * step_size) * noise
+def langevin_step(score_fn: ScoreFn, x: torch.Tensor, sigma: float, step_size: float, noise: torch.Tensor,
+                  noise_scale: float = 1.0) -> torch.Tensor:
+    """x + eps s(x) + sqrt(2 eps) z: one step of unadjusted Langevin dynamics (CS236 form).
+    noise_scale = 0 leaves plain gradient ascent on log p, which finds modes, not samples."""
+    return x + step_size * score_fn(x, _full(x, sigma)) + noise_scale * math.sqrt(2 * step_size) * noise
 
 
 def tweedie_denoise(score_fn: ScoreFn, x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -52,6 +54,7 @@ class LangevinSampler:
     step_size: float
     n_steps: int
     denoise: bool = False
+    noise_scale: float = 1.0
     name: str = "langevin"
 
     def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
@@ -61,7 +64,7 @@ class LangevinSampler:
         return self.sigma
 
     def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
-        return langevin_step(score_fn, x, self.sigma, self.step_size, _noise(x, generator))
+        return langevin_step(score_fn, x, self.sigma, self.step_size, _noise(x, generator), self.noise_scale)
 
     def finish(self, score_fn: ScoreFn, x: torch.Tensor) -> torch.Tensor:
         return tweedie_denoise(score_fn, x, self.sigma) if self.denoise else x
@@ -76,6 +79,7 @@ class AnnealedLangevinSampler:
     step_size: float  # eps at the smallest sigma
     steps_per_level: int
     denoise: bool = True
+    noise_scale: float = 1.0
     name: str = "annealed"
 
     @property
@@ -94,7 +98,7 @@ class AnnealedLangevinSampler:
     def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
         sigma = self.sigma_at(i)
         eps = self.step_size * (sigma / self.sigmas[-1]) ** 2
-        return langevin_step(score_fn, x, sigma, eps, _noise(x, generator))
+        return langevin_step(score_fn, x, sigma, eps, _noise(x, generator), self.noise_scale)
 
     def finish(self, score_fn: ScoreFn, x: torch.Tensor) -> torch.Tensor:
         return tweedie_denoise(score_fn, x, self.sigmas[-1]) if self.denoise else x
@@ -219,10 +223,12 @@ def make_sampler(cfg: SamplerConfig, noise: NoiseConfig, loss: str = "ncsn") -> 
     if cfg.name == "langevin":
         sigma = langevin_sigma_for(loss, noise)
         default_eps = 0.1 * sigma**2 if sigma > 0 else 1e-3  # eps / sigma^2 = 0.1 keeps it stable
-        return LangevinSampler(sigma, cfg.step_size or default_eps, cfg.steps or 1000, cfg.denoise and sigma > 0)
+        return LangevinSampler(sigma, cfg.step_size or default_eps, cfg.steps or 1000, cfg.denoise and sigma > 0,
+                               cfg.noise_scale)
     if cfg.name == "annealed":
         sigmas = tuple(float(s) for s in geometric_sigmas(noise.sigma_min, noise.sigma_max, noise.n_levels))
-        return AnnealedLangevinSampler(sigmas, cfg.step_size or 0.1 * noise.sigma_min**2, cfg.steps or 100, cfg.denoise)
+        return AnnealedLangevinSampler(sigmas, cfg.step_size or 0.1 * noise.sigma_min**2, cfg.steps or 100, cfg.denoise,
+                                       cfg.noise_scale)
     sde = VPSDE(noise.beta_min, noise.beta_max) if loss == "vp-sde" else VESDE(noise.sigma_min, noise.sigma_max)
     if cfg.name == "ode":
         return ProbabilityFlowSampler(sde, cfg.steps or 200)

@@ -1,0 +1,118 @@
+"""Pure, vectorised geometry for the views: no Qt, so it is tested without a window."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_TINY = 1e-12  # a vector shorter than this has no direction: its arrow collapses to a point
+HEAD_ANGLE = math.radians(25.0)  # half-opening of an arrow head
+
+
+def arrow_segments(
+    positions: np.ndarray,
+    vectors: np.ndarray,
+    length_scale: float,
+    normalized: bool,
+    head: float = 0.3,
+    *,
+    max_length: float | None = None,
+    head_angle: float = HEAD_ANGLE,
+) -> np.ndarray:
+    """Line segments of one arrow per (position, vector), for `PlotCurveItem(connect="pairs")`.
+
+    Each arrow is three segments (shaft, two head barbs) = six points:
+    ``[p, tip, tip, tip + barb1, tip, tip + barb2]``, so the result is ``(P * 6, 2)`` float32.
+    The shaft has length ``length_scale`` (``normalized``: direction only) or
+    ``|v| * length_scale``, capped at ``max_length``; the barbs are ``head`` times the shaft.
+    Zero and non-finite vectors give zero-length arrows at their position (never NaN).
+    """
+    p = np.asarray(positions, dtype=np.float64)[:, :2]
+    v = np.asarray(vectors, dtype=np.float64)[:, :2]
+    v = np.where(np.isfinite(v).all(axis=1, keepdims=True), v, 0.0)  # a NaN/inf vector has no direction
+    mag = np.hypot(v[:, 0], v[:, 1])
+    has_dir = mag > _TINY
+    unit = v / np.where(has_dir, mag, 1.0)[:, None]
+    unit[~has_dir] = 0.0
+    length = np.where(has_dir, float(length_scale), 0.0) if normalized else mag * float(length_scale)
+    if max_length is not None:
+        length = np.minimum(length, float(max_length))
+    tip = p + unit * length[:, None]
+    # barbs: the backwards direction rotated by +/- head_angle, scaled to the head length
+    c, s = math.cos(head_angle), math.sin(head_angle)
+    bx, by = -unit[:, 0], -unit[:, 1]
+    h = (head * length)[:, None]
+    barb1 = tip + h * np.stack([c * bx - s * by, s * bx + c * by], axis=1)
+    barb2 = tip + h * np.stack([c * bx + s * by, -s * bx + c * by], axis=1)
+    out = np.stack([p, tip, tip, barb1, tip, barb2], axis=1)  # (P, 6, 2)
+    return out.reshape(-1, 2).astype(np.float32)
+
+
+def robust_length_scale(magnitudes: np.ndarray, cell: float, quantile: float = 95.0, fill: float = 0.9) -> float:
+    """Data units per unit of |v| such that the `quantile`-th percentile magnitude spans `fill`
+    of a grid cell: a few huge vectors (far from the data) do not shrink every other arrow."""
+    m = np.asarray(magnitudes, dtype=np.float64)
+    m = m[np.isfinite(m)]
+    ref = float(np.percentile(m, quantile)) if m.size else 0.0
+    return fill * cell / ref if ref > _TINY else 0.0
+
+
+def grid_cell(positions: np.ndarray) -> float:
+    """The smaller spacing of a regular grid given as flattened (P, D) positions (any meshgrid
+    indexing): span / (distinct values - 1) along the first two axes."""
+    p = np.asarray(positions, dtype=np.float64)
+    steps = []
+    for axis in range(min(2, p.shape[1]) if p.ndim == 2 else 0):
+        u = np.unique(p[:, axis])
+        if len(u) > 1:
+            steps.append(float(u[-1] - u[0]) / (len(u) - 1))
+    return min(steps) if steps else 1.0
+
+
+def magnitude_bins(magnitudes: np.ndarray, n_bins: int, reference: float) -> np.ndarray:
+    """Bin index 0..n_bins-1 of each magnitude on a linear scale from 0 to `reference`
+    (values above it share the top bin; non-finite go to bin 0)."""
+    m = np.asarray(magnitudes, dtype=np.float64)
+    if reference <= _TINY:
+        return np.zeros(m.shape, dtype=np.intp)
+    idx = np.floor(np.where(np.isfinite(m), m, 0.0) / reference * n_bins)
+    return np.clip(idx, 0, n_bins - 1).astype(np.intp)
+
+
+def disc_samples(center: np.ndarray, radius: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n points uniform in the disc of `radius` around `center` (r = R sqrt(u) is area-uniform)."""
+    r = radius * np.sqrt(rng.random(n))
+    theta = 2.0 * np.pi * rng.random(n)
+    c = np.asarray(center, dtype=np.float64)
+    return np.stack([c[0] + r * np.cos(theta), c[1] + r * np.sin(theta)], axis=1).astype(np.float32)
+
+
+def within_any(points: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
+    """Boolean mask of the points within `radius` of any centre: what an eraser path removes.
+    The main window uses it on `Plot2D.erase_finished` so removal matches the preview exactly."""
+    p = np.asarray(points, dtype=np.float64)[:, :2]
+    hit = np.zeros(len(p), dtype=bool)
+    r2 = float(radius) ** 2
+    for c in np.asarray(centres, dtype=np.float64).reshape(-1, 2):  # O(N) memory per centre
+        d = p - c
+        hit |= d[:, 0] ** 2 + d[:, 1] ** 2 <= r2
+    return hit
+
+
+def upsample_bilinear(img: np.ndarray, factor: int) -> np.ndarray:
+    """Bilinear upsampling of an (H, W) grid sampled at its corners: the result's first and last
+    samples coincide with the input's, so it covers the same bounds (align-corners)."""
+    a = np.asarray(img, dtype=np.float32)
+    h, w = a.shape
+    if factor <= 1 or h < 2 or w < 2:
+        return a
+    ys = np.linspace(0.0, h - 1, (h - 1) * factor + 1)
+    xs = np.linspace(0.0, w - 1, (w - 1) * factor + 1)
+    y0 = np.minimum(ys.astype(np.intp), h - 2)
+    x0 = np.minimum(xs.astype(np.intp), w - 2)
+    fy = (ys - y0)[:, None].astype(np.float32)
+    fx = (xs - x0)[None, :].astype(np.float32)
+    top = a[y0][:, x0] * (1 - fx) + a[y0][:, x0 + 1] * fx
+    bottom = a[y0 + 1][:, x0] * (1 - fx) + a[y0 + 1][:, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy

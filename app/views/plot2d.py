@@ -1,0 +1,403 @@
+"""The playground's main 2D view: data you can draw on, the live score field, and particles.
+
+Every layer is one persistent pyqtgraph item created once and refreshed with `setData` from the
+main window's frame timer (shared/FACTS.md): one `ImageItem` heatmap, one scatter for the data,
+one `PlotCurveItem(connect="pairs")` per arrow colour bin, one curve for all trails, and one
+scatter for all particles with a single brush.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QPen
+from PySide6.QtWidgets import QGraphicsEllipseItem
+
+from app.views import colors
+from app.views.geometry import (
+    arrow_segments,
+    disc_samples,
+    grid_cell,
+    magnitude_bins,
+    robust_length_scale,
+    upsample_bilinear,
+    within_any,
+)
+
+TOOLS = ("none", "brush", "point", "eraser", "spawn")
+HEATMAPS = ("off", "density", "error")
+N_BINS = 8  # arrow colour bins: one PlotCurveItem each
+MAX_TRAILS = 1000  # trails of more particles cost painting time without showing more
+ARROW_FILL = 0.9  # the 95th-percentile magnitude spans this fraction of a grid cell
+ARROW_MAX = 1.25  # longer arrows (the top 5%, far from the data) are capped at this many cells
+NORMALIZED_LENGTH = 0.8  # direction-only arrows: this many cells
+DENSITY_RANGE = 10.0  # log-density heatmap shows the top this-many nats (e^10 dynamic range)
+# relative score error e is shown as e / (1 + e): a fixed scale (comparable as training goes on)
+# that never saturates; e = 1 (error as large as |s_ref| + 1) is the middle colour
+ERROR_LEVELS = (0.0, 1.0)
+HEATMAP_PIXELS = 256  # heatmaps are upsampled bilinearly to about this many pixels across
+
+
+def _pen(rgba: colors.RGBA, width: float = 1.0) -> QPen:
+    pen = pg.mkPen(rgba, width=width)
+    pen.setCosmetic(True)
+    return pen
+
+
+class ParticleScatter(pg.ScatterPlotItem):
+    """A `ScatterPlotItem` whose points all share the item's own style, with a fast position update.
+
+    `ScatterPlotItem.setData` looks up the symbol atlas once per point (~20 ms for 10k points);
+    when every point uses the default style the atlas entry is the same for all, so
+    `set_positions` looks it up once and only rewrites the coordinates (< 1 ms).
+    """
+
+    def set_positions(self, xy: np.ndarray) -> None:
+        xy = np.asarray(xy)
+        n = len(xy)
+        if n != len(self.data):
+            data = np.empty(n, dtype=self.data.dtype)  # object fields start as None: the default style
+            data["size"] = -1
+            data["visible"] = True
+            data["hovered"] = False
+            data["sourceRect"] = 0
+            if n:
+                self.updateSpots(data[:1])  # renders / finds the one shared symbol in the atlas
+                data["sourceRect"][1:] = data["sourceRect"][0]
+            self.data = data
+        if n:
+            self.data["x"] = xy[:, 0]
+            self.data["y"] = xy[:, 1]
+        self.prepareGeometryChange()
+        self.informViewBoundsChanged()
+        self.bounds = [None, None]
+        self.invalidate()
+
+
+class Plot2D(pg.PlotWidget):
+    """Data (editable with brush/point/eraser tools), learned and true score field, heatmap,
+    Langevin particles and trails, on one aspect-locked light plot.
+
+    Frames whose `field`, `true_field`, `heatmap` or `error_map` is None keep the last one drawn
+    (the engine refreshes the field only when it is stale); `clear_field` removes them.
+    """
+
+    stroke_finished = Signal(object)  # (k, 2) float32: points a brush stroke / point click added
+    erase_finished = Signal(object)  # (k, 2) float32: eraser centres; radius is `brush_radius`
+    spawn_requested = Signal(float, float)  # a click in "spawn" mode, data coordinates
+
+    def __init__(self, parent=None, *, seed: int = 0) -> None:
+        super().__init__(parent, background=colors.BACKGROUND)
+        self.brush_radius = 0.25
+        self.brush_density = 6
+        self._rng = np.random.default_rng(seed)  # stroke sampling: reproducible per widget
+        self._tool = "none"
+        self._dragging = False
+        self._stroke: list[np.ndarray] = []
+        self._erase_centres: list[np.ndarray] = []
+        self._points = np.zeros((0, 2), np.float32)
+        self._erased = np.zeros(0, bool)
+        self._layers = {"data": True, "field": True, "true_field": False, "particles": True, "trails": True}
+        self._heatmap_mode = "off"
+        self._normalized = False
+        self._field = None
+        self._true_field = None
+        self._heat: dict[str, np.ndarray | None] = {"density": None, "error": None}
+        self._heat_bounds = None
+
+        pi = self.getPlotItem()
+        self._vb = pi.getViewBox()
+        self._vb.setAspectLocked(True, ratio=1.0)
+        self._vb.disableAutoRange()  # frames must not move the camera; `fit_to` does
+        pi.hideButtons()
+        pi.showGrid(x=True, y=True, alpha=colors.GRID_ALPHA)
+        for name in ("left", "bottom"):
+            axis = pi.getAxis(name)
+            axis.setPen(pg.mkPen(colors.FOREGROUND))
+            axis.setTextPen(pg.mkPen(colors.FOREGROUND))
+        self.viewport().setMouseTracking(True)
+
+        # layers, bottom to top
+        self._heat_item = pg.ImageItem(axisOrder="row-major")
+        self._data_item = ParticleScatter(pxMode=True, size=4, pen=None, brush=pg.mkBrush(colors.DATA))
+        self._preview_item = ParticleScatter(pxMode=True, size=4, pen=None, brush=pg.mkBrush(colors.STROKE_PREVIEW))
+        self._true_item = pg.PlotCurveItem(connect="pairs", pen=_pen(colors.TRUE_FIELD, 1.0),
+                                           antialias=True, skipFiniteCheck=True)
+        self._field_items = [
+            pg.PlotCurveItem(connect="pairs", pen=_pen(c, 1.5), antialias=True, skipFiniteCheck=True)
+            for c in colors.bin_colors(N_BINS)
+        ]
+        self._trail_item = pg.PlotCurveItem(pen=_pen(colors.TRAIL, 1.0), antialias=False, skipFiniteCheck=True)
+        self._particle_item = ParticleScatter(pxMode=True, size=5, pen=None, brush=pg.mkBrush(colors.PARTICLE))
+        self._cursor = QGraphicsEllipseItem()
+        self._cursor.setVisible(False)
+        items = [self._heat_item, self._data_item, self._preview_item, self._true_item, *self._field_items,
+                 self._trail_item, self._particle_item, self._cursor]
+        for z, item in enumerate(items):
+            item.setZValue(z)
+            pi.addItem(item)
+        self._heat_item.setVisible(False)
+        self._apply_layers()
+        self.set_tool("none")
+        self._vb.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+
+    # -- tools -----------------------------------------------------------------------------
+    @property
+    def tool(self) -> str:
+        return self._tool
+
+    def set_tool(self, tool: str) -> None:
+        """"none" pans/zooms; "brush", "point", "eraser" edit the data; "spawn" places particles."""
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}; expected one of {', '.join(TOOLS)}")
+        self._cancel_stroke()
+        self._tool = tool
+        shape = Qt.CursorShape.ArrowCursor if tool == "none" else Qt.CursorShape.CrossCursor
+        self.viewport().setCursor(shape)
+        color = colors.ERASER_CURSOR if tool == "eraser" else colors.CURSOR
+        self._cursor.setPen(_pen(color, 1.5))
+        self._cursor.setBrush(pg.mkBrush(*color[:3], 22))  # a faint fill shows the area covered
+        if tool not in ("brush", "eraser"):
+            self._cursor.setVisible(False)
+
+    def set_brush(self, radius: float, density: int) -> None:
+        """Spray radius (data units; also the eraser's) and points added per mouse-move event."""
+        if not radius > 0:
+            raise ValueError(f"brush radius must be > 0, got {radius}")
+        if density < 1:
+            raise ValueError(f"brush density must be >= 1, got {density}")
+        self.brush_radius = float(radius)
+        self.brush_density = int(density)
+        if self._cursor.isVisible():
+            c = self._cursor.rect().center()
+            self._place_cursor(np.array([c.x(), c.y()]))
+
+    def _data_pos(self, ev) -> np.ndarray:
+        scene = self.mapToScene(ev.position().toPoint())
+        p = self._vb.mapSceneToView(scene)
+        return np.array([p.x(), p.y()], dtype=np.float64)
+
+    def _place_cursor(self, xy: np.ndarray) -> None:
+        if self._tool not in ("brush", "eraser"):
+            return
+        r = self.brush_radius
+        self._cursor.setRect(QRectF(xy[0] - r, xy[1] - r, 2 * r, 2 * r))
+        self._cursor.setVisible(True)
+
+    def _extend_stroke(self, xy: np.ndarray) -> None:
+        if self._tool == "brush":
+            self._stroke.append(disc_samples(xy, self.brush_radius, self.brush_density, self._rng))
+        elif self._tool == "point" and not self._stroke:
+            self._stroke.append(np.asarray(xy, np.float32)[None])
+        elif self._tool == "eraser":
+            self._erase_centres.append(np.asarray(xy, np.float32))
+            if len(self._points):
+                self._erased |= within_any(self._points, xy[None], self.brush_radius)
+                self._data_item.set_positions(self._points[~self._erased])
+            return
+        self._preview_item.set_positions(np.concatenate(self._stroke))
+
+    def _cancel_stroke(self) -> None:
+        self._dragging = False
+        self._stroke = []
+        self._erase_centres = []
+        self._preview_item.set_positions(np.zeros((0, 2), np.float32))
+        if self._erased.any():
+            self._erased[:] = False
+            self._data_item.set_positions(self._points)
+
+    def mousePressEvent(self, ev) -> None:  # noqa: N802 (Qt override)
+        if self._tool == "none" or ev.button() != Qt.MouseButton.LeftButton:
+            super().mousePressEvent(ev)
+            return
+        ev.accept()
+        xy = self._data_pos(ev)
+        if self._tool == "spawn":
+            self.spawn_requested.emit(float(xy[0]), float(xy[1]))
+            return
+        self._cancel_stroke()
+        self._dragging = True
+        self._place_cursor(xy)
+        self._extend_stroke(xy)
+
+    def mouseMoveEvent(self, ev) -> None:  # noqa: N802
+        if self._tool == "none":
+            super().mouseMoveEvent(ev)
+            return
+        xy = self._data_pos(ev)
+        self._place_cursor(xy)
+        if self._dragging:
+            ev.accept()
+            self._extend_stroke(xy)
+        else:
+            super().mouseMoveEvent(ev)  # hover, and right-drag zoom, still reach the scene
+
+    def mouseReleaseEvent(self, ev) -> None:  # noqa: N802
+        if not (self._dragging and ev.button() == Qt.MouseButton.LeftButton):
+            super().mouseReleaseEvent(ev)
+            return
+        ev.accept()
+        stroke = np.concatenate(self._stroke).astype(np.float32) if self._stroke else None
+        centres = np.stack(self._erase_centres).astype(np.float32) if self._erase_centres else None
+        # restore the preview first: a listener answers synchronously with set_points (one undo step)
+        self._cancel_stroke()
+        if stroke is not None:
+            self.stroke_finished.emit(stroke)
+        if centres is not None:
+            self.erase_finished.emit(centres)
+
+    def leaveEvent(self, ev) -> None:  # noqa: N802
+        super().leaveEvent(ev)
+        if not self._dragging:
+            self._cursor.setVisible(False)
+
+    # -- data and frames --------------------------------------------------------------------
+    def set_points(self, points: np.ndarray) -> None:
+        """The dataset's display points (N, D >= 2; the first two coordinates are drawn)."""
+        p = np.asarray(points, dtype=np.float32)
+        self._points = np.ascontiguousarray(p[:, :2]) if p.size else np.zeros((0, 2), np.float32)
+        self._erased = np.zeros(len(self._points), bool)
+        self._data_item.set_positions(self._points)
+
+    def show_frame(self, frame) -> None:
+        """Draw an `sgm_core.live.Frame`: particles and trails always; field, true field and
+        heatmaps when the frame carries new ones (identity check, so repeats cost nothing)."""
+        self._particle_item.set_positions(np.asarray(frame.particles)[:, :2])
+        self._draw_trails(frame.trails)
+        fields_changed = False
+        if frame.field is not None and frame.field is not self._field:
+            self._field, fields_changed = frame.field, True
+        if frame.true_field is not None and frame.true_field is not self._true_field:
+            self._true_field, fields_changed = frame.true_field, True
+        if fields_changed:
+            self._draw_fields()
+        heat_changed = False
+        for key, img in (("density", frame.heatmap), ("error", frame.error_map)):
+            if img is not None and img is not self._heat[key]:
+                self._heat[key], heat_changed = img, True
+        if frame.heatmap_bounds is not None and frame.heatmap_bounds != self._heat_bounds:
+            self._heat_bounds, heat_changed = frame.heatmap_bounds, True
+        if heat_changed:
+            self._draw_heatmap()
+
+    def clear_field(self) -> None:
+        """Forget the drawn field, true field and heatmaps (e.g. when the dataset changes)."""
+        self._field = self._true_field = self._heat_bounds = None
+        self._heat = {"density": None, "error": None}
+        for item in (*self._field_items, self._true_item):
+            item.setData(x=np.zeros(0), y=np.zeros(0))
+        self._heat_item.setVisible(False)
+
+    def set_layers(self, *, data: bool | None = None, field: bool | None = None, true_field: bool | None = None,
+                   particles: bool | None = None, trails: bool | None = None, heatmap: str | None = None) -> None:
+        """Visibility toggles; None leaves a layer as it is. heatmap: "off" | "density" | "error"."""
+        for key, value in (("data", data), ("field", field), ("true_field", true_field),
+                           ("particles", particles), ("trails", trails)):
+            if value is not None:
+                self._layers[key] = bool(value)
+        if heatmap is not None:
+            if heatmap not in HEATMAPS:
+                raise ValueError(f"unknown heatmap {heatmap!r}; expected one of {', '.join(HEATMAPS)}")
+            self._heatmap_mode = heatmap
+            self._draw_heatmap()
+        self._apply_layers()
+
+    def layers(self) -> dict[str, bool | str]:
+        return {**self._layers, "heatmap": self._heatmap_mode}
+
+    def _apply_layers(self) -> None:
+        self._data_item.setVisible(self._layers["data"])
+        for item in self._field_items:
+            item.setVisible(self._layers["field"])
+        self._true_item.setVisible(self._layers["true_field"])
+        self._particle_item.setVisible(self._layers["particles"])
+        self._trail_item.setVisible(self._layers["trails"])
+
+    def set_normalized_arrows(self, on: bool) -> None:
+        """Equal-length arrows (direction only; colour still tells magnitude) vs length ∝ |score|."""
+        if bool(on) != self._normalized:
+            self._normalized = bool(on)
+            self._draw_fields()
+
+    # -- drawing ----------------------------------------------------------------------------
+    def _draw_trails(self, trails: np.ndarray | None) -> None:
+        if trails is None or len(trails) < 2:
+            self._trail_item.setData(x=np.zeros(0), y=np.zeros(0))
+            return
+        t = np.asarray(trails)[:, :MAX_TRAILS, :2]  # (T, m, 2), oldest first
+        steps, m = t.shape[0], t.shape[1]
+        path = t.transpose(1, 0, 2).reshape(-1, 2)  # each particle's polyline in turn
+        connect = np.ones(m * steps, dtype=bool)
+        connect[steps - 1 :: steps] = False  # do not join one particle's head to the next's tail
+        self._trail_item.setData(x=path[:, 0], y=path[:, 1], connect=connect)
+
+    def _draw_fields(self) -> None:
+        ref = self._field if self._field is not None else self._true_field
+        if ref is None:
+            return
+        cell = grid_cell(ref.positions)
+        mag = np.hypot(ref.vectors[:, 0], ref.vectors[:, 1])
+        finite = mag[np.isfinite(mag)]
+        top = float(np.percentile(finite, 95)) if finite.size else 0.0
+        if self._normalized:
+            scale, cap = NORMALIZED_LENGTH * cell, None
+        else:
+            scale, cap = robust_length_scale(mag, cell, 95.0, ARROW_FILL), ARROW_MAX * cell
+        if self._field is not None:
+            f = self._field
+            segs = arrow_segments(f.positions, f.vectors, scale, self._normalized, max_length=cap)
+            segs = segs.reshape(-1, 6, 2)
+            bins = magnitude_bins(mag, N_BINS, top)
+            order = np.argsort(bins, kind="stable")
+            ends = np.cumsum(np.bincount(bins, minlength=N_BINS))
+            for b, item in enumerate(self._field_items):
+                sel = segs[order[(ends[b - 1] if b else 0) : ends[b]]].reshape(-1, 2)
+                item.setData(x=sel[:, 0], y=sel[:, 1], connect="pairs")
+        if self._true_field is not None:
+            t = self._true_field
+            segs = arrow_segments(t.positions, t.vectors, scale, self._normalized, max_length=cap)
+            self._true_item.setData(x=segs[:, 0], y=segs[:, 1], connect="pairs")
+
+    def _draw_heatmap(self) -> None:
+        img = self._heat.get(self._heatmap_mode) if self._heatmap_mode != "off" else None
+        if img is None or self._heat_bounds is None:
+            self._heat_item.setVisible(False)
+            return
+        img = np.asarray(img, dtype=np.float32)
+        finite = img[np.isfinite(img)]
+        if self._heatmap_mode == "density":
+            hi = float(finite.max()) if finite.size else 1.0
+            lo = max(float(np.percentile(finite, 2)) if finite.size else 0.0, hi - DENSITY_RANGE)
+            levels, lut = (lo, hi if hi > lo else lo + 1.0), colors.lut(colors.DENSITY)
+        else:
+            img = np.abs(img) / (1.0 + np.abs(img))
+            levels, lut = ERROR_LEVELS, colors.lut(colors.ERROR)
+        img = np.nan_to_num(img, nan=levels[0], posinf=levels[1], neginf=levels[0])
+        img = upsample_bilinear(img, max(1, HEATMAP_PIXELS // max(img.shape)))  # smooth, not blocky
+        self._heat_item.setImage(img, autoLevels=False, levels=levels, lut=lut)
+        (x0, x1), (y0, y1) = self._heat_bounds[:2]
+        h, w = img.shape
+        # grid values sit on pixel centres: widen the rect by half a pixel each side
+        dx = (x1 - x0) / max(w - 1, 1)
+        dy = (y1 - y0) / max(h - 1, 1)
+        self._heat_item.setRect(QRectF(x0 - dx / 2, y0 - dy / 2, (x1 - x0) + dx, (y1 - y0) + dy))
+        self._heat_item.setVisible(True)
+
+    # -- view -------------------------------------------------------------------------------
+    def field_bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The visible rectangle in data coordinates, ((x0, x1), (y0, y1)), for `FieldView.bounds`."""
+        r = self._vb.viewRect()
+        return (float(r.left()), float(r.right())), (float(r.top()), float(r.bottom()))
+
+    def fit_to(self, points: np.ndarray, margin: float = 0.15) -> None:
+        """Show the points with a margin; aspect stays 1:1 (the ViewBox widens the short side)."""
+        p = np.asarray(points, dtype=np.float64)
+        p = p[np.isfinite(p).all(axis=1)][:, :2] if p.size else p.reshape(0, 2)
+        if len(p) == 0:
+            self._vb.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+            return
+        lo, hi = p.min(axis=0), p.max(axis=0)
+        c = (lo + hi) / 2
+        half = float((hi - lo).max()) / 2 * (1 + margin) + 1e-6
+        self._vb.setRange(QRectF(QPointF(c[0] - half, c[1] - half), QPointF(c[0] + half, c[1] + half)), padding=0)
