@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--sampler", default=None, help=f"one of {', '.join(SAMPLERS)}")
     render.add_argument("--n", type=_positive_int, default=2000, help="number of particles")
     render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--steps", type=_positive_int, default=None, help="sampler steps (per level for annealed)")
+
+    sub.add_parser("lessons", help="list the built-in lessons")
+    lesson = sub.add_parser("lesson", help="run a lesson headless and print what it measures")
+    lesson.add_argument("id", help="lesson id (see `sgm lessons`)")
+    lesson.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -204,12 +210,38 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .render import render_run
 
     render_run(args.run, args.out, frames=args.frames, fps=args.fps, size=args.size,
-               sampler=args.sampler, n=args.n, seed=args.seed)
+               sampler=args.sampler, n=args.n, seed=args.seed, steps=args.steps)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
-COMMANDS = {"datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample, "render": cmd_render}
+def cmd_lessons(args: argparse.Namespace) -> int:
+    from .lessons import load_lessons
+
+    for lesson in load_lessons():
+        print(f"{lesson.id:<18} {lesson.title}")
+    return 0
+
+
+def cmd_lesson(args: argparse.Namespace) -> int:
+    from .lessons import check_lesson, lesson_by_id, run_lesson
+
+    lesson = lesson_by_id(args.id)
+    print(lesson.title)
+    print(lesson.caption)
+    results = run_lesson(lesson, seed=args.seed)
+    for label, metrics in results.items():
+        shown = ", ".join(f"{k}={v:.3g}" for k, v in metrics.items())
+        print(f"  {label}: {shown}")
+    failures = check_lesson(lesson, results)
+    for line in failures:
+        print(f"  not shown this time: {line}")
+    print("  the effect is shown" if not failures else "  the effect was not shown with this seed")
+    return 0
+
+
+COMMANDS = {"datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample, "render": cmd_render,
+            "lessons": cmd_lessons, "lesson": cmd_lesson}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,8 +18,11 @@ import torch
 from .config import RunConfig, SamplerConfig
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, SessionError
+from .likelihood import ode_log_likelihood
 from .losses import loss_spec
+from .metrics import energy_distance, mmd_rbf, mode_weights, sliced_wasserstein
 from .nets import EnergyNet
+from .noise import make_sde
 from .samplers import Sampler, make_sampler
 from .sessions import SessionState
 from .training import Trainer, device_label
@@ -228,6 +231,38 @@ class LiveEngine:
             learned = self.trainer.score_fn()(xs.to(self.device), sig.to(self.device)).float().cpu()
         truth = self.reference(xs, sig).float()
         return float(((learned - truth) ** 2).sum(1).mean() / (truth**2).sum(1).mean().clamp_min(1e-12))
+
+    # -- live metrics ---------------------------------------------------------------------
+    def sample_metrics(self, max_points: int = 1000) -> dict[str, float | list[float]]:
+        """Particles vs fresh data: sliced Wasserstein (and its data-vs-data baseline), MMD,
+        energy distance, and mode weights for mixtures. All in data coordinates."""
+        parts = torch.as_tensor(self.particles_data()[:max_points])
+        n = len(parts)
+        if n < 2:
+            return {}
+        g = torch.Generator().manual_seed(17)  # the same reference draws every time
+        ref, ref2 = self.dataset.sample(n, g), self.dataset.sample(n, g)
+        sw = sliced_wasserstein(parts, ref, torch.Generator().manual_seed(123))
+        base = sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123))
+        out: dict[str, float | list[float]] = {
+            "sw": sw, "sw_ratio": sw / max(base, 1e-12), "mmd": mmd_rbf(parts, ref), "energy": energy_distance(parts, ref)}
+        if self.dataset.gmm is not None:
+            weights, on_mode = mode_weights(parts, self.dataset.gmm)
+            out["mode_weights"] = weights.tolist()
+            out["true_weights"] = self.dataset.gmm.weights.tolist()
+            out["on_mode"] = on_mode
+        return out
+
+    def data_log_likelihood(self, n_points: int = 200, n_steps: int = 50) -> float | None:
+        """Mean log-likelihood (nats per point, data coordinates) of data under the probability-flow
+        ODE of the current model; None for models with no noise ladder (sm/ssm)."""
+        if not self.trainer.spec.conditional:
+            return None
+        sde = make_sde(self.config.noise, "vp" if self.config.loss.name == "vp-sde" else "ve")
+        x = torch.as_tensor(self.standardizer.forward(self.dataset.points[:n_points]), dtype=torch.float32)
+        model = self.trainer.score_fn()
+        ll = ode_log_likelihood(lambda a, s: model(a.to(self.device), s.to(self.device)).cpu(), sde, x, n_steps)
+        return float(ll.mean()) - self.dataset.dim * math.log(self.standardizer.scale)
 
     # -- sessions -------------------------------------------------------------------------
     def export_state(self, points: np.ndarray, source: str, brush_radius: float = 0.2,

@@ -1,0 +1,133 @@
+"""LiveEngine: the Qt-free heart of the playground, tested without a window."""
+
+import numpy as np
+import pytest
+import torch
+
+from sgm_core.config import LossConfig, ModelConfig, RunConfig, SamplerConfig, TrainConfig
+from sgm_core.datasets import from_brush, make_preset
+from sgm_core.errors import SessionError
+from sgm_core.live import FieldView, LiveEngine, default_bounds
+from sgm_core.samplers import SAMPLERS
+from sgm_core.sessions import load_session, save_session
+
+SMALL = ModelConfig(width=32, depth=2)
+
+
+def _engine(preset="8gaussians", loss="ncsn", n=200, **kw):
+    data = make_preset(preset, n_points=1000)
+    cfg = RunConfig(data=preset, model=SMALL, loss=LossConfig(name=loss), train=TrainConfig(batch=128, steps=500))
+    return LiveEngine(data, cfg, n_particles=n, **kw)
+
+
+def test_frame_holds_field_truth_and_particles_in_data_coordinates():
+    eng = _engine()
+    view = FieldView(default_bounds(eng.dataset.points), resolution=16, sigma=0.2, heatmap_resolution=20)
+    frame = eng.frame(view)
+    assert frame.particles.shape == (200, 2) and frame.dim == 2
+    assert frame.field.positions.shape == (256, 2) and frame.field.vectors.shape == (256, 2)
+    assert frame.error_map.shape == (20, 20) and frame.heatmap is None  # score net: no density
+    assert frame.reference_kind == "analytic"
+    # The reference field is the analytic mixture score (data coordinates) at the standardised sigma.
+    gmm = eng.dataset.gmm
+    sigma_data = 0.2 * eng.standardizer.scale
+    expected = gmm.score(torch.as_tensor(frame.true_field.positions, dtype=torch.float64), sigma_data).numpy()
+    np.testing.assert_allclose(frame.true_field.vectors, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_training_lowers_the_score_error_against_the_truth():
+    eng = _engine()
+    before = eng.score_error(0.5)
+    eng.train(300)
+    assert eng.score_error(0.5) < 0.7 * before
+
+
+def test_particles_move_and_spawn_where_clicked():
+    eng = _engine()
+    start = eng.particles_data().copy()
+    eng.advance(5)
+    assert not np.allclose(start, eng.particles_data())
+    eng.spawn_at(np.array([1.0, -1.0]), 300, radius_data=0.01)
+    pts = eng.particles_data()
+    assert pts.shape == (300, 2)
+    assert np.abs(pts.mean(0) - [1.0, -1.0]).max() < 0.01
+    assert eng.sampler_step == 0
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_sampler_runs_live(name):
+    eng = _engine(loss="vp-sde" if name in ("sde", "pc", "ode") else "ncsn")
+    eng.set_sampler(SamplerConfig(name=name))
+    eng.train(5)
+    eng.advance(3)
+    assert np.isfinite(eng.particles_data()).all() and eng.sampler_step == 3
+
+
+def test_trails_keep_the_last_positions():
+    eng = _engine()
+    eng.set_trails(4)
+    for _ in range(6):
+        eng.advance(1)
+    frame = eng.frame(None)
+    assert frame.trails.shape == (4, 200, 2)
+    np.testing.assert_allclose(frame.trails[-1], frame.particles, atol=1e-5)
+
+
+def test_energy_model_gives_a_density_heatmap():
+    data = make_preset("8gaussians", n_points=500)
+    cfg = RunConfig(model=ModelConfig(kind="energy", width=32, depth=2), train=TrainConfig(batch=64))
+    eng = LiveEngine(data, cfg, n_particles=10)
+    frame = eng.frame(FieldView(default_bounds(data.points), resolution=8, heatmap_resolution=16))
+    assert frame.heatmap.shape == (16, 16) and np.isfinite(frame.heatmap).all()
+
+
+def test_drawn_data_uses_the_empirical_reference():
+    pts = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    eng = LiveEngine(from_brush(pts, 0.2), RunConfig(model=SMALL), n_particles=10)
+    assert eng.frame(FieldView(default_bounds(pts), resolution=4)).reference_kind == "empirical"
+
+
+def test_sample_metrics_compare_particles_with_data():
+    eng = _engine(n=500)
+    far = eng.sample_metrics()  # particles start spread over the box, far from the 8 modes
+    eng.particles = torch.as_tensor(eng.standardizer.forward(eng.dataset.sample(500, torch.Generator().manual_seed(4))))
+    near = eng.sample_metrics()
+    assert near["sw_ratio"] < 2.0 < far["sw_ratio"]
+    assert near["on_mode"] > 0.9 and len(near["mode_weights"]) == 8
+
+
+def test_session_round_trip_restores_weights_particles_and_history(tmp_path):
+    eng = _engine()
+    eng.train(20)
+    eng.advance(4)
+    path = save_session(tmp_path / "s.sgm", eng.export_state(eng.dataset.points, "8gaussians", settings={"k": 1}))
+    state = load_session(path)
+    back = LiveEngine.from_state(eng.dataset, state)
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    sig = torch.full((64,), 0.3)
+    with torch.no_grad():
+        torch.testing.assert_close(back.trainer.score_fn()(x, sig), eng.trainer.score_fn()(x, sig), rtol=0, atol=0)
+    np.testing.assert_allclose(back.particles_data(), eng.particles_data(), atol=1e-5)
+    assert back.trainer.step == 20 and len(back.trainer.losses) == 20 and back.sampler_step == 4
+    assert state.settings == {"k": 1}
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", bytes(range(256)) * 8])
+def test_corrupt_session_files_are_refused(tmp_path, content):
+    bad = tmp_path / "bad.sgm"
+    bad.write_bytes(content)
+    with pytest.raises(SessionError):
+        load_session(bad)
+
+
+def test_truncated_session_is_refused_and_old_file_survives_a_failed_save(tmp_path):
+    eng = _engine()
+    path = save_session(tmp_path / "s.sgm", eng.export_state(eng.dataset.points, "8gaussians"))
+    blob = path.read_bytes()
+    (tmp_path / "t.sgm").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(SessionError):
+        load_session(tmp_path / "t.sgm")
+    state = eng.export_state(eng.dataset.points, "8gaussians", settings={"bad": object()})  # not JSON-able
+    with pytest.raises(TypeError):
+        save_session(path, state)
+    assert path.read_bytes() == blob and not list(tmp_path.glob("*.tmp-*"))
