@@ -38,7 +38,8 @@ def evaluate(preset: str, loss: str, steps: int, n: int, seed: int = 0) -> dict:
     x = run_sampler(sampler, trainer.score_fn(), sampler.init(n, dataset.dim, g), g)
     sample_s = time.perf_counter() - t0
     samples = trainer.standardizer.inverse(x)
-    ref, ref2 = dataset.sample(n, g), dataset.sample(n, g)
+    g_ref = torch.Generator().manual_seed(seed + 9)  # the same reference draws for every loss
+    ref, ref2 = dataset.sample(n, g_ref), dataset.sample(n, g_ref)
     # The same projection directions for both distances, so their ratio is not noise.
     sw = sliced_wasserstein(samples, ref, torch.Generator().manual_seed(123))
     base = sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123))

@@ -59,13 +59,14 @@ def sliced_wasserstein(x, y, generator: torch.Generator, n_projections: int = 25
 
 
 def energy_distance(x, y) -> float:
-    """Energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| (Szekely & Rizzo), >= 0, 0 iff equal laws."""
+    """Energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| (Szekely & Rizzo) between the two empirical
+    distributions (V-statistic, self-pairs included), so it is >= 0 and 0 for identical sets;
+    the unbiased U-statistic would go negative for samples of one law."""
     x, y = _as64(x)[:4000], _as64(y)[:4000]
-    n, m = len(x), len(y)
     dxy = torch.cdist(x, y).mean()
-    dxx = torch.cdist(x, x).sum() / (n * (n - 1))
-    dyy = torch.cdist(y, y).sum() / (m * (m - 1))
-    return float(2 * dxy - dxx - dyy)
+    dxx = torch.cdist(x, x).mean()
+    dyy = torch.cdist(y, y).mean()
+    return float((2 * dxy - dxx - dyy).clamp_min(0.0))  # clamp: round-off only
 
 
 def relative_fisher_divergence(score_fn: ScoreFn, true_score: ScoreFn, x: torch.Tensor, sigma: float) -> float:
