@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("data", help="a preset name (see `sgm datasets`) or a .npy/.csv/.png/.jpg/.ply/.xyz file")
     train.add_argument("--out", required=True, help="run directory to write (config.json, model.safetensors, loss.csv)")
     train.add_argument("--loss", default="ncsn", help=f"one of {', '.join(LOSSES)} (default ncsn)")
-    train.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps (default 5000)")
+    train.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps (default 10000)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--model", default="score", choices=["score", "energy"])
@@ -164,7 +164,13 @@ def _train_with_progress(trainer, steps: int) -> None:
     from tqdm import tqdm
 
     chunk = 50
-    with tqdm(total=steps, unit="step", disable=not sys.stderr.isatty(), dynamic_ncols=True) as bar:
+    if not sys.stderr.isatty():
+        # No bar at all: tqdm starts its monitor thread even for a disabled bar and never stops
+        # it, which would leak a thread from every in-process `main([...])` call.
+        for done in range(0, steps, chunk):
+            trainer.run(min(chunk, steps - done))
+        return
+    with tqdm(total=steps, unit="step", dynamic_ncols=True) as bar:
         done = 0
         while done < steps:
             n = min(chunk, steps - done)

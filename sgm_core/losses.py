@@ -139,8 +139,8 @@ LOSSES = MappingProxyType({
     "dsm": LossSpec("dsm", "Denoising SM (score form)", "½|s(x+σz) + z/σ|² at one σ", True, "single", "langevin"),
     "dsm-eps": LossSpec("dsm-eps", "Denoising SM (noise prediction)", "½|ε̂(x+σz) − z|² at one σ", True, "single", "langevin"),
     "ncsn": LossSpec("ncsn", "NCSN: multi-noise DSM", "geometric σ ladder, λ(σ)=σ²", True, "ladder", "annealed"),
-    "ve-sde": LossSpec("ve-sde", "VE SDE (continuous DSM)", "σ(t)=σmin(σmax/σmin)^t, t~U(0,1)", True, "ve", "pc"),
-    "vp-sde": LossSpec("vp-sde", "VP SDE (continuous DSM)", "β(t) linear, x_t = α(t)x + s(t)z", True, "vp", "pc"),
+    "ve-sde": LossSpec("ve-sde", "VE SDE (continuous DSM)", "σ(t)=σmin(σmax/σmin)^t, t~U(0,1)", True, "ve", "sde"),
+    "vp-sde": LossSpec("vp-sde", "VP SDE (continuous DSM)", "β(t) linear, x_t = α(t)x + s(t)z", True, "vp", "sde"),
 })
 
 

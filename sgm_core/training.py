@@ -107,10 +107,11 @@ class Trainer:
         loss = self.loss_fn(self.model, self.batch(), self.noise_generator).mean()
         value = float(loss.detach())
         if not math.isfinite(value):
+            failed_step = self.step + 1  # before restore_good rolls self.step back
             self.restore_good()
             raise TrainingDiverged(
-                f"training diverged at step {self.step + 1} (loss is {value}); restored the last good weights "
-                "— try a smaller learning rate", self.step + 1)
+                f"training diverged at step {failed_step} (loss is {value}); restored the last good weights "
+                "— try a smaller learning rate", failed_step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -159,7 +160,9 @@ class Trainer:
         state = self._good_state
         self.model.load_state_dict(state["model"])
         self.ema_model.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        # A copy: Adam keeps the loaded tensors and updates them in place, which would corrupt
+        # the snapshot for the next fall-back.
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.step = state["step"]
         del self.losses[self.step:]
 

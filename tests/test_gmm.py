@@ -4,6 +4,7 @@ closed-form moments, and the change-of-variables rules behind `perturbed` and `t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,6 +19,16 @@ SIGMAS = (0.0, 0.3)
 FLOAT64_TOL = 1e-9  # two float64 evaluations of the same closed form: only round-off differs
 FLOAT32_TOL = 1e-5  # float32 in/out: relative round-off of a cast from float64
 N_SE = 4.5  # Monte-Carlo checks fail beyond 4.5 standard errors (false alarm ~1e-5 per check)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Small tensors: thread hand-offs cost more than they save (several times slower on a busy
+    2-core machine), so this module runs single-threaded and restores the setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def random_mixture(dim: int, seed: int, k: int = 3) -> GaussianMixture:

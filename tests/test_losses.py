@@ -1,0 +1,209 @@
+"""Every registered loss is minimised by the true score of its own noise model.
+
+The model is s_theta(x, sigma) = s_true(x, sigma) + a x + b with theta = (a, b) at 0, so the
+gradient of the expected loss in theta must vanish there (first-order optimality), and must not
+vanish at a perturbed theta. Per-sample gradients (one copy of theta per row, all equal) give the
+Monte-Carlo standard error that sets the tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+
+from sgm_core.config import LossConfig, NoiseConfig
+from sgm_core.errors import ConfigError
+from sgm_core.gmm import GaussianMixture
+from sgm_core.losses import LOSSES, loss_spec, make_loss, sm_loss
+
+DIMS = (2, 3)
+N_GRAD = 20_000  # samples per gradient estimate: standard errors ~1% of a unit-size effect
+N_SE_ZERO = 4.5  # |grad| at the truth stays within 4.5 standard errors (false alarm ~1e-5 per entry)
+N_SE_SIGNAL = 20.0  # at the perturbed theta the largest entry must stand > 20 standard errors out
+PERTURBATION = 1.0  # theta = (a, b) = (1, 1...): a clearly wrong score (the truth is theta = 0)
+FLOAT64_TOL = 1e-9  # two float64 routes to one closed form differ by round-off only
+
+TrueScore = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Small tensors: thread hand-offs cost more than they save (several times slower on a busy
+    2-core machine), so this module runs single-threaded and restores the setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_mixture(dim: int) -> GaussianMixture:
+    """Three anisotropic components in standardised units (what the trainer feeds the losses)."""
+    g = torch.Generator().manual_seed(100 + dim)
+    means = 1.2 * torch.randn(3, dim, generator=g, dtype=torch.float64)
+    a = 0.3 * torch.randn(3, dim, dim, generator=g, dtype=torch.float64)
+    covs = a @ a.transpose(1, 2) + 0.04 * torch.eye(dim, dtype=torch.float64)
+    return GaussianMixture(torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64), means, covs)
+
+
+test_mixture.__test__ = False  # a helper, not a test
+
+
+def marginal_score(gmm: GaussianMixture, x: torch.Tensor, coef: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Score of the law of coef * x0 + std * z, x0 ~ gmm, per sample: the mixture of
+    N(coef mu_k, coef^2 Sigma_k + std^2 I). Vectorised over rows (each row its own coef, std)."""
+    eye = torch.eye(gmm.dim, dtype=torch.float64)
+    coef, std = coef.double().reshape(-1, 1, 1, 1), std.double().reshape(-1, 1, 1, 1)
+    cov = coef**2 * gmm.covs[None] + std**2 * eye  # (N, K, D, D)
+    diff = x.double()[:, None, :] - coef[..., 0] * gmm.means[None]  # (N, K, D)
+    prec_diff = torch.linalg.solve(cov, diff[..., None])[..., 0]
+    log_comp = gmm.weights.log() - 0.5 * torch.linalg.slogdet(cov)[1] - 0.5 * (diff * prec_diff).sum(-1)
+    resp = torch.softmax(log_comp, dim=1)
+    return -(resp[..., None] * prec_diff).sum(1).to(x)
+
+
+def true_score_for(name: str, gmm: GaussianMixture) -> TrueScore:
+    """The score each loss is consistent with, as a function of (x, the sigma the loss passes)."""
+    noise = loss_spec(name).noise
+    if noise == "none":  # sm / ssm / ssm-vr: the clean data score; the nominal sigma is ignored
+        return lambda x, sigma: gmm.score(x, 0.0)
+    if noise in ("single", "ladder"):  # q_sigma at each sample's own sigma
+        return lambda x, sigma: gmm.score(x, sigma)
+    if noise == "ve":  # p_t = p * N(0, sigma(t)^2 I)
+        return lambda x, sigma: marginal_score(gmm, x, torch.ones_like(sigma), sigma)
+    assert noise == "vp"  # x_t = alpha x0 + std z with alpha^2 + std^2 = 1
+    return lambda x, sigma: marginal_score(gmm, x, torch.sqrt(1 - sigma.double() ** 2), sigma)
+
+
+@pytest.mark.parametrize("dim", DIMS)
+def test_marginal_score_helper_matches_gmm(dim: int) -> None:
+    """The helper's two special cases: VE is gmm.perturbed, VP at one time is a rescaled mixture."""
+    gmm = test_mixture(dim)
+    x = torch.randn(50, dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    std = torch.full((50,), 0.4, dtype=torch.float64)
+    got = marginal_score(gmm, x, torch.ones(50, dtype=torch.float64), std)
+    torch.testing.assert_close(got, gmm.score(x, 0.4), rtol=FLOAT64_TOL, atol=FLOAT64_TOL)
+    coef = 0.6
+    scaled = gmm.transformed(torch.zeros(dim), 1 / coef)  # means * coef, covs * coef^2
+    got = marginal_score(gmm, x, torch.full((50,), coef, dtype=torch.float64), std)
+    torch.testing.assert_close(got, scaled.score(x, 0.4), rtol=FLOAT64_TOL, atol=FLOAT64_TOL)
+
+
+def per_sample_theta_grads(name: str, dim: int, theta: float, seed: int) -> torch.Tensor:
+    """Per-sample d loss_i / d(a, b) at a = theta, b = theta * 1: rows (N, 1 + D).
+
+    Each row owns a copy of (a, b); since loss_i only sees row i, the gradient of the summed loss
+    in the copies is the per-sample gradient, and its mean is the gradient of the mean loss.
+    """
+    gmm = test_mixture(dim)
+    x = gmm.sample(N_GRAD, torch.Generator().manual_seed(seed)).double()
+    a = torch.full((N_GRAD, 1), theta, dtype=torch.float64, requires_grad=True)
+    b = torch.full((N_GRAD, dim), theta, dtype=torch.float64, requires_grad=True)
+    truth = true_score_for(name, gmm)
+
+    def score_fn(xx: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return truth(xx, sigma) + a * xx + b
+
+    loss_fn = make_loss(LossConfig(name=name), NoiseConfig())
+    losses = loss_fn(score_fn, x, torch.Generator().manual_seed(seed + 1))
+    assert losses.shape == (N_GRAD,)
+    grad_a, grad_b = torch.autograd.grad(losses.sum(), (a, b))
+    return torch.cat([grad_a, grad_b], dim=1)
+
+
+def z_scores(rows: torch.Tensor) -> torch.Tensor:
+    """Mean gradient in units of its standard error, per entry of theta."""
+    return rows.mean(0) / (rows.std(0) / math.sqrt(len(rows)))
+
+
+@pytest.mark.parametrize("dim", DIMS)
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_true_score_is_a_stationary_point_of_the_loss(name: str, dim: int) -> None:
+    at_truth = z_scores(per_sample_theta_grads(name, dim, 0.0, seed=7 * dim))
+    perturbed = z_scores(per_sample_theta_grads(name, dim, PERTURBATION, seed=7 * dim))
+    assert at_truth.abs().max() < N_SE_ZERO, f"gradient at the true score is {at_truth.tolist()} standard errors"
+    assert perturbed.abs().max() > N_SE_SIGNAL, f"perturbed gradient only {perturbed.tolist()} standard errors"
+
+
+class RandomField(torch.nn.Module):
+    """A smooth, non-conservative field with nothing to do with the data (a random tanh MLP)."""
+
+    def __init__(self, dim: int, seed: int, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w1 = 0.8 * torch.randn(dim, 32, generator=g, dtype=dtype)
+        self.w2 = 0.5 * torch.randn(32, dim, generator=g, dtype=dtype)
+        self.c = torch.randn(32, generator=g, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x @ self.w1 + self.c) @ self.w2 - 0.3 * x
+
+
+@pytest.mark.parametrize("dim", DIMS)
+@pytest.mark.parametrize("variant", ["ssm-gaussian", "ssm-rademacher", "ssm-vr-gaussian", "ssm-vr-rademacher"])
+def test_sliced_score_matching_is_exact_score_matching_in_expectation(variant: str, dim: int) -> None:
+    """E_v[v^T J v + (v^T s)^2 / 2] = tr J + |s|^2 / 2 when E[v v^T] = I (Song et al. 2019, Eq. 7),
+    so per point the sliced loss is an unbiased estimate of the exact one."""
+    name, projection = variant.rsplit("-", 1)
+    field = RandomField(dim, seed=dim)
+    n = 20_000
+    x = test_mixture(dim).sample(n, torch.Generator().manual_seed(1)).double()
+    exact = sm_loss(field, x, 0.01).detach()
+    exact_via_registry = make_loss(LossConfig("sm"), NoiseConfig())(field, x, torch.Generator()).detach()
+    torch.testing.assert_close(exact_via_registry, exact, rtol=0, atol=0)
+    sliced_fn = make_loss(LossConfig(name, n_projections=2, projection=projection), NoiseConfig())
+    sliced = sliced_fn(field, x, torch.Generator().manual_seed(2)).detach()
+    diff = sliced - exact  # paired: only the projection noise remains
+    z = diff.mean() / (diff.std() / math.sqrt(n))
+    assert abs(float(z)) < N_SE_ZERO, f"sliced - exact = {float(diff.mean()):.4g} ({float(z):.2f} standard errors)"
+    assert float(exact.std()) > 0.1  # the field is far from constant: the comparison has content
+
+
+def test_exact_score_matching_trace_against_finite_differences() -> None:
+    """sm_loss = |s|^2 / 2 + tr(ds/dx): the trace checked by central differences on the random field."""
+    field = RandomField(3, seed=5)
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    h = 1e-5
+    trace = torch.zeros(40, dtype=torch.float64)
+    for d in range(3):
+        e = torch.zeros(3, dtype=torch.float64)
+        e[d] = h
+        trace += (field(x + e, None)[:, d] - field(x - e, None)[:, d]) / (2 * h)
+    expected = 0.5 * (field(x, None) ** 2).sum(1) + trace
+    torch.testing.assert_close(sm_loss(field, x, 0.01).detach(), expected, rtol=1e-7, atol=1e-7)  # O(h^2) error
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_loss_is_per_sample_reproducible_and_follows_dtype(name: str, dtype: torch.dtype) -> None:
+    gmm = test_mixture(2)
+    x = gmm.sample(64, torch.Generator().manual_seed(0)).to(dtype)
+    field = RandomField(2, seed=0, dtype=dtype)
+    fn = make_loss(LossConfig(name), NoiseConfig())
+    first = fn(field, x, torch.Generator().manual_seed(3))
+    again = fn(field, x, torch.Generator().manual_seed(3))
+    other = fn(field, x, torch.Generator().manual_seed(4))
+    assert first.shape == (64,) and first.dtype == dtype and torch.isfinite(first).all()
+    assert torch.equal(first, again)
+    if name != "sm":  # exact score matching alone draws no noise
+        assert not torch.equal(first, other)
+
+
+def test_unknown_names_and_bad_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown loss"):
+        make_loss(LossConfig("nope"), NoiseConfig())
+    with pytest.raises(ConfigError, match="n_projections"):
+        make_loss(LossConfig("ssm", n_projections=0), NoiseConfig())
+    fn = make_loss(LossConfig("ssm", projection="uniform"), NoiseConfig())
+    x = torch.zeros(4, 2)
+    with pytest.raises(ConfigError, match="projection"):
+        fn(lambda xx, s: xx, x, torch.Generator())
+
+
+def test_registry_specs_are_consistent() -> None:
+    for name, spec in LOSSES.items():
+        assert spec.name == name
+        assert spec.conditional == (spec.noise != "none")
+        assert spec.noise in ("none", "single", "ladder", "ve", "vp")

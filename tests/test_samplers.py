@@ -1,0 +1,268 @@
+"""Samplers driven by the analytic mixture score reproduce the mixture; plain Langevin fails on
+far-apart unequal modes where annealed Langevin succeeds (Song & Ermon 2019, Sec. 3.2)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+
+from sgm_core.config import NoiseConfig, SamplerConfig
+from sgm_core.datasets import PRESETS
+from sgm_core.errors import ConfigError
+from sgm_core.gmm import GaussianMixture
+from sgm_core.metrics import mmd_rbf, mode_weights
+from sgm_core.noise import VESDE, VPSDE
+from sgm_core.samplers import (
+    SAMPLERS,
+    LangevinSampler,
+    ProbabilityFlowSampler,
+    langevin_step,
+    make_sampler,
+    run_sampler,
+    tweedie_denoise,
+)
+
+DIMS = (2, 3)
+N = 2000  # particles: binomial s.e. of a 0.5 mode weight is 0.011
+WEIGHT_TOL = 0.05  # mode weights: 4.5 binomial s.e. (0.011 each) plus discretisation bias (measured <= 0.025)
+MMD_TOL = 3e-3  # data-vs-data MMD at N=2000 stays within +-4e-4; equal mode weights score ~1.3e-2
+ON_MODE_TOL = 0.04  # annealed Langevin freezes at a slightly wider law with few steps per level (measured gap 0.026)
+ANNEALED_WEIGHT_TOL = 0.05  # annealed Langevin with few steps per level keeps ~0.02-0.03 bias toward equal weights
+LANGEVIN_FAILURE = 0.2  # plain Langevin keeps the initial basin split (~0.5) for a true weight of 0.2
+FLOW_TOL = 2e-3  # Heun with 100 steps on a smooth linear flow: relative error ~1e-4, with margin
+
+Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Thousands of steps on (2000, 3) tensors: thread hand-offs cost more than they save (10x
+    slower on a busy 2-core machine), so these tests run single-threaded and restore the setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def standardised(gmm: GaussianMixture) -> GaussianMixture:
+    """The mixture in the trainer's coordinates: zero mean, unit mean per-axis variance, which is
+    what the default sigma_max = 3 and the VE prior N(0, 3^2 I) are chosen for."""
+    w = gmm.weights
+    mean = (w[:, None] * gmm.means).sum(0)
+    second = (w[:, None, None] * (gmm.covs + gmm.means[:, :, None] * gmm.means[:, None, :])).sum(0)
+    variance = torch.diagonal(second - torch.outer(mean, mean)).mean()
+    return gmm.transformed(mean, float(variance.sqrt()))
+
+
+def three_modes(dim: int) -> GaussianMixture:
+    """Separated unequal modes (0.5 / 0.3 / 0.2, about 7 std apart), standardised."""
+    means = torch.zeros(3, dim, dtype=torch.float64)
+    means[0, 0], means[1, 0], means[2, 1] = -1.5, 1.5, 1.5
+    return standardised(GaussianMixture.isotropic([0.5, 0.3, 0.2], means, 0.35))
+
+
+def vp_score(gmm: GaussianMixture) -> Score:
+    """Score of p_t for the VP SDE: x_t = alpha x0 + std z, alpha = sqrt(1 - std^2), i.e. the
+    mixture with means * alpha and covariances * alpha^2, perturbed by std."""
+
+    def score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        std = float(sigma[0])
+        assert torch.all(sigma == sigma[0])  # every particle is at the same time
+        alpha = math.sqrt(1 - std**2)
+        return gmm.transformed(torch.zeros(gmm.dim), 1 / alpha).score(x, std)
+
+    return score
+
+
+def truth_for(loss: str, gmm: GaussianMixture) -> Score:
+    return vp_score(gmm) if loss == "vp-sde" else gmm.score
+
+
+def assert_reproduces(x: torch.Tensor, gmm: GaussianMixture, seed: int = 1) -> None:
+    """Mode weights, on-mode fraction and MMD against exact draws of the mixture."""
+    assert torch.isfinite(x).all()
+    ref = gmm.sample(len(x), torch.Generator().manual_seed(seed))
+    ref_weights, ref_on = mode_weights(gmm.sample(20_000, torch.Generator().manual_seed(seed + 1)), gmm)
+    weights, on_mode = mode_weights(x, gmm)
+    assert (weights - ref_weights).abs().max() < WEIGHT_TOL, f"mode weights {weights.tolist()} vs {ref_weights.tolist()}"
+    assert on_mode > ref_on - ON_MODE_TOL, f"on-mode fraction {on_mode:.3f} vs exact draws {ref_on:.3f}"
+    mmd = mmd_rbf(x, ref)
+    assert mmd < MMD_TOL, f"MMD {mmd:.2e} against exact draws"
+
+
+@pytest.mark.parametrize("dim", DIMS)
+def test_mmd_tolerance_sits_well_above_the_data_vs_data_baseline(dim: int) -> None:
+    """MMD_TOL is meaningful: exact draws pass with room, equal-weight draws fail by far."""
+    gmm = three_modes(dim)
+    ref = gmm.sample(N, torch.Generator().manual_seed(1))
+    for seed in (2, 3):
+        assert abs(mmd_rbf(gmm.sample(N, torch.Generator().manual_seed(seed)), ref)) < MMD_TOL / 4
+    equal = GaussianMixture(torch.full((3,), 1 / 3, dtype=torch.float64), gmm.means, gmm.covs)
+    assert mmd_rbf(equal.sample(N, torch.Generator().manual_seed(2)), ref) > 2 * MMD_TOL
+
+
+# (sampler, the loss whose noise model it samples): annealed walks the NCSN ladder, the SDE and
+# ODE integrators run the VE SDE and the VP SDE. Fewer steps than the defaults keep this quick.
+CASES = [
+    ("annealed", "ncsn", 30),
+    ("sde", "ve-sde", 100),
+    ("sde", "vp-sde", 100),
+    ("pc", "ve-sde", 50),
+    ("pc", "vp-sde", 50),
+    ("ode", "ve-sde", 30),
+    ("ode", "vp-sde", 30),
+]
+
+
+def test_every_registered_sampler_is_exercised() -> None:
+    assert {name for name, _, _ in CASES} | {"langevin"} == set(SAMPLERS)
+
+
+@pytest.mark.parametrize("dim", DIMS)
+@pytest.mark.parametrize(("name", "loss", "steps"), CASES)
+def test_sampler_with_true_score_reproduces_the_mixture(name: str, loss: str, steps: int, dim: int) -> None:
+    gmm = three_modes(dim)
+    sampler = make_sampler(SamplerConfig(name=name, steps=steps), NoiseConfig(), loss)
+    g = torch.Generator().manual_seed(3)
+    x = run_sampler(sampler, truth_for(loss, gmm), sampler.init(N, dim, g), g)
+    assert x.shape == (N, dim)
+    assert_reproduces(x, gmm)
+
+
+@pytest.mark.parametrize("dim", DIMS)
+def test_plain_langevin_leaves_the_mixture_invariant(dim: int) -> None:
+    """Started from exact draws, Langevin with the exact score stays at the mixture (stationarity)."""
+    gmm = three_modes(dim)
+    sampler = make_sampler(SamplerConfig("langevin", steps=200, step_size=0.01), NoiseConfig(), "sm")
+    assert sampler.sigma == 0.0  # sm-type runs sample the clean score
+    g = torch.Generator().manual_seed(4)
+    x = run_sampler(sampler, gmm.score, gmm.sample(N, g), g)
+    assert_reproduces(x, gmm, seed=5)
+
+
+@pytest.mark.parametrize("dim", DIMS)
+def test_plain_langevin_mixes_nearby_modes_from_uniform_init(dim: int) -> None:
+    """Overlapping modes (0.7 / 0.3, 1.8 apart, std 0.5): the barrier is low enough to cross."""
+    means = torch.zeros(2, dim, dtype=torch.float64)
+    means[0, 0], means[1, 0] = -0.9, 0.9
+    gmm = GaussianMixture.isotropic([0.7, 0.3], means, 0.5)
+    sampler = make_sampler(SamplerConfig("langevin", steps=500, step_size=0.02), NoiseConfig(), "sm")
+    g = torch.Generator().manual_seed(6)
+    x = run_sampler(sampler, gmm.score, sampler.init(N, dim, g), g)
+    assert_reproduces(x, gmm, seed=7)
+
+
+def test_plain_langevin_misweights_far_modes_but_annealed_does_not() -> None:
+    """The lecture's point: with the exact score, plain Langevin keeps the split of its uniform
+    start (~0.5 / 0.5) on 0.2 / 0.8 modes 7 apart; annealing over sigma recovers the weights."""
+    gmm = PRESETS["mixture-unequal"].gmm()
+    truth = gmm.weights
+
+    plain = LangevinSampler(sigma=0.0, step_size=0.1 * float(gmm.covs[0, 0, 0]), n_steps=500)
+    g = torch.Generator().manual_seed(8)
+    plain_weights, plain_on = mode_weights(run_sampler(plain, gmm.score, plain.init(N, 2, g), g), gmm)
+    assert plain_on > 0.95  # it did converge: every particle sits on a mode ...
+    assert (plain_weights - truth).abs().max() > LANGEVIN_FAILURE  # ... with the wrong weights
+
+    noise = NoiseConfig(sigma_min=0.05, sigma_max=5.0, n_levels=10)  # sigma_max ~ the mode distance
+    annealed = make_sampler(SamplerConfig("annealed", steps=50, step_size=0.3 * 0.05**2), noise, "ncsn")
+    g = torch.Generator().manual_seed(8)
+    weights, on_mode = mode_weights(run_sampler(annealed, gmm.score, annealed.init(N, 2, g), g), gmm)
+    assert on_mode > 0.95
+    assert (weights - truth).abs().max() < ANNEALED_WEIGHT_TOL, f"annealed weights {weights.tolist()}"
+
+
+@pytest.mark.parametrize("kind", ["ve", "vp"])
+def test_probability_flow_transports_a_gaussian_exactly(kind: str) -> None:
+    """For data N(m, s^2 I) every p_t is Gaussian and the flow is affine:
+    x_eps = a_eps m + (x_T - a_T m) * sqrt(a_eps^2 s^2 + std_eps^2) / sqrt(a_T^2 s^2 + std_T^2)."""
+    m, s = torch.tensor([0.5, -1.0, 0.25], dtype=torch.float64), 0.6
+    gmm = GaussianMixture.isotropic([1.0], m[None], s)
+    sde = VESDE() if kind == "ve" else VPSDE()
+    flow = ProbabilityFlowSampler(sde, n_steps=100)
+    x_T = 2.0 * torch.randn(50, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    score = truth_for(f"{kind}-sde", gmm)
+    x_eps = run_sampler(flow, score, x_T, torch.Generator())
+    (a_T, a_eps), (std_T, std_eps) = sde.marginal(torch.tensor([sde.T, sde.eps], dtype=torch.float64))
+    ratio = torch.sqrt((a_eps**2 * s**2 + std_eps**2) / (a_T**2 * s**2 + std_T**2))
+    expected = a_eps * m + (x_T - a_T * m) * ratio
+    torch.testing.assert_close(x_eps, expected, rtol=FLOW_TOL, atol=FLOW_TOL)
+
+
+def test_tweedie_denoise_is_the_posterior_mean() -> None:
+    """One Gaussian N(m, s^2 I) seen through noise sigma: E[x0 | x] = m + s^2 / (s^2 + sigma^2) (x - m)."""
+    m, s, sigma = torch.tensor([1.0, -2.0], dtype=torch.float64), 0.5, 0.3
+    gmm = GaussianMixture.isotropic([1.0], m[None], s)
+    x = torch.randn(20, 2, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    expected = m + s**2 / (s**2 + sigma**2) * (x - m)
+    torch.testing.assert_close(tweedie_denoise(gmm.score, x, sigma), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_langevin_step_is_the_ula_update() -> None:
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    seen = []
+
+    def score(xx: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        seen.append(sigma)
+        return -xx
+
+    out = langevin_step(score, x, 0.4, 0.01, z)
+    torch.testing.assert_close(out, x - 0.01 * x + math.sqrt(0.02) * z, rtol=1e-12, atol=1e-12)
+    assert seen[0].shape == (5,) and torch.all(seen[0] == 0.4)
+
+
+@pytest.mark.parametrize("dim", DIMS)
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_sampler_interface(name: str, dim: int) -> None:
+    """init/step/finish shapes, the callback per step, reproducibility, what happens past the end."""
+    sampler = make_sampler(SamplerConfig(name=name, steps=4), NoiseConfig(), "ncsn")
+    gmm = three_modes(dim)
+
+    def draw(seed: int) -> tuple[torch.Tensor, list[int]]:
+        g = torch.Generator().manual_seed(seed)
+        seen: list[int] = []
+        x0 = sampler.init(64, dim, g)
+        assert x0.shape == (64, dim) and x0.dtype == torch.float32
+        return run_sampler(sampler, gmm.score, x0, g, callback=lambda i, x: seen.append(i)), seen
+
+    x, seen = draw(0)
+    assert seen == list(range(sampler.n_steps)) and x.dtype == torch.float32 and torch.isfinite(x).all()
+    assert torch.equal(x, draw(0)[0]) and not torch.equal(x, draw(1)[0])
+    g = torch.Generator().manual_seed(2)
+    after = sampler.step(gmm.score, x, sampler.n_steps + 3, g)
+    if name in ("langevin", "annealed"):  # live particles keep moving at the last level
+        assert sampler.sigma_at(sampler.n_steps + 5) == sampler.sigma_at(sampler.n_steps - 1)
+        assert not torch.equal(after, x)
+    else:  # the integrators stop at t = eps
+        assert sampler.sigma_at(sampler.n_steps + 5) == sampler.sigma_at(sampler.n_steps)
+        assert torch.equal(after, x)
+
+
+def test_samplers_never_touch_the_global_rng() -> None:
+    gmm = three_modes(2)
+    state = torch.get_rng_state()
+    for name in SAMPLERS:
+        sampler = make_sampler(SamplerConfig(name=name, steps=3), NoiseConfig(), "ncsn")
+        g = torch.Generator().manual_seed(0)
+        run_sampler(sampler, gmm.score, sampler.init(16, 2, g), g)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_make_sampler_rejects_bad_settings() -> None:
+    with pytest.raises(ConfigError, match="unknown sampler"):
+        make_sampler(SamplerConfig(name="euler"), NoiseConfig())
+    with pytest.raises(ConfigError, match="non-negative"):
+        make_sampler(SamplerConfig(name="annealed", step_size=-1.0), NoiseConfig())
+
+
+def test_langevin_level_follows_the_loss() -> None:
+    noise = NoiseConfig()
+    assert make_sampler(SamplerConfig("langevin"), noise, "dsm").sigma == noise.sigma
+    assert make_sampler(SamplerConfig("langevin"), noise, "ssm").sigma == 0.0
+    assert make_sampler(SamplerConfig("langevin"), noise, "ncsn").sigma == noise.sigma_min
+    assert isinstance(make_sampler(SamplerConfig("pc"), noise, "vp-sde").sde, VPSDE)
+    assert isinstance(make_sampler(SamplerConfig("ode"), noise, "ve-sde").sde, VESDE)
