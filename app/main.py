@@ -1,0 +1,77 @@
+"""`sgm-playground`: start the Score Field Playground window.
+
+Without a display (Linux with neither DISPLAY nor WAYLAND_DISPLAY, and no QT_QPA_PLATFORM chosen)
+it prints one line pointing at the headless CLI and returns 2, instead of Qt's abort.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+NO_DISPLAY_MESSAGE = ("sgm-playground: no display found; use the `sgm` CLI for headless work "
+                      "(or set QT_QPA_PLATFORM=offscreen)")
+
+
+def display_available(environ: os._Environ | dict | None = None, platform: str | None = None) -> bool:
+    """True unless this is Linux (or another X11 Unix) with no display and no Qt platform chosen."""
+    env = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if platform.startswith(("win", "darwin", "cygwin")):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM"))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="sgm-playground", description="Score Field Playground: draw a "
+                                     "distribution, train a score network, watch the field and particles live.")
+    parser.add_argument("--data", default="8gaussians", metavar="PATH_OR_PRESET",
+                        help="preset name or data file to open with (default: 8gaussians)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not display_available():
+        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+        return 2
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
+    from PySide6.QtWidgets import QApplication, QSplashScreen
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName("ScoreFieldPlayground")
+    app.setApplicationName("Playground")
+    app.setApplicationDisplayName("Score Field Playground")
+
+    pixmap = QPixmap(420, 140)
+    pixmap.fill(QColor("#1f2a44"))
+    painter = QPainter(pixmap)
+    painter.setPen(QColor("white"))
+    painter.setFont(QFont(app.font().family(), 16, QFont.Weight.Bold))
+    painter.drawText(pixmap.rect().adjusted(0, -20, 0, 0), Qt.AlignmentFlag.AlignCenter, "Score Field Playground")
+    painter.end()
+    splash = QSplashScreen(pixmap)
+    splash.show()
+    splash.showMessage("Warming up torch…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter,
+                       QColor("white"))
+    app.processEvents()
+
+    from .workers import warm_up_torch  # imports torch: slow the first time
+
+    device = warm_up_torch()  # the first Adam imports torch._dynamo (~1 s): here, not on the first Train
+    splash.showMessage("Opening…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter, QColor("white"))
+    app.processEvents()
+
+    from .main_window import MainWindow
+
+    window = MainWindow(data=args.data, device=device)
+    window.show()
+    splash.finish(window)
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

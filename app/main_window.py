@@ -1,0 +1,697 @@
+"""The playground's main window: canvas in the middle, panels in docks, the engine in a worker.
+
+The GUI thread only draws: panels write to the Session, the window forwards session changes to
+the EngineWorker as commands, and every frame the worker emits is drawn once and acknowledged
+(`frame_consumed`), so the worker never builds a backlog.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QScrollArea,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sgm_core.config import RunConfig, sampler_config_from_json
+from sgm_core.datasets import PRESETS
+from sgm_core.errors import DataError, SGMError
+from sgm_core.live import FieldView
+
+from .panels.data_panel import TOOLS, DataPanel
+from .panels.sampler_panel import SamplerPanel
+from .panels.train_panel import TrainPanel
+from .panels.view_panel import ViewPanel
+from .session import DataState, ParticleOptions, Session, ViewOptions
+from .views.loss_view import LossView
+from .views.plot2d import Plot2D
+from .workers import EngineSpec, EngineWorker, LoadedData, WorkerState
+
+ORGANIZATION, APPLICATION = "ScoreFieldPlayground", "Playground"
+OPEN_SUFFIXES = (".npy", ".csv", ".txt", ".png", ".jpg", ".jpeg", ".bmp", ".ply", ".xyz")
+MAX_RECENT = 8
+FIELD_RESOLUTION = 32  # arrows per axis: one PlotCurveItem of 1024 arrows draws in < 1 ms
+REBUILD_DELAY_MS = 80  # coalesce a burst of setting edits into one engine rebuild
+VIEW_DELAY_MS = 60  # coalesce pan/zoom into one field request
+TOOL_KEYS = {"pan": "Esc", "brush": "B", "point": "P", "eraser": "E", "spawn": "S"}
+TOOL_TIPS = {
+    "pan": "Pan and zoom the canvas (no drawing)",
+    "brush": "Spray points where you drag",
+    "point": "Add one point per click",
+    "eraser": "Remove points under the drag",
+    "spawn": "Click to restart the particles in a blob there",
+}
+PLOT_TOOL = {"pan": "none", "brush": "brush", "point": "point", "eraser": "eraser", "spawn": "spawn"}
+
+
+def settings() -> QSettings:
+    return QSettings(ORGANIZATION, APPLICATION)
+
+
+def _fmt_seconds(seconds: float | None) -> str:
+    if seconds is None or not np.isfinite(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    minutes, sec = divmod(seconds, 60)
+    return f"{minutes}:{sec:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{sec:02d}"
+
+
+class ErrorBanner(QFrame):
+    """A non-modal red message strip at the top of the window with a close button."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("errorBanner")
+        self.setStyleSheet(
+            "#errorBanner { background: #fdecea; border: 1px solid #e0a0a0; border-radius: 4px; }"
+            "#errorBanner QLabel { color: #8a1c1c; }")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 4, 4, 4)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.close_button = QToolButton()
+        self.close_button.setText("✕")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Dismiss this message")
+        self.close_button.clicked.connect(self.hide)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.close_button)
+        self.setToolTip("The last problem; your data and model were kept")
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text()
+
+
+class MainWindow(QMainWindow):
+    """Score Field Playground's window; `data` is a preset name or file path to open with."""
+
+    def __init__(self, data: str | None = "8gaussians", device: str | None = None,
+                 worker: EngineWorker | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Score Field Playground")
+        self.setAcceptDrops(True)
+        self.session = Session(self)
+        self.worker = worker or EngineWorker()
+        self.worker_state = WorkerState()
+        self.close_seconds: float | None = None
+        self._load_token = 0
+        self._sent: tuple | None = None  # (run config, sampler config, n_particles) the engine was built with
+        self._engine_ok = False  # the last rebuild had trainable data
+        self._frame_times: deque[float] = deque(maxlen=30)
+        self.fps = 0.0
+        self._restore_session_settings()
+
+        # -- central: banner over the canvas --
+        self.plot = Plot2D()
+        self.plot.setToolTip("The canvas: data, learned score field and particles (wheel zooms, drag pans)")
+        self.banner = ErrorBanner()
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(4, 4, 4, 0)
+        column.setSpacing(4)
+        column.addWidget(self.banner)
+        column.addWidget(self.plot, 1)
+        self.setCentralWidget(central)
+        for target in (self.plot, getattr(self.plot, "viewport", lambda: None)()):
+            if target is not None:
+                target.installEventFilter(self)
+
+        self.actions_: dict[str, QAction] = {}
+        self._make_actions()
+        self.loss_view = LossView()
+        self.loss_view.setToolTip("Training loss per step")
+        self.data_panel = DataPanel(self.session, self.actions_)
+        self.train_panel = TrainPanel(self.session, self.actions_)
+        self.sampler_panel = SamplerPanel(self.session, self.actions_)
+        self.view_panel = ViewPanel(self.session)
+        self.docks: dict[str, QDockWidget] = {}
+        self._dock("Data", self.data_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("View", self.view_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Train", self.train_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Sampler", self.sampler_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Loss", self.loss_view, Qt.DockWidgetArea.BottomDockWidgetArea, scroll=False)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.docks["Loss"]], [210], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["Data"], self.docks["Train"]], [290, 320], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Data"], self.docks["View"], self.docks["Train"], self.docks["Sampler"]],
+                         [250, 600, 430, 420], Qt.Orientation.Vertical)
+        self._make_toolbar()
+        self._make_menus()
+        self._make_status_bar(device)
+
+        self._rebuild_timer = QTimer(self, singleShot=True, interval=REBUILD_DELAY_MS)
+        self._rebuild_timer.timeout.connect(self._send_engine)
+        self._view_timer = QTimer(self, singleShot=True, interval=VIEW_DELAY_MS)
+        self._view_timer.timeout.connect(self._send_view)
+
+        s = self.session
+        s.data_changed.connect(self._on_data_changed)
+        s.config_changed.connect(self._on_config_changed)
+        s.view_changed.connect(self._on_view_changed)
+        s.frame_arrived.connect(self._draw_frame)
+        s.error_reported.connect(self.show_error)
+        s.undo_stack.cleanChanged.connect(self._update_title)
+        self.data_panel.preset_chosen.connect(self.load_data)
+        self.plot.stroke_finished.connect(self._on_stroke)
+        self.plot.erase_finished.connect(self._on_erase)
+        self.plot.spawn_requested.connect(self._on_spawn)
+        range_changed = getattr(self.plot, "sigRangeChanged", None)
+        if range_changed is not None:
+            range_changed.connect(self._on_range_changed)
+
+        w = self.worker
+        w.progressed.connect(self._on_progressed)
+        w.failed.connect(self._on_failed)
+        w.finished_training.connect(self._on_finished_training)
+        w.stopped.connect(self._on_stopped)
+        w.loaded.connect(self._on_loaded)
+        w.load_failed.connect(self._on_load_failed)
+        w.state_changed.connect(self._on_state_changed)
+
+        self.resize(1440, 900)
+        self._restore_window_settings()
+        self._on_view_changed()
+        self._on_state_changed(self.worker_state)
+        self._update_title()
+        self.actions_["tool_pan"].setChecked(True)
+        if not self.worker.is_running():
+            self.worker.start()
+        self.worker.set_steps_per_frame(s.particles.steps_per_frame)
+        if data:
+            self.load_data(data)
+
+    # ------------------------------------------------------------------ construction
+    def _action(self, key: str, text: str, tip: str, shortcut: str | QKeySequence | None = None,
+                slot=None, checkable: bool = False) -> QAction:  # noqa: ANN001
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            tip = f"{tip} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})"
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.setCheckable(checkable)
+        if slot is not None:
+            action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work even when a dock is hidden
+        self.actions_[key] = action
+        return action
+
+    def _make_actions(self) -> None:
+        a = self._action
+        a("train", "Train", "Start training (or train another round)", "Ctrl+T", self.train)
+        a("pause", "Pause", "Pause or resume training", "Space", self.toggle_pause)
+        a("stop", "Stop", "Stop training; Train starts another round from here", "Ctrl+.", self.stop)
+        a("reset", "Reset", "Re-initialise the network (loses training)", "Ctrl+R", self.reset_training)
+        a("play", "▶ Particles", "Play or pause the particles", "Ctrl+P", self.toggle_play)
+        a("step", "Step", "Advance the particles by one frame's worth of sampler steps", "Ctrl+Shift+P",
+          self.step_particles)
+        a("reset_particles", "Restart", "Restart the particles from the sampler's prior", "Ctrl+Shift+R",
+          self.reset_particles)
+        a("open", "Open data…", "Open a data file: .npy .csv .png .jpg .jpeg .ply .xyz", QKeySequence.StandardKey.Open,
+          self.open_file_dialog)
+        a("clear", "Clear", "Remove all points (undoable)", None, self.session.clear_points)
+        a("quit", "Quit", "Close the playground", QKeySequence.StandardKey.Quit, self.close)
+        group = QActionGroup(self)
+        group.setExclusive(True)
+        for tool in TOOLS:
+            act = a(f"tool_{tool}", tool.capitalize(), TOOL_TIPS[tool], TOOL_KEYS[tool],
+                    lambda _=False, t=tool: self.set_tool(t), checkable=True)
+            group.addAction(act)
+        undo = self.session.undo_stack.createUndoAction(self, "Undo")
+        undo.setShortcut(QKeySequence("Ctrl+Z"))
+        undo.setToolTip("Undo the last data edit (Ctrl+Z)")
+        redo = self.session.undo_stack.createRedoAction(self, "Redo")
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        redo.setToolTip("Redo (Ctrl+Shift+Z)")
+        for key, act in (("undo", undo), ("redo", redo)):
+            self.addAction(act)
+            self.actions_[key] = act
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, scroll: bool = True) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        if scroll:
+            area_widget = QScrollArea()
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QFrame.Shape.NoFrame)
+            area_widget.setWidget(widget)
+            area_widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            widget.setMinimumWidth(250)
+            dock.setWidget(area_widget)
+        else:
+            dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+
+    def _make_menus(self) -> None:
+        bar = self.menuBar()
+        acts = self.actions_
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(acts["open"])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.setToolTipsVisible(True)
+        file_menu.addSeparator()
+        file_menu.addAction(acts["quit"])
+        edit = bar.addMenu("&Edit")
+        edit.addAction(acts["undo"])
+        edit.addAction(acts["redo"])
+        edit.addSeparator()
+        edit.addAction(acts["clear"])
+        tools = bar.addMenu("T&ools")
+        for tool in TOOLS:
+            tools.addAction(acts[f"tool_{tool}"])
+        run = bar.addMenu("&Run")
+        for key in ("train", "pause", "stop", "reset"):
+            run.addAction(acts[key])
+        run.addSeparator()
+        for key in ("play", "step", "reset_particles"):
+            run.addAction(acts[key])
+        view = bar.addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        for menu in (file_menu, edit, tools, run, view):
+            menu.setToolTipsVisible(True)
+        self._rebuild_recent_menu()
+
+    def _make_toolbar(self) -> None:
+        bar = self.addToolBar("Main")
+        bar.setObjectName("toolbar_main")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for key in ("train", "pause", "stop", "reset"):
+            bar.addAction(self.actions_[key])
+        bar.addSeparator()
+        for key in ("play", "step", "reset_particles"):
+            bar.addAction(self.actions_[key])
+        bar.addSeparator()
+        for tool in TOOLS:
+            bar.addAction(self.actions_[f"tool_{tool}"])
+        bar.addSeparator()
+        bar.addAction(self.actions_["undo"])
+        bar.addAction(self.actions_["redo"])
+        self.toolbar = bar
+
+    def _make_status_bar(self, device: str | None) -> None:
+        bar = self.statusBar()
+        self.status_labels: dict[str, QLabel] = {}
+        tips = {
+            "step": "Training steps done",
+            "rate": "Training throughput",
+            "elapsed": "Training time so far",
+            "eta": "Time left in this training round",
+            "sampler": "Particle sampler progress and its current σ",
+            "fps": "Frames drawn per second",
+            "device": "Where the network trains",
+        }
+        for key, tip in tips.items():
+            label = QLabel("–")
+            label.setToolTip(tip)
+            label.setMinimumWidth(70)
+            bar.addPermanentWidget(label)
+            self.status_labels[key] = label
+        self._set_device(device or "…")
+
+    # ------------------------------------------------------------------ settings
+    def _restore_session_settings(self) -> None:
+        st = settings()
+        s = self.session
+        try:
+            if st.contains("run_config"):
+                s.run_config = RunConfig.from_json(json.loads(str(st.value("run_config"))))
+            if st.contains("sampler_config"):
+                s.sampler_config = sampler_config_from_json(json.loads(str(st.value("sampler_config"))))
+            if st.contains("particles"):
+                s.particles = ParticleOptions(**json.loads(str(st.value("particles"))))
+            if st.contains("view"):
+                v = json.loads(str(st.value("view")))
+                s.view = ViewOptions(**{k: v[k] for k in v if k in ViewOptions.__dataclass_fields__ and k != "bounds"})
+            s.brush_radius = float(st.value("brush_radius", s.brush_radius))
+            s.brush_density = int(st.value("brush_density", s.brush_density))
+        except (SGMError, ValueError, TypeError) as exc:  # a foreign or older settings file: defaults
+            self._settings_problem = str(exc)
+
+    def _restore_window_settings(self) -> None:
+        st = settings()
+        geometry = st.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = st.value("window_state")
+        if state is not None:
+            self.restoreState(state)
+
+    def save_settings(self) -> None:
+        st = settings()
+        s = self.session
+        st.setValue("geometry", self.saveGeometry())
+        st.setValue("window_state", self.saveState())
+        st.setValue("run_config", json.dumps(s.run_config.to_json()))
+        st.setValue("sampler_config", json.dumps(asdict(s.sampler_config)))
+        st.setValue("particles", json.dumps(asdict(s.particles)))
+        view = {k: v for k, v in asdict(s.view).items() if k != "bounds"}
+        st.setValue("view", json.dumps(view))
+        st.setValue("brush_radius", s.brush_radius)
+        st.setValue("brush_density", s.brush_density)
+        st.sync()
+
+    def recent_files(self) -> list[str]:
+        value = settings().value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: str) -> None:
+        files = [path] + [p for p in self.recent_files() if p != path]
+        settings().setValue("recent_files", files[:MAX_RECENT])
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.recent_files()
+        for path in files:
+            act = self.recent_menu.addAction(Path(path).name)
+            act.setToolTip(path)
+            act.triggered.connect(lambda _=False, p=path: self.open_file(p))
+        self.recent_menu.setEnabled(bool(files))
+
+    # ------------------------------------------------------------------ messages
+    def show_error(self, message: str) -> None:
+        """Non-blocking: a red banner plus a status-bar message; data and model are kept."""
+        text = message[:1].upper() + message[1:] if message else "Something went wrong"
+        self.banner.show_message(text)
+        self.statusBar().showMessage(text, 10000)
+
+    # ------------------------------------------------------------------ data
+    def load_data(self, source: str) -> None:
+        """Open a preset name or data file (loaded in the worker, which owns torch)."""
+        spec = PRESETS.get(source)
+        if spec is not None and spec.dim != 2:
+            self.show_error(f"{source} is a 3D preset; the 3D view is coming — pick a 2D preset for now")
+            self.data_panel._sync()
+            return
+        self._load_token += 1
+        self.statusBar().showMessage(f"Loading {Path(source).name}…", 3000)
+        self.worker.load(source, self._load_token)
+
+    def open_file(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.suffix.lower() not in OPEN_SUFFIXES:
+            self.show_error(f"cannot open {path.name!r}: use one of {' '.join(OPEN_SUFFIXES)}")
+            return
+        self.load_data(str(path))
+
+    def open_file_dialog(self) -> None:
+        start = str(Path(self.recent_files()[0]).parent) if self.recent_files() else ""
+        patterns = " ".join(f"*{s}" for s in OPEN_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Open data", start, f"Point data ({patterns});;All files (*)")
+        if path:
+            self.open_file(path)
+
+    def _on_loaded(self, result: LoadedData) -> None:
+        if result.token != self._load_token:
+            return  # superseded by a newer request
+        ds = result.dataset
+        if ds.dim != 2:
+            self.show_error(f"{Path(result.source).name} holds {ds.dim}D points; the 3D view is coming — "
+                            "load 2D data for now")
+            return
+        name = result.source if result.kind == "preset" else Path(result.source).stem
+        self.session.replace_data(DataState(ds.points, name, result.kind, ds, 0.0, result.source))
+        self.plot.fit_to(ds.points)
+        if result.kind == "file":
+            self._add_recent(str(Path(result.source).resolve()))
+        self.statusBar().showMessage(f"Loaded {name}: {len(ds.points)} points", 4000)
+
+    def _on_load_failed(self, token: int, message: str) -> None:
+        if token == self._load_token:
+            self.show_error(message)
+
+    def _on_stroke(self, points: np.ndarray) -> None:
+        self.session.add_points(np.asarray(points, dtype=np.float32).reshape(-1, 2))
+
+    def _on_erase(self, centres: np.ndarray) -> None:
+        self.session.erase_points(np.asarray(centres, dtype=np.float32).reshape(-1, 2),
+                                  float(getattr(self.plot, "brush_radius", self.session.brush_radius)))
+
+    def _on_spawn(self, x: float, y: float) -> None:
+        self._flush_rebuild()
+        if not self._engine_ok:
+            self.show_error("nothing to sample yet: load a preset or draw at least 2 points")
+            return
+        self.worker.spawn(x, y, self.session.particles.n_particles, self.session.brush_radius)
+
+    def _on_data_changed(self) -> None:
+        self.plot.set_points(self.session.points)
+        self._update_title()
+        self._rebuild_timer.start()
+
+    def set_tool(self, tool: str) -> None:
+        self.actions_[f"tool_{tool}"].setChecked(True)
+        self.plot.set_tool(PLOT_TOOL[tool])
+
+    # ------------------------------------------------------------------ engine sync
+    def _on_config_changed(self) -> None:
+        s = self.session
+        sent = self._sent
+        if sent is None or s.run_config != sent[0]:
+            self._rebuild_timer.start()
+        elif not self._rebuild_timer.isActive():
+            if s.sampler_config != sent[1]:
+                self.worker.set_sampler(s.sampler_config)
+            if s.particles.n_particles != sent[2]:
+                self.worker.reset_particles(s.particles.n_particles)
+            self._sent = (sent[0], s.sampler_config, s.particles.n_particles)
+        self.worker.set_steps_per_frame(s.particles.steps_per_frame)
+        self._send_trails()
+        self._view_timer.start()  # the field σ depends on the loss's noise settings
+
+    def _flush_rebuild(self) -> None:
+        """Send a pending (debounced) rebuild now, so the next command reaches the new engine."""
+        if self._rebuild_timer.isActive() or self._sent is None:
+            self._send_engine()
+
+    def _send_engine(self) -> None:
+        """Rebuild the worker's engine from the session (training stops; Train starts afresh)."""
+        self._rebuild_timer.stop()
+        s = self.session
+        try:
+            dataset = s.dataset()
+        except DataError:
+            dataset = None  # an empty or one-point drawing: nothing to train until more is drawn
+        if self.worker_state.training and self._sent is not None:
+            self.statusBar().showMessage("Data or settings changed: training stopped — press Train to start again",
+                                         6000)
+        self._engine_ok = dataset is not None
+        self._sent = (s.run_config, s.sampler_config, s.particles.n_particles)
+        self.plot.clear_field()  # the old model's arrows must not linger over new data
+        self._send_view()  # first, so the new engine's first frame already carries the field
+        self.worker.set_engine(EngineSpec(dataset, s.run_config, s.sampler_config, s.particles.n_particles))
+        self._apply_layers()
+
+    def field_view(self) -> FieldView:
+        bounds = tuple(tuple(float(v) for v in axis) for axis in self.plot.field_bounds())
+        s = self.session
+        return FieldView(bounds=bounds, resolution=FIELD_RESOLUTION, sigma=s.field_sigma(), truth=s.view.true_field)
+
+    def _send_view(self) -> None:
+        self._view_timer.stop()
+        self.worker.set_view(self.field_view(), self.session.view.heatmap)
+
+    def _send_trails(self) -> None:
+        s = self.session
+        self.worker.set_trails(s.particles.trail_length if s.view.trails else 0)
+
+    def _on_view_changed(self) -> None:
+        s = self.session
+        self.plot.set_brush(s.brush_radius, s.brush_density)
+        self.plot.set_normalized_arrows(s.view.normalized_arrows)
+        self.loss_view.set_log(s.view.log_loss)
+        self._apply_layers()
+        self._send_trails()
+        self._view_timer.start()
+
+    def _apply_layers(self) -> None:
+        layers = self.session.view.layers()
+        if not self._engine_ok:  # no engine: hide what the previous one drew
+            layers.update(field=False, true_field=False, particles=False, trails=False, heatmap="off")
+        self.plot.set_layers(**layers)
+
+    # ------------------------------------------------------------------ run control
+    def train(self) -> None:
+        if self.worker_state.paused:
+            self.worker.train()
+            return
+        try:
+            self.session.dataset()
+        except DataError as exc:
+            self.show_error(str(exc))
+            return
+        self._flush_rebuild()
+        self.worker.train()
+        self.statusBar().showMessage("Training…", 2000)
+
+    def toggle_pause(self) -> None:
+        if self.worker_state.training:
+            self.worker.pause_training()
+        elif self.worker_state.paused:
+            self.worker.train()
+
+    def stop(self) -> None:
+        self.worker.stop_training()
+
+    def reset_training(self) -> None:
+        self._send_engine()
+
+    def toggle_play(self) -> None:
+        self._flush_rebuild()
+        if self.worker_state.playing:
+            self.worker.pause_particles()
+        elif self._engine_ok:
+            self.worker.play()
+        else:
+            self.show_error("nothing to sample yet: load a preset or draw at least 2 points")
+        self._sync_play_action()
+
+    def step_particles(self) -> None:
+        self._flush_rebuild()
+        if self._engine_ok:
+            self.worker.step_particles()
+
+    def reset_particles(self) -> None:
+        self._flush_rebuild()
+        self.worker.reset_particles(self.session.particles.n_particles)
+
+    def _on_state_changed(self, state: WorkerState) -> None:
+        self.worker_state = state
+        acts = self.actions_
+        acts["train"].setEnabled(not state.training)
+        acts["pause"].setEnabled(state.training or state.paused)
+        acts["pause"].setText("Resume" if state.paused else "Pause")
+        acts["stop"].setEnabled(state.training or state.paused)
+        self._sync_play_action()
+
+    def _sync_play_action(self) -> None:
+        act = self.actions_["play"]
+        playing = self.worker_state.playing
+        act.setText("❚❚ Particles" if playing else "▶ Particles")
+
+    def _on_failed(self, message: str) -> None:
+        self.show_error(message)
+
+    def _on_stopped(self) -> None:
+        self.statusBar().showMessage("Training stopped", 4000)
+
+    def _on_finished_training(self, step: int) -> None:
+        self.statusBar().showMessage(f"Training finished at step {step:,} — Train continues for another round", 6000)
+
+    # ------------------------------------------------------------------ frames
+    def _on_progressed(self, frame) -> None:  # noqa: ANN001 - sgm_core.live.Frame
+        try:
+            self.session.publish_frame(frame)
+        finally:
+            self.worker.frame_consumed()
+
+    def _draw_frame(self, frame) -> None:  # noqa: ANN001
+        now = time.perf_counter()
+        self._frame_times.append(now)
+        if len(self._frame_times) > 1 and now - self._frame_times[0] > 0:
+            self.fps = (len(self._frame_times) - 1) / (now - self._frame_times[0])
+        if self._engine_ok:
+            self.plot.show_frame(frame)
+        self.loss_view.show_frame(frame)
+        labels = self.status_labels
+        labels["step"].setText(f"step {frame.step:,}")
+        training = self.worker_state.training
+        labels["rate"].setText(f"{frame.steps_per_second:,.0f} steps/s" if training and frame.steps_per_second
+                               else "idle" if not training else "…")
+        labels["elapsed"].setText(f"elapsed {_fmt_seconds(frame.elapsed)}")
+        labels["eta"].setText(f"ETA {_fmt_seconds(frame.eta)}" if training else "ETA –")
+        labels["sampler"].setText(f"particles {frame.sampler_step:,} · σ {frame.sampler_sigma:.3g}")
+        labels["fps"].setText(f"{self.fps:.0f} fps")
+        self._set_device(frame.device)
+
+    def _set_device(self, label: str) -> None:
+        self.status_labels["device"].setText(label)
+        self.train_panel.set_device(label)
+
+    def _on_range_changed(self, *_args: object) -> None:
+        self._view_timer.start()  # the field follows pan/zoom, once the gesture settles
+
+    def _update_title(self, *_args: object) -> None:
+        mark = " *" if self.session.dirty else ""
+        self.setWindowTitle(f"{self.session.data.name}{mark} — Score Field Playground")
+
+    # ------------------------------------------------------------------ drag and drop
+    @staticmethod
+    def _dropped_path(mime) -> str | None:  # noqa: ANN001 - QMimeData
+        if not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            url = QUrl(url)
+            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in OPEN_SUFFIXES:
+                return url.toLocalFile()
+        return None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if self._dropped_path(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        if self._dropped_path(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        path = self._dropped_path(event.mimeData())
+        if path:
+            event.acceptProposedAction()
+            self.open_file(path)
+        else:
+            event.ignore()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        """The canvas would swallow file drags: route them to the window."""
+        kind = event.type()
+        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
+            mime = event.mimeData()
+            if self._dropped_path(mime):
+                if kind == QEvent.Type.Drop:
+                    self.dropEvent(event)
+                else:
+                    event.acceptProposedAction()
+                return True
+        return super().eventFilter(obj, event)
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self._rebuild_timer.stop()
+        self._view_timer.stop()
+        self.save_settings()
+        self.close_seconds = self.worker.shutdown(timeout=1.0)
+        super().closeEvent(event)

@@ -1,0 +1,92 @@
+"""Side panels: thin controls that write to the Session and listen back.
+
+Shared widgets live here: `SciSpinBox` (log-stepping, scientific notation) and a few builders
+that make sure every control gets a tooltip.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractSpinBox, QDoubleSpinBox, QSizePolicy, QSpinBox, QToolButton, QWidget
+
+__all__ = ["SciSpinBox", "action_button", "int_box", "tip"]
+
+
+def tip(widget: QWidget, text: str) -> QWidget:
+    widget.setToolTip(text)
+    return widget
+
+
+class SciSpinBox(QDoubleSpinBox):
+    """A positive float shown as `2e-03`-style text; the arrows multiply/divide by `factor`.
+
+    Learning rates and noise levels span decades, which a linear spin box cannot step through.
+    A minimum of 0 with `specialValueText` gives an "auto" value below the smallest positive one.
+    """
+
+    def __init__(self, minimum: float, maximum: float, factor: float = 2.0, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._factor = factor
+        self._smallest = max(minimum, 1e-12)
+        self.setDecimals(12)
+        self.setRange(minimum, maximum)
+        self.setKeyboardTracking(False)
+        self.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToPreviousValue)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
+        return f"{value:.4g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
+        try:
+            return float(text.strip())
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):  # noqa: ANN201 - Qt override
+        from PySide6.QtGui import QValidator
+
+        stripped = text.strip()
+        if stripped == self.specialValueText() and stripped:
+            return QValidator.State.Acceptable, text, pos
+        try:
+            value = float(stripped)
+        except ValueError:
+            partial = stripped == "" or stripped[-1] in "eE.-+" or stripped in ("-", ".")
+            return (QValidator.State.Intermediate if partial else QValidator.State.Invalid), text, pos
+        if self.minimum() <= value <= self.maximum() and math.isfinite(value):
+            return QValidator.State.Acceptable, text, pos
+        return QValidator.State.Intermediate, text, pos
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
+        value = self.value()
+        if value <= 0:
+            value = self._smallest if steps > 0 else 0.0
+            steps -= 1 if steps > 0 else 0
+        new = value * self._factor**steps if value > 0 else 0.0
+        if 0 < new < self._smallest:
+            new = self.minimum()
+        self.setValue(min(max(new, self.minimum()), self.maximum()))
+
+
+def int_box(lo: int, hi: int, value: int, tooltip: str, special: str = "") -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setValue(value)
+    box.setKeyboardTracking(False)
+    box.setToolTip(tooltip)
+    box.setAccelerated(True)
+    if special:
+        box.setSpecialValueText(special)
+    return box
+
+
+def action_button(action, parent: QWidget | None = None) -> QToolButton:  # noqa: ANN001 - QAction
+    """A button that mirrors a QAction (text, tooltip, enabled, checked, shortcut)."""
+    button = QToolButton(parent)
+    button.setDefaultAction(action)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+    button.setMinimumWidth(56)
+    return button

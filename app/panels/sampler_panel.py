@@ -1,0 +1,79 @@
+"""Sampler panel: which sampler drives the live particles, how many, how fast, and trails."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGridLayout, QVBoxLayout, QWidget
+
+from sgm_core.samplers import SAMPLERS
+
+from ..session import MAX_PARTICLES, Session
+from . import SciSpinBox, action_button, int_box
+
+
+class SamplerPanel(QWidget):
+    def __init__(self, session: Session, actions: Mapping[str, QAction], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.sampler_combo = QComboBox()
+        for i, (name, text) in enumerate(SAMPLERS.items()):
+            self.sampler_combo.addItem(name, name)
+            self.sampler_combo.setItemData(i, text, Qt.ItemDataRole.ToolTipRole)
+        self.sampler_combo.setToolTip("How particles follow the learned score (a new loss picks its natural one)")
+        form.addRow("Sampler", self.sampler_combo)
+        self.particles_box = int_box(1, MAX_PARTICLES, 2000, "Number of live particles (100k needs a GPU to animate)")
+        form.addRow("Particles", self.particles_box)
+        self.step_size_box = SciSpinBox(0.0, 10.0)
+        self.step_size_box.setSpecialValueText("auto")
+        self.step_size_box.setToolTip("Langevin step size ε (0 = auto: 0.1·σ² at the smallest level)")
+        form.addRow("Step size", self.step_size_box)
+        self.steps_box = int_box(0, 1_000_000, 0, "Sampler schedule length: Langevin steps, steps per σ level "
+                                 "(annealed) or time steps (SDE/ODE); 0 = the sampler's default", special="default")
+        form.addRow("Schedule", self.steps_box)
+        self.spf_box = int_box(1, 1000, 5, "Sampler steps per drawn frame while playing (animation speed)")
+        form.addRow("Steps / frame", self.spf_box)
+        self.trails_check = QCheckBox("Trails")
+        self.trails_check.setToolTip("Keep and draw each particle's recent path")
+        form.addRow("", self.trails_check)
+
+        buttons = QGridLayout()
+        for i, key in enumerate(("play", "step", "reset_particles")):
+            buttons.addWidget(action_button(actions[key], self), 0, i)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+
+        self._sync()
+        session.config_changed.connect(self._sync)
+        session.view_changed.connect(self._sync)
+        self.sampler_combo.currentIndexChanged.connect(self._commit_sampler)
+        self.step_size_box.valueChanged.connect(self._commit_sampler)
+        self.steps_box.valueChanged.connect(self._commit_sampler)
+        self.particles_box.valueChanged.connect(lambda n: session.set_particles(n_particles=int(n)))
+        self.spf_box.valueChanged.connect(lambda n: session.set_particles(steps_per_frame=int(n)))
+        self.trails_check.toggled.connect(lambda on: session.set_view(trails=bool(on)))
+
+    def _sync(self) -> None:
+        cfg, opts = self.session.sampler_config, self.session.particles
+        widgets = (self.sampler_combo, self.step_size_box, self.steps_box, self.particles_box, self.spf_box,
+                   self.trails_check)
+        blockers = [QSignalBlocker(w) for w in widgets]
+        self.sampler_combo.setCurrentIndex(self.sampler_combo.findData(cfg.name))
+        self.step_size_box.setValue(cfg.step_size)
+        self.steps_box.setValue(cfg.steps)
+        self.particles_box.setValue(opts.n_particles)
+        self.spf_box.setValue(opts.steps_per_frame)
+        self.trails_check.setChecked(self.session.view.trails)
+        del blockers
+
+    def _commit_sampler(self) -> None:
+        cfg = replace(self.session.sampler_config, name=self.sampler_combo.currentData(),
+                      step_size=float(self.step_size_box.value()), steps=int(self.steps_box.value()))
+        self.session.set_sampler_config(cfg)

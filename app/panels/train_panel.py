@@ -1,0 +1,172 @@
+"""Train panel: loss, model, the noise settings the loss uses, optimiser settings, run buttons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sgm_core.config import RunConfig
+from sgm_core.errors import ConfigError
+from sgm_core.losses import LOSSES
+
+from ..session import Session
+from . import SciSpinBox, action_button, int_box
+
+# Which NoiseConfig fields each LossSpec.noise kind uses (shown); the rest are hidden.
+NOISE_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "none": (),
+    "single": ("sigma",),
+    "ladder": ("sigma_min", "sigma_max", "n_levels"),
+    "ve": ("sigma_min", "sigma_max"),
+    "vp": ("beta_min", "beta_max"),
+}
+MODEL_KINDS = {
+    "score": "s_θ(x, σ) is the network output directly",
+    "energy": "s_θ = −∇ₓE_θ(x, σ): a conservative field with a density you can plot",
+}
+
+
+class TrainPanel(QWidget):
+    """Writes RunConfig changes to the session; Train/Pause/Stop/Reset mirror the window's actions."""
+
+    def __init__(self, session: Session, actions: Mapping[str, QAction], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+
+        self.loss_combo = QComboBox()
+        for i, (key, spec) in enumerate(LOSSES.items()):
+            self.loss_combo.addItem(f"{key} — {spec.title}", key)
+            self.loss_combo.setItemData(i, f"{spec.title}: {spec.description}", Qt.ItemDataRole.ToolTipRole)
+        self.loss_combo.setToolTip("The score-matching objective the network is trained with")
+        form.addRow("Loss", self.loss_combo)
+
+        self.model_combo = QComboBox()
+        for i, (kind, text) in enumerate(MODEL_KINDS.items()):
+            self.model_combo.addItem(kind, kind)
+            self.model_combo.setItemData(i, text, Qt.ItemDataRole.ToolTipRole)
+        self.model_combo.setToolTip("Score network (direct output) or energy network (score = −gradient)")
+        form.addRow("Model", self.model_combo)
+
+        self.noise_boxes: dict[str, QWidget] = {
+            "sigma": SciSpinBox(1e-4, 100.0),
+            "sigma_min": SciSpinBox(1e-4, 100.0),
+            "sigma_max": SciSpinBox(1e-3, 1000.0),
+            "n_levels": int_box(2, 1000, 16, "Number of σ levels in the geometric ladder"),
+            "beta_min": SciSpinBox(1e-4, 100.0),
+            "beta_max": SciSpinBox(1e-3, 1000.0),
+        }
+        labels = {"sigma": "σ", "sigma_min": "σ min", "sigma_max": "σ max", "n_levels": "levels",
+                  "beta_min": "β min", "beta_max": "β max"}
+        tips = {
+            "sigma": "The single noise level of denoising score matching (standardised units)",
+            "sigma_min": "Smallest noise level (standardised units): the ladder bottom / σ(0)",
+            "sigma_max": "Largest noise level: should reach across the data (Song & Ermon 2020)",
+            "beta_min": "VP-SDE β(0)",
+            "beta_max": "VP-SDE β(1)",
+        }
+        for key, box in self.noise_boxes.items():
+            if key in tips:
+                box.setToolTip(tips[key])
+            form.addRow(labels[key], box)
+        self._form = form
+
+        self.lr_box = SciSpinBox(1e-7, 1e7)
+        self.lr_box.setToolTip("Adam learning rate (cosine-decayed to a tenth over the steps)")
+        form.addRow("Learning rate", self.lr_box)
+        self.batch_box = int_box(1, 65536, 512, "Points per training step, drawn fresh from the data")
+        form.addRow("Batch", self.batch_box)
+        self.steps_box = int_box(1, 10_000_000, 5000, "Adam steps per training round (Train again for another)")
+        form.addRow("Steps", self.steps_box)
+        size = QGridLayout()
+        self.width_box = int_box(1, 2048, 128, "Hidden units per layer")
+        self.depth_box = int_box(1, 32, 3, "Hidden layers")
+        size.addWidget(self.width_box, 0, 0)
+        size.addWidget(QLabel("×"), 0, 1)
+        size.addWidget(self.depth_box, 0, 2)
+        size.setContentsMargins(0, 0, 0, 0)
+        size_w = QWidget()
+        size_w.setLayout(size)
+        size_w.setToolTip("Network width × depth")
+        form.addRow("Width × depth", size_w)
+        self.seed_box = int_box(0, 2**31 - 1, 0, "Seeds the network's initial weights, the data draws and the noise")
+        form.addRow("Seed", self.seed_box)
+        self.device_label = QLabel("…")
+        self.device_label.setToolTip("Where the network trains (a GPU when torch sees one, else the CPU)")
+        form.addRow("Device", self.device_label)
+
+        buttons = QGridLayout()
+        for i, key in enumerate(("train", "pause", "stop", "reset")):
+            buttons.addWidget(action_button(actions[key], self), i // 2, i % 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+
+        self._sync()
+        session.config_changed.connect(self._sync)
+        self.loss_combo.currentIndexChanged.connect(self._commit)
+        self.model_combo.currentIndexChanged.connect(self._commit)
+        for box in (*self.noise_boxes.values(), self.lr_box, self.batch_box, self.steps_box, self.width_box,
+                    self.depth_box, self.seed_box):
+            box.valueChanged.connect(self._commit)
+
+    # -- session -> widgets -----------------------------------------------------------------
+    def _sync(self) -> None:
+        cfg = self.session.run_config
+        widgets = [self.loss_combo, self.model_combo, *self.noise_boxes.values(), self.lr_box, self.batch_box,
+                   self.steps_box, self.width_box, self.depth_box, self.seed_box]
+        blockers = [QSignalBlocker(w) for w in widgets]
+        self.loss_combo.setCurrentIndex(self.loss_combo.findData(cfg.loss.name))
+        self.model_combo.setCurrentIndex(self.model_combo.findData(cfg.model.kind))
+        for key, box in self.noise_boxes.items():
+            box.setValue(getattr(cfg.noise, key))
+        self.lr_box.setValue(cfg.train.lr)
+        self.batch_box.setValue(cfg.train.batch)
+        self.steps_box.setValue(cfg.train.steps)
+        self.width_box.setValue(cfg.model.width)
+        self.depth_box.setValue(cfg.model.depth)
+        self.seed_box.setValue(cfg.train.seed)
+        del blockers
+        shown = NOISE_FIELDS[LOSSES[cfg.loss.name].noise]
+        for key, box in self.noise_boxes.items():
+            self._form.setRowVisible(box, key in shown)
+
+    # -- widgets -> session -----------------------------------------------------------------
+    def config_from_widgets(self) -> RunConfig:
+        """The RunConfig the widgets show (ConfigError when a combination is invalid)."""
+        cfg = self.session.run_config
+        noise = replace(cfg.noise, **{k: b.value() for k, b in self.noise_boxes.items()})
+        return replace(
+            cfg,
+            loss=replace(cfg.loss, name=self.loss_combo.currentData()),
+            model=replace(cfg.model, kind=self.model_combo.currentData(), width=self.width_box.value(),
+                          depth=self.depth_box.value()),
+            noise=noise,
+            train=replace(cfg.train, lr=self.lr_box.value(), batch=self.batch_box.value(),
+                          steps=self.steps_box.value(), seed=self.seed_box.value()),
+        )
+
+    def _commit(self) -> None:
+        try:
+            cfg = self.config_from_widgets()
+        except ConfigError as exc:
+            self.session.error_reported.emit(str(exc))
+            self._sync()  # back to the last valid settings
+            return
+        self.session.set_run_config(cfg)
+
+    def set_device(self, label: str) -> None:
+        self.device_label.setText(label)

@@ -1,0 +1,245 @@
+"""The one Session of the playground: data, configs, view options, the undo stack, the newest frame.
+
+Panels write to it, views listen to it, and the main window forwards its changes to the engine
+worker. It holds no torch state: presets and files are loaded by the worker (it owns torch) and
+arrive here as `DataState`s; drawn data becomes a `sgm_core` dataset with numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from sgm_core.config import RunConfig, SamplerConfig
+from sgm_core.datasets import Dataset, EmpiricalDataset, validate_points
+from sgm_core.errors import DataError
+from sgm_core.losses import loss_spec
+
+from .commands import AddPoints, ClearPoints, ErasePoints, ReplaceData
+
+HEATMAPS = ("off", "density", "error")
+MAX_PARTICLES = 100_000
+
+
+def _frozen(points: np.ndarray) -> np.ndarray:
+    out = np.array(points, dtype=np.float32, copy=True)
+    if out.ndim != 2:
+        raise DataError(f"expected an (N, D) array of points, got shape {out.shape}")
+    out.setflags(write=False)  # states are shared by undo commands: never edit one in place
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class DataState:
+    """The points on the canvas and where they came from.
+
+    `dataset` is the generative (preset) or loaded (file) dataset while the points are unedited;
+    once edited it is None and the points train as an empirical cloud with Gaussian `jitter`
+    (`sgm_core.datasets.from_brush`: jitter = brush radius / 2).
+    """
+
+    points: np.ndarray  # (N, D) float32, read-only
+    name: str  # shown to the user: preset name, file stem, "drawing"
+    kind: str  # "preset" | "file" | "drawn"
+    dataset: Dataset | None = None
+    jitter: float = 0.0
+    source: str = ""  # preset name or file path that produced it (empty for drawings)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "points", _frozen(np.asarray(self.points, dtype=np.float32)))
+
+    @property
+    def dim(self) -> int:
+        return int(self.points.shape[1])
+
+    def edited(self, points: np.ndarray, jitter: float) -> DataState:
+        """The same data after a brush edit: empirical from here on (a preset loses its sampler)."""
+        name = self.name if self.kind == "drawn" or self.name.endswith("(edited)") else f"{self.name} (edited)"
+        if len(points) == 0:
+            name = "drawing"
+        return DataState(points, name, "drawn", None, jitter, "")
+
+
+def empty_state() -> DataState:
+    return DataState(np.zeros((0, 2), np.float32), "drawing", "drawn")
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """What the canvas shows; `sigma` is the field's noise level in standardised units."""
+
+    sigma: float = 0.1
+    data: bool = True
+    field: bool = True
+    true_field: bool = False
+    particles: bool = True
+    trails: bool = False
+    heatmap: str = "off"  # off | density | error
+    normalized_arrows: bool = False
+    log_loss: bool = True
+    bounds: tuple[tuple[float, float], ...] | None = None  # the field box (data coordinates)
+
+    def layers(self) -> dict[str, Any]:
+        return {"data": self.data, "field": self.field, "true_field": self.true_field,
+                "particles": self.particles, "trails": self.trails, "heatmap": self.heatmap}
+
+
+@dataclass(frozen=True)
+class ParticleOptions:
+    n_particles: int = 2000  # live particles (1..100000)
+    steps_per_frame: int = 5  # sampler steps per drawn frame while playing
+    trail_length: int = 12  # frames of history kept when trails are on
+
+
+def sigma_range(config: RunConfig) -> tuple[float, float]:
+    """The σ interval a field slider spans for this loss (standardised units)."""
+    noise = config.noise
+    kind = loss_spec(config.loss.name).noise
+    if kind == "vp":  # VP marginal std runs from ~0 to ~1
+        return max(1e-3, noise.sigma_min), 1.0
+    return noise.sigma_min, noise.sigma_max
+
+
+def field_sigma_for(config: RunConfig, requested: float) -> float:
+    """The σ the field is evaluated at: single-σ losses use their σ, unconditional ones σmin."""
+    kind = loss_spec(config.loss.name).noise
+    if kind == "single":
+        return config.noise.sigma
+    if kind == "none":
+        return config.noise.sigma_min
+    lo, hi = sigma_range(config)
+    return float(min(max(requested, lo), hi))
+
+
+class Session(QObject):
+    """Everything the user has set up; past-tense signals tell listeners what changed."""
+
+    data_changed = Signal()
+    config_changed = Signal()  # run config, sampler config or particle options
+    view_changed = Signal()
+    frame_arrived = Signal(object)  # sgm_core.live.Frame
+    error_reported = Signal(str)  # one sentence for the banner
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        self._data = empty_state()
+        self.run_config = RunConfig()
+        self.sampler_config = SamplerConfig(name=loss_spec(self.run_config.loss.name).default_sampler)
+        self.particles = ParticleOptions()
+        self.view = ViewOptions()
+        self.brush_radius = 0.3  # data units
+        self.brush_density = 20  # points per brush dab
+        self.dirty = False  # edited since the last load
+        self.last_frame = None
+
+    # -- data -------------------------------------------------------------------------------
+    @property
+    def data(self) -> DataState:
+        return self._data
+
+    @property
+    def points(self) -> np.ndarray:
+        return self._data.points
+
+    def apply_data(self, state: DataState) -> None:
+        """Install a data state (called by the undo commands; use the push_* methods instead)."""
+        self._data = state
+        self.data_changed.emit()
+
+    def _on_clean_changed(self, clean: bool) -> None:
+        self.dirty = not clean
+
+    def add_points(self, points: np.ndarray) -> bool:
+        """Push an undoable AddPoints; points of the wrong dimension or non-finite are refused."""
+        pts = np.asarray(points, dtype=np.float32)
+        if pts.ndim != 2 or len(pts) == 0:
+            return False
+        if pts.shape[1] != self._data.dim:
+            self.error_reported.emit(f"cannot draw {pts.shape[1]}D points into {self._data.dim}D data")
+            return False
+        if not np.isfinite(pts).all():
+            self.error_reported.emit("the drawn points contain NaN or Inf; they were not added")
+            return False
+        self.undo_stack.push(AddPoints(self, pts, self.brush_radius / 2))
+        return True
+
+    def erase_points(self, centres: np.ndarray, radius: float | None = None) -> int:
+        """Push an undoable ErasePoints; returns how many points it removed (0: nothing pushed)."""
+        cmd = ErasePoints(self, np.asarray(centres, dtype=np.float32).reshape(-1, 2),
+                          self.brush_radius if radius is None else radius, self.brush_radius / 2)
+        if cmd.n_removed:
+            self.undo_stack.push(cmd)
+        return cmd.n_removed
+
+    def clear_points(self) -> None:
+        if len(self.points):
+            self.undo_stack.push(ClearPoints(self))
+
+    def replace_data(self, state: DataState) -> None:
+        """Load new data (preset or file) as one undoable step; the stack becomes clean."""
+        self.undo_stack.push(ReplaceData(self, state))
+        self.undo_stack.setClean()
+
+    def dataset(self) -> Dataset:
+        """The dataset to train on; DataError (one sentence) when the points cannot be trained on."""
+        state = self._data
+        if state.dataset is not None:
+            return state.dataset
+        if len(state.points) < 2:
+            raise DataError(f"the drawing has {len(state.points)} point(s); draw at least 2 to train")
+        points = validate_points(np.array(state.points), dims=None)
+        return EmpiricalDataset(points, name=state.name, jitter=state.jitter)
+
+    # -- configuration ----------------------------------------------------------------------
+    def set_run_config(self, config: RunConfig) -> None:
+        if config == self.run_config:
+            return
+        old_loss = self.run_config.loss.name
+        self.run_config = config
+        if config.loss.name != old_loss:  # a new loss brings its matching sampler
+            self.sampler_config = replace(self.sampler_config, name=loss_spec(config.loss.name).default_sampler)
+        self.config_changed.emit()
+
+    def set_sampler_config(self, config: SamplerConfig) -> None:
+        if config != self.sampler_config:
+            self.sampler_config = config
+            self.config_changed.emit()
+
+    def set_particles(self, **changes: Any) -> None:
+        new = replace(self.particles, **changes)
+        if new.n_particles < 1 or new.n_particles > MAX_PARTICLES:
+            raise DataError(f"particles must be between 1 and {MAX_PARTICLES}")
+        if new != self.particles:
+            self.particles = new
+            self.config_changed.emit()
+
+    def set_view(self, **changes: Any) -> None:
+        new = replace(self.view, **changes)
+        if new.heatmap not in HEATMAPS:
+            raise ValueError(f"heatmap must be one of {HEATMAPS}")
+        if new != self.view:
+            self.view = new
+            self.view_changed.emit()
+
+    def set_brush(self, radius: float, density: int) -> None:
+        """Brush, eraser and spawn radius (data units) and points per dab; the canvas listens."""
+        if (radius, density) != (self.brush_radius, self.brush_density):
+            self.brush_radius, self.brush_density = float(radius), int(density)
+            self.view_changed.emit()
+
+    def field_sigma(self) -> float:
+        return field_sigma_for(self.run_config, self.view.sigma)
+
+    # -- frames -----------------------------------------------------------------------------
+    def publish_frame(self, frame: object) -> None:
+        self.last_frame = frame
+        self.frame_arrived.emit(frame)
+
+
+__all__ = ["DataState", "ParticleOptions", "Session", "ViewOptions", "empty_state", "field_sigma_for", "sigma_range"]

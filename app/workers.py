@@ -1,0 +1,529 @@
+"""The engine worker: one thread that owns all torch state and turns it into frames.
+
+The GUI thread sends commands through a thread-safe queue (methods of `EngineWorker` only
+enqueue); the worker thread drains them, trains a chunk sized to ~25 ms, advances the particles
+on the frame clock, and emits the newest `Frame` only once the GUI has drawn the previous one
+(newest wins, never a backlog). Errors become `failed(str)` signals and the loop keeps running.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+from sgm_core.config import RunConfig, SamplerConfig
+from sgm_core.datasets import PRESETS, Dataset, load_dataset
+from sgm_core.errors import SGMError, TrainingDiverged
+from sgm_core.live import FieldView, Frame, LiveEngine
+
+CHUNK_SECONDS = 0.025  # training work between command checks: responsive stop, small overhead
+MIN_CHUNK_SECONDS = 0.005  # ... but never so short that loop overhead dominates
+MAX_CHUNK_STEPS = 500  # even a trivially fast net returns to the loop this often
+MAX_FPS = 30.0  # frame clock; the GUI never sees more than this
+FRAME_BUDGET = 0.3  # at most this share of the worker's time goes to building frames
+IDLE_WAIT = 0.25  # seconds between checks when there is nothing to do (woken early by commands)
+SLOW_EVERY = 0.5  # seconds between refreshes of costly frame parts (error map, score error)
+SLOW_COST_FACTOR = 8.0  # ... and never more often than this many times their own cost
+
+_LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
+
+
+def running_threads() -> list[QThread]:
+    """Engine threads that are still running (the test fixture fails a test that leaks one)."""
+    return [t for t in list(_LIVE_THREADS) if t.isRunning()]
+
+
+def warm_up_torch() -> str:
+    """Import torch and take one Adam step so the first Train does not freeze the GUI
+    (the first `torch.optim.Adam` imports torch._dynamo, ~1 s). Returns the device label."""
+    from sgm_core.training import device_label, resolve_device
+
+    net = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net(torch.zeros(4, 2)).square().sum().backward()
+    opt.step()
+    return device_label(resolve_device("auto"))
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What the engine is built from; dataset None means no trainable data (empty drawing)."""
+
+    dataset: Dataset | None
+    config: RunConfig
+    sampler: SamplerConfig
+    n_particles: int = 2000
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    token: int  # the request's token: the GUI ignores answers to requests it has superseded
+    source: str  # preset name or file path
+    kind: str  # "preset" | "file"
+    dataset: Dataset
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """The worker's run state, for buttons and menus."""
+
+    has_engine: bool = False
+    training: bool = False
+    paused: bool = False  # training paused with steps left (Resume continues)
+    playing: bool = False
+    target: int = 0  # the step count the current round trains to
+
+
+class _Throttle:
+    """Due when at least `every` seconds and `factor` x its last cost have passed."""
+
+    def __init__(self, every: float, factor: float = SLOW_COST_FACTOR) -> None:
+        self.every, self.factor = every, factor
+        self.last, self.cost = -1e9, 0.0
+
+    def due(self, now: float) -> bool:
+        return now - self.last >= max(self.every, self.factor * self.cost)
+
+    def done(self, start: float, end: float) -> None:
+        self.last, self.cost = end, end - start
+
+
+class EngineWorker(QObject):
+    """Owns the LiveEngine in a QThread of its own; every public method is thread-safe."""
+
+    progressed = Signal(object)  # Frame
+    failed = Signal(str)  # one sentence: diverged training, bad config, unexpected error
+    finished_training = Signal(int)  # the configured step count was reached
+    stopped = Signal()  # training stopped (Stop, or the engine was rebuilt while training)
+    loaded = Signal(object)  # LoadedData
+    load_failed = Signal(int, str)  # token, message
+    state_changed = Signal(object)  # WorkerState
+
+    def __init__(self, threads: int | None = None, max_fps: float = MAX_FPS,
+                 chunk_seconds: float = CHUNK_SECONDS) -> None:
+        super().__init__()
+        self.threads = int(threads or os.environ.get("SGM_WORKER_THREADS", 1))
+        self.max_fps = max_fps
+        self.chunk_seconds = chunk_seconds
+        self.frames_emitted = 0
+        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._consumed = threading.Event()
+        self._consumed.set()
+        self._stop = threading.Event()
+        self._thread = QThread()
+        self._thread.setObjectName("EngineWorker")
+        _LIVE_THREADS.add(self._thread)
+        self.moveToThread(self._thread)
+        self._thread.started.connect(self._run)
+        # -- worker-thread state (touched only inside the loop) --
+        self._engine: LiveEngine | None = None
+        self._spec: EngineSpec | None = None
+        self._view: FieldView | None = None
+        self._heatmap = "off"
+        self._training = False
+        self._paused = False
+        self._playing = False
+        self._target = 0
+        self._steps_per_frame = 5
+        self._trail_length = 0
+        self._step_time = 0.0  # EMA seconds per training step, sizes the chunks
+        self._train_seconds = 0.0
+        self._needs_frame = False
+        self._next_frame = 0.0
+        self._gen = 0  # engine generation: caches are keyed by it
+        self._cache: dict[str, tuple[Any, Any]] = {}
+        self._slow = {"error": _Throttle(SLOW_EVERY), "score": _Throttle(1.0), "density": _Throttle(0.2, 4.0)}
+        self._state = WorkerState()
+
+    # -- lifecycle (GUI thread) -------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    def shutdown(self, timeout: float = 1.0) -> float:
+        """Stop the loop and join the thread; returns the seconds it took.
+
+        The loop notices the flag after the current chunk (~25 ms). Should a single step take
+        longer than `timeout` (e.g. 100k particles), we keep waiting rather than destroy a
+        running thread, which would abort the process.
+        """
+        t0 = time.monotonic()
+        self._stop.set()
+        self._wake.set()
+        self._consumed.set()
+        if self._thread.isRunning() and not self._thread.wait(int(timeout * 1000)):
+            self._thread.wait()
+        return time.monotonic() - t0
+
+    # -- commands (any thread) --------------------------------------------------------------
+    def _post(self, name: str, *args: Any) -> None:
+        self._queue.put((name, args))
+        self._wake.set()
+
+    def set_engine(self, spec: EngineSpec) -> None:
+        """Rebuild the engine from data + config (training stops; particles restart)."""
+        self._post("set_engine", spec)
+
+    def load(self, source: str, token: int, n_points: int = 5000, seed: int = 0) -> None:
+        """Load a preset or a file in the worker (presets and images draw with torch)."""
+        self._post("load", source, token, n_points, seed)
+
+    def train(self) -> None:
+        self._post("train")
+
+    def pause_training(self) -> None:
+        self._post("pause_training")
+
+    def stop_training(self) -> None:
+        self._post("stop_training")
+
+    def reset_training(self) -> None:
+        self._post("reset_training")
+
+    def play(self) -> None:
+        self._post("play")
+
+    def pause_particles(self) -> None:
+        self._post("pause_particles")
+
+    def step_particles(self) -> None:
+        self._post("step_particles")
+
+    def reset_particles(self, n: int | None = None) -> None:
+        self._post("reset_particles", n)
+
+    def spawn(self, x: float, y: float, n: int, radius: float) -> None:
+        self._post("spawn", float(x), float(y), int(n), float(radius))
+
+    def set_sampler(self, cfg: SamplerConfig) -> None:
+        self._post("set_sampler", cfg)
+
+    def set_steps_per_frame(self, n: int) -> None:
+        self._post("set_steps_per_frame", max(1, int(n)))
+
+    def set_trails(self, length: int) -> None:
+        self._post("set_trails", max(0, int(length)))
+
+    def set_view(self, view: FieldView | None, heatmap: str = "off") -> None:
+        self._post("set_view", view, heatmap)
+
+    def call(self, fn: Callable[[LiveEngine], Any]) -> None:
+        """Run fn(engine) in the worker thread (tests, benchmarks); its errors become `failed`."""
+        self._post("call", fn)
+
+    def frame_consumed(self) -> None:
+        """The GUI drew the last frame: the next one may be sent."""
+        self._consumed.set()
+        self._wake.set()
+
+    # -- the loop (worker thread) -----------------------------------------------------------
+    @Slot()
+    def _run(self) -> None:
+        torch.set_num_threads(self.threads)  # 1: no contention with the GUI thread (FACTS.md)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._drain()
+                    if self._stop.is_set():
+                        break
+                    busy = self._work()
+                    if not busy:
+                        self._idle()
+                except Exception as exc:  # noqa: BLE001 - report, pause, keep the loop alive
+                    self._training = self._playing = False
+                    self._needs_frame = False  # a frame that failed would only fail again
+                    self._publish_state()
+                    self.failed.emit(_describe(exc))
+                    self._wake.wait(0.05)  # never a hot loop of errors
+                    self._wake.clear()
+        finally:
+            self._engine = None
+            app = QCoreApplication.instance()
+            if app is not None:
+                self.moveToThread(app.thread())  # let the GUI thread own (and delete) us again
+            self._thread.quit()
+
+    def _drain(self) -> None:
+        commands: list[tuple[str, tuple[Any, ...]]] = []
+        while True:
+            try:
+                commands.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        last_build = max((i for i, (name, _) in enumerate(commands) if name == "set_engine"), default=-1)
+        for i, (name, args) in enumerate(commands):
+            if name == "set_engine" and i != last_build:
+                continue  # a newer rebuild follows: skip the stale one
+            try:
+                getattr(self, f"_do_{name}")(*args)
+            except SGMError as exc:
+                self.failed.emit(str(exc))
+                self._needs_frame = True
+        self._publish_state()
+
+    def _idle(self) -> None:
+        if self._playing or self._needs_frame:
+            timeout = max(0.002, min(IDLE_WAIT, self._next_frame - time.perf_counter()))
+            if not self._consumed.is_set():
+                timeout = IDLE_WAIT  # frame_consumed() wakes us
+        else:
+            timeout = IDLE_WAIT
+        self._wake.wait(timeout)
+        self._wake.clear()
+
+    def _work(self) -> bool:
+        """One iteration: a training chunk, then (on the frame clock) particles + a frame."""
+        busy = False
+        eng = self._engine
+        if eng is not None and self._training:
+            self._train_chunk(eng)
+            busy = True
+        now = time.perf_counter()
+        if (eng is not None and (self._needs_frame or self._training or self._playing)
+                and self._consumed.is_set() and now >= self._next_frame):
+            if self._playing:
+                eng.advance(self._steps_per_frame)
+                if eng.sampler.name in ("sde", "pc", "ode") and eng.sampler_step >= eng.sampler.n_steps:
+                    self._playing = False  # the integrators stop at t = eps: nothing left to show
+                    self._publish_state()
+            self._emit_frame(now)
+        return busy
+
+    def _train_chunk(self, eng: LiveEngine) -> None:
+        left = self._target - eng.trainer.step
+        budget = self.chunk_seconds
+        if self._consumed.is_set():  # end the chunk when the next frame is due: a steady frame clock
+            budget = min(budget, max(MIN_CHUNK_SECONDS, self._next_frame - time.perf_counter()))
+        n = 1 if self._step_time <= 0 else int(budget / self._step_time)
+        n = max(1, min(n, MAX_CHUNK_STEPS, left))
+        t0 = time.perf_counter()
+        try:
+            eng.train(n)
+        except TrainingDiverged as exc:
+            self._training, self._paused = False, False
+            eng.pause_clock()
+            self._needs_frame = True
+            self._publish_state()
+            self.failed.emit(str(exc))
+            return
+        finally:
+            dt = time.perf_counter() - t0
+            self._train_seconds += dt
+        per_step = dt / n
+        self._step_time = per_step if self._step_time <= 0 else 0.7 * self._step_time + 0.3 * per_step
+        if eng.trainer.step >= self._target:
+            self._training = False
+            _mark_good(eng)
+            eng.pause_clock()
+            self._needs_frame = True
+            self._publish_state()
+            self.finished_training.emit(eng.trainer.step)
+
+    # -- frames -----------------------------------------------------------------------------
+    def _cached(self, key: str, ident: Any, compute: Callable[[], Any]) -> Any:
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == ident:
+            return hit[1]
+        value = compute()
+        self._cache[key] = (ident, value)
+        return value
+
+    def _slow_part(self, key: str, ident: Any, now: float, compute: Callable[[], Any]) -> Any:
+        """A costly frame part: recomputed when its inputs change, at most on its throttle."""
+        hit = self._cache.get(key)
+        # Same engine and view: reuse until the step changes and the throttle allows a refresh.
+        if hit is not None and hit[0][:2] == ident[:2] and (hit[0] == ident or not self._slow[key].due(now)):
+            return hit[1]
+        t0 = time.perf_counter()
+        value = compute()
+        self._slow[key].done(t0, time.perf_counter())
+        self._cache[key] = (ident, value)
+        return value
+
+    def build_frame(self) -> Frame:
+        """The newest snapshot (worker thread); costly parts are cached per engine/view/step."""
+        eng = self._engine
+        assert eng is not None
+        now = time.perf_counter()
+        base = eng.frame(None, training=self._training)
+        step = eng.trainer.step
+        eta = None
+        if self._training and base.steps_per_second > 0 and step < self._target:
+            eta = (self._target - step) / base.steps_per_second
+        changes: dict[str, Any] = {"elapsed": self._train_seconds, "eta": eta}
+        view = self._view
+        if view is not None:
+            ident = (self._gen, view, step)
+            changes["field"] = self._cached("field", ident, lambda: eng.field(view))
+            changes["field_sigma"] = view.sigma
+            if view.truth:
+                changes["true_field"] = self._cached("true", (self._gen, view), lambda: eng.true_field(view))
+            if eng.dataset.dim == 2:
+                changes["heatmap_bounds"] = tuple(view.bounds[:2])
+                if self._heatmap == "error":
+                    changes["error_map"] = self._slow_part("error", ident, now, lambda: eng.error_map(view))
+                elif self._heatmap == "density":
+                    changes["heatmap"] = self._slow_part("density", ident, now, lambda: eng.log_density(view))
+            changes["score_error"] = self._slow_part("score", ident, now, lambda: eng.score_error(view.sigma))
+        return replace(base, **changes)
+
+    def _emit_frame(self, now: float) -> None:
+        t0 = time.perf_counter()
+        frame = self.build_frame()
+        cost = time.perf_counter() - t0
+        self._next_frame = now + max(1.0 / self.max_fps, cost / FRAME_BUDGET)
+        self._needs_frame = False
+        self._consumed.clear()
+        self.frames_emitted += 1
+        self.progressed.emit(frame)
+
+    def _publish_state(self) -> None:
+        eng = self._engine
+        state = WorkerState(eng is not None, self._training, self._paused, self._playing, self._target)
+        if state != self._state:
+            self._state = state
+            self.state_changed.emit(state)
+
+    # -- command handlers (worker thread) ---------------------------------------------------
+    def _do_set_engine(self, spec: EngineSpec) -> None:
+        was_training = self._training
+        self._training = self._paused = False
+        self._engine = None
+        self._spec = spec
+        self._gen += 1
+        self._cache.clear()
+        self._step_time = 0.0
+        self._train_seconds = 0.0
+        self._needs_frame = True
+        if was_training:
+            self.stopped.emit()
+        if spec.dataset is None:
+            return
+        eng = LiveEngine(spec.dataset, spec.config, spec.sampler, spec.n_particles, seed=spec.config.train.seed)
+        eng.set_trails(self._trail_length)
+        self._engine = eng
+        self._target = spec.config.train.steps
+
+    def _do_load(self, source: str, token: int, n_points: int, seed: int) -> None:
+        try:
+            dataset = load_dataset(source, n_points=n_points, seed=seed)
+        except SGMError as exc:
+            self.load_failed.emit(token, str(exc))
+            return
+        self.loaded.emit(LoadedData(token, source, "preset" if source in PRESETS else "file", dataset))
+
+    def _require_engine(self) -> LiveEngine:
+        if self._engine is None:
+            raise _NoEngine("there is no data to train on: draw at least 2 points or load a preset")
+        return self._engine
+
+    def _do_train(self) -> None:
+        eng = self._require_engine()
+        if eng.trainer.step >= self._target:  # finished or stopped: train another round
+            self._target = eng.trainer.step + max(1, eng.config.train.steps)
+        self._training, self._paused = True, False
+        eng.pause_clock()
+
+    def _do_pause_training(self) -> None:
+        if self._training:
+            self._training, self._paused = False, True
+            if self._engine is not None:
+                _mark_good(self._engine)
+                self._engine.pause_clock()
+            self._needs_frame = True
+
+    def _do_stop_training(self) -> None:
+        eng = self._engine
+        was = self._training or self._paused
+        self._training = self._paused = False
+        if eng is not None:
+            self._target = eng.trainer.step
+            if was:
+                _mark_good(eng)
+            eng.pause_clock()
+        self._needs_frame = True
+        if was:
+            self.stopped.emit()
+
+    def _do_reset_training(self) -> None:
+        if self._spec is not None:
+            self._do_set_engine(self._spec)
+
+    def _do_play(self) -> None:
+        self._require_engine()
+        self._playing = True
+
+    def _do_pause_particles(self) -> None:
+        self._playing = False
+        self._needs_frame = True
+
+    def _do_step_particles(self) -> None:
+        eng = self._require_engine()
+        eng.advance(self._steps_per_frame)
+        self._needs_frame = True
+
+    def _do_reset_particles(self, n: int | None) -> None:
+        if self._engine is not None:
+            self._engine.reset_particles(n)
+            self._needs_frame = True
+
+    def _do_spawn(self, x: float, y: float, n: int, radius: float) -> None:
+        eng = self._require_engine()
+        center = np.zeros(eng.dataset.dim, np.float32)
+        center[:2] = (x, y)
+        eng.spawn_at(center, n, radius)
+        self._needs_frame = True
+
+    def _do_set_sampler(self, cfg: SamplerConfig) -> None:
+        if self._spec is not None:
+            self._spec = replace(self._spec, sampler=cfg)
+        if self._engine is not None:
+            self._engine.set_sampler(cfg)
+            self._needs_frame = True
+
+    def _do_set_steps_per_frame(self, n: int) -> None:
+        self._steps_per_frame = n
+
+    def _do_set_trails(self, length: int) -> None:
+        self._trail_length = length
+        if self._engine is not None:
+            self._engine.set_trails(length)
+            self._needs_frame = True
+
+    def _do_set_view(self, view: FieldView | None, heatmap: str) -> None:
+        self._view, self._heatmap = view, heatmap
+        self._needs_frame = True
+
+    def _do_call(self, fn: Callable[[LiveEngine], Any]) -> None:
+        fn(self._require_engine())
+        self._needs_frame = True
+
+
+def _mark_good(engine: LiveEngine) -> None:
+    """Where training rests (paused, stopped, finished) is what a later divergence returns to."""
+    if all(torch.isfinite(p).all() for p in engine.trainer.model.parameters()):
+        engine.trainer.mark_good()
+
+
+class _NoEngine(SGMError):
+    """A command needs an engine but there is no trainable data."""
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for the banner; the traceback goes to stderr for bug reports."""
+    traceback.print_exception(exc)
+    return f"unexpected error in the engine ({type(exc).__name__}: {exc}); training was paused"

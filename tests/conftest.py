@@ -1,0 +1,82 @@
+"""Test set-up shared by every test: a Qt platform that works without a screen, settings that
+never touch the user's, and a fixture that fails any test leaving a thread running.
+
+Qt is not imported here (the core's tests prove `sgm_core` loads no Qt); the Qt parts act only
+once a test module has imported PySide6.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+# pytest-xvfb starts Xvfb and sets DISPLAY in its own pytest_configure, after this file is read:
+# only when there is neither a display nor an Xvfb to start do we fall back to offscreen.
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and not shutil.which("Xvfb"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Belt and braces: even a QSettings made before the per-test path is set lands in a temp dir.
+_SETTINGS_HOME = tempfile.mkdtemp(prefix="sgm-test-settings-")
+os.environ["XDG_CONFIG_HOME"] = _SETTINGS_HOME
+
+THREAD_GRACE_S = 2.0  # a thread still running this long after teardown has leaked
+KNOWN_DAEMONS = ("tqdm_monitor",)  # process-wide helpers that libraries start once and keep
+
+
+@pytest.fixture(autouse=True)
+def temp_qsettings(tmp_path):
+    """Every test gets empty QSettings in its own temporary folder."""
+    if "PySide6.QtCore" in sys.modules:
+        from PySide6.QtCore import QSettings
+
+        QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+        for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+            for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+                QSettings.setPath(fmt, scope, str(tmp_path / "qsettings"))
+    yield
+
+
+def _running_qthreads() -> set:
+    workers = sys.modules.get("app.workers")
+    return set(workers.running_threads()) if workers is not None else set()
+
+
+def _leaked_threads(before: set[threading.Thread], before_q: set) -> list[str]:
+    names = []
+    for t in threading.enumerate():
+        # _DummyThread: Python's record of a foreign (Qt) thread; QThreads are checked below.
+        if t in before or not t.is_alive() or isinstance(t, threading._DummyThread):
+            continue
+        if t.daemon and t.name in KNOWN_DAEMONS:
+            continue
+        names.append(f"threading.Thread {t.name!r}")
+    names += [f"QThread {q.objectName()!r}" for q in _running_qthreads() - before_q]
+    return names
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leak():
+    """Fail a test that leaves a QThread or a Python thread running after its teardown.
+
+    Autouse fixtures are set up first and torn down last, so this runs after pytest-qt has closed
+    the test's widgets (which stops their workers)."""
+    before, before_q = set(threading.enumerate()), _running_qthreads()
+    yield
+    deadline = time.monotonic() + THREAD_GRACE_S
+    leaked = _leaked_threads(before, before_q)
+    while leaked and time.monotonic() < deadline:
+        if "PySide6.QtCore" in sys.modules:
+            from PySide6.QtCore import QCoreApplication
+
+            if QCoreApplication.instance() is not None:
+                QCoreApplication.processEvents()
+        threading.Event().wait(0.01)
+        leaked = _leaked_threads(before, before_q)
+    if leaked:
+        pytest.fail(f"test left threads running: {', '.join(leaked)}")
