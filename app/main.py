@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
     from PySide6.QtWidgets import QApplication, QSplashScreen
 
+    from .views.plot3d import share_gl_contexts
+
+    share_gl_contexts()  # before the QApplication exists: several GL views share shader programs
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("ScoreFieldPlayground")
     app.setApplicationName("Playground")
