@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -49,17 +50,23 @@ class GaussianMixture:
         shift = torch.as_tensor(shift, dtype=torch.float64)
         return GaussianMixture(self.weights, (self.means - shift) / scale, self.covs / scale**2)
 
+    @cached_property
+    def _precisions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sigma_k^{-1} (K, D, D) and log det Sigma_k (K,), computed once per mixture."""
+        chol = torch.linalg.cholesky(self.covs)
+        eye = torch.eye(self.dim, dtype=self.covs.dtype).expand_as(self.covs)
+        prec = torch.cholesky_solve(eye, chol)
+        log_det = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+        return prec, log_det
+
     def _component_log_probs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """log(w_k N(x; mu_k, Sigma_k)) of shape (N, K), and Sigma_k^{-1}(x - mu_k) of shape (N, K, D)."""
-        chol = torch.linalg.cholesky(self.covs)  # (K, D, D)
+        prec, log_det = self._precisions
         diff = x[:, None, :] - self.means[None]  # (N, K, D)
-        # Solve L y = diff for each component; Mahalanobis = |y|^2.
-        y = torch.linalg.solve_triangular(chol[None], diff[..., None], upper=False)[..., 0]
-        maha = (y**2).sum(-1)
-        log_det = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # (K,)
+        prec_diff = torch.einsum("kij,nkj->nki", prec, diff)
+        maha = (diff * prec_diff).sum(-1)
         log_norm = -0.5 * (self.dim * math.log(2 * math.pi) + log_det)
         comp = torch.log(self.weights)[None] + log_norm[None] - 0.5 * maha
-        prec_diff = torch.cholesky_solve(diff[..., None], chol[None])[..., 0]
         return comp, prec_diff
 
     def log_prob(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:

@@ -150,7 +150,8 @@ def test_failed_training_removes_the_run_dir_it_made_but_not_one_it_found(tmp_pa
     assert not run.exists()
 
     existing = tmp_path / "mine"
-    keep = write((existing.mkdir() or existing) / "notes.txt", "keep me")
+    existing.mkdir()
+    keep = write(existing / "notes.txt", "keep me")
     code, _, _ = sgm(["train", "8gaussians", "--out", existing, "--lr", "1e30", *TINY], capsys)
     assert code == 2 and keep.read_text() == "keep me"
 

@@ -205,7 +205,6 @@ def test_load_run_rejects_what_is_not_a_run(tmp_path) -> None:
 
 
 def test_trainer_leaves_the_global_rng_alone() -> None:
-    torch.manual_seed(1234)
     torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()
     trainer = trainer_for(small_run("ssm"))
     trainer.run(5)
