@@ -155,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
-    print(f"wrote {out} (final loss {trainer.losses[-1]:.4g})" if trainer.losses else f"wrote {out}", file=sys.stderr)
+    print(f"wrote {out} (final loss {trainer.losses[-1]:.4g})" if len(trainer.losses) else f"wrote {out}", file=sys.stderr)
     return 0
 
 

@@ -18,11 +18,12 @@ import torch
 from .config import RunConfig, SamplerConfig
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, SessionError
+from .fields import relative_curl
 from .likelihood import ode_log_likelihood
 from .losses import loss_spec
 from .metrics import energy_distance, mmd_rbf, mode_weights, sliced_wasserstein
 from .nets import EnergyNet
-from .noise import make_sde
+from .noise import geometric_sigmas, make_sde
 from .samplers import Sampler, make_sampler
 from .sessions import SessionState
 from .training import Trainer, device_label
@@ -74,6 +75,7 @@ class Frame:
     eta: float | None  # seconds to the configured step count, while training
     device: str
     dim: int
+    curl_map: np.ndarray | None = None  # (H, W): curl / typical |∂s/∂x| of the learned score (2D)
 
 
 MAX_LOSS_POINTS = 4000  # the loss curve is decimated beyond this so frames stay small
@@ -83,8 +85,10 @@ class LiveEngine:
     """Trainer + particles + field for one dataset and one run configuration."""
 
     def __init__(self, dataset: Dataset, config: RunConfig, sampler: SamplerConfig | None = None,
-                 n_particles: int = 2000, seed: int = 0, standardizer: Standardizer | None = None) -> None:
+                 n_particles: int = 2000, seed: int = 0, standardizer: Standardizer | None = None,
+                 use_reference_score: bool = False) -> None:
         self.dataset = dataset
+        self.use_reference_score = use_reference_score  # particles follow the reference (true) score, not the model
         self.config = config
         self.trainer = Trainer(dataset, config, standardizer)
         self.standardizer = self.trainer.standardizer
@@ -151,8 +155,9 @@ class LiveEngine:
         self._rate_clock = (time.perf_counter(), self.trainer.step)
 
     def advance(self, n_steps: int) -> None:
-        """Advance the particles n sampler steps with the current (EMA) model."""
-        model = self.trainer.score_fn()
+        """Advance the particles n sampler steps with the current (EMA) model, or with the
+        reference score when `use_reference_score` is set (lessons about samplers, not training)."""
+        model = self.reference if self.use_reference_score else self.trainer.score_fn()
         with torch.no_grad():
             for _ in range(n_steps):
                 self.particles = self.sampler.step(model, self.particles, self.sampler_step, self.particle_generator)
@@ -232,6 +237,18 @@ class LiveEngine:
         truth = self.reference(xs, sig).float()
         return float(((learned - truth) ** 2).sum(1).mean() / (truth**2).sum(1).mean().clamp_min(1e-12))
 
+    def curl_map(self, view: FieldView) -> np.ndarray | None:
+        """Relative curl of the learned (EMA) score on the heatmap grid (2D only), rows = y.
+
+        `fields.relative_curl`: dimensionless, so standardised and data coordinates agree; an
+        energy net reads ~0 (it is a gradient), a score net shows where it learned a rotation."""
+        if self.dataset.dim != 2:
+            return None
+        x = torch.as_tensor(self.standardizer.forward(self._heat_points(view)), dtype=torch.float32).to(self.device)
+        curl = relative_curl(self.trainer.score_fn(), x, float(view.sigma))
+        r = view.heatmap_resolution
+        return curl.float().cpu().numpy().reshape(r, r)
+
     # -- live metrics ---------------------------------------------------------------------
     def sample_metrics(self, max_points: int = 1000) -> dict[str, float | list[float]]:
         """Particles vs fresh data: sliced Wasserstein (and its data-vs-data baseline), MMD,
@@ -252,6 +269,19 @@ class LiveEngine:
             out["true_weights"] = self.dataset.gmm.weights.tolist()
             out["on_mode"] = on_mode
         return out
+
+    def metric_sigmas(self, n: int = 4) -> tuple[float, ...]:
+        """Noise levels (standardised) at which to track the score error: n geometric levels across
+        the ladder / SDE range of noise-conditional losses (VP: up to 0.5, where x + σz still
+        approximates its α(σ)x + σz marginal), the one training σ of single-σ losses, and σmin for
+        sm/ssm (their nets ignore σ: the clean score, against the least-smoothed reference)."""
+        noise, kind = self.config.noise, self.trainer.spec.noise
+        if kind == "single":
+            return (float(noise.sigma),)
+        if kind == "none":
+            return (float(noise.sigma_min),)
+        lo, hi = (max(1e-3, noise.sigma_min), 0.5) if kind == "vp" else (noise.sigma_min, noise.sigma_max)
+        return tuple(float(s) for s in geometric_sigmas(lo, hi, n).flip(0))
 
     def data_log_likelihood(self, n_points: int = 200, n_steps: int = 50) -> float | None:
         """Mean log-likelihood (nats per point, data coordinates) of data under the probability-flow
@@ -302,11 +332,10 @@ class LiveEngine:
 
     def frame(self, view: FieldView | None, *, training: bool = False) -> Frame:
         """A snapshot for the views; computes the field (and maps) only when a view is given."""
-        losses = self.trainer.loss_history()
-        steps = np.arange(1, len(losses) + 1)
-        if len(losses) > MAX_LOSS_POINTS:
-            stride = math.ceil(len(losses) / MAX_LOSS_POINTS)
-            losses, steps = losses[::stride], steps[::stride]
+        history = self.trainer.losses  # a view: decimate first, then copy only what is drawn
+        stride = max(1, math.ceil(len(history) / MAX_LOSS_POINTS))
+        losses = history[::stride].copy()
+        steps = np.arange(1, len(history) + 1)[::stride]
         trails = None
         if self.trail_length and self._trail:
             trails = np.stack([self.standardizer.inverse(t.float().cpu()).numpy() for t in self._trail])

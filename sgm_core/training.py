@@ -76,7 +76,8 @@ class Trainer:
         self.data_generator = torch.Generator().manual_seed(seed + 1)
         self.noise_generator = torch.Generator(self.device if self.device.type == "cuda" else "cpu").manual_seed(seed + 2)
         self.step = 0
-        self.losses: list[float] = []
+        self._loss_buf = np.zeros(1024)  # grows by doubling: one float64 per step, no per-frame copies
+        self._n_losses = 0
         self._pool: torch.Tensor | None = None
         self._pool_at = 0
         self._started = time.perf_counter()
@@ -119,7 +120,7 @@ class Trainer:
         self.optimizer.step()
         self._update_ema()
         self.step += 1
-        self.losses.append(value)
+        self._append_loss(value)
         return value
 
     def run(self, n_steps: int) -> list[StepRecord]:
@@ -164,7 +165,7 @@ class Trainer:
         # the snapshot for the next fall-back.
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.step = state["step"]
-        del self.losses[self.step:]
+        self._n_losses = min(self._n_losses, self.step)
 
     # -- using the model ------------------------------------------------------------------
     def score_fn(self, ema: bool = True):
@@ -174,5 +175,26 @@ class Trainer:
     def elapsed(self) -> float:
         return time.perf_counter() - self._started
 
+    def _append_loss(self, value: float) -> None:
+        if self._n_losses == len(self._loss_buf):
+            self._loss_buf = np.concatenate([self._loss_buf, np.zeros_like(self._loss_buf)])
+        self._loss_buf[self._n_losses] = value
+        self._n_losses += 1
+
+    @property
+    def losses(self) -> np.ndarray:
+        """The loss of every step so far (a read-only view; copy before keeping it)."""
+        view = self._loss_buf[:self._n_losses]
+        view.flags.writeable = False
+        return view
+
+    @losses.setter
+    def losses(self, values) -> None:
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        self._loss_buf = np.zeros(max(1024, 2 * len(values)))
+        self._loss_buf[:len(values)] = values
+        self._n_losses = len(values)
+
     def loss_history(self) -> np.ndarray:
-        return np.asarray(self.losses, dtype=np.float64)
+        """A copy of the loss history (safe to keep across threads)."""
+        return self.losses.copy()

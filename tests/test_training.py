@@ -63,9 +63,9 @@ def test_same_seed_same_losses_and_other_seed_differs(loss: str, dim: int) -> No
     runs = [trainer_for(small_run(loss, dim, seed=s)) for s in (0, 0, 1)]
     for t in runs:
         t.run(15)
-    assert runs[0].losses == runs[1].losses
+    np.testing.assert_array_equal(runs[0].losses, runs[1].losses)
     assert state_equal(runs[0].model.state_dict(), runs[1].model.state_dict())
-    assert runs[0].losses != runs[2].losses
+    assert not np.array_equal(runs[0].losses, runs[2].losses)
 
 
 @pytest.mark.parametrize("dim", [2, 3])
@@ -138,7 +138,7 @@ def test_huge_learning_rate_diverges_and_restores_the_initial_weights() -> None:
     with pytest.raises(TrainingDiverged) as info:
         trainer.run(50)
     assert info.value.step > 1  # it took a real step before blowing up
-    assert trainer.step == 0 and trainer.losses == []
+    assert trainer.step == 0 and len(trainer.losses) == 0
     assert state_equal(trainer.model.state_dict(), initial)
 
 
