@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QScrollArea,
     QToolButton,
     QVBoxLayout,
@@ -30,15 +32,21 @@ from PySide6.QtWidgets import (
 )
 
 from sgm_core.config import RunConfig, sampler_config_from_json
-from sgm_core.datasets import PRESETS
+from sgm_core.datasets import Standardizer
 from sgm_core.errors import DataError, SGMError
 from sgm_core.live import FieldView
 
+from .compare_window import close_compare_windows, install_compare_menu
+from .export import Exporter
+from .lessons_ui import install_lessons
+from .mode3d import Mode3D
 from .panels.data_panel import TOOLS, DataPanel
+from .panels.metrics_panel import MetricsPanel
 from .panels.sampler_panel import SamplerPanel
 from .panels.train_panel import TrainPanel
 from .panels.view_panel import ViewPanel
 from .session import DataState, ParticleOptions, Session, ViewOptions
+from .session_io import SESSION_SUFFIX, SessionFiles
 from .views.loss_view import LossView
 from .views.plot2d import Plot2D
 from .workers import EngineSpec, EngineWorker, LoadedData, WorkerState
@@ -152,15 +160,23 @@ class MainWindow(QMainWindow):
         self._dock("Train", self.train_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Sampler", self.sampler_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Loss", self.loss_view, Qt.DockWidgetArea.BottomDockWidgetArea, scroll=False)
+        self.metrics_panel = MetricsPanel()  # live ground truth, beside the loss (app/panels/metrics_panel.py)
+        self._dock("Metrics", self.metrics_panel, Qt.DockWidgetArea.BottomDockWidgetArea, scroll=False)
+        self.splitDockWidget(self.docks["Loss"], self.docks["Metrics"], Qt.Orientation.Horizontal)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.resizeDocks([self.docks["Loss"]], [210], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["Data"], self.docks["Train"]], [290, 320], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Data"], self.docks["View"], self.docks["Train"], self.docks["Sampler"]],
                          [250, 600, 430, 420], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["Loss"], self.docks["Metrics"]], [380, 900], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Metrics"]], [240], Qt.Orientation.Vertical)
+        self.files = SessionFiles(self)  # File ▸ New / Open / Save session (app/session_io.py)
+        self.exporter = Exporter(self)  # File ▸ Export (app/export.py)
         self._make_toolbar()
         self._make_menus()
         self._make_status_bar(device)
+        self.mode3d = Mode3D(self)  # 3D data: Plot3D in a stack with the canvas, slice controls, Make 3D
 
         self._rebuild_timer = QTimer(self, singleShot=True, interval=REBUILD_DELAY_MS)
         self._rebuild_timer.timeout.connect(self._send_engine)
@@ -190,6 +206,12 @@ class MainWindow(QMainWindow):
         w.loaded.connect(self._on_loaded)
         w.load_failed.connect(self._on_load_failed)
         w.state_changed.connect(self._on_state_changed)
+        w.metrics_updated.connect(self.metrics_panel.show_metrics)
+        # computed only while shown; a lambda: a slot of the worker object would be queued to its thread
+        self.docks["Metrics"].visibilityChanged.connect(lambda shown: self.worker.set_metrics(shown))
+        self._noise_draw: np.ndarray | None = None  # q_σ: one fixed N(0, I) draw per data size
+        for changed in (s.data_changed, s.config_changed, s.view_changed):
+            changed.connect(self._update_noisy_data)
 
         self.resize(1440, 900)
         self._restore_window_settings()
@@ -200,6 +222,9 @@ class MainWindow(QMainWindow):
         if not self.worker.is_running():
             self.worker.start()
         self.worker.set_steps_per_frame(s.particles.steps_per_frame)
+        self.worker.set_reference_score(s.particles.reference_score)
+        self.lessons = install_lessons(self)  # Lessons menu + lesson bar (app/lessons_ui.py)
+        install_compare_menu(self)  # Tools ▸ Compare losses / samplers (app/compare_window.py)
         if data:
             self.load_data(data)
 
@@ -230,7 +255,7 @@ class MainWindow(QMainWindow):
           self.step_particles)
         a("reset_particles", "Restart", "Restart the particles from the sampler's prior", "Ctrl+Shift+R",
           self.reset_particles)
-        a("open", "Open data…", "Open a data file: .npy .csv .png .jpg .jpeg .ply .xyz", QKeySequence.StandardKey.Open,
+        a("open", "Open data…", "Open a data file: .npy .csv .png .jpg .jpeg .ply .xyz", "Ctrl+Shift+O",
           self.open_file_dialog)
         a("clear", "Clear", "Remove all points (undoable)", None, self.session.clear_points)
         a("quit", "Quit", "Close the playground", QKeySequence.StandardKey.Quit, self.close)
@@ -273,9 +298,17 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         acts = self.actions_
         file_menu = bar.addMenu("&File")
-        file_menu.addAction(acts["open"])
+        for key in ("new_session", "open_session", "open"):
+            file_menu.addAction(acts[key])
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.setToolTipsVisible(True)
+        file_menu.addSeparator()
+        file_menu.addAction(acts["save_session"])
+        file_menu.addAction(acts["save_session_as"])
+        self.export_menu = file_menu.addMenu("&Export")
+        self.export_menu.setToolTipsVisible(True)
+        for key in ("export_animation", "export_png", "export_samples", "export_model"):
+            self.export_menu.addAction(acts[key])
         file_menu.addSeparator()
         file_menu.addAction(acts["quit"])
         edit = bar.addMenu("&Edit")
@@ -409,17 +442,15 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ data
     def load_data(self, source: str) -> None:
         """Open a preset name or data file (loaded in the worker, which owns torch)."""
-        spec = PRESETS.get(source)
-        if spec is not None and spec.dim != 2:
-            self.show_error(f"{source} is a 3D preset; the 3D view is coming — pick a 2D preset for now")
-            self.data_panel._sync()
-            return
         self._load_token += 1
         self.statusBar().showMessage(f"Loading {Path(source).name}…", 3000)
         self.worker.load(source, self._load_token)
 
     def open_file(self, path: str | Path) -> None:
         path = Path(path)
+        if path.suffix.lower() == SESSION_SUFFIX:
+            self.files.open(path)
+            return
         if path.suffix.lower() not in OPEN_SUFFIXES:
             self.show_error(f"cannot open {path.name!r}: use one of {' '.join(OPEN_SUFFIXES)}")
             return
@@ -436,10 +467,6 @@ class MainWindow(QMainWindow):
         if result.token != self._load_token:
             return  # superseded by a newer request
         ds = result.dataset
-        if ds.dim != 2:
-            self.show_error(f"{Path(result.source).name} holds {ds.dim}D points; the 3D view is coming — "
-                            "load 2D data for now")
-            return
         name = result.source if result.kind == "preset" else Path(result.source).stem
         self.session.replace_data(DataState(ds.points, name, result.kind, ds, 0.0, result.source))
         self.plot.fit_to(ds.points)
@@ -487,6 +514,7 @@ class MainWindow(QMainWindow):
                 self.worker.reset_particles(s.particles.n_particles)
             self._sent = (sent[0], s.sampler_config, s.particles.n_particles)
         self.worker.set_steps_per_frame(s.particles.steps_per_frame)
+        self.worker.set_reference_score(s.particles.reference_score)
         self._send_trails()
         self._view_timer.start()  # the field σ depends on the loss's noise settings
 
@@ -509,11 +537,14 @@ class MainWindow(QMainWindow):
         self._engine_ok = dataset is not None
         self._sent = (s.run_config, s.sampler_config, s.particles.n_particles)
         self.plot.clear_field()  # the old model's arrows must not linger over new data
+        self.mode3d.clear_field()
         self._send_view()  # first, so the new engine's first frame already carries the field
         self.worker.set_engine(EngineSpec(dataset, s.run_config, s.sampler_config, s.particles.n_particles))
         self._apply_layers()
 
     def field_view(self) -> FieldView:
+        if self.mode3d.is_3d:  # the 3D view's box, the slice; no heatmaps or reference field
+            return self.mode3d.field_view(FIELD_RESOLUTION)
         bounds = tuple(tuple(float(v) for v in axis) for axis in self.plot.field_bounds())
         s = self.session
         return FieldView(bounds=bounds, resolution=FIELD_RESOLUTION, sigma=s.field_sigma(), truth=s.view.true_field)
@@ -540,6 +571,33 @@ class MainWindow(QMainWindow):
         if not self._engine_ok:  # no engine: hide what the previous one drew
             layers.update(field=False, true_field=False, particles=False, trails=False, heatmap="off")
         self.plot.set_layers(**layers)
+        self.mode3d.set_layers(layers)
+
+    def _update_noisy_data(self) -> None:
+        """q_σ on the canvas: the data plus σ·noise at the field's σ, in data units (σ times the
+        standardiser's scale); one fixed noise draw, so scrubbing σ moves the same points."""
+        s = self.session
+        points = s.points
+        if not s.view.noisy_data or len(points) < 2 or s.data.dim != 2:
+            self.plot.set_noisy_points(None)
+            return
+        if self._noise_draw is None or self._noise_draw.shape != points.shape:
+            self._noise_draw = np.random.default_rng(0).standard_normal(points.shape).astype(np.float32)
+        try:
+            scale = Standardizer.fit(points).scale
+        except DataError:  # all points coincide: no σ in data units
+            self.plot.set_noisy_points(None)
+            return
+        self.plot.set_noisy_points(points + s.field_sigma() * scale * self._noise_draw)
+
+    def view_settings(self) -> dict:
+        """View settings beyond the session's ViewOptions, JSON-ready (for sessions and export):
+        the 3D slice axis ("off"/"x"/"y"/"z") and position, camera azimuth/elevation (degrees)."""
+        return self.mode3d.settings()
+
+    def apply_view_settings(self, settings: dict) -> None:
+        """Install what `view_settings()` gave (any subset); ConfigError when a value is unusable."""
+        self.mode3d.apply_settings(settings)
 
     # ------------------------------------------------------------------ run control
     def train(self) -> None:
@@ -621,7 +679,7 @@ class MainWindow(QMainWindow):
         self._frame_times.append(now)
         if len(self._frame_times) > 1 and now - self._frame_times[0] > 0:
             self.fps = (len(self._frame_times) - 1) / (now - self._frame_times[0])
-        if self._engine_ok:
+        if self._engine_ok and not self.mode3d.show_frame(frame):  # 3D frames go to the 3D view
             self.plot.show_frame(frame)
         self.loss_view.show_frame(frame)
         labels = self.status_labels
@@ -643,8 +701,55 @@ class MainWindow(QMainWindow):
         self._view_timer.start()  # the field follows pan/zoom, once the gesture settles
 
     def _update_title(self, *_args: object) -> None:
-        mark = " *" if self.session.dirty else ""
-        self.setWindowTitle(f"{self.session.data.name}{mark} — Score Field Playground")
+        """The session file's name (or the data's), and `*` while there is unsaved work."""
+        self.setWindowTitle(f"{self.files.title_name()}[*] — Score Field Playground")
+        self.setWindowModified(self.files.is_dirty())
+
+    # ------------------------------------------------------------------ sessions and export
+    def adopt_engine(self, run: RunConfig, sampler, n_particles: int, has_engine: bool) -> None:  # noqa: ANN001
+        """The worker already holds the engine of an opened session: record it as the one sent, so
+        the session edits that follow rebuild nothing (a rebuild would discard its weights)."""
+        self._rebuild_timer.stop()
+        self._sent = (run, sampler, n_particles)
+        self._engine_ok = has_engine
+        self.plot.clear_field()  # the previous model's arrows must not linger
+        self.mode3d.clear_field()
+        self._apply_layers()
+
+    def confirm_discard(self, then: Callable[[], None] | None = None) -> bool:
+        """True when nothing unsaved would be lost; else asks Save / Discard / Cancel and returns
+        False, running `then` once the answer allows (see SessionFiles.confirm_discard)."""
+        return self.files.confirm_discard(then)
+
+    def ask_unsaved_changes(self, answer: Callable[[str], None]) -> None:
+        """Save / Discard / Cancel, as a window-modal box opened with open(), never exec(): nothing
+        blocks, and answer("save" | "discard" | "cancel") comes when a button is pressed."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes",
+                          f"Save the changes to {self.files.title_name()}?",
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText("Unsaved edits and training are lost otherwise.")
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        choices = {QMessageBox.StandardButton.Save: "save", QMessageBox.StandardButton.Discard: "discard"}
+        def on_finished(_result: int) -> None:
+            clicked = box.clickedButton()  # None when the box was closed some other way: Cancel
+            answer(choices.get(box.standardButton(clicked), "cancel") if clicked is not None else "cancel")
+
+        box.finished.connect(on_finished)
+        box.open()
+
+    def ask_save_path(self, title: str, file_filter: str, default: str = "") -> str | None:
+        """Every save/export file question goes through here (tests replace it)."""
+        path, _ = QFileDialog.getSaveFileName(self, title, default, file_filter)
+        return path or None
+
+    def ask_open_path(self, title: str, file_filter: str, default: str = "") -> str | None:
+        """Every open-session file question goes through here (tests replace it)."""
+        path, _ = QFileDialog.getOpenFileName(self, title, default, file_filter)
+        return path or None
 
     # ------------------------------------------------------------------ drag and drop
     @staticmethod
@@ -653,7 +758,7 @@ class MainWindow(QMainWindow):
             return None
         for url in mime.urls():
             url = QUrl(url)
-            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in OPEN_SUFFIXES:
+            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in (*OPEN_SUFFIXES, SESSION_SUFFIX):
                 return url.toLocalFile()
         return None
 
@@ -690,6 +795,11 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if not self.confirm_discard(self.close):  # unsaved work: asked first (Cancel keeps the window)
+            event.ignore()
+            return
+        self.exporter.shutdown()  # a running export is cancelled: no partial file
+        close_compare_windows(self)  # each stops its own thread
         self._rebuild_timer.stop()
         self._view_timer.stop()
         self.save_settings()

@@ -21,7 +21,7 @@ from sgm_core.losses import loss_spec
 
 from .commands import AddPoints, ClearPoints, ErasePoints, ReplaceData
 
-HEATMAPS = ("off", "density", "error")
+HEATMAPS = ("off", "density", "error", "curl")
 MAX_PARTICLES = 100_000
 
 
@@ -78,9 +78,10 @@ class ViewOptions:
     true_field: bool = False
     particles: bool = True
     trails: bool = False
-    heatmap: str = "off"  # off | density | error
+    heatmap: str = "off"  # off | density | error | curl
     normalized_arrows: bool = False
     log_loss: bool = True
+    noisy_data: bool = False  # also draw q_σ: the data perturbed with N(0, σ²) at the field σ
     bounds: tuple[tuple[float, float], ...] | None = None  # the field box (data coordinates)
 
     def layers(self) -> dict[str, Any]:
@@ -93,6 +94,7 @@ class ParticleOptions:
     n_particles: int = 2000  # live particles (1..100000)
     steps_per_frame: int = 5  # sampler steps per drawn frame while playing
     trail_length: int = 12  # frames of history kept when trails are on
+    reference_score: bool = False  # particles follow the reference (true) score instead of the model
 
 
 def sigma_range(config: RunConfig) -> tuple[float, float]:
@@ -235,6 +237,16 @@ class Session(QObject):
 
     def field_sigma(self) -> float:
         return field_sigma_for(self.run_config, self.view.sigma)
+
+    def restore(self, *, run_config: RunConfig, sampler_config: SamplerConfig, particles: ParticleOptions,
+                view: ViewOptions, brush_radius: float, brush_density: int) -> None:
+        """Install an opened session's settings together, then tell listeners once: set one by
+        one, a loss change would pick its default sampler before the saved one arrives."""
+        self.run_config, self.sampler_config = run_config, sampler_config
+        self.particles, self.view = particles, view
+        self.brush_radius, self.brush_density = float(brush_radius), int(brush_density)
+        self.config_changed.emit()
+        self.view_changed.emit()
 
     # -- frames -----------------------------------------------------------------------------
     def publish_frame(self, frame: object) -> None:

@@ -35,6 +35,9 @@ FRAME_BUDGET = 0.3  # at most this share of the worker's time goes to building f
 IDLE_WAIT = 0.25  # seconds between checks when there is nothing to do (woken early by commands)
 SLOW_EVERY = 0.5  # seconds between refreshes of costly frame parts (error map, score error)
 SLOW_COST_FACTOR = 8.0  # ... and never more often than this many times their own cost
+METRICS_CURVE_EVERY = 0.5  # seconds between score-error points per σ (4 levels: ~25 ms on one core)
+METRICS_SAMPLES_EVERY = 2.5  # seconds between sample metrics + PF-ODE likelihood (~0.1–0.4 s)
+METRICS_POINTS = 500  # particles and data draws the sample metrics compare (MMD is quadratic in it)
 
 _LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
 
@@ -42,6 +45,11 @@ _LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
 def running_threads() -> list[QThread]:
     """Engine threads that are still running (the test fixture fails a test that leaks one)."""
     return [t for t in list(_LIVE_THREADS) if t.isRunning()]
+
+
+def track_thread(thread: QThread) -> None:
+    """Count another app thread (e.g. an export job's) in `running_threads`, so leaks are caught."""
+    _LIVE_THREADS.add(thread)
 
 
 def warm_up_torch() -> str:
@@ -109,6 +117,9 @@ class EngineWorker(QObject):
     loaded = Signal(object)  # LoadedData
     load_failed = Signal(int, str)  # token, message
     state_changed = Signal(object)  # WorkerState
+    metrics_updated = Signal(object)  # dict of live metrics (see _maybe_metrics), while set_metrics(True)
+    task_finished = Signal(int, object)  # token, result of a `run_task` / `replace_engine` function
+    task_failed = Signal(int, str)  # token, one sentence; the engine is unchanged
 
     def __init__(self, threads: int | None = None, max_fps: float = MAX_FPS,
                  chunk_seconds: float = CHUNK_SECONDS) -> None:
@@ -146,6 +157,12 @@ class EngineWorker(QObject):
         self._cache: dict[str, tuple[Any, Any]] = {}
         self._slow = {"error": _Throttle(SLOW_EVERY), "score": _Throttle(1.0), "density": _Throttle(0.2, 4.0)}
         self._state = WorkerState()
+        self._slow["curl"] = _Throttle(SLOW_EVERY)
+        self._reference_score = False  # particles follow the reference score instead of the model
+        self._metrics_on = False
+        self._metrics: dict[str, Any] = {}
+        self._metric_idents: dict[str, Any] = {}
+        self._metric_throttles = {"curve": _Throttle(METRICS_CURVE_EVERY), "samples": _Throttle(METRICS_SAMPLES_EVERY)}
 
     # -- lifecycle (GUI thread) -------------------------------------------------------------
     def start(self) -> None:
@@ -225,6 +242,25 @@ class EngineWorker(QObject):
         """Run fn(engine) in the worker thread (tests, benchmarks); its errors become `failed`."""
         self._post("call", fn)
 
+    def run_task(self, token: int, fn: Callable[[LiveEngine | None], Any]) -> None:
+        """Run fn(engine, or None without data) in the worker thread (saving, exporting); answers
+        task_finished(token, result) or task_failed(token, message)."""
+        self._post("run_task", token, fn)
+
+    def replace_engine(self, token: int, build: Callable[[], tuple[LiveEngine | None, EngineSpec, Any]]) -> None:
+        """Build an engine in the worker (an opened session: weights, particles, history) and
+        install it in place of the current one; answers task_finished(token, payload) or
+        task_failed(token, message), in which case the current engine is left untouched."""
+        self._post("replace_engine", token, build)
+
+    def set_metrics(self, enabled: bool) -> None:
+        """Compute live metrics (score error per σ, sample metrics, likelihood) only while enabled."""
+        self._post("set_metrics", bool(enabled))
+
+    def set_reference_score(self, on: bool) -> None:
+        """Drive the particles with the reference (true) score instead of the learned one."""
+        self._post("set_reference_score", bool(on))
+
     def frame_consumed(self) -> None:
         """The GUI drew the last frame: the next one may be sent."""
         self._consumed.set()
@@ -273,6 +309,8 @@ class EngineWorker(QObject):
             except SGMError as exc:
                 self.failed.emit(str(exc))
                 self._needs_frame = True
+        if self._engine is not None:  # however the engine came (built, replaced), it follows the switch
+            self._engine.use_reference_score = self._reference_score
         self._publish_state()
 
     def _idle(self) -> None:
@@ -301,6 +339,8 @@ class EngineWorker(QObject):
                     self._playing = False  # the integrators stop at t = eps: nothing left to show
                     self._publish_state()
             self._emit_frame(now)
+        if self._metrics_on and eng is not None and not self._stop.is_set():
+            self._maybe_metrics(eng, now)
         return busy
 
     def _train_chunk(self, eng: LiveEngine) -> None:
@@ -378,6 +418,8 @@ class EngineWorker(QObject):
                     changes["error_map"] = self._slow_part("error", ident, now, lambda: eng.error_map(view))
                 elif self._heatmap == "density":
                     changes["heatmap"] = self._slow_part("density", ident, now, lambda: eng.log_density(view))
+                elif self._heatmap == "curl":
+                    changes["curl_map"] = self._slow_part("curl", ident, now, lambda: eng.curl_map(view))
             changes["score_error"] = self._slow_part("score", ident, now, lambda: eng.score_error(view.sigma))
         return replace(base, **changes)
 
@@ -511,6 +553,81 @@ class EngineWorker(QObject):
     def _do_call(self, fn: Callable[[LiveEngine], Any]) -> None:
         fn(self._require_engine())
         self._needs_frame = True
+
+    def _do_run_task(self, token: int, fn: Callable[[LiveEngine | None], Any]) -> None:
+        try:
+            result = fn(self._engine)
+        except (SGMError, OSError) as exc:
+            self.task_failed.emit(token, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - the caller waits on the token: always answer
+            traceback.print_exception(exc)
+            self.task_failed.emit(token, f"unexpected error ({type(exc).__name__}: {exc})")
+            return
+        self.task_finished.emit(token, result)
+
+    def _do_replace_engine(self, token: int, build: Callable[[], tuple[LiveEngine | None, EngineSpec, Any]]) -> None:
+        try:
+            engine, spec, payload = build()  # everything that can fail happens before the swap
+        except (SGMError, OSError) as exc:
+            self.task_failed.emit(token, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - as in _do_run_task
+            traceback.print_exception(exc)
+            self.task_failed.emit(token, f"unexpected error ({type(exc).__name__}: {exc})")
+            return
+        self._do_set_engine(replace(spec, dataset=None))  # stop training, drop caches, no engine
+        self._spec, self._playing = spec, False  # Reset rebuilds a fresh engine on the same data
+        if engine is not None:
+            engine.set_trails(self._trail_length)
+            self._engine = engine
+            self._target = engine.trainer.step  # Train starts another round from the saved step
+        self.task_finished.emit(token, payload)
+
+    def _do_set_metrics(self, on: bool) -> None:
+        self._metrics_on = on
+        self._metric_idents.clear()  # shown again: refresh at once
+
+    def _do_set_reference_score(self, on: bool) -> None:
+        self._reference_score = on
+        self._needs_frame = True
+
+    # -- live metrics (worker thread) -------------------------------------------------------
+    def _maybe_metrics(self, eng: LiveEngine, now: float) -> None:
+        """Refresh the Metrics dock's numbers on their throttles, and only when their inputs moved:
+        the score error per σ (cheap) when training steps; the sample metrics and the PF-ODE
+        likelihood (costly) when the model or the particles change. Emits one dict with the
+        newest of both; `updated` names the parts recomputed this time."""
+        m = self._metrics
+        if m.get("gen") != self._gen:
+            m.clear()
+            self._metric_idents.clear()
+            m.update(gen=self._gen, reference_kind=eng.reference_kind, sigmas=list(eng.metric_sigmas()),
+                     reference_points=min(len(eng.dataset.points), 2000), conditional=eng.trainer.spec.conditional)
+        updated = []
+        curve = (self._gen, eng.trainer.step)
+        if self._metric_idents.get("curve") != curve and self._metric_throttles["curve"].due(now):
+            t0 = time.perf_counter()
+            m.update(score_step=eng.trainer.step, score_errors=[eng.score_error(s) for s in m["sigmas"]])
+            self._metric_throttles["curve"].done(t0, time.perf_counter())
+            self._metric_idents["curve"] = curve
+            updated.append("curve")
+        samples = (self._gen, eng.trainer.step, eng.sampler_step, id(eng.particles), eng.use_reference_score)
+        if (self._metric_idents.get("samples") != samples and self._metric_throttles["samples"].due(now)
+                and not self._stop.is_set()):
+            t0 = time.perf_counter()
+            for key in ("sw", "sw_ratio", "mmd", "energy", "mode_weights", "true_weights", "on_mode"):
+                m.pop(key, None)
+            m.update(eng.sample_metrics(METRICS_POINTS))
+            m.update(train_step=eng.trainer.step, sampler_step=eng.sampler_step, reference_score=eng.use_reference_score)
+            # the likelihood is the model's: meaningless while the true score drives the particles
+            m["log_likelihood"] = (None if eng.use_reference_score or self._stop.is_set()
+                                   else eng.data_log_likelihood(n_points=100, n_steps=30))
+            self._metric_throttles["samples"].done(t0, time.perf_counter())
+            self._metric_idents["samples"] = samples
+            updated.append("samples")
+        if updated:
+            self.metrics_updated.emit({**m, "updated": tuple(updated)})
 
 
 def _mark_good(engine: LiveEngine) -> None:

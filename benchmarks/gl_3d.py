@@ -51,9 +51,9 @@ def _frame(particles: np.ndarray, field=None):  # noqa: ANN001, ANN202
                  steps_per_second=0.0, elapsed=0.0, eta=None, device="cpu", dim=3)
 
 
-def draw_rate(app: QApplication, plot: Plot3D, frames: list, seconds: float) -> float:
-    """show_frame + grab_image per frame, cycling through `frames`; events are processed so a
-    running worker's frames are acknowledged (they are not drawn here)."""
+def draw_rate(plot: Plot3D, frames: list, seconds: float) -> float:
+    """show_frame + grab_image per frame, cycling through `frames`. No event processing in the
+    loop: the grab is the only render (an event loop would also repaint the widget on screen)."""
     for f in frames[:WARMUP_FRAMES]:
         plot.show_frame(f)
         plot.grab_image()
@@ -61,28 +61,36 @@ def draw_rate(app: QApplication, plot: Plot3D, frames: list, seconds: float) -> 
     while time.perf_counter() - t0 < seconds:
         plot.show_frame(frames[n % len(frames)])
         plot.grab_image()
-        app.processEvents()
         n += 1
     return n / (time.perf_counter() - t0)
 
 
-class LiveLoop(QObject):
-    """The window's loop in miniature: draw each frame the worker emits, then acknowledge it.
-    A QObject living in the GUI thread, so the worker's signal reaches it queued, as the window."""
+def trainer_step(worker) -> int:  # noqa: ANN001
+    """The engine's step, asked in the worker thread (list.append is thread-safe)."""
+    box: list[int] = []
+    worker.call(lambda eng: box.append(eng.trainer.step))
+    while not box:
+        time.sleep(0.001)
+    return box[0]
 
-    def __init__(self, worker, plot: Plot3D, draw: bool = True) -> None:  # noqa: ANN001
+
+class LiveLoop(QObject):
+    """The window's loop in miniature: show each frame the worker emits (the widget repaints on
+    the event loop, as in the window: no grab), then acknowledge it. A QObject living in the GUI
+    thread, so the worker's signal reaches it queued, as it reaches the window."""
+
+    def __init__(self, worker, plot: Plot3D) -> None:  # noqa: ANN001
         super().__init__()
-        self.worker, self.plot, self.draw = worker, plot, draw
+        self.worker, self.plot = worker, plot
         self.drawn = 0
         self.last = None
         worker.progressed.connect(self.on_frame)
 
     @Slot(object)
     def on_frame(self, frame) -> None:  # noqa: ANN001
-        if self.draw:
-            self.plot.show_frame(frame)
-            self.plot.grab_image()
-            self.drawn += 1
+        self.plot.show_frame(frame)
+        self.plot.repaint()  # paint now (paintGL), not at the next idle moment
+        self.drawn += 1
         self.last = frame
         self.worker.frame_consumed()
 
@@ -151,51 +159,55 @@ def main() -> None:
     view = FieldView(bounds=bounds, resolution=32, sigma=0.1, truth=False)
     rows: list[tuple[str, float, float | None]] = []
 
+    load = os.getloadavg()  # other processes on a 2-core machine change every number here
     worker = EngineWorker()
     worker.start()
     try:
-        rows.append(("draw (worker idle)", draw_rate(app, plot, plain, args.seconds), None))
-        rows.append(("draw + new 3D field each frame", draw_rate(app, plot, with_field, args.seconds), None))
+        rows.append(("show_frame + grab (worker idle)", draw_rate(plot, plain, args.seconds), None))
+        rows.append(("show_frame + grab, new 3D field each frame", draw_rate(plot, with_field, args.seconds), None))
 
-        # 3. the same drawing while the worker trains; steps/s from its acknowledged frames
-        loop = LiveLoop(worker, plot, draw=False)
+        # 3. the same drawing while the worker trains (it emits one frame, never acknowledged)
         worker.set_view(view)
         worker.set_engine(spec)
         worker.train()
-        run_for(app, 1.0)  # past the first chunks' timing
-        s0, t0 = loop.last.step if loop.last else 0, time.perf_counter()
-        fps = draw_rate(app, plot, plain, args.seconds)
-        rate = ((loop.last.step if loop.last else 0) - s0) / (time.perf_counter() - t0)
-        rows.append(("draw while the worker trains", fps, rate))
-        worker.progressed.disconnect(loop.on_frame)
+        time.sleep(1.0)  # past the first chunks' timing
+        s0, t0 = trainer_step(worker), time.perf_counter()
+        fps = draw_rate(plot, plain, args.seconds)
+        rate = (trainer_step(worker) - s0) / (time.perf_counter() - t0)
+        rows.append(("show_frame + grab while the worker trains", fps, rate))
+        s0, t0 = trainer_step(worker), time.perf_counter()
+        time.sleep(args.seconds)
+        rows.append(("(training alone, nothing drawn)", 0.0, (trainer_step(worker) - s0) / (time.perf_counter() - t0)))
 
         # 4. live: train + play, every emitted frame drawn
-        live = LiveLoop(worker, plot, draw=True)
+        live = LiveLoop(worker, plot)
+        worker.frame_consumed()  # the frame emitted in row 3 was never acknowledged
         worker.play()
         run_for(app, 1.0)
-        d0, s0, t0 = live.drawn, live.last.step, time.perf_counter()
+        d0, s0, t0 = live.drawn, trainer_step(worker), time.perf_counter()
         run_for(app, args.seconds)
-        dt = time.perf_counter() - t0
-        rows.append(("live: train + play, draw every frame", (live.drawn - d0) / dt, (live.last.step - s0) / dt))
+        rate = (trainer_step(worker) - s0) / (time.perf_counter() - t0)
+        rows.append(("live: train + play, every frame drawn", (live.drawn - d0) / (time.perf_counter() - t0), rate))
 
         # 5. live, particles only
         worker.stop_training()
         run_for(app, 0.5)
         d0, t0 = live.drawn, time.perf_counter()
         run_for(app, args.seconds)
-        rows.append(("live: play only, draw every frame", (live.drawn - d0) / (time.perf_counter() - t0), None))
+        rows.append(("live: play only, every frame drawn", (live.drawn - d0) / (time.perf_counter() - t0), None))
         worker.progressed.disconnect(live.on_frame)
     finally:
         worker.shutdown(timeout=2.0)
 
     cpu = platform.processor() or platform.machine()
     lines = [f"\n## 3D view fps — {date.today()} — {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-             f"Qt platform {QGuiApplication.platformName()}, {renderer}\n",
+             f"Qt platform {QGuiApplication.platformName()}, {renderer}, "
+             f"load average before/after {load[0]:.1f}/{os.getloadavg()[0]:.1f}\n",
              f"{n:,} particles over the 5,000-point helix, {SIZE[0]}x{SIZE[1]}, show_frame + grab_image per frame; "
              "training: NCSN, 3x128 MLP, batch 512, 1 torch thread in the engine worker.\n",
              "| scenario | frames/s | training steps/s |", "|---|---|---|"]
     for name, fps, steps in rows:
-        lines.append(f"| {name} | {fps:.0f} | {'' if steps is None else f'{steps:.0f}'} |")
+        lines.append(f"| {name} | {f'{fps:.0f}' if fps else '–'} | {'' if steps is None else f'{steps:.0f}'} |")
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(args.out)

@@ -115,7 +115,8 @@ def load_session(path: str | os.PathLike) -> SessionState:
             if meta.get("version") != SESSION_VERSION:
                 raise SessionError(f"{path.name} has session version {meta.get('version')}; "
                                    f"this program reads version {SESSION_VERSION}")
-            points = validate_points(_read_npy(z, "data.npy"))
+            # A session saved before anything was trainable (an empty drawing) holds < 2 points.
+            points = validate_points(_read_npy(z, "data.npy"), min_points=2 if meta.get("has_model") else 0)
             losses = _read_npy(z, "losses.npy").astype(np.float64).reshape(-1) if "losses.npy" in names else np.zeros(0)
             particles = None
             if "particles.npy" in names:

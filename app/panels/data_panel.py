@@ -22,7 +22,7 @@ from ..session import Session
 from . import action_button, int_box
 
 TOOLS = ("pan", "brush", "point", "eraser", "spawn")  # action keys "tool_<name>" in the window
-THREE_D_TIP = "3D view: coming"
+THREE_D_TIP = "3D: shown in the orbitable 3D view (drag to turn it)"
 
 
 class DataPanel(QWidget):
@@ -52,17 +52,12 @@ class DataPanel(QWidget):
         self.preset_combo = QComboBox()
         self.preset_combo.setToolTip("Load a preset distribution (replaces the data; undo brings it back)")
         self.preset_combo.addItem("Choose a preset…", "")
-        model = self.preset_combo.model()
         for name, spec in PRESETS.items():
             label = name if spec.dim == 2 else f"{name} (3D)"
             self.preset_combo.addItem(label, name)
             row = self.preset_combo.count() - 1
-            if spec.dim == 2:
-                self.preset_combo.setItemData(row, spec.description, Qt.ItemDataRole.ToolTipRole)
-            else:
-                self.preset_combo.setItemData(row, f"{spec.description} — {THREE_D_TIP}", Qt.ItemDataRole.ToolTipRole)
-                if isinstance(model, QStandardItemModel):
-                    model.item(row).setEnabled(False)
+            tooltip = spec.description if spec.dim == 2 else f"{spec.description} — {THREE_D_TIP}"
+            self.preset_combo.setItemData(row, tooltip, Qt.ItemDataRole.ToolTipRole)
         form.addRow("Preset", self.preset_combo)
         self.info_label = QLabel()
         self.info_label.setToolTip("The data the network trains on")
@@ -108,4 +103,5 @@ class DataPanel(QWidget):
         self.preset_combo.setCurrentIndex(max(row, 0))
         del blockers
         kind = {"preset": "preset", "file": "file", "drawn": "drawn / edited"}[state.kind]
-        self.info_label.setText(f"{state.name} — {len(state.points)} points ({kind})")
+        dims = ", 3D" if state.dim == 3 else ""
+        self.info_label.setText(f"{state.name} — {len(state.points)} points ({kind}{dims})")

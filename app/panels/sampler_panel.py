@@ -27,6 +27,14 @@ class SamplerPanel(QWidget):
             self.sampler_combo.setItemData(i, text, Qt.ItemDataRole.ToolTipRole)
         self.sampler_combo.setToolTip("How particles follow the learned score (a new loss picks its natural one)")
         form.addRow("Sampler", self.sampler_combo)
+        self.score_combo = QComboBox()
+        self.score_combo.addItem("learned", False)
+        self.score_combo.addItem("true", True)
+        self.score_combo.setItemData(0, "Particles follow the network's score s_θ", Qt.ItemDataRole.ToolTipRole)
+        self.score_combo.setItemData(1, "Particles follow the reference score (exact for mixtures, smoothed data "
+                                        "otherwise): the sampler on its own, with no training error", Qt.ItemDataRole.ToolTipRole)
+        self.score_combo.setToolTip("Which score drives the particles: the learned one or the true (reference) one")
+        form.addRow("Score", self.score_combo)
         self.particles_box = int_box(1, MAX_PARTICLES, 2000, "Number of live particles (100k needs a GPU to animate)")
         form.addRow("Particles", self.particles_box)
         self.step_size_box = SciSpinBox(0.0, 10.0)
@@ -59,11 +67,13 @@ class SamplerPanel(QWidget):
         self.particles_box.valueChanged.connect(lambda n: session.set_particles(n_particles=int(n)))
         self.spf_box.valueChanged.connect(lambda n: session.set_particles(steps_per_frame=int(n)))
         self.trails_check.toggled.connect(lambda on: session.set_view(trails=bool(on)))
+        self.score_combo.currentIndexChanged.connect(
+            lambda _: session.set_particles(reference_score=bool(self.score_combo.currentData())))
 
     def _sync(self) -> None:
         cfg, opts = self.session.sampler_config, self.session.particles
         widgets = (self.sampler_combo, self.step_size_box, self.steps_box, self.particles_box, self.spf_box,
-                   self.trails_check)
+                   self.trails_check, self.score_combo)
         blockers = [QSignalBlocker(w) for w in widgets]
         self.sampler_combo.setCurrentIndex(self.sampler_combo.findData(cfg.name))
         self.step_size_box.setValue(cfg.step_size)
@@ -71,6 +81,7 @@ class SamplerPanel(QWidget):
         self.particles_box.setValue(opts.n_particles)
         self.spf_box.setValue(opts.steps_per_frame)
         self.trails_check.setChecked(self.session.view.trails)
+        self.score_combo.setCurrentIndex(1 if opts.reference_score else 0)
         del blockers
 
     def _commit_sampler(self) -> None:

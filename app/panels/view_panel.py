@@ -32,6 +32,8 @@ HEATMAP_TIPS = {
     "off": "No heatmap",
     "density": "Learned log-density −E_θ(x, σ) (energy models only)",
     "error": "Relative error |s_θ − s_ref| / (|s_ref| + 1) of the learned score",
+    "curl": "Curl ∂s_y/∂x − ∂s_x/∂y of the learned score over its typical |∂s/∂x|: red turns anticlockwise, "
+            "blue clockwise, white is curl-free — an energy net is white by construction, a true score has none",
 }
 
 
@@ -74,8 +76,12 @@ class ViewPanel(QWidget):
         for i, (mode, tooltip) in enumerate(HEATMAP_TIPS.items()):
             self.heatmap_combo.addItem(mode, mode)
             self.heatmap_combo.setItemData(i, tooltip, Qt.ItemDataRole.ToolTipRole)
-        self.heatmap_combo.setToolTip("Background image: learned log-density (energy models) or score error")
+        self.heatmap_combo.setToolTip("Background image: learned log-density (energy models), score error or curl")
         form.addRow("Heatmap", self.heatmap_combo)
+        self.noisy_check = QCheckBox("Show q_σ (data + σ·noise)")
+        self.noisy_check.setToolTip("Draw the data perturbed with Gaussian noise at the field's σ: the smoothed "
+                                    "density whose score the arrows show")
+        form.addRow("", self.noisy_check)
         self.normalize_check = QCheckBox("Normalised arrows")
         self.normalize_check.setToolTip("Draw every arrow the same length (direction only); colour keeps magnitude")
         form.addRow("", self.normalize_check)
@@ -93,6 +99,7 @@ class ViewPanel(QWidget):
         self.heatmap_combo.currentIndexChanged.connect(
             lambda _: self.session.set_view(heatmap=self.heatmap_combo.currentData()))
         self.normalize_check.toggled.connect(lambda on: self.session.set_view(normalized_arrows=bool(on)))
+        self.noisy_check.toggled.connect(lambda on: self.session.set_view(noisy_data=bool(on)))
         self.log_check.toggled.connect(lambda on: self.session.set_view(log_loss=bool(on)))
 
     def _on_slider(self, position: int) -> None:
@@ -102,7 +109,7 @@ class ViewPanel(QWidget):
     def _sync(self) -> None:
         s = self.session
         view = s.view
-        widgets = [self.sigma_slider, self.heatmap_combo, self.normalize_check, self.log_check,
+        widgets = [self.sigma_slider, self.heatmap_combo, self.normalize_check, self.log_check, self.noisy_check,
                    *self.layer_checks.values()]
         blockers = [QSignalBlocker(w) for w in widgets]
         lo, hi = sigma_range(s.run_config)
@@ -121,4 +128,5 @@ class ViewPanel(QWidget):
         self.heatmap_combo.setCurrentIndex(self.heatmap_combo.findData(view.heatmap))
         self.normalize_check.setChecked(view.normalized_arrows)
         self.log_check.setChecked(view.log_loss)
+        self.noisy_check.setChecked(view.noisy_data)
         del blockers

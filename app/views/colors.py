@@ -36,6 +36,9 @@ DENSITY = np.array([(255, 255, 255), (236, 246, 240), (200, 232, 212), (150, 208
                    dtype=np.float64)
 ERROR = np.array([(255, 255, 255), (252, 236, 243), (242, 204, 224), (228, 164, 200), (210, 120, 172)],
                  dtype=np.float64)
+# diverging map for signed curl: blue (clockwise) through white (curl-free) to red (anticlockwise)
+CURL = np.array([(44, 98, 166), (150, 188, 224), (255, 255, 255), (240, 164, 140), (186, 48, 42)], dtype=np.float64)
+NOISY_DATA: RGBA = (0, 150, 136, 90)  # q_σ samples (data + σ·noise): teal, fainter than the data
 
 
 def sample(anchors: np.ndarray, t: np.ndarray | float) -> np.ndarray:

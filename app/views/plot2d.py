@@ -26,7 +26,7 @@ from app.views.geometry import (
 )
 
 TOOLS = ("none", "brush", "point", "eraser", "spawn")
-HEATMAPS = ("off", "density", "error")
+HEATMAPS = ("off", "density", "error", "curl")
 N_BINS = 8  # arrow colour bins: one PlotCurveItem each
 MAX_TRAILS = 1000  # trails of more particles cost painting time without showing more
 ARROW_FILL = 0.9  # the 95th-percentile magnitude spans this fraction of a grid cell
@@ -37,6 +37,9 @@ DENSITY_RANGE = 10.0  # log-density heatmap shows the top this-many nats (e^10 d
 # that never saturates; e = 1 (error as large as |s_ref| + 1) is the middle colour
 ERROR_LEVELS = (0.0, 1.0)
 HEATMAP_PIXELS = 256  # heatmaps are upsampled bilinearly to about this many pixels across
+# curl heatmaps are relative (curl / typical |∂s/∂x|) and symmetric about 0; the scale follows the
+# 99th percentile but never zooms below this, so an energy net's round-off (~1e-6) stays white
+CURL_FLOOR = 0.02
 
 
 def _pen(rgba: colors.RGBA, width: float = 1.0) -> QPen:
@@ -137,6 +140,11 @@ class Plot2D(pg.PlotWidget):
         for z, item in enumerate(items):
             item.setZValue(z)
             pi.addItem(item)
+        # q_σ: the data perturbed at the field's σ, just above the clean data
+        self._noisy_item = ParticleScatter(pxMode=True, size=3, pen=None, brush=pg.mkBrush(colors.NOISY_DATA))
+        self._noisy_item.setZValue(1.5)
+        self._noisy_item.setVisible(False)
+        pi.addItem(self._noisy_item)
         self._heat_item.setVisible(False)
         self._apply_layers()
         self.set_tool("none")
@@ -273,8 +281,9 @@ class Plot2D(pg.PlotWidget):
         if fields_changed:
             self._draw_fields()
         heat_changed = False
-        for key, img in (("density", frame.heatmap), ("error", frame.error_map)):
-            if img is not None and img is not self._heat[key]:
+        for key, img in (("density", frame.heatmap), ("error", frame.error_map),
+                         ("curl", getattr(frame, "curl_map", None))):
+            if img is not None and img is not self._heat.get(key):
                 self._heat[key], heat_changed = img, True
         if frame.heatmap_bounds is not None and frame.heatmap_bounds != self._heat_bounds:
             self._heat_bounds, heat_changed = frame.heatmap_bounds, True
@@ -291,7 +300,7 @@ class Plot2D(pg.PlotWidget):
 
     def set_layers(self, *, data: bool | None = None, field: bool | None = None, true_field: bool | None = None,
                    particles: bool | None = None, trails: bool | None = None, heatmap: str | None = None) -> None:
-        """Visibility toggles; None leaves a layer as it is. heatmap: "off" | "density" | "error"."""
+        """Visibility toggles; None leaves a layer as it is. heatmap: "off" | "density" | "error" | "curl"."""
         for key, value in (("data", data), ("field", field), ("true_field", true_field),
                            ("particles", particles), ("trails", trails)):
             if value is not None:
@@ -313,6 +322,14 @@ class Plot2D(pg.PlotWidget):
         self._true_item.setVisible(self._layers["true_field"])
         self._particle_item.setVisible(self._layers["particles"])
         self._trail_item.setVisible(self._layers["trails"])
+
+    def set_noisy_points(self, points: np.ndarray | None) -> None:
+        """Samples of q_σ (data + σ·noise, data coordinates) under the field; None hides them."""
+        if points is None or len(points) == 0:
+            self._noisy_item.setVisible(False)
+            return
+        self._noisy_item.set_positions(np.ascontiguousarray(np.asarray(points, np.float32)[:, :2]))
+        self._noisy_item.setVisible(True)
 
     def set_normalized_arrows(self, on: bool) -> None:
         """Equal-length arrows (direction only; colour still tells magnitude) vs length ∝ |score|."""
@@ -370,6 +387,9 @@ class Plot2D(pg.PlotWidget):
             hi = float(finite.max()) if finite.size else 1.0
             lo = max(float(np.percentile(finite, 2)) if finite.size else 0.0, hi - DENSITY_RANGE)
             levels, lut = (lo, hi if hi > lo else lo + 1.0), colors.lut(colors.DENSITY)
+        elif self._heatmap_mode == "curl":
+            top = max(float(np.percentile(np.abs(finite), 99)) if finite.size else 0.0, CURL_FLOOR)
+            levels, lut = (-top, top), colors.lut(colors.CURL)
         else:
             img = np.abs(img) / (1.0 + np.abs(img))
             levels, lut = ERROR_LEVELS, colors.lut(colors.ERROR)

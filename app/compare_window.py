@@ -1,0 +1,482 @@
+"""Compare mode: several losses (or samplers) side by side, in linked views, trained and run alike.
+
+Tools ▸ Compare losses… trains 2–4 losses on the same data, seed and network, each in its own
+plot, with one shared loss plot; Tools ▸ Compare samplers… trains one model and runs K samplers
+from one shared starting draw. All torch work happens in one `CompareWorker` thread; this window
+draws the frame lists it receives and stops the thread when it closes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QMenuBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sgm_core.config import RunConfig, SamplerConfig
+from sgm_core.datasets import Dataset
+from sgm_core.errors import DataError
+from sgm_core.live import default_bounds
+from sgm_core.losses import LOSSES
+from sgm_core.samplers import SAMPLERS
+
+from .compare_worker import CompareEntry, CompareFrame, CompareSpec, CompareWorker
+from .panels import int_box
+from .views import colors
+from .views.loss_view import ema
+from .views.plot2d import Plot2D
+
+DEFAULT_LOSSES = ("sm", "ssm", "dsm", "ncsn")
+SAMPLER_MODEL_LOSSES = ("ncsn", "ve-sde")  # models every sampler can use (a VP net never saw σ > 1)
+LIMITS = {"losses": (2, 4), "samplers": (2, 5)}  # how many entries may be compared at once
+DEFAULT_STEPS = 2000  # per loss: ~20–60 s for four losses on one core with the default network
+DEFAULT_PARTICLES = 1000
+BOUNDS_DELAY_MS = 120  # coalesce pan/zoom into one field request
+# one colour per plot (titles and curves); none is the particles' orange
+ENTRY_COLORS = ((31, 119, 180), (44, 160, 44), (148, 103, 189), (214, 39, 40), (23, 190, 207),
+                (140, 86, 75), (227, 119, 194), (127, 127, 127))
+GRID_SHAPES = {1: (1, 1), 2: (1, 2), 3: (1, 3), 4: (2, 2), 5: (2, 3)}
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def _style(plot: pg.PlotWidget) -> pg.PlotItem:
+    pi = plot.getPlotItem()
+    pi.showGrid(x=True, y=True, alpha=colors.GRID_ALPHA)
+    pi.hideButtons()
+    for name in ("left", "bottom"):
+        axis = pi.getAxis(name)
+        axis.setPen(pg.mkPen(colors.FOREGROUND))
+        axis.setTextPen(pg.mkPen(colors.FOREGROUND))
+    return pi
+
+
+class CompareWindow(QWidget):
+    """Side-by-side training ("losses") or sampling ("samplers"); owns its CompareWorker."""
+
+    closed = Signal()
+
+    def __init__(self, mode: str, dataset: Dataset, points: np.ndarray, config: RunConfig, data_name: str = "data",
+                 checked: tuple[str, ...] | None = None, n_particles: int = DEFAULT_PARTICLES,
+                 train_steps: int = DEFAULT_STEPS, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        if mode not in LIMITS:
+            raise ValueError(f"mode must be 'losses' or 'samplers', not {mode!r}")
+        self.mode = mode
+        self.dataset = dataset
+        self.points = np.asarray(points, np.float32)
+        self.config = config
+        self.frames_received = 0
+        self.last_frames: list[CompareFrame] = []
+        self.phase = "idle"
+        self.plots: list[Plot2D] = []
+        self._labels: list[str] = []
+        self._built: tuple | None = None
+        self.setWindowTitle(f"Compare {mode} — {data_name} — Score Field Playground")
+
+        # -- header --
+        title = QLabel("Compare losses" if mode == "losses" else "Compare samplers")
+        title.setStyleSheet("font-size: 15px; font-weight: 600; color: #1f3a5f;")
+        m = config.model
+        if mode == "losses":
+            sub = (f"{data_name} · {m.kind} net {m.depth}×{m.width} · batch {config.train.batch} · seed "
+                   f"{config.train.seed} — the same data, seed and network for every loss, compared after equal steps")
+        else:
+            sub = (f"{data_name} · one {self._model_loss()} model ({m.kind} net {m.depth}×{m.width}) trained first, then "
+                   "every sampler starts from the same draw of the prior")
+        self.subtitle = QLabel(sub)
+        self.subtitle.setStyleSheet("color: #555;")
+        self.subtitle.setWordWrap(True)
+        self.status_label = QLabel("Press Start")
+        self.status_label.setStyleSheet("color: #1f3a5f; font-weight: 600;")
+        self.status_label.setToolTip("What the comparison is doing now")
+        header = QVBoxLayout()
+        header.setSpacing(2)
+        row = QHBoxLayout()
+        row.addWidget(title)
+        row.addStretch(1)
+        row.addWidget(self.status_label)
+        header.addLayout(row)
+        header.addWidget(self.subtitle)
+
+        # -- sidebar --
+        self.entry_list = QListWidget()
+        self.entry_list.setToolTip("Tick what to compare" + (" (2–4 losses)" if mode == "losses" else " (2–5 samplers)"))
+        names = list(LOSSES) if mode == "losses" else list(SAMPLERS)
+        default = checked if checked is not None else (DEFAULT_LOSSES if mode == "losses" else tuple(SAMPLERS))
+        for name in names:
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if name in default else Qt.CheckState.Unchecked)
+            item.setToolTip(f"{LOSSES[name].title}: {LOSSES[name].description}" if mode == "losses" else SAMPLERS[name])
+            self.entry_list.addItem(item)
+        self.entry_list.setFixedHeight(self.entry_list.sizeHintForRow(0) * len(names) + 8)
+        self.entry_list.itemChanged.connect(self._on_selection_changed)
+        self.steps_box = int_box(1, 1_000_000, train_steps,
+                                 "Training steps per loss (all losses train the same number)" if mode == "losses"
+                                 else "Training steps of the shared model before the samplers start")
+        self.particles_box = int_box(10, 20_000, n_particles, "Particles per plot (the same starting draw for all)")
+        form = QFormLayout()
+        form.addRow("Train steps", self.steps_box)
+        form.addRow("Particles", self.particles_box)
+        self.start_button = QPushButton("Start")
+        self.start_button.setToolTip("Build the engines and run (or resume after Stop)")
+        self.start_button.clicked.connect(self.start)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Pause the comparison; Start resumes it")
+        self.stop_button.clicked.connect(self.stop)
+        self.again_button = QPushButton("Sample again")
+        self.again_button.setToolTip("Run every sampler again from the same starting particles")
+        self.again_button.clicked.connect(self.sample_again)
+        self.hint_label = QLabel()
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setStyleSheet("color: #8a1c1c;")
+        side = QVBoxLayout()
+        side.addWidget(QLabel("Losses" if mode == "losses" else "Samplers"))
+        side.addWidget(self.entry_list)
+        side.addLayout(form)
+        buttons = QGridLayout()
+        buttons.addWidget(self.start_button, 0, 0)
+        buttons.addWidget(self.stop_button, 0, 1)
+        buttons.addWidget(self.again_button, 1, 0, 1, 2)
+        side.addLayout(buttons)
+        side.addWidget(self.hint_label)
+        side.addStretch(1)
+        side_w = QWidget()
+        side_w.setLayout(side)
+        side_w.setFixedWidth(190)
+
+        # -- plots --
+        self.grid_widget = QWidget()
+        self.grid = QGridLayout(self.grid_widget)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(4)
+        self.curve_plot = pg.PlotWidget(background=colors.BACKGROUND)
+        self.curve_plot.setToolTip("Training loss per loss (smoothed), or SW ratio along each sampler's schedule")
+        cpi = _style(self.curve_plot)
+        cpi.getAxis("bottom").enableAutoSIPrefix(False)
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._curve_kind = ""
+        right = QVBoxLayout()
+        right.addWidget(self.grid_widget, 4)
+        right.addWidget(self.curve_plot, 1)
+        body = QHBoxLayout()
+        body.addWidget(side_w)
+        body.addLayout(right, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addLayout(header)
+        layout.addLayout(body, 1)
+
+        self._bounds_timer = QTimer(self, singleShot=True, interval=BOUNDS_DELAY_MS)
+        self._bounds_timer.timeout.connect(self._send_bounds)
+        self.worker = CompareWorker()
+        self.worker.progressed.connect(self._on_progressed)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.phase_changed.connect(self._on_phase_changed)
+        self.worker.start()
+        self._on_selection_changed()
+        self._sync_buttons()
+        self.resize(1240, 900)
+
+    # -- selection --------------------------------------------------------------------------
+    def checked(self) -> list[str]:
+        return [self.entry_list.item(i).text() for i in range(self.entry_list.count())
+                if self.entry_list.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_checked(self, names: tuple[str, ...] | list[str]) -> None:
+        for i in range(self.entry_list.count()):
+            item = self.entry_list.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+
+    def _on_selection_changed(self, *_args: object) -> None:
+        lo, hi = LIMITS[self.mode]
+        n = len(self.checked())
+        what = "losses" if self.mode == "losses" else "samplers"
+        self.hint_label.setText("" if lo <= n <= hi else f"Tick {lo} to {hi} {what} (now {n})")
+        self._sync_buttons()
+
+    def _model_loss(self) -> str:
+        name = self.config.loss.name
+        return name if name in SAMPLER_MODEL_LOSSES else "ncsn"
+
+    def spec(self) -> CompareSpec:
+        """The experiment the widgets describe: same data, seed and network; one loss/sampler each."""
+        steps = int(self.steps_box.value())
+        base = replace(self.config, train=replace(self.config.train, steps=steps))
+        if self.mode == "losses":
+            entries = tuple(CompareEntry(name, replace(base, loss=replace(base.loss, name=name)),
+                                         SamplerConfig(name=LOSSES[name].default_sampler)) for name in self.checked())
+        else:
+            model = replace(base, loss=replace(base.loss, name=self._model_loss()))
+            entries = tuple(CompareEntry(name, model, SamplerConfig(name=name)) for name in self.checked())
+        return CompareSpec(self.dataset, self.mode, entries, int(self.particles_box.value()), steps,
+                           default_bounds(self.points), seed=self.config.train.seed)
+
+    # -- run control ------------------------------------------------------------------------
+    def start(self) -> None:
+        lo, hi = LIMITS[self.mode]
+        labels = self.checked()
+        if not lo <= len(labels) <= hi:
+            self._on_selection_changed()
+            return
+        key = (tuple(labels), self.steps_box.value(), self.particles_box.value())
+        if key != self._built or self.phase == "done":
+            spec = self.spec()
+            self._build_plots(labels)
+            self.worker.setup(spec)
+            self._built = key
+        self.worker.run()
+        self.phase = self.phase if self.phase not in ("idle", "done") else "training"
+        self._sync_buttons(running=True)
+
+    def stop(self) -> None:
+        self.worker.pause()
+        self._sync_buttons(running=False)
+
+    def sample_again(self) -> None:
+        self.worker.sample_again()
+        self._sync_buttons(running=True)
+
+    def _sync_buttons(self, running: bool | None = None) -> None:
+        lo, hi = LIMITS[self.mode]
+        ok = lo <= len(self.checked()) <= hi
+        if running is None:
+            running = self.phase in ("training", "sampling") and self._built is not None
+        self.start_button.setEnabled(ok and not running)
+        self.stop_button.setEnabled(running)
+        self.again_button.setEnabled(self.phase in ("sampling", "done") and not running)
+
+    def _build_plots(self, labels: list[str]) -> None:
+        for plot in self.plots:
+            self.grid.removeWidget(plot)
+            plot.deleteLater()
+        self.plots, self._labels = [], list(labels)
+        rows, cols = GRID_SHAPES.get(len(labels), (2, (len(labels) + 1) // 2))
+        for i, label in enumerate(labels):
+            plot = Plot2D()
+            plot.setToolTip(f"{label}: particles (orange) and the learned score field; the views pan and zoom together")
+            plot.set_points(self.points)
+            plot.set_layers(data=True, field=True, true_field=False, particles=True, trails=False, heatmap="off")
+            plot.getPlotItem().setTitle(self._title_html(i, label, ""), size="9pt")
+            # no axes: every frame repaints the whole view, and tick text was ~60% of the paint
+            # (measured, offscreen); the linked views share one scale and the grid stays
+            plot.getPlotItem().hideAxis("left")
+            plot.getPlotItem().hideAxis("bottom")
+            if self.plots:
+                plot.setXLink(self.plots[0])
+                plot.setYLink(self.plots[0])
+            self.plots.append(plot)
+            self.grid.addWidget(plot, i // cols, i % cols)
+        if self.plots:
+            self.plots[0].fit_to(self.points)
+            self.plots[0].sigRangeChanged.connect(lambda *_: self._bounds_timer.start())
+        self._reset_curves("")
+
+    # -- drawing ----------------------------------------------------------------------------
+    def _color(self, i: int) -> tuple[int, int, int]:
+        return ENTRY_COLORS[i % len(ENTRY_COLORS)]
+
+    def _title_html(self, i: int, label: str, detail: str) -> str:
+        name = f"<span style='color:{_hex(self._color(i))}; font-weight:600'>{label}</span>"
+        return f"{name}&nbsp;&nbsp;<span style='color:#444'>{detail}</span>" if detail else name
+
+    @staticmethod
+    def _detail(cf: CompareFrame, mode: str) -> str:
+        sw = "–" if cf.sw_ratio is None else f"{cf.sw_ratio:.2f}×"
+        if mode == "losses":
+            rate = f"{cf.steps_per_second:,.0f} steps/s" if cf.steps_per_second else "– steps/s"
+            err = "–" if cf.score_error is None else f"{cf.score_error:.3g}"
+            return f"{rate} · score err {err} (σ {cf.eval_sigma:.2g}) · SW {sw}"
+        done = " ✓" if cf.frame.sampler_done else ""
+        return (f"step {min(cf.frame.sampler_step, cf.sampler_steps):,}/{cf.sampler_steps:,} · "
+                f"σ {cf.frame.sampler_sigma:.2g} · SW {sw}{done}")
+
+    def _on_progressed(self, frames: list[CompareFrame]) -> None:
+        try:
+            if [cf.label for cf in frames] != self._labels:
+                return  # a list from before the last Start
+            for i, (plot, cf) in enumerate(zip(self.plots, frames, strict=True)):
+                plot.show_frame(cf.frame)
+                title = self._title_html(i, cf.label, self._detail(cf, self.mode))
+                if title != plot.getPlotItem().titleLabel.text:  # setting HTML costs ~0.5 ms
+                    plot.getPlotItem().setTitle(title, size="9pt")
+            self._draw_curves(frames)
+            self._show_status(frames)
+            self.last_frames = frames
+            self.frames_received += 1
+        finally:
+            # acknowledged from the event loop, once the updates posted above are painted
+            QTimer.singleShot(0, lambda: self.worker.frame_consumed())  # a lambda: runs in this thread
+
+    def _reset_curves(self, kind: str) -> None:
+        pi = self.curve_plot.getPlotItem()
+        for item in self._curves.values():
+            pi.removeItem(item)
+        self._curves.clear()
+        self._curve_kind = kind
+        log = kind == "sw"
+        pi.setLogMode(x=False, y=log)
+        left = pi.getAxis("left")
+        if log:  # decades and their 2× / 5×, not pyqtgraph's crowded minor labels
+            major = [(float(k), f"{10.0 ** k:g}") for k in range(-2, 5)]
+            minor = [(k + np.log10(m), f"{m * 10.0 ** k:g}") for k in range(-2, 5) for m in (2, 5)]
+            left.setTicks([major, minor])
+        else:
+            left.setTicks(None)
+        keys = "&nbsp; ".join(f"<span style='color:{_hex(self._color(i))}'><b>{label}</b></span>"
+                              for i, label in enumerate(self._labels))
+        titles = {
+            "loss": "Training loss, smoothed — each objective has its own scale: compare shapes, not values",
+            "sw": "SW ratio along each schedule (1 = as close to the data as a second draw of it)",
+            "model": "Training loss of the shared model (the samplers start once it is trained)",
+        }
+        pi.setTitle(f"{titles[kind]}&nbsp;&nbsp;{keys if kind != 'model' else ''}" if kind else "",
+                    color=colors.FOREGROUND[:3], size="9pt")
+        pi.setLabel("bottom", "schedule progress" if kind == "sw" else "step")
+
+    def _curve(self, key: str, color: tuple[int, int, int]) -> pg.PlotDataItem:
+        item = self._curves.get(key)
+        if item is None:
+            item = self.curve_plot.getPlotItem().plot(pen=pg.mkPen(color, width=2), name=key, skipFiniteCheck=True)
+            self._curves[key] = item
+        return item
+
+    def _draw_curves(self, frames: list[CompareFrame]) -> None:
+        if self.mode == "losses":
+            kind = "loss"
+        else:
+            kind = "model" if frames[0].phase == "training" else "sw"
+        if kind != self._curve_kind:
+            self._reset_curves(kind)
+        if kind == "sw":
+            for i, cf in enumerate(frames):
+                if cf.sw_history:
+                    h = np.asarray(cf.sw_history, float)
+                    self._curve(cf.label, self._color(i)).setData(x=h[:, 0], y=np.clip(h[:, 1], 1e-6, None))
+            return
+        shown = frames if kind == "loss" else frames[:1]
+        for i, cf in enumerate(shown):
+            losses = np.asarray(cf.frame.losses, float)
+            keep = np.isfinite(losses)
+            if not keep.any():
+                continue
+            y = ema(losses[keep], max(10.0, keep.sum() / 15))
+            key = cf.label if kind == "loss" else f"{self._model_loss()} model"
+            color = self._color(i) if kind == "loss" else colors.LOSS_EMA[:3]
+            self._curve(key, color).setData(x=np.asarray(cf.frame.loss_steps, float)[keep], y=y)
+
+    def _show_status(self, frames: list[CompareFrame]) -> None:
+        cf = frames[0]
+        if cf.phase == "training":
+            text = f"Training {cf.frame.step:,} / {int(self.steps_box.value()):,} steps"
+        elif cf.phase == "sampling":
+            done = sum(f.frame.sampler_done for f in frames)
+            progress = np.mean([min(1.0, f.frame.sampler_step / max(f.sampler_steps, 1)) for f in frames])
+            text = f"Sampling from identical starts: {100 * progress:.0f}% ({done}/{len(frames)} done)"
+        elif cf.phase == "done":
+            best = min(frames, key=lambda f: f.sw_ratio if f.sw_ratio is not None else np.inf)
+            text = f"Done — closest to the data: {best.label} (SW {best.sw_ratio:.2f}×)"
+        else:
+            text = "Ready"
+        self.status_label.setText(text)
+
+    def _on_phase_changed(self, phase: str) -> None:
+        self.phase = phase
+        self._sync_buttons(running=phase in ("training", "sampling"))
+
+    def _on_failed(self, message: str) -> None:
+        self.hint_label.setText(message[:1].upper() + message[1:])
+        self._sync_buttons(running=False)
+
+    def _send_bounds(self) -> None:
+        if self.plots:
+            self.worker.set_bounds(self.plots[0].field_bounds())
+
+    # -- closing ----------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self._bounds_timer.stop()
+        self.worker.shutdown(timeout=1.0)
+        self.closed.emit()
+        super().closeEvent(event)
+
+
+# -------------------------------------------------------------------------- main-window glue
+def find_menu(bar: QMenuBar, title: str) -> QMenu | None:
+    """The menu bar's menu titled `title` (ampersands ignored), or None."""
+    plain = title.replace("&", "")
+    for action in bar.actions():
+        if action.menu() is not None and action.text().replace("&", "") == plain:
+            return action.menu()
+    return None
+
+
+def open_compare(window, mode: str, checked: tuple[str, ...] | None = None) -> CompareWindow | None:  # noqa: ANN001
+    """Open a comparison on the main window's data and network settings; None (and a message) when
+    there is nothing to train on."""
+    session = window.session
+    try:
+        dataset = session.dataset()
+    except DataError as exc:
+        window.show_error(str(exc))
+        return None
+    if dataset.dim != 2:
+        window.show_error("compare mode draws 2D data; load a 2D preset or file")
+        return None
+    config = session.run_config
+    steps = min(config.train.steps, DEFAULT_STEPS)
+    compare = CompareWindow(mode, dataset, session.points, config, session.data.name, checked,
+                            n_particles=min(session.particles.n_particles, DEFAULT_PARTICLES), train_steps=steps)
+    windows = getattr(window, "compare_windows", None)
+    if windows is None:
+        windows = window.compare_windows = []
+    windows.append(compare)
+    compare.closed.connect(lambda: windows.remove(compare) if compare in windows else None)
+    compare.show()
+    compare.raise_()
+    return compare
+
+
+def install_compare_menu(window) -> dict[str, QAction]:  # noqa: ANN001 - MainWindow
+    """Add Tools ▸ Compare losses… / Compare samplers… to the main window."""
+    menu = find_menu(window.menuBar(), "T&ools") or window.menuBar().addMenu("T&ools")
+    menu.addSeparator()
+    actions = {}
+    for key, text, tip, mode in (
+            ("compare_losses", "Compare losses…", "Train 2–4 losses side by side on this data, seed and network",
+             "losses"),
+            ("compare_samplers", "Compare samplers…", "Train one model, then run several samplers from identical "
+             "starting particles", "samplers")):
+        action = QAction(text, window)
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.triggered.connect(lambda _=False, m=mode: open_compare(window, m))
+        menu.addAction(action)
+        window.actions_[key] = action
+        actions[key] = action
+    if getattr(window, "compare_windows", None) is None:
+        window.compare_windows = []
+    return actions
+
+
+def close_compare_windows(window) -> None:  # noqa: ANN001 - MainWindow
+    """Close (and so stop the threads of) every comparison the main window opened."""
+    for compare in list(getattr(window, "compare_windows", None) or []):
+        compare.close()

@@ -1,0 +1,468 @@
+"""The compare worker: one thread that owns several engines and runs them side by side.
+
+Two experiments, one loop:
+- **losses**: K LiveEngines on the same data, seed and network, one loss each, trained in
+  round-robin chunks of the same number of steps (so they are compared after equal steps), with
+  live particles; once trained, every loss samples again from identical starting particles.
+- **samplers**: one model trained first, then K samplers walk their schedules from one shared
+  initial draw (the noise model's prior), each in the same number of rounds so they finish together.
+
+As in `EngineWorker`, the GUI thread only enqueues commands; the worker emits the newest list of
+`CompareFrame`s at most `MAX_FPS` times a second and only once the GUI drew the previous one.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+from sgm_core.config import RunConfig, SamplerConfig
+from sgm_core.datasets import Dataset
+from sgm_core.errors import SGMError, TrainingDiverged
+from sgm_core.live import FieldGrid, FieldView, Frame, LiveEngine
+from sgm_core.losses import loss_spec
+from sgm_core.metrics import sliced_wasserstein
+from sgm_core.noise import make_sde
+from sgm_core.samplers import Sampler, make_sampler
+from sgm_core.training import device_label
+
+from .workers import track_thread
+
+MAX_FPS = 20.0  # frame lists per second at most (K plots each)
+ROUND_SECONDS = 0.04  # training work per round-robin pass over all engines, between command checks
+MAX_ROUND_STEPS = 200  # steps per engine per round, whatever the speed
+LIVE_STEPS = 3  # sampler steps per drawn frame for the live particles while the models train
+SAMPLE_ROUNDS = 150  # after training, every sampler walks its whole schedule in this many rounds
+METRIC_EVERY = 1.0  # seconds between score-error / SW-ratio refreshes...
+METRIC_COST_FACTOR = 6.0  # ... and never more often than this many times their own cost
+METRIC_POINTS = 500  # particles and data draws the SW ratio compares
+FIELD_RESOLUTION = 24  # arrows per axis in each small plot
+MAX_CURVE_POINTS = 1000  # loss curves are decimated beyond this so frame lists stay small
+IDLE_WAIT = 0.25
+# The GUI thread draws K plots per frame list in Python (pyqtgraph), ~20–35 ms on one core, and it
+# shares the GIL with this thread: contended, the same paint took ~100 ms (measured). So while the
+# GUI draws a list this thread waits (at most GUI_WAIT: a bounded loss of training time, ~20%), and
+# the next list comes no sooner than GUI_DUTY x the time the GUI took to draw and acknowledge it.
+GUI_DUTY = 2.5
+GUI_WAIT = 0.05
+PHASES = ("idle", "training", "sampling", "done")
+
+
+@dataclass(frozen=True)
+class CompareEntry:
+    label: str  # what the plot's title names: a loss or a sampler
+    config: RunConfig
+    sampler: SamplerConfig
+
+
+@dataclass(frozen=True)
+class CompareSpec:
+    """One experiment. In "samplers" mode every entry shares the first entry's run config."""
+
+    dataset: Dataset
+    mode: str  # "losses" | "samplers"
+    entries: tuple[CompareEntry, ...]
+    n_particles: int = 1000
+    train_steps: int = 2000  # per loss ("losses") or for the one shared model ("samplers")
+    bounds: tuple[tuple[float, float], ...] = ((-3.0, 3.0), (-3.0, 3.0))  # field box, data coordinates
+    seed: int = 0  # the starting particles' draw (the networks use their config's seed)
+
+
+@dataclass(frozen=True)
+class CompareFrame:
+    """One plot's snapshot: `frame` is what Plot2D draws, the rest is for its title and curves."""
+
+    label: str
+    frame: Frame
+    phase: str  # idle | training | sampling | done
+    steps_per_second: float  # training steps per second of this entry's own training time
+    score_error: float | None  # relative Fisher divergence vs the reference at `eval_sigma`
+    eval_sigma: float
+    sw_ratio: float | None  # sliced Wasserstein particles↔data over data↔data
+    sampler_steps: int  # the schedule length
+    initial_particles: np.ndarray  # (n, D) data coordinates: where this run's particles started
+    sw_history: tuple[tuple[float, float], ...] = ()  # (schedule progress 0..1, SW ratio) while sampling
+
+
+def eval_sigma(config: RunConfig) -> float:
+    """Where a model is judged (as in sgm_core.lessons): its one σ, else the smallest level."""
+    spec = loss_spec(config.loss.name)
+    return config.noise.sigma if spec.noise == "single" else config.noise.sigma_min
+
+
+@dataclass
+class _Run:
+    """One plot's state in the worker thread: its engine (own or shared) and its particle chain."""
+
+    label: str
+    engine: LiveEngine
+    sampler: Sampler
+    particles: torch.Tensor
+    initial: torch.Tensor
+    generator: torch.Generator
+    step: int = 0
+    done: bool = False
+    train_seconds: float = 0.0
+    trained: int = 0
+    step_time: float = 0.0
+    score_error: float | None = None
+    sw_ratio: float | None = None
+    sw_history: list[tuple[float, float]] = field(default_factory=list)
+    field_cache: tuple[Any, FieldGrid] | None = None
+
+
+class CompareWorker(QObject):
+    """Owns every engine of a comparison in a QThread of its own; public methods are thread-safe."""
+
+    progressed = Signal(object)  # list[CompareFrame], one per entry, in entry order
+    failed = Signal(str)
+    phase_changed = Signal(str)
+
+    def __init__(self, max_fps: float = MAX_FPS) -> None:
+        super().__init__()
+        self.max_fps = max_fps
+        self.frames_emitted = 0
+        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._consumed = threading.Event()
+        self._consumed.set()
+        self._stop = threading.Event()
+        self._thread = QThread()
+        self._thread.setObjectName("CompareWorker")
+        track_thread(self._thread)
+        self.moveToThread(self._thread)
+        self._thread.started.connect(self._run)
+        # -- worker-thread state --
+        self._spec: CompareSpec | None = None
+        self._runs: list[_Run] = []
+        self._running = False
+        self._phase = "idle"
+        self._needs_frame = False
+        self._next_frame = 0.0
+        self._next_metrics = 0.0
+        self._reference: tuple[torch.Tensor, float] | None = None  # data draws and the data-vs-data SW
+        self._emitted_at = 0.0
+        self._gui_seconds = 0.0  # how long the GUI took to draw and acknowledge the last frame list
+
+    # -- lifecycle (GUI thread) -------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    def shutdown(self, timeout: float = 1.0) -> float:
+        """Stop the loop and join the thread (after the current round, ~40 ms); returns seconds."""
+        t0 = time.monotonic()
+        self._stop.set()
+        self._wake.set()
+        self._consumed.set()
+        if self._thread.isRunning() and not self._thread.wait(int(timeout * 1000)):
+            self._thread.wait()  # never destroy a running thread: that aborts the process
+        return time.monotonic() - t0
+
+    # -- commands (any thread) --------------------------------------------------------------
+    def _post(self, name: str, *args: Any) -> None:
+        self._queue.put((name, args))
+        self._wake.set()
+
+    def setup(self, spec: CompareSpec) -> None:
+        """Build the engines (nothing runs until `run`)."""
+        self._post("setup", spec)
+
+    def run(self) -> None:
+        """Start, or resume after `pause`."""
+        self._post("run")
+
+    def pause(self) -> None:
+        self._post("pause")
+
+    def sample_again(self) -> None:
+        """Every entry samples again from the same starting particles with the current model(s)."""
+        self._post("sample_again")
+
+    def set_bounds(self, bounds: tuple[tuple[float, float], ...]) -> None:
+        self._post("set_bounds", bounds)
+
+    def frame_consumed(self) -> None:
+        """The GUI drew the last frame list (call once it is painted): the next one may come."""
+        self._gui_seconds = time.perf_counter() - self._emitted_at
+        self._consumed.set()
+        self._wake.set()
+
+    # -- the loop (worker thread) -----------------------------------------------------------
+    @Slot()
+    def _run(self) -> None:
+        torch.set_num_threads(1)  # no contention with the GUI thread (shared/FACTS.md)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._drain()
+                    if self._stop.is_set():
+                        break
+                    if not self._work():
+                        self._idle()
+                except Exception as exc:  # noqa: BLE001 - report, pause, keep the loop alive
+                    self._running = False
+                    traceback.print_exception(exc)
+                    self.failed.emit(f"the comparison stopped ({type(exc).__name__}: {exc})")
+                    self._wake.wait(0.05)
+                    self._wake.clear()
+        finally:
+            self._runs = []
+            app = QCoreApplication.instance()
+            if app is not None:
+                self.moveToThread(app.thread())
+            self._thread.quit()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                name, args = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                getattr(self, f"_do_{name}")(*args)
+            except SGMError as exc:
+                self._running = False
+                self.failed.emit(str(exc))
+
+    def _idle(self) -> None:
+        timeout = IDLE_WAIT
+        if self._needs_frame and self._consumed.is_set():
+            timeout = max(0.002, min(IDLE_WAIT, self._next_frame - time.perf_counter()))
+        self._wake.wait(timeout)
+        self._wake.clear()
+
+    def _set_phase(self, phase: str) -> None:
+        if phase != self._phase:
+            self._phase = phase
+            self.phase_changed.emit(phase)
+
+    def _work(self) -> bool:
+        if not self._consumed.is_set():
+            self._consumed.wait(GUI_WAIT)  # the GUI is drawing our last list: leave it the GIL
+        busy = False
+        if self._running and self._runs:
+            if self._phase == "training":
+                self._train_round()
+                frame_due = self._consumed.is_set() and time.perf_counter() >= self._next_frame
+                if self._phase == "training" and frame_due:  # live particles move on the frame clock
+                    for run in self._live_runs():
+                        self._advance(run, LIVE_STEPS)
+            elif self._phase == "sampling":
+                for run in self._runs:
+                    if not run.done:
+                        self._advance(run, max(1, math.ceil(run.sampler.n_steps / SAMPLE_ROUNDS)))
+                if all(run.done for run in self._runs):
+                    self._next_metrics = 0.0  # the final SW ratios at once
+                    self._update_metrics(time.perf_counter())
+                    self._running = False
+                    self._set_phase("done")
+            busy = self._running
+            self._needs_frame = True
+        now = time.perf_counter()
+        if self._runs and self._running and now >= self._next_metrics:
+            self._update_metrics(now)
+        if self._runs and self._needs_frame and self._consumed.is_set() and now >= self._next_frame:
+            self._emit_frames(now)
+        return busy
+
+    def _live_runs(self) -> list[_Run]:
+        """Live particles while training: one chain per engine in "losses" mode, none in "samplers"
+        mode (its chains wait for the trained model at their shared start)."""
+        return self._runs if self._spec is not None and self._spec.mode == "losses" else []
+
+    def _engines(self) -> list[tuple[LiveEngine, list[_Run]]]:
+        out: dict[int, tuple[LiveEngine, list[_Run]]] = {}
+        for run in self._runs:
+            out.setdefault(id(run.engine), (run.engine, []))[1].append(run)
+        return list(out.values())
+
+    def _train_round(self) -> None:
+        """Every engine trains the same number of steps, sized so one pass costs ~ROUND_SECONDS."""
+        spec = self._spec
+        assert spec is not None
+        engines = self._engines()
+        per_step = sum(runs[0].step_time for _, runs in engines)
+        left = min(spec.train_steps - eng.trainer.step for eng, _ in engines)
+        n = 1 if per_step <= 0 else int(ROUND_SECONDS / per_step)
+        n = max(1, min(n, MAX_ROUND_STEPS, left))
+        for eng, runs in engines:
+            t0 = time.perf_counter()
+            try:
+                eng.train(n)
+            except TrainingDiverged as exc:
+                self._running = False
+                self.failed.emit(f"{runs[0].label}: {exc}")
+                return
+            dt = time.perf_counter() - t0
+            for run in runs:
+                run.train_seconds += dt
+                run.trained += n
+                run.step_time = dt / n if run.step_time <= 0 else 0.7 * run.step_time + 0.3 * dt / n
+        if all(eng.trainer.step >= spec.train_steps for eng, _ in engines):
+            self._begin_sampling()
+
+    def _begin_sampling(self) -> None:
+        for run in self._runs:
+            run.particles, run.step, run.done = run.initial.clone(), 0, False
+            run.generator = torch.Generator().manual_seed(self._spec.seed + 7)  # the same noise for every run
+            run.sw_history.clear()
+        self._next_metrics = 0.0
+        self._set_phase("sampling")
+
+    def _advance(self, run: _Run, n: int) -> None:
+        eng = run.engine
+        model = eng.trainer.score_fn()
+        with torch.no_grad():
+            for _ in range(n):
+                if self._phase == "sampling" and run.step >= run.sampler.n_steps:
+                    break
+                run.particles = run.sampler.step(model, run.particles, run.step, run.generator)
+                run.step += 1
+            bad = ~torch.isfinite(run.particles).all(dim=1)
+            if bad.any():  # a blown-up particle restarts instead of poisoning the plot
+                run.particles[bad] = run.initial[bad]
+            if self._phase == "sampling" and run.step >= run.sampler.n_steps:
+                run.particles = run.sampler.finish(model, run.particles)  # e.g. the last Tweedie denoise
+                run.done = True
+
+    # -- metrics and frames -----------------------------------------------------------------
+    def _sw_ratio(self, run: _Run) -> float:
+        assert self._reference is not None
+        ref, base = self._reference
+        pts = run.engine.standardizer.inverse(run.particles[:METRIC_POINTS].detach().float().cpu())
+        return sliced_wasserstein(pts, ref, torch.Generator().manual_seed(123)) / max(base, 1e-12)
+
+    def _update_metrics(self, now: float) -> None:
+        t0 = time.perf_counter()
+        errors: dict[int, float] = {}
+        for run in self._runs:
+            eng = run.engine
+            if id(eng) not in errors:
+                errors[id(eng)] = eng.score_error(eval_sigma(eng.config))
+            run.score_error = errors[id(eng)]
+            run.sw_ratio = self._sw_ratio(run)
+            if self._phase in ("sampling", "done"):
+                progress = min(1.0, run.step / max(run.sampler.n_steps, 1))
+                if not run.sw_history or progress > run.sw_history[-1][0]:
+                    run.sw_history.append((progress, run.sw_ratio))
+        cost = time.perf_counter() - t0
+        self._next_metrics = now + max(METRIC_EVERY, METRIC_COST_FACTOR * cost)
+
+    def _field(self, run: _Run) -> tuple[FieldGrid, float]:
+        """The plot's field: at the model's judging σ ("losses"), or at the σ the sampler is at now."""
+        spec = self._spec
+        assert spec is not None
+        eng = run.engine
+        if spec.mode == "samplers":
+            sigma = max(run.sampler.sigma_at(run.step), eng.config.noise.sigma_min)
+        else:
+            sigma = eval_sigma(eng.config)
+        ident = (eng.trainer.step, round(sigma, 6), spec.bounds)
+        if run.field_cache is None or run.field_cache[0] != ident:
+            run.field_cache = (ident, eng.field(FieldView(spec.bounds, FIELD_RESOLUTION, sigma, truth=False)))
+        return run.field_cache[1], sigma
+
+    def _emit_frames(self, now: float) -> None:
+        t0 = time.perf_counter()
+        frames = []
+        for run in self._runs:
+            eng = run.engine
+            losses = eng.trainer.loss_history()
+            steps = np.arange(1, len(losses) + 1)
+            if len(losses) > MAX_CURVE_POINTS:
+                stride = math.ceil(len(losses) / MAX_CURVE_POINTS)
+                losses, steps = losses[::stride], steps[::stride]
+            fld, sigma = self._field(run)
+            particles = eng.standardizer.inverse(run.particles.detach().float().cpu()).numpy()
+            frame = Frame(
+                step=eng.trainer.step, losses=losses, loss_steps=steps, particles=particles, trails=None,
+                sampler_step=run.step, sampler_sigma=run.sampler.sigma_at(run.step), sampler_done=run.done,
+                field=fld, true_field=None, field_sigma=sigma, heatmap=None, error_map=None, heatmap_bounds=None,
+                score_error=run.score_error, reference_kind=eng.reference_kind,
+                steps_per_second=run.trained / run.train_seconds if run.train_seconds > 0 else 0.0,
+                elapsed=run.train_seconds, eta=None, device=device_label(eng.device), dim=eng.dataset.dim)
+            frames.append(CompareFrame(
+                label=run.label, frame=frame, phase=self._phase, steps_per_second=frame.steps_per_second,
+                score_error=run.score_error, eval_sigma=eval_sigma(eng.config), sw_ratio=run.sw_ratio,
+                sampler_steps=run.sampler.n_steps,
+                initial_particles=eng.standardizer.inverse(run.initial.float().cpu()).numpy(),
+                sw_history=tuple(run.sw_history)))
+        cost = time.perf_counter() - t0
+        self._next_frame = now + max(1.0 / self.max_fps, cost / 0.3, GUI_DUTY * self._gui_seconds)
+        self._needs_frame = False
+        self._consumed.clear()
+        self._emitted_at = time.perf_counter()
+        self.frames_emitted += 1
+        self.progressed.emit(frames)
+
+    # -- command handlers (worker thread) ---------------------------------------------------
+    def _do_setup(self, spec: CompareSpec) -> None:
+        if spec.mode not in ("losses", "samplers"):
+            raise SGMError(f"unknown comparison {spec.mode!r}")
+        if not spec.entries:
+            raise SGMError("nothing to compare: tick at least one entry")
+        self._running = False
+        self._runs = []
+        self._spec = spec
+        dim = spec.dataset.dim
+        runs: list[_Run] = []
+        shared: LiveEngine | None = None
+        shared_start: torch.Tensor | None = None
+        for entry in spec.entries:
+            if spec.mode == "samplers" and shared is not None:
+                eng = shared
+            else:
+                eng = LiveEngine(spec.dataset, entry.config, entry.sampler, n_particles=1, seed=spec.seed)
+                shared = eng
+            sampler = make_sampler(entry.sampler, eng.config.noise, eng.config.loss.name)
+            if spec.mode == "samplers":
+                if shared_start is None:  # one draw from the noise model's prior, shared by every sampler
+                    kind = "vp" if eng.config.loss.name == "vp-sde" else "ve"
+                    prior = make_sde(eng.config.noise, kind)
+                    shared_start = prior.prior_sample(spec.n_particles, dim, torch.Generator().manual_seed(spec.seed))
+                start = shared_start.clone().to(eng.device)
+            else:  # each loss's own sampler, from the same generator state: equal draws for equal priors
+                start = sampler.init(spec.n_particles, dim, torch.Generator().manual_seed(spec.seed)).to(eng.device)
+            runs.append(_Run(entry.label, eng, sampler, start.clone(), start,
+                             torch.Generator().manual_seed(spec.seed + 7)))
+        self._runs = runs
+        g = torch.Generator().manual_seed(spec.seed + 17)  # the same reference draws for every run
+        ref, ref2 = spec.dataset.sample(METRIC_POINTS, g), spec.dataset.sample(METRIC_POINTS, g)
+        self._reference = (ref, sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123)))
+        self._phase = ""
+        self._set_phase("training" if spec.train_steps > 0 else "sampling")
+        self._next_metrics = 0.0
+        self._needs_frame = True
+
+    def _do_run(self) -> None:
+        if self._runs and self._phase != "done":
+            self._running = True
+            for eng, _ in self._engines():
+                eng.pause_clock()
+
+    def _do_pause(self) -> None:
+        self._running = False
+        self._needs_frame = True
+
+    def _do_sample_again(self) -> None:
+        if self._runs and self._phase in ("sampling", "done"):
+            self._begin_sampling()
+            self._running = True
+            self._needs_frame = True
+
+    def _do_set_bounds(self, bounds: tuple[tuple[float, float], ...]) -> None:
+        if self._spec is not None and bounds != self._spec.bounds:
+            self._spec = replace(self._spec, bounds=bounds)
+            self._needs_frame = True

@@ -1,0 +1,592 @@
+"""File ▸ Export: an animation (GIF/MP4) rendered in a thread of its own, a PNG of the canvas, the
+live particles (.npy/.csv), and the trained model as a run directory for `sgm sample` / `sgm render`.
+
+The animation blocks neither the GUI nor training: the engine thread copies its EMA network (a
+frozen snapshot nobody else holds), and an `ExportJob` thread samples with that copy on one torch
+thread, draws frames with `sgm_core.render` and writes them with `sgm_core.video`, whose writers
+are atomic: a cancelled or failed export leaves no file behind and an existing one intact.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from PySide6.QtCore import QIODevice, QObject, QSaveFile, Qt, QThread, Signal
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressDialog,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from sgm_core.checkpoint import save_run
+from sgm_core.config import RunConfig, SamplerConfig
+from sgm_core.datasets import Standardizer
+from sgm_core.errors import DataError, SGMError
+from sgm_core.io import save_points
+from sgm_core.live import LiveEngine
+from sgm_core.nets import ScoreNet
+from sgm_core.render import (
+    MAX_DATA_POINTS,
+    TRAIL_LENGTH,
+    FrameContent,
+    RenderCancelled,
+    View,
+    fit_camera,
+    fit_view,
+    grid_points,
+    render_frames,
+    write_video,
+)
+from sgm_core.samplers import SAMPLERS, Sampler, make_sampler
+
+from .panels import int_box
+from .session import MAX_PARTICLES
+from .session_io import EngineTasks, with_suffix
+from .workers import track_thread
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+FORMATS = {".gif": "GIF (Pillow, loops)", ".mp4": "MP4 (H.264, small, plays everywhere)"}
+MAX_FRAMES = 5000
+MAX_SIDE = 4096  # pixels; a frame is W x H x 3 bytes and a GIF keeps every frame until it closes
+NOTHING_TO_EXPORT = "nothing to export yet: load a preset or draw at least 2 points"
+PROGRESS_AFTER_MS = 400  # short exports finish without a progress window (showing one costs ~0.1 s)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What the Export ▸ Animation dialog asks for."""
+
+    path: Path  # .gif or .mp4
+    frames: int = 60
+    fps: int = 20
+    size: tuple[int, int] = (512, 512)  # (width, height) pixels
+    sampler: str = "annealed"
+    n_particles: int = 2000
+    field: bool = True  # 2D: the score field at the sampler's current σ
+    trails: bool = True
+    data: bool = True
+    seed: int = 0  # seeds the particles' prior draw and the sampler noise
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """A frozen copy of the engine's EMA network and what sampling and drawing it needs."""
+
+    model: ScoreNet  # a deep copy on the CPU, eval mode, no grad: the export thread's alone
+    standardizer: Standardizer
+    config: RunConfig
+    dim: int
+    step: int
+    data: np.ndarray  # the dataset's display points, data coordinates
+
+
+def snapshot_engine(engine: LiveEngine | None) -> ModelSnapshot | None:
+    """Engine thread: copy the EMA weights as they are now (training may go on meanwhile)."""
+    if engine is None:
+        return None
+    model = copy.deepcopy(engine.trainer.ema_model).cpu().eval().requires_grad_(False)
+    return ModelSnapshot(model, engine.standardizer, engine.config, engine.dataset.dim, engine.trainer.step,
+                         np.array(engine.dataset.points, copy=True))
+
+
+# --------------------------------------------------------------------------- rendering (no Qt)
+
+
+def frame_view(bounds: tuple[tuple[float, float], ...], aspect: float) -> View:
+    """The canvas's visible rectangle, widened to the export's width/height ratio (same centre)."""
+    (x0, x1), (y0, y1) = bounds[:2]
+    cx, cy, hx, hy = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+    if hx / hy < aspect:
+        hx = hy * aspect
+    else:
+        hy = hx / aspect
+    return View((cx - hx, cx + hx), (cy - hy, cy + hy))
+
+
+def sample_contents(snap: ModelSnapshot, schedule: Sampler, frames: int, n: int, seed: int,
+                    anchors: np.ndarray | None) -> Iterator[FrameContent]:
+    """Frame j shows the particles after round(n_steps * j / (frames - 1)) sampler steps: frame 0
+    the prior draw, the last one after `finish` (e.g. the Tweedie denoise). With `anchors` (2D),
+    also the model's score there at the sampler's current σ."""
+    model, standardizer = snap.model, snap.standardizer
+    generator = torch.Generator().manual_seed(seed)
+    anchors_t = None if anchors is None else standardizer.forward(torch.as_tensor(anchors, dtype=torch.float32))
+    total = schedule.n_steps
+    with torch.no_grad():
+        x = schedule.init(n, snap.dim, generator)
+        done = 0
+        for j in range(frames):
+            last = j == frames - 1
+            target = total if last else (total * j) // max(frames - 1, 1)
+            while done < target:
+                x = schedule.step(model, x, done, generator)
+                done += 1
+            if last:
+                x = schedule.finish(model, x)
+            sigma = schedule.sigma_at(done)
+            field = None
+            if anchors_t is not None:
+                score = model(anchors_t, torch.full((len(anchors_t),), float(sigma)))
+                field = (anchors, standardizer.score_to_data(score).double().numpy())
+            label = "final" if last else f"step {done}/{total}"
+            yield FrameContent(particles=standardizer.inverse(x).double().numpy(), field=field,
+                               title=f"{schedule.name}  {label}  σ {sigma:.3g}  (trained {snap.step:,} steps)")
+
+
+def render_animation(snap: ModelSnapshot, options: ExportOptions, sampler: SamplerConfig,
+                     view_bounds: tuple[tuple[float, float], ...], *, camera_angles: tuple[float, float] | None = None,
+                     progress: Callable[[int, int], None] | None = None,
+                     should_cancel: Callable[[], bool] | None = None) -> Path:
+    """Sample `options.n_particles` with the snapshot and write the animation (2D: the canvas's view,
+    data, field, trails; 3D: a camera orbiting once from `camera_angles` (azimuth, elevation)).
+    RenderCancelled when cancelled; SGMError on bad input or an unwritable path. Any failure
+    leaves no file."""
+    w, h = options.size
+    schedule = make_sampler(sampler, snap.config.noise, snap.config.loss.name)
+    data = None
+    if options.data and len(snap.data):
+        data = snap.data[:: max(1, math.ceil(len(snap.data) / MAX_DATA_POINTS))]
+    camera, orbit, anchors = None, 0.0, None
+    if snap.dim == 3:
+        camera = fit_camera(snap.data, *(camera_angles or ()))
+        view = fit_view(snap.data, aspect=w / h, camera=camera)
+        orbit = 360.0 / options.frames
+    else:
+        view = frame_view(view_bounds, w / h)
+        anchors = grid_points(view) if options.field else None
+    contents = sample_contents(snap, schedule, options.frames, options.n_particles, options.seed, anchors)
+    images = render_frames(contents, size=(w, h), view=view, data=data, camera=camera, orbit_step=orbit,
+                           trail_length=TRAIL_LENGTH if options.trails else 0)
+    return write_video(images, options.path, fps=options.fps, size=(w, h), total=options.frames,
+                       progress=progress, should_cancel=should_cancel)
+
+
+# --------------------------------------------------------------------------- the job thread
+
+
+class _JobThread(QThread):
+    def __init__(self, work: Callable[[], None]) -> None:
+        super().__init__()
+        self._work = work
+
+    def run(self) -> None:
+        self._work()
+
+
+class ExportJob(QObject):
+    """Renders one animation in a thread of its own. The job object stays in the GUI thread, so
+    its signals reach GUI slots queued; `cancel()` may be called from any thread."""
+
+    progressed = Signal(int, int)  # frames written, frames in all
+    finished = Signal(str)  # the written file
+    failed = Signal(str)  # one sentence; no file was written
+    cancelled = Signal()  # no file was written; an existing one is untouched
+
+    def __init__(self, snapshot: ModelSnapshot, options: ExportOptions, sampler: SamplerConfig,
+                 view_bounds: tuple[tuple[float, float], ...], camera_angles: tuple[float, float] | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.snapshot, self.options, self.sampler, self.view_bounds = snapshot, options, sampler, view_bounds
+        self.camera_angles = camera_angles
+        self._cancel = threading.Event()
+        self.thread = _JobThread(self._run)
+        self.thread.setObjectName("ExportJob")
+        track_thread(self.thread)  # the test fixture fails a test that leaks it
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def is_running(self) -> bool:
+        return self.thread.isRunning()
+
+    def wait(self) -> None:
+        """Block until the thread ends (after cancel(): the current frame, at most)."""
+        self.thread.wait()
+
+    def _run(self) -> None:
+        torch.set_num_threads(1)  # leave the other core to the GUI and the engine (shared/FACTS.md)
+        try:
+            path = render_animation(self.snapshot, self.options, self.sampler, self.view_bounds,
+                                    camera_angles=self.camera_angles, progress=self.progressed.emit,
+                                    should_cancel=self._cancel.is_set)
+        except RenderCancelled:
+            self.cancelled.emit()
+        except SGMError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 - the GUI waits on one of the three answers
+            traceback.print_exception(exc)
+            self.failed.emit(f"unexpected error while exporting ({type(exc).__name__}: {exc}); no file was written")
+        else:
+            self.finished.emit(str(path))
+
+
+# --------------------------------------------------------------------------- the dialog
+
+
+class ExportDialog(QDialog):
+    """Format, frames, fps, size, sampler, particles, layers and the output file of an animation."""
+
+    def __init__(self, window: MainWindow, defaults: ExportOptions, dim: int = 2) -> None:
+        super().__init__(window)
+        self.window_ = window
+        self.setWindowTitle("Export animation")
+        form = QFormLayout()
+        self.format_combo = QComboBox()
+        for suffix, text in FORMATS.items():
+            self.format_combo.addItem(suffix[1:].upper(), suffix)
+            self.format_combo.setItemData(self.format_combo.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
+        self.format_combo.setToolTip("GIF loops in any browser; MP4 is far smaller and faster to write")
+        form.addRow("Format", self.format_combo)
+        self.frames_box = int_box(1, MAX_FRAMES, defaults.frames, "Frames in the animation: the sampler's whole "
+                                  "schedule is spread over them")
+        form.addRow("Frames", self.frames_box)
+        self.fps_box = int_box(1, 120, defaults.fps, "Frames per second when played")
+        form.addRow("FPS", self.fps_box)
+        size = QHBoxLayout()
+        self.width_box = int_box(16, MAX_SIDE, defaults.size[0], "Width in pixels")
+        self.height_box = int_box(16, MAX_SIDE, defaults.size[1], "Height in pixels")
+        size.addWidget(self.width_box)
+        size.addWidget(QLabel("×"))
+        size.addWidget(self.height_box)
+        form.addRow("Size", size)
+        self.sampler_combo = QComboBox()
+        for name, text in SAMPLERS.items():
+            self.sampler_combo.addItem(name, name)
+            self.sampler_combo.setItemData(self.sampler_combo.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
+        self.sampler_combo.setCurrentIndex(max(0, self.sampler_combo.findData(defaults.sampler)))
+        self.sampler_combo.setToolTip("The sampler animated (the current one keeps its schedule settings)")
+        form.addRow("Sampler", self.sampler_combo)
+        self.particles_box = int_box(1, MAX_PARTICLES, defaults.n_particles, "Particles drawn from the prior and "
+                                     "moved by the sampler")
+        form.addRow("Particles", self.particles_box)
+        self.field_check = QCheckBox("Score field")
+        self.field_check.setToolTip("Arrows of the learned score at the sampler's current σ (2D)")
+        self.field_check.setChecked(defaults.field and dim == 2)
+        self.field_check.setEnabled(dim == 2)
+        self.trails_check = QCheckBox("Trails")
+        self.trails_check.setToolTip("Each particle's recent path")
+        self.trails_check.setChecked(defaults.trails)
+        self.data_check = QCheckBox("Data")
+        self.data_check.setToolTip("The training data, faint, behind the particles")
+        self.data_check.setChecked(defaults.data)
+        layers = QHBoxLayout()
+        for box in (self.field_check, self.trails_check, self.data_check):
+            layers.addWidget(box)
+        form.addRow("Include", layers)
+        path_row = QHBoxLayout()
+        self.path_edit = QLineEdit(str(defaults.path))
+        self.path_edit.setToolTip("Output file (.gif or .mp4); written only when the export completes")
+        self.browse_button = QPushButton("Browse…")
+        self.browse_button.setToolTip("Choose the output file")
+        self.browse_button.clicked.connect(self._browse)
+        path_row.addWidget(self.path_edit, 1)
+        path_row.addWidget(self.browse_button)
+        form.addRow("File", path_row)
+        self.message = QLabel()
+        self.message.setStyleSheet("color: #8a1c1c;")
+        self.message.setWordWrap(True)
+        self.message.hide()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.message)
+        layout.addWidget(buttons)
+        suffix = defaults.path.suffix.lower()
+        self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(suffix)))
+        self.format_combo.currentIndexChanged.connect(self._on_format)
+
+    def _on_format(self) -> None:
+        text = self.path_edit.text().strip()
+        if text:
+            self.path_edit.setText(str(self._with_format(Path(text))))
+
+    def _with_format(self, path: Path) -> Path:
+        suffix = self.format_combo.currentData()
+        return path.with_suffix(suffix) if path.suffix.lower() in FORMATS else with_suffix(path, suffix)
+
+    def _browse(self) -> None:
+        suffix = self.format_combo.currentData()
+        chosen = self.window_.ask_save_path("Export animation", f"{suffix[1:].upper()} (*{suffix})",
+                                            self.path_edit.text())
+        if chosen:
+            self.path_edit.setText(str(self._with_format(Path(chosen))))
+
+    def options(self) -> ExportOptions:
+        text = self.path_edit.text().strip()
+        return ExportOptions(
+            path=self._with_format(Path(text)) if text else Path(), frames=self.frames_box.value(),
+            fps=self.fps_box.value(), size=(self.width_box.value(), self.height_box.value()),
+            sampler=self.sampler_combo.currentData(), n_particles=self.particles_box.value(),
+            field=self.field_check.isChecked() and self.field_check.isEnabled(),
+            trails=self.trails_check.isChecked(), data=self.data_check.isChecked())
+
+    def problem(self) -> str | None:
+        """Why the settings cannot be exported (shown in the dialog), or None."""
+        if not self.path_edit.text().strip():
+            return "choose an output file"
+        folder = self.options().path.parent
+        if not folder.is_dir():
+            return f"the folder {folder} does not exist"
+        return None
+
+    def accept(self) -> None:
+        problem = self.problem()
+        if problem:
+            self.message.setText(problem[:1].upper() + problem[1:])
+            self.message.show()
+            return
+        super().accept()
+
+
+# --------------------------------------------------------------------------- the controller
+
+
+class Exporter(QObject):
+    """File ▸ Export ▸ Animation / Snapshot PNG / Samples / Trained model."""
+
+    exported = Signal(str)  # a finished export: its path
+    export_failed = Signal(str)  # a failed one: the message (also on the banner)
+    export_cancelled = Signal()
+    job_started = Signal(object)  # ExportJob
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.tasks = EngineTasks(window.worker, self)
+        self.job: ExportJob | None = None
+        self.dialog: ExportDialog | None = None
+        self.progress: QProgressDialog | None = None
+        self._starting = False  # a snapshot was asked for; the job starts when it arrives
+        self._last_dir: Path | None = None
+        a = window._action
+        a("export_animation", "Animation…", "Render the sampler to a GIF or MP4 in the background "
+          "(training goes on)", None, self.export_animation)
+        a("export_png", "Snapshot PNG…", "Save the canvas as a PNG image", None, self.export_png)
+        a("export_samples", "Samples (.npy/.csv)…", "Save the live particles in data coordinates", None,
+          self.export_samples)
+        a("export_model", "Trained model…", "Save a run directory (config.json, model.safetensors, loss.csv, "
+          "data.npy) for `sgm sample` and `sgm render`", None, self.export_model)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _default_path(self, stem: str, suffix: str = "") -> str:
+        files = getattr(self.window, "files", None)
+        folder = self._last_dir or (files.path.parent if files is not None and files.path else Path.home())
+        return str(folder / f"{stem}{suffix}")
+
+    def _ask(self, title: str, file_filter: str, stem: str, suffix: str) -> Path | None:
+        chosen = self.window.ask_save_path(title, file_filter, self._default_path(stem, suffix))
+        if not chosen:
+            return None
+        path = Path(chosen)
+        self._last_dir = path.parent
+        return path
+
+    def _done(self, path: str | Path, what: str) -> None:
+        self.window.statusBar().showMessage(f"Exported {what} to {path}", 8000)
+        self.exported.emit(str(path))
+
+    def _fail(self, message: str) -> None:
+        self.window.show_error(message)
+        self.export_failed.emit(message)
+
+    # -- animation ---------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.job is not None or self._starting
+
+    def export_animation(self) -> None:
+        """Show the dialog (window-modal, non-blocking); Export starts the job."""
+        if self.busy:
+            self._fail("an animation export is already running")
+            return
+        s = self.window.session
+        defaults = ExportOptions(path=Path(self._default_path("animation", ".gif")), sampler=s.sampler_config.name,
+                                 n_particles=s.particles.n_particles, field=s.view.field, data=s.view.data,
+                                 seed=s.run_config.train.seed)
+        dialog = ExportDialog(self.window, defaults, s.data.dim)
+        dialog.accepted.connect(self._on_dialog_accepted)
+        dialog.finished.connect(self._on_dialog_finished)
+        self.dialog = dialog
+        dialog.open()
+
+    def _on_dialog_accepted(self) -> None:
+        if self.dialog is not None:
+            self.start_animation(self.dialog.options())
+
+    def _on_dialog_finished(self) -> None:
+        if self.dialog is not None:
+            self.dialog.deleteLater()
+            self.dialog = None
+
+    def start_animation(self, options: ExportOptions) -> None:
+        """Snapshot the EMA model in the engine thread, then render in an ExportJob thread."""
+        if self.busy:
+            self._fail("an animation export is already running")
+            return
+        s = self.window.session
+        self._last_dir = options.path.parent
+        current = s.sampler_config
+        sampler = current if options.sampler == current.name else SamplerConfig(name=options.sampler)
+        options = replace(options, seed=s.run_config.train.seed)
+        bounds = self.window.plot.field_bounds()
+        mode3d = getattr(self.window, "mode3d", None)
+        angles = mode3d.camera_angles() if mode3d is not None and mode3d.is_3d else None
+        self._starting = True
+        self.window.actions_["export_animation"].setEnabled(False)
+        self.tasks.submit(snapshot_engine, lambda snap: self._start_job(snap, options, sampler, bounds, angles),
+                          self._on_snapshot_failed)
+
+    def _on_snapshot_failed(self, message: str) -> None:
+        self._starting = False
+        self.window.actions_["export_animation"].setEnabled(True)
+        self._fail(message)
+
+    def _start_job(self, snap: ModelSnapshot | None, options: ExportOptions, sampler: SamplerConfig,
+                   bounds: tuple[tuple[float, float], ...], angles: tuple[float, float] | None = None) -> None:
+        self._starting = False
+        if snap is None:
+            self.window.actions_["export_animation"].setEnabled(True)
+            self._fail(NOTHING_TO_EXPORT)
+            return
+        job = ExportJob(snap, options, sampler, bounds, angles)  # no parent: freed once dropped, after its thread
+        progress = QProgressDialog(f"Rendering {options.path.name}…", "Cancel", 0, options.frames, self.window)
+        progress.setWindowTitle("Export animation")
+        progress.setWindowModality(Qt.WindowModality.NonModal)  # the window stays usable; training goes on
+        progress.setAutoClose(False)
+        progress.setAutoReset(False)
+        progress.setMinimumDuration(PROGRESS_AFTER_MS)
+        progress.setValue(0)
+        progress.canceled.connect(self.cancel)
+        job.progressed.connect(self._on_progressed)
+        job.finished.connect(self._on_job_finished)
+        job.failed.connect(self._on_job_failed)
+        job.cancelled.connect(self._on_job_cancelled)
+        job.thread.finished.connect(self._on_thread_finished)
+        self.job, self.progress = job, progress
+        self.job_started.emit(job)
+        job.start()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            if self.progress is not None:
+                self.progress.setLabelText("Cancelling…")
+
+    def _on_progressed(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.setValue(done)
+            if done >= total:
+                self.progress.setLabelText("Writing the file…")
+
+    def _on_job_finished(self, path: str) -> None:
+        self._done(path, "the animation")
+
+    def _on_job_failed(self, message: str) -> None:
+        self._fail(message)
+
+    def _on_job_cancelled(self) -> None:
+        self.window.statusBar().showMessage("Export cancelled; no file was written", 6000)
+        self.export_cancelled.emit()
+
+    def _on_thread_finished(self) -> None:
+        progress, self.progress = self.progress, None
+        if progress is not None:
+            progress.canceled.disconnect(self.cancel)
+            progress.hide()
+            progress.deleteLater()
+        self.job = None
+        self.window.actions_["export_animation"].setEnabled(True)
+
+    def shutdown(self) -> None:
+        """Cancel a running export and wait for its thread (the window is closing)."""
+        job = self.job
+        if job is not None:
+            job.cancel()
+            job.wait()
+
+    # -- one-shot exports --------------------------------------------------------------------
+    def export_png(self) -> None:
+        path = self._ask("Save snapshot", "PNG image (*.png)", "snapshot", ".png")
+        if path is not None:
+            self.save_png(with_suffix(path, ".png"))
+
+    def canvas_image(self) -> QImage:
+        """The view in the middle as drawn: the 2D canvas, or the 3D view's framebuffer."""
+        mode3d = getattr(self.window, "mode3d", None)
+        view = mode3d.active_view() if mode3d is not None else self.window.plot
+        grab_image = getattr(view, "grab_image", None)
+        return grab_image() if grab_image is not None else view.grab().toImage()
+
+    def save_png(self, path: str | Path) -> bool:
+        """The canvas as drawn, written atomically (QSaveFile: a temp file renamed on commit)."""
+        path = Path(path)
+        image = self.canvas_image()
+        out = QSaveFile(str(path))
+        ok = out.open(QIODevice.OpenModeFlag.WriteOnly) and not image.isNull() and image.save(out, "PNG")
+        if ok and out.commit():
+            self._done(path, "a snapshot")
+            return True
+        reason = out.errorString() or "the image could not be encoded"
+        out.cancelWriting()
+        self._fail(f"cannot write {str(path)!r}: {reason}")
+        return False
+
+    def export_samples(self) -> None:
+        path = self._ask("Export samples", "NumPy array (*.npy);;CSV table (*.csv)", "samples", ".npy")
+        if path is not None:
+            self.save_samples(path if path.suffix.lower() in (".npy", ".csv") else with_suffix(path, ".npy"))
+
+    def save_samples(self, path: str | Path) -> None:
+        """The live particles (data coordinates), written by the worker with `save_points`."""
+        def write(engine: LiveEngine | None) -> tuple[Path, tuple[int, ...]]:
+            if engine is None:
+                raise DataError(NOTHING_TO_EXPORT)
+            particles = engine.particles_data()
+            return save_points(path, particles), particles.shape
+
+        self.tasks.submit(write, lambda done: self._done(done[0], f"{done[1][0]:,} samples"), self._fail)
+
+    def export_model(self) -> None:
+        path = self._ask("Export trained model (a folder)", "Run folder (*)", "run", "")
+        if path is not None:
+            self.save_model(path)
+
+    def save_model(self, path: str | Path) -> None:
+        """A run directory (config.json + model.safetensors + loss.csv + data.npy), written by the worker."""
+        def write(engine: LiveEngine | None) -> Path:
+            if engine is None:
+                raise DataError(NOTHING_TO_EXPORT)
+            t = engine.trainer
+            try:
+                return save_run(path, engine.config, t.model, t.ema_model, engine.standardizer, t.step,
+                                t.loss_history(), engine.dataset.points)
+            except OSError as exc:
+                raise DataError(f"cannot write the run to {str(path)!r}: {exc.strerror or exc}") from exc
+
+        self.tasks.submit(write, lambda run: self._done(run, "the trained model"), self._fail)

@@ -1,0 +1,315 @@
+"""Lessons in the window: the Lessons menu, the lesson bar, and the controller that sets one up.
+
+A lesson (`sgm_core.lessons`, one JSON file each) names its data, run settings, sampler variants
+and view. Choosing one loads its data, installs its settings in the Session (so the panels show
+them and File ▸ Save keeps them), shows its caption in a bar over the canvas, and starts it:
+"learned" lessons train, "truth" lessons play particles driven by the reference score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
+
+from sgm_core.config import RunConfig
+from sgm_core.lessons import Lesson, Variant, load_lessons
+from sgm_core.losses import LOSSES
+
+# How the lesson files' measured quantities read in the GUI (and where to see them).
+METRIC_WORDS = {
+    "on_mode": "share of particles on a mode (Metrics: On a mode)",
+    "mode_spread": "spread of particles around their mode (1 = like the data)",
+    "mode_weight_error": "mode-weight error (Metrics: orange vs grey bars)",
+    "sw_ratio": "SW ratio to the data (Metrics)",
+    "score_error_drop": "drop of the score error (Metrics: score-error curves)",
+    "loss_drop": "drop of the loss (Loss plot)",
+    "seconds_per_step": "seconds per training step",
+}
+PARTICLE_METRICS = ("on_mode", "mode_spread", "mode_weight_error", "sw_ratio")  # measured on the particles
+
+
+def lesson_run_config(lesson: Lesson, variant: Variant) -> RunConfig:
+    """The run settings the window uses for a lesson variant.
+
+    Learned lessons train `train_steps`. A truth lesson trains nothing, so a single-σ loss there
+    only names the level its Langevin runs at; it is shown as a σ ladder starting at that level
+    (Langevin runs at σmin, the same level), so the σ slider can scrub the true field upwards."""
+    run = variant.run
+    if lesson.score == "learned" and lesson.train_steps:
+        run = replace(run, train=replace(run.train, steps=lesson.train_steps))
+    if lesson.score == "truth" and LOSSES[run.loss.name].noise == "single":
+        sigma = run.noise.sigma
+        noise = replace(run.noise, sigma_min=sigma, sigma_max=max(run.noise.sigma_max, 10 * sigma))
+        run = replace(run, loss=replace(run.loss, name="ncsn"), noise=noise)
+    return run
+
+
+def lesson_view(lesson: Lesson) -> dict[str, Any]:
+    """`Session.set_view` changes for a lesson: its layers over plain defaults, and its σ.
+    Truth lessons train no network, so the score field they show is the true one."""
+    layers = dict(lesson.view.get("layers", {}))
+    view: dict[str, Any] = {"data": True, "field": True, "true_field": False, "particles": True, "trails": False,
+                            "heatmap": "off", "noisy_data": False}
+    view.update({k: v for k, v in layers.items() if k in view})
+    if "sigma" in lesson.view:
+        view["sigma"] = float(lesson.view["sigma"])
+    if lesson.score == "truth":
+        view["true_field"] = bool(view["true_field"] or view["field"])
+        view["field"] = False
+        if view["heatmap"] != "off":
+            view["heatmap"] = "off"  # error / density / curl describe a trained net
+    return view
+
+
+def watch_text(lesson: Lesson) -> str:
+    """One line from the lesson's measured claims ("expect"), in the words of the GUI, grouped by
+    what to look at; a bound every variant shares is said once."""
+    bounds: dict[tuple[str, str, float], list[str]] = {}
+    clauses: dict[str, list[str | tuple[str, float]]] = {}
+    for e in lesson.expect:
+        words = METRIC_WORDS.get(e["metric"], e["metric"])
+        said = clauses.setdefault(words, [])
+        if "ratio_at_least" in e:
+            said.append(f"“{e['worse']}” at least {e['ratio_at_least']:g}× “{e['better']}”")
+        for key in ("above", "below"):
+            if key in e:
+                claim = (words, key, float(e[key]))
+                if claim not in bounds:
+                    said.append(claim[1:])
+                bounds.setdefault(claim, []).append(e["variant"])
+    n_variants = len(lesson.variants)
+    parts = []
+    for words, said in clauses.items():
+        texts = []
+        for clause in said:
+            if isinstance(clause, str):
+                texts.append(clause)
+                continue
+            key, value = clause
+            who = bounds[(words, key, value)]
+            if n_variants == 1:
+                scope = ""
+            elif len(set(who)) == n_variants:
+                scope = "every variant "
+            else:
+                scope = " ".join(f"“{v}”" for v in who) + " "
+            texts.append(f"{scope}{key} {value:g}")
+        parts.append(f"{words}: {', '.join(texts)}")
+    text = " · ".join(parts)
+    if not lesson.view.get("play") and any(e["metric"] in PARTICLE_METRICS for e in lesson.expect):
+        shown = lesson.view.get("layers", {}).get("particles", True)
+        text += " — press ▶ Particles to run the sampler" if shown else " — tick Particles and press ▶ Particles"
+    return text
+
+
+class LessonBar(QFrame):
+    """A banner over the canvas: the lesson's title, caption and what to watch, with its variants."""
+
+    variant_chosen = Signal(int)
+    restart_requested = Signal()
+    compare_requested = Signal(object)  # tuple of loss names
+    dismissed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("lessonBar")
+        self.setStyleSheet(
+            "#lessonBar { background: #eef4fb; border: 1px solid #b9cde4; border-radius: 6px; }"
+            "#lessonBar QLabel { background: transparent; }")
+        self.title_label = QLabel()
+        self.title_label.setStyleSheet("font-size: 14px; font-weight: 600; color: #1f3a5f;")
+        self.mode_label = QLabel()
+        self.mode_label.setStyleSheet("color: #1f3a5f; background: #d8e6f5; border-radius: 8px; padding: 1px 8px;")
+        self.mode_label.setToolTip("What drives the particles in this lesson")
+        self.caption_label = QLabel()
+        self.caption_label.setWordWrap(True)
+        self.caption_label.setStyleSheet("color: #23272e;")
+        self.caption_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.watch_label = QLabel()
+        self.watch_label.setWordWrap(True)
+        self.watch_label.setStyleSheet("color: #3d5670;")
+        self.watch_label.setToolTip("The effect this lesson measures (tests/test_lessons.py checks each claim)")
+        self.variant_combo = QComboBox()
+        self.variant_combo.setToolTip("Switch between the lesson's variants (same data and starting particles)")
+        self.variant_combo.activated.connect(self.variant_chosen.emit)
+        self.variant_label = QLabel("Variant")
+        self.compare_button = QPushButton("Compare side by side…")
+        self.compare_button.setToolTip("Open Compare losses with this lesson's losses ticked")
+        self.compare_button.clicked.connect(lambda: self.compare_requested.emit(self._compare))
+        self.restart_button = QPushButton("Restart")
+        self.restart_button.setToolTip("Set the lesson up again from the start")
+        self.restart_button.clicked.connect(self.restart_requested.emit)
+        self.close_button = QToolButton()
+        self.close_button.setText("✕")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Hide the lesson bar (the settings stay)")
+        self.close_button.clicked.connect(self._dismiss)
+        self._compare: tuple[str, ...] = ()
+
+        head = QHBoxLayout()
+        head.setSpacing(8)
+        head.addWidget(self.title_label)
+        head.addWidget(self.mode_label)
+        head.addStretch(1)
+        head.addWidget(self.variant_label)
+        head.addWidget(self.variant_combo)
+        head.addWidget(self.compare_button)
+        head.addWidget(self.restart_button)
+        head.addWidget(self.close_button)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(12, 6, 6, 8)
+        column.setSpacing(3)
+        column.addLayout(head)
+        column.addWidget(self.caption_label)
+        column.addWidget(self.watch_label)
+        self.hide()
+
+    def show_lesson(self, lesson: Lesson, variant: int) -> None:
+        self.title_label.setText(lesson.title)
+        if lesson.score == "truth":
+            self.mode_label.setText("true score — nothing to train")
+        else:
+            self.mode_label.setText(f"learned score — trains {lesson.train_steps:,} steps")
+        self.caption_label.setText(lesson.caption)
+        self.watch_label.setText(f"<b>What to watch:</b> {watch_text(lesson)}")
+        self.variant_combo.blockSignals(True)
+        self.variant_combo.clear()
+        for v in lesson.variants:
+            self.variant_combo.addItem(v.label)
+        self.variant_combo.setCurrentIndex(variant)
+        self.variant_combo.blockSignals(False)
+        multi = len(lesson.variants) > 1
+        self.variant_combo.setVisible(multi)
+        self.variant_label.setVisible(multi)
+        self._compare = tuple(lesson.view.get("compare", ()))
+        self.compare_button.setVisible(bool(self._compare))
+        self.show()
+
+    def _dismiss(self) -> None:
+        self.hide()
+        self.dismissed.emit()
+
+
+class LessonController(QObject):
+    """Sets a lesson up in a MainWindow: data, settings, view, then training or playing."""
+
+    started = Signal(object)  # the Lesson, once its engine has been asked to run
+
+    def __init__(self, window, lessons: list[Lesson] | None = None) -> None:  # noqa: ANN001 - MainWindow
+        super().__init__(window)
+        self.window = window
+        self.lessons = lessons if lessons is not None else load_lessons()
+        self.lesson: Lesson | None = None
+        self.variant = 0
+        self._pending = False  # waiting for the lesson's data to arrive from the worker
+        self.menu = None  # the Lessons menu, once installed
+        self.actions: list[QAction] = []  # one per lesson, in menu order
+        self.bar = LessonBar()
+        self.bar.variant_chosen.connect(self.set_variant)
+        self.bar.restart_requested.connect(lambda: self.load(self.lesson, self.variant) if self.lesson else None)
+        self.bar.compare_requested.connect(self._open_compare)
+        self.bar.dismissed.connect(self._on_dismissed)
+        window.session.data_changed.connect(self._on_data_changed)
+        window.worker.finished_training.connect(self._on_finished_training)
+
+    # -- choosing ---------------------------------------------------------------------------
+    def load(self, which: Lesson | int | str, variant: int = 0) -> Lesson:
+        """Set up a lesson by object, index (0-based) or id, with one of its variants."""
+        lesson = self._find(which)
+        self.lesson, self.variant = lesson, max(0, min(variant, len(lesson.variants) - 1))
+        w = self.window
+        w.worker.pause_particles()
+        self._apply_settings()
+        s = w.session
+        self.bar.show_lesson(lesson, self.variant)
+        w.statusBar().showMessage(f"Lesson: {lesson.title}", 4000)
+        if s.data.source == lesson.data and s.data.kind in ("preset", "file"):
+            self._pending = False
+            self._start()
+        else:
+            self._pending = True
+            w.load_data(lesson.data)
+        return lesson
+
+    def set_variant(self, index: int) -> None:
+        if self.lesson is None or index == self.variant and not self._pending:
+            return
+        self.load(self.lesson, index)
+
+    def _find(self, which: Lesson | int | str) -> Lesson:
+        if isinstance(which, Lesson):
+            return which
+        if isinstance(which, int):
+            return self.lessons[which]
+        return next(lesson for lesson in self.lessons if lesson.id == which)
+
+    # -- setting up -------------------------------------------------------------------------
+    def _apply_settings(self) -> None:
+        lesson = self.lesson
+        assert lesson is not None
+        s = self.window.session
+        variant = lesson.variants[self.variant]
+        s.set_run_config(lesson_run_config(lesson, variant))  # a new loss picks its sampler: set ours after
+        s.set_sampler_config(variant.sampler)
+        s.set_particles(n_particles=lesson.particles, reference_score=lesson.score == "truth")
+        s.set_view(**lesson_view(lesson))
+
+    def _on_data_changed(self) -> None:
+        lesson = self.lesson
+        if self._pending and lesson is not None and self.window.session.data.source == lesson.data:
+            self._pending = False
+            self._start()
+
+    def _start(self) -> None:
+        """Build the lesson's engine now, then train (learned) and play (when the lesson says so)."""
+        lesson = self.lesson
+        assert lesson is not None
+        w = self.window
+        w.reset_training()  # rebuild from the session now: the lesson's data and settings
+        if lesson.score == "learned":
+            w.train()
+        if lesson.view.get("play", False):
+            w.worker.play()
+        else:
+            w.worker.pause_particles()
+        self.started.emit(lesson)
+
+    def _on_finished_training(self, _step: int) -> None:
+        """A playing lesson samples once more with the trained model, from fresh particles."""
+        lesson = self.lesson
+        if lesson is not None and self.bar.isVisible() and lesson.score == "learned" and lesson.view.get("play"):
+            self.window.reset_particles()
+            self.window.worker.play()
+
+    def _on_dismissed(self) -> None:
+        self.lesson, self._pending = None, False
+
+    def _open_compare(self, losses: tuple[str, ...]) -> None:
+        from .compare_window import open_compare
+
+        compare = open_compare(self.window, "losses", tuple(losses))
+        if compare is not None and self.lesson is not None and self.lesson.train_steps:
+            compare.steps_box.setValue(self.lesson.train_steps)
+
+
+def install_lessons(window) -> LessonController:  # noqa: ANN001 - MainWindow
+    """Add the Lessons menu (Lessons ▸ 1..8) and the lesson bar over the canvas."""
+    controller = LessonController(window)
+    column = window.centralWidget().layout()
+    column.insertWidget(0, controller.bar)
+    menu = window.menuBar().addMenu("&Lessons")
+    menu.setToolTipsVisible(True)
+    controller.menu = menu
+    for i, lesson in enumerate(controller.lessons):
+        action = QAction(lesson.title, window)
+        action.setToolTip(lesson.caption)
+        action.setStatusTip(lesson.caption)
+        action.triggered.connect(lambda _=False, k=i: controller.load(k))
+        menu.addAction(action)
+        window.actions_[f"lesson_{lesson.id}"] = action
+        controller.actions.append(action)
+    return controller

@@ -1,0 +1,486 @@
+"""Session files (.sgm) in the window: New, Open, Save, Save as, the unsaved-changes question and
+the title's `*`.
+
+The file format is `sgm_core.sessions` (an atomic zip, validated before anything is returned).
+The engine worker builds and writes the file, so the GUI thread never touches torch nor waits on
+the disk; opening loads, validates and rebuilds the engine in one worker command and swaps it in
+only when everything succeeded, so a corrupt or foreign file changes nothing. `EngineTasks`
+routes each worker answer to the GUI-thread callback that asked for it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from sgm_core.config import RunConfig, SamplerConfig
+from sgm_core.datasets import PRESETS, Dataset, from_brush, make_preset
+from sgm_core.errors import ConfigError
+from sgm_core.live import LiveEngine
+from sgm_core.sessions import SessionState, load_session, save_session
+
+from .panels.data_panel import TOOLS
+from .session import HEATMAPS, MAX_PARTICLES, DataState, ParticleOptions, ViewOptions, empty_state
+from .workers import EngineSpec, EngineWorker
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+SESSION_SUFFIX = ".sgm"
+SESSION_FILTER = "Playground sessions (*.sgm);;All files (*)"
+GUI_SETTINGS_VERSION = 1
+UNSAVED_CHOICES = ("save", "discard", "cancel")
+
+_TOKENS = itertools.count(1)  # one token space for every EngineTasks: answers never cross
+
+
+class EngineTasks(QObject):
+    """Run functions in the engine worker's thread; their results come back to callbacks here,
+    in the GUI thread (`on_done(result)` or `on_fail(message)`)."""
+
+    def __init__(self, worker: EngineWorker, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.worker = worker
+        self._pending: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
+        worker.task_finished.connect(self._on_finished)
+        worker.task_failed.connect(self._on_failed)
+
+    def submit(self, fn: Callable[[LiveEngine | None], Any], on_done: Callable[[Any], None],
+               on_fail: Callable[[str], None]) -> int:
+        """fn(engine or None) runs in the worker; on_done gets what it returns."""
+        token = next(_TOKENS)
+        self._pending[token] = (on_done, on_fail)
+        self.worker.run_task(token, fn)
+        return token
+
+    def replace_engine(self, build: Callable[[], tuple[LiveEngine | None, EngineSpec, Any]],
+                       on_done: Callable[[Any], None], on_fail: Callable[[str], None]) -> int:
+        """build() makes a new engine in the worker, which installs it; on_done gets the payload."""
+        token = next(_TOKENS)
+        self._pending[token] = (on_done, on_fail)
+        self.worker.replace_engine(token, build)
+        return token
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending)
+
+    def _on_finished(self, token: int, result: object) -> None:
+        callbacks = self._pending.pop(token, None)
+        if callbacks is not None:
+            callbacks[0](result)
+
+    def _on_failed(self, token: int, message: str) -> None:
+        callbacks = self._pending.pop(token, None)
+        if callbacks is not None:
+            callbacks[1](message)
+
+
+# --------------------------------------------------------------------------- worker thread (no Qt)
+
+
+@dataclass(frozen=True)
+class SaveRequest:
+    """What the GUI knows of a session; the worker adds the engine's weights, particles, history."""
+
+    path: Path
+    points: np.ndarray  # (N, D) the data as shown (read-only)
+    source: str  # preset name, file path, or "drawn"
+    brush_radius: float  # spray radius of drawn data: 2 x its jitter (0 for file data)
+    settings: dict[str, Any]  # gui_settings()
+    run: RunConfig  # used when there is no engine yet
+    sampler: SamplerConfig
+
+
+@dataclass(frozen=True)
+class SavedSession:
+    path: Path
+    step: int  # the training step the file holds
+    has_model: bool
+
+
+def write_session(request: SaveRequest, engine: LiveEngine | None) -> SavedSession:
+    """Build the SessionState (with the engine's weights when there is one) and write it atomically."""
+    if engine is not None:
+        state = engine.export_state(request.points, request.source, request.brush_radius, request.settings)
+    else:  # nothing trainable yet (an empty or one-point drawing): data and settings only
+        state = SessionState(points=np.asarray(request.points, np.float32), source=request.source, run=request.run,
+                             sampler=request.sampler, brush_radius=request.brush_radius, settings=request.settings)
+    save_session(request.path, state)
+    return SavedSession(request.path, state.step, state.model is not None)
+
+
+@dataclass(frozen=True)
+class OpenedSession:
+    path: Path
+    state: SessionState  # without weights: those live on in the worker's engine
+    dataset: Dataset | None  # None when the session holds fewer than 2 points
+
+
+def session_dataset(state: SessionState) -> Dataset | None:
+    """The dataset a session trains on: its preset (generator and exact mixture kept) when the
+    points are that preset's display draw, else the points as a brush cloud."""
+    points = state.points
+    if len(points) < 2:
+        return None
+    spec = PRESETS.get(state.source)
+    if spec is not None and spec.dim == points.shape[1]:
+        preset = make_preset(state.source, n_points=len(points))
+        if np.array_equal(preset.points, points):
+            return preset
+    return from_brush(points, state.brush_radius)
+
+
+def build_engine(path: Path) -> tuple[LiveEngine | None, EngineSpec, OpenedSession]:
+    """Load and validate a session file, then rebuild its engine (worker thread; SessionError)."""
+    state = load_session(path)
+    dataset = session_dataset(state)
+    engine = LiveEngine.from_state(dataset, state) if dataset is not None else None
+    n = len(state.particles) if state.particles is not None else ParticleOptions().n_particles
+    spec = EngineSpec(dataset, state.run, state.sampler, n)
+    return engine, spec, OpenedSession(path, replace(state, model=None, ema=None), dataset)
+
+
+# --------------------------------------------------------------------------- GUI settings
+
+
+@dataclass(frozen=True)
+class GuiSettings:
+    """The window settings a session file restores (validated; bad entries fall back)."""
+
+    view: ViewOptions
+    particles: ParticleOptions
+    brush_radius: float
+    brush_density: int
+    tool: str
+    view_range: tuple[tuple[float, float], tuple[float, float]] | None  # the 2D canvas
+    data_name: str | None
+    data_kind: str | None
+    view3d: dict[str, Any]  # the 3D view's slice and camera (MainWindow.view_settings), checked on apply
+
+
+def current_tool(window: MainWindow) -> str:
+    return next((t for t in TOOLS if window.actions_[f"tool_{t}"].isChecked()), "pan")
+
+
+def gui_settings(window: MainWindow) -> dict[str, Any]:
+    """JSON-able view settings of the window: field σ, layers, heatmap, arrows, tool, steps per
+    frame, trails, view range (2D) or slice and camera (3D), brush, and the data's display name."""
+    s = window.session
+    view3d = getattr(window, "view_settings", None)
+    return {
+        "version": GUI_SETTINGS_VERSION,
+        "data": {"name": s.data.name, "kind": s.data.kind},
+        "view": {k: v for k, v in asdict(s.view).items() if k != "bounds"},
+        "particles": asdict(s.particles),
+        "brush": {"radius": float(s.brush_radius), "density": int(s.brush_density)},
+        "tool": current_tool(window),
+        "view_range": [[float(lo), float(hi)] for lo, hi in window.plot.field_bounds()],
+        "view3d": view3d() if view3d is not None else {},
+    }
+
+
+def _same_kind(old: object, new: object) -> bool:
+    if isinstance(old, bool):
+        return isinstance(new, bool)
+    if isinstance(old, int):
+        return isinstance(new, int) and not isinstance(new, bool)
+    if isinstance(old, float):
+        return isinstance(new, int | float) and not isinstance(new, bool) and math.isfinite(new)
+    return isinstance(new, type(old))
+
+
+def _merged(base: Any, raw: object) -> Any:
+    """`base` (a settings dataclass) with the entries of `raw` whose type matches the field's:
+    a hand-edited or newer file falls back to defaults instead of breaking the window."""
+    if not isinstance(raw, dict):
+        return base
+    changes = {f.name: raw[f.name] for f in fields(base)
+               if f.name in raw and f.name != "bounds" and _same_kind(getattr(base, f.name), raw[f.name])}
+    changes = {k: float(v) if isinstance(getattr(base, k), float) else v for k, v in changes.items()}
+    return replace(base, **changes)
+
+
+def _view_range(raw: object) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    try:
+        (x0, x1), (y0, y1) = ((float(lo), float(hi)) for lo, hi in raw)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in (x0, x1, y0, y1)) or not (x0 < x1 and y0 < y1):
+        return None
+    return (x0, x1), (y0, y1)
+
+
+def parse_gui_settings(raw: dict[str, Any], brush_radius: float, brush_density: int) -> GuiSettings:
+    """Read `gui_settings()` back; the brush falls back to the current one, the rest to defaults."""
+    view = _merged(ViewOptions(), raw.get("view"))
+    if view.heatmap not in HEATMAPS:
+        view = replace(view, heatmap="off")
+    if not view.sigma > 0:
+        view = replace(view, sigma=ViewOptions().sigma)
+    particles = _merged(ParticleOptions(), raw.get("particles"))
+    if not (1 <= particles.n_particles <= MAX_PARTICLES and particles.steps_per_frame >= 1
+            and particles.trail_length >= 0):
+        particles = ParticleOptions()
+    brush = raw.get("brush") if isinstance(raw.get("brush"), dict) else {}
+    radius = brush.get("radius")
+    density = brush.get("density")
+    radius = float(radius) if _same_kind(1.0, radius) and radius > 0 else brush_radius
+    density = density if _same_kind(1, density) and density >= 1 else brush_density
+    tool = raw.get("tool") if raw.get("tool") in TOOLS else "pan"
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    name = data.get("name") if isinstance(data.get("name"), str) else None
+    kind = data.get("kind") if data.get("kind") in ("preset", "file", "drawn") else None
+    view3d = raw.get("view3d") if isinstance(raw.get("view3d"), dict) else {}
+    return GuiSettings(view, particles, radius, density, tool, _view_range(raw.get("view_range")), name, kind, view3d)
+
+
+def restored_data(opened: OpenedSession, name: str | None, kind: str | None) -> DataState:
+    """The canvas data of an opened session, with its display name and kind when they still fit."""
+    state, dataset = opened.state, opened.dataset
+    source = state.source
+    if dataset is not None and source in PRESETS and dataset.name == source:
+        return DataState(state.points, name or source, "preset", dataset, 0.0, source)
+    jitter = state.brush_radius / 2
+    if kind == "file" and jitter == 0:
+        return DataState(state.points, name or Path(source).stem, "file", dataset, 0.0, source)
+    return DataState(state.points, name or "drawing", "drawn", dataset, jitter, "")
+
+
+# --------------------------------------------------------------------------- the controller
+
+
+class SessionFiles(QObject):
+    """File ▸ New / Open session / Save session / Save session as, and whether work is unsaved.
+
+    The session is dirty when the undo stack is not clean or training advanced since the last
+    save (or open). Questions go through the window (`ask_save_path`, `ask_open_path`,
+    `ask_unsaved_changes`), so tests answer them without a dialog.
+    """
+
+    saved = Signal(str)  # path
+    save_failed = Signal(str)  # message (also on the banner)
+    opened = Signal(str)  # path
+    open_failed = Signal(str)  # message (also on the banner)
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.tasks = EngineTasks(window.worker, self)
+        self.path: Path | None = None  # the session file, once saved or opened
+        self.saved_step = 0  # training step of the last save/open (0: nothing trained)
+        self._discard_approved = False  # the user answered Discard/Save: go ahead once
+        self._asking = False
+        self._open_token = 0
+        self._save_index: int | None = None  # undo index when the pending save was taken
+        a = window._action
+        a("new_session", "New", "Start an empty drawing (asks to save unsaved work)", "Ctrl+N", self.new)
+        a("open_session", "Open session…", "Open a saved session (.sgm): data, settings, model, particles",
+          "Ctrl+O", self.open_dialog)
+        a("save_session", "Save session", "Save the session: data, settings, trained model, particles", "Ctrl+S",
+          lambda: self.save())
+        a("save_session_as", "Save session as…", "Save the session under a new name", "Ctrl+Shift+S",
+          lambda: self.save_as())
+        window.session.frame_arrived.connect(self._refresh_modified)
+        window.worker.state_changed.connect(self._refresh_modified)
+
+    # -- state -------------------------------------------------------------------------------
+    def current_step(self) -> int:
+        frame = self.window.session.last_frame
+        return int(frame.step) if frame is not None and self.window._engine_ok else 0
+
+    def is_dirty(self) -> bool:
+        """Unsaved work: data edits since the last save/open, or training since then."""
+        return not self.window.session.undo_stack.isClean() or self.current_step() != self.saved_step
+
+    def title_name(self) -> str:
+        return self.path.name if self.path is not None else self.window.session.data.name
+
+    def _refresh_modified(self, *_args: object) -> None:
+        dirty = self.is_dirty()
+        if dirty != self.window.isWindowModified():
+            self.window.setWindowModified(dirty)
+
+    def _default_path(self, suffix: str, stem: str | None = None) -> str:
+        folder = self.path.parent if self.path is not None else Path.home()
+        stem = stem or (self.path.stem if self.path is not None else _slug(self.window.session.data.name))
+        return str(folder / f"{stem}{suffix}")
+
+    # -- unsaved changes ---------------------------------------------------------------------
+    def confirm_discard(self, then: Callable[[], None] | None = None) -> bool:
+        """True when going ahead loses nothing (or the user already agreed). Otherwise ask Save /
+        Discard / Cancel: an answer given at once (a test) is acted on at once; an answer from the
+        non-blocking box later runs `then` (after a successful save, or at once on Discard)."""
+        if self._discard_approved or not self.is_dirty():
+            return True
+        if self._asking:
+            return False  # the question is already on screen
+        answered: list[str] = []
+        waiting = [False]  # True once ask_unsaved_changes returned without an answer (a box is open)
+
+        def answer(choice: str) -> None:
+            if waiting[0]:
+                self._on_unsaved_answer(choice, then)
+            else:
+                answered.append(choice)
+
+        self._asking = True
+        try:
+            self.window.ask_unsaved_changes(answer)
+        except BaseException:
+            self._asking = False
+            raise
+        if not answered:
+            waiting[0] = True
+            return False
+        self._asking = False
+        if answered[0] == "save":
+            self.save(then=then)
+        return answered[0] == "discard"
+
+    def _on_unsaved_answer(self, choice: str, then: Callable[[], None] | None) -> None:
+        self._asking = False
+        if choice == "discard":
+            QTimer.singleShot(0, lambda: self._go_ahead(then))
+        elif choice == "save":
+            self.save(then=then)
+
+    def _go_ahead(self, then: Callable[[], None] | None) -> None:
+        """Run the action the question held up, without asking again."""
+        if then is None:
+            return
+        self._discard_approved = True
+        try:
+            then()
+        finally:
+            self._discard_approved = False
+
+    # -- commands ----------------------------------------------------------------------------
+    def new(self) -> None:
+        """An empty drawing with the current settings, not yet saved anywhere."""
+        w = self.window
+        if not w.confirm_discard(self.new):
+            return
+        w.session.replace_data(empty_state())
+        w.session.undo_stack.clear()
+        w._flush_rebuild()  # no data, no engine: now, not after the debounce
+        self.path, self.saved_step = None, 0
+        w._update_title()
+
+    def save(self, then: Callable[[], None] | None = None) -> None:
+        if self.path is None:
+            self.save_as(then)
+        else:
+            self.save_to(self.path, then)
+
+    def save_as(self, then: Callable[[], None] | None = None) -> None:
+        chosen = self.window.ask_save_path("Save session", SESSION_FILTER, self._default_path(SESSION_SUFFIX))
+        if chosen:
+            self.save_to(with_suffix(chosen, SESSION_SUFFIX), then)
+
+    def save_to(self, path: str | Path, then: Callable[[], None] | None = None) -> None:
+        """Write the session to `path` in the worker; `saved` or `save_failed` answers."""
+        w, s = self.window, self.window.session
+        w._flush_rebuild()  # the engine must hold the data on screen, not the data before a pending edit
+        data = s.data
+        radius = 2.0 * data.jitter if data.kind == "drawn" else 0.0
+        source = data.source or "drawn"
+        request = SaveRequest(Path(path), data.points, source, radius, gui_settings(w), s.run_config, s.sampler_config)
+        self._save_index = s.undo_stack.index()
+        w.statusBar().showMessage(f"Saving {Path(path).name}…", 3000)
+        self.tasks.submit(partial(write_session, request), lambda done: self._on_saved(done, then),
+                          self._on_save_failed)
+
+    def _on_saved(self, done: SavedSession, then: Callable[[], None] | None) -> None:
+        w, stack = self.window, self.window.session.undo_stack
+        if stack.index() == self._save_index:
+            stack.setClean()  # edits made while the worker wrote stay unsaved
+        self.path, self.saved_step = done.path, done.step
+        w._add_recent(str(done.path.resolve()))
+        w.statusBar().showMessage(f"Saved {done.path}", 6000)
+        w._update_title()
+        self.saved.emit(str(done.path))
+        if then is not None:
+            QTimer.singleShot(0, lambda: self._go_ahead(then))
+
+    def _on_save_failed(self, message: str) -> None:
+        self.window.show_error(message)
+        self.save_failed.emit(message)
+
+    def open_dialog(self) -> None:
+        chosen = self.window.ask_open_path("Open session", SESSION_FILTER, self._default_path(SESSION_SUFFIX))
+        if chosen:
+            self.open(chosen)
+
+    def open(self, path: str | Path) -> None:
+        """Open a session file (after the unsaved-changes question); `opened` or `open_failed`."""
+        path = Path(path)
+        if not self.window.confirm_discard(lambda: self.open(path)):
+            return
+        self.window._flush_rebuild()  # a pending rebuild must not land after (and over) the opened engine
+        self.window.statusBar().showMessage(f"Opening {path.name}…", 3000)
+        token = self.tasks.replace_engine(partial(build_engine, path), lambda o: self._on_opened(o, token),
+                                          lambda m: self._on_open_failed(m, token))
+        self._open_token = token
+
+    def _on_open_failed(self, message: str, token: int) -> None:
+        if token == self._open_token:
+            self.window.show_error(f"session not opened: {message}")  # the sentence often starts with the file name
+            self.open_failed.emit(message)
+
+    def _on_opened(self, opened: OpenedSession, token: int) -> None:
+        """The worker holds the session's engine now: show its data and settings without a rebuild."""
+        w, s = self.window, self.window.session
+        state = opened.state
+        gui = parse_gui_settings(state.settings, s.brush_radius, s.brush_density)
+        particles = gui.particles
+        if state.particles is not None:
+            particles = replace(particles, n_particles=len(state.particles))
+        has_engine = opened.dataset is not None
+        w.adopt_engine(state.run, state.sampler, particles.n_particles, has_engine)
+        s.restore(run_config=state.run, sampler_config=state.sampler, particles=particles, view=gui.view,
+                  brush_radius=gui.brush_radius, brush_density=gui.brush_density)
+        s.replace_data(restored_data(opened, gui.data_name, gui.data_kind))
+        s.undo_stack.clear()  # a new document: undo does not reach into the previous one
+        w.adopt_engine(state.run, state.sampler, particles.n_particles, has_engine)  # cancel the data's rebuild
+        if state.points.shape[1] == 2:
+            w.set_tool(gui.tool)
+            if gui.view_range is not None:
+                (x0, x1), (y0, y1) = gui.view_range
+                w.plot.getPlotItem().getViewBox().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+            else:
+                w.plot.fit_to(state.points)
+        apply_view3d = getattr(w, "apply_view_settings", None)
+        if apply_view3d is not None and gui.view3d:
+            try:
+                apply_view3d(gui.view3d)
+            except (ConfigError, TypeError, ValueError):
+                pass  # a hand-edited slice or camera: keep the current one
+        self.path, self.saved_step = opened.path, state.step if has_engine else 0
+        w._add_recent(str(opened.path.resolve()))
+        w.statusBar().showMessage(f"Opened {opened.path.name}: {len(state.points)} points, step {state.step:,}", 6000)
+        w._update_title()
+        self.opened.emit(str(opened.path))
+
+
+def with_suffix(path: str | Path, suffix: str) -> Path:
+    """`path`, with `suffix` appended unless it already ends so (case-insensitively)."""
+    path = Path(path)
+    return path if path.suffix.lower() == suffix else path.with_name(path.name + suffix)
+
+
+def _slug(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.strip())
+    return "-".join(part for part in keep.split("-") if part) or "session"
+
+
+__all__ = ["EngineTasks", "SESSION_SUFFIX", "SessionFiles", "build_engine", "gui_settings",
+           "parse_gui_settings", "session_dataset", "with_suffix", "write_session"]

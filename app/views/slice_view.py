@@ -1,0 +1,196 @@
+"""A small 2D view of the score field on the 3D view's slice plane.
+
+The engine evaluates a sliced `FieldView` on the plane x[axis] = value; this view draws the
+field's two in-plane components there as 2D arrows coloured by (in-plane) magnitude, the same
+arrows `Plot3D` draws in its plane, plus the data and the particles within a thin slab around
+the plane. Persistent pyqtgraph items refreshed with `setData`, as in `Plot2D`; the projection
+is a pure function tested without a window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QPen
+
+from app.views import colors
+from app.views.geometry import arrow_segments, grid_cell, magnitude_bins, robust_length_scale
+
+AXIS_NAMES = ("x", "y", "z")
+N_BINS = 6  # arrow colour bins: one PlotCurveItem each
+ARROW_FILL = 0.9  # the 95th-percentile magnitude spans this fraction of a grid cell (as Plot2D)
+ARROW_MAX = 1.25  # longer arrows are capped at this many cells
+NORMALIZED_LENGTH = 0.8  # direction-only arrows: this many cells
+SLAB = 0.04  # points within this fraction of the box side of the plane are drawn (each side)
+MAX_DRAWN = 5000  # particles / data drawn in the slab at most: a small view needs no more
+
+
+def in_plane_axes(axis: int) -> tuple[int, int]:
+    """The two coordinate axes spanning the plane normal to `axis`, in increasing order
+    (x-normal: (y, z), y-normal: (x, z), z-normal: (x, y))."""
+    if axis not in (0, 1, 2):
+        raise ValueError(f"slice axis must be 0, 1 or 2, got {axis!r}")
+    a, b = (i for i in range(3) if i != axis)
+    return a, b
+
+
+def project_field(positions: np.ndarray, vectors: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 3D field sampled on the plane x[axis] = c as a 2D field: the in-plane coordinates and
+    the in-plane components (the normal component is dropped: it points out of the picture)."""
+    a, b = in_plane_axes(axis)
+    p = np.asarray(positions, dtype=np.float32).reshape(-1, 3)
+    v = np.asarray(vectors, dtype=np.float32).reshape(-1, 3)
+    return np.ascontiguousarray(p[:, [a, b]]), np.ascontiguousarray(v[:, [a, b]])
+
+
+def slab(points: np.ndarray, axis: int, value: float, half_width: float) -> np.ndarray:
+    """The in-plane coordinates (M, 2) of the 3D points within `half_width` of the plane."""
+    p = np.asarray(points, dtype=np.float32).reshape(-1, 3) if len(points) else np.zeros((0, 3), np.float32)
+    a, b = in_plane_axes(axis)
+    near = np.abs(p[:, axis] - value) <= half_width
+    return np.ascontiguousarray(p[near][:, [a, b]])
+
+
+def _pen(rgba: colors.RGBA, width: float = 1.0) -> QPen:
+    pen = pg.mkPen(rgba, width=width)
+    pen.setCosmetic(True)
+    return pen
+
+
+class SliceView(pg.PlotWidget):
+    """The field on the current slice plane, seen face-on; `set_slice(None, ...)` empties it."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent, background=colors.BACKGROUND)
+        self._axis: int | None = None
+        self._value = 0.0
+        self._bounds: tuple[tuple[float, float], ...] = ((-1.0, 1.0),) * 3
+        self._points = np.zeros((0, 3), np.float32)
+        self._field = None
+        self._normalized = False
+        self._layers = {"data": True, "field": True, "particles": True}
+        pi = self.getPlotItem()
+        self._vb = pi.getViewBox()
+        self._vb.setAspectLocked(True, ratio=1.0)
+        self._vb.disableAutoRange()
+        self._vb.setMouseEnabled(False, False)  # a fixed picture of the plane; the 3D view navigates
+        pi.hideButtons()
+        pi.setMenuEnabled(False)
+        pi.showGrid(x=True, y=True, alpha=colors.GRID_ALPHA)
+        for name in ("left", "bottom"):
+            axis = pi.getAxis(name)
+            axis.setPen(pg.mkPen(colors.FOREGROUND))
+            axis.setTextPen(pg.mkPen(colors.FOREGROUND))
+        self._data_item = pg.ScatterPlotItem(pxMode=True, size=3, pen=None, brush=pg.mkBrush(colors.DATA))
+        self._field_items = [
+            pg.PlotCurveItem(connect="pairs", pen=_pen(c, 1.2), antialias=True, skipFiniteCheck=True)
+            for c in colors.bin_colors(N_BINS)
+        ]
+        self._particle_item = pg.ScatterPlotItem(pxMode=True, size=4, pen=None, brush=pg.mkBrush(colors.PARTICLE))
+        for z, item in enumerate([self._data_item, *self._field_items, self._particle_item]):
+            item.setZValue(z)
+            pi.addItem(item)
+        self.setMinimumHeight(160)
+
+    # -- inputs -----------------------------------------------------------------------------
+    def set_points(self, points: np.ndarray) -> None:
+        """The 3D data; the part near the plane is drawn."""
+        self._points = np.asarray(points, dtype=np.float32).reshape(-1, 3) if len(points) else np.zeros((0, 3), np.float32)
+        self._draw_data()
+
+    def set_slice(self, axis: int | None, value: float, bounds: tuple[tuple[float, float], ...]) -> None:
+        """Show the plane x[axis] = value of the box `bounds` (the 3D view's field box)."""
+        if axis is not None:
+            in_plane_axes(axis)  # validates
+        moved = (axis, float(value)) != (self._axis, self._value)
+        self._axis, self._value, self._bounds = axis, float(value), tuple(bounds)
+        if moved:
+            self.clear_field()  # arrows of another plane must not stay
+        if axis is None:
+            self._particle_item.setData(x=[], y=[])
+            self._data_item.setData(x=[], y=[])
+            return
+        a, b = in_plane_axes(axis)
+        pi = self.getPlotItem()
+        pi.setLabel("bottom", AXIS_NAMES[a])
+        pi.setLabel("left", AXIS_NAMES[b])
+        (a0, a1), (b0, b1) = self._bounds[a], self._bounds[b]
+        self._vb.setRange(QRectF(a0, b0, a1 - a0, b1 - b0), padding=0.02)
+        self._draw_data()
+
+    def slice(self) -> tuple[int, float] | None:
+        return None if self._axis is None else (self._axis, self._value)
+
+    def set_layers(self, *, data: bool | None = None, field: bool | None = None, particles: bool | None = None,
+                   **_ignored: object) -> None:
+        """Visibility toggles; the 3D view's other layer keywords are accepted and ignored."""
+        for key, on in (("data", data), ("field", field), ("particles", particles)):
+            if on is not None:
+                self._layers[key] = bool(on)
+        self._data_item.setVisible(self._layers["data"])
+        for item in self._field_items:
+            item.setVisible(self._layers["field"])
+        self._particle_item.setVisible(self._layers["particles"])
+
+    def set_normalized_arrows(self, on: bool) -> None:
+        if bool(on) != self._normalized:
+            self._normalized = bool(on)
+            self._draw_field()
+
+    def show_frame(self, frame) -> None:  # noqa: ANN001 - sgm_core.live.Frame
+        """Particles near the plane; the field when the frame carries a new one sliced along
+        this view's axis at its value (a full 3D grid, or another plane, is not drawn here)."""
+        if self._axis is None or frame.dim != 3:
+            return
+        near = slab(frame.particles, self._axis, self._value, self._half_width())[:MAX_DRAWN]
+        self._particle_item.setData(x=near[:, 0], y=near[:, 1])
+        f = frame.field
+        if f is not None and f is not self._field and self._is_this_plane(f):
+            self._field = f
+            self._draw_field()
+
+    def clear_field(self) -> None:
+        self._field = None
+        for item in self._field_items:
+            item.setData(x=np.zeros(0), y=np.zeros(0))
+
+    def field_arrow_count(self) -> int:
+        """Arrows drawn now (for tests): each arrow is 6 vertices over the colour bins."""
+        return sum(len(item.getData()[0] if item.getData()[0] is not None else ()) for item in self._field_items) // 6
+
+    # -- drawing ----------------------------------------------------------------------------
+    def _half_width(self) -> float:
+        lo, hi = self._bounds[self._axis] if self._axis is not None else (0.0, 1.0)
+        return SLAB * max(hi - lo, 1e-9)
+
+    def _is_this_plane(self, field) -> bool:  # noqa: ANN001 - FieldGrid
+        shape = tuple(field.shape)
+        if len(shape) != 3 or shape[self._axis] != 1 or not len(field.positions):
+            return False
+        return bool(np.isclose(field.positions[0, self._axis], self._value, rtol=1e-5, atol=1e-5))
+
+    def _draw_data(self) -> None:
+        if self._axis is None:
+            return
+        near = slab(self._points, self._axis, self._value, self._half_width())[:MAX_DRAWN]
+        self._data_item.setData(x=near[:, 0], y=near[:, 1])
+
+    def _draw_field(self) -> None:
+        f = self._field
+        if f is None or self._axis is None:
+            return
+        pos, vec = project_field(f.positions, f.vectors, self._axis)
+        cell = grid_cell(pos)
+        mag = np.hypot(vec[:, 0], vec[:, 1])
+        finite = mag[np.isfinite(mag)]
+        top = float(np.percentile(finite, 95)) if finite.size else 0.0
+        if self._normalized:
+            scale, cap = NORMALIZED_LENGTH * cell, None
+        else:
+            scale, cap = robust_length_scale(mag, cell, 95.0, ARROW_FILL), ARROW_MAX * cell
+        segs = arrow_segments(pos, vec, scale, self._normalized, max_length=cap).reshape(-1, 6, 2)
+        bins = magnitude_bins(mag, N_BINS, top)
+        for b, item in enumerate(self._field_items):
+            sel = segs[bins == b].reshape(-1, 2)
+            item.setData(x=sel[:, 0], y=sel[:, 1], connect="pairs")

@@ -1,0 +1,156 @@
+"""Compare mode: losses side by side without stalling the GUI, samplers from identical starts,
+and a window that stops its thread when it closes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
+from app.compare_window import DEFAULT_LOSSES, CompareWindow
+from app.main_window import MainWindow
+from app.workers import warm_up_torch
+from sgm_core.config import RunConfig
+from sgm_core.datasets import make_preset
+from sgm_core.samplers import SAMPLERS
+
+TIMEOUT_MS = 60_000  # generous for a loaded 2-core CI machine; typical runs take a few seconds
+TICK_MS = 10  # the GUI-thread probe timer
+STALL_BOUND_MS = 500  # generous: measured worst gaps are printed by the test (typically ~50–150 ms)
+CLOSE_BOUND_S = 3.0  # closing joins the thread after its current round (~40 ms)
+
+
+def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
+    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_torch():
+    warm_up_torch()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_preset("8gaussians", n_points=1000)
+
+
+def small_config() -> RunConfig:
+    cfg = RunConfig()
+    return replace(cfg, model=replace(cfg.model, width=32, depth=2), train=replace(cfg.train, batch=128))
+
+
+def compare_window(qtbot, data, mode: str, steps: int, particles: int = 300, **kw) -> CompareWindow:
+    w = CompareWindow(mode, data, data.points, small_config(), "8gaussians", train_steps=steps,
+                      n_particles=particles, **kw)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+class TickProbe:
+    """A 10 ms timer in the GUI thread; the longest gap between its ticks is how long the GUI stalled.
+    `running()` splits the gaps in two: before it first holds (e.g. building the plots) and after."""
+
+    def __init__(self, running: Callable[[], bool]) -> None:
+        self.running = running
+        self.clock = QElapsedTimer()
+        self.gaps: list[float] = []
+        self.marked_at: int | None = None
+        self.timer = QTimer(interval=TICK_MS)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self.clock.start()
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.gaps.append(self.clock.restart())
+        if self.marked_at is None and self.running():
+            self.marked_at = len(self.gaps)
+
+    def stop(self) -> tuple[float, float]:
+        """(worst gap overall, worst gap after the mark)."""
+        self.timer.stop()
+        after = self.gaps[(self.marked_at or 0) + 1:]
+        return max(self.gaps, default=0.0), max(after, default=0.0)
+
+
+def test_four_losses_train_side_by_side_without_stalling_the_gui(qtbot, data, capsys):
+    w = compare_window(qtbot, data, "losses", steps=200)
+    assert w.checked() == list(DEFAULT_LOSSES)
+    probe = TickProbe(running=lambda: w.frames_received > 0)
+    probe.start()
+    t0 = time.monotonic()
+    w.start_button.click()  # builds four plots in the GUI thread: the first, expected, pause
+    wait(qtbot, lambda: w.phase == "done" and w.last_frames and w.last_frames[0].phase == "done")
+    seconds = time.monotonic() - t0
+    worst, steady = probe.stop()
+    frames = w.last_frames
+    assert [f.label for f in frames] == list(DEFAULT_LOSSES)
+    assert all(f.frame.step == 200 for f in frames)  # the same number of steps for every loss
+    assert all(f.steps_per_second > 0 and f.score_error is not None and f.sw_ratio is not None for f in frames)
+    assert all(f.frame.sampler_done for f in frames)
+    for plot, f in zip(w.plots, frames, strict=True):
+        title = plot.getPlotItem().titleLabel.text
+        assert f.label in title and "steps/s" in title and "score err" in title and "SW" in title
+    assert sorted(w._curves) == sorted(DEFAULT_LOSSES)  # one loss curve per loss
+    # linked views: panning the first moves the others
+    w.plots[0].getViewBox().setXRange(10, 12, padding=0)
+    assert w.plots[3].getViewBox().viewRange()[0] == pytest.approx([10, 12])
+    assert worst < STALL_BOUND_MS
+    with capsys.disabled():
+        print(f"\n[compare 4 losses: {w.frames_received} frame lists in {seconds:.1f} s; worst GUI stall "
+              f"{worst:.0f} ms (Start builds the plots), {steady:.0f} ms once running; {len(probe.gaps)} ticks]")
+
+
+def test_closing_the_window_stops_its_thread(qtbot, data):
+    w = compare_window(qtbot, data, "losses", steps=1_000_000)
+    w.start_button.click()
+    wait(qtbot, lambda: w.frames_received >= 3)
+    assert w.worker.is_running()
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 < CLOSE_BOUND_S
+    assert not w.worker.is_running()
+
+
+def test_samplers_start_from_identical_particles(qtbot, data):
+    w = compare_window(qtbot, data, "samplers", steps=60, particles=200)
+    assert w.checked() == list(SAMPLERS)
+    w.start_button.click()
+    wait(qtbot, lambda: w.last_frames and w.last_frames[0].phase == "sampling")
+    starts = [f.initial_particles for f in w.last_frames]
+    assert all(np.array_equal(starts[0], s) for s in starts[1:])  # one shared draw
+    wait(qtbot, lambda: w.phase == "done" and w.last_frames[0].phase == "done")
+    frames = w.last_frames
+    assert all(f.frame.sampler_done and f.frame.sampler_step >= f.sampler_steps for f in frames)
+    assert all(np.isfinite(f.sw_ratio) and f.sw_history for f in frames)
+    assert len({f.frame.step for f in frames}) == 1  # one shared model
+    assert not all(np.array_equal(frames[0].frame.particles, f.frame.particles) for f in frames[1:])
+
+
+def test_selection_limits_and_the_tools_menu(qtbot):
+    window = MainWindow(data="8gaussians", device="CPU")
+    qtbot.addWidget(window)
+    wait(qtbot, lambda: len(window.session.points) == 5000)
+    window.actions_["compare_losses"].trigger()
+    assert len(window.compare_windows) == 1
+    compare = window.compare_windows[0]
+    assert compare.dataset is window.session.dataset() and compare.mode == "losses"
+    compare.set_checked(["sm"])
+    assert not compare.start_button.isEnabled() and "2 to 4" in compare.hint_label.text()
+    compare.set_checked(["sm", "ssm", "dsm", "ncsn", "ve-sde"])
+    assert not compare.start_button.isEnabled()
+    compare.set_checked(["dsm", "ncsn"])
+    assert compare.start_button.isEnabled() and compare.hint_label.text() == ""
+    window.actions_["compare_samplers"].trigger()
+    assert [c.mode for c in window.compare_windows] == ["losses", "samplers"]
+    compare.start_button.click()
+    wait(qtbot, lambda: compare.frames_received >= 1)
+    window.close()  # closes its comparisons: their threads stop with them
+    assert window.compare_windows == [] and not compare.worker.is_running()

@@ -1,0 +1,157 @@
+"""The Metrics dock: live score error per σ and sample metrics from the worker; q_σ on the canvas."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from app import workers
+from app.main_window import MainWindow
+from app.panels.metrics_panel import MetricsPanel
+from app.workers import warm_up_torch
+from sgm_core.config import RunConfig, SamplerConfig
+from sgm_core.datasets import Standardizer
+
+TIMEOUT_MS = 30_000  # generous for a loaded 2-core CI machine; typical waits are a few seconds
+SAMPLES_EVERY = 0.3  # the test's sample-metric throttle (the app's 2.5 s would make it slow)
+CONVERGED = 0.5  # particles on the data must end with at most half the SW ratio they started with
+NOISE_STD_TOL = 0.05  # 5000 draws: the sample std of N(0, 1) is within ±0.05 with overwhelming odds
+
+
+def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
+    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
+
+
+def small_config(steps: int = 400) -> RunConfig:
+    cfg = RunConfig()
+    return replace(cfg, model=replace(cfg.model, width=32, depth=2), train=replace(cfg.train, steps=steps, batch=128))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_torch():
+    warm_up_torch()
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch):
+    monkeypatch.setattr(workers, "METRICS_SAMPLES_EVERY", SAMPLES_EVERY)
+    w = MainWindow(data="8gaussians", device="CPU")
+    qtbot.addWidget(w)
+    w.show()
+    wait(qtbot, lambda: len(w.session.points) == 5000)
+    w.session.set_run_config(small_config())
+    w.session.set_particles(n_particles=400)
+    yield w
+    w.close()
+
+
+def frame(window: MainWindow):  # noqa: ANN201
+    return window.session.last_frame
+
+
+def test_panel_draws_curves_per_sigma_and_bars_and_resets_on_a_new_engine(qtbot):
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    base = {"gen": 1, "reference_kind": "empirical", "reference_points": 812, "sigmas": [0.01, 0.1, 1.0],
+            "conditional": True}
+    panel.show_metrics({**base, "updated": ("curve",), "score_step": 10, "score_errors": [0.9, 0.5, 0.2]})
+    panel.show_metrics({**base, "updated": ("curve",), "score_step": 20, "score_errors": [0.8, 0.4, 0.0]})
+    assert sorted(panel.curves) == [0.01, 0.1, 1.0]
+    assert panel.curves[0.1] == ([10, 20], [0.5, 0.4])
+    assert panel.curves[1.0][1][-1] > 0  # an exact 0 is clamped for the log axis
+    assert "empirical" in panel.reference_label.text() and "812" in panel.reference_label.text()
+    samples = {**base, "updated": ("samples",), "sw_ratio": 1.5, "mmd": 2e-3, "energy": 0.05, "on_mode": 0.93,
+               "mode_weights": [0.3, 0.7], "true_weights": [0.2, 0.8], "log_likelihood": -2.5, "sampler_step": 40}
+    panel.show_metrics(samples)
+    assert panel.value_labels["sw_ratio"].text() == "1.50×"
+    assert panel.value_labels["on_mode"].text() == "93%"
+    assert panel.value_labels["log_likelihood"].text() == "-2.50 nats/pt"
+    assert not panel.bar_plot.isHidden()
+    panel.show_metrics({**samples, "gen": 2, "reference_kind": "analytic", "mode_weights": None})
+    assert panel.curves == {} and panel.sw_ratios() == [1.5]  # a new engine starts afresh
+    assert panel.bar_plot.isHidden() and "analytic" in panel.reference_label.text()
+
+
+def test_training_draws_a_score_error_curve_per_sigma(qtbot, window):
+    got: list[dict] = []
+    window.worker.metrics_updated.connect(got.append)
+    window.actions_["train"].trigger()
+    wait(qtbot, lambda: frame(window) is not None and frame(window).step >= 400 and not window.worker_state.training)
+    panel = window.metrics_panel
+    wait(qtbot, lambda: panel.curves and min(len(s) for s, _ in panel.curves.values()) >= 3
+         and max(s[-1] for s, _ in panel.curves.values()) >= 400)
+    sigmas = got[-1]["sigmas"]
+    assert len(sigmas) == 4 and sorted(panel.curves) == sorted(sigmas)  # 4 levels across the ncsn ladder
+    assert got[-1]["reference_kind"] == "analytic" and "analytic" in panel.reference_label.text()
+    errors = {s: np.array(v) for s, (_, v) in panel.curves.items()}
+    assert all(np.isfinite(e).all() for e in errors.values())
+    assert errors[max(sigmas)][-1] < errors[max(sigmas)][0]  # the large-σ level is learned first
+    assert got[-1]["log_likelihood"] is not None and np.isfinite(got[-1]["log_likelihood"])
+    assert panel.value_labels["log_likelihood"].text().endswith("nats/pt")
+
+
+def test_sw_ratio_falls_as_particles_converge(qtbot, window):
+    """The true score drives annealed Langevin (Score: true), so no training is needed."""
+    panel = window.metrics_panel
+    window.session.set_sampler_config(SamplerConfig(name="annealed", steps=10))  # 16 levels x 10 steps
+    window.session.set_particles(steps_per_frame=4)
+    window.sampler_panel.score_combo.setCurrentIndex(window.sampler_panel.score_combo.findData(True))
+    assert window.session.particles.reference_score
+    window.actions_["reset_particles"].trigger()
+    wait(qtbot, lambda: len(panel.sw_ratios()) >= 1)
+    start = panel.sw_ratios()[-1]
+    window.actions_["play"].trigger()
+    wait(qtbot, lambda: frame(window).sampler_step >= 160)
+    n = len(panel.sw_ratios())
+    wait(qtbot, lambda: len(panel.sw_ratios()) > n)  # one more measurement at the end of the schedule
+    ratios = panel.sw_ratios()
+    assert ratios[-1] < CONVERGED * start, ratios
+    assert panel.last["reference_score"] and panel.value_labels["log_likelihood"].text() == "– (true score)"
+    assert not panel.bar_plot.isHidden() and panel.last["on_mode"] > 0.9  # 8 modes: bars vs true weights
+
+
+def test_metrics_pause_while_the_dock_is_hidden(qtbot, window):
+    got: list[dict] = []
+    window.worker.metrics_updated.connect(got.append)
+    wait(qtbot, lambda: window.worker._metrics_on)
+    window.docks["Metrics"].hide()
+    wait(qtbot, lambda: not window.worker._metrics_on)
+    qtbot.wait(50)  # an update already queued before the hide may still arrive
+    before = len(got)
+    window.actions_["train"].trigger()
+    wait(qtbot, lambda: frame(window).step >= 400 and not window.worker_state.training)
+    assert len(got) == before
+    window.docks["Metrics"].show()
+    wait(qtbot, lambda: len(got) > before)
+
+
+def test_show_q_sigma_draws_the_perturbed_data(qtbot, window):
+    view = window.view_panel
+    window.session.set_view(sigma=0.5)
+    assert not window.plot._noisy_item.isVisible()
+    view.noisy_check.setChecked(True)
+    assert window.session.view.noisy_data and window.plot._noisy_item.isVisible()
+    data = window.session.points
+    scale = Standardizer.fit(data).scale
+    for sigma in (0.5, 2.0):  # the slider scrubs q_σ with the field
+        window.session.set_view(sigma=sigma)
+        d = window.plot._noisy_item.data
+        noisy = np.stack([d["x"], d["y"]], axis=1)
+        noise = (noisy - data) / (sigma * scale)  # data units: σ times the standardiser's scale
+        assert abs(noise.std() - 1.0) < NOISE_STD_TOL
+    view.noisy_check.setChecked(False)
+    assert not window.plot._noisy_item.isVisible()
+
+
+def test_curl_heatmap_mode_reaches_the_canvas(qtbot, window):
+    combo = window.view_panel.heatmap_combo
+    combo.setCurrentIndex(combo.findData("curl"))
+    assert window.session.view.heatmap == "curl" and "curl" in combo.itemData(combo.currentIndex(), Qt.ItemDataRole.ToolTipRole)
+    window.actions_["train"].trigger()
+    wait(qtbot, lambda: frame(window) is not None and frame(window).curl_map is not None and frame(window).step > 0)
+    curl = frame(window).curl_map
+    assert curl.shape == (64, 64) and np.isfinite(curl).all()
+    wait(qtbot, lambda: window.plot._heat_item.isVisible())
