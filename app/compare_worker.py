@@ -379,11 +379,10 @@ class CompareWorker(QObject):
         frames = []
         for run in self._runs:
             eng = run.engine
-            losses = eng.trainer.loss_history()
-            steps = np.arange(1, len(losses) + 1)
-            if len(losses) > MAX_CURVE_POINTS:
-                stride = math.ceil(len(losses) / MAX_CURVE_POINTS)
-                losses, steps = losses[::stride], steps[::stride]
+            history = eng.trainer.losses  # a read-only view: decimate first, copy only what is drawn
+            stride = max(1, math.ceil(len(history) / MAX_CURVE_POINTS))
+            losses = history[::stride].copy()
+            steps = np.arange(1, len(history) + 1)[::stride]
             fld, sigma = self._field(run)
             particles = eng.standardizer.inverse(run.particles.detach().float().cpu()).numpy()
             frame = Frame(

@@ -240,7 +240,7 @@ class MetricsPanel(QWidget):
         labels["mmd"].setText(_fmt(m.get("mmd"), ".2e"))
         labels["energy"].setText(_fmt(m.get("energy"), ".3g"))
         on_mode = m.get("on_mode")
-        labels["on_mode"].setText("–" if on_mode is None else f"{100 * on_mode:.0f}%")
+        labels["on_mode"].setText("– (not a mixture)" if on_mode is None else f"{100 * on_mode:.0f}%")
         ll = m.get("log_likelihood")
         if ll is not None:
             labels["log_likelihood"].setText(f"{ll:.2f} nats/pt")
