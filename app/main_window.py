@@ -57,6 +57,7 @@ MAX_RECENT = 8
 FIELD_RESOLUTION = 32  # arrows per axis: one PlotCurveItem of 1024 arrows draws in < 1 ms
 REBUILD_DELAY_MS = 80  # coalesce a burst of setting edits into one engine rebuild
 VIEW_DELAY_MS = 60  # coalesce pan/zoom into one field request
+LOSS_REDRAW_S = 0.2  # the loss curve redraws at 5 Hz while training (each repaint ~3-10 ms of GIL)
 TOOL_KEYS = {"pan": "Esc", "brush": "B", "point": "P", "eraser": "E", "spawn": "S"}
 TOOL_TIPS = {
     "pan": "Pan and zoom the canvas (no drawing)",
@@ -128,6 +129,7 @@ class MainWindow(QMainWindow):
         self._sent: tuple | None = None  # (run config, sampler config, n_particles) the engine was built with
         self._engine_ok = False  # the last rebuild had trainable data
         self._frame_times: deque[float] = deque(maxlen=30)
+        self._loss_drawn_at = 0.0
         self.fps = 0.0
         self._restore_session_settings()
 
@@ -681,7 +683,9 @@ class MainWindow(QMainWindow):
             self.fps = (len(self._frame_times) - 1) / (now - self._frame_times[0])
         if self._engine_ok and not self.mode3d.show_frame(frame):  # 3D frames go to the 3D view
             self.plot.show_frame(frame)
-        self.loss_view.show_frame(frame)
+        if now - self._loss_drawn_at >= LOSS_REDRAW_S or not self.worker_state.training:
+            self.loss_view.show_frame(frame)  # the curve needs no 30 Hz: its repaint costs the worker GIL time
+            self._loss_drawn_at = now
         labels = self.status_labels
         labels["step"].setText(f"step {frame.step:,}")
         training = self.worker_state.training

@@ -272,7 +272,10 @@ def test_particles_play_in_steps_per_frame(qtbot, worker, dataset):
     wait(qtbot, lambda: len(h.frames) >= 5 and h.last.sampler_step >= 21)
     worker.pause_particles()
     wait(qtbot, lambda: not h.state.playing)
-    assert all(f.sampler_step % 7 == 0 for f in h.frames)
+    steps = [f.sampler_step for f in h.frames]
+    advances = [b - a for a, b in zip(steps, steps[1:], strict=False)]
+    assert all(0 <= d <= 7 for d in advances)  # steps per frame is a ceiling (the frame budget may cut it)
+    assert max(advances) == 7  # a few hundred particles are cheap: the ceiling is reached
     worker.step_particles()
     before = h.last.sampler_step
     wait(qtbot, lambda: h.last.sampler_step == before + 7)

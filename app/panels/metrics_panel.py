@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..views import colors
+from ..views.plot2d import cache_axes
 
 SW_HISTORY = 200  # sample-metric updates kept for the SW-ratio sparkline (~8 min at one per 2.5 s)
 LOG_FLOOR = 1e-6  # score errors are plotted on a log axis: clamp an exact 0 to this
@@ -50,6 +51,7 @@ def _style(plot: pg.PlotWidget, title: str, left: str = "", bottom: str = "") ->
         axis.setTextPen(pg.mkPen(colors.FOREGROUND))
         if text:
             pi.setLabel(name, text)
+    cache_axes(pi)
     return pi
 
 

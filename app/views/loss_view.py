@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from app.views import colors
+from app.views.plot2d import cache_axes
 
 SMOOTH_FRACTION = 1 / 15  # the EMA's span is this fraction of the points shown...
 MIN_SPAN = 10  # ...but at least this many points
@@ -42,6 +43,7 @@ class LossView(pg.PlotWidget):
             axis = pi.getAxis(name)
             axis.setPen(pg.mkPen(colors.FOREGROUND))
             axis.setTextPen(pg.mkPen(colors.FOREGROUND))
+        cache_axes(pi)
         self._raw = pi.plot(pen=pg.mkPen(colors.LOSS, width=1), skipFiniteCheck=True)
         self._smooth = pi.plot(pen=pg.mkPen(colors.LOSS_EMA, width=2), skipFiniteCheck=True)
         self._smooth.setZValue(1)

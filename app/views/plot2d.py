@@ -12,7 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QPen
-from PySide6.QtWidgets import QGraphicsEllipseItem
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem
 
 from app.views import colors
 from app.views.geometry import (
@@ -78,6 +78,14 @@ class ParticleScatter(pg.ScatterPlotItem):
         self.invalidate()
 
 
+def cache_axes(plot_item: pg.PlotItem) -> None:
+    """Cache each axis (ticks, labels and its grid lines) as a pixmap: it is then redrawn only when
+    the view range changes, not on every frame. Replaying the tick text cost ~8 ms per axis per
+    frame offscreen, the largest share of a frame (measured with cProfile)."""
+    for name in ("left", "bottom", "right", "top"):
+        plot_item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
 class Plot2D(pg.PlotWidget):
     """Data (editable with brush/point/eraser tools), learned and true score field, heatmap,
     Langevin particles and trails, on one aspect-locked light plot.
@@ -119,6 +127,7 @@ class Plot2D(pg.PlotWidget):
             axis = pi.getAxis(name)
             axis.setPen(pg.mkPen(colors.FOREGROUND))
             axis.setTextPen(pg.mkPen(colors.FOREGROUND))
+        cache_axes(pi)
         self.viewport().setMouseTracking(True)
 
         # layers, bottom to top
