@@ -167,12 +167,8 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.docks["Loss"], self.docks["Metrics"], Qt.Orientation.Horizontal)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.resizeDocks([self.docks["Loss"]], [210], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["Data"], self.docks["Train"]], [290, 320], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["Data"], self.docks["View"], self.docks["Train"], self.docks["Sampler"]],
-                         [250, 600, 430, 420], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["Loss"], self.docks["Metrics"]], [380, 900], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["Metrics"]], [240], Qt.Orientation.Vertical)
+        self._size_docks()
+        self._docks_sized = False  # sized again once shown: before that the layout has no real size
         self.files = SessionFiles(self)  # File ▸ New / Open / Save session (app/session_io.py)
         self.exporter = Exporter(self)  # File ▸ Export (app/export.py)
         self._make_toolbar()
@@ -390,6 +386,22 @@ class MainWindow(QMainWindow):
             s.brush_density = int(st.value("brush_density", s.brush_density))
         except (SGMError, ValueError, TypeError) as exc:  # a foreign or older settings file: defaults
             self._settings_problem = str(exc)
+
+    def _size_docks(self) -> None:
+        """The default layout: side panels wide enough for their labels, plots along the bottom."""
+        self.resizeDocks([self.docks["Loss"]], [210], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["Data"], self.docks["Train"]], [290, 320], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Data"], self.docks["View"], self.docks["Train"], self.docks["Sampler"]],
+                         [250, 600, 430, 420], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["Loss"], self.docks["Metrics"]], [380, 900], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Metrics"]], [240], Qt.Orientation.Vertical)
+
+    def showEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        super().showEvent(event)
+        if not self._docks_sized:
+            self._docks_sized = True
+            if settings().value("window_state") is None:  # a saved layout wins over the default
+                QTimer.singleShot(0, self._size_docks)
 
     def _restore_window_settings(self) -> None:
         st = settings()

@@ -107,8 +107,12 @@ def test_save_then_open_restores_data_settings_model_history_and_particles(qtbot
     w.set_tool("brush")
     w.plot.getPlotItem().getViewBox().setRange(xRange=(-2.0, 3.0), yRange=(-1.5, 2.5), padding=0)
     train_to(qtbot, w, 200)
+    if w.worker_state.playing:  # Train starts the particles too; hold them still for an exact comparison
+        w.actions_["play"].trigger()
+        wait(qtbot, lambda: not w.worker_state.playing)
+    base = frame(w).sampler_step
     w.actions_["step"].trigger()
-    wait(qtbot, lambda: frame(w).sampler_step == 7)
+    wait(qtbot, lambda: frame(w).sampler_step == base + 7)
     assert w.isWindowModified()  # trained since the (never made) last save
     before, saved_frame = predictions(qtbot, w), frame(w)
     view_range = w.plot.field_bounds()
