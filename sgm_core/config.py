@@ -96,7 +96,7 @@ class SamplerConfig:
     name: str = "annealed"  # langevin | annealed | sde | pc | ode
     steps: int = 0  # langevin: total steps; annealed: steps per level; sde/pc/ode: time steps (0 = default)
     step_size: float = 0.0  # langevin: epsilon; annealed: epsilon at sigma_min (0 = default)
-    snr: float = 0.08  # predictor-corrector: corrector signal-to-noise ratio (0.16, the image default, over-steps in 2D: measured)
+    snr: float = 0.08  # PC corrector signal-to-noise ratio (0.16, the image default, over-steps in 2D: measured)
     denoise: bool = True  # final Tweedie step x + sigma^2 s(x, sigma) removes the last noise
     noise_scale: float = 1.0  # Langevin noise multiplier: 1 samples; 0 is gradient ascent (collapses onto modes)
 
