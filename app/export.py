@@ -13,7 +13,7 @@ import copy
 import math
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,16 +46,16 @@ from sgm_core.nets import ScoreNet
 from sgm_core.render import (
     MAX_DATA_POINTS,
     TRAIL_LENGTH,
-    FrameContent,
     RenderCancelled,
     View,
     fit_camera,
     fit_view,
     grid_points,
     render_frames,
+    sample_contents,
     write_video,
 )
-from sgm_core.samplers import SAMPLERS, Sampler, make_sampler
+from sgm_core.samplers import SAMPLERS, make_sampler
 
 from .panels import int_box
 from .session import MAX_PARTICLES
@@ -123,36 +123,6 @@ def frame_view(bounds: tuple[tuple[float, float], ...], aspect: float) -> View:
     return View((cx - hx, cx + hx), (cy - hy, cy + hy))
 
 
-def sample_contents(snap: ModelSnapshot, schedule: Sampler, frames: int, n: int, seed: int,
-                    anchors: np.ndarray | None) -> Iterator[FrameContent]:
-    """Frame j shows the particles after round(n_steps * j / (frames - 1)) sampler steps: frame 0
-    the prior draw, the last one after `finish` (e.g. the Tweedie denoise). With `anchors` (2D),
-    also the model's score there at the sampler's current σ."""
-    model, standardizer = snap.model, snap.standardizer
-    generator = torch.Generator().manual_seed(seed)
-    anchors_t = None if anchors is None else standardizer.forward(torch.as_tensor(anchors, dtype=torch.float32))
-    total = schedule.n_steps
-    with torch.no_grad():
-        x = schedule.init(n, snap.dim, generator)
-        done = 0
-        for j in range(frames):
-            last = j == frames - 1
-            target = total if last else (total * j) // max(frames - 1, 1)
-            while done < target:
-                x = schedule.step(model, x, done, generator)
-                done += 1
-            if last:
-                x = schedule.finish(model, x)
-            sigma = schedule.sigma_at(done)
-            field = None
-            if anchors_t is not None:
-                score = model(anchors_t, torch.full((len(anchors_t),), float(sigma)))
-                field = (anchors, standardizer.score_to_data(score).double().numpy())
-            label = "final" if last else f"step {done}/{total}"
-            yield FrameContent(particles=standardizer.inverse(x).double().numpy(), field=field,
-                               title=f"{schedule.name}  {label}  σ {sigma:.3g}  (trained {snap.step:,} steps)")
-
-
 def render_animation(snap: ModelSnapshot, options: ExportOptions, sampler: SamplerConfig,
                      view_bounds: tuple[tuple[float, float], ...], *, camera_angles: tuple[float, float] | None = None,
                      progress: Callable[[int, int], None] | None = None,
@@ -174,7 +144,8 @@ def render_animation(snap: ModelSnapshot, options: ExportOptions, sampler: Sampl
     else:
         view = frame_view(view_bounds, w / h)
         anchors = grid_points(view) if options.field else None
-    contents = sample_contents(snap, schedule, options.frames, options.n_particles, options.seed, anchors)
+    contents = sample_contents(snap, schedule, options.frames, options.n_particles, options.seed, anchors,
+                               note=f"  (trained {snap.step:,} steps)")
     images = render_frames(contents, size=(w, h), view=view, data=data, camera=camera, orbit_step=orbit,
                            trail_length=TRAIL_LENGTH if options.trails else 0)
     return write_video(images, options.path, fps=options.fps, size=(w, h), total=options.frames,

@@ -473,10 +473,13 @@ def write_video(frames: Iterable[np.ndarray], out: str | os.PathLike, *, fps: fl
 # --------------------------------------------------------------------------- runs
 
 
-def _sample_contents(run, schedule, frames: int, n: int, seed: int, field_anchors: np.ndarray | None
-                     ) -> Iterator[FrameContent]:
+def sample_contents(run, schedule, frames: int, n: int, seed: int, field_anchors: np.ndarray | None,
+                    note: str = "") -> Iterator[FrameContent]:
     """Drive `schedule` over `frames` frames: frame 0 shows the initial particles, frame j those
-    after round(n_steps * j / (frames - 1)) steps, and the last frame is after `finish`."""
+    after round(n_steps * j / (frames - 1)) steps, and the last frame is after `finish`.
+
+    `run` is anything with `.model`, `.standardizer` and `.dim` (a loaded run, or the GUI's
+    snapshot of its engine); `note` ends each frame's label."""
     import torch
 
     model, standardizer = run.model, run.standardizer
@@ -503,7 +506,7 @@ def _sample_contents(run, schedule, frames: int, n: int, seed: int, field_anchor
                 field = (field_anchors, score.double().numpy())
             label = "final" if last else f"step {done}/{total}"
             yield FrameContent(particles=standardizer.inverse(x).double().numpy(), field=field,
-                               title=f"{schedule.name}  {label}  sigma {sigma:.3g}")
+                               title=f"{schedule.name}  {label}  sigma {sigma:.3g}{note}")
 
 
 def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: int = 60, fps: float = 20,
@@ -541,7 +544,7 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
     view = fit_view(reference, margin=0.15, aspect=w / h, camera=camera)
     anchors = grid_points(view) if field and run.dim == 2 else None
 
-    contents = _sample_contents(run, schedule, frames, n, seed, anchors)
+    contents = sample_contents(run, schedule, frames, n, seed, anchors)
     images = render_frames(contents, size=(w, h), view=view, data=data, camera=camera,
                            orbit_step=360.0 / frames if orbit else 0.0,
                            trail_length=TRAIL_LENGTH if trails else 0, style=style)
