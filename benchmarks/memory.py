@@ -15,6 +15,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from sgm_core.config import RunConfig, TrainConfig
@@ -53,7 +54,10 @@ def main() -> None:
             samples.append((now, engine.trainer.step, rss_mb()))
     end = (time.perf_counter() - t0, engine.trainer.step, rss_mb())
     rate = end[1] / end[0]
-    growth_per_step = (end[2] - warm[2]) / max(end[1] - warm[1], 1)
+    # RSS wobbles by tens of MiB (allocator): a least-squares slope over the samples after warm-up,
+    # not two end points, says whether it grows.
+    after = [(s, m) for t, s, m in samples + [end] if t >= warm[0]]
+    growth_per_step = float(np.polyfit([s for s, _ in after], [m for _, m in after], 1)[0]) if len(after) > 2 else 0.0
     hour_steps = rate * 3600
     lines = [f"\n## Memory — {date.today()} — {platform.machine()}, torch {torch.__version__}, 10k particles, "
              f"trails 20, 32x32 field + maps every iteration, {args.minutes:g} min\n",
