@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from results import append_results  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 from torch import nn
 
 from sgm_core.config import LossConfig, ModelConfig, RunConfig, SamplerConfig, TrainConfig
@@ -134,12 +135,7 @@ def main() -> None:
     for n, eng, bare in langevin_rates(args.seconds):
         lines.append(f"| {n} | {eng:.3g} | {bare:.3g} | {eng / bare:.2f} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    if not out.exists():
-        out.write_text("# Benchmark results\n\nAppended by the scripts in this folder; newest last.\n")
-    with out.open("a") as f:
-        f.write(text)
+    append_results(text, args.out)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,9 @@ WARMUP_FRAMES = 5  # VBO allocation and shader compilation happen on the first d
 DEFAULT_PARTICLES = 2000  # the window's default particle count (app.session.ParticleOptions)
 
 
+from results import append_results  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
+
 def _frame(particles: np.ndarray, field=None):  # noqa: ANN001, ANN202
     from sgm_core.live import Frame
 
@@ -225,12 +228,7 @@ def main() -> None:
     for name, fps, steps in rows:
         lines.append(f"| {name} | {f'{fps:.0f}' if fps else '–'} | {'' if steps is None else f'{steps:.0f}'} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    if not out.exists():
-        out.write_text("# Benchmark results\n\nAppended by the scripts in this folder; newest last.\n")
-    with out.open("a") as f:
-        f.write(text)
+    append_results(text, args.out)
     plot.close()
 
 

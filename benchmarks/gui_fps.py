@@ -22,6 +22,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from results import append_results  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 
 
 def measure(window, app, seconds: float, training: bool) -> dict[str, float]:
@@ -94,12 +95,7 @@ def main() -> None:
     for name, r in rows:
         lines.append(f"| {name} | {r['fps']:.1f} | {r['worst_stall_ms']:.0f} | {r['p99_stall_ms']:.0f} | {r['steps']} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    if not out.exists():
-        out.write_text("# Benchmark results\n\nAppended by the scripts in this folder; newest last.\n")
-    with out.open("a") as f:
-        f.write(text)
+    append_results(text, args.out)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from results import append_results  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 
 from sgm_core.config import RunConfig, TrainConfig
 from sgm_core.datasets import make_preset
@@ -67,12 +68,7 @@ def main() -> None:
                  f"one hour is {hour_steps:,.0f} steps -> {growth_per_step * hour_steps:.1f} MiB "
                  "(the loss history alone is 8 bytes/step).")
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    if not out.exists():
-        out.write_text("# Benchmark results\n\nAppended by the scripts in this folder; newest last.\n")
-    with out.open("a") as f:
-        f.write(text)
+    append_results(text, args.out)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from results import append_results  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 
 from sgm_core.config import LossConfig, RunConfig, SamplerConfig, TrainConfig
 from sgm_core.datasets import PRESETS, make_preset
@@ -71,10 +72,7 @@ def main() -> None:
             line = f"| {preset} | {loss} | {shown} | {steps} | {ratio:.2f} |"
             lines.append(line)
             print(line, flush=True)
-    text = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    with out.open("a") as f:
-        f.write(text)
+    append_results("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":
