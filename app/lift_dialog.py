@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,7 +27,7 @@ from PySide6.QtWidgets import (
 from sgm_core.errors import DataError
 from sgm_core.lift3d import extrude, place_on_plane, revolve
 
-from .panels import int_box
+from .panels import int_box, tipped_combo
 
 METHODS = {
     "plane": ("On a plane", "The drawing as a flat sheet inside 3D: a zero-thickness direction for the score"),
@@ -70,10 +69,7 @@ class LiftDialog(QDialog):
         span = float(np.ptp(self._points2d, axis=0).max()) if len(self._points2d) else 1.0
         self._span = span if span > 0 else 1.0
 
-        self.method_combo = QComboBox()
-        for i, (key, (text, tip)) in enumerate(METHODS.items()):
-            self.method_combo.addItem(text, key)
-            self.method_combo.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
+        self.method_combo = tipped_combo((text, key, tip) for key, (text, tip) in METHODS.items())
         self.method_combo.setToolTip("How the 2D drawing becomes a 3D point cloud")
         self.pages = QStackedWidget()
         self.pages.addWidget(self._plane_page())

@@ -21,7 +21,6 @@ import numpy as np
 from PySide6.QtCore import QObject, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
-    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -38,7 +37,7 @@ from sgm_core.live import FieldView
 
 from .commands import ReplaceData
 from .lift_dialog import LiftDialog
-from .panels import action_button
+from .panels import action_button, tipped_combo
 from .session import DataState
 from .views.plot3d import DEFAULT_AZIMUTH, DEFAULT_ELEVATION, Plot3D
 from .views.slice_view import SliceView
@@ -119,13 +118,10 @@ class SliceControls(QGroupBox):
         self.setToolTip("Where the 3D view draws the score field: a coarse 3D grid, or a plane you move")
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.axis_combo = QComboBox()
         tips = {"off": "Arrows on a coarse grid through the whole 3D box",
                 "x": "Arrows on the plane x = position", "y": "Arrows on the plane y = position",
                 "z": "Arrows on the plane z = position"}
-        for i, name in enumerate(AXIS_CHOICES):
-            self.axis_combo.addItem(name, name)
-            self.axis_combo.setItemData(i, tips[name], Qt.ItemDataRole.ToolTipRole)
+        self.axis_combo = tipped_combo((name, name, tips[name]) for name in AXIS_CHOICES)
         self.axis_combo.setToolTip("Slice axis: the field on a plane normal to it (off: a coarse full 3D grid)")
         form.addRow("Slice", self.axis_combo)
         row = QHBoxLayout()

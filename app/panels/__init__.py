@@ -9,9 +9,18 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractSpinBox, QDoubleSpinBox, QSizePolicy, QSpinBox, QToolButton, QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QSizePolicy, QSpinBox, QToolButton, QWidget
 
-__all__ = ["SciSpinBox", "action_button", "int_box", "tip"]
+__all__ = ["SciSpinBox", "action_button", "int_box", "tip", "tipped_combo"]
+
+
+def tipped_combo(items) -> QComboBox:  # noqa: ANN001 - iterable of (label, data, tooltip)
+    """A combo box whose every item carries its own tooltip: items are (label, data, tooltip)."""
+    combo = QComboBox()
+    for i, (label, data, tooltip) in enumerate(items):
+        combo.addItem(label, data)
+        combo.setItemData(i, tooltip, Qt.ItemDataRole.ToolTipRole)
+    return combo
 
 
 def tip(widget: QWidget, text: str) -> QWidget:

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGridLayout, QV
 from sgm_core.samplers import SAMPLERS
 
 from ..session import MAX_PARTICLES, Session
-from . import SciSpinBox, action_button, int_box
+from . import SciSpinBox, action_button, int_box, tipped_combo
 
 
 class SamplerPanel(QWidget):
@@ -21,10 +21,7 @@ class SamplerPanel(QWidget):
         self.session = session
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.sampler_combo = QComboBox()
-        for i, (name, text) in enumerate(SAMPLERS.items()):
-            self.sampler_combo.addItem(name, name)
-            self.sampler_combo.setItemData(i, text, Qt.ItemDataRole.ToolTipRole)
+        self.sampler_combo = tipped_combo((name, name, text) for name, text in SAMPLERS.items())
         self.sampler_combo.setToolTip("How particles follow the learned score (a new loss picks its natural one)")
         form.addRow("Sampler", self.sampler_combo)
         self.score_combo = QComboBox()

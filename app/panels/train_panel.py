@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QSignalBlocker
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
-    QComboBox,
     QFormLayout,
     QGridLayout,
     QLabel,
@@ -21,7 +20,7 @@ from sgm_core.errors import ConfigError
 from sgm_core.losses import LOSSES
 
 from ..session import Session
-from . import SciSpinBox, action_button, int_box
+from . import SciSpinBox, action_button, int_box, tipped_combo
 
 # Which NoiseConfig fields each LossSpec.noise kind uses (shown); the rest are hidden.
 NOISE_FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -46,17 +45,12 @@ class TrainPanel(QWidget):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
 
-        self.loss_combo = QComboBox()
-        for i, (key, spec) in enumerate(LOSSES.items()):
-            self.loss_combo.addItem(f"{key} — {spec.title}", key)
-            self.loss_combo.setItemData(i, f"{spec.title}: {spec.description}", Qt.ItemDataRole.ToolTipRole)
+        self.loss_combo = tipped_combo((f"{key} — {spec.title}", key, f"{spec.title}: {spec.description}")
+                                       for key, spec in LOSSES.items())
         self.loss_combo.setToolTip("The score-matching objective the network is trained with")
         form.addRow("Loss", self.loss_combo)
 
-        self.model_combo = QComboBox()
-        for i, (kind, text) in enumerate(MODEL_KINDS.items()):
-            self.model_combo.addItem(kind, kind)
-            self.model_combo.setItemData(i, text, Qt.ItemDataRole.ToolTipRole)
+        self.model_combo = tipped_combo((kind, kind, text) for kind, text in MODEL_KINDS.items())
         self.model_combo.setToolTip("Score network (direct output) or energy network (score = −gradient)")
         form.addRow("Model", self.model_combo)
 

@@ -7,7 +7,6 @@ import math
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import (
 from sgm_core.losses import LOSSES
 
 from ..session import Session, sigma_range
+from . import tipped_combo
 
 SLIDER_TICKS = 1000  # slider resolution over the log σ range
 LAYERS = (
@@ -72,10 +72,7 @@ class ViewPanel(QWidget):
             self.layer_checks[key] = box
             box.toggled.connect(lambda on, k=key: self.session.set_view(**{k: bool(on)}))
             form.addRow("" if key != "data" else "Layers", box)
-        self.heatmap_combo = QComboBox()
-        for i, (mode, tooltip) in enumerate(HEATMAP_TIPS.items()):
-            self.heatmap_combo.addItem(mode, mode)
-            self.heatmap_combo.setItemData(i, tooltip, Qt.ItemDataRole.ToolTipRole)
+        self.heatmap_combo = tipped_combo((mode, mode, tooltip) for mode, tooltip in HEATMAP_TIPS.items())
         self.heatmap_combo.setToolTip("Background image: learned log-density (energy models), score error or curl")
         form.addRow("Heatmap", self.heatmap_combo)
         self.noisy_check = QCheckBox("Show q_σ (data + σ·noise)")
