@@ -56,10 +56,10 @@ def track_thread(thread: QThread) -> None:
 def warm_up_torch() -> str:
     """Import torch and take one Adam step so the first Train does not freeze the GUI
     (the first `torch.optim.Adam` imports torch._dynamo, ~1 s). Returns the device label."""
-    from sgm_core.training import device_label, resolve_device
+    from sgm_core.training import device_label, make_adam, resolve_device
 
     net = torch.nn.Linear(2, 2)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = make_adam(net.parameters(), 1e-3)
     net(torch.zeros(4, 2)).square().sum().backward()
     opt.step()
     return device_label(resolve_device("auto"))
@@ -150,6 +150,7 @@ class EngineWorker(QObject):
         self._target = 0
         self._steps_per_frame = 5
         self._particle_step_time = 0.0  # EMA of one sampler step's cost, for the frame budget
+        self._advanced = False  # the particles already took their steps for the next frame
         self._trail_length = 0
         self._step_time = 0.0  # EMA seconds per training step, sizes the chunks
         self._train_seconds = 0.0
@@ -329,17 +330,18 @@ class EngineWorker(QObject):
         """One iteration: a training chunk, then (on the frame clock) particles + a frame."""
         busy = False
         eng = self._engine
+        if eng is not None and self._playing and not self._advanced:
+            # The next frame's particle steps run right after the last frame went out, i.e. while
+            # the GUI thread draws it: on two cores the two overlap instead of taking turns.
+            self._advance_particles(eng)
         if eng is not None and self._training:
             self._train_chunk(eng)
             busy = True
         now = time.perf_counter()
         if (eng is not None and (self._needs_frame or self._training or self._playing)
                 and self._consumed.is_set() and now >= self._next_frame):
-            if self._playing:
+            if self._playing and not self._advanced:
                 self._advance_particles(eng)
-                if eng.sampler.name in ("sde", "pc", "ode") and eng.sampler_step >= eng.sampler.n_steps:
-                    self._playing = False  # the integrators stop at t = eps: nothing left to show
-                    self._publish_state()
             self._emit_frame(now)
         if self._metrics_on and eng is not None and not self._stop.is_set():
             self._maybe_metrics(eng, now)
@@ -357,6 +359,11 @@ class EngineWorker(QObject):
         per_step = (time.perf_counter() - t0) / n
         self._particle_step_time = (per_step if self._particle_step_time <= 0
                                     else 0.7 * self._particle_step_time + 0.3 * per_step)
+        self._advanced = True
+        if eng.sampler.name in ("sde", "pc", "ode") and eng.sampler_step >= eng.sampler.n_steps:
+            self._playing = False  # the integrators stop at t = eps: nothing left to show
+            self._needs_frame = True  # ... but the end itself is
+            self._publish_state()
 
     def _train_chunk(self, eng: LiveEngine) -> None:
         left = self._target - eng.trainer.step
@@ -442,8 +449,14 @@ class EngineWorker(QObject):
         t0 = time.perf_counter()
         frame = self.build_frame()
         cost = time.perf_counter() - t0
-        self._next_frame = now + max(1.0 / self.max_fps, cost / FRAME_BUDGET)
+        period = max(1.0 / self.max_fps, cost / FRAME_BUDGET)
+        # On a schedule, not "a period after this one": a frame that went out a little late does
+        # not push every later frame back (that alone held 30 fps to ~28).
+        self._next_frame += period
+        if self._next_frame < now:  # more than a period behind (idle, or a slow GUI): restart the schedule
+            self._next_frame = now + period
         self._needs_frame = False
+        self._advanced = False
         self._consumed.clear()
         self.frames_emitted += 1
         self.progressed.emit(frame)

@@ -44,6 +44,7 @@ def main() -> None:
     t0 = time.perf_counter()
     samples = []
     warm = None
+    every_s = max(10.0, args.minutes * 60 / 30)  # about 30 rows, however long the run
     while time.perf_counter() - t0 < args.minutes * 60:
         engine.train(25)
         engine.advance(1)
@@ -51,7 +52,7 @@ def main() -> None:
         now = time.perf_counter() - t0
         if warm is None and now > 10:  # allocator and caches settle in the first seconds
             warm = (now, engine.trainer.step, rss_mb())
-        if not samples or now - samples[-1][0] > 10:
+        if not samples or now - samples[-1][0] > every_s:
             samples.append((now, engine.trainer.step, rss_mb()))
     end = (time.perf_counter() - t0, engine.trainer.step, rss_mb())
     rate = end[1] / end[0]

@@ -26,6 +26,15 @@ def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
     qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
 
 
+def settle(qtbot, h: "Harness", quiet_ms: int = 200) -> None:
+    """Process events until no frame has arrived for `quiet_ms` (the worker has gone idle)."""
+    while True:
+        n = len(h.frames)
+        qtbot.wait(quiet_ms)
+        if len(h.frames) == n:
+            return
+
+
 def small_config(steps: int = 200, **train) -> RunConfig:
     """A tiny net and batch so a test trains in a second or two on one core."""
     cfg = RunConfig()
@@ -272,6 +281,7 @@ def test_particles_play_in_steps_per_frame(qtbot, worker, dataset):
     wait(qtbot, lambda: len(h.frames) >= 5 and h.last.sampler_step >= 21)
     worker.pause_particles()
     wait(qtbot, lambda: not h.state.playing)
+    settle(qtbot, h)  # the frame that shows where the particles stopped
     steps = [f.sampler_step for f in h.frames]
     advances = [b - a for a, b in zip(steps, steps[1:], strict=False)]
     assert all(0 <= d <= 7 for d in advances)  # steps per frame is a ceiling (the frame budget may cut it)
@@ -292,8 +302,8 @@ def test_spawn_trails_and_sampler_switch(qtbot, worker, dataset):
     worker.play()
     wait(qtbot, lambda: h.last.trails is not None and h.last.trails.shape[0] == 4)
     worker.set_sampler(SamplerConfig(name="ode", steps=10))
-    wait(qtbot, lambda: not h.state.playing)  # the ODE ends at t = eps: play stops
-    assert h.last.sampler_done
+    # The ODE ends at t = eps: play stops, and the frame that shows the end follows.
+    wait(qtbot, lambda: not h.state.playing and h.last.sampler_done)
     worker.reset_particles(50)
     wait(qtbot, lambda: len(h.last.particles) == 50 and h.last.sampler_step == 0)
 
