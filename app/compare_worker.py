@@ -14,8 +14,6 @@ As in `EngineWorker`, the GUI thread only enqueues commands; the worker emits th
 from __future__ import annotations
 
 import math
-import queue
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -23,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+from PySide6.QtCore import Signal
 
 from sgm_core.config import RunConfig, SamplerConfig
 from sgm_core.datasets import Dataset
@@ -35,7 +33,7 @@ from sgm_core.noise import make_sde
 from sgm_core.samplers import Sampler, make_sampler
 from sgm_core.training import device_label
 
-from .workers import track_thread
+from .queued_worker import IDLE_WAIT, QueuedWorker
 
 MAX_FPS = 20.0  # frame lists per second at most (K plots each)
 ROUND_SECONDS = 0.04  # training work per round-robin pass over all engines, between command checks
@@ -47,7 +45,6 @@ METRIC_COST_FACTOR = 6.0  # ... and never more often than this many times their 
 METRIC_POINTS = 500  # particles and data draws the SW ratio compares
 FIELD_RESOLUTION = 24  # arrows per axis in each small plot
 MAX_CURVE_POINTS = 1000  # loss curves are decimated beyond this so frame lists stay small
-IDLE_WAIT = 0.25
 # The GUI thread draws K plots per frame list in Python (pyqtgraph), ~20–35 ms on one core, and it
 # shares the GIL with this thread: contended, the same paint took ~100 ms (measured). So while the
 # GUI draws a list this thread waits (at most GUI_WAIT: a bounded loss of training time, ~20%), and
@@ -120,7 +117,7 @@ class _Run:
     field_cache: tuple[Any, FieldGrid] | None = None
 
 
-class CompareWorker(QObject):
+class CompareWorker(QueuedWorker):
     """Owns every engine of a comparison in a QThread of its own; public methods are thread-safe."""
 
     progressed = Signal(object)  # list[CompareFrame], one per entry, in entry order
@@ -128,19 +125,9 @@ class CompareWorker(QObject):
     phase_changed = Signal(str)
 
     def __init__(self, max_fps: float = MAX_FPS) -> None:
-        super().__init__()
+        super().__init__("CompareWorker")
         self.max_fps = max_fps
         self.frames_emitted = 0
-        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
-        self._wake = threading.Event()
-        self._consumed = threading.Event()
-        self._consumed.set()
-        self._stop = threading.Event()
-        self._thread = QThread()
-        self._thread.setObjectName("CompareWorker")
-        track_thread(self._thread)
-        self.moveToThread(self._thread)
-        self._thread.started.connect(self._run)
         # -- worker-thread state --
         self._spec: CompareSpec | None = None
         self._runs: list[_Run] = []
@@ -153,28 +140,7 @@ class CompareWorker(QObject):
         self._emitted_at = 0.0
         self._gui_seconds = 0.0  # how long the GUI took to draw and acknowledge the last frame list
 
-    # -- lifecycle (GUI thread) -------------------------------------------------------------
-    def start(self) -> None:
-        self._thread.start()
-
-    def is_running(self) -> bool:
-        return self._thread.isRunning()
-
-    def shutdown(self, timeout: float = 1.0) -> float:
-        """Stop the loop and join the thread (after the current round, ~40 ms); returns seconds."""
-        t0 = time.monotonic()
-        self._stop.set()
-        self._wake.set()
-        self._consumed.set()
-        if self._thread.isRunning() and not self._thread.wait(int(timeout * 1000)):
-            self._thread.wait()  # never destroy a running thread: that aborts the process
-        return time.monotonic() - t0
-
     # -- commands (any thread) --------------------------------------------------------------
-    def _post(self, name: str, *args: Any) -> None:
-        self._queue.put((name, args))
-        self._wake.set()
-
     def setup(self, spec: CompareSpec) -> None:
         """Build the engines (nothing runs until `run`)."""
         self._post("setup", spec)
@@ -196,40 +162,19 @@ class CompareWorker(QObject):
     def frame_consumed(self) -> None:
         """The GUI drew the last frame list (call once it is painted): the next one may come."""
         self._gui_seconds = time.perf_counter() - self._emitted_at
-        self._consumed.set()
-        self._wake.set()
+        super().frame_consumed()
 
     # -- the loop (worker thread) -----------------------------------------------------------
-    @Slot()
-    def _run(self) -> None:
-        torch.set_num_threads(1)  # no contention with the GUI thread (shared/FACTS.md)
-        try:
-            while not self._stop.is_set():
-                try:
-                    self._drain()
-                    if self._stop.is_set():
-                        break
-                    if not self._work():
-                        self._idle()
-                except Exception as exc:  # noqa: BLE001 - report, pause, keep the loop alive
-                    self._running = False
-                    traceback.print_exception(exc)
-                    self.failed.emit(f"the comparison stopped ({type(exc).__name__}: {exc})")
-                    self._wake.wait(0.05)
-                    self._wake.clear()
-        finally:
-            self._runs = []
-            app = QCoreApplication.instance()
-            if app is not None:
-                self.moveToThread(app.thread())
-            self._thread.quit()
+    def _on_error(self, exc: Exception) -> None:
+        self._running = False
+        traceback.print_exception(exc)
+        self.failed.emit(f"the comparison stopped ({type(exc).__name__}: {exc})")
+
+    def _on_exit(self) -> None:
+        self._runs = []
 
     def _drain(self) -> None:
-        while True:
-            try:
-                name, args = self._queue.get_nowait()
-            except queue.Empty:
-                return
+        for name, args in self._pending():
             try:
                 getattr(self, f"_do_{name}")(*args)
             except SGMError as exc:

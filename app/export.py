@@ -58,9 +58,9 @@ from sgm_core.render import (
 from sgm_core.samplers import SAMPLERS, make_sampler
 
 from .panels import int_box
+from .queued_worker import track_thread
 from .session import MAX_PARTICLES
 from .session_io import EngineTasks, with_suffix
-from .workers import track_thread
 
 if TYPE_CHECKING:
     from .main_window import MainWindow

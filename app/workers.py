@@ -9,23 +9,22 @@ on the frame clock, and emits the newest `Frame` only once the GUI has drawn the
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
 import traceback
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+from PySide6.QtCore import Signal
 
 from sgm_core.config import RunConfig, SamplerConfig
 from sgm_core.datasets import PRESETS, Dataset, load_dataset
 from sgm_core.errors import SGMError, TrainingDiverged
 from sgm_core.live import FieldView, Frame, LiveEngine
+
+from .queued_worker import IDLE_WAIT, QueuedWorker, running_threads, track_thread
 
 CHUNK_SECONDS = 0.025  # training work between command checks: responsive stop, small overhead
 MIN_CHUNK_SECONDS = 0.005  # ... but never so short that loop overhead dominates
@@ -33,24 +32,14 @@ MAX_CHUNK_STEPS = 500  # even a trivially fast net returns to the loop this ofte
 MAX_FPS = 30.0  # frame clock; the GUI never sees more than this
 PARTICLE_BUDGET = 0.012  # seconds of particle steps per frame: steps/frame is a ceiling, not a promise
 FRAME_BUDGET = 0.3  # at most this share of the worker's time goes to building frames
-IDLE_WAIT = 0.25  # seconds between checks when there is nothing to do (woken early by commands)
 SLOW_EVERY = 0.5  # seconds between refreshes of costly frame parts (error map, score error)
 SLOW_COST_FACTOR = 8.0  # ... and never more often than this many times their own cost
 METRICS_CURVE_EVERY = 0.5  # seconds between score-error points per σ (4 levels: ~25 ms on one core)
 METRICS_SAMPLES_EVERY = 2.5  # seconds between sample metrics + PF-ODE likelihood (~0.1–0.4 s)
 METRICS_POINTS = 500  # particles and data draws the sample metrics compare (MMD is quadratic in it)
 
-_LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
-
-
-def running_threads() -> list[QThread]:
-    """Engine threads that are still running (the test fixture fails a test that leaks one)."""
-    return [t for t in list(_LIVE_THREADS) if t.isRunning()]
-
-
-def track_thread(thread: QThread) -> None:
-    """Count another app thread (e.g. an export job's) in `running_threads`, so leaks are caught."""
-    _LIVE_THREADS.add(thread)
+__all__ = ["EngineSpec", "EngineWorker", "LoadedData", "WorkerState", "running_threads", "track_thread",
+           "warm_up_torch"]
 
 
 def warm_up_torch() -> str:
@@ -108,7 +97,7 @@ class _Throttle:
         self.last, self.cost = end, end - start
 
 
-class EngineWorker(QObject):
+class EngineWorker(QueuedWorker):
     """Owns the LiveEngine in a QThread of its own; every public method is thread-safe."""
 
     progressed = Signal(object)  # Frame
@@ -124,21 +113,10 @@ class EngineWorker(QObject):
 
     def __init__(self, threads: int | None = None, max_fps: float = MAX_FPS,
                  chunk_seconds: float = CHUNK_SECONDS) -> None:
-        super().__init__()
-        self.threads = int(threads or os.environ.get("SGM_WORKER_THREADS", 1))
+        super().__init__("EngineWorker", int(threads or os.environ.get("SGM_WORKER_THREADS", 1)))
         self.max_fps = max_fps
         self.chunk_seconds = chunk_seconds
         self.frames_emitted = 0
-        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
-        self._wake = threading.Event()
-        self._consumed = threading.Event()
-        self._consumed.set()
-        self._stop = threading.Event()
-        self._thread = QThread()
-        self._thread.setObjectName("EngineWorker")
-        _LIVE_THREADS.add(self._thread)
-        self.moveToThread(self._thread)
-        self._thread.started.connect(self._run)
         # -- worker-thread state (touched only inside the loop) --
         self._engine: LiveEngine | None = None
         self._spec: EngineSpec | None = None
@@ -167,33 +145,7 @@ class EngineWorker(QObject):
         self._metric_idents: dict[str, Any] = {}
         self._metric_throttles = {"curve": _Throttle(METRICS_CURVE_EVERY), "samples": _Throttle(METRICS_SAMPLES_EVERY)}
 
-    # -- lifecycle (GUI thread) -------------------------------------------------------------
-    def start(self) -> None:
-        self._thread.start()
-
-    def is_running(self) -> bool:
-        return self._thread.isRunning()
-
-    def shutdown(self, timeout: float = 1.0) -> float:
-        """Stop the loop and join the thread; returns the seconds it took.
-
-        The loop notices the flag after the current chunk (~25 ms). Should a single step take
-        longer than `timeout` (e.g. 100k particles), we keep waiting rather than destroy a
-        running thread, which would abort the process.
-        """
-        t0 = time.monotonic()
-        self._stop.set()
-        self._wake.set()
-        self._consumed.set()
-        if self._thread.isRunning() and not self._thread.wait(int(timeout * 1000)):
-            self._thread.wait()
-        return time.monotonic() - t0
-
     # -- commands (any thread) --------------------------------------------------------------
-    def _post(self, name: str, *args: Any) -> None:
-        self._queue.put((name, args))
-        self._wake.set()
-
     def set_engine(self, spec: EngineSpec) -> None:
         """Rebuild the engine from data + config (training stops; particles restart)."""
         self._post("set_engine", spec)
@@ -264,45 +216,18 @@ class EngineWorker(QObject):
         """Drive the particles with the reference (true) score instead of the learned one."""
         self._post("set_reference_score", bool(on))
 
-    def frame_consumed(self) -> None:
-        """The GUI drew the last frame: the next one may be sent."""
-        self._consumed.set()
-        self._wake.set()
-
     # -- the loop (worker thread) -----------------------------------------------------------
-    @Slot()
-    def _run(self) -> None:
-        torch.set_num_threads(self.threads)  # 1: no contention with the GUI thread (FACTS.md)
-        try:
-            while not self._stop.is_set():
-                try:
-                    self._drain()
-                    if self._stop.is_set():
-                        break
-                    busy = self._work()
-                    if not busy:
-                        self._idle()
-                except Exception as exc:  # noqa: BLE001 - report, pause, keep the loop alive
-                    self._training = self._playing = False
-                    self._needs_frame = False  # a frame that failed would only fail again
-                    self._publish_state()
-                    self.failed.emit(_describe(exc))
-                    self._wake.wait(0.05)  # never a hot loop of errors
-                    self._wake.clear()
-        finally:
-            self._engine = None
-            app = QCoreApplication.instance()
-            if app is not None:
-                self.moveToThread(app.thread())  # let the GUI thread own (and delete) us again
-            self._thread.quit()
+    def _on_error(self, exc: Exception) -> None:
+        self._training = self._playing = False
+        self._needs_frame = False  # a frame that failed would only fail again
+        self._publish_state()
+        self.failed.emit(_describe(exc))
+
+    def _on_exit(self) -> None:
+        self._engine = None
 
     def _drain(self) -> None:
-        commands: list[tuple[str, tuple[Any, ...]]] = []
-        while True:
-            try:
-                commands.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        commands = self._pending()
         last_build = max((i for i, (name, _) in enumerate(commands) if name == "set_engine"), default=-1)
         for i, (name, args) in enumerate(commands):
             if name == "set_engine" and i != last_build:

@@ -64,8 +64,8 @@ def discard_unsaved_work_on_close(monkeypatch):
 
 
 def _running_qthreads() -> set:
-    workers = sys.modules.get("app.workers")
-    return set(workers.running_threads()) if workers is not None else set()
+    threads = sys.modules.get("app.queued_worker")
+    return set(threads.running_threads()) if threads is not None else set()
 
 
 def _leaked_threads(before: set[threading.Thread], before_q: set) -> list[str]:

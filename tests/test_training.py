@@ -224,5 +224,6 @@ def test_fused_adam_follows_plain_adam() -> None:
     for a, b in zip(trainer.model.parameters(), plain.model.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     start = trainer_for(small_run())
-    moved = max((a - b).abs().max().item() for a, b in zip(trainer.model.parameters(), start.model.parameters()))
+    pairs = zip(trainer.model.parameters(), start.model.parameters(), strict=True)
+    moved = max((a - b).abs().max().item() for a, b in pairs)
     assert moved > 1e-3  # the steps did move the weights: the comparison is not vacuous

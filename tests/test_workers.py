@@ -26,7 +26,7 @@ def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
     qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
 
 
-def settle(qtbot, h: "Harness", quiet_ms: int = 200) -> None:
+def settle(qtbot, h: Harness, quiet_ms: int = 200) -> None:
     """Process events until no frame has arrived for `quiet_ms` (the worker has gone idle)."""
     while True:
         n = len(h.frames)

@@ -1,0 +1,135 @@
+"""The thread scaffolding every worker shares: a QThread of its own, a command queue that any
+thread may post to, and the "the GUI drew the last frame" handshake that keeps frames from piling
+up in the GUI's event queue (newest wins, never a backlog).
+
+Subclasses hold all their state in the worker thread and say what one loop iteration does
+(`_work`), how to wait when there is nothing to do (`_idle`), and how to report an unexpected
+error (`_on_error`); commands arrive as `_do_<name>(*args)` calls between iterations.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import weakref
+from typing import Any
+
+import torch
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Slot
+
+IDLE_WAIT = 0.25  # seconds between checks when there is nothing to do (commands wake the loop early)
+ERROR_PAUSE = 0.05  # after an unexpected error, so a failing iteration never spins hot
+
+_LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
+
+
+def running_threads() -> list[QThread]:
+    """App threads that are still running (the test fixture fails a test that leaks one)."""
+    return [t for t in list(_LIVE_THREADS) if t.isRunning()]
+
+
+def track_thread(thread: QThread) -> None:
+    """Count another app thread (e.g. an export job's) in `running_threads`, so leaks are caught."""
+    _LIVE_THREADS.add(thread)
+
+
+class QueuedWorker(QObject):
+    """A QObject living in its own QThread; public methods only enqueue, so they are thread-safe."""
+
+    def __init__(self, name: str, threads: int = 1) -> None:
+        super().__init__()
+        self.threads = threads
+        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._consumed = threading.Event()  # set: the GUI drew the last frame, the next may go
+        self._consumed.set()
+        self._stop = threading.Event()
+        self._thread = QThread()
+        self._thread.setObjectName(name)
+        track_thread(self._thread)
+        self.moveToThread(self._thread)
+        self._thread.started.connect(self._run)
+
+    # -- lifecycle (GUI thread) -------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    def shutdown(self, timeout: float = 1.0) -> float:
+        """Stop the loop and join the thread; returns the seconds it took.
+
+        The loop notices the flag after its current piece of work (tens of ms). Should one piece
+        take longer than `timeout` (e.g. a step over 100k particles), we keep waiting rather than
+        destroy a running thread, which would abort the process.
+        """
+        t0 = time.monotonic()
+        self._stop.set()
+        self._wake.set()
+        self._consumed.set()
+        if self._thread.isRunning() and not self._thread.wait(int(timeout * 1000)):
+            self._thread.wait()
+        return time.monotonic() - t0
+
+    def frame_consumed(self) -> None:
+        """The GUI drew the last frame: the next one may be sent."""
+        self._consumed.set()
+        self._wake.set()
+
+    # -- commands (any thread) --------------------------------------------------------------
+    def _post(self, name: str, *args: Any) -> None:
+        self._queue.put((name, args))
+        self._wake.set()
+
+    def _pending(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """Every command posted so far, oldest first (worker thread)."""
+        commands = []
+        while True:
+            try:
+                commands.append(self._queue.get_nowait())
+            except queue.Empty:
+                return commands
+
+    # -- the loop (worker thread) -----------------------------------------------------------
+    @Slot()
+    def _run(self) -> None:
+        torch.set_num_threads(self.threads)  # 1: no contention with the GUI thread (shared/FACTS.md)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._drain()
+                    if self._stop.is_set():
+                        break
+                    if not self._work():
+                        self._idle()
+                except Exception as exc:  # noqa: BLE001 - report, pause, keep the loop alive
+                    self._on_error(exc)
+                    self._wake.wait(ERROR_PAUSE)
+                    self._wake.clear()
+        finally:
+            self._on_exit()
+            app = QCoreApplication.instance()
+            if app is not None:
+                self.moveToThread(app.thread())  # let the GUI thread own (and delete) us again
+            self._thread.quit()
+
+    def _drain(self) -> None:
+        for name, args in self._pending():
+            getattr(self, f"_do_{name}")(*args)
+
+    def _work(self) -> bool:
+        """One iteration; True while busy (the loop goes straight on), False to `_idle`."""
+        raise NotImplementedError
+
+    def _idle(self) -> None:
+        self._wake.wait(IDLE_WAIT)
+        self._wake.clear()
+
+    def _on_error(self, exc: Exception) -> None:
+        """An unexpected error escaped `_work` or a command: stop what runs and tell the GUI."""
+        raise NotImplementedError
+
+    def _on_exit(self) -> None:
+        """The loop ended: drop what holds memory (engines, tensors)."""
