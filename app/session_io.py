@@ -11,6 +11,7 @@ routes each worker answer to the GUI-thread callback that asked for it.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
@@ -262,8 +263,10 @@ class SessionFiles(QObject):
     """File ▸ New / Open session / Save session / Save session as, and whether work is unsaved.
 
     The session is dirty when the undo stack is not clean or training advanced since the last
-    save (or open). Questions go through the window (`ask_save_path`, `ask_open_path`,
-    `ask_unsaved_changes`), so tests answer them without a dialog.
+    save (or open), or, once it has a file, when a setting that shapes results (run, sampler or
+    particle settings) differs from the file's; view toggles alone do not count. Questions go
+    through the window (`ask_save_path`, `ask_open_path`, `ask_unsaved_changes`), so tests answer
+    them without a dialog.
     """
 
     saved = Signal(str)  # path
@@ -277,6 +280,8 @@ class SessionFiles(QObject):
         self.tasks = EngineTasks(window.worker, self)
         self.path: Path | None = None  # the session file, once saved or opened
         self.saved_step = 0  # training step of the last save/open (0: nothing trained)
+        self.saved_settings: str | None = None  # settings_signature() of the file (None: no file)
+        self._save_settings: str | None = None  # ... of the save in flight
         self._discard_approved = False  # the user answered Discard/Save: go ahead once
         self._asking = False
         self._open_token = 0
@@ -290,6 +295,7 @@ class SessionFiles(QObject):
         a("save_session_as", "Save session as…", "Save the session under a new name", "Ctrl+Shift+S",
           lambda: self.save_as())
         window.session.frame_arrived.connect(self._refresh_modified)
+        window.session.config_changed.connect(self._refresh_modified)
         window.worker.state_changed.connect(self._refresh_modified)
 
     # -- state -------------------------------------------------------------------------------
@@ -297,9 +303,17 @@ class SessionFiles(QObject):
         frame = self.window.session.last_frame
         return int(frame.step) if frame is not None and self.window._engine_ok else 0
 
+    def settings_signature(self) -> str:
+        """The settings that shape results, as one comparable string."""
+        s = self.window.session
+        return json.dumps([s.run_config.to_json(), asdict(s.sampler_config), asdict(s.particles)], sort_keys=True)
+
     def is_dirty(self) -> bool:
-        """Unsaved work: data edits since the last save/open, or training since then."""
-        return not self.window.session.undo_stack.isClean() or self.current_step() != self.saved_step
+        """Unsaved work: data edits or training since the last save/open, or changed settings
+        when there is a file they would differ from."""
+        if not self.window.session.undo_stack.isClean() or self.current_step() != self.saved_step:
+            return True
+        return self.saved_settings is not None and self.settings_signature() != self.saved_settings
 
     def title_name(self) -> str:
         return self.path.name if self.path is not None else self.window.session.data.name
@@ -372,7 +386,7 @@ class SessionFiles(QObject):
         w.session.replace_data(empty_state())
         w.session.undo_stack.clear()
         w._flush_rebuild()  # no data, no engine: now, not after the debounce
-        self.path, self.saved_step = None, 0
+        self.path, self.saved_step, self.saved_settings = None, 0, None
         w._update_title()
 
     def save(self, then: Callable[[], None] | None = None) -> None:
@@ -395,6 +409,7 @@ class SessionFiles(QObject):
         source = data.source or "drawn"
         request = SaveRequest(Path(path), data.points, source, radius, gui_settings(w), s.run_config, s.sampler_config)
         self._save_index = s.undo_stack.index()
+        self._save_settings = self.settings_signature()  # settings changed while it writes stay unsaved
         w.statusBar().showMessage(f"Saving {Path(path).name}…", 3000)
         self.tasks.submit(partial(write_session, request), lambda done: self._on_saved(done, then),
                           self._on_save_failed)
@@ -403,7 +418,7 @@ class SessionFiles(QObject):
         w, stack = self.window, self.window.session.undo_stack
         if stack.index() == self._save_index:
             stack.setClean()  # edits made while the worker wrote stay unsaved
-        self.path, self.saved_step = done.path, done.step
+        self.path, self.saved_step, self.saved_settings = done.path, done.step, self._save_settings
         w._add_recent(str(done.path.resolve()))
         w.statusBar().showMessage(f"Saved {done.path}", 6000)
         w._update_title()
@@ -465,6 +480,7 @@ class SessionFiles(QObject):
             except (ConfigError, TypeError, ValueError):
                 pass  # a hand-edited slice or camera: keep the current one
         self.path, self.saved_step = opened.path, state.step if has_engine else 0
+        self.saved_settings = self.settings_signature()
         w._add_recent(str(opened.path.resolve()))
         w.statusBar().showMessage(f"Opened {opened.path.name}: {len(state.points)} points, step {state.step:,}", 6000)
         w._update_title()

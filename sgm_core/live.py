@@ -304,7 +304,8 @@ class LiveEngine:
             model={k: v.detach().cpu().clone() for k, v in self.trainer.model.state_dict().items()},
             ema={k: v.detach().cpu().clone() for k, v in self.trainer.ema_model.state_dict().items()},
             standardizer=self.standardizer, step=self.trainer.step, losses=self.trainer.loss_history(),
-            particles=self.particles_data(), sampler_step=self.sampler_step)
+            particles=self.particles_data(), sampler_step=self.sampler_step,
+            resume={**self.trainer.resume_state(), "rng.particles": self.particle_generator.get_state()})
 
     @classmethod
     def from_state(cls, dataset: Dataset, state: SessionState) -> LiveEngine:
@@ -319,6 +320,16 @@ class LiveEngine:
                 raise SessionError(f"the session's weights do not fit its model settings: {exc}") from exc
             engine.trainer.step = state.step
             engine.trainer.losses = [float(v) for v in state.losses]
+            if state.resume:
+                try:
+                    engine.trainer.load_resume_state(state.resume)
+                except ConfigError as exc:
+                    raise SessionError(f"the session's training state does not fit its model settings: {exc}") from exc
+                if "rng.particles" in state.resume:
+                    try:
+                        engine.particle_generator.set_state(state.resume["rng.particles"].to(torch.uint8))
+                    except RuntimeError:  # not a generator state: the particles go on with fresh draws
+                        pass
             engine.trainer.mark_good()
         if state.particles is not None:
             engine.particles = torch.as_tensor(engine.standardizer.forward(state.particles), dtype=torch.float32).to(

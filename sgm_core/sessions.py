@@ -1,8 +1,10 @@
 """Session files (.sgm): the whole playground state in one file that runs no code when opened.
 
 A session is a zip archive holding `session.json` (format, version, configs, GUI settings),
-`data.npy`, `particles.npy`, `losses.npy` (NPY without pickles) and `model.safetensors` (weights
-of the raw and EMA networks). Saves are atomic (written aside, then renamed), and opening
+`data.npy`, `particles.npy`, `losses.npy` (NPY without pickles), `model.safetensors` (weights
+of the raw and EMA networks) and `resume.safetensors` (optimiser moments, generator states and the
+data pool, so training continues as if never interrupted; older sessions lack it and resume
+approximately). Saves are atomic (written aside, then renamed), and opening
 validates everything before anything is returned, so a corrupt or foreign file changes nothing.
 """
 
@@ -48,6 +50,7 @@ class SessionState:
     losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
     particles: np.ndarray | None = None  # (n, D) data coordinates
     sampler_step: int = 0
+    resume: dict[str, torch.Tensor] | None = None  # Trainer.resume_state() + "rng.particles"
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -73,6 +76,9 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in state.model.items()}
         tensors |= {f"ema.{k}": v.detach().cpu().contiguous() for k, v in (state.ema or state.model).items()}
         members["model.safetensors"] = save_safetensors(tensors)
+    if state.resume:
+        members["resume.safetensors"] = save_safetensors(
+            {k: v.detach().cpu().contiguous() for k, v in state.resume.items()})
 
     def write(f) -> None:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -123,18 +129,20 @@ def load_session(path: str | os.PathLike) -> SessionState:
                 particles = validate_points(_read_npy(z, "particles.npy"), min_points=1)
                 if particles.shape[1] != points.shape[1]:
                     raise SessionError("session particles and data have different dimensions")
-            model = ema = None
+            model = ema = resume = None
             if meta.get("has_model"):
                 tensors = load_safetensors(_read_member(z, "model.safetensors"))
                 model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
                 ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+                if "resume.safetensors" in names:
+                    resume = load_safetensors(_read_member(z, "resume.safetensors"))
             std = meta.get("standardizer")
             return SessionState(
                 points=points, source=str(meta.get("source", "")), run=RunConfig.from_json(meta["run"]),
                 sampler=sampler_config_from_json(meta["sampler"]), brush_radius=float(meta.get("brush_radius", 0.2)),
                 settings=dict(meta.get("settings") or {}), model=model, ema=ema,
                 standardizer=Standardizer.from_json(std) if std else None, step=int(meta.get("step", 0)),
-                losses=losses, particles=particles, sampler_step=int(meta.get("sampler_step", 0)))
+                losses=losses, particles=particles, sampler_step=int(meta.get("sampler_step", 0)), resume=resume)
     except SessionError:
         raise
     except SGMError as exc:

@@ -184,6 +184,51 @@ class Trainer:
         self.step = state["step"]
         self._n_losses = min(self._n_losses, self.step)
 
+    # -- resuming -------------------------------------------------------------------------
+    def resume_state(self) -> dict[str, torch.Tensor]:
+        """Beyond the weights, what makes training go on exactly as if it was never interrupted:
+        Adam's moments and step counts, the data and noise generators, and the unused rest of
+        the data pool. Flat name -> CPU tensor, ready for safetensors."""
+        out: dict[str, torch.Tensor] = {}
+        for i, p in enumerate(self._params):
+            for name, value in self.optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value):
+                    out[f"adam.{i}.{name}"] = value.detach().cpu().clone()
+        out["rng.data"] = self.data_generator.get_state()
+        out["rng.noise"] = self.noise_generator.get_state()
+        if self._pool is not None and self._pool_at < len(self._pool):
+            out["pool"] = self._pool[self._pool_at:].detach().cpu().clone()
+        return out
+
+    def load_resume_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what `resume_state` returned; a ConfigError if it does not fit this trainer
+        (another architecture). Generator states from another device kind are skipped: the run
+        then continues with fresh draws, as close as that allows."""
+        per_param: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("adam."):
+                _, index, name = key.split(".", 2)
+                per_param.setdefault(int(index), {})[name] = value
+        if per_param:
+            if set(per_param) != set(range(len(self._params))):
+                raise ConfigError("the saved optimiser state does not fit this model")
+            for i, p in enumerate(self._params):
+                for name, value in per_param[i].items():
+                    if name.startswith("exp_avg") and value.shape != p.shape:
+                        raise ConfigError("the saved optimiser state does not fit this model")
+            state = self.optimizer.state_dict()
+            state["state"] = {i: dict(per_param[i]) for i in range(len(self._params))}
+            self.optimizer.load_state_dict(state)
+        for key, generator in (("rng.data", self.data_generator), ("rng.noise", self.noise_generator)):
+            if key in tensors:
+                try:
+                    generator.set_state(tensors[key].to(torch.uint8))
+                except RuntimeError:  # a CUDA generator's state on a CPU run, or the reverse
+                    pass
+        pool = tensors.get("pool")
+        if pool is not None and pool.ndim == 2 and pool.shape[1] == self.dataset.dim:
+            self._pool, self._pool_at = pool.to(self.device, torch.float32), 0
+
     # -- using the model ------------------------------------------------------------------
     def score_fn(self, ema: bool = True):
         """s(x, sigma) in standardised coordinates (the EMA weights by default)."""

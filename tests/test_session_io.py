@@ -144,6 +144,18 @@ def test_save_then_open_restores_data_settings_model_history_and_particles(qtbot
     assert frame(other).sampler_step == 7
     assert s.undo_stack.isClean() and s.undo_stack.count() == 0
     assert not other.isWindowModified() and other.windowTitle().startswith("demo.sgm[*]")
+    # Settings that shape results differ from the file's: unsaved; set back: clean again.
+    other.session.set_particles(steps_per_frame=3)
+    assert other.isWindowModified()
+    other.session.set_particles(steps_per_frame=7)
+    assert not other.isWindowModified()
+    sampler = other.session.sampler_config
+    other.session.set_sampler_config(replace(sampler, steps=sampler.steps + 1))
+    assert other.isWindowModified()
+    other.session.set_sampler_config(sampler)
+    assert not other.isWindowModified()
+    other.session.set_view(log_loss=not other.session.view.log_loss)  # a view toggle alone is not a change
+    assert not other.isWindowModified()
 
     other.actions_["train"].trigger()  # training goes on from the saved step
     wait(qtbot, lambda: frame(other).step > 200)
