@@ -35,6 +35,8 @@ from sgm_core.config import RunConfig, sampler_config_from_json
 from sgm_core.datasets import Standardizer
 from sgm_core.errors import DataError, SGMError
 from sgm_core.live import FieldView
+from sgm_core.losses import loss_spec
+from sgm_core.truth import vp_alpha
 
 from .compare_window import close_compare_windows, install_compare_menu
 from .export import Exporter
@@ -598,11 +600,15 @@ class MainWindow(QMainWindow):
         if self._noise_draw is None or self._noise_draw.shape != points.shape:
             self._noise_draw = np.random.default_rng(0).standard_normal(points.shape).astype(np.float32)
         try:
-            scale = Standardizer.fit(points).scale
+            std = Standardizer.fit(points)
         except DataError:  # all points coincide: no σ in data units
             self.plot.set_noisy_points(None)
             return
-        self.plot.set_noisy_points(points + s.field_sigma() * scale * self._noise_draw)
+        sigma = s.field_sigma()
+        # VP runs shrink the data towards its centre as they add noise: α x + σ z, α = sqrt(1 - σ²)
+        alpha = float(vp_alpha(sigma)) if loss_spec(s.run_config.loss.name).noise == "vp" else 1.0
+        shift = np.asarray(std.shift, np.float32)
+        self.plot.set_noisy_points(shift + alpha * (points - shift) + sigma * std.scale * self._noise_draw)
 
     def view_settings(self) -> dict:
         """View settings beyond the session's ViewOptions, JSON-ready (for sessions and export):

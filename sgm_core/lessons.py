@@ -19,10 +19,11 @@ import torch
 from .config import LossConfig, ModelConfig, NoiseConfig, RunConfig, SamplerConfig, TrainConfig, _from_dict
 from .datasets import load_dataset
 from .errors import ConfigError
+from .losses import loss_spec
 from .metrics import mode_weight_error, mode_weights, sliced_wasserstein
 from .samplers import make_sampler, run_sampler
 from .training import Trainer
-from .truth import reference_score_fn
+from .truth import reference_score_fn, relative_score_error
 
 LESSON_DIR = Path(__file__).resolve().parent.parent / "assets" / "lessons"
 
@@ -94,9 +95,9 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None) -> dict
         trainer = Trainer(dataset, variant.run)
         standardizer = trainer.standardizer
         if lesson.score == "truth":
-            score_fn, _ = reference_score_fn(dataset, standardizer)
+            score_fn, _ = reference_score_fn(dataset, standardizer, kind=_noise_kind(variant))
         else:
-            reference, _ = reference_score_fn(dataset, standardizer)
+            reference, _ = reference_score_fn(dataset, standardizer, kind=_noise_kind(variant))
             err0 = _score_error(trainer, reference, variant)
             t0 = time.perf_counter()
             trainer.run(lesson.train_steps)
@@ -130,17 +131,17 @@ def _mode_spread(samples: torch.Tensor, gmm) -> float:
     return float(rms / expected)
 
 
+def _noise_kind(variant: Variant) -> str:
+    return "vp" if loss_spec(variant.run.loss.name).noise == "vp" else "ve"
+
+
 def _score_error(trainer: Trainer, reference, variant: Variant) -> float:
     """Relative Fisher divergence at the variant's smallest training level, on noisy data."""
     noise = variant.run.noise
     sigma = noise.sigma if variant.run.loss.name in ("dsm", "dsm-eps") else noise.sigma_min
     x = torch.as_tensor(trainer.standardizer.forward(trainer.dataset.points[:1000]), dtype=torch.float32)
-    x = x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
-    sig = torch.full((len(x),), float(sigma))
-    with torch.no_grad():
-        learned = trainer.score_fn()(x, sig).double()
-    truth = reference(x, sig).double()
-    return float(((learned - truth) ** 2).sum(1).mean() / (truth**2).sum(1).mean())
+    return relative_score_error(trainer.score_fn(), reference, x, sigma, _noise_kind(variant), seed=3,
+                                device=trainer.device)
 
 
 def check_lesson(lesson: Lesson, results: dict[str, dict[str, float]]) -> list[str]:

@@ -27,7 +27,7 @@ from .noise import geometric_sigmas, make_sde
 from .samplers import Sampler, make_sampler
 from .sessions import SessionState
 from .training import Trainer, device_label
-from .truth import reference_score_fn
+from .truth import reference_score_fn, relative_score_error
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,8 @@ class LiveEngine:
         self.trainer = Trainer(dataset, config, standardizer)
         self.standardizer = self.trainer.standardizer
         self.device = self.trainer.device
-        self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer)
+        self.noise_kind = "vp" if self.trainer.spec.noise == "vp" else "ve"  # how q_sigma is made from data
+        self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
         self.particle_generator = torch.Generator().manual_seed(seed + 101)
         self.sampler_config = sampler or SamplerConfig(name=loss_spec(config.loss.name).default_sampler)
         self.sampler: Sampler = self._make_sampler(self.sampler_config)
@@ -228,14 +229,9 @@ class LiveEngine:
 
     def score_error(self, sigma: float) -> float:
         """Relative Fisher divergence of the EMA model vs the reference on noisy data at sigma."""
-        x = self._eval_points
-        gen = torch.Generator().manual_seed(7)  # the same noisy points every time: a smooth curve
-        xs = x + max(sigma, 1e-3) * torch.randn(x.shape, generator=gen)
-        sig = torch.full((len(xs),), max(float(sigma), 1e-3))
-        with torch.no_grad():
-            learned = self.trainer.score_fn()(xs.to(self.device), sig.to(self.device)).float().cpu()
-        truth = self.reference(xs, sig).float()
-        return float(((learned - truth) ** 2).sum(1).mean() / (truth**2).sum(1).mean().clamp_min(1e-12))
+        # A fixed seed: the same noisy points every time, so the curve over training is smooth.
+        return relative_score_error(self.trainer.score_fn(), self.reference, self._eval_points, sigma,
+                                    self.noise_kind, seed=7, device=self.device)
 
     def curl_map(self, view: FieldView) -> np.ndarray | None:
         """Relative curl of the learned (EMA) score on the heatmap grid (2D only), rows = y.
@@ -272,15 +268,15 @@ class LiveEngine:
 
     def metric_sigmas(self, n: int = 4) -> tuple[float, ...]:
         """Noise levels (standardised) at which to track the score error: n geometric levels across
-        the ladder / SDE range of noise-conditional losses (VP: up to 0.5, where x + σz still
-        approximates its α(σ)x + σz marginal), the one training σ of single-σ losses, and σmin for
+        the ladder / SDE range of noise-conditional losses (VP: its marginal std, up to 0.9), the
+        one training σ of single-σ losses, and σmin for
         sm/ssm (their nets ignore σ: the clean score, against the least-smoothed reference)."""
         noise, kind = self.config.noise, self.trainer.spec.noise
         if kind == "single":
             return (float(noise.sigma),)
         if kind == "none":
             return (float(noise.sigma_min),)
-        lo, hi = (max(1e-3, noise.sigma_min), 0.5) if kind == "vp" else (noise.sigma_min, noise.sigma_max)
+        lo, hi = (max(1e-3, noise.sigma_min), 0.9) if kind == "vp" else (noise.sigma_min, noise.sigma_max)
         return tuple(float(s) for s in geometric_sigmas(lo, hi, n).flip(0))
 
     def data_log_likelihood(self, n_points: int = 200, n_steps: int = 50) -> float | None:
@@ -288,7 +284,7 @@ class LiveEngine:
         ODE of the current model; None for models with no noise ladder (sm/ssm)."""
         if not self.trainer.spec.conditional:
             return None
-        sde = make_sde(self.config.noise, "vp" if self.config.loss.name == "vp-sde" else "ve")
+        sde = make_sde(self.config.noise, self.noise_kind)
         x = torch.as_tensor(self.standardizer.forward(self.dataset.points[:n_points]), dtype=torch.float32)
         model = self.trainer.score_fn()
         ll = ode_log_likelihood(lambda a, s: model(a.to(self.device), s.to(self.device)).cpu(), sde, x, n_steps)

@@ -5,6 +5,9 @@ For data points d_1..d_M, q_sigma(x) = 1/M sum_j N(x; d_j, sigma^2 I), whose sco
 sum_j softmax_j(-|x - d_j|^2 / 2 sigma^2) (d_j - x) / sigma^2: a log-sum-exp over the data, so
 every drawn or loaded dataset gets a reference field (it converges to the true q_sigma score as
 M grows).
+
+VP runs condition on the marginal std s of x_t = alpha x_0 + s z with alpha = sqrt(1 - s^2): that
+density is the data scaled by alpha and smoothed by s, whose score follows from the VE one.
 """
 
 from __future__ import annotations
@@ -35,10 +38,57 @@ def empirical_score(x: torch.Tensor, data: torch.Tensor, sigma: torch.Tensor | f
     return out.to(x)
 
 
-def reference_score_fn(dataset: Dataset, standardizer: Standardizer, max_points: int = 2000) -> tuple[ScoreFn, str]:
-    """A score function in standardised coordinates, and its kind: "analytic" or "empirical"."""
+VP_STD_CEILING = 1 - 1e-6  # the VP std approaches 1 (pure noise, alpha -> 0): keep alpha > 0
+
+
+def vp_alpha(sigma: torch.Tensor | float) -> torch.Tensor:
+    """The VP mean coefficient alpha = sqrt(1 - s^2) of a marginal std s."""
+    s = torch.as_tensor(sigma, dtype=torch.float64).clamp(0.0, VP_STD_CEILING)
+    return torch.sqrt(1 - s**2)
+
+
+def vp_score(base: ScoreFn) -> ScoreFn:
+    """The VP marginal's score from the VE reference `base`: alpha x_0 + s z = alpha (x_0 + (s/alpha) z),
+    so its score at x is base(x / alpha, s / alpha) / alpha."""
+
+    def score(x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
+        s = s.expand(x.shape[0]) if s.numel() == 1 else s
+        a = vp_alpha(s)
+        out = base(x.double() / a[:, None], s / a) / a[:, None]
+        return out.to(x.dtype)
+
+    return score
+
+
+def perturb(x: torch.Tensor, sigma: float, kind: str, generator: torch.Generator) -> torch.Tensor:
+    """Draws of q_sigma given clean x: x + sigma z (VE, ladders, single sigma) or alpha x + sigma z (VP)."""
+    z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    scale = float(vp_alpha(sigma)) if kind == "vp" else 1.0
+    return scale * x + sigma * z
+
+
+def relative_score_error(model: ScoreFn, reference: ScoreFn, x: torch.Tensor, sigma: float, kind: str = "ve",
+                         seed: int = 7, device: torch.device | str = "cpu") -> float:
+    """Relative Fisher divergence E|s_theta - s|^2 / E|s|^2 of a model against the reference on
+    q_sigma draws from the clean points x (a fixed seed: the same noisy points on every call)."""
+    sigma = max(float(sigma), 1e-3)
+    xs = perturb(x, sigma, kind, torch.Generator().manual_seed(seed))
+    sig = torch.full((len(xs),), sigma)
+    with torch.no_grad():
+        learned = model(xs.to(device), sig.to(device)).double().cpu()
+    truth = reference(xs, sig).double()
+    return float(((learned - truth) ** 2).sum(1).mean() / (truth**2).sum(1).mean().clamp_min(1e-12))
+
+
+def reference_score_fn(dataset: Dataset, standardizer: Standardizer, max_points: int = 2000,
+                       kind: str = "ve") -> tuple[ScoreFn, str]:
+    """A score function in standardised coordinates, and its kind: "analytic" or "empirical".
+    kind "vp" gives the score of the VP marginal at std sigma instead of data + sigma z."""
     if dataset.gmm is not None:
         gmm = dataset.gmm.transformed(torch.tensor(standardizer.shift), float(standardizer.scale))
-        return (lambda x, sigma: gmm.score(x, sigma)), "analytic"
-    pts = torch.as_tensor(standardizer.forward(dataset.points[:max_points]), dtype=torch.float64)
-    return (lambda x, sigma: empirical_score(x, pts, sigma)), "empirical"
+        score, label = (lambda x, sigma: gmm.score(x, sigma)), "analytic"
+    else:
+        pts = torch.as_tensor(standardizer.forward(dataset.points[:max_points]), dtype=torch.float64)
+        score, label = (lambda x, sigma: empirical_score(x, pts, sigma)), "empirical"
+    return (vp_score(score) if kind == "vp" else score), label
