@@ -11,6 +11,7 @@ Appends its table to benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import time
 from datetime import date
@@ -50,6 +51,14 @@ def time_to_quality(preset: str, loss: str, budget_s: float, every: int, n: int)
     return None, trainer.step, ratio
 
 
+def ratio_text(ratio: float) -> str:
+    """The SW ratio, or what it means when sampling blew up (Langevin on a score that is wrong
+    far from the data can throw particles to infinity)."""
+    if not math.isfinite(ratio):
+        return "not finite (particles diverged)"
+    return f"{ratio:.3g} (particles diverged)" if ratio > 1e3 else f"{ratio:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--presets", default=",".join(p for p, s in PRESETS.items() if s.dim == 2))
@@ -69,7 +78,7 @@ def main() -> None:
         for loss in args.losses.split(","):
             secs, steps, ratio = time_to_quality(preset, loss, args.budget, args.every, args.n)
             shown = f"{secs:.1f}" if secs is not None else f"> {args.budget:.0f} (not reached)"
-            line = f"| {preset} | {loss} | {shown} | {steps} | {ratio:.2f} |"
+            line = f"| {preset} | {loss} | {shown} | {steps} | {ratio_text(ratio)} |"
             lines.append(line)
             print(line, flush=True)
     append_results("\n".join(lines) + "\n", args.out)
