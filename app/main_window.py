@@ -66,7 +66,7 @@ TOOL_TIPS = {
     "brush": "Spray points where you drag",
     "point": "Add one point per click",
     "eraser": "Remove points under the drag",
-    "spawn": "Click to restart the particles in a blob there",
+    "spawn": "Click to restart the particles in a blob there (3D: on the slice plane, else at the depth of the view centre)",
 }
 PLOT_TOOL = {"pan": "none", "brush": "brush", "point": "point", "eraser": "eraser", "spawn": "spawn"}
 
@@ -502,11 +502,15 @@ class MainWindow(QMainWindow):
                                   float(getattr(self.plot, "brush_radius", self.session.brush_radius)))
 
     def _on_spawn(self, x: float, y: float) -> None:
+        self.spawn_particles((x, y))
+
+    def spawn_particles(self, point: tuple[float, ...]) -> None:
+        """Restart the particles in a blob (the brush radius) around a clicked point (2D or 3D)."""
         self._flush_rebuild()
         if not self._engine_ok:
             self.show_error("nothing to sample yet: load a preset or draw at least 2 points")
             return
-        self.worker.spawn(x, y, self.session.particles.n_particles, self.session.brush_radius)
+        self.worker.spawn(point, self.session.particles.n_particles, self.session.brush_radius)
 
     def _on_data_changed(self) -> None:
         self.plot.set_points(self.session.points)
@@ -516,6 +520,7 @@ class MainWindow(QMainWindow):
     def set_tool(self, tool: str) -> None:
         self.actions_[f"tool_{tool}"].setChecked(True)
         self.plot.set_tool(PLOT_TOOL[tool])
+        self.mode3d.set_tool(tool)
 
     # ------------------------------------------------------------------ engine sync
     def _on_config_changed(self) -> None:

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 AXIS_CHOICES = ("off", "x", "y", "z")  # "off": the field on a coarse full 3D grid, no plane
 SLICE_TICKS = 200  # slider resolution over the data's extent along the slice axis
 SLICE_MATCH_TOL = 1e-5  # relative: a field's plane is stored in float32, the slice value in float64
-DRAW_TOOLS = ("brush", "point", "eraser", "spawn")  # window actions "tool_<name>", 2D only
+DRAW_TOOLS = ("brush", "point", "eraser")  # window actions "tool_<name>", 2D only (spawn works in 3D too)
 TOOL_TIP_3D = 'Drawing is 2D: draw on a 2D canvas, then use Tools ▸ "Make 3D from drawing…"'
 MAKE_3D_TIP = "Turn the 2D drawing into 3D points: on a plane, extruded or revolved (undoable)"
 MAKE_3D_TIP_IN_3D = "The data is already 3D: undo, or load 2D data, to lift another drawing"
@@ -224,7 +224,14 @@ class Mode3D(QObject):
             plot.set_layers(**self._layers())
             plot.set_normalized_arrows(self.session.view.normalized_arrows)
             plot.set_camera(*self._camera)
+            plot.set_spawn_tool(self.window.actions_["tool_spawn"].isChecked())
+            plot.spawn_requested.connect(lambda x, y, z: self.window.spawn_particles((x, y, z)))
         return self._plot3d
+
+    def set_tool(self, tool: str) -> None:
+        """The window's tool changed: the 3D view listens for spawn clicks with the spawn tool."""
+        if self._plot3d is not None:
+            self._plot3d.set_spawn_tool(tool == "spawn")
 
     def active_view(self) -> QWidget:
         """The view in the middle now: `Plot3D` for 3D data, else the 2D canvas (`window.plot`)."""

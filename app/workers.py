@@ -178,8 +178,10 @@ class EngineWorker(QueuedWorker):
     def reset_particles(self, n: int | None = None) -> None:
         self._post("reset_particles", n)
 
-    def spawn(self, x: float, y: float, n: int, radius: float) -> None:
-        self._post("spawn", float(x), float(y), int(n), float(radius))
+    def spawn(self, point: tuple[float, ...], n: int, radius: float) -> None:
+        """Restart n particles in a Gaussian blob of `radius` around `point` (data coordinates;
+        a 2D point in 3D data lands at z = 0)."""
+        self._post("spawn", tuple(float(v) for v in point), int(n), float(radius))
 
     def set_sampler(self, cfg: SamplerConfig) -> None:
         self._post("set_sampler", cfg)
@@ -478,10 +480,11 @@ class EngineWorker(QueuedWorker):
             self._engine.reset_particles(n)
             self._needs_frame = True
 
-    def _do_spawn(self, x: float, y: float, n: int, radius: float) -> None:
+    def _do_spawn(self, point: tuple[float, ...], n: int, radius: float) -> None:
         eng = self._require_engine()
         center = np.zeros(eng.dataset.dim, np.float32)
-        center[:2] = (x, y)
+        k = min(len(point), eng.dataset.dim)
+        center[:k] = point[:k]
         eng.spawn_at(center, n, radius)
         self._needs_frame = True
 

@@ -23,8 +23,10 @@ from app.views.plot3d import (  # noqa: E402  (after the skip)
     HEAD_BARBS,
     Plot3D,
     arrow_lines_3d,
+    click_ray,
     grid_spacing,
     opengl_available,
+    pick_point,
     plane_quad,
     slice_axis_of,
 )
@@ -136,6 +138,57 @@ def test_grid_helpers():
 
 
 # --------------------------------------------------------------------------- no OpenGL
+
+
+def _view_matrix(azimuth: float, elevation: float, distance: float, center) -> np.ndarray:
+    """pyqtgraph's GLViewWidget.viewMatrix (euler rotation), built with the same Qt calls."""
+    from PySide6.QtGui import QMatrix4x4
+
+    m = QMatrix4x4()
+    m.translate(0.0, 0.0, -distance)
+    m.rotate(elevation - 90, 1, 0, 0)
+    m.rotate(azimuth + 90, 0, 0, -1)
+    m.translate(-center[0], -center[1], -center[2])
+    return np.array(m.data(), dtype=np.float64).reshape(4, 4).T
+
+
+def _to_pixel(point, view: np.ndarray, fov: float, size) -> np.ndarray:
+    """Project a world point to widget pixels with pyqtgraph's frustum (horizontal fov)."""
+    eye = view @ np.append(point, 1.0)
+    half = math.tan(math.radians(fov) / 2)
+    w, h = size
+    ndc_x = eye[0] / (-eye[2] * half)
+    ndc_y = eye[1] / (-eye[2] * half * h / w)
+    return np.array([(ndc_x + 1) * w / 2, (1 - ndc_y) * h / 2])
+
+
+@pytest.mark.parametrize(("azimuth", "elevation"), [(-60.0, 25.0), (30.0, 70.0), (150.0, -20.0)])
+def test_a_click_ray_projects_back_onto_its_pixel(azimuth, elevation):
+    center, size, fov = np.array([0.5, -1.0, 2.0]), (640, 480), 60.0
+    view = _view_matrix(azimuth, elevation, 8.0, center)
+    origin, direction = click_ray(view, fov, size, (320, 240))
+    np.testing.assert_allclose(pick_point(origin, direction, center), center, atol=1e-9)  # the middle: the centre
+    for pixel in [(10, 20), (600, 400), (100, 450)]:
+        origin, direction = click_ray(view, fov, size, pixel)
+        hit = pick_point(origin, direction, center)
+        np.testing.assert_allclose(_to_pixel(hit, view, fov, size), pixel, atol=1e-6)
+        # at the centre's depth: on the plane through it facing the camera
+        axis = (center - origin) / np.linalg.norm(center - origin)
+        assert abs((hit - center) @ axis) < 1e-9
+        on_plane = pick_point(origin, direction, center, (2, 1.5))  # the slice plane z = 1.5
+        if (1.5 - origin[2]) / direction[2] > 0:  # the ray meets it in front of the camera
+            assert on_plane[2] == pytest.approx(1.5)
+            np.testing.assert_allclose(_to_pixel(on_plane, view, fov, size), pixel, atol=1e-6)
+        else:  # behind the camera: the centre's depth instead
+            np.testing.assert_allclose(on_plane, hit)
+
+
+def test_a_slice_plane_behind_the_camera_or_edge_on_falls_back_to_the_centre_depth():
+    center = np.zeros(3)
+    view = _view_matrix(0.0, 0.0, 5.0, center)  # level camera: a z-plane is edge-on through the middle
+    origin, direction = click_ray(view, 60.0, (400, 400), (200, 200))
+    np.testing.assert_allclose(pick_point(origin, direction, center, (2, 0.0)), center, atol=1e-9)
+    np.testing.assert_allclose(pick_point(origin, direction, center, (0, 50.0)), center, atol=1e-9)  # behind
 
 
 def test_offscreen_platform_falls_back_to_a_label_without_crashing():
@@ -336,3 +389,33 @@ def test_fps_of_10k_particle_updates_with_grab(plot, capsys):
     fps = n / (time.perf_counter() - t0)
     with capsys.disabled():
         print(f"\n[plot3d] 10k particles setData + grabFramebuffer at {SIZE[0]}x{SIZE[1]}: {fps:.0f} fps")
+
+
+@pytest.mark.gl
+def test_a_spawn_click_lands_under_the_cursor_and_a_drag_still_orbits(plot, qtbot):
+    from PySide6.QtCore import QPoint, Qt
+
+    hits = []
+    plot.spawn_requested.connect(lambda x, y, z: hits.append(np.array([x, y, z])))
+    view = plot._view
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(100, 80))
+    assert hits == []  # not the spawn tool: a click does nothing
+    plot.set_spawn_tool(True)
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(100, 80))
+    assert len(hits) == 1
+    # The point projects back to the clicked pixel through the widget's own matrices.
+    proj = view.projectionMatrix((0, 0, view.width(), view.height()), (0, 0, view.width(), view.height()))
+    from PySide6.QtGui import QVector4D
+
+    clip = (proj * view.viewMatrix()).map(QVector4D(*hits[0], 1.0))
+    ndc = np.array([clip.x(), clip.y()]) / clip.w()
+    np.testing.assert_allclose([(ndc[0] + 1) * view.width() / 2, (1 - ndc[1]) * view.height() / 2], [100, 80], atol=0.5)
+    plot.set_slice(2, 0.75)  # with a slice plane shown, the click lands on it
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(240, 200))
+    assert len(hits) == 2 and hits[1][2] == pytest.approx(0.75)
+    azimuth = plot.camera()["azimuth"]
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=QPoint(200, 180))
+    qtbot.mouseMove(view, QPoint(260, 180))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(260, 180))
+    assert len(hits) == 2  # a drag is not a click ...
+    assert plot.camera()["azimuth"] != azimuth  # ... it orbits, as with any other tool

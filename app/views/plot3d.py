@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
@@ -39,6 +39,7 @@ ARROW_ALPHA = 0.85  # a full 3D grid is ~1000 arrows: let the data show through
 HEAD_ANGLE = math.radians(25.0)  # half-opening of an arrow head
 HEAD_BARBS = 3  # barbs around the shaft, so a head reads from every camera angle
 _TINY = 1e-12  # a vector shorter than this has no direction: its arrow collapses to a point
+CLICK_SLOP_PX = 4.0  # a press and release closer than this is a click (spawn), not an orbiting drag
 
 # float RGBA (0..1) for GL, from the shared palette
 _DATA = tuple(c / 255 for c in colors.DATA)
@@ -206,6 +207,35 @@ def plane_quad(axis: int, value: float, bounds: tuple[tuple[float, float], ...])
     return quad
 
 
+def click_ray(view_matrix: np.ndarray, fov_deg: float, size: tuple[float, float],
+              pixel: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The world ray (origin, unit direction) under a widget pixel for a GLViewWidget camera:
+    `view_matrix` (4x4, world -> eye) and the horizontal field of view `fov_deg` across the width,
+    as pyqtgraph's projectionMatrix builds its frustum."""
+    w, h = max(float(size[0]), 1.0), max(float(size[1]), 1.0)
+    half = math.tan(math.radians(fov_deg) / 2)
+    eye = np.array([(2 * pixel[0] / w - 1) * half, (1 - 2 * pixel[1] / h) * half * h / w, -1.0, 1.0])
+    to_world = np.linalg.inv(view_matrix)
+    origin = to_world @ np.array([0.0, 0.0, 0.0, 1.0])
+    direction = (to_world @ eye)[:3] - origin[:3]
+    return origin[:3], direction / np.linalg.norm(direction)
+
+
+def pick_point(origin: np.ndarray, direction: np.ndarray, center: np.ndarray,
+               slice_plane: tuple[int, float] | None = None) -> np.ndarray:
+    """Where a click ray lands: on the slice plane when one is shown and the ray meets it in front
+    of the camera, else on the plane through the orbit centre that faces the camera."""
+    if slice_plane is not None:
+        axis, value = slice_plane
+        if abs(direction[axis]) > _TINY:
+            t = (value - origin[axis]) / direction[axis]
+            if t > 0:
+                return origin + t * direction
+    normal = center - origin
+    t = float(normal @ normal) / max(float(direction @ normal), _TINY)
+    return origin + t * direction
+
+
 def _nice_step(span: float, lines: int = 10) -> float:
     """A 1/2/5 x 10^k grid step giving about `lines` lines over `span`."""
     raw = max(span, 1e-9) / lines
@@ -234,8 +264,12 @@ class Plot3D(QWidget):
     then shows `NO_GL_MESSAGE` and draws nothing.
     """
 
+    spawn_requested = Signal(float, float, float)  # a click with the spawn tool, data coordinates
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
+        self._spawn_tool = False
+        self._press: QPointF | None = None
         self._points = np.zeros((0, 3), np.float32)
         self._bounds: tuple[tuple[float, float], ...] = ((-1.0, 1.0),) * 3
         self._layers = {"data": True, "field": True, "particles": True, "trails": True, "slice_plane": True}
@@ -328,6 +362,7 @@ class Plot3D(QWidget):
             item.setDepthValue(depth)  # GLViewWidget draws in depth-value order
             view.addItem(item)
         self._view = view
+        view.installEventFilter(self)  # clicks for the spawn tool; drags still orbit
         view.setCameraPosition(azimuth=DEFAULT_AZIMUTH, elevation=DEFAULT_ELEVATION)
         self._update_frame_items()
         self._update_plane()
@@ -482,6 +517,36 @@ class Plot3D(QWidget):
             self._plane_item.setMeshData(vertexes=quad, faces=np.array([[0, 1, 2], [0, 2, 3]], np.uint32))
             self._plane_edge_item.setData(pos=quad[[0, 1, 1, 2, 2, 3, 3, 0]])
         self._apply_layers()
+
+    # -- clicks ---------------------------------------------------------------------------------
+    def set_spawn_tool(self, on: bool) -> None:
+        """With the spawn tool a left click (not a drag, which still orbits) asks for particles there."""
+        self._spawn_tool = bool(on)
+
+    def pick(self, x: float, y: float) -> np.ndarray:
+        """The 3D point under widget pixel (x, y): on the slice plane when shown, else at the depth
+        of the orbit centre (`pick_point`)."""
+        if self._view is None:
+            return np.zeros(3)
+        m = self._view.viewMatrix()
+        view_matrix = np.array(m.data(), dtype=np.float64).reshape(4, 4).T  # Qt stores column-major
+        c = self._view.opts["center"]
+        origin, direction = click_ray(view_matrix, float(self._view.opts["fov"]),
+                                      (self._view.width(), self._view.height()), (x, y))
+        plane = self._slice if self._layers.get("slice_plane", True) else None
+        return pick_point(origin, direction, np.array([c.x(), c.y(), c.z()]), plane)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._view and self._spawn_tool:
+            kind = event.type()
+            if kind == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton:
+                self._press = event.position()
+            elif kind == QEvent.Type.MouseButtonRelease and event.button() == Qt.MouseButton.LeftButton:
+                press, self._press = self._press, None
+                pos = event.position()
+                if press is not None and (pos - press).manhattanLength() <= CLICK_SLOP_PX:
+                    self.spawn_requested.emit(*(float(v) for v in self.pick(pos.x(), pos.y())))
+        return False  # the view still orbits, pans and zooms
 
     # -- camera and output ------------------------------------------------------------------
     def field_bounds(self) -> tuple[tuple[float, float], ...]:
