@@ -36,6 +36,7 @@ from sgm_core.datasets import Standardizer
 from sgm_core.errors import DataError, SGMError
 from sgm_core.live import FieldView
 from sgm_core.losses import loss_spec
+from sgm_core.noise import sigma_max_from_data
 from sgm_core.truth import vp_alpha
 
 from .compare_window import close_compare_windows, install_compare_menu
@@ -156,6 +157,7 @@ class MainWindow(QMainWindow):
         self.loss_view.setToolTip("Training loss per step")
         self.data_panel = DataPanel(self.session, self.actions_)
         self.train_panel = TrainPanel(self.session, self.actions_)
+        self.train_panel.sigma_max_from_data_requested.connect(self.sigma_max_from_data)
         self.sampler_panel = SamplerPanel(self.session, self.actions_)
         self.view_panel = ViewPanel(self.session)
         self.docks: dict[str, QDockWidget] = {}
@@ -503,6 +505,24 @@ class MainWindow(QMainWindow):
 
     def _on_spawn(self, x: float, y: float) -> None:
         self.spawn_particles((x, y))
+
+    def sigma_max_from_data(self) -> None:
+        """σ max := the largest distance between two (standardised) data points, computed in the
+        worker (a quadratic pass), then set as if typed."""
+        points = self.session.points
+        if len(points) < 2:
+            self.show_error("σ max from data needs at least 2 data points")
+            return
+
+        def compute(_engine: object) -> float:
+            return sigma_max_from_data(Standardizer.fit(points).forward(points))
+
+        def apply(value: float) -> None:
+            self.train_panel.set_sigma_max(value)
+            self.statusBar().showMessage(f"σ max = {value:.3g}: the largest distance between two data points "
+                                         "(standardised units)", 6000)
+
+        self.files.tasks.submit(compute, apply, self.show_error)
 
     def spawn_particles(self, point: tuple[float, ...]) -> None:
         """Restart the particles in a blob (the brush radius) around a clicked point (2D or 3D)."""

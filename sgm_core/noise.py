@@ -19,6 +19,17 @@ def geometric_sigmas(sigma_min: float, sigma_max: float, n: int) -> torch.Tensor
     return torch.exp(torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float64)).float()
 
 
+def sigma_max_from_data(points: torch.Tensor, max_points: int = 2000, seed: int = 0) -> float:
+    """The largest distance between two data points (Song & Ermon 2020, technique 1): a top noise
+    level this large lets the noisiest score connect every mode with every other, so annealed
+    Langevin can set the modes' weights. Uses a fixed random subsample of `max_points` beyond that
+    (the cost is quadratic); give standardised points for a standardised σ."""
+    x = torch.as_tensor(points, dtype=torch.float64).reshape(len(points), -1)
+    if len(x) > max_points:
+        x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_points]]
+    return float(torch.cdist(x, x).max()) if len(x) > 1 else 0.0
+
+
 @dataclass(frozen=True)
 class VESDE:
     """dx = sqrt(d[sigma^2(t)]/dt) dw with sigma(t) = sigma_min (sigma_max/sigma_min)^t."""

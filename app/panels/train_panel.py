@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from PySide6.QtCore import QSignalBlocker
+from PySide6.QtCore import QSignalBlocker, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -38,6 +40,8 @@ MODEL_KINDS = {
 
 class TrainPanel(QWidget):
     """Writes RunConfig changes to the session; Train/Pause/Stop/Reset mirror the window's actions."""
+
+    sigma_max_from_data_requested = Signal()  # "From data" beside σ max: the window computes it in the worker
 
     def __init__(self, session: Session, actions: Mapping[str, QAction], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -71,10 +75,24 @@ class TrainPanel(QWidget):
             "beta_min": "VP-SDE β(0)",
             "beta_max": "VP-SDE β(1)",
         }
+        self.sigma_max_button = QToolButton()
+        self.sigma_max_button.setText("From data")
+        self.sigma_max_button.setToolTip("Set σ max to the largest distance between two data points "
+                                         "(Song & Ermon 2020, technique 1): the top level then spans every mode")
+        self.sigma_max_button.clicked.connect(self.sigma_max_from_data_requested)
+        self._rows: dict[str, QWidget] = {}  # the form row each noise setting sits in
         for key, box in self.noise_boxes.items():
             if key in tips:
                 box.setToolTip(tips[key])
-            form.addRow(labels[key], box)
+            row: QWidget = box
+            if key == "sigma_max":
+                row = QWidget()
+                line = QHBoxLayout(row)
+                line.setContentsMargins(0, 0, 0, 0)
+                line.addWidget(box, 1)
+                line.addWidget(self.sigma_max_button)
+            self._rows[key] = row
+            form.addRow(labels[key], row)
         self._form = form
 
         self.lr_box = SciSpinBox(1e-7, 1e7)
@@ -135,8 +153,8 @@ class TrainPanel(QWidget):
         self.seed_box.setValue(cfg.train.seed)
         del blockers
         shown = NOISE_FIELDS[LOSSES[cfg.loss.name].noise]
-        for key, box in self.noise_boxes.items():
-            self._form.setRowVisible(box, key in shown)
+        for key, row in self._rows.items():
+            self._form.setRowVisible(row, key in shown)
 
     # -- widgets -> session -----------------------------------------------------------------
     def config_from_widgets(self) -> RunConfig:
@@ -161,6 +179,10 @@ class TrainPanel(QWidget):
             self._sync()  # back to the last valid settings
             return
         self.session.set_run_config(cfg)
+
+    def set_sigma_max(self, value: float) -> None:
+        """Put a σ max into the settings (as if typed), e.g. the one `From data` computed."""
+        self.noise_boxes["sigma_max"].setValue(float(value))
 
     def set_device(self, label: str) -> None:
         self.device_label.setText(label)
