@@ -39,6 +39,15 @@ def one_torch_thread():
     yield
 
 
+@pytest.fixture(scope="session")
+def warm_torch():
+    """Torch imported and one Adam step taken before a GUI test's first Train (not autouse, and
+    app.workers imported only here, so core-only runs never load Qt)."""
+    from app.workers import warm_up_torch
+
+    warm_up_torch()
+
+
 @pytest.fixture(autouse=True)
 def temp_qsettings(tmp_path):
     """Every test gets empty QSettings in its own temporary folder."""

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from functools import partial
 
+import gui_helpers
 import numpy as np
 import pytest
+from gui_helpers import small_config
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
 from app.compare_window import DEFAULT_LOSSES, CompareWindow
 from app.main_window import MainWindow
-from app.workers import warm_up_torch
-from sgm_core.config import RunConfig
 from sgm_core.datasets import make_preset
 from sgm_core.samplers import SAMPLERS
 
@@ -24,23 +24,13 @@ STALL_BOUND_MS = 500  # generous: measured worst gaps are printed by the test (t
 CLOSE_BOUND_S = 3.0  # closing joins the thread after its current round (~40 ms)
 
 
-def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm_torch():
-    warm_up_torch()
+wait = partial(gui_helpers.wait, timeout=TIMEOUT_MS)
+pytestmark = pytest.mark.usefixtures("warm_torch")
 
 
 @pytest.fixture(scope="module")
 def data():
     return make_preset("8gaussians", n_points=1000)
-
-
-def small_config() -> RunConfig:
-    cfg = RunConfig()
-    return replace(cfg, model=replace(cfg.model, width=32, depth=2), train=replace(cfg.train, batch=128))
 
 
 def compare_window(qtbot, data, mode: str, steps: int, particles: int = 300, **kw) -> CompareWindow:

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
+import gui_helpers
 import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
+from gui_helpers import frame, open_window, small_config
 from PIL import Image
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QDialogButtonBox, QPushButton
 
 from app.export import ExportOptions, frame_view, render_animation, snapshot_engine
-from app.main_window import MainWindow
-from app.workers import warm_up_torch
 from sgm_core import cli
 from sgm_core.checkpoint import load_run
 from sgm_core.config import RunConfig, SamplerConfig
@@ -31,35 +32,21 @@ MAX_TICK_GAP_S = 0.4  # the longest the GUI may stall during an export (measured
 NOT_BLANK_COLOURS = 16  # a drawn canvas has axes, grid, data, arrows, particles: many colours
 
 
-def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm_torch():
-    warm_up_torch()
+wait = partial(gui_helpers.wait, timeout=TIMEOUT_MS)
+pytestmark = pytest.mark.usefixtures("warm_torch")
 
 
 @pytest.fixture
 def window(qtbot):
     """8gaussians, a tiny net trained 200 steps, 300 particles, a short sampler schedule."""
-    w = MainWindow(data="8gaussians", device="CPU")
-    qtbot.addWidget(w)
-    w.show()
-    wait(qtbot, lambda: len(w.session.points) == 5000)
-    cfg = RunConfig()
-    w.session.set_run_config(replace(cfg, model=replace(cfg.model, width=32, depth=2),
-                                     train=replace(cfg.train, steps=200, batch=128)))
+    w = open_window(qtbot, timeout=TIMEOUT_MS)
+    w.session.set_run_config(small_config(steps=200))
     w.session.set_particles(n_particles=300)
     w.session.set_sampler_config(replace(w.session.sampler_config, steps=3))  # annealed: 3 steps x 16 levels
     w.actions_["train"].trigger()
     wait(qtbot, lambda: frame(w) is not None and frame(w).step >= 200 and not w.worker_state.training)
     yield w
     w.close()
-
-
-def frame(window: MainWindow):  # noqa: ANN201
-    return window.session.last_frame
 
 
 def read_frames(path: Path) -> np.ndarray:

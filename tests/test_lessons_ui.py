@@ -9,32 +9,22 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from gui_helpers import TIMEOUT_MS, open_window, wait
 
 from app.lessons_ui import lesson_run_config, lesson_view, watch_text
 from app.main_window import MainWindow
 from app.session import field_sigma_for, sigma_range
-from app.workers import warm_up_torch
 from sgm_core.lessons import load_lessons
 
-TIMEOUT_MS = 30_000  # generous for a loaded 2-core CI machine; typical waits are well under 2 s
 LESSONS = load_lessons()
 
 
-def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm_torch():
-    warm_up_torch()
+pytestmark = pytest.mark.usefixtures("warm_torch")
 
 
 @pytest.fixture
 def window(qtbot):
-    w = MainWindow(data="8gaussians", device="CPU")
-    qtbot.addWidget(w)
-    w.show()
-    wait(qtbot, lambda: len(w.session.points) == 5000)
+    w = open_window(qtbot)
     yield w
     w.close()
 

@@ -9,54 +9,33 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from gui_helpers import frame, open_window, small_config, wait
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QKeySequence
 from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QSlider
 
 from app import main as app_main
 from app.main_window import MainWindow
-from app.workers import warm_up_torch
-from sgm_core.config import RunConfig
 from sgm_core.datasets import PRESETS
 from sgm_core.losses import LOSSES
 from sgm_core.samplers import SAMPLERS
 
-TIMEOUT_MS = 30_000  # generous for a loaded 2-core CI machine; typical waits are well under 2 s
 CLOSE_BOUND_S = 3.0  # closing must take ~1 s at most; 3 s leaves room for CI noise
 NEAR_FACTOR = 0.5  # particles must end at least this much closer to the data than they started
 NOT_BLANK = 0.02  # share of the canvas's pixels the arrow field must change (it covers the view)
 PARTICLES_NOT_BLANK = 0.002  # 300 dots of ~5 px on ~800x600: ~0.5% of the pixels, less overlaps
 
 
-def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
-
-
-def small_config(steps: int = 200) -> RunConfig:
-    cfg = RunConfig()
-    return replace(cfg, model=replace(cfg.model, width=32, depth=2),
-                   train=replace(cfg.train, steps=steps, batch=128))
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _warm_torch():
-    warm_up_torch()
+pytestmark = pytest.mark.usefixtures("warm_torch")
 
 
 @pytest.fixture
 def window(qtbot):
-    w = MainWindow(data="8gaussians", device="CPU")
-    qtbot.addWidget(w)
-    w.show()
-    wait(qtbot, lambda: len(w.session.points) == 5000)
+    w = open_window(qtbot)
     w.session.set_run_config(small_config())
     w.session.set_particles(n_particles=300)
     yield w
     w.close()
-
-
-def frame(window: MainWindow):  # noqa: ANN201
-    return window.session.last_frame
 
 
 def nearest_distance(particles: np.ndarray, data: np.ndarray) -> float:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gui_helpers import frame, open_window, small_config, wait
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtGui import QGuiApplication, QImage
 
@@ -21,15 +22,14 @@ from app.mode3d import NO_GL_STATUS, TOOL_TIP_3D, data_extent, field_matches, sl
 from app.views import plot3d as plot3d_module
 from app.views.plot3d import NO_GL_MESSAGE, Plot3D, opengl_available
 from app.views.slice_view import in_plane_axes, project_field, slab
-from app.workers import EngineSpec, EngineWorker, warm_up_torch
-from sgm_core.config import RunConfig, SamplerConfig
+from app.workers import EngineSpec, EngineWorker
+from sgm_core.config import SamplerConfig
 from sgm_core.datasets import PRESETS, make_preset
 from sgm_core.errors import ConfigError
 from sgm_core.live import FieldGrid, FieldView, default_bounds
 from sgm_core.losses import LOSSES
 from sgm_core.samplers import SAMPLERS
 
-TIMEOUT_MS = 30_000  # generous for a loaded 2-core machine; typical waits are well under 2 s
 NEAR_FACTOR = 0.5  # particles must end at least this much closer to the data than they started
 NOT_BLANK = 0.02  # share of the 3D view's pixels that data, field and particles must change
 PARTICLE_PIXELS = 300  # 300 particles of 5 px discs on the view: far more orange pixels than this
@@ -37,35 +37,16 @@ GEOM_ATOL = 1e-5  # float32 geometry of coordinates of size ~10
 SMALL_DRAWING = 120  # points in the drawings lifted to 3D
 
 
-def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
-
-
-def small_config(steps: int = 200, loss: str = "ncsn") -> RunConfig:
-    cfg = RunConfig()
-    return replace(cfg, loss=replace(cfg.loss, name=loss), model=replace(cfg.model, width=32, depth=2),
-                   train=replace(cfg.train, steps=steps, batch=128))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm_torch():
-    warm_up_torch()
+pytestmark = pytest.mark.usefixtures("warm_torch")
 
 
 @pytest.fixture
 def window(qtbot):
-    w = MainWindow(data=None, device="CPU")
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
+    w = open_window(qtbot, data=None, size=(1200, 800))
     w.session.set_run_config(small_config())
     w.session.set_particles(n_particles=300)
     yield w
     w.close()
-
-
-def frame(w: MainWindow):  # noqa: ANN201
-    return w.session.last_frame
 
 
 def choose_preset(qtbot, w: MainWindow, name: str) -> None:

@@ -2,54 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
+from gui_helpers import frame, open_window, small_config, wait
 from PySide6.QtCore import Qt
 
 from app import workers
-from app.main_window import MainWindow
 from app.panels.metrics_panel import MetricsPanel
-from app.workers import warm_up_torch
-from sgm_core.config import RunConfig, SamplerConfig
+from sgm_core.config import SamplerConfig
 from sgm_core.datasets import Standardizer
 
-TIMEOUT_MS = 30_000  # generous for a loaded 2-core CI machine; typical waits are a few seconds
 SAMPLES_EVERY = 0.3  # the test's sample-metric throttle (the app's 2.5 s would make it slow)
 CONVERGED = 0.5  # particles on the data must end with at most half the SW ratio they started with
 NOISE_STD_TOL = 0.05  # 5000 draws: the sample std of N(0, 1) is within ±0.05 with overwhelming odds
 
 
-def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
-
-
-def small_config(steps: int = 400) -> RunConfig:
-    cfg = RunConfig()
-    return replace(cfg, model=replace(cfg.model, width=32, depth=2), train=replace(cfg.train, steps=steps, batch=128))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm_torch():
-    warm_up_torch()
+pytestmark = pytest.mark.usefixtures("warm_torch")
 
 
 @pytest.fixture
 def window(qtbot, monkeypatch):
     monkeypatch.setattr(workers, "METRICS_SAMPLES_EVERY", SAMPLES_EVERY)
-    w = MainWindow(data="8gaussians", device="CPU")
-    qtbot.addWidget(w)
-    w.show()
-    wait(qtbot, lambda: len(w.session.points) == 5000)
-    w.session.set_run_config(small_config())
+    w = open_window(qtbot)
+    w.session.set_run_config(small_config(steps=400))
     w.session.set_particles(n_particles=400)
     yield w
     w.close()
-
-
-def frame(window: MainWindow):  # noqa: ANN201
-    return window.session.last_frame
 
 
 def test_panel_draws_curves_per_sigma_and_bars_and_resets_on_a_new_engine(qtbot):

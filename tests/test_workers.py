@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
+import gui_helpers
 import numpy as np
 import pytest
 import torch
+from gui_helpers import small_config
 from PySide6.QtCore import QObject, Slot
 
-from app.workers import EngineSpec, EngineWorker, LoadedData, WorkerState, warm_up_torch
+from app.workers import EngineSpec, EngineWorker, LoadedData, WorkerState
 from sgm_core.config import RunConfig, SamplerConfig
 from sgm_core.datasets import make_preset
 from sgm_core.live import FieldView, default_bounds
@@ -21,9 +24,8 @@ LOSS_DROP = 0.9  # see test_trains_and_the_loss_falls
 CLOSE_BOUND_S = 3.0  # shutdown must join within ~1 s; 3 s leaves room for CI noise
 
 
-def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
-    """Process events until predicate() is truthy (pytest-qt insists on a strict bool)."""
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
+wait = partial(gui_helpers.wait, timeout=TIMEOUT_MS)
+pytestmark = pytest.mark.usefixtures("warm_torch")
 
 
 def settle(qtbot, h: Harness, quiet_ms: int = 200) -> None:
@@ -33,13 +35,6 @@ def settle(qtbot, h: Harness, quiet_ms: int = 200) -> None:
         qtbot.wait(quiet_ms)
         if len(h.frames) == n:
             return
-
-
-def small_config(steps: int = 200, **train) -> RunConfig:
-    """A tiny net and batch so a test trains in a second or two on one core."""
-    cfg = RunConfig()
-    return replace(cfg, model=replace(cfg.model, width=32, depth=2),
-                   train=replace(cfg.train, steps=steps, batch=128, **train))
 
 
 class Harness(QObject):
@@ -96,11 +91,6 @@ class Harness(QObject):
     @property
     def last(self):  # noqa: ANN201
         return self.frames[-1]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _warm_torch():
-    warm_up_torch()
 
 
 @pytest.fixture
@@ -294,7 +284,7 @@ def test_particles_play_in_steps_per_frame(qtbot, worker, dataset):
 def test_spawn_trails_and_sampler_switch(qtbot, worker, dataset):
     h = Harness(worker)
     start(worker, dataset)
-    worker.spawn(2.5, 0.0, 400, 0.05)
+    worker.spawn((2.5, 0.0), 400, 0.05)
     wait(qtbot, lambda: h.frames and len(h.last.particles) == 400 and h.last.sampler_step == 0)
     np.testing.assert_allclose(h.last.particles.mean(0), [2.5, 0.0], atol=0.02)  # 400 draws, std 0.05
     worker.set_trails(4)
