@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QSli
 
 from app import main as app_main
 from app.main_window import MainWindow
+from app.session import DataState
 from sgm_core.datasets import PRESETS
 from sgm_core.losses import LOSSES
 from sgm_core.samplers import SAMPLERS
@@ -385,3 +386,46 @@ def test_display_detection():
     assert app_main.display_available({"QT_QPA_PLATFORM": "offscreen"}, "linux")
     assert not app_main.display_available({}, "linux")
     assert app_main.display_available({}, "win32")
+
+
+def test_sigma_max_from_data_sets_the_largest_pairwise_distance(qtbot, window):
+    """Train panel ▸ σ max ▸ From data: computed in the worker, then set as if typed."""
+    from sgm_core.datasets import Standardizer
+    from sgm_core.noise import sigma_max_from_data
+
+    points = window.session.points
+    expected = sigma_max_from_data(Standardizer.fit(points).forward(points))
+    assert expected > 3.0  # 8 Gaussians span more than the default σ max
+    assert window.train_panel.sigma_max_button.isVisible()  # ncsn shows σ max
+    window.train_panel.sigma_max_button.click()
+    wait(qtbot, lambda: window.session.run_config.noise.sigma_max == pytest.approx(expected, rel=1e-3))
+    window.session.set_run_config(replace(window.session.run_config, loss=replace(window.session.run_config.loss,
+                                                                                  name="dsm")))
+    assert not window.train_panel.sigma_max_button.isVisible()  # one σ: no σ max row
+    window.session.replace_data(DataState(points[:1], "one point", "drawn", None, 0.0, ""))
+    window.train_panel.set_sigma_max(3.0)
+    window.sigma_max_from_data()
+    assert window.banner.isVisible()  # one point: a message, nothing computed
+
+
+@pytest.mark.parametrize("loss", ["ncsn", "vp-sde"])
+def test_show_q_sigma_draws_the_perturbed_data_of_the_loss(qtbot, window, loss):
+    """View ▸ Show q_σ: the data perturbed at the field σ, x + σz for VE losses and αx + σz
+    (α = sqrt(1 − σ²)) for VP, in data units: the drawn cloud's covariance says which."""
+    from sgm_core.datasets import Standardizer
+
+    cfg = window.session.run_config
+    window.session.set_run_config(replace(cfg, loss=replace(cfg.loss, name=loss)))
+    window.session.set_view(sigma=0.8, noisy_data=True)
+    sigma = window.session.field_sigma()
+    assert sigma == pytest.approx(0.8)
+    x, y = window.plot._noisy_item.getData()
+    assert window.plot._noisy_item.isVisible() and len(x) == len(window.session.points)
+    std = Standardizer.fit(window.session.points)
+    noisy = (np.stack([x, y], 1) - std.shift) / std.scale  # standardised units
+    clean = (window.session.points - std.shift) / std.scale
+    alpha = np.sqrt(1 - sigma**2) if loss == "vp-sde" else 1.0
+    expected = alpha**2 * np.trace(np.cov(clean.T)) + 2 * sigma**2
+    assert np.trace(np.cov(noisy.T)) == pytest.approx(expected, rel=0.05)
+    window.session.set_view(noisy_data=False)
+    assert not window.plot._noisy_item.isVisible()

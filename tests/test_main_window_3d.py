@@ -242,6 +242,32 @@ def test_slice_plane_moves_with_the_slider(qtbot, window):
 
 
 @pytest.mark.gl
+def test_spawn_tool_restarts_the_particles_where_clicked_in_3d(qtbot, window):
+    """Spawn (S) stays enabled in 3D: a click on the slice plane restarts every particle in a
+    blob around the clicked point on that plane."""
+    needs_gl()
+    from PySide6.QtCore import QPoint, Qt
+
+    choose_preset(qtbot, window, "helix")
+    m, c = window.mode3d, window.mode3d.controls
+    qtbot.waitExposed(m.plot3d)
+    assert window.actions_["tool_spawn"].isEnabled() and not window.actions_["tool_brush"].isEnabled()
+    c.axis_combo.setCurrentIndex(c.axis_combo.findData("z"))
+    _, plane = m.plot3d.slice()
+    window.session.brush_radius = 0.05
+    window.set_tool("spawn")
+    view = m.plot3d._view
+    pixel = QPoint(view.width() // 2 + 40, view.height() // 2 - 30)
+    target = m.plot3d.pick(pixel.x(), pixel.y())
+    assert target[2] == pytest.approx(plane)
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=pixel)
+    wait(qtbot, lambda: frame(window) is not None and frame(window).sampler_step == 0
+         and np.abs(frame(window).particles.mean(0) - target).max() < 0.05)
+    spread = frame(window).particles.std(0)
+    assert len(frame(window).particles) == 300 and (spread < 0.1).all()  # a blob of radius 0.05, not the prior
+
+
+@pytest.mark.gl
 def test_orbit_changes_the_image_and_round_trips_through_view_settings(qtbot, window):
     needs_gl()
     choose_preset(qtbot, window, "gmm3d")
