@@ -12,43 +12,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from gui_helpers import TIMEOUT_MS, frame, open_window, small_config, wait
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QAction, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.main_window import MainWindow
 from app.session_io import parse_gui_settings
-from app.workers import warm_up_torch
-from sgm_core.config import RunConfig
 from sgm_core.errors import SessionError
 from sgm_core.sessions import load_session
 
-TIMEOUT_MS = 30_000  # generous for a loaded 2-core machine; typical waits are well under a second
 PARTICLE_ATOL = 1e-5  # particles go data -> standardised -> data through float32 on the way back
 RANGE_ATOL = 1e-6  # data units: the restored view box is set from the saved numbers, up to float rounding
 REAL_ASK = MainWindow.ask_unsaved_changes  # before conftest answers it with "discard"
 
 
-def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
-
-
-def small_config(steps: int = 200) -> RunConfig:
-    cfg = RunConfig()
-    return replace(cfg, model=replace(cfg.model, width=32, depth=2), train=replace(cfg.train, steps=steps, batch=128))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm_torch():
-    warm_up_torch()
+pytestmark = pytest.mark.usefixtures("warm_torch")
 
 
 def make_window(qtbot, data: str | None = "8gaussians") -> MainWindow:
-    w = MainWindow(data=data, device="CPU")
-    qtbot.addWidget(w)
-    w.show()
-    if data:
-        wait(qtbot, lambda: len(w.session.points) == 5000)
+    w = open_window(qtbot, data)
     w.session.set_run_config(small_config())
     w.session.set_particles(n_particles=300)
     return w
@@ -59,10 +42,6 @@ def window(qtbot):
     w = make_window(qtbot)
     yield w
     w.close()
-
-
-def frame(window: MainWindow):  # noqa: ANN201
-    return window.session.last_frame
 
 
 def train_to(qtbot, window: MainWindow, steps: int) -> None:
