@@ -105,15 +105,12 @@ class AnnealedLangevinSampler:
 
 
 @dataclass(frozen=True)
-class ReverseSDESampler:
-    """Reverse-time SDE dx = [f - g^2 s] dt + g dw_bar, Euler-Maruyama from t=T to eps (Song et al.
-    2021); with `snr > 0` each step is followed by a Langevin corrector (predictor-corrector)."""
+class _SDEClock:
+    """What the SDE integrators share: start from the SDE's prior and walk n_steps uniform times
+    from T down to eps."""
 
     sde: VESDE | VPSDE
     n_steps: int
-    snr: float = 0.0  # 0: predictor only ("sde"); > 0: PC sampler
-    denoise: bool = True
-    name: str = "sde"
 
     def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
         return self.sde.prior_sample(n, dim, generator)
@@ -124,6 +121,16 @@ class ReverseSDESampler:
 
     def sigma_at(self, i: int) -> float:
         return float(self.sde.sigma(torch.tensor(self.time(i))))
+
+
+@dataclass(frozen=True)
+class ReverseSDESampler(_SDEClock):
+    """Reverse-time SDE dx = [f - g^2 s] dt + g dw_bar, Euler-Maruyama from t=T to eps (Song et al.
+    2021); with `snr > 0` each step is followed by a Langevin corrector (predictor-corrector)."""
+
+    snr: float = 0.0  # 0: predictor only ("sde"); > 0: PC sampler
+    denoise: bool = True
+    name: str = "sde"
 
     def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
         if i >= self.n_steps:
@@ -157,23 +164,11 @@ class ReverseSDESampler:
 
 
 @dataclass(frozen=True)
-class ProbabilityFlowSampler:
+class ProbabilityFlowSampler(_SDEClock):
     """Probability-flow ODE dx/dt = f - g^2 s / 2 (deterministic, same marginals), Heun's method."""
 
-    sde: VESDE | VPSDE
-    n_steps: int
     denoise: bool = False
     name: str = "ode"
-
-    def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
-        return self.sde.prior_sample(n, dim, generator)
-
-    def time(self, i: int) -> float:
-        i = min(i, self.n_steps)
-        return self.sde.T - (self.sde.T - self.sde.eps) * i / self.n_steps
-
-    def sigma_at(self, i: int) -> float:
-        return float(self.sde.sigma(torch.tensor(self.time(i))))
 
     def velocity(self, score_fn: ScoreFn, x: torch.Tensor, t: float) -> torch.Tensor:
         tt = _full(x, t)
