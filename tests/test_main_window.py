@@ -205,7 +205,7 @@ def test_noise_rows_follow_the_loss(window):
                 "ve": {"sigma_min", "sigma_max"}, "vp": {"beta_min", "beta_max"}}
     for name, spec in LOSSES.items():
         panel.loss_combo.setCurrentIndex(panel.loss_combo.findData(name))
-        shown = {k for k, box in panel.noise_boxes.items() if panel._form.isRowVisible(box)}
+        shown = {k for k, row in panel._rows.items() if panel._form.isRowVisible(row)}
         assert shown == expected[spec.noise], name
 
 
