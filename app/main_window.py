@@ -225,6 +225,7 @@ class MainWindow(QMainWindow):
             self.worker.start()
         self.worker.set_steps_per_frame(s.particles.steps_per_frame)
         self.worker.set_reference_score(s.particles.reference_score)
+        self.worker.set_follow_training(s.particles.follow_training)
         self.lessons = install_lessons(self)  # Lessons menu + lesson bar (app/lessons_ui.py)
         install_compare_menu(self)  # Tools ▸ Compare losses / samplers (app/compare_window.py)
         if data:
@@ -556,6 +557,7 @@ class MainWindow(QMainWindow):
             self._sent = (sent[0], s.sampler_config, s.particles.n_particles)
         self.worker.set_steps_per_frame(s.particles.steps_per_frame)
         self.worker.set_reference_score(s.particles.reference_score)
+        self.worker.set_follow_training(s.particles.follow_training)
         self._send_trails()
         self._view_timer.start()  # the field σ depends on the loss's noise settings
 

@@ -95,6 +95,7 @@ class ParticleOptions:
     steps_per_frame: int = 5  # sampler steps per drawn frame while playing
     trail_length: int = 12  # frames of history kept when trails are on
     reference_score: bool = False  # particles follow the reference (true) score instead of the model
+    follow_training: bool = True  # Train plays the particles; their chain restarts as the model learns
 
 
 def sigma_range(config: RunConfig) -> tuple[float, float]:

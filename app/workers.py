@@ -37,6 +37,7 @@ SLOW_COST_FACTOR = 8.0  # ... and never more often than this many times their ow
 METRICS_CURVE_EVERY = 0.5  # seconds between score-error points per σ (4 levels: ~25 ms on one core)
 METRICS_SAMPLES_EVERY = 2.5  # seconds between sample metrics + PF-ODE likelihood (~0.1–0.4 s)
 METRICS_POINTS = 500  # particles and data draws the sample metrics compare (MMD is quadratic in it)
+CHAIN_HOLD = 1.5  # seconds a finished chain stays on screen before it restarts with the newer model
 
 __all__ = ["EngineSpec", "EngineWorker", "LoadedData", "WorkerState", "running_threads", "track_thread",
            "warm_up_torch"]
@@ -140,6 +141,8 @@ class EngineWorker(QueuedWorker):
         self._state = WorkerState()
         self._slow["curl"] = _Throttle(SLOW_EVERY)
         self._reference_score = False  # particles follow the reference score instead of the model
+        self._follow_training = True  # Train starts the particles, and their chain restarts as the model learns
+        self._chain_end: float | None = None  # when the running chain reached its schedule's end
         self._metrics_on = False
         self._metrics: dict[str, Any] = {}
         self._metric_idents: dict[str, Any] = {}
@@ -218,6 +221,12 @@ class EngineWorker(QueuedWorker):
         """Drive the particles with the reference (true) score instead of the learned one."""
         self._post("set_reference_score", bool(on))
 
+    def set_follow_training(self, on: bool) -> None:
+        """On: Train also plays the particles, and while it trains each finished sampler chain
+        restarts from the prior (after CHAIN_HOLD) so the particles show what the current model
+        samples. Off: particles move only when played."""
+        self._post("set_follow_training", bool(on))
+
     # -- the loop (worker thread) -----------------------------------------------------------
     def _on_error(self, exc: Exception) -> None:
         self._training = self._playing = False
@@ -257,6 +266,8 @@ class EngineWorker(QueuedWorker):
         """One iteration: a training chunk, then (on the frame clock) particles + a frame."""
         busy = False
         eng = self._engine
+        if eng is not None:
+            self._maybe_restart_chain(eng)
         if eng is not None and self._playing and not self._advanced:
             # The next frame's particle steps run right after the last frame went out, i.e. while
             # the GUI thread draws it: on two cores the two overlap instead of taking turns.
@@ -274,6 +285,24 @@ class EngineWorker(QueuedWorker):
             self._maybe_metrics(eng, now)
         return busy
 
+    def _maybe_restart_chain(self, eng: LiveEngine) -> None:
+        """While training with particles following it: a chain that finished its schedule is shown
+        for CHAIN_HOLD, then starts again from the prior under the newer model (annealed chains
+        would otherwise keep the mode weights their first pass, under an untrained model, gave)."""
+        if not (self._training and self._follow_training and self._playing):
+            self._chain_end = None
+            return
+        if eng.sampler_step < eng.sampler.n_steps:
+            return
+        now = time.perf_counter()
+        if self._chain_end is None:
+            self._chain_end = now
+        elif now - self._chain_end >= CHAIN_HOLD:
+            self._chain_end = None
+            eng.reset_particles()
+            self._advanced = True  # the next frame shows the fresh draw from the prior, unmoved
+            self._needs_frame = True
+
     def _advance_particles(self, eng: LiveEngine) -> None:
         """Up to steps-per-frame sampler steps, as many as fit PARTICLE_BUDGET (at least one):
         100k particles keep the frame clock instead of stalling it (measured: 10k x 5 steps took
@@ -287,7 +316,8 @@ class EngineWorker(QueuedWorker):
         self._particle_step_time = (per_step if self._particle_step_time <= 0
                                     else 0.7 * self._particle_step_time + 0.3 * per_step)
         self._advanced = True
-        if eng.sampler.name in ("sde", "pc", "ode") and eng.sampler_step >= eng.sampler.n_steps:
+        following = self._training and self._follow_training  # the chain will restart: keep playing
+        if eng.sampler.name in ("sde", "pc", "ode") and eng.sampler_step >= eng.sampler.n_steps and not following:
             self._playing = False  # the integrators stop at t = eps: nothing left to show
             self._needs_frame = True  # ... but the end itself is
             self._publish_state()
@@ -435,6 +465,11 @@ class EngineWorker(QueuedWorker):
             self._target = eng.trainer.step + max(1, eng.config.train.steps)
         self._training, self._paused = True, False
         eng.pause_clock()
+        if self._follow_training and not self._playing:
+            if eng.sampler_step >= eng.sampler.n_steps:  # a finished chain: start a new one
+                eng.reset_particles()
+                self._particle_step_time = 0.0
+            self._playing = True
 
     def _do_pause_training(self) -> None:
         if self._training:
@@ -550,6 +585,9 @@ class EngineWorker(QueuedWorker):
     def _do_set_reference_score(self, on: bool) -> None:
         self._reference_score = on
         self._needs_frame = True
+
+    def _do_set_follow_training(self, on: bool) -> None:
+        self._follow_training = on
 
     # -- live metrics (worker thread) -------------------------------------------------------
     def _maybe_metrics(self, eng: LiveEngine, now: float) -> None:

@@ -38,10 +38,12 @@ pytestmark = pytest.mark.usefixtures("warm_torch")
 
 @pytest.fixture
 def window(qtbot):
-    """8gaussians, a tiny net trained 200 steps, 300 particles, a short sampler schedule."""
+    """8gaussians, a tiny net trained 200 steps, 300 particles, a short sampler schedule; the
+    particles stay still after training (not "Sample while training"), so an export sees them
+    where the last frame showed them."""
     w = open_window(qtbot, timeout=TIMEOUT_MS)
     w.session.set_run_config(small_config(steps=200))
-    w.session.set_particles(n_particles=300)
+    w.session.set_particles(n_particles=300, follow_training=False)
     w.session.set_sampler_config(replace(w.session.sampler_config, steps=3))  # annealed: 3 steps x 16 levels
     w.actions_["train"].trigger()
     wait(qtbot, lambda: frame(w) is not None and frame(w).step >= 200 and not w.worker_state.training)

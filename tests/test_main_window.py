@@ -153,6 +153,7 @@ def test_preset_train_loss_falls_field_changes_particles_approach(qtbot, window)
     window.actions_["train"].trigger()
     wait(qtbot, lambda: frame(window) is not None and frame(window).step > 0)
     early = frame(window)
+    assert window.worker_state.playing  # Train set the particles going ("Sample while training")
     train_to(qtbot, window, 800)
     late = frame(window)
     losses = late.losses
@@ -160,6 +161,8 @@ def test_preset_train_loss_falls_field_changes_particles_approach(qtbot, window)
     assert losses[-100:].mean() < 0.9 * losses[:20].mean()  # NCSN's floor is high: see test_workers
     assert not np.allclose(early.field.vectors, late.field.vectors)
 
+    window.actions_["play"].trigger()  # pause, to start a fresh chain under the trained model
+    wait(qtbot, lambda: not window.worker_state.playing)
     window.session.set_particles(steps_per_frame=100)
     window.actions_["reset_particles"].trigger()
     wait(qtbot, lambda: frame(window).sampler_step == 0)
@@ -429,3 +432,16 @@ def test_show_q_sigma_draws_the_perturbed_data_of_the_loss(qtbot, window, loss):
     assert np.trace(np.cov(noisy.T)) == pytest.approx(expected, rel=0.05)
     window.session.set_view(noisy_data=False)
     assert not window.plot._noisy_item.isVisible()
+
+
+def test_sample_while_training_checkbox_drives_the_particles(qtbot, window):
+    check = window.sampler_panel.follow_check
+    assert check.isChecked() and window.session.particles.follow_training  # on by default
+    check.click()
+    assert not window.session.particles.follow_training
+    window.actions_["train"].trigger()
+    wait(qtbot, lambda: frame(window) is not None and frame(window).step >= 200 and not window.worker_state.training)
+    assert not window.worker_state.playing and frame(window).sampler_step == 0  # off: still particles
+    check.click()
+    window.actions_["train"].trigger()  # another round, now with the particles following
+    wait(qtbot, lambda: window.worker_state.playing and frame(window).sampler_step > 0)

@@ -14,6 +14,7 @@ import torch
 from gui_helpers import small_config
 from PySide6.QtCore import QObject, Slot
 
+from app import workers as workers_module
 from app.workers import EngineSpec, EngineWorker, LoadedData, WorkerState
 from sgm_core.config import RunConfig, SamplerConfig
 from sgm_core.datasets import make_preset
@@ -261,6 +262,36 @@ def test_pause_resume_and_another_round(qtbot, worker, dataset):
     wait(qtbot, lambda: h.state.target == stopped_at + 100_000)
     worker.stop_training()
     wait(qtbot, lambda: h.stops == 2)
+
+
+def test_train_plays_the_particles_and_restarts_finished_chains_while_it_trains(qtbot, worker, dataset, monkeypatch):
+    """"Sample while training": Train sets the particles going; a 10-step ODE chain that ends
+    while training goes on starts again from the prior (after the hold); once training stops the
+    last chain runs out and play stops."""
+    monkeypatch.setattr(workers_module, "CHAIN_HOLD", 0.2)
+    h = Harness(worker)
+    start(worker, dataset, small_config(steps=10**6), sampler=SamplerConfig(name="ode", steps=10))
+    worker.set_steps_per_frame(1)
+    wait(qtbot, lambda: h.frames)
+    worker.train()
+    wait(qtbot, lambda: h.state.training and h.state.playing)
+    wait(qtbot, lambda: any(f.sampler_done for f in h.frames))  # the chain reached t = eps ...
+    ended = max(i for i, f in enumerate(h.frames) if f.sampler_done)
+    wait(qtbot, lambda: any(f.sampler_step == 0 for f in h.frames[ended:]))  # ... and began again
+    assert h.state.playing and h.state.training
+    worker.stop_training()
+    # the last chain runs out (the state may arrive before the frame that shows the end)
+    wait(qtbot, lambda: not h.state.training and not h.state.playing and h.last.sampler_done)
+
+
+def test_without_sample_while_training_train_leaves_the_particles_still(qtbot, worker, dataset):
+    h = Harness(worker)
+    start(worker, dataset, small_config(steps=300))
+    worker.set_follow_training(False)
+    worker.train()
+    wait(qtbot, lambda: h.finished == [300])
+    settle(qtbot, h)
+    assert not h.state.playing and all(f.sampler_step == 0 for f in h.frames)
 
 
 def test_particles_play_in_steps_per_frame(qtbot, worker, dataset):

@@ -46,6 +46,10 @@ class SamplerPanel(QWidget):
         self.trails_check = QCheckBox("Trails")
         self.trails_check.setToolTip("Keep and draw each particle's recent path")
         form.addRow("", self.trails_check)
+        self.follow_check = QCheckBox("Sample while training")
+        self.follow_check.setToolTip("Train also plays the particles, and each finished sampler run starts again "
+                                     "from noise with the newer model, so they show what the model samples now")
+        form.addRow("", self.follow_check)
 
         buttons = QGridLayout()
         for i, key in enumerate(("play", "step", "reset_particles")):
@@ -64,13 +68,14 @@ class SamplerPanel(QWidget):
         self.particles_box.valueChanged.connect(lambda n: session.set_particles(n_particles=int(n)))
         self.spf_box.valueChanged.connect(lambda n: session.set_particles(steps_per_frame=int(n)))
         self.trails_check.toggled.connect(lambda on: session.set_view(trails=bool(on)))
+        self.follow_check.toggled.connect(lambda on: session.set_particles(follow_training=bool(on)))
         self.score_combo.currentIndexChanged.connect(
             lambda _: session.set_particles(reference_score=bool(self.score_combo.currentData())))
 
     def _sync(self) -> None:
         cfg, opts = self.session.sampler_config, self.session.particles
         widgets = (self.sampler_combo, self.step_size_box, self.steps_box, self.particles_box, self.spf_box,
-                   self.trails_check, self.score_combo)
+                   self.trails_check, self.score_combo, self.follow_check)
         blockers = [QSignalBlocker(w) for w in widgets]
         self.sampler_combo.setCurrentIndex(self.sampler_combo.findData(cfg.name))
         self.step_size_box.setValue(cfg.step_size)
@@ -79,6 +84,7 @@ class SamplerPanel(QWidget):
         self.spf_box.setValue(opts.steps_per_frame)
         self.trails_check.setChecked(self.session.view.trails)
         self.score_combo.setCurrentIndex(1 if opts.reference_score else 0)
+        self.follow_check.setChecked(opts.follow_training)
         del blockers
 
     def _commit_sampler(self) -> None:
