@@ -361,7 +361,7 @@ class MainWindow(QMainWindow):
             "rate": "Training throughput",
             "elapsed": "Training time so far",
             "eta": "Time left in this training round",
-            "sampler": "Particle sampler progress and its current σ",
+            "sampler": "Particle sampler: step of its schedule and the σ it is at",
             "fps": "Frames drawn per second",
             "device": "Where the network trains",
         }
@@ -738,7 +738,9 @@ class MainWindow(QMainWindow):
                                else "idle" if not training else "…")
         labels["elapsed"].setText(f"elapsed {_fmt_seconds(frame.elapsed)}")
         labels["eta"].setText(f"ETA {_fmt_seconds(frame.eta)}" if training else "ETA –")
-        labels["sampler"].setText(f"particles {frame.sampler_step:,} · σ {frame.sampler_sigma:.3g}")
+        shown = min(frame.sampler_step, frame.sampler_steps) if frame.sampler_steps else frame.sampler_step
+        of = f"/{frame.sampler_steps:,}" if frame.sampler_steps else ""
+        labels["sampler"].setText(f"sampler step {shown:,}{of} · σ {frame.sampler_sigma:.3g}")
         labels["fps"].setText(f"{self.fps:.0f} fps")
         self._set_device(frame.device)
 

@@ -76,6 +76,7 @@ class Frame:
     device: str
     dim: int
     curl_map: np.ndarray | None = None  # (H, W): curl / typical |∂s/∂x| of the learned score (2D)
+    sampler_steps: int = 0  # the sampler's schedule length (Langevin-type chains go on past it)
 
 
 MAX_LOSS_POINTS = 4000  # the loss curve is decimated beyond this so frames stay small
@@ -365,7 +366,8 @@ class LiveEngine:
             field_sigma=view.sigma if view else 0.0, heatmap=heat, error_map=err,
             heatmap_bounds=tuple(view.bounds[:2]) if view is not None and self.dataset.dim == 2 else None,
             score_error=score_err, reference_kind=self.reference_kind, steps_per_second=self._rate,
-            elapsed=self.trainer.elapsed(), eta=eta, device=device_label(self.device), dim=self.dataset.dim)
+            elapsed=self.trainer.elapsed(), eta=eta, device=device_label(self.device), dim=self.dataset.dim,
+            sampler_steps=self.sampler.n_steps)
 
 
 def default_bounds(points: np.ndarray, margin: float = 0.15) -> tuple[tuple[float, float], ...]:
