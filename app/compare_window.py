@@ -2,8 +2,10 @@
 
 Tools ▸ Compare losses… trains 2–4 losses on the same data, seed and network, each in its own
 plot, with one shared loss plot; Tools ▸ Compare samplers… trains one model and runs K samplers
-from one shared starting draw. All torch work happens in one `CompareWorker` thread; this window
-draws the frame lists it receives and stops the thread when it closes.
+from one shared starting draw. 3D data is compared in 2D plots that look along one axis: the
+particles projected, the field on the plane through the middle (the metrics stay 3D). All torch
+work happens in one `CompareWorker` thread; this window draws the frame lists it receives and
+stops the thread when it closes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -40,6 +43,7 @@ from .panels import int_box
 from .views import colors
 from .views.loss_view import ema
 from .views.plot2d import Plot2D
+from .views.slice_view import in_plane_axes
 
 DEFAULT_LOSSES = ("sm", "ssm", "dsm", "ncsn")
 SAMPLER_MODEL_LOSSES = ("ncsn", "ve-sde")  # models every sampler can use (a VP net never saw σ > 1)
@@ -51,6 +55,7 @@ BOUNDS_DELAY_MS = 120  # coalesce pan/zoom into one field request
 ENTRY_COLORS = ((31, 119, 180), (44, 160, 44), (148, 103, 189), (214, 39, 40), (23, 190, 207),
                 (140, 86, 75), (227, 119, 194), (127, 127, 127))
 GRID_SHAPES = {1: (1, 1), 2: (1, 2), 3: (1, 3), 4: (2, 2), 5: (2, 3)}
+VIEW_AXES = (("z (x–y plane)", 2), ("y (x–z plane)", 1), ("x (y–z plane)", 0))  # 3D: what the plots look along
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:
@@ -136,6 +141,14 @@ class CompareWindow(QWidget):
         form = QFormLayout()
         form.addRow("Train steps", self.steps_box)
         form.addRow("Particles", self.particles_box)
+        self.axis_combo = QComboBox()
+        for text, axis in VIEW_AXES:
+            self.axis_combo.addItem(text, axis)
+        self.axis_combo.setToolTip("3D data: the plots look along this axis — particles projected onto the plane, "
+                                   "the field on the plane through the middle of the data")
+        self.axis_combo.currentIndexChanged.connect(self._on_axis_changed)
+        if self.points.shape[1] == 3:
+            form.addRow("Look along", self.axis_combo)
         self.start_button = QPushButton("Start")
         self.start_button.setToolTip("Build the engines and run (or resume after Stop)")
         self.start_button.clicked.connect(self.start)
@@ -196,6 +209,25 @@ class CompareWindow(QWidget):
         self._sync_buttons()
         self.resize(1240, 900)
 
+    # -- 3D: which plane the plots show -------------------------------------------------------
+    @property
+    def view_axis(self) -> int:
+        return int(self.axis_combo.currentData())
+
+    def shown_points(self) -> np.ndarray:
+        """The data as the plots draw it: 2D as it is, 3D projected along the view axis."""
+        if self.points.shape[1] != 3:
+            return self.points
+        return np.ascontiguousarray(self.points[:, list(in_plane_axes(self.view_axis))])
+
+    def _on_axis_changed(self) -> None:
+        self.worker.set_view_axis(self.view_axis)
+        shown = self.shown_points()
+        for plot in self.plots:
+            plot.set_points(shown)
+        if self.plots:
+            self.plots[0].fit_to(shown)
+
     # -- selection --------------------------------------------------------------------------
     def checked(self) -> list[str]:
         return [self.entry_list.item(i).text() for i in range(self.entry_list.count())
@@ -228,7 +260,7 @@ class CompareWindow(QWidget):
             model = replace(base, loss=replace(base.loss, name=self._model_loss()))
             entries = tuple(CompareEntry(name, model, SamplerConfig(name=name)) for name in self.checked())
         return CompareSpec(self.dataset, self.mode, entries, int(self.particles_box.value()), steps,
-                           default_bounds(self.points), seed=self.config.train.seed)
+                           default_bounds(self.points), seed=self.config.train.seed, view_axis=self.view_axis)
 
     # -- run control ------------------------------------------------------------------------
     def start(self) -> None:
@@ -273,7 +305,7 @@ class CompareWindow(QWidget):
         for i, label in enumerate(labels):
             plot = Plot2D()
             plot.setToolTip(f"{label}: particles (orange) and the learned score field; the views pan and zoom together")
-            plot.set_points(self.points)
+            plot.set_points(self.shown_points())
             plot.set_layers(data=True, field=True, true_field=False, particles=True, trails=False, heatmap="off")
             plot.getPlotItem().setTitle(self._title_html(i, label, ""), size="9pt")
             # no axes: every frame repaints the whole view, and tick text was ~60% of the paint
@@ -286,7 +318,7 @@ class CompareWindow(QWidget):
             self.plots.append(plot)
             self.grid.addWidget(plot, i // cols, i % cols)
         if self.plots:
-            self.plots[0].fit_to(self.points)
+            self.plots[0].fit_to(self.shown_points())
             self.plots[0].sigRangeChanged.connect(lambda *_: self._bounds_timer.start())
         self._reset_curves("")
 
@@ -436,9 +468,6 @@ def open_compare(window, mode: str, checked: tuple[str, ...] | None = None) -> C
         dataset = session.dataset()
     except DataError as exc:
         window.show_error(str(exc))
-        return None
-    if dataset.dim != 2:
-        window.show_error("compare mode draws 2D data; load a 2D preset or file")
         return None
     config = session.run_config
     steps = min(config.train.steps, DEFAULT_STEPS)

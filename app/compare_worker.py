@@ -34,6 +34,7 @@ from sgm_core.samplers import Sampler, make_sampler
 from sgm_core.training import device_label
 
 from .queued_worker import IDLE_WAIT, QueuedWorker
+from .views.slice_view import in_plane_axes, project_field
 
 MAX_FPS = 20.0  # frame lists per second at most (K plots each)
 ROUND_SECONDS = 0.04  # training work per round-robin pass over all engines, between command checks
@@ -72,6 +73,7 @@ class CompareSpec:
     train_steps: int = 2000  # per loss ("losses") or for the one shared model ("samplers")
     bounds: tuple[tuple[float, float], ...] = ((-3.0, 3.0), (-3.0, 3.0))  # field box, data coordinates
     seed: int = 0  # the starting particles' draw (the networks use their config's seed)
+    view_axis: int = 2  # 3D data: the plots look along this axis (particles projected, field on the mid plane)
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,12 @@ class CompareWorker(QueuedWorker):
         self._post("sample_again")
 
     def set_bounds(self, bounds: tuple[tuple[float, float], ...]) -> None:
+        """The plots' view box: 2D bounds (for 3D data, of the plane the plots show)."""
         self._post("set_bounds", bounds)
+
+    def set_view_axis(self, axis: int) -> None:
+        """3D data: look along x (0), y (1) or z (2)."""
+        self._post("set_view_axis", int(axis))
 
     def frame_consumed(self) -> None:
         """The GUI drew the last frame list (call once it is painted): the next one may come."""
@@ -314,10 +321,24 @@ class CompareWorker(QueuedWorker):
             sigma = max(run.sampler.sigma_at(run.step), eng.config.noise.sigma_min)
         else:
             sigma = eval_sigma(eng.config)
-        ident = (eng.trainer.step, round(sigma, 6), spec.bounds)
+        ident = (eng.trainer.step, round(sigma, 6), spec.bounds, spec.view_axis)
         if run.field_cache is None or run.field_cache[0] != ident:
-            run.field_cache = (ident, eng.field(FieldView(spec.bounds, FIELD_RESOLUTION, sigma, truth=False)))
+            if eng.dataset.dim == 3:  # the field on the plane through the box centre, seen face-on
+                lo, hi = spec.bounds[spec.view_axis]
+                grid = eng.field(FieldView(spec.bounds, FIELD_RESOLUTION, sigma, slice_axis=spec.view_axis,
+                                           slice_value=(lo + hi) / 2, truth=False))
+                positions, vectors = project_field(grid.positions, grid.vectors, spec.view_axis)
+                grid = FieldGrid(positions, vectors, (FIELD_RESOLUTION, FIELD_RESOLUTION))
+            else:
+                grid = eng.field(FieldView(spec.bounds, FIELD_RESOLUTION, sigma, truth=False))
+            run.field_cache = (ident, grid)
         return run.field_cache[1], sigma
+
+    def _shown(self, points: np.ndarray) -> np.ndarray:
+        """Points as the plots show them: 2D as they are, 3D projected along the view axis."""
+        if points.shape[1] != 3 or self._spec is None:
+            return points
+        return np.ascontiguousarray(points[:, list(in_plane_axes(self._spec.view_axis))])
 
     def _emit_frames(self, now: float) -> None:
         t0 = time.perf_counter()
@@ -329,19 +350,19 @@ class CompareWorker(QueuedWorker):
             losses = history[::stride].copy()
             steps = np.arange(1, len(history) + 1)[::stride]
             fld, sigma = self._field(run)
-            particles = eng.standardizer.inverse(run.particles.detach().float().cpu()).numpy()
+            particles = self._shown(eng.standardizer.inverse(run.particles.detach().float().cpu()).numpy())
             frame = Frame(
                 step=eng.trainer.step, losses=losses, loss_steps=steps, particles=particles, trails=None,
                 sampler_step=run.step, sampler_sigma=run.sampler.sigma_at(run.step), sampler_done=run.done,
                 field=fld, true_field=None, field_sigma=sigma, heatmap=None, error_map=None, heatmap_bounds=None,
                 score_error=run.score_error, reference_kind=eng.reference_kind,
                 steps_per_second=run.trained / run.train_seconds if run.train_seconds > 0 else 0.0,
-                elapsed=run.train_seconds, eta=None, device=device_label(eng.device), dim=eng.dataset.dim)
+                elapsed=run.train_seconds, eta=None, device=device_label(eng.device), dim=2)
             frames.append(CompareFrame(
                 label=run.label, frame=frame, phase=self._phase, steps_per_second=frame.steps_per_second,
                 score_error=run.score_error, eval_sigma=eval_sigma(eng.config), sw_ratio=run.sw_ratio,
                 sampler_steps=run.sampler.n_steps,
-                initial_particles=eng.standardizer.inverse(run.initial.float().cpu()).numpy(),
+                initial_particles=self._shown(eng.standardizer.inverse(run.initial.float().cpu()).numpy()),
                 sw_history=tuple(run.sw_history)))
         cost = time.perf_counter() - t0
         self._next_frame = now + max(1.0 / self.max_fps, cost / 0.3, GUI_DUTY * self._gui_seconds)
@@ -407,6 +428,21 @@ class CompareWorker(QueuedWorker):
             self._needs_frame = True
 
     def _do_set_bounds(self, bounds: tuple[tuple[float, float], ...]) -> None:
-        if self._spec is not None and bounds != self._spec.bounds:
-            self._spec = replace(self._spec, bounds=bounds)
+        spec = self._spec
+        if spec is None:
+            return
+        if spec.dataset.dim == 3 and len(bounds) == 2:  # the plane's box; the depth keeps the data's extent
+            full = list(spec.bounds)
+            for axis, pair in zip(in_plane_axes(spec.view_axis), bounds, strict=True):
+                full[axis] = pair
+            bounds = tuple(full)
+        if bounds != spec.bounds:
+            self._spec = replace(spec, bounds=bounds)
+            self._needs_frame = True
+
+    def _do_set_view_axis(self, axis: int) -> None:
+        if axis not in (0, 1, 2):
+            raise SGMError(f"view axis must be 0, 1 or 2, got {axis}")
+        if self._spec is not None and axis != self._spec.view_axis:
+            self._spec = replace(self._spec, view_axis=axis)
             self._needs_frame = True

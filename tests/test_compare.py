@@ -144,3 +144,39 @@ def test_selection_limits_and_the_tools_menu(qtbot):
     wait(qtbot, lambda: compare.frames_received >= 1)
     window.close()  # closes its comparisons: their threads stop with them
     assert window.compare_windows == [] and not compare.worker.is_running()
+
+
+def test_3d_data_is_compared_along_a_chosen_axis(qtbot):
+    """3D data: the plots look along z by default (particles projected onto x–y, the field on
+    the middle z plane); looking along x shows the y–z projection of the same particles."""
+    data = make_preset("gmm3d", n_points=1000)
+    w = CompareWindow("losses", data, data.points, small_config(), "gmm3d", checked=("dsm", "ncsn"),
+                      train_steps=40, n_particles=200)
+    qtbot.addWidget(w)
+    w.show()
+    assert w.axis_combo.isVisibleTo(w) and w.view_axis == 2
+    np.testing.assert_array_equal(w.shown_points(), data.points[:, :2])
+    w.start_button.click()
+    wait(qtbot, lambda: w.phase == "done" and w.last_frames and w.last_frames[0].phase == "done")
+    along_z = w.last_frames
+    for cf in along_z:
+        assert cf.frame.particles.shape == (200, 2) and cf.frame.field.positions.shape[1] == 2
+        assert cf.frame.field.vectors.shape == cf.frame.field.positions.shape
+        assert np.isfinite(cf.sw_ratio)  # measured on the 3D particles
+    # the field sits on the plot's plane box (x, y of the data box)
+    lo, hi = data.points[:, 0].min(), data.points[:, 0].max()
+    xs = along_z[0].frame.field.positions[:, 0]
+    assert xs.min() < lo and xs.max() > hi
+    w.axis_combo.setCurrentIndex(w.axis_combo.findData(0))  # look along x: the y–z plane
+    np.testing.assert_array_equal(w.shown_points(), data.points[:, 1:])
+    wait(qtbot, lambda: w.last_frames is not along_z and w.last_frames[0].frame.field is not along_z[0].frame.field)
+    for before, after in zip(along_z, w.last_frames, strict=True):
+        # the same particles, now seen along x: their y column moved to the first place
+        np.testing.assert_allclose(after.frame.particles[:, 0], before.frame.particles[:, 1], atol=1e-6)
+    w.close()
+
+
+def test_2d_comparisons_have_no_axis_choice(qtbot, data):
+    w = compare_window(qtbot, data, "losses", steps=10)
+    assert not w.axis_combo.isVisibleTo(w)
+    w.close()
