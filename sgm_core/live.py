@@ -96,7 +96,9 @@ class LiveEngine:
         self.device = self.trainer.device
         self.noise_kind = "vp" if self.trainer.spec.noise == "vp" else "ve"  # how q_sigma is made from data
         self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
-        self.particle_generator = torch.Generator().manual_seed(seed + 101)
+        # On the GPU the particles' noise is drawn there too: no CPU draw and copy every sampler step.
+        gen_device = self.device if self.device.type == "cuda" else "cpu"
+        self.particle_generator = torch.Generator(gen_device).manual_seed(seed + 101)
         self.sampler_config = sampler or SamplerConfig(name=loss_spec(config.loss.name).default_sampler)
         self.sampler: Sampler = self._make_sampler(self.sampler_config)
         self.trail_length = 0
@@ -136,8 +138,8 @@ class LiveEngine:
         """Replace the particles with n new ones in a Gaussian blob around a clicked point."""
         center = torch.as_tensor(self.standardizer.forward(np.asarray(center_data, np.float32)[None]))
         r = radius_data / self.standardizer.scale
-        z = torch.randn(n, self.dataset.dim, generator=self.particle_generator)
-        self.particles = (center + r * z).float().to(self.device)
+        z = torch.randn(n, self.dataset.dim, generator=self.particle_generator, device=self.particle_generator.device)
+        self.particles = (center.to(z.device) + r * z).float().to(self.device)
         self.sampler_step = 0
         self._trail = []
 

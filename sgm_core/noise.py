@@ -51,7 +51,7 @@ class VESDE:
         return torch.zeros_like(x), g
 
     def prior_sample(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(n, dim, generator=generator) * self.sigma_max
+        return torch.randn(n, dim, generator=generator, device=generator.device) * self.sigma_max
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class VPSDE:
         return -0.5 * b[:, None] * x, torch.sqrt(b)
 
     def prior_sample(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(n, dim, generator=generator)
+        return torch.randn(n, dim, generator=generator, device=generator.device)
 
 
 SDE = VESDE | VPSDE

@@ -58,7 +58,7 @@ class LangevinSampler:
     name: str = "langevin"
 
     def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
-        return (torch.rand(n, dim, generator=generator) * 2 - 1) * INIT_BOX
+        return (torch.rand(n, dim, generator=generator, device=generator.device) * 2 - 1) * INIT_BOX
 
     def sigma_at(self, i: int) -> float:
         return self.sigma
@@ -87,7 +87,7 @@ class AnnealedLangevinSampler:
         return len(self.sigmas) * self.steps_per_level
 
     def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
-        return (torch.rand(n, dim, generator=generator) * 2 - 1) * max(INIT_BOX, self.sigmas[0])
+        return (torch.rand(n, dim, generator=generator, device=generator.device) * 2 - 1) * max(INIT_BOX, self.sigmas[0])
 
     def level(self, i: int) -> int:
         return min(i // self.steps_per_level, len(self.sigmas) - 1)
