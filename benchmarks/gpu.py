@@ -85,7 +85,6 @@ def main() -> int:
     lines += ["", "| 32x32 learned field | CPU 1 thread ms | CUDA ms | speed-up |", "|---|---|---|---|",
               f"| LiveEngine.field | {cpu_ms:.2f} | {cuda_ms:.2f} | {cpu_ms / cuda_ms:.1f} |"]
     append_results("\n".join(lines) + "\n", args.out)
-    print("\n".join(lines))
     return 0
 
 
