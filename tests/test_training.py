@@ -227,3 +227,21 @@ def test_fused_adam_follows_plain_adam() -> None:
     pairs = zip(trainer.model.parameters(), start.model.parameters(), strict=True)
     moved = max((a - b).abs().max().item() for a, b in pairs)
     assert moved > 1e-3  # the steps did move the weights: the comparison is not vacuous
+
+
+def test_gradient_clipping_matches_torch_clip_grad_norm() -> None:
+    trainer = trainer_for(small_run())
+    loss = trainer.loss_fn(trainer.model, trainer.batch(), trainer.noise_generator).mean() * 1000  # big gradients
+    loss.backward()
+    expected = [p.grad.clone() for p in trainer.model.parameters()]
+    reference = [torch.nn.Parameter(p.detach().clone()) for p in trainer.model.parameters()]
+    for r, g in zip(reference, expected, strict=True):
+        r.grad = g
+    before = torch.linalg.vector_norm(torch.stack([g.norm() for g in expected]))
+    torch.nn.utils.clip_grad_norm_(reference, 0.5)
+    trainer._clip_gradients(0.5)
+    assert before > 5  # the clip really acts
+    for r, p in zip(reference, trainer.model.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, r.grad, rtol=1e-5, atol=1e-7)
+    after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.model.parameters()]))
+    assert after.item() == pytest.approx(0.5, rel=1e-4)
