@@ -38,6 +38,7 @@ METRICS_CURVE_EVERY = 0.5  # seconds between score-error points per σ (4 levels
 METRICS_SAMPLES_EVERY = 2.5  # seconds between sample metrics + PF-ODE likelihood (~0.1–0.4 s)
 METRICS_POINTS = 500  # particles and data draws the sample metrics compare (MMD is quadratic in it)
 CHAIN_HOLD = 1.5  # seconds a finished chain stays on screen before it restarts with the newer model
+JOB_ROOM = 0.012  # a costly metric's next piece starts only this long or longer before the next frame
 
 __all__ = ["EngineSpec", "EngineWorker", "LoadedData", "WorkerState", "running_threads", "track_thread",
            "warm_up_torch"]
@@ -95,7 +96,11 @@ class _Throttle:
         return now - self.last >= max(self.every, self.factor * self.cost)
 
     def done(self, start: float, end: float) -> None:
-        self.last, self.cost = end, end - start
+        self.record(end, end - start)
+
+    def record(self, end: float, cost: float) -> None:
+        """A computation that ended at `end` after `cost` seconds of its own work."""
+        self.last, self.cost = end, cost
 
 
 class EngineWorker(QueuedWorker):
@@ -147,6 +152,7 @@ class EngineWorker(QueuedWorker):
         self._metrics: dict[str, Any] = {}
         self._metric_idents: dict[str, Any] = {}
         self._metric_throttles = {"curve": _Throttle(METRICS_CURVE_EVERY), "samples": _Throttle(METRICS_SAMPLES_EVERY)}
+        self._metric_job: _Job | None = None  # the sample metrics + likelihood, done piece by piece
 
     # -- commands (any thread) --------------------------------------------------------------
     def set_engine(self, spec: EngineSpec) -> None:
@@ -283,6 +289,9 @@ class EngineWorker(QueuedWorker):
             self._emit_frame(now)
         if self._metrics_on and eng is not None and not self._stop.is_set():
             self._maybe_metrics(eng, now)
+            # a metric job left with nothing animating goes on at once; while animating, the frame
+            # clock wakes the loop and the job continues after the next frame
+            busy = busy or (self._metric_job is not None and not (self._playing or self._training))
         return busy
 
     def _maybe_restart_chain(self, eng: LiveEngine) -> None:
@@ -590,6 +599,34 @@ class EngineWorker(QueuedWorker):
         self._follow_training = on
 
     # -- live metrics (worker thread) -------------------------------------------------------
+    def _samples_job(self, eng: LiveEngine):  # noqa: ANN202 - a Steps[dict]
+        """Sample metrics, then the PF-ODE likelihood, as one step-wise job (~0.1 s in ~35 pieces)."""
+        out = {"train_step": eng.trainer.step, "sampler_step": eng.sampler_step,
+               "reference_score": eng.use_reference_score}
+        out.update((yield from eng.sample_metrics_steps(METRICS_POINTS)))
+        # the likelihood is the model's: meaningless while the true score drives the particles
+        out["log_likelihood"] = (None if eng.use_reference_score
+                                 else (yield from eng.data_log_likelihood_steps(n_points=100, n_steps=30)))
+        return out
+
+    def _run_job_pieces(self, job: _Job) -> dict | None:
+        """Pieces of `job` while a frame is not about to be due (always one when nothing is
+        animating); its result once finished, else None."""
+        animating = self._playing or self._training
+        while not self._stop.is_set():
+            if animating and self._next_frame - time.perf_counter() < JOB_ROOM and job.spent > 0:
+                return None  # the next frame first; the job goes on after it
+            t0 = time.perf_counter()
+            try:
+                next(job.steps)
+            except StopIteration as done:
+                job.spent += time.perf_counter() - t0
+                return done.value
+            job.spent += time.perf_counter() - t0
+            if not animating:
+                return None  # one piece per loop turn: commands stay responsive
+        return None
+
     def _maybe_metrics(self, eng: LiveEngine, now: float) -> None:
         """Refresh the Metrics dock's numbers on their throttles, and only when their inputs moved:
         the score error per σ (cheap) when training steps; the sample metrics and the PF-ODE
@@ -610,21 +647,32 @@ class EngineWorker(QueuedWorker):
             self._metric_idents["curve"] = curve
             updated.append("curve")
         samples = (self._gen, eng.trainer.step, eng.sampler_step, id(eng.particles), eng.use_reference_score)
-        if (self._metric_idents.get("samples") != samples and self._metric_throttles["samples"].due(now)
-                and not self._stop.is_set()):
-            t0 = time.perf_counter()
-            for key in ("sw", "sw_ratio", "mmd", "energy", "mode_weights", "true_weights", "on_mode"):
-                m.pop(key, None)
-            m.update(eng.sample_metrics(METRICS_POINTS))
-            m.update(train_step=eng.trainer.step, sampler_step=eng.sampler_step, reference_score=eng.use_reference_score)
-            # the likelihood is the model's: meaningless while the true score drives the particles
-            m["log_likelihood"] = (None if eng.use_reference_score or self._stop.is_set()
-                                   else eng.data_log_likelihood(n_points=100, n_steps=30))
-            self._metric_throttles["samples"].done(t0, time.perf_counter())
-            self._metric_idents["samples"] = samples
-            updated.append("samples")
+        job = self._metric_job
+        if job is not None and job.gen != self._gen:
+            job = self._metric_job = None  # a new engine: its metrics start afresh
+        if (job is None and self._metric_idents.get("samples") != samples
+                and self._metric_throttles["samples"].due(now) and not self._stop.is_set()):
+            job = self._metric_job = _Job(self._gen, samples, self._samples_job(eng))
+        if job is not None:
+            result = self._run_job_pieces(job)
+            if result is not None:
+                self._metric_job = None
+                for key in ("sw", "sw_ratio", "mmd", "energy", "mode_weights", "true_weights", "on_mode"):
+                    m.pop(key, None)
+                m.update(result)
+                self._metric_throttles["samples"].record(time.perf_counter(), job.spent)
+                self._metric_idents["samples"] = job.ident
+                updated.append("samples")
         if updated:
             self.metrics_updated.emit({**m, "updated": tuple(updated)})
+
+
+class _Job:
+    """A step-wise computation the loop runs a piece at a time (sgm_core.stepwise)."""
+
+    def __init__(self, gen: int, ident: Any, steps: Any) -> None:
+        self.gen, self.ident, self.steps = gen, ident, steps
+        self.spent = 0.0  # seconds of its own pieces, not the frames between them
 
 
 def _mark_good(engine: LiveEngine) -> None:

@@ -8,11 +8,12 @@ divergence is exact (D backprops), no Hutchinson estimator needed.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import torch
 
 from .noise import VESDE, VPSDE
+from .stepwise import run_to_end
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -39,6 +40,12 @@ def prior_log_prob(sde: VESDE | VPSDE, x: torch.Tensor) -> torch.Tensor:
 
 def ode_log_likelihood(score_fn: ScoreFn, sde: VESDE | VPSDE, x: torch.Tensor, n_steps: int = 100) -> torch.Tensor:
     """log p_0(x) per point (N,), in the coordinates the score lives in, by Heun steps from eps to T."""
+    return run_to_end(ode_log_likelihood_steps(score_fn, sde, x, n_steps))
+
+
+def ode_log_likelihood_steps(score_fn: ScoreFn, sde: VESDE | VPSDE, x: torch.Tensor,
+                             n_steps: int = 100) -> Generator[None, None, torch.Tensor]:
+    """`ode_log_likelihood` one Heun step per `next()`: the GUI worker interleaves it with frames."""
     ts = torch.linspace(sde.eps, sde.T, n_steps + 1, dtype=torch.float64).tolist()
     x = x.detach().double()
     integral = torch.zeros(x.shape[0], dtype=torch.float64)
@@ -54,4 +61,5 @@ def ode_log_likelihood(score_fn: ScoreFn, sde: VESDE | VPSDE, x: torch.Tensor, n
         v1, d1 = fn(x1, t1)
         x = x + 0.5 * h * (v0 + v1)
         integral = integral + 0.5 * h * (d0 + d1)
+        yield
     return prior_log_prob(sde, x) + integral

@@ -8,6 +8,7 @@ tests and benchmarks call the very same methods without a window.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -19,13 +20,14 @@ from .config import RunConfig, SamplerConfig
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, SessionError
 from .fields import relative_curl
-from .likelihood import ode_log_likelihood
+from .likelihood import ode_log_likelihood_steps
 from .losses import loss_spec
 from .metrics import energy_distance, mmd_rbf, mode_weights, sliced_wasserstein
 from .nets import EnergyNet
 from .noise import geometric_sigmas, make_sde
 from .samplers import Sampler, make_sampler
 from .sessions import SessionState
+from .stepwise import Steps, run_to_end
 from .training import Trainer, device_label
 from .truth import reference_score_fn, relative_score_error
 
@@ -252,6 +254,10 @@ class LiveEngine:
     def sample_metrics(self, max_points: int = 1000) -> dict[str, float | list[float]]:
         """Particles vs fresh data: sliced Wasserstein (and its data-vs-data baseline), MMD,
         energy distance, and mode weights for mixtures. All in data coordinates."""
+        return run_to_end(self.sample_metrics_steps(max_points))
+
+    def sample_metrics_steps(self, max_points: int = 1000) -> Steps[dict[str, float | list[float]]]:
+        """`sample_metrics` one metric per `next()` (each ~10-25 ms at 500 points on one core)."""
         parts = torch.as_tensor(self.particles_data()[:max_points])
         n = len(parts)
         if n < 2:
@@ -260,8 +266,12 @@ class LiveEngine:
         ref, ref2 = self.dataset.sample(n, g), self.dataset.sample(n, g)
         sw = sliced_wasserstein(parts, ref, torch.Generator().manual_seed(123))
         base = sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123))
-        out: dict[str, float | list[float]] = {
-            "sw": sw, "sw_ratio": sw / max(base, 1e-12), "mmd": mmd_rbf(parts, ref), "energy": energy_distance(parts, ref)}
+        out: dict[str, float | list[float]] = {"sw": sw, "sw_ratio": sw / max(base, 1e-12)}
+        yield
+        out["mmd"] = mmd_rbf(parts, ref)
+        yield
+        out["energy"] = energy_distance(parts, ref)
+        yield
         if self.dataset.gmm is not None:
             weights, on_mode = mode_weights(parts, self.dataset.gmm)
             out["mode_weights"] = weights.tolist()
@@ -285,12 +295,18 @@ class LiveEngine:
     def data_log_likelihood(self, n_points: int = 200, n_steps: int = 50) -> float | None:
         """Mean log-likelihood (nats per point, data coordinates) of data under the probability-flow
         ODE of the current model; None for models with no noise ladder (sm/ssm)."""
+        return run_to_end(self.data_log_likelihood_steps(n_points, n_steps))
+
+    def data_log_likelihood_steps(self, n_points: int = 200, n_steps: int = 50) -> Steps[float | None]:
+        """`data_log_likelihood` one ODE step per `next()`. The weights are copied first, so
+        training between the pieces does not change the model half-way."""
         if not self.trainer.spec.conditional:
             return None
         sde = make_sde(self.config.noise, self.noise_kind)
         x = torch.as_tensor(self.standardizer.forward(self.dataset.points[:n_points]), dtype=torch.float32)
-        model = self.trainer.score_fn()
-        ll = ode_log_likelihood(lambda a, s: model(a.to(self.device), s.to(self.device)).cpu(), sde, x, n_steps)
+        model = copy.deepcopy(self.trainer.score_fn())
+        ll = yield from ode_log_likelihood_steps(lambda a, s: model(a.to(self.device), s.to(self.device)).cpu(), sde,
+                                                 x, n_steps)
         return float(ll.mean()) - self.dataset.dim * math.log(self.standardizer.scale)
 
     # -- sessions -------------------------------------------------------------------------

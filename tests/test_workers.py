@@ -294,6 +294,39 @@ def test_without_sample_while_training_train_leaves_the_particles_still(qtbot, w
     assert not h.state.playing and all(f.sampler_step == 0 for f in h.frames)
 
 
+def test_costly_metrics_are_computed_between_frames_not_instead_of_them(qtbot, worker, dataset, monkeypatch):
+    """The sample metrics and the PF-ODE likelihood (~0.1 s together) run a piece at a time:
+    frames keep coming while one such computation is under way, and its result arrives whole."""
+    spans: list[tuple[int, int]] = []
+    original = EngineWorker._samples_job
+
+    def watched(self, eng):  # noqa: ANN001, ANN202
+        first = None
+        steps = original(self, eng)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                spans.append((first, self.frames_emitted))
+                return done.value
+            first = self.frames_emitted if first is None else first
+            yield
+
+    monkeypatch.setattr(EngineWorker, "_samples_job", watched)
+    updates: list[dict] = []
+    worker.metrics_updated.connect(updates.append)
+    h = Harness(worker)
+    start(worker, dataset, n_particles=2000)
+    worker.set_metrics(True)
+    worker.play()
+    wait(qtbot, lambda: any("samples" in u["updated"] for u in updates) and spans)
+    begun, ended = spans[0]
+    assert ended > begun  # frames went out while the job was part-way
+    result = next(u for u in updates if "samples" in u["updated"])
+    assert {"sw_ratio", "mmd", "energy", "log_likelihood", "mode_weights"} <= result.keys()
+    assert np.isfinite(result["log_likelihood"]) and len(h.frames) > 0
+
+
 def test_particles_play_in_steps_per_frame(qtbot, worker, dataset):
     h = Harness(worker)
     start(worker, dataset)
