@@ -1,8 +1,9 @@
 """Compare mode: several losses (or samplers) side by side, in linked views, trained and run alike.
 
 Tools ▸ Compare losses… trains 2–4 losses on the same data, seed and network, each in its own
-plot, with one shared loss plot; Tools ▸ Compare samplers… trains one model and runs K samplers
-from one shared starting draw. 3D data is compared in 2D plots that look along one axis: the
+plot, with one shared loss plot; Compare noise levels… does the same for 2–4 values of the loss's
+noise setting (σ for one-σ DSM, σ max for ladders and the VE SDE, β max for VP); Compare samplers…
+trains one model and runs K samplers from one shared starting draw. 3D data is compared in 2D plots that look along one axis: the
 particles projected, the field on the plane through the middle (the metrics stay 3D). All torch
 work happens in one `CompareWorker` thread; this window draws the frame lists it receives and
 stops the thread when it closes.
@@ -47,7 +48,13 @@ from .views.slice_view import in_plane_axes
 
 DEFAULT_LOSSES = ("sm", "ssm", "dsm", "ncsn")
 SAMPLER_MODEL_LOSSES = ("ncsn", "ve-sde")  # models every sampler can use (a VP net never saw σ > 1)
-LIMITS = {"losses": (2, 4), "samplers": (2, 5)}  # how many entries may be compared at once
+LIMITS = {"losses": (2, 4), "noise": (2, 4), "samplers": (2, 5)}  # how many entries may be compared at once
+# Compare noise levels: the setting each noise kind varies, its label, and the values offered
+NOISE_PARAMS = {"single": ("sigma", "σ", (0.05, 0.1, 0.3, 1.0)),
+                "ladder": ("sigma_max", "σ max", (0.3, 1.0, 3.0, 10.0)),
+                "ve": ("sigma_max", "σ max", (0.3, 1.0, 3.0, 10.0)),
+                "vp": ("beta_max", "β max", (5.0, 10.0, 20.0, 40.0))}
+NOISELESS_STAND_IN = "dsm"  # sm/ssm have no noise setting: their noise comparison is one-σ DSM's
 DEFAULT_STEPS = 2000  # per loss: ~20–60 s for four losses on one core with the default network
 DEFAULT_PARTICLES = 1000
 BOUNDS_DELAY_MS = 120  # coalesce pan/zoom into one field request
@@ -56,6 +63,15 @@ ENTRY_COLORS = ((31, 119, 180), (44, 160, 44), (148, 103, 189), (214, 39, 40), (
                 (140, 86, 75), (227, 119, 194), (127, 127, 127))
 GRID_SHAPES = {1: (1, 1), 2: (1, 2), 3: (1, 3), 4: (2, 2), 5: (2, 3)}
 VIEW_AXES = (("z (x–y plane)", 2), ("y (x–z plane)", 1), ("x (y–z plane)", 0))  # 3D: what the plots look along
+
+
+def _positive(text: str) -> float | None:
+    """A typed noise value: a finite number > 0, else None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 < value < float("inf") else None
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:
@@ -83,7 +99,9 @@ class CompareWindow(QWidget):
                  train_steps: int = DEFAULT_STEPS, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         if mode not in LIMITS:
-            raise ValueError(f"mode must be 'losses' or 'samplers', not {mode!r}")
+            raise ValueError(f"mode must be 'losses', 'noise' or 'samplers', not {mode!r}")
+        if mode == "noise" and LOSSES[config.loss.name].noise == "none":
+            config = replace(config, loss=replace(config.loss, name=NOISELESS_STAND_IN))
         self.mode = mode
         self.dataset = dataset
         self.points = np.asarray(points, np.float32)
@@ -94,15 +112,21 @@ class CompareWindow(QWidget):
         self.plots: list[Plot2D] = []
         self._labels: list[str] = []
         self._built: tuple | None = None
+        self._problem = ""  # why Start cannot go (the selection), shown in the hint
         self.setWindowTitle(f"Compare {mode} — {data_name} — Score Field Playground")
 
         # -- header --
-        title = QLabel("Compare losses" if mode == "losses" else "Compare samplers")
+        title = QLabel({"losses": "Compare losses", "noise": "Compare noise levels",
+                        "samplers": "Compare samplers"}[mode])
         title.setStyleSheet("font-size: 15px; font-weight: 600; color: #1f3a5f;")
         m = config.model
         if mode == "losses":
             sub = (f"{data_name} · {m.kind} net {m.depth}×{m.width} · batch {config.train.batch} · seed "
                    f"{config.train.seed} — the same data, seed and network for every loss, compared after equal steps")
+        elif mode == "noise":
+            sub = (f"{data_name} · {config.loss.name} · {m.kind} net {m.depth}×{m.width} · seed {config.train.seed} — "
+                   f"only {self.noise_label()} differs (standardised units); each samples with {config.loss.name}'s own "
+                   "sampler at its own noise settings")
         else:
             sub = (f"{data_name} · one {self._model_loss()} model ({m.kind} net {m.depth}×{m.width}) trained first, then "
                    "every sampler starts from the same draw of the prior")
@@ -123,20 +147,31 @@ class CompareWindow(QWidget):
 
         # -- sidebar --
         self.entry_list = QListWidget()
-        self.entry_list.setToolTip("Tick what to compare" + (" (2–4 losses)" if mode == "losses" else " (2–5 samplers)"))
-        names = list(LOSSES) if mode == "losses" else list(SAMPLERS)
-        default = checked if checked is not None else (DEFAULT_LOSSES if mode == "losses" else tuple(SAMPLERS))
+        self.entry_list.setToolTip("Tick what to compare" + {"losses": " (2–4 losses)", "samplers": " (2–5 samplers)",
+                                                             "noise": " (2–4 values; double-click to edit one)"}[mode])
+        if mode == "noise":
+            names = [f"{v:g}" for v in self._noise_values()]
+            default = tuple(checked) if checked is not None else tuple(names)
+        else:
+            names = list(LOSSES) if mode == "losses" else list(SAMPLERS)
+            default = checked if checked is not None else (DEFAULT_LOSSES if mode == "losses" else tuple(SAMPLERS))
         for name in names:
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if name in default else Qt.CheckState.Unchecked)
-            item.setToolTip(f"{LOSSES[name].title}: {LOSSES[name].description}" if mode == "losses" else SAMPLERS[name])
+            if mode == "noise":
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+                item.setToolTip(f"{self.noise_label()} = {name} (standardised units); double-click to change it")
+            else:
+                item.setToolTip(f"{LOSSES[name].title}: {LOSSES[name].description}" if mode == "losses"
+                                else SAMPLERS[name])
             self.entry_list.addItem(item)
         self.entry_list.setFixedHeight(self.entry_list.sizeHintForRow(0) * len(names) + 8)
         self.entry_list.itemChanged.connect(self._on_selection_changed)
         self.steps_box = int_box(1, 1_000_000, train_steps,
-                                 "Training steps per loss (all losses train the same number)" if mode == "losses"
-                                 else "Training steps of the shared model before the samplers start")
+                                 {"losses": "Training steps per loss (all losses train the same number)",
+                                  "noise": "Training steps per noise level (all train the same number)",
+                                  "samplers": "Training steps of the shared model before the samplers start"}[mode])
         self.particles_box = int_box(10, 20_000, n_particles, "Particles per plot (the same starting draw for all)")
         form = QFormLayout()
         form.addRow("Train steps", self.steps_box)
@@ -162,7 +197,8 @@ class CompareWindow(QWidget):
         self.hint_label.setWordWrap(True)
         self.hint_label.setStyleSheet("color: #8a1c1c;")
         side = QVBoxLayout()
-        side.addWidget(QLabel("Losses" if mode == "losses" else "Samplers"))
+        side.addWidget(QLabel({"losses": "Losses", "noise": f"{self.noise_label()} values",
+                               "samplers": "Samplers"}[mode]))
         side.addWidget(self.entry_list)
         side.addLayout(form)
         buttons = QGridLayout()
@@ -187,6 +223,7 @@ class CompareWindow(QWidget):
         cpi.getAxis("bottom").enableAutoSIPrefix(False)
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._curve_kind = ""
+        self._log_curves = False
         right = QVBoxLayout()
         right.addWidget(self.grid_widget, 4)
         right.addWidget(self.curve_plot, 1)
@@ -241,9 +278,31 @@ class CompareWindow(QWidget):
     def _on_selection_changed(self, *_args: object) -> None:
         lo, hi = LIMITS[self.mode]
         n = len(self.checked())
-        what = "losses" if self.mode == "losses" else "samplers"
-        self.hint_label.setText("" if lo <= n <= hi else f"Tick {lo} to {hi} {what} (now {n})")
+        what = {"losses": "losses", "noise": "values", "samplers": "samplers"}[self.mode]
+        problem = "" if lo <= n <= hi else f"Tick {lo} to {hi} {what} (now {n})"
+        if not problem and self.mode == "noise":
+            bad = [text for text in self.checked() if _positive(text) is None]
+            if bad:
+                problem = f"{self.noise_label()} must be a positive number, not {bad[0]!r}"
+            elif len({_positive(text) for text in self.checked()}) < n:
+                problem = "the values must differ"
+        self._problem = problem
+        self.hint_label.setText(problem)
         self._sync_buttons()
+
+    # -- noise levels ------------------------------------------------------------------------
+    def _noise_param(self) -> tuple[str, str, tuple[float, ...]]:
+        return NOISE_PARAMS[LOSSES[self.config.loss.name].noise]
+
+    def noise_label(self) -> str:
+        """The noise setting a noise comparison varies, as the plots name it (σ, σ max, β max)."""
+        return self._noise_param()[1]
+
+    def _noise_values(self) -> tuple[float, ...]:
+        """The values offered: the defaults, plus the current setting when it is not among them."""
+        field, _, defaults = self._noise_param()
+        current = float(getattr(self.config.noise, field))
+        return tuple(sorted(set(defaults) | {current}))[:4] if current not in defaults else defaults
 
     def _model_loss(self) -> str:
         name = self.config.loss.name
@@ -256,23 +315,29 @@ class CompareWindow(QWidget):
         if self.mode == "losses":
             entries = tuple(CompareEntry(name, replace(base, loss=replace(base.loss, name=name)),
                                          SamplerConfig(name=LOSSES[name].default_sampler)) for name in self.checked())
+        elif self.mode == "noise":
+            field, label, _ = self._noise_param()
+            sampler = SamplerConfig(name=LOSSES[base.loss.name].default_sampler)
+            entries = tuple(CompareEntry(f"{label} = {text}", replace(base, noise=replace(base.noise, **{field: value})),
+                                         sampler)
+                            for text in self.checked() if (value := _positive(text)) is not None)
         else:
             model = replace(base, loss=replace(base.loss, name=self._model_loss()))
             entries = tuple(CompareEntry(name, model, SamplerConfig(name=name)) for name in self.checked())
-        return CompareSpec(self.dataset, self.mode, entries, int(self.particles_box.value()), steps,
+        worker_mode = "samplers" if self.mode == "samplers" else "losses"  # noise levels train like losses do
+        return CompareSpec(self.dataset, worker_mode, entries, int(self.particles_box.value()), steps,
                            default_bounds(self.points), seed=self.config.train.seed, view_axis=self.view_axis)
 
     # -- run control ------------------------------------------------------------------------
     def start(self) -> None:
-        lo, hi = LIMITS[self.mode]
-        labels = self.checked()
-        if not lo <= len(labels) <= hi:
-            self._on_selection_changed()
+        self._on_selection_changed()
+        if self._problem:  # too few or too many ticked, or a value that is not a number
             return
+        labels = self.checked()
         key = (tuple(labels), self.steps_box.value(), self.particles_box.value())
         if key != self._built or self.phase == "done":
             spec = self.spec()
-            self._build_plots(labels)
+            self._build_plots([entry.label for entry in spec.entries])
             self.worker.setup(spec)
             self._built = key
         self.worker.run()
@@ -288,8 +353,7 @@ class CompareWindow(QWidget):
         self._sync_buttons(running=True)
 
     def _sync_buttons(self, running: bool | None = None) -> None:
-        lo, hi = LIMITS[self.mode]
-        ok = lo <= len(self.checked()) <= hi
+        ok = not self._problem
         if running is None:
             running = self.phase in ("training", "sampling") and self._built is not None
         self.start_button.setEnabled(ok and not running)
@@ -333,7 +397,7 @@ class CompareWindow(QWidget):
     @staticmethod
     def _detail(cf: CompareFrame, mode: str) -> str:
         sw = "–" if cf.sw_ratio is None else f"{cf.sw_ratio:.2f}×"
-        if mode == "losses":
+        if mode in ("losses", "noise"):
             rate = f"{cf.steps_per_second:,.0f} steps/s" if cf.steps_per_second else "– steps/s"
             err = "–" if cf.score_error is None else f"{cf.score_error:.3g}"
             return f"{rate} · score err {err} (σ {cf.eval_sigma:.2g}) · SW {sw}"
@@ -364,7 +428,9 @@ class CompareWindow(QWidget):
             pi.removeItem(item)
         self._curves.clear()
         self._curve_kind = kind
-        log = kind == "sw"
+        # SW ratios span decades; so do DSM losses across noise levels (they scale like 1/σ²)
+        log = kind == "sw" or (kind == "loss" and self.mode == "noise")
+        self._log_curves = log
         pi.setLogMode(x=False, y=log)
         left = pi.getAxis("left")
         if log:  # decades and their 2× / 5×, not pyqtgraph's crowded minor labels
@@ -392,7 +458,7 @@ class CompareWindow(QWidget):
         return item
 
     def _draw_curves(self, frames: list[CompareFrame]) -> None:
-        if self.mode == "losses":
+        if self.mode in ("losses", "noise"):
             kind = "loss"
         else:
             kind = "model" if frames[0].phase == "training" else "sw"
@@ -413,6 +479,8 @@ class CompareWindow(QWidget):
             y = ema(losses[keep], max(10.0, keep.sum() / 15))
             key = cf.label if kind == "loss" else f"{self._model_loss()} model"
             color = self._color(i) if kind == "loss" else colors.LOSS_EMA[:3]
+            if self._log_curves:
+                y = np.clip(y, 1e-6, None)
             self._curve(key, color).setData(x=np.asarray(cf.frame.loss_steps, float)[keep], y=y)
 
     def _show_status(self, frames: list[CompareFrame]) -> None:
@@ -484,13 +552,15 @@ def open_compare(window, mode: str, checked: tuple[str, ...] | None = None) -> C
 
 
 def install_compare_menu(window) -> dict[str, QAction]:  # noqa: ANN001 - MainWindow
-    """Add Tools ▸ Compare losses… / Compare samplers… to the main window."""
+    """Add Tools ▸ Compare losses… / Compare noise levels… / Compare samplers… to the main window."""
     menu = find_menu(window.menuBar(), "T&ools") or window.menuBar().addMenu("T&ools")
     menu.addSeparator()
     actions = {}
     for key, text, tip, mode in (
             ("compare_losses", "Compare losses…", "Train 2–4 losses side by side on this data, seed and network",
              "losses"),
+            ("compare_noise", "Compare noise levels…", "Train the current loss at 2–4 noise levels (σ, σ max or "
+             "β max) side by side on this data, seed and network", "noise"),
             ("compare_samplers", "Compare samplers…", "Train one model, then run several samplers from identical "
              "starting particles", "samplers")):
         action = QAction(text, window)

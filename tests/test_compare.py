@@ -139,7 +139,8 @@ def test_selection_limits_and_the_tools_menu(qtbot):
     compare.set_checked(["dsm", "ncsn"])
     assert compare.start_button.isEnabled() and compare.hint_label.text() == ""
     window.actions_["compare_samplers"].trigger()
-    assert [c.mode for c in window.compare_windows] == ["losses", "samplers"]
+    window.actions_["compare_noise"].trigger()
+    assert [c.mode for c in window.compare_windows] == ["losses", "samplers", "noise"]
     compare.start_button.click()
     wait(qtbot, lambda: compare.frames_received >= 1)
     window.close()  # closes its comparisons: their threads stop with them
@@ -180,3 +181,42 @@ def test_2d_comparisons_have_no_axis_choice(qtbot, data):
     w = compare_window(qtbot, data, "losses", steps=10)
     assert not w.axis_combo.isVisibleTo(w)
     w.close()
+
+
+def test_noise_levels_train_side_by_side_and_typed_values_are_checked(qtbot, data):
+    """Compare noise levels: one-σ DSM at two σ, the same seed and net, each judged and drawn at
+    its own σ. A value that is not a positive number keeps Start disabled with a message."""
+    cfg = small_config(loss="dsm")
+    w = CompareWindow("noise", data, data.points, cfg, "8gaussians", checked=("0.05", "1"), train_steps=150,
+                      n_particles=200)
+    qtbot.addWidget(w)
+    w.show()
+    assert w.noise_label() == "σ" and w.checked() == ["0.05", "1"] and w.start_button.isEnabled()
+    spec = w.spec()
+    assert spec.mode == "losses" and [e.label for e in spec.entries] == ["σ = 0.05", "σ = 1"]
+    assert [e.config.noise.sigma for e in spec.entries] == [0.05, 1.0]
+    assert all(e.config.loss.name == "dsm" and e.config.train.seed == cfg.train.seed for e in spec.entries)
+    w.entry_list.item(0).setText("-2")  # as if typed in place of 0.05
+    w.entry_list.item(0).setCheckState(Qt.CheckState.Checked)
+    assert not w.start_button.isEnabled() and "positive number" in w.hint_label.text()
+    w.entry_list.item(0).setText("0.05")
+    assert w.start_button.isEnabled() and w.hint_label.text() == ""
+    w.start_button.click()
+    wait(qtbot, lambda: w.last_frames and w.last_frames[0].frame.step >= 150)
+    frames = w.last_frames
+    assert [cf.eval_sigma for cf in frames] == [0.05, 1.0] and [cf.frame.field_sigma for cf in frames] == [0.05, 1.0]
+    assert not np.allclose(frames[0].frame.field.vectors, frames[1].frame.field.vectors)
+    assert all(cf.score_error is not None and np.isfinite(cf.score_error) for cf in frames)
+    w.close()
+
+
+def test_noise_comparison_of_a_noiseless_loss_uses_dsm_and_ladders_vary_sigma_max(qtbot, data):
+    w = CompareWindow("noise", data, data.points, small_config(loss="ssm"), "8gaussians")
+    qtbot.addWidget(w)
+    assert w.config.loss.name == "dsm" and w.noise_label() == "σ"
+    w.close()
+    ladder = CompareWindow("noise", data, data.points, small_config(loss="ncsn"), "8gaussians")
+    qtbot.addWidget(ladder)
+    assert ladder.noise_label() == "σ max" and "3" in ladder.checked()  # the current σ max is offered
+    assert {e.config.noise.sigma_max for e in ladder.spec().entries} == {0.3, 1.0, 3.0, 10.0}
+    ladder.close()
