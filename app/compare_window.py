@@ -197,8 +197,8 @@ class CompareWindow(QWidget):
         self.hint_label.setWordWrap(True)
         self.hint_label.setStyleSheet("color: #8a1c1c;")
         side = QVBoxLayout()
-        side.addWidget(QLabel({"losses": "Losses", "noise": f"{self.noise_label()} values",
-                               "samplers": "Samplers"}[mode]))
+        side.addWidget(QLabel(f"{self.noise_label()} values" if mode == "noise"
+                              else "Losses" if mode == "losses" else "Samplers"))
         side.addWidget(self.entry_list)
         side.addLayout(form)
         buttons = QGridLayout()

@@ -394,6 +394,8 @@ class EngineWorker(QueuedWorker):
             eta = (self._target - step) / base.steps_per_second
         changes: dict[str, Any] = {"elapsed": self._train_seconds, "eta": eta}
         view = self._view
+        if view is not None and len(view.bounds) != eng.dataset.dim:
+            view = None  # the view of the data before (2D ↔ 3D): its own view follows the new engine
         if view is not None:
             ident = (self._gen, view, step)
             changes["field"] = self._cached("field", ident, lambda: eng.field(view))

@@ -210,6 +210,17 @@ def test_noise_levels_train_side_by_side_and_typed_values_are_checked(qtbot, dat
     w.close()
 
 
+@pytest.mark.parametrize("mode", ["losses", "samplers"])
+def test_other_comparisons_open_whatever_the_current_loss(qtbot, data, mode):
+    """Found by a random-action run: a loss comparison opened while ssm (no noise) was the loss
+    asked for a noise label and raised."""
+    for loss in ("ssm", "sm", "vp-sde"):
+        w = CompareWindow(mode, data, data.points, small_config(loss=loss), "8gaussians")
+        qtbot.addWidget(w)
+        assert w.spec().entries
+        w.close()
+
+
 def test_noise_comparison_of_a_noiseless_loss_uses_dsm_and_ladders_vary_sigma_max(qtbot, data):
     w = CompareWindow("noise", data, data.points, small_config(loss="ssm"), "8gaussians")
     qtbot.addWidget(w)

@@ -327,6 +327,23 @@ def test_costly_metrics_are_computed_between_frames_not_instead_of_them(qtbot, w
     assert np.isfinite(result["log_likelihood"]) and len(h.frames) > 0
 
 
+def test_a_new_engine_of_another_dimension_ignores_the_old_view(qtbot, worker, dataset):
+    """Found by a random-action run: switching from 2D to 3D data while particles played built a
+    frame with the 2D field view before the 3D one arrived, and the engine reported an error."""
+    h = Harness(worker)
+    start(worker, dataset)
+    worker.play()
+    wait(qtbot, lambda: len(h.frames) > 3)
+    data3 = make_preset("helix", n_points=500)
+    worker.set_engine(EngineSpec(data3, small_config(), SamplerConfig(name="annealed"), 300))
+    worker.play()
+    wait(qtbot, lambda: h.last.dim == 3 and h.last.sampler_step > 3)
+    assert h.failures == [] and h.last.field is None  # no field until a 3D view comes
+    worker.set_view(FieldView(bounds=default_bounds(data3.points), resolution=12, sigma=0.1), "off")
+    wait(qtbot, lambda: h.last.field is not None and h.last.field.positions.shape[1] == 3)
+    assert h.failures == []
+
+
 def test_particles_play_in_steps_per_frame(qtbot, worker, dataset):
     h = Harness(worker)
     start(worker, dataset)
