@@ -220,14 +220,17 @@ class Trainer:
                 _, index, name = key.split(".", 2)
                 per_param.setdefault(int(index), {})[name] = value
         if per_param:
-            if set(per_param) != set(range(len(self._params))):
+            # Adam keeps no state for a parameter that never had a gradient (an energy net's
+            # output bias: the score -dE/dx does not depend on it), so the saved state may cover
+            # a subset of the parameters, never more.
+            if not set(per_param) <= set(range(len(self._params))):
                 raise ConfigError("the saved optimiser state does not fit this model")
-            for i, p in enumerate(self._params):
-                for name, value in per_param[i].items():
-                    if name.startswith("exp_avg") and value.shape != p.shape:
+            for i, values in per_param.items():
+                for name, value in values.items():
+                    if name.startswith("exp_avg") and value.shape != self._params[i].shape:
                         raise ConfigError("the saved optimiser state does not fit this model")
             state = self.optimizer.state_dict()
-            state["state"] = {i: dict(per_param[i]) for i in range(len(self._params))}
+            state["state"] = {i: dict(values) for i, values in per_param.items()}
             self.optimizer.load_state_dict(state)
         for key, generator in (("rng.data", self.data_generator), ("rng.noise", self.noise_generator)):
             if key in tensors:
