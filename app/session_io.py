@@ -285,6 +285,7 @@ class SessionFiles(QObject):
         self._discard_approved = False  # the user answered Discard/Save: go ahead once
         self._asking = False
         self._open_token = 0
+        self._opening = False  # an Open is in flight: its engine replaces the worker's before a save would run
         self._save_index: int | None = None  # undo index when the pending save was taken
         a = window._action
         a("new_session", "New", "Start an empty drawing (asks to save unsaved work)", "Ctrl+N", self.new)
@@ -403,6 +404,9 @@ class SessionFiles(QObject):
     def save_to(self, path: str | Path, then: Callable[[], None] | None = None) -> None:
         """Write the session to `path` in the worker; `saved` or `save_failed` answers."""
         w, s = self.window, self.window.session
+        if self._opening:  # the worker would save the opening session's engine with the data on screen now
+            self._on_save_failed("a session is still opening; save once it is open")
+            return
         w._flush_rebuild()  # the engine must hold the data on screen, not the data before a pending edit
         data = s.data
         radius = 2.0 * data.jitter if data.kind == "drawn" else 0.0
@@ -444,15 +448,18 @@ class SessionFiles(QObject):
         self.window.statusBar().showMessage(f"Opening {path.name}…", 3000)
         token = self.tasks.replace_engine(partial(build_engine, path), lambda o: self._on_opened(o, token),
                                           lambda m: self._on_open_failed(m, token))
-        self._open_token = token
+        self._open_token, self._opening = token, True
 
     def _on_open_failed(self, message: str, token: int) -> None:
         if token == self._open_token:
+            self._opening = False
             self.window.show_error(f"session not opened: {message}")  # the sentence often starts with the file name
             self.open_failed.emit(message)
 
     def _on_opened(self, opened: OpenedSession, token: int) -> None:
         """The worker holds the session's engine now: show its data and settings without a rebuild."""
+        if token == self._open_token:
+            self._opening = False
         w, s = self.window, self.window.session
         state = opened.state
         gui = parse_gui_settings(state.settings, s.brush_radius, s.brush_density)

@@ -313,6 +313,9 @@ class LiveEngine:
     def export_state(self, points: np.ndarray, source: str, brush_radius: float = 0.2,
                      settings: dict | None = None) -> SessionState:
         """Everything to restore this engine exactly: data, configs, weights, particles."""
+        if np.asarray(points).ndim != 2 or np.asarray(points).shape[1] != self.dataset.dim:
+            raise SessionError(f"the data ({np.asarray(points).shape[-1]}D) is not the engine's ({self.dataset.dim}D): "
+                               "it changed while saving; save again")
         return SessionState(
             points=np.asarray(points, np.float32), source=source, run=self.config, sampler=self.sampler_config,
             brush_radius=brush_radius, settings=dict(settings or {}),

@@ -141,6 +141,12 @@ def test_training_resumed_from_a_session_goes_on_as_if_never_interrupted(tmp_pat
     assert not np.array_equal(approx.trainer.losses, straight.trainer.losses)
 
 
+def test_exporting_data_of_another_dimension_is_refused():
+    eng = _engine()
+    with pytest.raises(SessionError, match="changed while saving"):
+        eng.export_state(np.zeros((10, 3), np.float32), "helix")
+
+
 def test_a_resume_state_that_does_not_fit_is_refused(tmp_path):
     eng = _engine()
     eng.train(5)

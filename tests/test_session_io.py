@@ -241,6 +241,25 @@ def test_bad_session_files_are_refused_and_change_nothing(qtbot, window, tmp_pat
 # --------------------------------------------------------------------------- failed saves
 
 
+def test_a_save_while_a_session_opens_is_refused_then_works(qtbot, window, tmp_path, monkeypatch):
+    """Found by a random-action run: Save right after Open wrote the opening session's 3D
+    particles next to the 2D data still on screen, a file that then would not open."""
+    w = window
+    w.actions_["reset"].trigger()
+    helix = make_window(qtbot, data="helix")
+    helix_path = save_as(qtbot, helix, tmp_path / "helix", monkeypatch)
+    helix.close()
+    failures = []
+    w.files.save_failed.connect(failures.append)
+    with qtbot.waitSignal(w.files.opened, timeout=TIMEOUT_MS):
+        w.files.open(helix_path)
+        w.files.save_to(tmp_path / "too-soon.sgm")  # before the open has landed
+        assert failures and "still opening" in failures[0] and not (tmp_path / "too-soon.sgm").exists()
+    assert w.session.data.dim == 3
+    path = save_as(qtbot, w, tmp_path / "after", monkeypatch)
+    assert load_session(path).particles.shape[1] == 3  # data and particles agree
+
+
 def test_a_failed_save_shows_a_message_and_keeps_the_previous_file(qtbot, window, tmp_path, monkeypatch):
     w = window
     folder = tmp_path / "sessions"
