@@ -43,7 +43,7 @@ from .compare_worker import CompareEntry, CompareFrame, CompareSpec, CompareWork
 from .panels import int_box
 from .views import colors
 from .views.loss_view import ema
-from .views.plot2d import Plot2D
+from .views.plot2d import Plot2D, style_plot
 from .views.slice_view import in_plane_axes
 
 DEFAULT_LOSSES = ("sm", "ssm", "dsm", "ncsn")
@@ -76,17 +76,6 @@ def _positive(text: str) -> float | None:
 
 def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
-
-
-def _style(plot: pg.PlotWidget) -> pg.PlotItem:
-    pi = plot.getPlotItem()
-    pi.showGrid(x=True, y=True, alpha=colors.GRID_ALPHA)
-    pi.hideButtons()
-    for name in ("left", "bottom"):
-        axis = pi.getAxis(name)
-        axis.setPen(pg.mkPen(colors.FOREGROUND))
-        axis.setTextPen(pg.mkPen(colors.FOREGROUND))
-    return pi
 
 
 class CompareWindow(QWidget):
@@ -219,7 +208,7 @@ class CompareWindow(QWidget):
         self.grid.setSpacing(4)
         self.curve_plot = pg.PlotWidget(background=colors.BACKGROUND)
         self.curve_plot.setToolTip("Training loss per loss (smoothed), or SW ratio along each sampler's schedule")
-        cpi = _style(self.curve_plot)
+        cpi = style_plot(self.curve_plot.getPlotItem())
         cpi.getAxis("bottom").enableAutoSIPrefix(False)
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._curve_kind = ""

@@ -18,7 +18,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..views import colors
-from ..views.plot2d import cache_axes
+from ..views.plot2d import cache_axes, style_plot
 
 SW_HISTORY = 200  # sample-metric updates kept for the SW-ratio sparkline (~8 min at one per 2.5 s)
 LOG_FLOOR = 1e-6  # score errors are plotted on a log axis: clamp an exact 0 to this
@@ -42,13 +42,9 @@ def _style(plot: pg.PlotWidget, title: str, left: str = "", bottom: str = "") ->
     """The light look of the other views: dark axes, faint grid, no autoscale button."""
     pi = plot.getPlotItem()
     pi.setTitle(title, color=colors.FOREGROUND[:3], size="9pt")
-    pi.showGrid(x=True, y=True, alpha=colors.GRID_ALPHA)
-    pi.hideButtons()
+    style_plot(pi)
     pi.setMenuEnabled(False)
     for name, text in (("left", left), ("bottom", bottom)):
-        axis = pi.getAxis(name)
-        axis.setPen(pg.mkPen(colors.FOREGROUND))
-        axis.setTextPen(pg.mkPen(colors.FOREGROUND))
         if text:
             pi.setLabel(name, text)
     cache_axes(pi)

@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from app.views import colors
-from app.views.plot2d import cache_axes
+from app.views.plot2d import cache_axes, style_plot
 
 SMOOTH_FRACTION = 1 / 15  # the EMA's span is this fraction of the points shown...
 MIN_SPAN = 10  # ...but at least this many points
@@ -37,12 +37,7 @@ class LossView(pg.PlotWidget):
         pi.setTitle(self.TITLE, color=colors.FOREGROUND[:3])
         pi.setLabel("bottom", "step")
         pi.setLabel("left", "loss")
-        pi.showGrid(x=True, y=True, alpha=colors.GRID_ALPHA)
-        pi.hideButtons()
-        for name in ("left", "bottom"):
-            axis = pi.getAxis(name)
-            axis.setPen(pg.mkPen(colors.FOREGROUND))
-            axis.setTextPen(pg.mkPen(colors.FOREGROUND))
+        style_plot(pi)
         cache_axes(pi)
         self._raw = pi.plot(pen=pg.mkPen(colors.LOSS, width=1), skipFiniteCheck=True)
         self._smooth = pi.plot(pen=pg.mkPen(colors.LOSS_EMA, width=2), skipFiniteCheck=True)

@@ -78,6 +78,18 @@ class ParticleScatter(pg.ScatterPlotItem):
         self.invalidate()
 
 
+def style_plot(plot_item: pg.PlotItem) -> pg.PlotItem:
+    """The app's look for a plot: a faint grid, no auto-range button, axes in the foreground
+    colour. Every plot (canvas, loss, slice, metrics, comparisons) wears it."""
+    plot_item.showGrid(x=True, y=True, alpha=colors.GRID_ALPHA)
+    plot_item.hideButtons()
+    for name in ("left", "bottom"):
+        axis = plot_item.getAxis(name)
+        axis.setPen(pg.mkPen(colors.FOREGROUND))
+        axis.setTextPen(pg.mkPen(colors.FOREGROUND))
+    return plot_item
+
+
 def cache_axes(plot_item: pg.PlotItem) -> None:
     """Cache each axis (ticks, labels and its grid lines) as a pixmap: it is then redrawn only when
     the view range changes, not on every frame. Replaying the tick text cost ~8 ms per axis per
@@ -121,12 +133,7 @@ class Plot2D(pg.PlotWidget):
         self._vb = pi.getViewBox()
         self._vb.setAspectLocked(True, ratio=1.0)
         self._vb.disableAutoRange()  # frames must not move the camera; `fit_to` does
-        pi.hideButtons()
-        pi.showGrid(x=True, y=True, alpha=colors.GRID_ALPHA)
-        for name in ("left", "bottom"):
-            axis = pi.getAxis(name)
-            axis.setPen(pg.mkPen(colors.FOREGROUND))
-            axis.setTextPen(pg.mkPen(colors.FOREGROUND))
+        style_plot(pi)
         cache_axes(pi)
         self.viewport().setMouseTracking(True)
 

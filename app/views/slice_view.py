@@ -16,6 +16,7 @@ from PySide6.QtGui import QPen
 
 from app.views import colors
 from app.views.geometry import arrow_segments, grid_cell, magnitude_bins, robust_length_scale
+from app.views.plot2d import style_plot
 
 AXIS_NAMES = ("x", "y", "z")
 N_BINS = 6  # arrow colour bins: one PlotCurveItem each
@@ -75,13 +76,8 @@ class SliceView(pg.PlotWidget):
         self._vb.setAspectLocked(True, ratio=1.0)
         self._vb.disableAutoRange()
         self._vb.setMouseEnabled(False, False)  # a fixed picture of the plane; the 3D view navigates
-        pi.hideButtons()
+        style_plot(pi)
         pi.setMenuEnabled(False)
-        pi.showGrid(x=True, y=True, alpha=colors.GRID_ALPHA)
-        for name in ("left", "bottom"):
-            axis = pi.getAxis(name)
-            axis.setPen(pg.mkPen(colors.FOREGROUND))
-            axis.setTextPen(pg.mkPen(colors.FOREGROUND))
         self._data_item = pg.ScatterPlotItem(pxMode=True, size=3, pen=None, brush=pg.mkBrush(colors.DATA))
         self._field_items = [
             pg.PlotCurveItem(connect="pairs", pen=_pen(c, 1.2), antialias=True, skipFiniteCheck=True)
