@@ -58,6 +58,23 @@ def robust_length_scale(magnitudes: np.ndarray, cell: float, quantile: float = 9
     return fill * cell / ref if ref > _TINY else 0.0
 
 
+ARROW_FILL = 0.9  # the 95th-percentile magnitude spans this fraction of a grid cell
+ARROW_MAX = 1.25  # longer arrows (the top 5%, far from the data) are capped at this many cells
+NORMALIZED_LENGTH = 0.8  # direction-only arrows: this many cells
+
+
+def arrow_scale(magnitudes: np.ndarray, cell: float, normalized: bool) -> tuple[float, float | None, float]:
+    """How every field view sizes its arrows: (length scale, length cap or None, the 95th-percentile
+    magnitude that tops the colour scale). Normalised arrows all get NORMALIZED_LENGTH cells;
+    otherwise the 95th percentile spans ARROW_FILL of a cell and the longest are capped."""
+    m = np.asarray(magnitudes, dtype=np.float64)
+    m = m[np.isfinite(m)]
+    top = float(np.percentile(m, 95)) if m.size else 0.0
+    if normalized:
+        return NORMALIZED_LENGTH * cell, None, top
+    return robust_length_scale(m, cell, 95.0, ARROW_FILL), ARROW_MAX * cell, top
+
+
 def grid_cell(positions: np.ndarray) -> float:
     """The smaller spacing of a regular grid given as flattened (P, D) positions (any meshgrid
     indexing): span / (distinct values - 1) along the first two axes."""

@@ -16,11 +16,11 @@ from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem
 
 from app.views import colors
 from app.views.geometry import (
+    arrow_scale,
     arrow_segments,
     disc_samples,
     grid_cell,
     magnitude_bins,
-    robust_length_scale,
     upsample_bilinear,
     within_any,
 )
@@ -29,9 +29,6 @@ TOOLS = ("none", "brush", "point", "eraser", "spawn")
 HEATMAPS = ("off", "density", "error", "curl")
 N_BINS = 8  # arrow colour bins: one PlotCurveItem each
 MAX_TRAILS = 1000  # trails of more particles cost painting time without showing more
-ARROW_FILL = 0.9  # the 95th-percentile magnitude spans this fraction of a grid cell
-ARROW_MAX = 1.25  # longer arrows (the top 5%, far from the data) are capped at this many cells
-NORMALIZED_LENGTH = 0.8  # direction-only arrows: this many cells
 DENSITY_RANGE = 10.0  # log-density heatmap shows the top this-many nats (e^10 dynamic range)
 # relative score error e is shown as e / (1 + e): a fixed scale (comparable as training goes on)
 # that never saturates; e = 1 (error as large as |s_ref| + 1) is the middle colour
@@ -369,14 +366,8 @@ class Plot2D(pg.PlotWidget):
         ref = self._field if self._field is not None else self._true_field
         if ref is None:
             return
-        cell = grid_cell(ref.positions)
         mag = np.hypot(ref.vectors[:, 0], ref.vectors[:, 1])
-        finite = mag[np.isfinite(mag)]
-        top = float(np.percentile(finite, 95)) if finite.size else 0.0
-        if self._normalized:
-            scale, cap = NORMALIZED_LENGTH * cell, None
-        else:
-            scale, cap = robust_length_scale(mag, cell, 95.0, ARROW_FILL), ARROW_MAX * cell
+        scale, cap, top = arrow_scale(mag, grid_cell(ref.positions), self._normalized)
         if self._field is not None:
             f = self._field
             segs = arrow_segments(f.positions, f.vectors, scale, self._normalized, max_length=cap)

@@ -21,6 +21,7 @@ from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.views import colors
+from app.views.geometry import arrow_scale
 from sgm_core.live import default_bounds
 
 NO_GL_MESSAGE = "3D view needs OpenGL (not available here); 2D keeps working"
@@ -30,9 +31,6 @@ DEFAULT_AZIMUTH = -60.0  # degrees about +z; the same default camera as sgm_core
 DEFAULT_ELEVATION = 25.0  # degrees above the x-y plane
 FIT_MARGIN = 0.0  # extra distance, as a fraction: the bounding sphere is already loose
 MAX_TRAILS = 1000  # trails of more particles cost drawing time without showing more
-ARROW_FILL = 0.9  # the 95th-percentile magnitude spans this fraction of a grid cell
-ARROW_MAX = 1.25  # longer arrows (far from the data) are capped at this many cells
-NORMALIZED_LENGTH = 0.8  # direction-only arrows: this many cells
 ARROW_HEAD = 0.3  # head barbs, as a fraction of the shaft
 ARROW_COLOR_TOP = 0.85  # the top of the viridis range used: its yellow vanishes on white
 ARROW_ALPHA = 0.85  # a full 3D grid is ~1000 arrows: let the data show through
@@ -479,14 +477,8 @@ class Plot3D(QWidget):
         axis = slice_axis_of(tuple(f.shape))
         if axis is not None:
             vec[:, axis] = 0.0  # the in-plane part: the field as the 2D slice view shows it
-        cell = grid_spacing(tuple(f.shape), pos)
-        mag = np.linalg.norm(vec, axis=1)
-        finite = mag[np.isfinite(mag)]
-        top = float(np.percentile(finite, 95)) if finite.size else 0.0
-        if self._normalized:
-            scale, cap = NORMALIZED_LENGTH * cell, None
-        else:
-            scale, cap = (ARROW_FILL * cell / top if top > _TINY else 0.0), ARROW_MAX * cell
+        scale, cap, top = arrow_scale(np.linalg.norm(vec, axis=1), grid_spacing(tuple(f.shape), pos),
+                                      self._normalized)
         normal = None if axis is None else np.eye(3)[axis]
         verts, cols = arrow_lines_3d(pos, vec, scale, self._normalized, max_length=cap, reference=top, plane_normal=normal)
         self._field_item.setData(pos=verts, color=cols)

@@ -15,14 +15,11 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QPen
 
 from app.views import colors
-from app.views.geometry import arrow_segments, grid_cell, magnitude_bins, robust_length_scale
+from app.views.geometry import arrow_scale, arrow_segments, grid_cell, magnitude_bins
 from app.views.plot2d import style_plot
 
 AXIS_NAMES = ("x", "y", "z")
 N_BINS = 6  # arrow colour bins: one PlotCurveItem each
-ARROW_FILL = 0.9  # the 95th-percentile magnitude spans this fraction of a grid cell (as Plot2D)
-ARROW_MAX = 1.25  # longer arrows are capped at this many cells
-NORMALIZED_LENGTH = 0.8  # direction-only arrows: this many cells
 SLAB = 0.04  # points within this fraction of the box side of the plane are drawn (each side)
 MAX_DRAWN = 5000  # particles / data drawn in the slab at most: a small view needs no more
 
@@ -177,14 +174,8 @@ class SliceView(pg.PlotWidget):
         if f is None or self._axis is None:
             return
         pos, vec = project_field(f.positions, f.vectors, self._axis)
-        cell = grid_cell(pos)
         mag = np.hypot(vec[:, 0], vec[:, 1])
-        finite = mag[np.isfinite(mag)]
-        top = float(np.percentile(finite, 95)) if finite.size else 0.0
-        if self._normalized:
-            scale, cap = NORMALIZED_LENGTH * cell, None
-        else:
-            scale, cap = robust_length_scale(mag, cell, 95.0, ARROW_FILL), ARROW_MAX * cell
+        scale, cap, top = arrow_scale(mag, grid_cell(pos), self._normalized)
         segs = arrow_segments(pos, vec, scale, self._normalized, max_length=cap).reshape(-1, 6, 2)
         bins = magnitude_bins(mag, N_BINS, top)
         for b, item in enumerate(self._field_items):
