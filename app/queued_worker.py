@@ -19,6 +19,7 @@ import torch
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Slot
 
 IDLE_WAIT = 0.25  # seconds between checks when there is nothing to do (commands wake the loop early)
+GC_INTERVAL_S = 1.0  # the GUI thread's garbage collection period (see collect_garbage_in_gui_thread)
 ERROR_PAUSE = 0.05  # after an unexpected error, so a failing iteration never spins hot
 
 _LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
@@ -27,6 +28,21 @@ _LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
 def running_threads() -> list[QThread]:
     """App threads that are still running (the test fixture fails a test that leaks one)."""
     return [t for t in list(_LIVE_THREADS) if t.isRunning()]
+
+
+def collect_garbage_in_gui_thread() -> None:
+    """Python's cyclic garbage collector runs in whichever thread happens to allocate when a
+    threshold trips. When that is a worker thread and the garbage holds Qt objects made in the GUI
+    thread (a closed window in a reference cycle), their destructors run in the worker and can
+    deadlock against the GUI thread: seen here, the worker holding a Qt mutex and waiting for the
+    GIL while the GUI thread held the GIL and waited for that mutex. So automatic collection is
+    switched off and the GUI thread collects on a timer instead (pyqtgraph's GarbageCollector, made
+    for exactly this). Idempotent; call it from the GUI thread once an application exists."""
+    app = QCoreApplication.instance()
+    if app is not None and getattr(app, "gui_thread_gc", None) is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        app.gui_thread_gc = GarbageCollector(interval=GC_INTERVAL_S)
 
 
 def track_thread(thread: QThread) -> None:
@@ -53,6 +69,7 @@ class QueuedWorker(QObject):
 
     # -- lifecycle (GUI thread) -------------------------------------------------------------
     def start(self) -> None:
+        collect_garbage_in_gui_thread()  # before any worker thread could run a collection
         self._thread.start()
 
     def is_running(self) -> bool:

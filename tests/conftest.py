@@ -7,6 +7,7 @@ once a test module has imported PySide6.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sys
@@ -98,6 +99,7 @@ def no_thread_leak():
     the test's widgets (which stops their workers)."""
     before, before_q = set(threading.enumerate()), _running_qthreads()
     yield
+    gc.collect()  # the test's garbage (windows in reference cycles) is collected here, in the GUI thread
     deadline = time.monotonic() + THREAD_GRACE_S
     leaked = _leaked_threads(before, before_q)
     while leaked and time.monotonic() < deadline:

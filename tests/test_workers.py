@@ -412,3 +412,15 @@ def test_loads_presets_files_and_reports_bad_files(qtbot, worker, tmp_path: Path
     assert (table.token, table.kind, len(table.dataset.points)) == (2, "file", 3)
     token, message = h.load_failures[0]
     assert token == 3 and "bad.npy" in message
+
+
+def test_garbage_is_collected_in_the_gui_thread_once_a_worker_runs(worker):
+    """A worker running means automatic (any-thread) garbage collection is off and the GUI thread
+    collects on a timer: a cycle holding Qt objects collected in the worker deadlocked a test run
+    (worker: Qt mutex then GIL; GUI thread: GIL then that mutex)."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication
+
+    assert worker.is_running()
+    assert not gc.isenabled() and QCoreApplication.instance().gui_thread_gc is not None
