@@ -9,6 +9,7 @@ error (`_on_error`); commands arrive as `_do_<name>(*args)` calls between iterat
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
@@ -37,12 +38,15 @@ def collect_garbage_in_gui_thread() -> None:
     deadlock against the GUI thread: seen here, the worker holding a Qt mutex and waiting for the
     GIL while the GUI thread held the GIL and waited for that mutex. So automatic collection is
     switched off and the GUI thread collects on a timer instead (pyqtgraph's GarbageCollector, made
-    for exactly this). Idempotent; call it from the GUI thread once an application exists."""
+    for exactly this). Call it from the GUI thread before starting a thread."""
     app = QCoreApplication.instance()
-    if app is not None and getattr(app, "gui_thread_gc", None) is None:
+    if app is None:
+        return
+    if getattr(app, "gui_thread_gc", None) is None:
         from pyqtgraph.util.garbage_collector import GarbageCollector
 
         app.gui_thread_gc = GarbageCollector(interval=GC_INTERVAL_S)
+    gc.disable()  # again: a test harness may have switched it back on between windows
 
 
 def track_thread(thread: QThread) -> None:

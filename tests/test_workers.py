@@ -424,3 +424,8 @@ def test_garbage_is_collected_in_the_gui_thread_once_a_worker_runs(worker):
 
     assert worker.is_running()
     assert not gc.isenabled() and QCoreApplication.instance().gui_thread_gc is not None
+    gc.enable()  # as the test harness does between tests: the next worker's start turns it off again
+    second = EngineWorker()
+    second.start()
+    assert not gc.isenabled()
+    second.shutdown()
