@@ -394,8 +394,7 @@ class CompareWorker(QueuedWorker):
             sampler = make_sampler(entry.sampler, eng.config.noise, eng.config.loss.name)
             if spec.mode == "samplers":
                 if shared_start is None:  # one draw from the noise model's prior, shared by every sampler
-                    kind = "vp" if eng.config.loss.name == "vp-sde" else "ve"
-                    prior = make_sde(eng.config.noise, kind)
+                    prior = make_sde(eng.config.noise, eng.noise_kind)
                     shared_start = prior.prior_sample(spec.n_particles, dim, torch.Generator().manual_seed(spec.seed))
                 start = shared_start.clone().to(eng.device)
             else:  # each loss's own sampler, from the same generator state: equal draws for equal priors

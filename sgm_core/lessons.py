@@ -95,9 +95,9 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None) -> dict
         trainer = Trainer(dataset, variant.run)
         standardizer = trainer.standardizer
         if lesson.score == "truth":
-            score_fn, _ = reference_score_fn(dataset, standardizer, kind=_noise_kind(variant))
+            score_fn, _ = reference_score_fn(dataset, standardizer, kind=loss_spec(variant.run.loss.name).perturbation)
         else:
-            reference, _ = reference_score_fn(dataset, standardizer, kind=_noise_kind(variant))
+            reference, _ = reference_score_fn(dataset, standardizer, kind=trainer.spec.perturbation)
             err0 = _score_error(trainer, reference, variant)
             t0 = time.perf_counter()
             trainer.run(lesson.train_steps)
@@ -131,16 +131,12 @@ def _mode_spread(samples: torch.Tensor, gmm) -> float:
     return float(rms / expected)
 
 
-def _noise_kind(variant: Variant) -> str:
-    return "vp" if loss_spec(variant.run.loss.name).noise == "vp" else "ve"
-
-
 def _score_error(trainer: Trainer, reference, variant: Variant) -> float:
     """Relative Fisher divergence at the variant's smallest training level, on noisy data."""
     noise = variant.run.noise
     sigma = noise.sigma if variant.run.loss.name in ("dsm", "dsm-eps") else noise.sigma_min
     x = torch.as_tensor(trainer.standardizer.forward(trainer.dataset.points[:1000]), dtype=torch.float32)
-    return relative_score_error(trainer.score_fn(), reference, x, sigma, _noise_kind(variant), seed=3,
+    return relative_score_error(trainer.score_fn(), reference, x, sigma, trainer.spec.perturbation, seed=3,
                                 device=trainer.device)
 
 

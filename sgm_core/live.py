@@ -96,7 +96,7 @@ class LiveEngine:
         self.trainer = Trainer(dataset, config, standardizer)
         self.standardizer = self.trainer.standardizer
         self.device = self.trainer.device
-        self.noise_kind = "vp" if self.trainer.spec.noise == "vp" else "ve"  # how q_sigma is made from data
+        self.noise_kind = self.trainer.spec.perturbation  # how q_sigma is made from data
         self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
         # On the GPU the particles' noise is drawn there too: no CPU draw and copy every sampler step.
         gen_device = self.device if self.device.type == "cuda" else "cpu"

@@ -131,6 +131,11 @@ class LossSpec:
     noise: str  # "none" | "single" | "ladder" | "ve" | "vp": which noise settings apply
     default_sampler: str
 
+    @property
+    def perturbation(self) -> str:
+        """How this loss noises data: "vp" (alpha x + sigma z) or "ve" (x + sigma z; ladders, one sigma)."""
+        return "vp" if self.noise == "vp" else "ve"
+
 
 LOSSES = MappingProxyType({
     "sm": LossSpec("sm", "Score matching (exact)", "Hyvärinen: ½|s|² + tr ∇s, trace by D backprops", False, "none", "langevin"),
