@@ -11,6 +11,7 @@ stops the thread when it closes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -288,10 +289,14 @@ class CompareWindow(QWidget):
         return self._noise_param()[1]
 
     def _noise_values(self) -> tuple[float, ...]:
-        """The values offered: the defaults, plus the current setting when it is not among them."""
+        """The values offered: the defaults, with the current setting in place of the default
+        nearest to it (on a log scale) when it is not among them, so four remain."""
         field, _, defaults = self._noise_param()
         current = float(getattr(self.config.noise, field))
-        return tuple(sorted(set(defaults) | {current}))[:4] if current not in defaults else defaults
+        if current in defaults or current <= 0:
+            return defaults
+        nearest = min(defaults, key=lambda v: abs(math.log(v / current)))
+        return tuple(sorted(current if v == nearest else v for v in defaults))
 
     def _model_loss(self) -> str:
         name = self.config.loss.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 import gui_helpers
@@ -231,3 +232,9 @@ def test_noise_comparison_of_a_noiseless_loss_uses_dsm_and_ladders_vary_sigma_ma
     assert ladder.noise_label() == "σ max" and "3" in ladder.checked()  # the current σ max is offered
     assert {e.config.noise.sigma_max for e in ladder.spec().entries} == {0.3, 1.0, 3.0, 10.0}
     ladder.close()
+    cfg = small_config(loss="ncsn")
+    wide = CompareWindow("noise", data, data.points, replace(cfg, noise=replace(cfg.noise, sigma_max=20.0)), "8gaussians")
+    qtbot.addWidget(wide)
+    assert wide.checked() == ["0.3", "1", "3", "20"]  # the current σ max in place of its nearest default
+    assert wide.start_button.isEnabled()  # four values: within the limit
+    wide.close()
