@@ -21,6 +21,7 @@ import torch
 
 from sgm_core.datasets import validate_points
 from sgm_core.errors import DataError
+from sgm_core.limits import MAX_POINTS
 
 TABLE_SUFFIXES = (".csv", ".txt")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -30,6 +31,7 @@ SAVE_SUFFIXES = (".npy", ".csv")
 IMAGE_HALF_SPAN = 4.0  # the longer image side maps to [-4, 4], the scale of the presets
 IMAGE_MAX_SIDE = 1024  # larger images are shrunk first: sampling needs no more resolution
 IMAGE_WHITE_FLOOR = 0.02  # darkness below this is paper, not ink (JPEG/scan near-white haze)
+NPY_MAX_HEADER = 10_000  # bytes; numpy's own safety limit, far above any real (N, D) header
 
 
 # --------------------------------------------------------------------------- writing
@@ -152,19 +154,50 @@ def load_points(
         ) from e
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    with path.open("rb") as f:
-        magic = f.read(6)
-    if magic != b"\x93NUMPY":  # np.load would call anything else "pickled data"
-        raise DataError("it is not a NumPy .npy file")
+def load_npy(source: str | os.PathLike | bytes, *, max_elements: int) -> np.ndarray:
+    """Read an NPY array without pickles, refusing a header that asks for more than `max_elements`
+    values before any of them is allocated (a 100-byte header can claim 10^12 elements).
+
+    Every failure is one DataError sentence; the caller adds which file or member it was.
+    """
     try:
-        x = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        if "allow_pickle" in str(e):
+        f: IO[bytes] = BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise DataError(f"it cannot be opened ({e.strerror or e})") from e
+    with f:
+        if f.read(6) != b"\x93NUMPY":  # np.load would call anything else "pickled data"
+            raise DataError("it is not a NumPy .npy file")
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise DataError(f"it has an unknown .npy format version {version}")
+            shape, _, dtype = read_header(f, max_header_size=NPY_MAX_HEADER)
+        except DataError:
+            raise
+        except ValueError as e:
+            if "max_header_size" in str(e) or "large" in str(e):
+                raise DataError(f"its header is larger than {NPY_MAX_HEADER} bytes, which no point array needs") from e
+            raise DataError(f"its header is damaged ({e})") from e
+        except (EOFError, SyntaxError, TypeError) as e:
+            raise DataError(f"its header is damaged ({e})") from e
+        if dtype.hasobject:
             raise DataError("it holds Python objects (pickled data), which are never loaded "
-                            "because unpickling can run arbitrary code") from e
-        raise
-    return x
+                            "because unpickling can run arbitrary code")
+        count = int(np.prod(shape, dtype=object)) if shape else 1
+        if count > max_elements:
+            raise DataError(f"it declares {count:,} values; the most this program reads is {max_elements:,}")
+        f.seek(0)
+        try:
+            return np.lib.format.read_array(f, allow_pickle=False, max_header_size=NPY_MAX_HEADER)
+        except (ValueError, EOFError, OSError) as e:
+            raise DataError(f"it is truncated or damaged ({e})") from e
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    return load_npy(path, max_elements=MAX_POINTS * 3)
 
 
 def _read_table(path: Path, max_columns: int | None) -> np.ndarray:
