@@ -180,9 +180,9 @@ def load_npy(source: str | os.PathLike | bytes, *, max_elements: int) -> np.ndar
         except ValueError as e:
             if "max_header_size" in str(e) or "large" in str(e):
                 raise DataError(f"its header is larger than {NPY_MAX_HEADER} bytes, which no point array needs") from e
-            raise DataError(f"its header is damaged ({e})") from e
+            raise DataError(f"it is corrupt: its header is damaged ({e})") from e
         except (EOFError, SyntaxError, TypeError) as e:
-            raise DataError(f"its header is damaged ({e})") from e
+            raise DataError(f"it is corrupt: its header is damaged ({e})") from e
         if dtype.hasobject:
             raise DataError("it holds Python objects (pickled data), which are never loaded "
                             "because unpickling can run arbitrary code")
@@ -193,7 +193,7 @@ def load_npy(source: str | os.PathLike | bytes, *, max_elements: int) -> np.ndar
         try:
             return np.lib.format.read_array(f, allow_pickle=False, max_header_size=NPY_MAX_HEADER)
         except (ValueError, EOFError, OSError) as e:
-            raise DataError(f"it is truncated or damaged ({e})") from e
+            raise DataError(f"it is corrupt or truncated ({e})") from e
 
 
 def _read_npy(path: Path) -> np.ndarray:
