@@ -4,7 +4,8 @@ live particles (.npy/.csv), and the trained model as a run directory for `sgm sa
 The animation blocks neither the GUI nor training: the engine thread copies its EMA network (a
 frozen snapshot nobody else holds), and an `ExportJob` thread samples with that copy on one torch
 thread, draws frames with `sgm_core.render` and writes them with `sgm_core.video`, whose writers
-are atomic: a cancelled or failed export leaves no file behind and an existing one intact.
+verify each file before an atomic rename: a cancelled or failed export (a full disk included)
+leaves no file behind and an existing one intact, and its one-line reason goes to the banner.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PySide6.QtCore import QIODevice, QObject, QSaveFile, Qt, QThread, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -56,6 +57,7 @@ from sgm_core.render import (
     write_video,
 )
 from sgm_core.samplers import SAMPLERS, make_sampler
+from sgm_core.video import save_png
 
 from .panels import int_box
 from .queued_worker import track_thread
@@ -338,6 +340,14 @@ class ExportDialog(QDialog):
 # --------------------------------------------------------------------------- the controller
 
 
+def qimage_pixels(image: QImage) -> np.ndarray:
+    """An (H, W, 3) uint8 copy of a QImage's RGB pixels (rows padded to 4 bytes in Qt)."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    w, h, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
+    rows = np.frombuffer(rgb.constBits(), np.uint8, count=h * stride).reshape(h, stride)
+    return rows[:, : w * 3].reshape(h, w, 3).copy()
+
+
 class Exporter(QObject):
     """File ▸ Export ▸ Animation / Snapshot PNG / Samples / Trained model."""
 
@@ -515,18 +525,19 @@ class Exporter(QObject):
         return grab_image() if grab_image is not None else view.grab().toImage()
 
     def save_png(self, path: str | Path) -> bool:
-        """The canvas as drawn, written atomically (QSaveFile: a temp file renamed on commit)."""
+        """The canvas as drawn, through the core's PNG writer: written to a temp file, read back
+        pixel-exact, then renamed over `path`; a full disk or any failure shows one line."""
         path = Path(path)
         image = self.canvas_image()
-        out = QSaveFile(str(path))
-        ok = out.open(QIODevice.OpenModeFlag.WriteOnly) and not image.isNull() and image.save(out, "PNG")
-        if ok and out.commit():
-            self._done(path, "a snapshot")
-            return True
-        reason = out.errorString() or "the image could not be encoded"
-        out.cancelWriting()
-        self._fail(f"cannot write {str(path)!r}: {reason}")
-        return False
+        try:
+            if image.isNull():
+                raise DataError(f"cannot write {str(path)!r}: the view has no image to save")
+            save_png(path, qimage_pixels(image))
+        except SGMError as exc:
+            self._fail(str(exc))
+            return False
+        self._done(path, "a snapshot")
+        return True
 
     def export_samples(self) -> None:
         path = self._ask("Export samples", "NumPy array (*.npy);;CSV table (*.csv)", "samples", ".npy")

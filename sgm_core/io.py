@@ -37,39 +37,81 @@ NPY_MAX_HEADER = 10_000  # bytes; numpy's own safety limit, far above any real (
 # --------------------------------------------------------------------------- writing
 
 
-def atomic_write(
-    path: str | os.PathLike, write_fn: Callable[[IO[Any]], None], *, mode: str = "wb"
-) -> Path:
-    """Call `write_fn(f)` on a temp file beside `path`, then rename it over `path`.
-
-    A crash or error mid-write leaves the old file intact and no temp file behind, because
-    os.replace is atomic within one directory. `mode` is "wb" (binary) or "w" (UTF-8 text).
-    Errors from opening or writing propagate unchanged (OSError or the writer's own).
-    """
-    if mode not in ("wb", "w"):
-        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
-    path = Path(path)
+def _create_temp(path: Path, suffix: str) -> tuple[Path, int]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):  # a clash of 32 random bits is rare; 100 clashes means something else
-        tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(4)}")
+        tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(4)}{suffix}")
         try:
-            fd = os.open(tmp, flags, 0o666)  # 0o666 & umask: the same mode as a plain open()
-            break
+            return tmp, os.open(tmp, flags, 0o666)  # 0o666 & umask: the same mode as a plain open()
         except FileExistsError:
             continue
-    else:
-        raise FileExistsError(f"cannot create a temporary file beside {path}")
+    raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
+def reserve_temp(path: str | os.PathLike, suffix: str = "") -> Path:
+    """Create an empty, new temp file beside `path` (O_EXCL: never someone else's file), so an
+    unwritable folder fails before any work; the name ends in `suffix` for tools that go by it."""
+    tmp, fd = _create_temp(Path(path), suffix)
+    os.close(fd)
+    return tmp
+
+
+def publish(tmp: Path, path: str | os.PathLike, verify: Callable[[Path], None] | None = None) -> Path:
+    """fsync the finished temp file, let `verify(tmp)` check it, then rename it over `path`.
+
+    The rename is the only step that touches `path`, and it is atomic within one directory, so
+    on any failure (fsync's late ENOSPC/EIO, or `verify` raising) the old file is left byte for
+    byte and the temp file is removed; the error propagates unchanged.
+    """
     try:
-        encoding = None if mode == "wb" else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding, newline=None if mode == "wb" else "") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())  # the data is on disk (or its write error is known) before the rename
+        if verify is not None:
+            verify(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+    return Path(path)
+
+
+def atomic_write(
+    path: str | os.PathLike, write_fn: Callable[[IO[Any]], None], *, mode: str = "wb",
+    verify: Callable[[Path], None] | None = None,
+) -> Path:
+    """Call `write_fn(f)` on a temp file beside `path`, then, once it is flushed, fsynced and
+    accepted by `verify(tmp_path)` (if given), rename it over `path`.
+
+    A full disk, a crash or an error mid-write (or a `verify` that raises) leaves the old file
+    intact and no temp file behind. `mode` is "wb" (binary) or "w" (UTF-8 text). Errors from
+    opening, writing or verifying propagate unchanged (OSError, the writer's or verify's own).
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    tmp, fd = _create_temp(path, "")
+    try:
+        encoding = None if mode == "wb" else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding, newline=None if mode == "wb" else "") as f:
+            write_fn(f)
+            f.flush()  # a buffered write's ENOSPC surfaces here, inside the try
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return publish(tmp, path, verify)
+
+
+def write_error(path: str | os.PathLike, exc: BaseException) -> DataError:
+    """The one sentence for a failed write: OSError's reason (e.g. 'No space left on device'),
+    or the verifier's sentence; the caller raises it `from exc`."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return DataError(f"cannot write {str(path)!r}: {one_line(reason)}")
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse a library's message (FFmpeg's, numpy's) into one line of at most `limit` chars."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def save_points(path: str | os.PathLike, x: np.ndarray | torch.Tensor) -> Path:
@@ -93,6 +135,9 @@ def save_points(path: str | os.PathLike, x: np.ndarray | torch.Tensor) -> Path:
         def write(f: IO[Any]) -> None:
             np.save(f, points, allow_pickle=False)
 
+        def read_back(tmp: Path) -> np.ndarray:
+            return load_npy(tmp, max_elements=points.size)
+
         write_mode = "wb"
     else:
         d = points.shape[1]
@@ -103,10 +148,24 @@ def save_points(path: str | os.PathLike, x: np.ndarray | torch.Tensor) -> Path:
             np.savetxt(f, points, fmt="%.9g", delimiter=",")
 
         write_mode = "w"
+
+        def read_back(tmp: Path) -> np.ndarray:
+            try:
+                return np.loadtxt(tmp, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2).astype(np.float32)
+            except ValueError as e:
+                raise DataError(f"the written table does not read back ({one_line(str(e), 80)})") from e
+
+    def verify(tmp: Path) -> None:
+        """The file on disk holds exactly these points (9 digits round-trip float32 exactly)."""
+        back = read_back(tmp)
+        if back.shape != points.shape or not np.array_equal(back, points):
+            raise DataError(f"the written file reads back as {back.shape} values that differ from the "
+                            f"{points.shape} points saved")
+
     try:
-        return atomic_write(path, write, mode=write_mode)
-    except OSError as e:
-        raise DataError(f"cannot write {str(path)!r}: {e.strerror or e}") from e
+        return atomic_write(path, write, mode=write_mode, verify=verify)
+    except (OSError, DataError) as e:
+        raise write_error(path, e) from e
 
 
 # --------------------------------------------------------------------------- reading

@@ -285,6 +285,37 @@ def test_atomic_write_keeps_the_usual_file_mode(tmp_path):
     assert (tmp_path / "m.bin").stat().st_mode == plain.stat().st_mode == 0o100666 & ~umask
 
 
+def test_atomic_write_verifies_the_temp_file_before_the_rename(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    seen: list[tuple[str, bytes]] = []
+
+    def refuse(tmp: Path) -> None:
+        seen.append((tmp.name, tmp.read_bytes()))
+        assert target.read_bytes() == b"old"  # not yet renamed
+        raise DataError("it does not read back")
+
+    with pytest.raises(DataError, match="does not read back"):
+        atomic_write(target, lambda f: f.write(b"new"), verify=refuse)
+    assert seen and seen[0][0].startswith("out.bin.tmp-") and seen[0][1] == b"new"  # the flushed bytes
+    assert target.read_bytes() == b"old" and leftovers(tmp_path) == []
+    assert atomic_write(target, lambda f: f.write(b"new"), verify=lambda tmp: None) == target
+    assert target.read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv"])
+def test_save_points_refuses_a_file_that_reads_back_wrong(tmp_path, monkeypatch, suffix):
+    """A writer that 'succeeds' with a short file (a lying disk): caught by reading it back."""
+    path = tmp_path / f"p{suffix}"
+    path.write_bytes(b"old points")
+    real = np.save if suffix == ".npy" else np.savetxt
+    monkeypatch.setattr(np, real.__name__, lambda f, x, **kw: real(f, x[:-1], **kw))  # one row short
+    with pytest.raises(DataError, match="cannot write") as info:
+        save_points(path, cloud())
+    assert "\n" not in str(info.value)
+    assert path.read_bytes() == b"old points" and leftovers(tmp_path) == []
+
+
 # --------------------------------------------------------------------------- shipped examples
 
 
