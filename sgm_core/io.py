@@ -133,7 +133,11 @@ def save_points(path: str | os.PathLike, x: np.ndarray | torch.Tensor) -> Path:
     if suffix == ".npy":
 
         def write(f: IO[Any]) -> None:
-            np.save(f, points, allow_pickle=False)
+            # Through f.write, not np.save(f): numpy's C-level fwrite reports a full disk as
+            # "6000 requested and 2016 written", without the OS's reason.
+            buffer = BytesIO()
+            np.save(buffer, points, allow_pickle=False)
+            f.write(buffer.getbuffer())
 
         def read_back(tmp: Path) -> np.ndarray:
             return load_npy(tmp, max_elements=points.size)
