@@ -8,7 +8,6 @@ claim in the file's "expect" list. The GUI loads the same files to set up its vi
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +15,20 @@ from typing import Any
 
 import torch
 
-from .config import LossConfig, ModelConfig, NoiseConfig, RunConfig, SamplerConfig, TrainConfig, _from_dict
+from .config import (
+    LossConfig,
+    ModelConfig,
+    NoiseConfig,
+    RunConfig,
+    SamplerConfig,
+    TrainConfig,
+    _from_dict,
+    parse_json,
+    whole_number,
+)
 from .datasets import load_dataset
 from .errors import ConfigError
+from .limits import MAX_JSON_BYTES, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
 from .metrics import mode_weight_error, mode_weights, sliced_wasserstein
 from .samplers import make_sampler, run_sampler
@@ -54,24 +64,74 @@ def _run_config(base: dict[str, Any], data: str) -> RunConfig:
     return RunConfig(data=data, **{k: _from_dict(cls, base.get(k, {})) for k, cls in parts.items()})
 
 
+def _sections(raw: object, what: str) -> dict[str, dict[str, Any]]:
+    """A lesson's `run` block: an object of setting objects (model, noise, loss, train)."""
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError(f"{what} must be an object of setting objects")
+    return raw
+
+
+def _of_type(raw: dict[str, Any], key: str, kind: type, default: Any = ...) -> Any:
+    """raw[key] (or its default), which must be a `kind` (str, list, dict)."""
+    value = raw[key] if default is ... else raw.get(key, default)
+    if not isinstance(value, kind):
+        raise ConfigError(f"{key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
 def parse_lesson(raw: dict[str, Any]) -> Lesson:
+    """A Lesson from its JSON object; any malformed part is one ConfigError sentence."""
+    lesson_id = raw.get("id", "?") if isinstance(raw, dict) else "?"
     try:
-        base_run = raw.get("run", {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"a lesson must be a JSON object, not {type(raw).__name__}")
+        data = _of_type(raw, "data", str)
+        base_run = _sections(raw.get("run", {}), "'run'")
         variants = []
-        for v in raw["variants"]:
-            run = {k: {**base_run.get(k, {}), **v.get("run", {}).get(k, {})} for k in ("model", "noise", "loss", "train")}
-            variants.append(Variant(v["label"], _from_dict(SamplerConfig, v.get("sampler", {})), _run_config(run, raw["data"])))
+        for v in _of_type(raw, "variants", list):
+            if not isinstance(v, dict):
+                raise ConfigError("each variant must be an object")
+            own = _sections(v.get("run", {}), "a variant's 'run'")
+            run = {k: {**base_run.get(k, {}), **own.get(k, {})} for k in ("model", "noise", "loss", "train")}
+            variants.append(Variant(_of_type(v, "label", str), _from_dict(SamplerConfig, v.get("sampler", {})),
+                                    _run_config(run, data)))
+        if not variants:
+            raise ConfigError("it has no variants")
+        expect = _of_type(raw, "expect", list, [])
+        if not all(isinstance(e, dict) and isinstance(e.get("metric"), str) for e in expect):
+            raise ConfigError("each expectation must be an object with a 'metric'")
+        score = _of_type(raw, "score", str, "learned")
+        if score not in ("truth", "learned"):
+            raise ConfigError(f"score must be 'truth' or 'learned', not {score[:40]!r}")
         return Lesson(
-            id=raw["id"], title=raw["title"], caption=raw["caption"], data=raw["data"], score=raw.get("score", "learned"),
-            train_steps=int(raw.get("train_steps", 0)), particles=int(raw.get("particles", 2000)),
-            variants=tuple(variants), expect=tuple(raw.get("expect", [])), view=dict(raw.get("view", {})))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"lesson {raw.get('id', '?')} is malformed: {exc}") from exc
+            id=_of_type(raw, "id", str), title=_of_type(raw, "title", str), caption=_of_type(raw, "caption", str),
+            data=data, score=score,
+            train_steps=whole_number(raw.get("train_steps", 0), "train_steps", 0, MAX_STEPS),
+            particles=whole_number(raw.get("particles", 2000), "particles", 1, MAX_SAMPLES),
+            variants=tuple(variants), expect=tuple(expect), view=dict(_of_type(raw, "view", dict, {})))
+    except KeyError as exc:
+        raise ConfigError(f"lesson {str(lesson_id)[:40]} is malformed: it has no {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"lesson {str(lesson_id)[:40]} is malformed: {exc}") from exc
+
+
+def load_lesson_file(path: str | Path) -> Lesson:
+    """One lesson file: size-checked before it is read, then parsed and checked (ConfigError)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ConfigError(f"lesson file {path.name} is {size:,} bytes; the most this program reads is "
+                              f"{MAX_JSON_BYTES:,}")
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read lesson file {path.name}: {exc.strerror or exc}") from exc
+    return parse_lesson(parse_json(blob, f"lesson file {path.name}"))
 
 
 def load_lessons(directory: Path = LESSON_DIR) -> list[Lesson]:
     """All lessons, in file-name order (files are numbered 01-..., 02-...)."""
-    return [parse_lesson(json.loads(p.read_text())) for p in sorted(directory.glob("*.json"))]
+    return [load_lesson_file(p) for p in sorted(directory.glob("*.json"))]
 
 
 def lesson_by_id(lesson_id: str, directory: Path = LESSON_DIR) -> Lesson:
