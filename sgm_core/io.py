@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import struct
+import warnings
 import zlib
 from collections.abc import Callable
 from io import BytesIO
@@ -24,7 +25,7 @@ from sgm_core.errors import DataError
 from sgm_core.limits import MAX_POINTS
 
 TABLE_SUFFIXES = (".csv", ".txt")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # TIFF: where I and F images come from
 LOAD_SUFFIXES = (".npy", *TABLE_SUFFIXES, *IMAGE_SUFFIXES, ".ply", ".xyz")
 SAVE_SUFFIXES = (".npy", ".csv")
 
@@ -321,20 +322,9 @@ def _read_ply(path: Path) -> np.ndarray:
 def _read_image(path: Path, n: int, seed: int) -> np.ndarray:
     """Draw n points with density proportional to darkness, one uniform offset inside each
     chosen pixel so the cloud has no grid pattern. y points up, so the picture stays upright."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if n < 1:
         raise DataError(f"n_image_points must be at least 1, got {n}")
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)  # phone photos store rotation in EXIF
-            img.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
-            rgba = np.asarray(img.convert("RGBA"), dtype=np.float64) / 255.0
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise DataError("it is not a readable image") from e
-    # ITU-R 601 luma (what Pillow's "L" uses); transparent pixels count as white paper.
-    luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
-    weight = rgba[..., 3] * (1.0 - luma)
+    weight = image_darkness(path)
     weight[weight < IMAGE_WHITE_FLOOR] = 0.0
     total = weight.sum()
     if total <= 0:
@@ -348,3 +338,51 @@ def _read_image(path: Path, n: int, seed: int) -> np.ndarray:
     row = idx // width + offset[:, 1]
     unit = 2 * IMAGE_HALF_SPAN / max(width, height)  # data units per pixel
     return np.stack([(col - width / 2) * unit, (height / 2 - row) * unit], axis=1)
+
+
+def image_darkness(path: Path) -> np.ndarray:
+    """(H, W) float64 ink weight in [0, 1] of an image file, at most IMAGE_MAX_SIDE per side:
+    alpha x (1 - luminance), luminance normalised by the mode's REAL range:
+
+    - 1, L, P, RGB, CMYK, ... (8 bits per channel) and the alpha modes LA, PA, RGBA: /255,
+      ITU-R 601 luma (what Pillow's "L" uses), transparent pixels are white paper;
+    - I;16 and its byte orders (16-bit grey, e.g. a 16-bit PNG): /65535, the type's range, which
+      is the range such files are made for (Pillow's own 8-bit conversion clips them, so
+      mid-grey 32768 would turn white);
+    - I (32-bit int) and F (float), e.g. from TIFF: by the data's own finite min..max, since their
+      type has no white point (a 12-bit sensor, a depth map or 0..1 floats all fit); a uniform
+      image has no ink to tell from paper, and NaN/Inf pixels count as paper.
+
+    A picture over Pillow's decompression-bomb limit is refused before it is decoded.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # local: Pillow's global limit and filters stay as they are
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img = ImageOps.exif_transpose(img)  # phone photos store rotation in EXIF
+                if img.mode.startswith("I;16"):
+                    img, white = img.convert("I"), 65535.0  # exact; I resizes in every Pillow
+                elif img.mode in ("I", "F"):
+                    white = None
+                else:
+                    img, white = img.convert("RGBA"), 255.0
+                img.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
+                values = np.asarray(img, dtype=np.float64)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise DataError(f"it has more than {Image.MAX_IMAGE_PIXELS:,} pixels, which are not decoded "
+                        "(a decompression bomb, or far more detail than a density needs)") from e
+    except UnidentifiedImageError as e:
+        raise DataError("it is not a readable image") from e
+    if values.ndim == 3:  # RGBA / 255
+        rgba = values / white
+        luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
+        return rgba[..., 3] * (1.0 - luma)
+    if white is None:  # I or F: the data's own range
+        finite = np.isfinite(values)
+        lo, hi = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 0.0)
+        if not hi > lo:
+            return np.zeros_like(values)  # uniform (or no finite value): nothing to draw
+        return np.where(finite, (hi - values) / (hi - lo), 0.0)
+    return 1.0 - np.clip(values / white, 0.0, 1.0)

@@ -133,6 +133,127 @@ def test_image_sampling_is_seeded(tmp_path):
     assert a.shape == (5000, 2)
 
 
+MODE_W, MODE_H = 80, 60
+MODE_BOX = (10, 35, 30, 50)  # (left, top, right, bottom) pixels: lower-left, so a flipped read fails
+ON_SHAPE = 0.95  # fraction of points inside the drawn box: anti-aliasing-free boxes give ~1.0
+
+
+def _box_mask() -> np.ndarray:
+    mask = np.zeros((MODE_H, MODE_W), bool)
+    left, top, right, bottom = MODE_BOX
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def _mode_image(mode: str) -> tuple[Image.Image, str]:
+    """A picture in `mode` with a mid-tone box on paper, and the suffix that stores that mode."""
+    mask = _box_mask()
+    if mode == "1":
+        return Image.fromarray(~mask), ".png"  # bool: a 1-bit image, ink = False = black
+    if mode == "L":
+        return Image.fromarray(np.where(mask, 128, 255).astype(np.uint8)), ".png"
+    if mode in ("LA", "RGBA"):  # ink: opaque mid-tone; paper: transparent BLACK (must count as white)
+        ink = (128,) if mode == "LA" else (200, 40, 20)
+        px = np.zeros((MODE_H, MODE_W, len(ink) + 1), np.uint8)
+        px[mask] = (*ink, 255)
+        return Image.fromarray(px, mode), ".png"
+    if mode == "RGB":
+        px = np.full((MODE_H, MODE_W, 3), 255, np.uint8)
+        px[mask] = (200, 40, 20)
+        return Image.fromarray(px), ".png"
+    if mode in ("P", "P-transparent"):
+        img = Image.fromarray(np.where(mask, 1, 0).astype(np.uint8), "P")
+        if mode == "P":
+            img.putpalette([255, 255, 255, 40, 40, 160])
+            return img, ".png"
+        img.putpalette([0, 0, 0, 40, 40, 160])  # index 0 is black but transparent: paper
+        img.info["transparency"] = 0
+        return img, ".png"
+    if mode.startswith("I;16"):  # 16-bit grey: mid-grey 32768 on white 65535 (8 bits would clip both)
+        values = np.where(mask, 32768, 65535).astype(np.uint16)
+        img = Image.fromarray(values) if mode == "I;16" else Image.frombytes(
+            mode, (MODE_W, MODE_H), values.astype(">u2" if mode == "I;16B" else "<u2").tobytes())
+        return img, ".png" if mode == "I;16" else ".tif"
+    if mode == "I":  # a 12-bit sensor's range: 1000 on 4095
+        return Image.fromarray(np.where(mask, 1000, 4095).astype(np.int32)), ".tif"
+    if mode == "F":  # floats 0.25 on 1.0, with two NaN pixels of paper
+        values = np.where(mask, 0.25, 1.0).astype(np.float32)
+        values[0, 0] = values[-1, -1] = np.nan
+        return Image.fromarray(values), ".tif"
+    raise AssertionError(mode)
+
+
+IMAGE_MODES = ["1", "L", "LA", "P", "P-transparent", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F"]
+OPENS_AS = {"P-transparent": "P", "I;16L": "I;16"}  # TIFF stores little-endian 16-bit as plain I;16
+
+
+@pytest.mark.parametrize("mode", IMAGE_MODES)
+def test_every_image_mode_is_read_by_its_real_range(tmp_path, mode):
+    img, suffix = _mode_image(mode)
+    path = tmp_path / f"shape{suffix}"
+    img.save(path)
+    with Image.open(path) as back:
+        assert back.mode == OPENS_AS.get(mode, mode)  # the file really holds the mode under test
+    x = load_points(path, n_image_points=4000, seed=0)
+    x0, x1, y0, y1 = pixel_box_to_data(MODE_BOX, MODE_W, MODE_H)
+    inside = (x[:, 0] >= x0) & (x[:, 0] <= x1) & (x[:, 1] >= y0) & (x[:, 1] <= y1)
+    assert inside.mean() > ON_SHAPE
+
+
+def test_16_bit_grey_darkness_is_its_value_over_65535(tmp_path):
+    """Two boxes, 0 (black) and 32768 (half grey) on 65535: weights 1 and 1 - 32768/65535."""
+    values = np.full((20, 40), 65535, np.uint16)
+    values[:, :20], values[:, 20:] = 0, 32768
+    Image.fromarray(values).save(tmp_path / "two.png")
+    n = 20_000
+    x = load_points(tmp_path / "two.png", n_image_points=n, seed=2)
+    p_black = 1.0 / (1.0 + (1 - 32768 / 65535))
+    frac = float((x[:, 0] < 0).mean())
+    assert abs(frac - p_black) < 5 * np.sqrt(p_black * (1 - p_black) / n)  # 5 standard errors
+
+
+def _bomb_png(path: Path, side: int = 9500) -> None:
+    """A ~100 KB PNG of side x side grey pixels (90 M: over Pillow's 89.5 M bomb warning)."""
+    img = Image.new("L", (side, side), 255)
+    ImageDraw.Draw(img).rectangle((10, 10, 500, 500), fill=0)
+    img.save(path, compress_level=1)
+
+
+BOMB_MAX_S = 2.0  # the refusal reads the header only: milliseconds; decoding would take seconds
+BOMB_MAX_RSS = 2 * 2**30  # the issue's bound on any refusal's peak resident memory
+
+
+def test_a_decompression_bomb_is_refused_quickly_without_a_warning(tmp_path, capfd):
+    import time
+    import warnings
+
+    path = tmp_path / "bomb.png"
+    _bomb_png(path)
+    assert path.stat().st_size < 2_000_000
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning (Pillow's DecompressionBombWarning) fails the test
+        start = time.perf_counter()
+        with pytest.raises(DataError, match="pixels") as info:
+            load_points(path)
+        seconds = time.perf_counter() - start
+    assert seconds < BOMB_MAX_S and "\n" not in str(info.value) and "bomb.png" in str(info.value)
+    assert capfd.readouterr().err == ""
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's default, untouched
+
+    # Peak memory, in a fresh interpreter (this one's peak already includes the test's own image).
+    code = ("import resource, sys\nfrom sgm_core.errors import DataError\nfrom sgm_core.io import load_points\n"
+            "try:\n    load_points(sys.argv[1])\nexcept DataError:\n    pass\nelse:\n    sys.exit(3)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-W", "error::Warning", "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert int(done.stdout) < BOMB_MAX_RSS
+
+
 # --------------------------------------------------------------------------- ply / xyz
 
 
