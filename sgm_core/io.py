@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import struct
+import tokenize
 import warnings
 import zlib
 from collections.abc import Callable
@@ -209,12 +210,12 @@ def load_points(
             x = _read_image(path, n_image_points, seed)
         return validate_points(x)
     except DataError as e:
-        raise DataError(f"cannot read {name}: {e}") from e
+        raise DataError(one_line(f"cannot read {name}: {e}")) from e
     except OSError as e:  # permissions, I/O, or Pillow's "image file is truncated"
-        raise DataError(f"cannot read {name}: {e.strerror or e}") from e
+        raise DataError(one_line(f"cannot read {name}: {e.strerror or e}")) from e
     except (ValueError, EOFError, SyntaxError, struct.error, zlib.error) as e:  # corrupt bytes
         raise DataError(
-            f"cannot read {name}: it is corrupt or not a valid {suffix} file ({e})"
+            one_line(f"cannot read {name}: it is corrupt or not a valid {suffix} file ({e})")
         ) from e
 
 
@@ -244,9 +245,9 @@ def load_npy(source: str | os.PathLike | bytes, *, max_elements: int) -> np.ndar
         except ValueError as e:
             if "max_header_size" in str(e) or "large" in str(e):
                 raise DataError(f"its header is larger than {NPY_MAX_HEADER} bytes, which no point array needs") from e
-            raise DataError(f"it is corrupt: its header is damaged ({e})") from e
-        except (EOFError, SyntaxError, TypeError) as e:
-            raise DataError(f"it is corrupt: its header is damaged ({e})") from e
+            raise DataError("it is corrupt: its header is damaged") from e  # numpy quotes the whole header
+        except (EOFError, SyntaxError, TypeError, tokenize.TokenError) as e:  # TokenError: an unclosed '{'
+            raise DataError("it is corrupt: its header is damaged") from e
         if dtype.hasobject:
             raise DataError("it holds Python objects (pickled data), which are never loaded "
                             "because unpickling can run arbitrary code")
@@ -359,6 +360,7 @@ def image_darkness(path: Path) -> np.ndarray:
 
     try:
         with warnings.catch_warnings():  # local: Pillow's global limit and filters stay as they are
+            warnings.simplefilter("ignore")  # e.g. TIFF's "Corrupt EXIF data": noise on stderr, not news
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img = ImageOps.exif_transpose(img)  # phone photos store rotation in EXIF
@@ -375,6 +377,12 @@ def image_darkness(path: Path) -> np.ndarray:
                         "(a decompression bomb, or far more detail than a density needs)") from e
     except UnidentifiedImageError as e:
         raise DataError("it is not a readable image") from e
+    except (DataError, OSError):
+        raise
+    except MemoryError as e:
+        raise DataError("it is too large to decode in memory") from e
+    except Exception as e:  # noqa: BLE001 - Pillow's parsers raise anything on corrupt bytes (TypeError, ...)
+        raise DataError(f"it is corrupt or not a readable image ({type(e).__name__}: {e})") from e
     if values.ndim == 3:  # RGBA / 255
         rgba = values / white
         luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from plyfile import PlyData, PlyElement
 
@@ -225,7 +229,6 @@ BOMB_MAX_RSS = 2 * 2**30  # the issue's bound on any refusal's peak resident mem
 
 def test_a_decompression_bomb_is_refused_quickly_without_a_warning(tmp_path, capfd):
     import time
-    import warnings
 
     path = tmp_path / "bomb.png"
     _bomb_png(path)
@@ -305,6 +308,22 @@ def _truncated_ply(p: Path) -> None:
     p.write_bytes(p.read_bytes()[:-50])
 
 
+def _npy_with_header(header: str, data: bytes = b"", version: int = 2) -> Callable[[Path], None]:
+    """A hand-made NPY file: magic, version, header length, the header text as given, data."""
+    import struct
+
+    text = header.encode("latin1")
+    size = struct.pack("<I", len(text)) if version == 2 else struct.pack("<H", len(text))
+    return _write_bytes(b"\x93NUMPY" + bytes([version, 0]) + size + text + data)
+
+
+def _tiff_image(mode: str, value: float) -> Callable[[Path], None]:
+    return lambda p: Image.new(mode, (30, 20), value).save(p, format="TIFF")
+
+
+HUGE_HEADER = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }" + " " * 12_000 + "\n"
+
+
 BAD_INPUTS = {
     "missing": ("gone.csv", None, "file not found"),
     "unknown-extension": ("points.dat", lambda p: p.write_text("1 2\n3 4\n"), "unknown file type '.dat'"),
@@ -330,6 +349,15 @@ BAD_INPUTS = {
     "ply-no-vertex": ("novertex.ply", _write_ply_without_vertex, "no 'vertex' element"),
     "ply-truncated": ("cut.ply", _truncated_ply, "not a valid PLY file"),
     "ply-garbage": ("junk.ply", _write_bytes(b"hello\n" + os.urandom(64)), "cannot read 'junk.ply'"),
+    "huge-header-npy": ("wide-header.npy", _npy_with_header(HUGE_HEADER, bytes(24)), "larger than 10000 bytes"),
+    "huge-claim-npy": ("claims.npy", _npy_with_header(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 2), }\n"), "declares 2,000,000,000,000"),
+    "unclosed-header-npy": ("unclosed.npy", _npy_with_header("{'descr': '<f4', 'shape': (3,\n"), "header is damaged"),
+    "unknown-version-npy": ("v9.npy", _npy_with_header("{}\n", version=9), "unknown .npy format version"),
+    "white-16-bit-png": ("white16.png", lambda p: Image.fromarray(np.full((20, 30), 65535, np.uint16)).save(p),
+                         "blank"),
+    "uniform-float-tif": ("flat.tif", _tiff_image("F", 0.5), "blank"),
+    "corrupt-tif": ("noise.tif", _write_bytes(b"II*\x00" + os.urandom(200)), "cannot read 'noise.tif'"),
 }
 
 
@@ -353,6 +381,51 @@ def test_bad_input_raises_one_clear_sentence(tmp_path, case):
     assert expected in message
     assert name in message  # every message names the file
     assert "\n" not in message
+
+
+def test_a_huge_npy_header_is_not_called_pickled_data(tmp_path):
+    """numpy's own refusal of a >10,000-byte header used to read as 'pickled data' (issue 11, 8)."""
+    path = tmp_path / "wide-header.npy"
+    _npy_with_header(HUGE_HEADER, bytes(24))(path)
+    with pytest.raises(DataError) as info:
+        load_points(path)
+    assert "pickle" not in str(info.value) and "header" in str(info.value)
+
+
+MUTATION_SEEDS = {  # one good file of each kind the loader reads
+    "a.npy": lambda p: np.save(p, cloud(5)),
+    "a.csv": lambda p: p.write_text("x,y\n1,2\n3,4\n5,6\n"),
+    "a.xyz": lambda p: p.write_text("1 2 3\n4 5 6\n"),
+    "a.ply": lambda p: p.write_text("ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\n"
+                                    "property float y\nend_header\n1 2\n3 4\n"),
+    "a.png": lambda p: Image.new("L", (8, 8), 0).save(p),
+    "b.png": lambda p: Image.fromarray(np.full((8, 8), 1000, np.uint16)).save(p),
+    "a.jpg": lambda p: Image.new("RGB", (8, 8), "black").save(p),
+    "a.bmp": lambda p: Image.new("P", (8, 8), 0).save(p),
+    "a.tif": _tiff_image("F", 0.0),
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(sorted(MUTATION_SEEDS)), cut=st.floats(0, 1), flips=st.lists(
+    st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=6))
+def test_damaged_files_load_or_fail_with_one_line_and_nothing_on_stderr(tmp_path, capfd, name, cut, flips):
+    """Truncations and byte flips of every readable kind: a clean load or one DataError line,
+    never another exception, a warning or a word on stderr."""
+    path = tmp_path / name
+    MUTATION_SEEDS[name](path)
+    data = bytearray(path.read_bytes())
+    for where, value in flips:
+        data[int(where * len(data))] = value
+    path.write_bytes(bytes(data[: max(1, round(cut * len(data)))]))
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            load_points(path, n_image_points=10)
+        except DataError as e:
+            assert "\n" not in str(e) and name in str(e)
+    assert capfd.readouterr().err == ""
 
 
 def test_directory_is_not_a_file(tmp_path):
