@@ -154,8 +154,11 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
     names = {info.filename for info in infos}
     if "session.json" not in names:
         raise SessionError(f"{name} is not a Score Field Playground session")
-    meta = check_format(parse_json(_read_member(z, "session.json", MAX_JSON_BYTES), "session.json"), SESSION_FORMAT,
-                        SESSION_VERSION, name)
+    try:
+        meta = check_format(parse_json(_read_member(z, "session.json", MAX_JSON_BYTES), f"{name}'s session.json"),
+                            SESSION_FORMAT, SESSION_VERSION, name)
+    except ConfigError as exc:  # the sentence names the file already
+        raise SessionError(str(exc)) from exc
     run = RunConfig.from_json(meta.get("run"))
     sampler = sampler_config_from_json(meta.get("sampler"))
     has_model = meta.get("has_model", False)
