@@ -42,6 +42,7 @@ from sgm_core.config import RunConfig, SamplerConfig
 from sgm_core.datasets import Standardizer
 from sgm_core.errors import DataError, SGMError
 from sgm_core.io import save_points
+from sgm_core.limits import MAX_FRAMES
 from sgm_core.live import LiveEngine
 from sgm_core.nets import ScoreNet
 from sgm_core.render import (
@@ -57,7 +58,7 @@ from sgm_core.render import (
     write_video,
 )
 from sgm_core.samplers import SAMPLERS, make_sampler
-from sgm_core.video import save_png
+from sgm_core.video import MAX_SIDE, check_video_request, save_png
 
 from .panels import int_box
 from .queued_worker import track_thread
@@ -68,8 +69,6 @@ if TYPE_CHECKING:
     from .main_window import MainWindow
 
 FORMATS = {".gif": "GIF (Pillow, loops)", ".mp4": "MP4 (H.264, small, plays everywhere)"}
-MAX_FRAMES = 5000
-MAX_SIDE = 4096  # pixels; a frame is W x H x 3 bytes and a GIF keeps every frame until it closes
 NOTHING_TO_EXPORT = "nothing to export yet: load a preset or draw at least 2 points"
 PROGRESS_AFTER_MS = 400  # short exports finish without a progress window (showing one costs ~0.1 s)
 
@@ -133,6 +132,7 @@ def render_animation(snap: ModelSnapshot, options: ExportOptions, sampler: Sampl
     data, field, trails; 3D: a camera orbiting once from `camera_angles` (azimuth, elevation)).
     RenderCancelled when cancelled; SGMError on bad input or an unwritable path. Any failure
     leaves no file."""
+    check_video_request(options.path, options.frames, options.size)  # before any sampling
     w, h = options.size
     schedule = make_sampler(sampler, snap.config.noise, snap.config.loss.name)
     data = None
@@ -323,9 +323,13 @@ class ExportDialog(QDialog):
         """Why the settings cannot be exported (shown in the dialog), or None."""
         if not self.path_edit.text().strip():
             return "choose an output file"
-        folder = self.options().path.parent
-        if not folder.is_dir():
-            return f"the folder {folder} does not exist"
+        options = self.options()
+        if not options.path.parent.is_dir():
+            return f"the folder {options.path.parent} does not exist"
+        try:
+            check_video_request(options.path, options.frames, options.size)  # e.g. a GIF too big for memory
+        except SGMError as exc:
+            return str(exc)
         return None
 
     def accept(self) -> None:

@@ -32,6 +32,7 @@ from .limits import MAX_FRAMES
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 MAX_SIDE = 4096  # pixels per side of a frame: 48 MB of RGB per 4096x4096 frame
+MAX_FPS = 1000  # frames per second; GIF plays at most 50, and no screen shows more than a few hundred
 GIF_MAX_BYTES = 2 * 2**30  # a GIF keeps every frame (1 byte/pixel) until it closes: at most 2 GiB
 MP4_PRESET = "veryfast"  # x264 speed/size trade-off: ~3x faster than "medium" at ~1.2x the size
 MP4_CRF = 10  # x264 constant rate factor (0 lossless .. 51): crisp dots and thin lines survive
@@ -84,8 +85,8 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
         self.path = Path(path)
-        if not fps > 0:
-            raise ConfigError(f"frames per second must be positive, got {fps}")
+        if not 0 < fps <= MAX_FPS:  # also refuses NaN and inf
+            raise ConfigError(f"frames per second must be above 0 and at most {MAX_FPS}, got {fps}")
         self.fps = float(fps)
         self.size = _check_size(size)  # (width, height) of the frames appended
         self.frames_written = 0

@@ -288,3 +288,21 @@ def test_exports_on_a_full_disk_show_one_line_and_keep_the_old_files(qtbot, wind
         assert not w.statusBar().currentMessage().startswith("Exported")
         assert paths[kind].read_bytes() == old[kind], kind
     assert temp_files(tiny_disk) == []
+
+
+def test_the_dialog_refuses_a_gif_too_big_for_memory(qtbot, tmp_path):
+    """5000 frames of 1024x1024 is 5 GiB of GIF frames held until close: said in the dialog, which
+    stays open; the same request as an MP4 (streamed) is fine."""
+    from PySide6.QtWidgets import QWidget
+
+    from app.export import ExportDialog
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    dialog = ExportDialog(parent, ExportOptions(path=tmp_path / "big.gif", frames=5000, size=(1024, 1024)))
+    assert dialog.frames_box.value() == 5000 and dialog.width_box.value() == 1024
+    dialog.accept()
+    assert not dialog.message.isHidden() and "GiB" in dialog.message.text() and "\n" not in dialog.message.text()
+    assert dialog.result() != ExportDialog.DialogCode.Accepted
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData(".mp4"))
+    assert dialog.problem() is None
