@@ -3,6 +3,10 @@
 Every reader ends in `validate_points`, and every failure, whatever the format, becomes one
 `DataError` sentence that names the file, so the CLI and the GUI can show it as is. Images are
 read as densities (darker = more points), so a drawing is a distribution to learn.
+
+Every writer fills a temp file beside its target, checks that the write finished (flush, fsync)
+and that the file reads back (`verify`) before one atomic rename: a full disk never replaces a
+good file with a cut one.
 """
 
 from __future__ import annotations
