@@ -4,6 +4,7 @@
     sgm train DATA --out RUN_DIR|FILE.sgm [--loss LOSS] [--steps N] [--seed S] [--device D] [--model M] ...
     sgm sample RUN_DIR|FILE.sgm --out FILE.npy [--n N] [--sampler NAME] [--steps K] [--seed S]
     sgm render RUN_DIR|FILE.sgm --out FILE.gif|FILE.mp4 [--frames F] [--fps R] [--size WxH] ...
+    sgm sweep SPEC.toml --out DIR [--workers N] [--engine local|ray] [--address ADDR]
 
 Every user error (bad data, unknown name, unwritable output, a full disk, diverged run) exits with
 code 2 and one line on stderr; nothing half-written is left behind. SIGTERM (what `kill`,
@@ -131,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     lesson = sub.add_parser("lesson", help="run a lesson headless and print what it measures")
     lesson.add_argument("id", help="lesson id (see `sgm lessons`)")
     lesson.add_argument("--seed", type=_seed, default=0)
+
+    sweep = sub.add_parser("sweep", help="train, sample and score every cell of a TOML spec; resumable")
+    sweep.add_argument("spec", help="SPEC.toml: keys as the train/sample flags; a list is a sweep axis")
+    sweep.add_argument("--out", required=True, help="folder for results.csv, runs/, summary.md and summary.png")
+    sweep.add_argument("--workers", type=_count(1024), default=None,
+                       help="processes (local) or CPUs of a local Ray runtime (default: the CPU count)")
+    sweep.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help='local: a process pool (default); ray: one Ray task per cell (pip install -e ".[cluster]")')
+    sweep.add_argument("--address", default=None, help="Ray cluster to use: auto or ray://HOST:PORT (default: a local one)")
     return parser
 
 
@@ -308,8 +318,16 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweeps import sweep
+
+    sweep(args.spec, args.out, workers=args.workers, engine=args.engine, address=args.address)
+    return 0
+
+
 COMMANDS = {"datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample, "render": cmd_render,
-            "lessons": cmd_lessons, "lesson": cmd_lesson}
+            "lessons": cmd_lessons, "lesson": cmd_lesson,
+            "sweep": cmd_sweep}
 
 
 class Terminated(BaseException):
