@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import tracemalloc
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,8 @@ from sgm_core.errors import SessionError
 from sgm_core.limits import MAX_JSON_BYTES, MAX_POINTS
 from sgm_core.live import LiveEngine
 from sgm_core.sessions import SessionState, load_session, save_session
+
+INFLATE_PEAK = 16 * 2**20  # bytes: a few 1 MB chunks, far below the 64 MB bomb
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +177,13 @@ def test_a_directory_that_understates_a_member_never_inflates_it(members, tmp_pa
     understate(path, "session.json", 1000)
     with zipfile.ZipFile(path) as z:
         assert z.getinfo("session.json").file_size == 1000
-    refused(path, "lie.sgm is not a valid session file", "CRC")
+    tracemalloc.start()
+    try:
+        refused(path, "lie.sgm is not a valid session file", "CRC")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < INFLATE_PEAK, f"{peak:,} bytes allocated"  # z.read() allocates the whole 64 MB at once
 
 
 # --------------------------------------------------------------------------- saving
