@@ -15,6 +15,7 @@ Every count has a ceiling from `sgm_core.limits`, so no flag can ask for gigabyt
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import signal
@@ -75,8 +76,8 @@ def _size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like 512x512, got {text!r}") from None
-    if not (16 <= w <= 4096 and 16 <= h <= 4096):
-        raise argparse.ArgumentTypeError(f"size must be between 16x16 and 4096x4096, got {text}")
+    if not (16 <= w <= limits.MAX_SIDE and 16 <= h <= limits.MAX_SIDE):
+        raise argparse.ArgumentTypeError(f"size must be between 16x16 and {limits.MAX_SIDE}x{limits.MAX_SIDE}, got {text}")
     return w, h
 
 
@@ -132,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     lesson = sub.add_parser("lesson", help="run a lesson headless and print what it measures")
     lesson.add_argument("id", help="lesson id (see `sgm lessons`)")
     lesson.add_argument("--seed", type=_seed, default=0)
+    lesson.add_argument("--json", action="store_true",
+                        help="print one JSON object: every claim {name, value, threshold, holds} and every trained "
+                             "net's score error near the data at its own σ, before and after training")
 
     sweep = sub.add_parser("sweep", help="train, sample and score every cell of a TOML spec; resumable")
     sweep.add_argument("spec", help="SPEC.toml: keys as the train/sample flags; a list is a sweep axis")
@@ -302,19 +306,28 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 
 
 def cmd_lesson(args: argparse.Namespace) -> int:
-    from .lessons import check_lesson, lesson_by_id, run_lesson
+    import json
+
+    from .lessons import evaluate_claims, lesson_by_id, run_lesson, trained_networks
 
     lesson = lesson_by_id(args.id)
-    print(lesson.title)
-    print(lesson.caption)
+    if not args.json:
+        print(lesson.title)
+        print(lesson.caption)
     results = run_lesson(lesson, seed=args.seed)
+    claims = evaluate_claims(lesson, results)
+    if args.json:
+        measured = {label: {k: (v if math.isfinite(v) else None) for k, v in m.items()} for label, m in results.items()}
+        print(json.dumps({"lesson": lesson.id, "seed": args.seed, "claims": [c.to_json() for c in claims],
+                          "trained": [t.to_json() for t in trained_networks(results, lesson)],
+                          "measured": measured}))
+        return 0
     for label, metrics in results.items():
         shown = ", ".join(f"{k}={v:.3g}" for k, v in metrics.items())
         print(f"  {label}: {shown}")
-    failures = check_lesson(lesson, results)
-    for line in failures:
-        print(f"  not shown this time: {line}")
-    print("  the effect is shown" if not failures else "  the effect was not shown with this seed")
+    for claim in claims:
+        print(f"  {'✓' if claim.holds else '✗'} {claim.sentence}")
+    print("  the effect is shown" if all(c.holds for c in claims) else "  the effect was not shown with this seed")
     return 0
 
 
