@@ -568,11 +568,8 @@ class Exporter(QObject):
         def write(engine: LiveEngine | None) -> Path:
             if engine is None:
                 raise DataError(NOTHING_TO_EXPORT)
-            t = engine.trainer
-            try:
-                return save_run(path, engine.config, t.model, t.ema_model, engine.standardizer, t.step,
-                                t.loss_history(), engine.dataset.points)
-            except OSError as exc:
-                raise DataError(f"cannot write the run to {str(path)!r}: {exc.strerror or exc}") from exc
+            t = engine.trainer  # save_run reports a failed write as one SessionError sentence
+            return save_run(path, engine.config, t.model, t.ema_model, engine.standardizer, t.step,
+                            t.loss_history(), engine.dataset.points)
 
         self.tasks.submit(write, lambda run: self._done(run, "the trained model"), self._fail)

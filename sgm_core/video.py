@@ -28,10 +28,10 @@ import numpy as np
 
 from .errors import ConfigError, DataError
 from .io import atomic_write, one_line, publish, reserve_temp, write_error
-from .limits import MAX_FRAMES
+from .limits import MAX_FRAMES, MAX_SIDE
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
-MAX_SIDE = 4096  # pixels per side of a frame: 48 MB of RGB per 4096x4096 frame
+
 MAX_FPS = 1000  # frames per second; GIF plays at most 50, and no screen shows more than a few hundred
 GIF_MAX_BYTES = 2 * 2**30  # a GIF keeps every frame (1 byte/pixel) until it closes: at most 2 GiB
 MP4_PRESET = "veryfast"  # x264 speed/size trade-off: ~3x faster than "medium" at ~1.2x the size

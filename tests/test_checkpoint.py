@@ -11,13 +11,13 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from full_disk import fill
 from safetensors.torch import load_file, save_file
 
 from sgm_core import checkpoint
@@ -327,29 +327,6 @@ def test_a_session_with_a_trained_model_loads_like_a_run(tmp_path):
 
 
 # --------------------------------------------------------------------------- a real full disk
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 1.5 MB tmpfs (root only; skipped where mount is refused), unmounted afterwards."""
-    mount_point = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
-    mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def fill(disk: Path, leave: int) -> None:
-    """Fill the disk up to `leave` free bytes."""
-    st = os.statvfs(disk)
-    free = st.f_bavail * st.f_frsize
-    with open(disk / "filler", "wb") as f:
-        f.write(b"\0" * max(0, free - leave))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def test_train_over_an_existing_run_on_a_full_disk_keeps_it(tiny_disk):

@@ -15,7 +15,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
-from full_disk import fill, temp_files, tiny_disk  # noqa: F401 - tiny_disk is a fixture
+from full_disk import fill, temp_files
 from gui_helpers import frame, open_window, small_config
 from PIL import Image
 from PySide6.QtCore import QTimer

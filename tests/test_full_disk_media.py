@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from full_disk import fill, temp_files, tiny_disk  # noqa: F401 - tiny_disk is a fixture
+from full_disk import fill, temp_files
 
 from sgm_core import cli
 from sgm_core.errors import DataError
