@@ -178,17 +178,24 @@ class Run:
         return self._dataset
 
     def data_nll(self, n_points: int = NLL_POINTS, n_steps: int = NLL_STEPS, seed: int = 0) -> float:
-        """-mean log p(x) over `n_points` fresh data draws (data coordinates, nats per point) by the
-        probability-flow ODE (Song et al. 2021, Sec. 4.3); log p_data = log p_std - D log(scale)."""
+        """-mean log p(x) over `n_points` fresh data draws, in nats per point (data coordinates)."""
+        generator = torch.Generator().manual_seed(seed + REFERENCE_SEED_OFFSET + 1)
+        return -float(self.log_likelihood(self.reference().sample(n_points, generator), n_steps=n_steps).mean())
+
+    def log_likelihood(self, points: np.ndarray | torch.Tensor, *, n_steps: int = NLL_STEPS) -> np.ndarray:
+        """log p(x) per point (data coordinates, nats) by the probability-flow ODE (Song et al. 2021,
+        Sec. 4.3), for the losses whose net covers every noise level; log p_data = log p_std - D log(scale)."""
         spec = loss_spec(self.config.loss.name)
         if spec.noise not in NLL_NOISE:
             raise ConfigError(f"a {spec.name} run has no likelihood: its net does not cover every noise level")
-        generator = torch.Generator().manual_seed(seed + REFERENCE_SEED_OFFSET + 1)
-        x = self.standardizer.forward(self.reference().sample(n_points, generator))
+        n_steps = whole_number(n_steps, "n_steps", 1, MAX_STEPS)
+        x = torch.from_numpy(validate_points(np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor)
+                                                        else points), min_points=1, dims=(self.dim,)))
         device = next(self.model.parameters()).device
         sde = make_sde(self.config.noise, spec.perturbation)
-        ll = ode_log_likelihood(lambda a, s: self.model(a.to(device), s.to(device)).cpu(), sde, x, n_steps)
-        return -(float(ll.mean()) - self.dim * math.log(self.standardizer.scale))
+        ll = ode_log_likelihood(lambda a, s: self.model(a.to(device), s.to(device)).cpu(), sde,
+                                self.standardizer.forward(x), n_steps)
+        return (ll - self.dim * math.log(self.standardizer.scale)).numpy()
 
     # -- saving ---------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
