@@ -75,7 +75,7 @@ SPEC_KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "sampler": _key(str, "the sampler (default: the loss's own)"),
     "n": _key(int, "samples drawn and scored (default 2000)"),
     "sample_steps": _key(int, "sampler steps, per level for annealed (default: the sampler's)"),
-    "nll": _key(bool, "score the PF-ODE likelihood where the loss has one (default true)"),
+    "likelihood": _key(bool, "fill the nll column: the PF-ODE likelihood, where the loss has one (default true)"),
     "gpus": _key(float, "GPUs per cell (the ray engine reserves them; default 0)", sweepable=False),
     "metric": _key(str, "the metric of summary.md and summary.png (default sw_ratio)", sweepable=False),
 })
@@ -119,12 +119,12 @@ def read_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
         where = path.name
         try:
             if path.stat().st_size > MAX_JSON_BYTES:
-                raise ConfigError(f"{where} is larger than {MAX_JSON_BYTES:,} bytes; it is not a sweep spec")
+                raise ConfigError(f"{where}: larger than {MAX_JSON_BYTES:,} bytes, so not a sweep spec")
             source = tomllib.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"no spec file {str(path)!r}") from None
         except UnicodeDecodeError:
-            raise ConfigError(f"{where} is not UTF-8 text") from None
+            raise ConfigError(f"{where}: not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where} is not valid TOML: {exc}") from None
         except OSError as exc:
@@ -157,7 +157,7 @@ def read_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
     keys = tuple(values)
     n_cells = math.prod(len(v) for v in values.values())
     if n_cells > MAX_CELLS:
-        raise ConfigError(f"{where} makes {n_cells:,} cells; the most one sweep runs is {MAX_CELLS:,}")
+        raise ConfigError(f"{where}: the spec makes {n_cells:,} cells; the most one sweep runs is {MAX_CELLS:,}")
     cells = tuple(_cell(dict(zip(keys, combo, strict=True)), axes) for combo in itertools.product(*values.values()))
     for cell in cells:
         _check_cell(where, cell.settings)
@@ -231,7 +231,7 @@ def run_cell(settings: Mapping[str, Any], run_dir: str, threads: int = 1) -> dic
         started = time.perf_counter()
         x = run.sample(settings.get("n", DEFAULT_N), sampler=row["sampler"], steps=settings.get("sample_steps"), seed=seed)
         row["sample_seconds"] = time.perf_counter() - started
-        row.update(run.metrics(x, seed=seed, nll=settings.get("nll", True)))
+        row.update(run.metrics(x, seed=seed, nll=settings.get("likelihood", True)))
     except SGMError as exc:
         row["error"] = one_line(str(exc))
     return row
@@ -260,16 +260,12 @@ Engine = Callable[[list[Task], int, str | None, float], Iterator[tuple[Cell, dic
 
 def _local_engine(tasks: list[Task], workers: int, address: str | None, gpus: float) -> Iterator[tuple[Cell, dict]]:
     """A pool of `workers` spawned processes (spawn: no forked torch or thread state), one torch
-    thread each; rows come back as cells finish. On any exit (Ctrl+C, SIGTERM, an error) the
+    thread each (`gpus`: checked by `sweep`; every cell then uses this machine's GPU); rows come
+    back as cells finish. On any exit (Ctrl+C, SIGTERM, an error) the
     workers are stopped, so no orphan keeps training."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    if gpus > 0:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(f"the spec asks gpus = {gpus:g} but no CUDA GPU is visible here")
     pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker)
     finished = False
@@ -357,6 +353,8 @@ def sweep(spec: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *
         _require_ray()
     say = log or (lambda line: print(line, file=sys.stderr))
     parsed = read_spec(spec)
+    if engine == "local" and parsed.gpus > 0:
+        _require_cuda(parsed.gpus)
     out = Path(out)
     runs = _prepare(out)
     stored = _read_results(out / RESULTS)
@@ -387,6 +385,14 @@ def _require_ray() -> None:
 
     if importlib.util.find_spec("ray") is None:
         raise ConfigError(RAY_HINT)
+
+
+def _require_cuda(gpus: float) -> None:
+    """The local engine runs every cell on this machine: `gpus` means this machine's CUDA GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"the spec asks gpus = {gpus:g} but no CUDA GPU is visible here")
 
 
 def _cpu_count() -> int:
@@ -574,35 +580,52 @@ HEAT_ANCHORS = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253,
 CELL_W, CELL_H, PAD = 96, 34, 10  # pixels
 
 
+def heat_layout(p: Pivot, font: Any) -> tuple[int, int, int]:
+    """(x of the first value column, image width, image height) in pixels: cell (i, j) spans
+    x0 + j * CELL_W and 2 * CELL_H + i * CELL_H, each CELL_W - 2 by CELL_H - 2 pixels."""
+    from PIL import Image, ImageDraw
+
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    x0 = max([int(measure.textlength(s, font=font)) for s in p.row_labels] + [40]) + 2 * PAD
+    width = max(x0 + CELL_W * len(p.col_labels) + PAD, int(measure.textlength(_title(p), font=font)) + 2 * PAD)
+    return x0, width, 2 * CELL_H + CELL_H * len(p.row_labels) + PAD
+
+
+def _title(p: Pivot, better: str = "lower") -> str:
+    return f"{p.metric} ({better} is better" + (f"; mean over {', '.join(p.averaged)})" if p.averaged else ")")
+
+
+def heat_font() -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=14)
+
+
 def heat_map(p: Pivot, better: str = "lower") -> Any:
     """The pivot as an (H, W, 3) uint8 image: one coloured cell per value, its number written in
     it; bright is better (the colour scale runs from the worst to the best value shown)."""
     import numpy as np
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     from .render import colormap
 
-    font = ImageFont.load_default(size=14)
+    font = heat_font()
     table = colormap(HEAT_ANCHORS)
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    label_w = max([int(measure.textlength(s, font=font)) for s in p.row_labels] + [40]) + 2 * PAD
-    title = f"{p.metric} ({better} is better" + (f"; mean over {', '.join(p.averaged)})" if p.averaged else ")")
-    head = f"{p.row_key or ''}  \\  {p.col_key}" if p.col_key else (p.row_key or "")
-    width = max(label_w + CELL_W * len(p.col_labels) + PAD, int(measure.textlength(title, font=font)) + 2 * PAD)
-    height = 2 * CELL_H + CELL_H * len(p.row_labels) + PAD
+    x0, width, height = heat_layout(p, font)
     image = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    draw.text((PAD, PAD // 2), title, fill=(0, 0, 0), font=font)
+    draw.text((PAD, PAD // 2), _title(p, better), fill=(0, 0, 0), font=font)
+    head = f"{p.row_key or ''}  \\  {p.col_key}" if p.col_key else (p.row_key or "")
     draw.text((PAD, CELL_H + 8), head, fill=(90, 90, 90), font=font)
     shown = [v for row in p.values for v in row if v is not None]
     lo, hi = (min(shown), max(shown)) if shown else (0.0, 1.0)
     for j, label in enumerate(p.col_labels if p.col_key else (p.metric,)):
-        draw.text((label_w + j * CELL_W + 6, CELL_H + 8), label[:12], fill=(0, 0, 0), font=font)
+        draw.text((x0 + j * CELL_W + 6, CELL_H + 8), label[:12], fill=(0, 0, 0), font=font)
     for i, (label, values) in enumerate(zip(p.row_labels, p.values, strict=True)):
         y = 2 * CELL_H + i * CELL_H
         draw.text((PAD, y + 8), label, fill=(0, 0, 0), font=font)
         for j, value in enumerate(values):
-            x = label_w + j * CELL_W
+            x = x0 + j * CELL_W
             if value is None:
                 draw.rectangle((x, y, x + CELL_W - 2, y + CELL_H - 2), fill=(220, 220, 220))
                 draw.text((x + 6, y + 8), "—", fill=(0, 0, 0), font=font)

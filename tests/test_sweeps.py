@@ -1,0 +1,226 @@
+"""`sgm sweep`: a 2x2 spec gives 4 rows and every cell's run, a rerun skips all 4, a sweep killed
+after its first cell resumes with the rest, and bad specs are one line and exit 2. The Ray
+engine: tests/test_sweeps_ray.py."""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import sgm_core as sgm
+from sgm_core import api, sweeps
+from sgm_core.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+# Tiny cells: a few dozen steps, few samples, a 2-step sampler, no likelihood: about a second each.
+TINY = 'steps = 30\nbatch = 64\nn = 200\nsample_steps = 2\nlikelihood = false\n'
+SPEC_2X2 = 'data = ["moons", "8gaussians"]\nloss = ["ncsn", "dsm"]\n' + TINY
+SUBPROCESS_TIMEOUT_S = 240  # a cold interpreter and its spawned worker import torch on a busy 2-core box
+POLL_S = 0.02
+
+
+def sgm_cli(args: Sequence[str], capsys) -> tuple[int, str, str]:
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read_rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_spec(tmp_path: Path, text: str | bytes, name: str = "spec.toml") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def test_a_2x2_sweep_gives_4_rows_4_runs_a_summary_and_a_rerun_skips_all_4(tmp_path, capsys) -> None:
+    spec, out = write_spec(tmp_path, SPEC_2X2), tmp_path / "out"
+    code, _, err = sgm_cli(["sweep", spec, "--out", out, "--workers", "2"], capsys)
+    assert code == 0, err
+    assert "4 cells; skipping 0 finished; 4 to run" in err
+    rows = read_rows(out)
+    assert [(r["data"], r["loss"]) for r in rows] == [("moons", "ncsn"), ("moons", "dsm"), ("8gaussians", "ncsn"),
+                                                      ("8gaussians", "dsm")], "one row per cell, in the spec's order"
+    for row in rows:
+        assert row["error"] == "" and row["sampler"] == {"ncsn": "annealed", "dsm": "langevin"}[row["loss"]]
+        assert float(row["sw_ratio"]) > 0 and float(row["train_seconds"]) > 0 and float(row["sample_seconds"]) > 0
+        assert (row["on_mode"] != "") == (row["data"] == "8gaussians"), "mode metrics for the mixture only"
+        assert row["nll"] == "", "likelihood = false"
+        run = sgm.load(out / row["run_dir"])  # every cell's run is a real run
+        assert (run.config.data, run.config.loss.name, run.step) == (row["data"], row["loss"], 30)
+        assert np.isclose(run.metrics(run.sample(200, steps=2, seed=0), nll=False)["sw_ratio"], float(row["sw_ratio"]))
+    before = (out / "results.csv").read_bytes()
+
+    code, _, err = sgm_cli(["sweep", spec, "--out", out, "--workers", "2"], capsys)
+    assert code == 0 and "4 cells; skipping 4 finished; 0 to run" in err
+    assert (out / "results.csv").read_bytes() == before
+
+    summary = (out / "summary.md").read_text()
+    table = [line for line in summary.splitlines() if line.startswith("| moons") or line.startswith("| 8gaussians")][:2]
+    for line in table:  # the pivot holds each cell's own sw_ratio
+        label, *values = [c.strip() for c in line.strip("|").split("|")]
+        expect = [f"{float(r['sw_ratio']):.3g}" for r in rows if r["data"] == label]
+        assert values == expect
+    assert "| data \\ loss | ncsn | dsm |" in summary
+
+    # The heat map: the best (lowest) value's cell is the brightest colour of the scale, the worst the darkest.
+    image = np.asarray(Image.open(out / "summary.png").convert("RGB"))
+    table = sweeps.pivot(sweeps.read_spec(spec), rows, "sw_ratio")
+    x0, width, height = sweeps.heat_layout(table, sweeps.heat_font())
+    assert image.shape == (height, width, 3)
+    values = {(r["data"], r["loss"]): float(r["sw_ratio"]) for r in rows}
+    for at, colour in ((min(values, key=values.get), sweeps.HEAT_ANCHORS[-1]),
+                       (max(values, key=values.get), sweeps.HEAT_ANCHORS[0])):
+        i, j = table.row_labels.index(at[0]), table.col_labels.index(at[1])
+        corner = image[2 * sweeps.CELL_H + i * sweeps.CELL_H + 2, x0 + j * sweeps.CELL_W + 2]  # inside, left of the text
+        assert tuple(corner) == colour
+
+
+def test_a_killed_sweep_resumes_and_redoes_only_the_unfinished_cells(tmp_path, capsys) -> None:
+    spec = write_spec(tmp_path, 'seed = [0, 1, 2, 3]\ndata = "moons"\nloss = "dsm"\nsteps = 150\nbatch = 64\n'
+                                'n = 200\nsample_steps = 2\nlikelihood = false\n')
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, "-m", "sgm_core.cli", "sweep", str(spec), "--out", str(out),
+                              "--workers", "1"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
+        while time.monotonic() < deadline and child.poll() is None:
+            if (out / "results.csv").is_file() and len(read_rows(out)) >= 1:
+                break
+            time.sleep(POLL_S)
+        assert child.poll() is None, f"the sweep ended before it was killed: {child.stderr.read().decode()}"
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)  # the driver and its pool worker, as a crash or a pulled plug would
+        child.wait(timeout=30)
+        child.stderr.close()
+    finished = read_rows(out)
+    assert 1 <= len(finished) < 4, "killed after the first cell and before the last"
+    before = (out / "results.csv").read_text().splitlines()
+
+    code, _, err = sgm_cli(["sweep", spec, "--out", out, "--workers", "1"], capsys)
+    assert code == 0, err
+    assert f"4 cells; skipping {len(finished)} finished; {4 - len(finished)} to run" in err
+    rows = read_rows(out)
+    assert [r["seed"] for r in rows] == ["0", "1", "2", "3"] and all(r["error"] == "" for r in rows)
+    assert (out / "results.csv").read_text().splitlines()[:len(before)] == before, "finished rows are kept as they were"
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(Path(r["run_dir"]).name for r in rows)
+    assert not list(out.rglob("*.tmp-*")), "what the kill left half-written is gone"
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('data = "moons"\nlos = "ncsn"\n', "unknown key 'los'"),
+    ('steps = "ten"\n', "steps must be a whole number"),
+    ('steps = [10, 2.5]\n', "steps must be a whole number or a list of them, not 2.5"),
+    ('seed = true\n', "seed must be a whole number"),
+    ('loss = []\n', "loss is an empty list"),
+    ('loss = ["ncsn", "bogus"]\n', "unknown loss 'bogus'"),
+    ('lr = -1\n', "train lr must be above 0"),
+    ('sampler = "warp"\n', "unknown sampler 'warp'"),
+    ('data = "no/such/file.npy"\n', "data 'no/such/file.npy' is neither a preset nor an existing file"),
+    ('seed = [1, 1]\n', "seed lists 1 twice"),
+    ('gpus = [0, 1]\n', "gpus cannot be swept"),
+    ('metric = "accuracy"\n', "unknown metric 'accuracy'"),
+    ('n = 1\n', "n must be from 2"),
+    ('sigma_min = 4.0\n', "sigma_min < sigma_max"),
+    ('steps = [[1, 2]]\n', "steps must be a whole number or a list of them"),
+    ('[train]\nsteps = 3\n', "unknown key 'train'"),
+    ('steps = \n', "is not valid TOML"),
+    pytest.param('seed = [' + ", ".join(str(i) for i in range(101)) + ']\nbatch = ['
+                 + ", ".join(str(i) for i in range(1, 101)) + ']\n', "makes 10,100 cells; the most one sweep runs is 10,000",
+                 id="too-many-cells"),
+    pytest.param(b"data = '\xff'\n", "not UTF-8 text", id="not-utf8"),
+])
+def test_a_bad_spec_is_one_line_naming_it_and_exit_2(tmp_path, capsys, text, words) -> None:
+    spec, out = write_spec(tmp_path, text), tmp_path / "out"
+    code, _, err = sgm_cli(["sweep", spec, "--out", out], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("sgm: error: spec.toml: ") or err.startswith("sgm: error: spec.toml is not valid TOML")
+    assert words in err
+    assert not out.exists(), "nothing is created before the spec is known good"
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--engine", "local", "--address", "auto"], "an address is for the ray engine"),
+    (["--engine", "warp"], "invalid choice: 'warp'"),
+    (["--workers", "0"], "must be a positive integer"),
+])
+def test_bad_flags_are_one_line_and_exit_2(tmp_path, capsys, args, words) -> None:
+    code, _, err = sgm_cli(["sweep", write_spec(tmp_path, SPEC_2X2), "--out", tmp_path / "out", *args], capsys)
+    assert code == 2 and err.count("\n") == 1 and words in err, err
+
+
+def test_without_ray_the_ray_engine_says_how_to_install_it(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    code, _, err = sgm_cli(["sweep", write_spec(tmp_path, SPEC_2X2), "--out", tmp_path / "out", "--engine", "ray"],
+                           capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert 'pip install -e ".[cluster]"' in err
+
+
+def test_gpus_in_the_spec_are_refused_where_no_gpu_is_visible(tmp_path, capsys) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the cell would run on it")
+    code, _, err = sgm_cli(["sweep", write_spec(tmp_path, SPEC_2X2 + "gpus = 1\n"), "--out", tmp_path / "out"], capsys)
+    assert code == 2 and "gpus = 1 but no CUDA GPU is visible" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_results_file_of_something_else_is_refused_not_overwritten(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.csv").write_text("name,score\nalice,3\n")
+    code, _, err = sgm_cli(["sweep", write_spec(tmp_path, SPEC_2X2), "--out", out], capsys)
+    assert code == 2 and "is not a sweep's results file" in err
+    assert (out / "results.csv").read_text() == "name,score\nalice,3\n"
+
+
+def test_spec_train_keys_are_exactly_the_api_train_keywords() -> None:
+    """One list of settings: a keyword added to sgm.train is a sweep key too, and no key trains
+    something sgm.train does not know."""
+    keywords = [p for p in inspect.signature(api.train).parameters if p != "progress"]
+    assert list(sweeps.TRAIN_KEYS) == keywords
+    assert set(sweeps.TRAIN_KEYS) <= set(sweeps.SPEC_KEYS)
+
+
+def test_growing_a_spec_reuses_the_cells_it_already_has(tmp_path) -> None:
+    """Cells are known by their settings: adding a seed runs only the new seed's cells (here the
+    engine is replaced by one that records what it is asked to run)."""
+    asked: list[dict] = []
+
+    def engine(tasks, workers, address, gpus):
+        for cell, _ in tasks:
+            asked.append(dict(cell.settings))
+            yield cell, {**cell.settings, "sw_ratio": 1.0, "train_seconds": 0.1, "sample_seconds": 0.1}
+
+    spec = {"data": ["moons", "8gaussians"], "seed": [0], "steps": 5}
+    original = sweeps.ENGINES
+    sweeps.ENGINES = {"local": engine}
+    try:
+        sgm.sweep(spec, tmp_path / "out", log=lambda line: None)
+        sgm.sweep({**spec, "seed": [0, 1]}, tmp_path / "out", log=lambda line: None)
+    finally:
+        sweeps.ENGINES = original
+    assert [(a["data"], a["seed"]) for a in asked] == [("moons", 0), ("8gaussians", 0), ("moons", 1), ("8gaussians", 1)]
+    assert [(r["data"], r["seed"]) for r in read_rows(tmp_path / "out")] == [
+        ("moons", "0"), ("moons", "1"), ("8gaussians", "0"), ("8gaussians", "1")]
