@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -41,7 +41,7 @@ from .metrics import mode_weight_error, mode_weights, sliced_wasserstein
 from .noise import make_sde
 from .samplers import make_sampler, run_sampler
 from .training import Trainer
-from .truth import reference_score_fn, relative_score_error
+from .truth import perturb, reference_score_fn, relative_score_error
 
 LESSON_DIR = Path(__file__).resolve().parent.parent / "assets" / "lessons"
 
@@ -108,6 +108,7 @@ def parse_lesson(raw: dict[str, Any]) -> Lesson:
         expect = _of_type(raw, "expect", list, [])
         if not all(isinstance(e, dict) and isinstance(e.get("metric"), str) for e in expect):
             raise ConfigError("each expectation must be an object with a 'metric'")
+        _check_expectations(expect, {v.label for v in variants})
         score = _of_type(raw, "score", str, "learned")
         if score not in ("truth", "learned"):
             raise ConfigError(f"score must be 'truth' or 'learned', not {score[:40]!r}")
@@ -121,6 +122,24 @@ def parse_lesson(raw: dict[str, Any]) -> Lesson:
         raise ConfigError(f"lesson {str(lesson_id)[:40]} is malformed: it has no {exc}") from exc
     except ConfigError as exc:
         raise ConfigError(f"lesson {str(lesson_id)[:40]} is malformed: {exc}") from exc
+
+
+def _check_expectations(expect: list[dict[str, Any]], labels: set[str]) -> None:
+    """Each expectation names a known metric, variants of this lesson, and one claim form (see `evaluate_claims`)."""
+    for e in expect:
+        if e["metric"] not in METRICS:
+            raise ConfigError(f"unknown metric {e['metric'][:40]!r} in an expectation")
+        if "ratio_at_least" in e:
+            named, numbers = [e.get("worse"), e.get("better")], [e["ratio_at_least"]]
+        elif "above" in e or "below" in e:
+            named, numbers = [e.get("variant")], [e[k] for k in ("above", "below") if k in e]
+        else:
+            raise ConfigError("an expectation needs 'above', 'below' or 'ratio_at_least'")
+        for label in named:
+            if label not in labels:
+                raise ConfigError(f"an expectation names {str(label)[:40]!r}, which is not one of its variants")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+            raise ConfigError("an expectation's bound must be a finite number")
 
 
 def load_lesson_file(path: str | Path) -> Lesson:
@@ -166,6 +185,9 @@ METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "score_error": ("relative score error near the data (q_σ draws) at the net's own σ", "number"),
     "score_error_untrained": ("the same error before training", "number"),
     "score_error_drop": ("1 - trained / untrained score error", SHARE),
+    "score_error_clean": ("relative error against the clean data score at the clean data points, each net at its own "
+                          "σ: like for like across losses", "number"),
+    "smoothing_bias": ("the same error of the exact σ-smoothed score a one-σ net learns (0 for sm, ssm)", "number"),
     "score_error_far": ("mean relative score error |s_θ - s|² / |s|² at start-box points farther than 10σ from every "
                         "data point (per point, so regions of a small true score count as much as those of a large one)",
                         "number"),
@@ -174,20 +196,24 @@ METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "loss_last": ("mean training loss over the last 10% of steps", "number"),
     "loss_drop": ("(first - last) / |first| of the training loss: > 0 when it falls, for negative losses "
                   "(sm, ssm) too", "number"),
-    "loss_floor": ("the loss of the exact score (Monte Carlo)", "number"),
-    "gap_closed": ("share of the reducible loss (first - floor) that training removed", SHARE),
+    "loss_floor": ("the training loss of the exact score (Monte Carlo)", "number"),
+    "loss_zero": ("the training loss of predicting s = 0 (exact)", "number"),
+    "gap_closed": ("share of the gap from predicting zero to the exact score's loss that training closed "
+                   "((zero - last) / (zero - floor))", SHARE),
     "seconds_per_step": ("seconds per training step (machine-dependent)", "number"),
 })
 # Measured on sampled particles: a lesson whose claims name none of these samples nothing.
 PARTICLE_METRICS = frozenset({"on_mode", "mode_spread", "mode_weight_error", "stayed_in_basin", "sw_ratio",
                               "off_data", "off_data_exact"})
-FLOOR_METRICS = frozenset({"loss_floor", "gap_closed"})
+FLOOR_METRICS = frozenset({"loss_floor", "loss_zero", "gap_closed"})
+CLEAN_METRICS = frozenset({"score_error_clean", "smoothing_bias"})
 LEARNED_ERROR = 0.5  # a trained net has learned when its score error is at most this ...
 LEARNED_FRACTION = 0.5  # ... and at most this fraction of its untrained error
 FAR_SIGMAS = 10.0  # "far from the data": more than this many σ from every data point
 FAR_WRONG = 0.5  # a pointwise relative score error above this is "wrong" (off by half the true score's size)
 OFF_DATA_SIGMAS = 3.0  # a particle is "on the data" within this many σ of a data point
 FLOOR_SAMPLES = 50_000  # Monte-Carlo draws for the exact-score loss (s.e. ~1e-3 of D/2, measured)
+CLEAN_SIGMA = 1e-3  # "clean data": the floor relative_score_error puts under every σ
 ERROR_POINTS = 1000  # clean data points whose q_σ draws measure the score error
 REFERENCE_POINTS = 2000  # data points that define "near the data" (distances) and the empirical truth
 
@@ -353,10 +379,30 @@ def _far_score_errors(score_fn, reference, data: torch.Tensor, sampler, sigma: f
     return ((learned - truth) ** 2).sum(1) / (truth**2).sum(1).clamp_min(1e-12)
 
 
+def _clean_errors(dataset, standardizer, model, run: RunConfig) -> dict[str, float]:
+    """Like for like across losses: every net (at its own σ) and the exact σ-smoothed score it
+    targets, against one clean-data score at the same points (clean data, moved by the 1e-3 floor
+    of `relative_score_error`, whose reference this is)."""
+    kind = loss_spec(run.loss.name).perturbation
+    reference, _ = reference_score_fn(dataset, standardizer, kind=kind)
+    x = perturb(_near_points(dataset, standardizer, ERROR_POINTS), CLEAN_SIGMA, kind,
+                torch.Generator().manual_seed(3))
+    sigma = max(own_sigma(run)[0], CLEAN_SIGMA)
+    own, clean = torch.full((len(x),), sigma), torch.full((len(x),), CLEAN_SIGMA)
+    truth = reference(x, clean).double()
+
+    def error(score: torch.Tensor) -> float:
+        return float(((score.double() - truth) ** 2).sum(1).mean() / (truth**2).sum(1).mean().clamp_min(1e-12))
+
+    with torch.no_grad():
+        learned = model(x, own)
+    return {"score_error_clean": error(learned), "smoothing_bias": error(reference(x, own))}
+
+
 def loss_floor(dataset, standardizer, run: RunConfig, generator: torch.Generator,
-               n: int = FLOOR_SAMPLES) -> tuple[float, float]:
-    """The training loss of the exact score, and its Monte-Carlo standard error, for one-σ DSM
-    and score matching.
+               n: int = FLOOR_SAMPLES) -> tuple[float, float, float]:
+    """The training loss of the exact score, its Monte-Carlo standard error, and the loss of
+    predicting s = 0 (exact), for one-σ DSM and score matching.
 
     DSM at one σ (Vincent 2011), loss ½σ^p|s(x̃) + z/σ|² (p = 0 dsm, 2 dsm-eps): expanding the
     square with E[z | x̃] = -σ ∇log q_σ(x̃) gives, at s = ∇log q_σ, ½σ^p (D/σ² - E_q|∇log q_σ|²).
@@ -373,14 +419,16 @@ def loss_floor(dataset, standardizer, run: RunConfig, generator: torch.Generator
         x = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype)
     sq = (reference(x, sigma) ** 2).sum(1).double()
     if spec.noise == "none":
-        return float(-0.5 * sq.mean()), float(0.5 * sq.std() / math.sqrt(n))
+        return float(-0.5 * sq.mean()), float(0.5 * sq.std() / math.sqrt(n)), 0.0
     weight = sigma**2 if spec.name == "dsm-eps" else 1.0
     per = 0.5 * weight * (dataset.dim / sigma**2 - sq)
-    return float(per.mean()), float(per.std() / math.sqrt(n))
+    return float(per.mean()), float(per.std() / math.sqrt(n)), 0.5 * weight * dataset.dim / sigma**2
 
 
-def _loss_metrics(losses: tuple[float, ...]) -> dict[str, float]:
-    """First/last tenth of the training curve, and the drop relative to |first| (sm/ssm losses are negative)."""
+def loss_summary(losses: Sequence[float]) -> dict[str, float]:
+    """Means of the first and last tenth of a training curve, and loss_drop = (first - last) / |first|:
+    positive when the loss falls, for the negative losses of sm and ssm too (a plain
+    1 - last / first reads "the loss went up" when -15.6 falls to -118.5)."""
     k = max(1, len(losses) // 10)
     first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
     return {"loss_first": first, "loss_last": last, "loss_drop": (first - last) / max(abs(first), 1e-12)}
@@ -408,11 +456,13 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None) -> dict
             net = _trained(lesson.data, seed, run)
             out.update(score_error=net.error_trained, score_error_untrained=net.error_untrained,
                        score_error_drop=1 - net.error_trained / max(net.error_untrained, 1e-12),
-                       score_sigma=net.sigma, seconds_per_step=net.seconds_per_step, **_loss_metrics(net.losses))
+                       score_sigma=net.sigma, seconds_per_step=net.seconds_per_step, **loss_summary(net.losses))
             if wanted & FLOOR_METRICS:
-                floor, se = loss_floor(dataset, standardizer, run, torch.Generator().manual_seed(seed + 13))
-                out.update(loss_floor=floor, loss_floor_se=se,
-                           gap_closed=(out["loss_first"] - out["loss_last"]) / (out["loss_first"] - floor))
+                floor, se, zero = loss_floor(dataset, standardizer, run, torch.Generator().manual_seed(seed + 13))
+                out.update(loss_floor=floor, loss_floor_se=se, loss_zero=zero,
+                           gap_closed=(zero - out["loss_last"]) / (zero - floor))
+            if wanted & CLEAN_METRICS:
+                out.update(_clean_errors(dataset, standardizer, net.model, run))
         sampler = make_sampler(variant.sampler, variant.run.noise, variant.run.loss.name)
         if wanted & {"score_error_far", "far_wrong_share"}:
             reference, _ = reference_score_fn(dataset, standardizer, kind=loss_spec(run.loss.name).perturbation)
@@ -470,10 +520,9 @@ def _bound_claim(lesson_id: str, e: dict[str, Any], results: dict[str, dict[str,
                              ("below", "<", value < e.get("below", math.nan))):
         if key in e:
             threshold = float(e[key])
-            words = METRICS[metric][0]
             claims.append(Claim(f"{metric}[{variant}] {sign} {threshold:g}", value, threshold, bool(holds),
-                                f"{variant}: {words} is {_said(metric, value)}; the lesson says {key} "
-                                f"{_said(metric, threshold)}"))
+                                f"{variant}: {metric} = {_said(metric, value)} (claim: {key} "
+                                f"{_said(metric, threshold)}) — {METRICS[metric][0]}"))
     return claims
 
 
@@ -482,8 +531,8 @@ def _ratio_claim(lesson_id: str, e: dict[str, Any], results: dict[str, dict[str,
     a, b = _measured(lesson_id, results, worse, metric), _measured(lesson_id, results, better, metric)
     ratio = a / b if b > 0 else (math.inf if a > 0 else math.nan)
     return Claim(f"{metric}[{worse}] ≥ {r:g}× [{better}]", ratio, r, bool(ratio >= r),
-                 f"{METRICS[metric][0]}: {worse} {_said(metric, a)}, {better} {_said(metric, b)}, "
-                 f"ratio {ratio:.3g}; the lesson says at least {r:g}×")
+                 f"{metric}: {worse} {_said(metric, a)}, {better} {_said(metric, b)}, ratio {ratio:.3g} "
+                 f"(claim: at least {r:g}×) — {METRICS[metric][0]}")
 
 
 def _measured(lesson_id: str, results: dict[str, dict[str, float]], variant: str, metric: str) -> float:

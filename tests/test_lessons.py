@@ -1,36 +1,225 @@
-"""Every lesson shows, measured, the effect its caption claims (the 'expect' list of its file)."""
+"""Every lesson shows, measured on seeds 0, 1 and 2, each claim of its caption, and every network
+it trains has learned; the claim records, the loss summary and the exact-score loss floor are
+checked against hand-made results and direct Monte Carlo."""
 
 import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import replace
 
 import pytest
+import torch
 
+from sgm_core.config import LossConfig, NoiseConfig, RunConfig
+from sgm_core.datasets import load_dataset
 from sgm_core.errors import ConfigError
-from sgm_core.lessons import LESSON_DIR, check_lesson, load_lessons, parse_lesson, run_lesson
+from sgm_core.lessons import (
+    LEARNED_ERROR,
+    LESSON_DIR,
+    METRICS,
+    Claim,
+    TrainedNet,
+    check_lesson,
+    evaluate_claims,
+    learned_claim,
+    load_lessons,
+    loss_floor,
+    loss_summary,
+    own_sigma,
+    parse_lesson,
+    run_lesson,
+    trained_networks,
+)
+from sgm_core.losses import dsm_loss
+from sgm_core.truth import reference_score_fn
 
 LESSONS = load_lessons()
+SEEDS = (0, 1, 2)
+FLOOR_SIGMAS = 4.0  # the Monte-Carlo floor and a direct Monte-Carlo loss agree within 4 combined s.e.
 
 
 def test_all_eight_lessons_ship_as_data_files():
     assert len(LESSONS) == 8
     assert len({lesson.id for lesson in LESSONS}) == 8
     assert all(lesson.caption and lesson.expect for lesson in LESSONS)
+    assert all(e["metric"] in METRICS for lesson in LESSONS for e in lesson.expect)
 
 
+@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.id for lesson in LESSONS])
-def test_lesson_shows_its_effect(lesson):
-    results = run_lesson(lesson, n_eval=1000)
-    assert check_lesson(lesson, results) == [], results
+def test_lesson_holds_and_its_nets_have_learned(lesson, seed):
+    """The lesson as shipped (its own particle count and steps): every claim holds, and each
+    trained variant carries a learned claim that holds (error ≤ 0.5 and ≤ half the untrained one)."""
+    results = run_lesson(lesson, seed=seed)
+    claims = evaluate_claims(lesson, results)
+    assert [c.sentence for c in claims if not c.holds] == [], results
+    nets = trained_networks(results, lesson)
+    if lesson.score == "learned":
+        assert [n.name for n in nets] == [v.label for v in lesson.variants]
+        for net in nets:
+            assert net.score_error_trained <= min(LEARNED_ERROR, 0.5 * net.score_error_untrained)
+            assert net.sigma == pytest.approx(own_sigma(next(v.run for v in lesson.variants if v.label == net.name))[0])
+        assert sum(c.name.startswith("learned[") for c in claims) == len(lesson.variants)
+    else:
+        assert nets == []
+    assert check_lesson(lesson, results) == []
 
 
-def test_check_reports_a_claim_that_does_not_hold():
-    lesson = next(lesson for lesson in LESSONS if lesson.id == "mixture-weights")
-    fake = {"plain Langevin": {"mode_weight_error": 0.01}, "annealed Langevin": {"mode_weight_error": 0.3}}
-    failures = check_lesson(lesson, fake)
-    assert failures and "mode_weight_error" in failures[0]
+# --------------------------------------------------------------------------- claims from hand-made results
+
+MIXTURE = next(lesson for lesson in LESSONS if lesson.id == "mixture-weights")
+
+
+def test_a_bound_and_a_ratio_claim_hold_or_fail_with_their_numbers():
+    good = {"plain Langevin": {"mode_weight_error": 0.1, "stayed_in_basin": 0.99},
+            "annealed Langevin": {"mode_weight_error": 0.02}}
+    claims = evaluate_claims(MIXTURE, good)
+    assert [c.holds for c in claims] == [True, True, True]
+    ratio = next(c for c in claims if "≥" in c.name)
+    assert ratio.value == pytest.approx(5.0) and ratio.threshold == 2.0
+    assert "0.1" in ratio.sentence and "0.02" in ratio.sentence
+    bad = {"plain Langevin": {"mode_weight_error": 0.01, "stayed_in_basin": 0.5},
+           "annealed Langevin": {"mode_weight_error": 0.3}}
+    claims = evaluate_claims(MIXTURE, bad)
+    assert [c.holds for c in claims] == [False, False, False]
+    stayed = claims[0]
+    assert (stayed.value, stayed.threshold) == (0.5, 0.95) and "50.0%" in stayed.sentence and "95.0%" in stayed.sentence
+    failures = check_lesson(MIXTURE, bad)
+    assert len(failures) == 3 and all(f.startswith("mixture-weights: ") for f in failures)
+
+
+def test_bounds_are_strict_and_a_missing_metric_is_one_config_error():
+    lesson = next(lesson for lesson in LESSONS if lesson.id == "score-field")
+    label = lesson.variants[0].label
+    assert not evaluate_claims(lesson, {label: {"on_mode": 0.9}})[0].holds  # "above 0.9" is strict
+    assert evaluate_claims(lesson, {label: {"on_mode": 0.901}})[0].holds
+    with pytest.raises(ConfigError, match="on_mode of 'Langevin on the true score' was not measured"):
+        evaluate_claims(lesson, {label: {}})
+
+
+def test_a_ratio_over_zero_is_infinite_and_its_json_value_is_null():
+    lesson = next(lesson for lesson in LESSONS if lesson.id == "annealing-fix")
+    worse, better = (v.label for v in lesson.variants)
+    results = {worse: {"off_data": 0.1}, better: {"off_data": 0.0}}
+    claim = evaluate_claims(lesson, results)[0]
+    assert claim.value == math.inf and claim.holds
+    assert claim.to_json() == {"name": claim.name, "value": None, "threshold": 3.0, "holds": True}
+    assert json.dumps(claim.to_json())  # valid JSON: no Infinity
+
+
+@pytest.mark.parametrize(("trained", "untrained", "holds"), [
+    (0.5, 1.0, True),  # both bounds exactly met
+    (0.51, 1.2, False),  # above 0.5
+    (0.3, 0.59, False),  # above half the untrained error: barely better than the initial net
+    (0.29, 0.59, True),
+])
+def test_a_net_has_learned_only_below_half_and_below_half_its_untrained_error(trained, untrained, holds):
+    claim = learned_claim(TrainedNet("net", 0.05, "its σ", trained, untrained))
+    assert claim.holds is holds
+    assert claim.threshold == pytest.approx(min(0.5, 0.5 * untrained))
+    assert claim.name == "learned[net]" and "σ = 0.05" in claim.sentence
+
+
+def test_every_trained_variant_gets_a_learned_claim():
+    lesson = next(lesson for lesson in LESSONS if lesson.id == "annealing-fix")
+    worse, better = (v.label for v in lesson.variants)
+    net = {"score_error": 0.9, "score_error_untrained": 1.0, "score_sigma": 0.05}
+    results = {worse: {"off_data": 0.2, **net}, better: {"off_data": 0.01, **net}}
+    claims = evaluate_claims(lesson, results)
+    learned = [c for c in claims if c.name.startswith("learned[")]
+    assert [c.name for c in learned] == [f"learned[{worse}]", f"learned[{better}]"]
+    assert not any(c.holds for c in learned)  # an untrained net fails the lesson whatever else holds
+    nets = trained_networks(results, lesson)
+    assert nets[0].to_json() == {"name": worse, "sigma": 0.05, "sigma_is": "the one σ it is trained at",
+                                 "score_error_trained": 0.9, "score_error_untrained": 1.0}
+
+
+def test_claims_are_frozen_records():
+    claim = Claim("x", 1.0, 2.0, False, "x is 1")
+    with pytest.raises(AttributeError):
+        claim.holds = True  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- what the metrics mean
+
+def test_loss_drop_is_positive_when_a_negative_loss_falls():
+    falling_negative = [-15.6] * 10 + [-60.0] * 80 + [-118.5] * 10  # exact SM: -15.6 -> -118.5
+    summary = loss_summary(falling_negative)
+    assert summary["loss_first"] == pytest.approx(-15.6) and summary["loss_last"] == pytest.approx(-118.5)
+    assert summary["loss_drop"] == pytest.approx((118.5 - 15.6) / 15.6)  # +6.6: it fell by 6.6 × |first|
+    assert loss_summary([1.0] * 10 + [0.75] * 10)["loss_drop"] == pytest.approx(0.25)
+    assert loss_summary([-2.0] * 10 + [-1.0] * 10)["loss_drop"] == pytest.approx(-0.5)  # rose: negative
+
+
+@pytest.mark.parametrize("loss", ["dsm", "dsm-eps"])
+def test_loss_floor_is_the_loss_of_the_exact_score(loss):
+    """The floor from E|∇log q_σ|² against a direct Monte-Carlo average of the DSM loss itself
+    with the exact score plugged in (independent draws)."""
+    dataset = load_dataset("mixture-unequal", seed=0)
+    standardizer = dataset.standardizer()
+    run = RunConfig(data="mixture-unequal", noise=NoiseConfig(sigma=0.1), loss=LossConfig(name=loss))
+    floor, se, zero = loss_floor(dataset, standardizer, run, torch.Generator().manual_seed(1))
+    reference, _ = reference_score_fn(dataset, standardizer)
+    g = torch.Generator().manual_seed(2)
+    x = standardizer.forward(dataset.sample(200_000, g)).double()
+    direct = dsm_loss(reference, x, 0.1, g, weight_power=2.0 if loss == "dsm-eps" else 0.0)
+    direct_se = float(direct.std()) / math.sqrt(len(direct))
+    assert float(direct.mean()) == pytest.approx(floor, abs=FLOOR_SIGMAS * math.hypot(se, direct_se))
+    weight = 0.01 if loss == "dsm-eps" else 1.0
+    assert zero == pytest.approx(0.5 * weight * 2 / 0.01)  # predicting 0: ½ σ^p D / σ²
+    assert floor < zero
+
+
+def test_own_sigma_follows_the_loss():
+    base = RunConfig(noise=NoiseConfig(sigma=0.07, sigma_min=0.02))
+    assert own_sigma(replace(base, loss=LossConfig(name="dsm")))[0] == 0.07
+    assert own_sigma(replace(base, loss=LossConfig(name="sm")))[0] == 0.0
+    assert own_sigma(replace(base, loss=LossConfig(name="ncsn")))[0] == 0.02
+    assert own_sigma(replace(base, loss=LossConfig(name="ve-sde")))[0] == 0.02
+    vp_sigma = own_sigma(replace(base, loss=LossConfig(name="vp-sde")))[0]
+    assert 0 < vp_sigma < 0.05
+
+
+# --------------------------------------------------------------------------- files and the CLI
+
+def _raw(name: str) -> dict:
+    return json.loads((LESSON_DIR / name).read_text())
 
 
 def test_malformed_lesson_is_a_config_error():
-    raw = json.loads((LESSON_DIR / "01-score-field.json").read_text())
+    raw = _raw("01-score-field.json")
     del raw["variants"]
     with pytest.raises(ConfigError, match="malformed"):
         parse_lesson(raw)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"metric": "charm"}, "unknown metric 'charm'"),
+    ({"variant": "nobody"}, "names 'nobody', which is not one of its variants"),
+    ({"above": None}, "bound must be a finite number"),
+])
+def test_an_expectation_must_name_a_metric_a_variant_and_a_bound(change, message):
+    raw = _raw("01-score-field.json")
+    raw["expect"] = [{**raw["expect"][0], **change}]
+    with pytest.raises(ConfigError, match=message):
+        parse_lesson(raw)
+    raw["expect"] = [{"metric": "on_mode", "variant": raw["variants"][0]["label"]}]
+    with pytest.raises(ConfigError, match="needs 'above', 'below' or 'ratio_at_least'"):
+        parse_lesson(raw)
+
+
+def test_cli_lesson_json_prints_one_object_of_claims_and_trained_nets():
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "sgm_core.cli", "lesson", "tiny-sigma", "--json", "--seed", "1"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)  # one object, nothing else on stdout
+    assert out["lesson"] == "tiny-sigma" and out["seed"] == 1
+    assert out["claims"] and all(set(c) == {"name", "value", "threshold", "holds"} for c in out["claims"])
+    assert all(c["holds"] for c in out["claims"])
+    (net,) = out["trained"]
+    assert net["name"] == "DSM at σ = 0.1" and net["sigma"] == 0.1
+    assert net["score_error_trained"] <= 0.5 * net["score_error_untrained"]
+    assert out["measured"]["DSM at σ = 0.1"]["loss_zero"] == pytest.approx(1.0)

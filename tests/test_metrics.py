@@ -10,6 +10,7 @@ import torch
 
 from sgm_core.gmm import GaussianMixture
 from sgm_core.metrics import (
+    ENERGY_MAX_POINTS,
     energy_distance,
     median_bandwidth,
     mmd_rbf,
@@ -102,6 +103,29 @@ def test_energy_distance_is_nonnegative_and_zero_only_for_equal_sets(dim: int) -
     assert shifted > 10 * same_law
     # Gaussian shift of small size delta: ED ~ 2 E|Z + delta| - 2 E|Z| grows like delta^2
     assert energy_distance(x, y + 2 * unit(dim)) > shifted
+
+
+def test_energy_distance_subsamples_at_random_not_the_first_rows() -> None:
+    """A set ordered by mode (all of A, then all of B) against a shuffled copy of itself: the same law,
+    so a random subset scores ~0; the first max_points rows (all A) would score like a unit shift."""
+    a, b = draws(2, 30, n=300), draws(2, 31, n=300) + 3 * unit(2)
+    ordered = torch.cat([a, b])
+    shuffled = ordered[torch.randperm(600, generator=torch.Generator().manual_seed(32))]
+    full = energy_distance(ordered, shuffled)  # no subsampling: identical sets
+    assert full == pytest.approx(0.0, abs=FLOAT64_TOL)
+    sub = energy_distance(ordered, shuffled, torch.Generator().manual_seed(33), max_points=200)
+    first_rows = energy_distance(ordered[:200], shuffled[:200])
+    assert sub < 0.1 < first_rows  # only-A vs the mixture: ED ~ 1.5 here
+    again = energy_distance(ordered, shuffled, torch.Generator().manual_seed(33), max_points=200)
+    assert again == sub  # the generator decides the subset
+    assert energy_distance(ordered, shuffled, max_points=200) == energy_distance(ordered, shuffled, max_points=200)
+
+
+def test_energy_distance_keeps_every_point_up_to_its_limit() -> None:
+    x, y = draws(2, 34, n=50), draws(2, 35, n=40)
+    expected = 2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean()
+    assert energy_distance(x, y, torch.Generator().manual_seed(0)) == pytest.approx(float(expected), abs=FLOAT64_TOL)
+    assert ENERGY_MAX_POINTS == 4000
 
 
 @pytest.mark.parametrize("dim", DIMS)

@@ -19,6 +19,7 @@ from sgm_core.samplers import (
     SAMPLERS,
     LangevinSampler,
     ProbabilityFlowSampler,
+    ReverseSDESampler,
     langevin_step,
     make_sampler,
     run_sampler,
@@ -266,3 +267,42 @@ def test_langevin_level_follows_the_loss() -> None:
     assert make_sampler(SamplerConfig("langevin"), noise, "ncsn").sigma == noise.sigma_min
     assert isinstance(make_sampler(SamplerConfig("pc"), noise, "vp-sde").sde, VPSDE)
     assert isinstance(make_sampler(SamplerConfig("ode"), noise, "ve-sde").sde, VESDE)
+
+
+def reference_vp_alpha(t: float, beta_min: float, beta_max: float, n: int) -> float:
+    """score_sde_pytorch: VPSDE.discrete_betas = linspace(beta_min / N, beta_max / N, N),
+    alphas = 1 - discrete_betas; LangevinCorrector takes alphas[(t * (N - 1) / T).long()] (T = 1)."""
+    alphas = 1.0 - torch.linspace(beta_min / n, beta_max / n, n, dtype=torch.float64)
+    return float(alphas[torch.tensor(t * (n - 1)).long()])
+
+
+@pytest.mark.parametrize("n_steps", [50, 500])
+def test_vp_corrector_alpha_is_the_reference_alphas(n_steps: int) -> None:
+    sde = VPSDE(0.1, 20.0)
+    sampler = ReverseSDESampler(sde, n_steps, snr=0.16)
+    times = [sampler.time(i) for i in range(n_steps + 1)] + [1.0, 0.5, sde.eps]
+    for t in times:
+        assert sampler.corrector_alpha(t) == pytest.approx(reference_vp_alpha(t, 0.1, 20.0, n_steps), abs=1e-12)
+    assert sampler.corrector_alpha(1.0) == pytest.approx(1 - 20.0 / n_steps)  # ~1: the corrector stays on
+    assert ReverseSDESampler(VESDE(0.01, 3.0), n_steps, snr=0.16).corrector_alpha(0.7) == 1.0
+
+
+@pytest.mark.parametrize("sde", [VPSDE(0.1, 20.0), VESDE(0.01, 3.0)], ids=["vp", "ve"])
+def test_corrector_step_is_the_reference_update(sde) -> None:
+    """x + eps s + sqrt(2 eps) z with eps = 2 alpha (snr |z| / |s|)^2 (batch-mean norms), so the drift is
+    sqrt(alpha) * snr times the noise: snr is signal over noise."""
+    sampler = ReverseSDESampler(sde, 100, snr=0.16)
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(20), dtype=torch.float64)
+
+    def score(xx: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return -xx / (1 + sigma[:, None] ** 2)
+
+    t = 0.8
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(21), dtype=x.dtype)
+    s = score(x, sde.sigma(torch.full((64,), t, dtype=x.dtype)))
+    alpha = reference_vp_alpha(t, 0.1, 20.0, 100) if isinstance(sde, VPSDE) else 1.0
+    eps = 2 * alpha * (0.16 * z.norm(dim=1).mean() / s.norm(dim=1).mean()) ** 2
+    out = sampler._correct(score, x, t, torch.Generator().manual_seed(21))
+    torch.testing.assert_close(out, x + eps * s + torch.sqrt(2 * eps) * z, rtol=1e-12, atol=1e-12)
+    drift, noise = (eps * s).norm(dim=1).mean(), (torch.sqrt(2 * eps) * z).norm(dim=1).mean()
+    assert float(drift / noise) == pytest.approx(math.sqrt(alpha) * 0.16, rel=1e-12)
