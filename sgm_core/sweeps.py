@@ -24,6 +24,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 import tomllib
@@ -39,6 +40,7 @@ from .limits import MAX_JSON_BYTES
 
 MAX_CELLS = 10_000  # cells in one sweep: a typo like seed = [0, ..., 99999] fails at once
 RESULTS, SUMMARY_MD, SUMMARY_PNG, RUNS = "results.csv", "summary.md", "summary.png", "runs"
+PR_SET_PDEATHSIG = 1  # Linux prctl(2): the signal a process gets when its parent dies
 RAY_HINT = 'the ray engine needs Ray, an optional extra: pip install -e ".[cluster]"'
 
 
@@ -244,8 +246,19 @@ def _resolved(data: str) -> str:
     return data if data in PRESETS else str(Path(data).resolve())
 
 
-def _init_worker() -> None:
-    """A pool worker: one torch thread (two on a busy 2-core box ran 100x slower: FACTS.md)."""
+def _init_worker(parent: int) -> None:
+    """A pool worker: one torch thread (two on a busy 2-core box ran 100x slower: FACTS.md), and
+    on Linux it dies with the sweep: a driver killed outright (SIGKILL, OOM) would otherwise leave
+    workers training on, writing run dirs that the resumed sweep is rewriting."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        except (OSError, AttributeError):  # no prctl in this libc: the worker ends after its cell instead
+            pass
+        if os.getppid() != parent:  # the driver died before prctl took effect
+            os._exit(1)
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
@@ -267,7 +280,7 @@ def _local_engine(tasks: list[Task], workers: int, address: str | None, gpus: fl
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker)
+                               initializer=_init_worker, initargs=(os.getpid(),))
     finished = False
     try:
         cells = {pool.submit(run_cell, dict(cell.settings), run_dir): cell for cell, run_dir in tasks}

@@ -108,9 +108,12 @@ def test_a_killed_sweep_resumes_and_redoes_only_the_unfinished_cells(tmp_path, c
                 break
             time.sleep(POLL_S)
         assert child.poll() is None, f"the sweep ended before it was killed: {child.stderr.read().decode()}"
-    finally:
-        os.killpg(child.pid, signal.SIGKILL)  # the driver and its pool worker, as a crash or a pulled plug would
+        os.kill(child.pid, signal.SIGKILL)  # the driver only, as the OOM killer would: its worker must not live on
         child.wait(timeout=30)
+        if sys.platform.startswith("linux"):
+            assert _group_empties(child.pid), "a pool worker outlived the killed sweep"
+    finally:
+        _kill_group(child.pid)
         child.stderr.close()
     finished = read_rows(out)
     assert 1 <= len(finished) < 4, "killed after the first cell and before the last"
@@ -124,6 +127,34 @@ def test_a_killed_sweep_resumes_and_redoes_only_the_unfinished_cells(tmp_path, c
     assert (out / "results.csv").read_text().splitlines()[:len(before)] == before, "finished rows are kept as they were"
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(Path(r["run_dir"]).name for r in rows)
     assert not list(out.rglob("*.tmp-*")), "what the kill left half-written is gone"
+
+
+def _group_empties(pgid: int, timeout_s: float = 10.0) -> bool:
+    """No live process is left in the group (Linux /proc; a zombie is dead: in a container the
+    PID 1 that inherits orphans may never reap them)."""
+    def alive() -> bool:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # the process ended while we looked
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+        return False
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            return True
+        time.sleep(POLL_S)
+    return False
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 @pytest.mark.parametrize(("text", "words"), [
