@@ -1,84 +1,64 @@
 """Sample quality of the default settings: sliced-Wasserstein ratio to the data-vs-data baseline.
 
-For every 2D preset and each chosen loss: train with the CLI defaults (`sgm train DATA --loss L`),
-sample with the loss's default sampler, and compare SW2(samples, fresh data) with
-SW2(fresh data, fresh data) at the same sample size. A ratio near 1 means the samples are as
-close to the data as another draw of the data is. Writes benchmarks/QUALITY.md.
+The sweep benchmarks/sweeps/quality.toml (every 2D preset x ncsn, dsm, ssm, ve-sde, vp-sde at the
+default settings; each cell trains, samples with the loss's default sampler and scores with
+`Run.metrics`) runs on a local process pool or on Ray, then its results.csv becomes
+benchmarks/QUALITY.md; the sweep's wall time goes to benchmarks/RESULTS.md. A ratio near 1 means
+the samples are as close to the data as another draw of the data is.
 
-    python benchmarks/quality.py [--losses ncsn,dsm,...] [--presets a,b] [--steps N] [--n 2000]
+    python benchmarks/quality.py [--workers N] [--engine local|ray] [--address A] [--out DIR]
+                                 [--losses ncsn,dsm,...] [--presets a,b] [--steps N] [--n N]
+The same sweep without the tables: sgm sweep benchmarks/sweeps/quality.toml --out runs/quality
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import time
+from datetime import date
 from pathlib import Path
 
-import torch
-
-from sgm_core.config import LossConfig, RunConfig, SamplerConfig, TrainConfig
-from sgm_core.datasets import PRESETS, make_preset
-from sgm_core.losses import LOSSES
-from sgm_core.metrics import mode_weights, sliced_wasserstein
-from sgm_core.samplers import make_sampler, run_sampler
-from sgm_core.training import Trainer
+from results import append_results  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+from sweep_spec import add_sweep_arguments, machine, run_spec
 
 
-def evaluate(preset: str, loss: str, steps: int, n: int, seed: int = 0) -> dict:
-    dataset = make_preset(preset, seed=seed)
-    config = RunConfig(data=preset, loss=LossConfig(name=loss), train=TrainConfig(steps=steps, seed=seed))
-    trainer = Trainer(dataset, config)
-    t0 = time.perf_counter()
-    trainer.run(steps)
-    train_s = time.perf_counter() - t0
-    sampler = make_sampler(SamplerConfig(name=LOSSES[loss].default_sampler), config.noise, loss)
-    g = torch.Generator().manual_seed(seed + 5)
-    t0 = time.perf_counter()
-    x = run_sampler(sampler, trainer.score_fn(), sampler.init(n, dataset.dim, g), g)
-    sample_s = time.perf_counter() - t0
-    samples = trainer.standardizer.inverse(x)
-    g_ref = torch.Generator().manual_seed(seed + 9)  # the same reference draws for every loss
-    ref, ref2 = dataset.sample(n, g_ref), dataset.sample(n, g_ref)
-    # The same projection directions for both distances, so their ratio is not noise.
-    sw = sliced_wasserstein(samples, ref, torch.Generator().manual_seed(123))
-    base = sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123))
-    row = {"preset": preset, "loss": loss, "sw": sw, "base": base, "ratio": sw / base,
-           "train_s": train_s, "sample_s": sample_s, "on_mode": None}
-    if dataset.gmm is not None:
-        row["on_mode"] = mode_weights(samples, dataset.gmm)[1]
-    return row
+def number(row: dict[str, str], key: str, fmt: str) -> str:
+    return format(float(row[key]), fmt) if row.get(key) else "—"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--losses", default="ncsn,dsm,ssm,ve-sde,vp-sde")
-    parser.add_argument("--presets", default=",".join(p for p, s in PRESETS.items() if s.dim == 2))
-    parser.add_argument("--steps", type=int, default=TrainConfig().steps)
-    parser.add_argument("--n", type=int, default=4000)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(Path(__file__).with_name("QUALITY.md")))
+    add_sweep_arguments(parser, "quality")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--n", type=int, default=None)
+    parser.add_argument("--table", default=str(Path(__file__).with_name("QUALITY.md")))
+    parser.add_argument("--results", default=str(Path(__file__).with_name("RESULTS.md")))
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    rows = []
-    header = "| preset | loss | SW2 ratio | SW2 | baseline | on-mode | train s | sample s |\n|---|---|---|---|---|---|---|---|"
-    print(header)
-    for preset in args.presets.split(","):
-        for loss in args.losses.split(","):
-            r = evaluate(preset, loss, args.steps, args.n)
-            rows.append(r)
-            on = f"{r['on_mode']:.3f}" if r["on_mode"] is not None else "—"
-            line = (f"| {preset} | {loss} | {r['ratio']:.2f} | {r['sw']:.4f} | {r['base']:.4f} | {on} | "
-                    f"{r['train_s']:.1f} | {r['sample_s']:.1f} |")
-            rows[-1]["line"] = line
-            print(line, flush=True)
-    text = (f"# Sample quality with default settings\n\nMachine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-            f"torch {torch.__version__}, {args.threads} thread(s); {args.steps} steps, batch 512, n={args.n}; "
-            f"command: `python benchmarks/quality.py --losses {args.losses}`\n\n"
-            "SW2 ratio = sliced-Wasserstein(samples, fresh data) / sliced-Wasserstein(fresh data, fresh data); "
-            "1.0 is indistinguishable from another draw of the data at this sample size.\n\n"
-            + header + "\n" + "\n".join(r["line"] for r in rows) + "\n")
-    Path(args.out).write_text(text)
+    rows, spec, wall_s = run_spec("quality", args, steps=args.steps, n=args.n)
+    header = ("| preset | loss | SW2 ratio | SW2 | baseline | MMD | NLL | on-mode | train s | sample s |\n"
+              "|---|---|---|---|---|---|---|---|---|---|")
+    lines = [f"| {r['data']} | {r['loss']} | "
+             + (f"error: {r['error']} | | | | | | | |" if r.get("error") else
+                f"{number(r, 'sw_ratio', '.2f')} | {number(r, 'sw', '.4f')} | {number(r, 'sw_base', '.4f')} | "
+                f"{number(r, 'mmd', '.2g')} | {number(r, 'nll', '.2f')} | {number(r, 'on_mode', '.3f')} | "
+                f"{number(r, 'train_seconds', '.1f')} | {number(r, 'sample_seconds', '.1f')} |")
+             for r in rows]
+    Path(args.table).write_text(
+        f"# Sample quality with default settings\n\n{machine(args)}; {spec['steps']} steps, batch 512, n={spec['n']}; "
+        f"command: `python benchmarks/quality.py` (the sweep benchmarks/sweeps/quality.toml)\n\n"
+        "SW2 ratio = sliced-Wasserstein(samples, fresh data) / sliced-Wasserstein(fresh data, fresh data); "
+        "1.0 is indistinguishable from another draw of the data at this sample size. NLL: nats per point by the "
+        "probability-flow ODE (losses with a noise ladder or an SDE).\n\n" + header + "\n" + "\n".join(lines) + "\n")
+    print(header + "\n" + "\n".join(lines))
+    if wall_s is None:
+        print(f"(not timed: {args.out} already held results; use a fresh --out to time the sweep)")
+        return
+    work = sum(float(r[k]) for r in rows for k in ("train_seconds", "sample_seconds") if r.get(k))
+    append_results(f"\n## Quality sweep wall time — {date.today()} — {machine(args)}\n\n"
+                   f"{len(rows)} cells of benchmarks/sweeps/quality.toml ({len(spec['data'])} presets x "
+                   f"{len(spec['loss'])} losses, {spec['steps']} steps, n={spec['n']}): {wall_s:.0f} s wall; "
+                   f"the cells' own training + sampling {work:.0f} s, so {wall_s / max(work, 1e-9):.2f} s of wall "
+                   "per second of work (1/workers is perfect scaling; the rest: start-up, scoring, the engine).\n",
+                   args.results)
 
 
 if __name__ == "__main__":

@@ -1,54 +1,26 @@
 """Time to quality: training seconds until the samples' sliced-Wasserstein distance to fresh data
 is within 1.5x of the data-vs-data baseline, per 2D preset and loss (default settings).
 
-Every `--every` steps the EMA model is sampled with the loss's default sampler (500 particles;
-sampling time is not counted) and compared with fresh data on fixed projections.
+The sweep benchmarks/sweeps/time_to_quality.toml trains every preset x loss at a ladder of
+budgets (500 ... 8000 steps, each its own run with its own learning-rate decay) on a local pool or
+on Ray; the table reports the smallest budget that reaches the target, its training seconds and
+its ratio. Appends the table to benchmarks/RESULTS.md.
 
-    python benchmarks/time_to_quality.py [--presets a,b] [--losses dsm,ncsn,ssm] [--budget 60]
-Appends its table to benchmarks/RESULTS.md.
+    python benchmarks/time_to_quality.py [--presets a,b] [--losses dsm,ncsn,ssm] [--budgets 500,1000,...]
+                                         [--workers N] [--engine local|ray] [--address A] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import platform
-import time
 from datetime import date
 from pathlib import Path
 
-import torch
 from results import append_results  # noqa: E402 - benchmarks/ is on sys.path when run as a script
-
-from sgm_core.config import LossConfig, RunConfig, SamplerConfig, TrainConfig
-from sgm_core.datasets import PRESETS, make_preset
-from sgm_core.losses import LOSSES
-from sgm_core.metrics import sliced_wasserstein
-from sgm_core.samplers import make_sampler, run_sampler
-from sgm_core.training import Trainer
+from sweep_spec import add_sweep_arguments, machine, run_spec
 
 TARGET = 1.5  # SW2(samples, data) / SW2(data, data)
-
-
-def time_to_quality(preset: str, loss: str, budget_s: float, every: int, n: int) -> tuple[float | None, int, float]:
-    data = make_preset(preset)
-    cfg = RunConfig(loss=LossConfig(name=loss), train=TrainConfig())
-    trainer = Trainer(data, cfg)
-    g_ref = torch.Generator().manual_seed(9)
-    ref, ref2 = data.sample(n, g_ref), data.sample(n, g_ref)
-    base = sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123))
-    sampler = make_sampler(SamplerConfig(name=LOSSES[loss].default_sampler), cfg.noise, loss)
-    trained_s, ratio = 0.0, float("inf")
-    while trained_s < budget_s:
-        t0 = time.perf_counter()
-        trainer.run(every)
-        trained_s += time.perf_counter() - t0
-        g = torch.Generator().manual_seed(5)
-        x = run_sampler(sampler, trainer.score_fn(), sampler.init(n, data.dim, g), g)
-        ratio = sliced_wasserstein(trainer.standardizer.inverse(x), ref, torch.Generator().manual_seed(123)) / base
-        if ratio <= TARGET:
-            return trained_s, trainer.step, ratio
-    return None, trainer.step, ratio
 
 
 def ratio_text(ratio: float) -> str:
@@ -59,29 +31,39 @@ def ratio_text(ratio: float) -> str:
     return f"{ratio:.3g} (particles diverged)" if ratio > 1e3 else f"{ratio:.2f}"
 
 
+def first_reaching(rows: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
+    """Per (preset, loss): the row of the smallest budget at the target (`reached` set), else the
+    largest budget's row."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for row in sorted(rows, key=lambda r: int(r["steps"])):
+        key = (row["data"], row["loss"])
+        if key in out and out[key]["reached"]:
+            continue
+        ratio = float(row["sw_ratio"]) if row.get("sw_ratio") else math.inf
+        out[key] = {**row, "reached": "yes" if ratio <= TARGET else "", "ratio": str(ratio)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--presets", default=",".join(p for p, s in PRESETS.items() if s.dim == 2))
-    parser.add_argument("--losses", default="dsm,ncsn,ssm")
-    parser.add_argument("--budget", type=float, default=60.0, help="training seconds before giving up")
-    parser.add_argument("--every", type=int, default=500)
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
+    add_sweep_arguments(parser, "time-to-quality")
+    parser.add_argument("--budgets", default=None, help="comma-separated training steps instead of the spec's")
+    parser.add_argument("--out-table", default=str(Path(__file__).with_name("RESULTS.md")))
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    lines = [f"\n## Time to quality — {date.today()} — {platform.machine()}, torch {torch.__version__}, 1 thread; "
-             f"SW2 within {TARGET}x of data-vs-data, checked every {args.every} steps with {args.n} samples, "
-             f"budget {args.budget:.0f} s of training\n",
+    budgets = [int(b) for b in args.budgets.split(",")] if args.budgets else None
+    rows, spec, wall_s = run_spec("time_to_quality", args, steps=budgets)
+    timed = f"{wall_s:.0f} s wall" if wall_s is not None else "resumed, not timed"
+    lines = [f"\n## Time to quality — {date.today()} — {machine(args)}; SW2 within {TARGET}x of data-vs-data with "
+             f"{spec['n']} samples, budgets {', '.join(str(s) for s in spec['steps'])} steps; sweep {timed}\n",
              "| preset | loss | training s to 1.5x | steps | SW ratio then |", "|---|---|---|---|---|"]
-    print("\n".join(lines), flush=True)
-    for preset in args.presets.split(","):
-        for loss in args.losses.split(","):
-            secs, steps, ratio = time_to_quality(preset, loss, args.budget, args.every, args.n)
-            shown = f"{secs:.1f}" if secs is not None else f"> {args.budget:.0f} (not reached)"
-            line = f"| {preset} | {loss} | {shown} | {steps} | {ratio_text(ratio)} |"
-            lines.append(line)
-            print(line, flush=True)
-    append_results("\n".join(lines) + "\n", args.out)
+    for (preset, loss), row in first_reaching(rows).items():
+        if row["reached"]:
+            lines.append(f"| {preset} | {loss} | {float(row['train_seconds']):.1f} | {row['steps']} | "
+                         f"{ratio_text(float(row['ratio']))} |")
+        else:
+            lines.append(f"| {preset} | {loss} | > {float(row['train_seconds'] or 'nan'):.1f} (not reached) | "
+                         f"{row['steps']} | {row['error'] or ratio_text(float(row['ratio']))} |")
+    append_results("\n".join(lines) + "\n", args.out_table)
 
 
 if __name__ == "__main__":

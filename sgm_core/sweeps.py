@@ -354,7 +354,8 @@ def sweep(spec: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *
           ) -> list[dict[str, str]]:
     """Run every cell of `spec` (a TOML file or its dict) not yet in OUT/results.csv, on `engine`
     ("local": a pool of `workers` processes, default one per CPU; "ray": Ray tasks, a cluster at
-    `address`), then write OUT/summary.md and OUT/summary.png. Returns the rows in spec order."""
+    `address`), then write OUT/summary.md and OUT/summary.png. Returns the rows in spec order, as
+    results.csv holds them (text; "" where a metric does not apply)."""
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if address is not None and engine != "ray":
@@ -371,7 +372,8 @@ def sweep(spec: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *
     out = Path(out)
     runs = _prepare(out)
     stored = _read_results(out / RESULTS)
-    rows = {cell.id: stored[cell.id] for cell in parsed.cells if cell.id in stored}
+    rows = {cell.id: {column: stored[cell.id].get(column) or "" for column in parsed.columns}
+            for cell in parsed.cells if cell.id in stored}
     todo = [cell for cell in parsed.cells if cell.id not in rows]
     dropped = len(stored) - len(rows)
     say(f"sweep: {len(parsed.cells)} cells; skipping {len(rows)} finished; {len(todo)} to run"
@@ -383,7 +385,8 @@ def sweep(spec: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *
     if tasks:
         results = ENGINES[engine](tasks, workers, address, parsed.gpus)
         for i, (cell, row) in enumerate(_progress(results, len(tasks)), 1):
-            rows[cell.id] = _csv_row({**row, "cell": cell.id, "run_dir": f"{RUNS}/{cell.name}"})
+            done = _csv_row({**row, "cell": cell.id, "run_dir": f"{RUNS}/{cell.name}"})
+            rows[cell.id] = {column: done.get(column, "") for column in parsed.columns}  # as read back from the file
             _write_results(out / RESULTS, parsed, rows)
             say(f"[{i}/{len(tasks)}] {_describe(cell, parsed, rows[cell.id])}")
     ordered = [rows[cell.id] for cell in parsed.cells]
