@@ -21,6 +21,7 @@ import io
 import itertools
 import json
 import math
+import numbers
 import os
 import re
 import shutil
@@ -143,13 +144,11 @@ def read_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
             if not value:
                 raise ConfigError(f"{where}: {key} is an empty list; give at least one value")
             axes.append(key)
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            _check_type(where, key, spec, item)
+        items = [_check_type(where, key, spec, item) for item in (value if isinstance(value, list) else [value])]
         duplicate = next((v for i, v in enumerate(items) if v in items[:i]), None)
         if duplicate is not None:
             raise ConfigError(f"{where}: {key} lists {duplicate!r} twice")
-        values[key] = [float(v) if spec.kind is float else v for v in items]
+        values[key] = items
     gpus = values.pop("gpus", [0.0])[0]
     if not (math.isfinite(gpus) and 0 <= gpus <= 64):
         raise ConfigError(f"{where}: gpus must be from 0 to 64, not {gpus:g}")
@@ -166,14 +165,14 @@ def read_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
     return Spec(keys, tuple(axes), cells, float(gpus), metric)
 
 
-def _check_type(where: str, key: str, spec: KeySpec, value: object) -> None:
-    ok = isinstance(value, spec.kind) and not (spec.kind is not bool and isinstance(value, bool))
-    if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        kind = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}[spec.kind]
-        lists = " or a list of them" if spec.sweepable else ""
-        raise ConfigError(f"{where}: {key} must be {kind}{lists}, not {value!r}")
+def _check_type(where: str, key: str, spec: KeySpec, value: object) -> Any:
+    """`value` as the key's plain type (numpy numbers from a Python caller too), or a ConfigError."""
+    number = {int: numbers.Integral, float: numbers.Real}.get(spec.kind)
+    if isinstance(value, bool) == (spec.kind is bool) and isinstance(value, number or spec.kind):
+        return spec.kind(value)
+    kind = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}[spec.kind]
+    lists = " or a list of them" if spec.sweepable else ""
+    raise ConfigError(f"{where}: {key} must be {kind}{lists}, not {value!r}")
 
 
 def _check_cell(where: str, settings: Mapping[str, Any]) -> None:
