@@ -373,12 +373,11 @@ def sweep(spec: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *
     stored = _read_results(out / RESULTS)
     rows = {cell.id: {column: stored[cell.id].get(column) or "" for column in parsed.columns}
             for cell in parsed.cells if cell.id in stored}
+    if len(stored) > len(rows):  # never drop a finished row: another spec's sweep, or a smaller spec
+        raise DataError(f"{out / RESULTS} holds {len(stored) - len(rows)} finished cells that are not in this spec; "
+                        "use another --out (a spec may grow in place, not lose cells)")
     todo = [cell for cell in parsed.cells if cell.id not in rows]
-    dropped = len(stored) - len(rows)
-    say(f"sweep: {len(parsed.cells)} cells; skipping {len(rows)} finished; {len(todo)} to run"
-        + (f" (dropped {dropped} rows of cells not in this spec)" if dropped else ""))
-    if dropped:
-        _write_results(out / RESULTS, parsed, rows)
+    say(f"sweep: {len(parsed.cells)} cells; skipping {len(rows)} finished; {len(todo)} to run")
     tasks = [(cell, str((runs / cell.name).resolve())) for cell in todo]
     started = time.perf_counter()
     if tasks:

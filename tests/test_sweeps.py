@@ -234,7 +234,7 @@ def test_spec_train_keys_are_exactly_the_api_train_keywords() -> None:
     assert set(sweeps.TRAIN_KEYS) <= set(sweeps.SPEC_KEYS)
 
 
-def test_growing_a_spec_reuses_the_cells_it_already_has(tmp_path) -> None:
+def test_growing_a_spec_reuses_the_cells_it_already_has_and_shrinking_it_is_refused(tmp_path) -> None:
     """Cells are known by their settings: adding a seed runs only the new seed's cells (here the
     engine is replaced by one that records what it is asked to run)."""
     asked: list[dict] = []
@@ -255,3 +255,7 @@ def test_growing_a_spec_reuses_the_cells_it_already_has(tmp_path) -> None:
     assert [(a["data"], a["seed"]) for a in asked] == [("moons", 0), ("8gaussians", 0), ("moons", 1), ("8gaussians", 1)]
     assert [(r["data"], r["seed"]) for r in read_rows(tmp_path / "out")] == [
         ("moons", "0"), ("moons", "1"), ("8gaussians", "0"), ("8gaussians", "1")]
+    before = (tmp_path / "out" / "results.csv").read_bytes()
+    with pytest.raises(sgm.DataError, match="holds 2 finished cells that are not in this spec"):
+        sgm.sweep(spec, tmp_path / "out", log=lambda line: None)  # a smaller spec never drops finished rows
+    assert (tmp_path / "out" / "results.csv").read_bytes() == before
