@@ -136,7 +136,7 @@ def _check_expectations(expect: list[dict[str, Any]], labels: set[str]) -> None:
         else:
             raise ConfigError("an expectation needs 'above', 'below' or 'ratio_at_least'")
         for label in named:
-            if label not in labels:
+            if not (isinstance(label, str) and label in labels):
                 raise ConfigError(f"an expectation names {str(label)[:40]!r}, which is not one of its variants")
         if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
             raise ConfigError("an expectation's bound must be a finite number")
@@ -211,7 +211,7 @@ CLEAN_METRICS = frozenset({"score_error_clean", "smoothing_bias"})
 LEARNED_ERROR = 0.5  # a trained net has learned when its score error is at most this ...
 LEARNED_FRACTION = 0.5  # ... and at most this fraction of its untrained error
 FAR_SIGMAS = 10.0  # "far from the data": more than this many σ from every data point
-FAR_WRONG = 0.5  # a pointwise relative score error above this is "wrong" (off by half the true score's size)
+FAR_WRONG = 0.5  # a pointwise |s_θ - s|² / |s|² above this is "wrong" (|s_θ - s| > 0.71 |s|)
 OFF_DATA_SIGMAS = 3.0  # a particle is "on the data" within this many σ of a data point
 FLOOR_SAMPLES = 50_000  # Monte-Carlo draws for the exact-score loss (s.e. ~1e-3 of D/2, measured)
 CLEAN_SIGMA = 1e-3  # "clean data": the floor relative_score_error puts under every σ
