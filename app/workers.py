@@ -53,6 +53,8 @@ class EngineWorker(QueuedWorker):
     metrics_updated = Signal(object)  # dict of live metrics (see Engine._maybe_metrics), while set_metrics(True)
     task_finished = Signal(int, object)  # token, result of a `run_task` / `replace_engine` function
     task_failed = Signal(int, str)  # token, one sentence; the engine is unchanged
+    ready = Signal(str)  # the engine can take commands; its device label (as EngineLink's)
+    died = Signal(int)  # never emitted by a thread; EngineLink's process may die
 
     def __init__(self, threads: int | None = None, max_fps: float = MAX_FPS,
                  chunk_seconds: float = CHUNK_SECONDS) -> None:
@@ -70,6 +72,12 @@ class EngineWorker(QueuedWorker):
     @property
     def frames_emitted(self) -> int:
         return self.core.frames_emitted
+
+    def start(self) -> None:
+        super().start()
+        from sgm_core.training import device_label, resolve_device
+
+        self.ready.emit(device_label(resolve_device("auto")))
 
     # -- commands (any thread) --------------------------------------------------------------
     def send(self, command: object) -> None:

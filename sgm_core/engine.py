@@ -42,6 +42,7 @@ METRICS_POINTS = 500  # particles and data draws the sample metrics compare (MMD
 CHAIN_HOLD = 1.5  # seconds a finished chain stays on screen before it restarts with the newer model
 JOB_ROOM = 0.012  # a costly metric's next piece starts only this long or longer before the next frame
 STOPPING_SAMPLERS = ("sde", "pc", "ode")  # integrators that end at t = eps: play stops there
+CHECKPOINT_EVERY = 2.0  # seconds between copies of the weights sent to the host while training
 
 
 # -- what the engine is built from, and what it reports ------------------------------------------
@@ -299,6 +300,51 @@ class TaskFailed:
     message: str
 
 
+@dataclass(frozen=True)
+class EngineBuilt:
+    """A new engine generation began (built, reset, replaced, or none for no data)."""
+
+    gen: int
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The last good weights of engine generation `gen`, as numpy arrays: what the host keeps to
+    restore the engine should its process die (no torch needed to hold them)."""
+
+    gen: int
+    config: RunConfig
+    step: int
+    model: dict[str, np.ndarray]
+    ema: dict[str, np.ndarray]
+    losses: np.ndarray
+
+
+def checkpoint_of(engine: LiveEngine, gen: int) -> Checkpoint:
+    t = engine.trainer
+    return Checkpoint(gen, engine.config, t.step,
+                      {k: v.detach().cpu().numpy().copy() for k, v in t.model.state_dict().items()},
+                      {k: v.detach().cpu().numpy().copy() for k, v in t.ema_model.state_dict().items()},
+                      np.array(t.loss_history(), dtype=np.float64))
+
+
+def restore_engine(spec: EngineSpec, saved: Checkpoint | None) -> tuple[LiveEngine | None, EngineSpec, int]:
+    """The engine of `spec` with `saved`'s weights, loss history and step (a ReplaceEngine build);
+    the payload is the step restored. Weights that do not fit the config start afresh."""
+    if spec.dataset is None:
+        return None, spec, 0
+    eng = LiveEngine(spec.dataset, spec.config, spec.sampler, spec.n_particles, seed=spec.config.train.seed)
+    if saved is None or saved.config != spec.config:
+        return eng, spec, 0
+    t = eng.trainer
+    t.model.load_state_dict({k: torch.as_tensor(v) for k, v in saved.model.items()})
+    t.ema_model.load_state_dict({k: torch.as_tensor(v) for k, v in saved.ema.items()})
+    t.step = saved.step
+    t.losses = [float(v) for v in saved.losses]
+    t.mark_good()
+    return eng, spec, saved.step
+
+
 class NoEngine(SGMError):
     """A command needs an engine but there is no trainable data."""
 
@@ -325,6 +371,7 @@ class Engine:
         self._metric_idents: dict[str, Any] = {}
         self._metric_throttles = {"curve": Throttle(METRICS_CURVE_EVERY), "samples": Throttle(METRICS_SAMPLES_EVERY)}
         self._metric_job: _Job | None = None  # the sample metrics + likelihood, done piece by piece
+        self._checkpoint_at = 0.0
 
     # -- the host's calls ---------------------------------------------------------------------
     def handle(self, commands: list[object]) -> None:
@@ -431,6 +478,14 @@ class Engine:
             st.frame_due = True  # ... but the end itself is
             self._publish_state()
 
+    def _checkpoint(self, eng: LiveEngine, rest: bool = True) -> None:
+        """Send the weights where training rests (marked good: a divergence returns there too),
+        and every CHECKPOINT_EVERY while it trains (finite ones only, not marked)."""
+        good = mark_good(eng) if rest else all(torch.isfinite(p).all() for p in eng.trainer.model.parameters())
+        self._checkpoint_at = time.perf_counter()
+        if good:
+            self.emit(checkpoint_of(eng, self.state.gen))
+
     def _train_chunk(self, eng: LiveEngine) -> None:
         st = self.state
         left = st.target - eng.trainer.step
@@ -456,11 +511,13 @@ class Engine:
         self._step_time = per_step if self._step_time <= 0 else 0.7 * self._step_time + 0.3 * per_step
         if eng.trainer.step >= st.target:
             st.training = False
-            mark_good(eng)
+            self._checkpoint(eng)
             eng.pause_clock()
             st.frame_due = True
             self._publish_state()
             self.emit(FinishedTraining(eng.trainer.step))
+        elif time.perf_counter() - self._checkpoint_at >= CHECKPOINT_EVERY:
+            self._checkpoint(eng, rest=False)
 
     def _emit_frame(self, now: float) -> None:
         t0 = time.perf_counter()
@@ -500,7 +557,7 @@ class Engine:
                 if st.training:
                     st.training, st.paused = False, True
                     if self.engine is not None:
-                        mark_good(self.engine)
+                        self._checkpoint(self.engine)
                         self.engine.pause_clock()
                     st.frame_due = True
             case StopTraining():
@@ -586,6 +643,7 @@ class Engine:
         self.engine = None
         st.spec = spec
         st.gen += 1
+        self.emit(EngineBuilt(st.gen))
         self.frames.clear()
         self._step_time = 0.0
         st.train_seconds = 0.0
@@ -606,6 +664,7 @@ class Engine:
             engine.set_trails(self.state.trail_length)
             self.engine = engine
             self.state.target = engine.trainer.step  # Train starts another round from the saved step
+            self._checkpoint(engine, rest=False)  # the host holds these weights from the start
         self.emit(TaskFinished(token, payload))
 
     def _load(self, source: str, token: int, n_points: int, seed: int) -> None:
@@ -641,7 +700,7 @@ class Engine:
         if eng is not None:
             st.target = eng.trainer.step
             if was:
-                mark_good(eng)
+                self._checkpoint(eng)
             eng.pause_clock()
         st.frame_due = True
         if was:
@@ -724,10 +783,13 @@ class _Job:
         self.spent = 0.0  # seconds of its own pieces, not the frames between them
 
 
-def mark_good(engine: LiveEngine) -> None:
-    """Where training rests (paused, stopped, finished) is what a later divergence returns to."""
+def mark_good(engine: LiveEngine) -> bool:
+    """Where training rests (paused, stopped, finished) is what a later divergence returns to;
+    False (and nothing marked) when the weights are not finite."""
     if all(torch.isfinite(p).all() for p in engine.trainer.model.parameters()):
         engine.trainer.mark_good()
+        return True
+    return False
 
 
 def describe(exc: BaseException) -> str:

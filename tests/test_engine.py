@@ -213,3 +213,20 @@ def test_engine_stops_integrators_at_their_end_and_shows_it(data):
     h.run_until(lambda: not h.engine.state.playing)
     h.run_until(lambda: h.of(core.FrameReady)[-1].frame.sampler_done)
     assert h.of(core.StateChanged)[-1].state.playing is False
+
+
+def test_engine_sends_its_weights_where_training_rests_and_they_restore_exactly(data):
+    h = Driven()
+    spec = core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), 20)
+    h.send(core.SetEngine(spec), core.Train())
+    h.run_until(lambda: h.of(core.FinishedTraining))
+    saved = h.of(core.Checkpoint)[-1]
+    assert saved.step == 60 and saved.gen == h.of(core.EngineBuilt)[-1].gen
+    assert all(isinstance(v, np.ndarray) for v in saved.model.values())  # no torch needed to hold them
+    restored, _, step = core.restore_engine(spec, saved)
+    view = FieldView(default_bounds(data.points), resolution=8, sigma=0.2)
+    np.testing.assert_array_equal(restored.field(view).vectors, h.engine.engine.field(view).vectors)
+    assert step == 60 and restored.trainer.step == 60 and len(restored.trainer.losses) == 60
+    other = replace(SMALL, model=replace(SMALL.model, width=16))  # settings changed since: weights do not fit
+    fresh, _, step = core.restore_engine(replace(spec, config=other), saved)
+    assert step == 0 and fresh.trainer.step == 0
