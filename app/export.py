@@ -4,7 +4,8 @@ live particles (.npy/.csv), and the trained model as a run directory for `sgm sa
 The animation blocks neither the GUI nor training: the engine thread copies its EMA network (a
 frozen snapshot nobody else holds), and an `ExportJob` thread samples with that copy on one torch
 thread, draws frames with `sgm_core.render` and writes them with `sgm_core.video`, whose writers
-are atomic: a cancelled or failed export leaves no file behind and an existing one intact.
+verify each file before an atomic rename: a cancelled or failed export (a full disk included)
+leaves no file behind and an existing one intact, and its one-line reason goes to the banner.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PySide6.QtCore import QIODevice, QObject, QSaveFile, Qt, QThread, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -41,6 +42,7 @@ from sgm_core.config import RunConfig, SamplerConfig
 from sgm_core.datasets import Standardizer
 from sgm_core.errors import DataError, SGMError
 from sgm_core.io import save_points
+from sgm_core.limits import MAX_FRAMES
 from sgm_core.live import LiveEngine
 from sgm_core.nets import ScoreNet
 from sgm_core.render import (
@@ -56,6 +58,7 @@ from sgm_core.render import (
     write_video,
 )
 from sgm_core.samplers import SAMPLERS, make_sampler
+from sgm_core.video import MAX_SIDE, check_video_request, save_png
 
 from .panels import int_box
 from .queued_worker import track_thread
@@ -66,8 +69,6 @@ if TYPE_CHECKING:
     from .main_window import MainWindow
 
 FORMATS = {".gif": "GIF (Pillow, loops)", ".mp4": "MP4 (H.264, small, plays everywhere)"}
-MAX_FRAMES = 5000
-MAX_SIDE = 4096  # pixels; a frame is W x H x 3 bytes and a GIF keeps every frame until it closes
 NOTHING_TO_EXPORT = "nothing to export yet: load a preset or draw at least 2 points"
 PROGRESS_AFTER_MS = 400  # short exports finish without a progress window (showing one costs ~0.1 s)
 
@@ -131,6 +132,7 @@ def render_animation(snap: ModelSnapshot, options: ExportOptions, sampler: Sampl
     data, field, trails; 3D: a camera orbiting once from `camera_angles` (azimuth, elevation)).
     RenderCancelled when cancelled; SGMError on bad input or an unwritable path. Any failure
     leaves no file."""
+    check_video_request(options.path, options.frames, options.size)  # before any sampling
     w, h = options.size
     schedule = make_sampler(sampler, snap.config.noise, snap.config.loss.name)
     data = None
@@ -321,9 +323,13 @@ class ExportDialog(QDialog):
         """Why the settings cannot be exported (shown in the dialog), or None."""
         if not self.path_edit.text().strip():
             return "choose an output file"
-        folder = self.options().path.parent
-        if not folder.is_dir():
-            return f"the folder {folder} does not exist"
+        options = self.options()
+        if not options.path.parent.is_dir():
+            return f"the folder {options.path.parent} does not exist"
+        try:
+            check_video_request(options.path, options.frames, options.size)  # e.g. a GIF too big for memory
+        except SGMError as exc:
+            return str(exc)
         return None
 
     def accept(self) -> None:
@@ -336,6 +342,14 @@ class ExportDialog(QDialog):
 
 
 # --------------------------------------------------------------------------- the controller
+
+
+def qimage_pixels(image: QImage) -> np.ndarray:
+    """An (H, W, 3) uint8 copy of a QImage's RGB pixels (rows padded to 4 bytes in Qt)."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    w, h, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
+    rows = np.frombuffer(rgb.constBits(), np.uint8, count=h * stride).reshape(h, stride)
+    return rows[:, : w * 3].reshape(h, w, 3).copy()
 
 
 class Exporter(QObject):
@@ -515,18 +529,19 @@ class Exporter(QObject):
         return grab_image() if grab_image is not None else view.grab().toImage()
 
     def save_png(self, path: str | Path) -> bool:
-        """The canvas as drawn, written atomically (QSaveFile: a temp file renamed on commit)."""
+        """The canvas as drawn, through the core's PNG writer: written to a temp file, read back
+        pixel-exact, then renamed over `path`; a full disk or any failure shows one line."""
         path = Path(path)
         image = self.canvas_image()
-        out = QSaveFile(str(path))
-        ok = out.open(QIODevice.OpenModeFlag.WriteOnly) and not image.isNull() and image.save(out, "PNG")
-        if ok and out.commit():
-            self._done(path, "a snapshot")
-            return True
-        reason = out.errorString() or "the image could not be encoded"
-        out.cancelWriting()
-        self._fail(f"cannot write {str(path)!r}: {reason}")
-        return False
+        try:
+            if image.isNull():
+                raise DataError(f"cannot write {str(path)!r}: the view has no image to save")
+            save_png(path, qimage_pixels(image))
+        except SGMError as exc:
+            self._fail(str(exc))
+            return False
+        self._done(path, "a snapshot")
+        return True
 
     def export_samples(self) -> None:
         path = self._ask("Export samples", "NumPy array (*.npy);;CSV table (*.csv)", "samples", ".npy")
@@ -553,11 +568,8 @@ class Exporter(QObject):
         def write(engine: LiveEngine | None) -> Path:
             if engine is None:
                 raise DataError(NOTHING_TO_EXPORT)
-            t = engine.trainer
-            try:
-                return save_run(path, engine.config, t.model, t.ema_model, engine.standardizer, t.step,
-                                t.loss_history(), engine.dataset.points)
-            except OSError as exc:
-                raise DataError(f"cannot write the run to {str(path)!r}: {exc.strerror or exc}") from exc
+            t = engine.trainer  # save_run reports a failed write as one SessionError sentence
+            return save_run(path, engine.config, t.model, t.ema_model, engine.standardizer, t.step,
+                            t.loss_history(), engine.dataset.points)
 
         self.tasks.submit(write, lambda run: self._done(run, "the trained model"), self._fail)

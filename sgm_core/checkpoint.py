@@ -1,29 +1,39 @@
 """Run directories: config.json + model.safetensors + loss.csv + data.npy.
 
 Weights are safetensors and everything else JSON/NPY without pickles, so loading a run never
-executes code. Files are written aside and renamed, so an interrupted save leaves the old run.
+executes code. A run is written into a hidden sibling directory and swapped in whole, so an
+interrupted or failed save leaves the old run complete. `load_run` also reads a session file
+(.sgm) that holds a trained model, so every command that samples a run samples a session too.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import secrets
+import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
-from .config import RunConfig
+from .config import MAX_DATA_DIM, RunConfig, check_format, parse_json, whole_number
 from .datasets import Standardizer
 from .errors import ConfigError, SessionError
-from .io import atomic_write
+from .limits import MAX_JSON_BYTES, MAX_NET_PARAMS, MAX_STEPS
 from .losses import loss_spec
 from .nets import ScoreNet, make_model
+from .sessions import load_session
+from .stored import fit_state, read_points, read_tensors, require_finite, standardizer_for
 
 RUN_FORMAT = "sgm-run"
 RUN_VERSION = 1
+RUN_FILES = ("config.json", "model.safetensors", "loss.csv", "data.npy")
+MAX_WEIGHTS_BYTES = 2 * 4 * MAX_NET_PARAMS + MAX_JSON_BYTES  # raw + EMA float32 nets and a header
 
 
 @dataclass
@@ -35,29 +45,126 @@ class LoadedRun:
     standardizer: Standardizer
     dim: int
     step: int
-    data: np.ndarray | None  # the reference points (data coordinates), if saved
+    data_source: Path | np.ndarray | None = None  # data.npy (read on first use of `data`), or the points
+
+    @cached_property
+    def data(self) -> np.ndarray | None:
+        """The reference points (data coordinates), if saved. Read on first use: sampling never
+        needs them, so a damaged data.npy cannot stop `sgm sample` (SessionError here)."""
+        if isinstance(self.data_source, Path):
+            return read_points(self.data_source, f"the run's {self.data_source.name}", dim=self.dim)
+        return self.data_source
 
 
 def model_tensors(model: ScoreNet, prefix: str) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    """Private CPU copies (safetensors refuses tensors that share memory, e.g. an EMA that is the net)."""
+    return {f"{prefix}.{k}": v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
 
 
 def save_run(run_dir: str | os.PathLike, config: RunConfig, model: ScoreNet, ema_model: ScoreNet,
              standardizer: Standardizer, step: int, losses: np.ndarray, data: np.ndarray | None) -> Path:
-    """Write a complete run directory; each file lands atomically."""
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
+    """Write a complete run directory, atomic as a whole: the files go to a hidden sibling, are
+    fsynced and loaded back, and only then does the directory replace the old run. On any failure
+    (a full disk, say) the old run stays complete and nothing is left behind; SessionError."""
     meta = {
         "format": RUN_FORMAT, "version": RUN_VERSION, "dim": model.dim, "step": int(step),
         "standardizer": standardizer.to_json(), "config": config.to_json(),
     }
-    tensors = {**model_tensors(ema_model, "ema"), **model_tensors(model, "model")}
-    atomic_write(run / "model.safetensors", lambda f: f.write(save(tensors)))
-    atomic_write(run / "loss.csv", lambda f: f.write(_loss_csv(losses).encode()))
+    files = {"model.safetensors": save({**model_tensors(ema_model, "ema"), **model_tensors(model, "model")}),
+             "loss.csv": _loss_csv(losses).encode()}
     if data is not None:
-        atomic_write(run / "data.npy", lambda f: np.save(f, np.asarray(data, np.float32), allow_pickle=False))
-    atomic_write(run / "config.json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(data, np.float32), allow_pickle=False)
+        files["data.npy"] = buf.getvalue()
+    files["config.json"] = json.dumps(meta, indent=2).encode()
+    run = Path(run_dir)
+    run = run.resolve() if run.is_symlink() else run
+    try:
+        _replace_dir(run, files)
+    except OSError as exc:
+        raise SessionError(f"cannot save the run to {run}: {exc.strerror or exc}") from exc
     return run
+
+
+def _replace_dir(run: Path, files: dict[str, bytes]) -> None:
+    """Write `files` into a new directory beside `run`, check it loads, then swap it in whole.
+
+    Files of the old directory that are no part of a run (samples the user saved there) move
+    into the new one; the old run files go."""
+    if run.exists() and not run.is_dir():
+        raise SessionError(f"cannot save the run to {run}: it exists and is not a directory")
+    if run.is_dir() and not (run / "config.json").is_file() and any(run.iterdir()):
+        raise SessionError(f"cannot save the run to {run}: it is a folder with other files, not a run directory")
+    run.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _new_sibling(run, "tmp")
+    try:
+        for name, blob in files.items():
+            _write_synced(tmp / name, blob)
+        _fsync_dir(tmp)
+        try:
+            loaded = load_run(tmp)
+            if "data.npy" in files:
+                _ = loaded.data  # the data file reads back too
+        except SessionError as exc:
+            raise SessionError(f"cannot save the run to {run}: the written files do not read back ({exc})") from exc
+        old = None
+        if run.exists():
+            old = _new_sibling(run, "old")
+            old.rmdir()
+            os.rename(run, old)
+        try:
+            os.rename(tmp, run)
+        except BaseException:
+            if old is not None:
+                os.rename(old, run)
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(run.parent)
+    if old is not None:
+        moved = True
+        for entry in old.iterdir():
+            if entry.name not in RUN_FILES:
+                try:
+                    os.rename(entry, run / entry.name)
+                except OSError:
+                    moved = False  # the run is saved; a user file that would not move stays in `old`
+        if moved:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _new_sibling(run: Path, kind: str) -> Path:
+    """A new hidden directory `.<name>.<kind>-XXXXXXXX` beside `run` (mode from the umask, as mkdir)."""
+    for _ in range(100):
+        path = run.with_name(f".{run.name}.{kind}-{secrets.token_hex(4)}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary directory beside {run}")
+
+
+def _write_synced(path: Path, blob: bytes) -> None:
+    with open(path, "xb") as f:
+        f.write(blob)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the directory's entries durable (POSIX; Windows cannot open a directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _loss_csv(losses: np.ndarray) -> str:
@@ -65,43 +172,67 @@ def _loss_csv(losses: np.ndarray) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _read_file(path: Path, limit: int) -> bytes:
+    """The bytes of a run file of at most `limit` bytes (checked before reading)."""
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise SessionError(f"{path} is {size:,} bytes; the most this program reads is {limit:,}")
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise SessionError(f"{path.parent} is not a complete run: it has no {path.name}") from exc
+    except OSError as exc:
+        raise SessionError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 def read_run_meta(run_dir: str | os.PathLike) -> dict:
+    """The parsed config.json of a run directory: size-checked before parsing, format and version checked."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise SessionError(f"{run_dir} is not a run directory (no config.json)")
     try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SessionError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
-        raise SessionError(f"{path} is not a Score Field Playground run")
-    if meta.get("version") != RUN_VERSION:
-        raise SessionError(f"{path} has run format version {meta.get('version')}; this program reads {RUN_VERSION}")
-    return meta
+        return check_format(parse_json(_read_file(path, MAX_JSON_BYTES), str(path)), RUN_FORMAT, RUN_VERSION,
+                            str(path))
+    except ConfigError as exc:
+        raise SessionError(str(exc)) from exc
 
 
 def load_run(run_dir: str | os.PathLike) -> LoadedRun:
-    """Load a run directory (raises SessionError with one sentence when anything is off)."""
-    run = Path(run_dir)
-    meta = read_run_meta(run)
-    try:
-        config = RunConfig.from_json(meta["config"])
-        standardizer = Standardizer.from_json(meta["standardizer"])
-        dim = int(meta["dim"])
-        model = make_model(dim, config.model, loss_spec(config.loss.name).conditional)
-        tensors = load_file(str(run / "model.safetensors"))
-        state = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
-        model.load_state_dict(state)
-    except SessionError:
-        raise
-    except (ConfigError, KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
-        raise SessionError(f"cannot load the run in {run}: {exc}") from exc
-    model.requires_grad_(False).eval()
-    data = None
-    if (run / "data.npy").is_file():
-        try:
-            data = np.load(run / "data.npy", allow_pickle=False)
-        except (OSError, ValueError):
-            data = None
-    return LoadedRun(config, model, standardizer, dim, int(meta.get("step", 0)), data)
+    """Load a run directory (raises SessionError with one sentence when anything is off).
 
+    `run_dir` may also be a session file (.sgm) with a trained model: its EMA weights, settings,
+    standardiser, step and data. Every field is checked before the model is built, and the
+    weights against the model's own shapes before they are loaded."""
+    run = Path(run_dir)
+    if run.is_file():
+        return _run_from_session(run)
+    meta = read_run_meta(run)
+    where = run / "config.json"
+    try:
+        config = RunConfig.from_json(meta.get("config"))
+        dim = whole_number(meta.get("dim"), "dim", 2, MAX_DATA_DIM)
+        step = whole_number(meta.get("step", 0), "step", 0, MAX_STEPS)
+    except ConfigError as exc:
+        raise SessionError(f"{where} is not a valid run config: {exc}") from exc
+    standardizer = standardizer_for(meta.get("standardizer"), dim, str(where))
+    model = make_model(dim, config.model, loss_spec(config.loss.name).conditional)
+    tensors = read_tensors(_read_file(run / "model.safetensors", MAX_WEIGHTS_BYTES), f"{run / 'model.safetensors'}")
+    state = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+    fit_state(model, state, "model.safetensors")
+    require_finite(state, "the run's weights")
+    model.load_state_dict(state)
+    model.requires_grad_(False).eval()
+    data = run / "data.npy"
+    return LoadedRun(config, model, standardizer, dim, step, data if data.is_file() else None)
+
+
+def _run_from_session(path: Path) -> LoadedRun:
+    """The trained model of a session file, as a run (load_session has checked every part)."""
+    state = load_session(path)
+    if state.model is None or state.standardizer is None:
+        raise SessionError(f"{path.name} holds no trained model; train it first, then save the session")
+    dim = state.points.shape[1]
+    model = make_model(dim, state.run.model, loss_spec(state.run.loss.name).conditional)
+    model.load_state_dict(state.ema or state.model)
+    model.requires_grad_(False).eval()
+    return LoadedRun(state.run, model, state.standardizer, dim, state.step, state.points)

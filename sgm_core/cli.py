@@ -1,23 +1,36 @@
 """`sgm`: the headless command line over the same core the GUI uses.
 
     sgm datasets
-    sgm train DATA --out RUN_DIR [--loss LOSS] [--steps N] [--seed S] [--device D] [--model M] ...
-    sgm sample RUN_DIR --out FILE.npy [--n N] [--sampler NAME] [--steps K] [--seed S]
-    sgm render RUN_DIR --out FILE.gif|FILE.mp4 [--frames F] [--fps R] [--size WxH] ...
+    sgm train DATA --out RUN_DIR|FILE.sgm [--loss LOSS] [--steps N] [--seed S] [--device D] [--model M] ...
+    sgm sample RUN_DIR|FILE.sgm --out FILE.npy [--n N] [--sampler NAME] [--steps K] [--seed S]
+    sgm render RUN_DIR|FILE.sgm --out FILE.gif|FILE.mp4 [--frames F] [--fps R] [--size WxH] ...
+    sgm sweep SPEC.toml --out DIR [--workers N] [--engine local|ray] [--address ADDR]
 
-Every user error (bad data, unknown name, unwritable output, diverged run) exits with code 2 and
-one line on stderr; nothing half-written is left behind.
+Every user error (bad data, unknown name, unwritable output, a full disk, diverged run) exits with
+code 2 and one line on stderr; nothing half-written is left behind. SIGTERM (what `kill`,
+`timeout` and a closing terminal send) is handled like Ctrl+C: the run stops and cleans up.
+Every count has a ceiling from `sgm_core.limits`, so no flag can ask for gigabytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import shutil
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+from . import limits
 from .errors import ConfigError, DataError, SGMError
+
+SESSION_SUFFIX = ".sgm"
+SAMPLE_CHUNK = 65_536  # particles sampled at once: memory stays bounded for any --n (a 3x128 net: ~100 MB)
+EXIT_ERROR, EXIT_SIGINT, EXIT_SIGTERM = 2, 130, 143  # 128 + the signal's number, as shells report it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,14 +40,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _count(ceiling: int, lowest: int = 1):
+    """An argparse type: an integer in [lowest, ceiling]; the ceiling is documented in --help."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(
+                f"must be a positive integer, got {value}" if lowest == 1 else f"must be at least {lowest}, got {value}")
+        if value > ceiling:
+            raise argparse.ArgumentTypeError(f"must be at most {ceiling:,}, got {value:,}")
+        return value
+
+    return parse
+
+
+_seed = _count(2**63 - 1, lowest=0)  # torch generators take 64-bit seeds
 
 
 def _positive_float(text: str) -> float:
@@ -52,8 +76,8 @@ def _size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like 512x512, got {text!r}") from None
-    if not (16 <= w <= 4096 and 16 <= h <= 4096):
-        raise argparse.ArgumentTypeError(f"size must be between 16x16 and 4096x4096, got {text}")
+    if not (16 <= w <= limits.MAX_SIDE and 16 <= h <= limits.MAX_SIDE):
+        raise argparse.ArgumentTypeError(f"size must be between 16x16 and {limits.MAX_SIDE}x{limits.MAX_SIDE}, got {text}")
     return w, h
 
 
@@ -68,38 +92,59 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a score model on a preset or a data file")
     train.add_argument("data", help="a preset name (see `sgm datasets`) or a .npy/.csv/.png/.jpg/.ply/.xyz file")
-    train.add_argument("--out", required=True, help="run directory to write (config.json, model.safetensors, loss.csv)")
+    train.add_argument("--out", required=True,
+                       help="run directory to write (config.json, model.safetensors, loss.csv), or a FILE.sgm session "
+                            "the app opens")
     train.add_argument("--loss", default="ncsn", help=f"one of {', '.join(LOSSES)} (default ncsn)")
-    train.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps (default 10000)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps", type=_count(limits.MAX_STEPS), default=None,
+                       help=f"optimiser steps (default 10000, at most {limits.MAX_STEPS:,})")
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--model", default="score", choices=["score", "energy"])
-    train.add_argument("--batch", type=_positive_int, default=None, help="batch size (default 512)")
+    train.add_argument("--batch", type=_count(limits.MAX_BATCH), default=None,
+                       help=f"batch size (default 512, at most {limits.MAX_BATCH:,})")
     train.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default 5e-3)")
 
     sample = sub.add_parser("sample", help="draw samples from a trained run")
-    sample.add_argument("run", help="run directory written by `sgm train`")
+    sample.add_argument("run", help="run directory written by `sgm train`, or a .sgm session with a trained model")
     sample.add_argument("--out", required=True, help="output .npy (or .csv) file, in the data's own coordinates")
-    sample.add_argument("--n", type=_positive_int, default=2000, help="number of samples (default 2000)")
+    sample.add_argument("--n", type=_count(limits.MAX_SAMPLES), default=2000,
+                        help=f"number of samples (default 2000, at most {limits.MAX_SAMPLES:,})")
     sample.add_argument("--sampler", default=None, help=f"one of {', '.join(SAMPLERS)} (default: the run's loss's own)")
-    sample.add_argument("--steps", type=_positive_int, default=None, help="sampler steps (per level for annealed)")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--steps", type=_count(limits.MAX_STEPS), default=None,
+                        help="sampler steps (per level for annealed)")
+    sample.add_argument("--seed", type=_seed, default=0)
 
     render = sub.add_parser("render", help="render an animation of Langevin particles (GIF or MP4), no display needed")
-    render.add_argument("run", help="run directory written by `sgm train`")
+    render.add_argument("run", help="run directory written by `sgm train`, or a .sgm session with a trained model")
     render.add_argument("--out", required=True, help="output .gif or .mp4")
-    render.add_argument("--frames", type=_positive_int, default=60)
-    render.add_argument("--fps", type=_positive_int, default=20)
+    render.add_argument("--frames", type=_count(limits.MAX_FRAMES), default=60,
+                        help=f"frames (default 60, at most {limits.MAX_FRAMES:,})")
+    render.add_argument("--fps", type=_count(100), default=20, help="frames per second (default 20, at most 100)")
     render.add_argument("--size", type=_size, default=(512, 512), help="WxH in pixels (default 512x512)")
     render.add_argument("--sampler", default=None, help=f"one of {', '.join(SAMPLERS)}")
-    render.add_argument("--n", type=_positive_int, default=2000, help="number of particles")
-    render.add_argument("--seed", type=int, default=0)
-    render.add_argument("--steps", type=_positive_int, default=None, help="sampler steps (per level for annealed)")
+    render.add_argument("--n", type=_count(limits.MAX_SAMPLES), default=2000,
+                        help=f"number of particles (default 2000, at most {limits.MAX_SAMPLES:,})")
+    render.add_argument("--seed", type=_seed, default=0)
+    render.add_argument("--steps", type=_count(limits.MAX_STEPS), default=None,
+                        help="sampler steps (per level for annealed)")
 
     sub.add_parser("lessons", help="list the built-in lessons")
     lesson = sub.add_parser("lesson", help="run a lesson headless and print what it measures")
     lesson.add_argument("id", help="lesson id (see `sgm lessons`)")
-    lesson.add_argument("--seed", type=int, default=0)
+    lesson.add_argument("--seed", type=_seed, default=0)
+    lesson.add_argument("--json", action="store_true",
+                        help="print one JSON object: every claim {name, value, threshold, holds} and every trained "
+                             "net's score error near the data at its own σ, before and after training")
+
+    sweep = sub.add_parser("sweep", help="train, sample and score every cell of a TOML spec; resumable")
+    sweep.add_argument("spec", help="SPEC.toml: keys as the train/sample flags; a list is a sweep axis")
+    sweep.add_argument("--out", required=True, help="folder for results.csv, runs/, summary.md and summary.png")
+    sweep.add_argument("--workers", type=_count(1024), default=None,
+                       help="processes (local) or CPUs of a local Ray runtime (default: the CPU count)")
+    sweep.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help='local: a process pool (default); ray: one Ray task per cell (pip install -e ".[cluster]")')
+    sweep.add_argument("--address", default=None, help="Ray cluster to use: auto or ray://HOST:PORT (default: a local one)")
     return parser
 
 
@@ -113,8 +158,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _prepare_out_dir(path: Path) -> bool:
-    """Create the run directory up front (so an unwritable path fails before training).
-    Returns whether we created it, so a failed run can remove exactly what it made."""
+    """Check up front that the run directory can be written (so an unwritable path fails before
+    training). Returns whether we created it, so a failed run can remove exactly what it made."""
     if path.exists() and not path.is_dir():
         raise DataError(f"--out {path} exists and is not a directory")
     created = not path.exists()
@@ -128,14 +173,26 @@ def _prepare_out_dir(path: Path) -> bool:
     return created
 
 
+def _check_out_file(path: Path) -> None:
+    """A session file's folder must exist and be writable before training starts."""
+    if path.is_dir():
+        raise DataError(f"--out {path} is a directory; a session needs a file name ending in {SESSION_SUFFIX}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise DataError(f"cannot write {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"cannot write {path}: the folder {folder} is not writable")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import save_run
-    from .config import LossConfig, ModelConfig, RunConfig, TrainConfig
+    from .config import LossConfig, ModelConfig, RunConfig, SamplerConfig, TrainConfig
     from .datasets import load_dataset
     from .losses import loss_spec
+    from .sessions import SessionState, save_session
     from .training import Trainer, device_label
 
-    loss_spec(args.loss)  # unknown loss: fail before touching the disk
+    spec = loss_spec(args.loss)  # unknown loss: fail before touching the disk
     defaults = TrainConfig()
     train_cfg = TrainConfig(
         steps=args.steps or defaults.steps, batch=args.batch or defaults.batch, lr=args.lr or defaults.lr,
@@ -143,20 +200,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = RunConfig(data=args.data, model=ModelConfig(kind=args.model), loss=LossConfig(name=args.loss), train=train_cfg)
     dataset = load_dataset(args.data, seed=args.seed)
     out = Path(args.out)
-    created = _prepare_out_dir(out)
+    as_session = out.suffix.lower() == SESSION_SUFFIX
+    if as_session:
+        _check_out_file(out)
+        created = False
+    else:
+        created = _prepare_out_dir(out)
     try:
         trainer = Trainer(dataset, config)
         print(f"training {args.loss} on {dataset.name} ({dataset.dim}D, {len(dataset.points)} points) "
               f"on {device_label(trainer.device)}", file=sys.stderr)
         _train_with_progress(trainer, train_cfg.steps)
-        save_run(out, config, trainer.model, trainer.ema_model, trainer.standardizer, trainer.step,
-                 trainer.loss_history(), dataset.points)
+        if as_session:  # what File > Open session in the app reads: data, settings, weights, training state
+            save_session(out, SessionState(
+                points=dataset.points, source=args.data, run=config, sampler=SamplerConfig(name=spec.default_sampler),
+                brush_radius=0.0, model=_cpu_state(trainer.model), ema=_cpu_state(trainer.ema_model),
+                standardizer=trainer.standardizer, step=trainer.step, losses=trainer.loss_history(),
+                resume=trainer.resume_state()))
+        else:
+            save_run(out, config, trainer.model, trainer.ema_model, trainer.standardizer, trainer.step,
+                     trainer.loss_history(), dataset.points)
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
     print(f"wrote {out} (final loss {trainer.losses[-1]:.4g})" if len(trainer.losses) else f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def _cpu_state(model) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def _train_with_progress(trainer, steps: int) -> None:
@@ -190,6 +263,7 @@ def _sampler_for(run, name: str | None, steps: int | None):
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
     from .checkpoint import load_run
@@ -202,10 +276,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     sampler = _sampler_for(run, args.sampler, args.steps)
     generator = torch.Generator().manual_seed(args.seed)
-    x = sampler.init(args.n, run.dim, generator)
-    x = run_sampler(sampler, run.model, x, generator)
-    samples = run.standardizer.inverse(x).numpy()
-    if not torch.isfinite(torch.as_tensor(samples)).all():
+    chunks = []
+    for start in range(0, args.n, SAMPLE_CHUNK):  # one generator across chunks: the result is reproducible
+        x = sampler.init(min(SAMPLE_CHUNK, args.n - start), run.dim, generator)
+        chunks.append(run.standardizer.inverse(run_sampler(sampler, run.model, x, generator)).numpy())
+    samples = np.concatenate(chunks)
+    if not np.isfinite(samples).all():
         raise ConfigError("sampling produced NaN/Inf; try a smaller step size or more steps")
     save_points(out, samples)
     print(f"wrote {len(samples)} samples ({sampler.name}) to {out}", file=sys.stderr)
@@ -230,36 +306,91 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 
 
 def cmd_lesson(args: argparse.Namespace) -> int:
-    from .lessons import check_lesson, lesson_by_id, run_lesson
+    import json
+
+    from .lessons import evaluate_claims, lesson_by_id, run_lesson, trained_networks
 
     lesson = lesson_by_id(args.id)
-    print(lesson.title)
-    print(lesson.caption)
+    if not args.json:
+        print(lesson.title)
+        print(lesson.caption)
     results = run_lesson(lesson, seed=args.seed)
+    claims = evaluate_claims(lesson, results)
+    if args.json:
+        measured = {label: {k: (v if math.isfinite(v) else None) for k, v in m.items()} for label, m in results.items()}
+        print(json.dumps({"lesson": lesson.id, "seed": args.seed, "claims": [c.to_json() for c in claims],
+                          "trained": [t.to_json() for t in trained_networks(results, lesson)],
+                          "measured": measured}))
+        return 0
     for label, metrics in results.items():
         shown = ", ".join(f"{k}={v:.3g}" for k, v in metrics.items())
         print(f"  {label}: {shown}")
-    failures = check_lesson(lesson, results)
-    for line in failures:
-        print(f"  not shown this time: {line}")
-    print("  the effect is shown" if not failures else "  the effect was not shown with this seed")
+    for claim in claims:
+        print(f"  {'✓' if claim.holds else '✗'} {claim.sentence}")
+    print("  the effect is shown" if all(c.holds for c in claims) else "  the effect was not shown with this seed")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweeps import sweep
+
+    sweep(args.spec, args.out, workers=args.workers, engine=args.engine, address=args.address)
     return 0
 
 
 COMMANDS = {"datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample, "render": cmd_render,
-            "lessons": cmd_lessons, "lesson": cmd_lesson}
+            "lessons": cmd_lessons, "lesson": cmd_lesson,
+            "sweep": cmd_sweep}
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt, so every `finally` and temp-file cleanup runs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While a command runs, SIGTERM raises `Terminated` instead of killing the process outright
+    (the default action skips all cleanup and leaves `*.tmp-*` files and empty run dirs)."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with _sigterm_unwinds():
+            return COMMANDS[args.command](args)
     except SGMError as exc:
-        print(f"sgm: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"sgm: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except MemoryError:
+        print("sgm: error: not enough memory for this request; try fewer points, samples or a smaller net",
+              file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # the environment, not the input: a full disk, a vanished folder, permissions
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"sgm: error: {_one_line(exc.strerror or exc)}{where}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("sgm: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
+    except Terminated:
+        print("sgm: terminated", file=sys.stderr)
+        return EXIT_SIGTERM
 
 
 if __name__ == "__main__":

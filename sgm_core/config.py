@@ -6,12 +6,98 @@ Defaults are tuned for 2 CPU cores and standardised data (zero mean, unit varian
 
 from __future__ import annotations
 
+import json
+import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .limits import MAX_BATCH, MAX_DEPTH, MAX_JSON_BYTES, MAX_NET_PARAMS, MAX_STEPS, MAX_WIDTH
 
 T = TypeVar("T")
+
+MAX_DATA_DIM = 3  # the widest data a net is sized for (2D and 3D share every network)
+MAX_FREQUENCIES = 16  # sigma features: 2^15 pi/2 already aliases every ladder level
+MAX_LEVELS = 10_000  # sigma-ladder levels (annealed Langevin runs steps x levels)
+MAX_PROJECTIONS = 1024  # sliced score matching directions per sample
+SIGMA_BOUNDS = (1e-6, 1e6)  # noise std in standardised units: sigma^2 and 1/sigma^2 stay finite in float32
+BETA_BOUNDS = (1e-6, 1e4)  # VP-SDE beta: exp(-integral of beta) underflows to 0 beyond this, harmlessly
+MAX_STEP_SIZE = 1e6  # Langevin epsilon; larger ones only produce Inf
+MAX_NOISE_SCALE = 100.0
+MAX_SNR = 100.0  # PC corrector signal-to-noise ratio (0.16 is the image default)
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit seed
+
+
+def whole_number(value: object, label: str, lo: int, hi: int) -> int:
+    """`value` as an int in [lo, hi], or one ConfigError sentence (bools, "abc" and 1e400 refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{label} must be a whole number, not {_shown(value)}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{label} must be from {lo:,} to {hi:,}, not {_shown(value)}")
+    return int(value)
+
+
+def finite_number(value: object, label: str, lo: float, hi: float, *, open_lo: bool = False) -> float:
+    """`value` as a finite float in [lo, hi] ((lo, hi] with `open_lo`), or one ConfigError sentence."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{label} must be a number, not {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        number = math.inf
+    if not (math.isfinite(number) and (lo < number if open_lo else lo <= number) and number <= hi):
+        low = f"above {lo:g}" if open_lo else "non-negative" if lo == 0 else f"at least {lo:g}"
+        high = "" if hi == math.inf else f" and at most {hi:g}"
+        raise ConfigError(f"{label} must be {low}{high}, not {_shown(value)}")
+    return number
+
+
+def checked_int(owner: object, name: str, lo: int, hi: int) -> None:
+    """`whole_number` on a dataclass field, stored back as a plain int (numpy ints from the GUI too)."""
+    object.__setattr__(owner, name, whole_number(getattr(owner, name), f"{_label(owner)} {name}", lo, hi))
+
+
+def checked_float(owner: object, name: str, lo: float, hi: float, *, open_lo: bool = False) -> None:
+    """`finite_number` on a dataclass field, stored back as a float."""
+    value = finite_number(getattr(owner, name), f"{_label(owner)} {name}", lo, hi, open_lo=open_lo)
+    object.__setattr__(owner, name, value)
+
+
+def checked_choice(owner: object, name: str, choices: Any) -> None:
+    """Refuse a name that is not one of `choices` (a registry or a tuple of strings)."""
+    value = getattr(owner, name)
+    if not isinstance(value, str) or value not in choices:
+        label = _label(owner) if name == "name" else f"{_label(owner)} {name}"
+        raise ConfigError(f"unknown {label} {_shown(value)}; choose one of {', '.join(choices)}")
+
+
+def _label(owner: object) -> str:
+    return type(owner).__name__.removesuffix("Config").lower()
+
+
+def _shown(value: object) -> str:
+    """A value as a message can show it: short, on one line."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def parse_json(blob: bytes, what: str) -> Any:
+    """Parse a JSON document of at most MAX_JSON_BYTES; any failure is one ConfigError sentence.
+
+    Callers check the size on disk (or in the zip directory) before reading; this is the last guard."""
+    if len(blob) > MAX_JSON_BYTES:
+        raise ConfigError(f"{what} is {len(blob):,} bytes; the most this program reads is {MAX_JSON_BYTES:,}")
+    try:
+        return json.loads(blob.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} is not UTF-8 text") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{what} is nested too deeply to be a settings file") from exc
+    except (ValueError, MemoryError) as exc:  # e.g. a 5,000-digit integer
+        raise ConfigError(f"{what} holds a value this program cannot read") from exc
 
 
 def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
@@ -28,6 +114,18 @@ def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
         raise ConfigError(f"invalid {cls.__name__}: {exc}") from exc
 
 
+def check_format(meta: object, file_format: str, version: int, what: str) -> dict[str, Any]:
+    """The parsed JSON head of one of our files: an object of `file_format` at `version`."""
+    if not isinstance(meta, dict) or meta.get("format") != file_format:
+        raise ConfigError(f"{what} is not a Score Field Playground {file_format.rsplit('-', 1)[-1]} file")
+    found = meta.get("version")
+    if isinstance(found, bool) or not isinstance(found, int):
+        raise ConfigError(f"{what} has no version number (found {_shown(found)}); this program reads version {version}")
+    if found != version:
+        raise ConfigError(f"{what} has format version {found}; this program reads version {version}")
+    return meta
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     kind: str = "score"  # "score": s_theta(x, sigma) directly; "energy": s = -grad_x E_theta(x, sigma)
@@ -37,10 +135,26 @@ class ModelConfig:
     n_frequencies: int = 4  # sinusoidal features of log(sigma); more alias between ladder levels (measured)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("score", "energy"):
-            raise ConfigError(f"model kind must be 'score' or 'energy', not {self.kind!r}")
-        if self.width < 1 or self.depth < 1:
-            raise ConfigError("model width and depth must be at least 1")
+        from .nets import ACTIVATIONS  # nets imports this module
+
+        checked_choice(self, "kind", ("score", "energy"))
+        checked_int(self, "width", 1, MAX_WIDTH)
+        checked_int(self, "depth", 1, MAX_DEPTH)
+        checked_choice(self, "activation", ACTIVATIONS)
+        checked_int(self, "n_frequencies", 0, MAX_FREQUENCIES)
+        if self.kind == "energy" and self.activation == "relu":
+            raise ConfigError("an energy net needs a smooth activation (its score is a gradient); not relu")
+        n = self.n_params(MAX_DATA_DIM)
+        if n > MAX_NET_PARAMS:
+            raise ConfigError(f"a net of width {self.width} and depth {self.depth} has {n:,} parameters; "
+                              f"the most this program builds is {MAX_NET_PARAMS:,}")
+
+    def n_params(self, dim: int, conditional: bool = True) -> int:
+        """Trainable parameters of this MLP on D-dimensional data (what `nets._mlp` builds)."""
+        n_in = dim + (2 * self.n_frequencies + 1 if conditional else 0)
+        n_out = 1 if self.kind == "energy" else dim
+        w = self.width
+        return (n_in + 1) * w + (self.depth - 1) * (w + 1) * w + (w + 1) * n_out
 
 
 @dataclass(frozen=True)
@@ -53,13 +167,14 @@ class NoiseConfig:
     beta_max: float = 20.0  # VP-SDE beta(1)
 
     def __post_init__(self) -> None:
-        if not 0 < self.sigma_min < self.sigma_max:
+        for name in ("sigma_min", "sigma_max", "sigma"):
+            checked_float(self, name, *SIGMA_BOUNDS)
+        checked_int(self, "n_levels", 2, MAX_LEVELS)
+        for name in ("beta_min", "beta_max"):
+            checked_float(self, name, *BETA_BOUNDS)
+        if not self.sigma_min < self.sigma_max:
             raise ConfigError("need 0 < sigma_min < sigma_max")
-        if self.sigma <= 0:
-            raise ConfigError("sigma must be positive")
-        if self.n_levels < 2:
-            raise ConfigError("the noise ladder needs at least 2 levels")
-        if not 0 < self.beta_min < self.beta_max:
+        if not self.beta_min < self.beta_max:
             raise ConfigError("need 0 < beta_min < beta_max")
 
 
@@ -68,6 +183,13 @@ class LossConfig:
     name: str = "ncsn"  # sm | ssm | ssm-vr | dsm | dsm-eps | ncsn | ve-sde | vp-sde
     n_projections: int = 1  # sliced score matching: random directions per sample
     projection: str = "rademacher"  # sliced score matching: "gaussian" or "rademacher" directions
+
+    def __post_init__(self) -> None:
+        from .losses import LOSSES  # losses imports this module
+
+        checked_choice(self, "name", LOSSES)
+        checked_int(self, "n_projections", 1, MAX_PROJECTIONS)
+        checked_choice(self, "projection", ("gaussian", "rademacher"))
 
 
 @dataclass(frozen=True)
@@ -81,14 +203,15 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda -> mps -> cpu) | cpu | cuda | mps
 
     def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise ConfigError("steps must be >= 0")
-        if self.batch < 1:
-            raise ConfigError("batch must be >= 1")
-        if not self.lr > 0:
-            raise ConfigError("learning rate must be positive")
-        if not 0 <= self.ema < 1:
-            raise ConfigError("ema must be in [0, 1)")
+        checked_int(self, "steps", 0, MAX_STEPS)
+        checked_int(self, "batch", 1, MAX_BATCH)
+        checked_float(self, "lr", 0.0, math.inf, open_lo=True)  # huge rates diverge, which training handles
+        checked_float(self, "ema", 0.0, 1.0)
+        if self.ema == 1.0:
+            raise ConfigError("train ema must be below 1 (1 would never update the sampling weights)")
+        checked_float(self, "grad_clip", 0.0, math.inf)
+        checked_int(self, "seed", -MAX_SEED - 1, MAX_SEED)
+        checked_choice(self, "device", ("auto", "cpu", "cuda", "mps"))
 
 
 @dataclass(frozen=True)
@@ -99,6 +222,17 @@ class SamplerConfig:
     snr: float = 0.08  # PC corrector signal-to-noise ratio (0.16, the image default, over-steps in 2D: measured)
     denoise: bool = True  # final Tweedie step x + sigma^2 s(x, sigma) removes the last noise
     noise_scale: float = 1.0  # Langevin noise multiplier: 1 samples; 0 is gradient ascent (collapses onto modes)
+
+    def __post_init__(self) -> None:
+        from .samplers import SAMPLERS  # samplers imports this module
+
+        checked_choice(self, "name", SAMPLERS)
+        checked_int(self, "steps", 0, MAX_STEPS)
+        checked_float(self, "step_size", 0.0, MAX_STEP_SIZE)
+        checked_float(self, "snr", 0.0, MAX_SNR)
+        if not isinstance(self.denoise, bool):
+            raise ConfigError(f"sampler denoise must be true or false, not {_shown(self.denoise)}")
+        checked_float(self, "noise_scale", 0.0, MAX_NOISE_SCALE)
 
 
 @dataclass(frozen=True)
@@ -123,7 +257,10 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown run setting(s): {', '.join(unknown)}")
         kwargs: dict[str, Any] = {k: _from_dict(cls, data.get(k, {})) for k, cls in parts.items()}
-        return RunConfig(data=str(data.get("data", "8gaussians")), **kwargs)
+        source = data.get("data", "8gaussians")
+        if not isinstance(source, str):
+            raise ConfigError(f"the run's data must be a name or a path, not {_shown(source)}")
+        return RunConfig(data=source, **kwargs)
 
     def with_(self, **changes: Any) -> RunConfig:
         return replace(self, **changes)

@@ -3,6 +3,10 @@
 Every reader ends in `validate_points`, and every failure, whatever the format, becomes one
 `DataError` sentence that names the file, so the CLI and the GUI can show it as is. Images are
 read as densities (darker = more points), so a drawing is a distribution to learn.
+
+Every writer fills a temp file beside its target, checks that the write finished (flush, fsync)
+and that the file reads back (`verify`) before one atomic rename: a full disk never replaces a
+good file with a cut one.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import os
 import secrets
 import struct
+import tokenize
+import warnings
 import zlib
 from collections.abc import Callable
 from io import BytesIO
@@ -24,7 +30,7 @@ from sgm_core.errors import DataError
 from sgm_core.limits import MAX_POINTS
 
 TABLE_SUFFIXES = (".csv", ".txt")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # TIFF: where I and F images come from
 LOAD_SUFFIXES = (".npy", *TABLE_SUFFIXES, *IMAGE_SUFFIXES, ".ply", ".xyz")
 SAVE_SUFFIXES = (".npy", ".csv")
 
@@ -37,39 +43,81 @@ NPY_MAX_HEADER = 10_000  # bytes; numpy's own safety limit, far above any real (
 # --------------------------------------------------------------------------- writing
 
 
-def atomic_write(
-    path: str | os.PathLike, write_fn: Callable[[IO[Any]], None], *, mode: str = "wb"
-) -> Path:
-    """Call `write_fn(f)` on a temp file beside `path`, then rename it over `path`.
-
-    A crash or error mid-write leaves the old file intact and no temp file behind, because
-    os.replace is atomic within one directory. `mode` is "wb" (binary) or "w" (UTF-8 text).
-    Errors from opening or writing propagate unchanged (OSError or the writer's own).
-    """
-    if mode not in ("wb", "w"):
-        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
-    path = Path(path)
+def _create_temp(path: Path, suffix: str) -> tuple[Path, int]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):  # a clash of 32 random bits is rare; 100 clashes means something else
-        tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(4)}")
+        tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(4)}{suffix}")
         try:
-            fd = os.open(tmp, flags, 0o666)  # 0o666 & umask: the same mode as a plain open()
-            break
+            return tmp, os.open(tmp, flags, 0o666)  # 0o666 & umask: the same mode as a plain open()
         except FileExistsError:
             continue
-    else:
-        raise FileExistsError(f"cannot create a temporary file beside {path}")
+    raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
+def reserve_temp(path: str | os.PathLike, suffix: str = "") -> Path:
+    """Create an empty, new temp file beside `path` (O_EXCL: never someone else's file), so an
+    unwritable folder fails before any work; the name ends in `suffix` for tools that go by it."""
+    tmp, fd = _create_temp(Path(path), suffix)
+    os.close(fd)
+    return tmp
+
+
+def publish(tmp: Path, path: str | os.PathLike, verify: Callable[[Path], None] | None = None) -> Path:
+    """fsync the finished temp file, let `verify(tmp)` check it, then rename it over `path`.
+
+    The rename is the only step that touches `path`, and it is atomic within one directory, so
+    on any failure (fsync's late ENOSPC/EIO, or `verify` raising) the old file is left byte for
+    byte and the temp file is removed; the error propagates unchanged.
+    """
     try:
-        encoding = None if mode == "wb" else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding, newline=None if mode == "wb" else "") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())  # the data is on disk (or its write error is known) before the rename
+        if verify is not None:
+            verify(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+    return Path(path)
+
+
+def atomic_write(
+    path: str | os.PathLike, write_fn: Callable[[IO[Any]], None], *, mode: str = "wb",
+    verify: Callable[[Path], None] | None = None,
+) -> Path:
+    """Call `write_fn(f)` on a temp file beside `path`, then, once it is flushed, fsynced and
+    accepted by `verify(tmp_path)` (if given), rename it over `path`.
+
+    A full disk, a crash or an error mid-write (or a `verify` that raises) leaves the old file
+    intact and no temp file behind. `mode` is "wb" (binary) or "w" (UTF-8 text). Errors from
+    opening, writing or verifying propagate unchanged (OSError, the writer's or verify's own).
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    tmp, fd = _create_temp(path, "")
+    try:
+        encoding = None if mode == "wb" else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding, newline=None if mode == "wb" else "") as f:
+            write_fn(f)
+            f.flush()  # a buffered write's ENOSPC surfaces here, inside the try
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return publish(tmp, path, verify)
+
+
+def write_error(path: str | os.PathLike, exc: BaseException) -> DataError:
+    """The one sentence for a failed write: OSError's reason (e.g. 'No space left on device'),
+    or the verifier's sentence; the caller raises it `from exc`."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return DataError(f"cannot write {str(path)!r}: {one_line(reason)}")
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse a library's message (FFmpeg's, numpy's) into one line of at most `limit` chars."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def save_points(path: str | os.PathLike, x: np.ndarray | torch.Tensor) -> Path:
@@ -91,7 +139,14 @@ def save_points(path: str | os.PathLike, x: np.ndarray | torch.Tensor) -> Path:
     if suffix == ".npy":
 
         def write(f: IO[Any]) -> None:
-            np.save(f, points, allow_pickle=False)
+            # Through f.write, not np.save(f): numpy's C-level fwrite reports a full disk as
+            # "6000 requested and 2016 written", without the OS's reason.
+            buffer = BytesIO()
+            np.save(buffer, points, allow_pickle=False)
+            f.write(buffer.getbuffer())
+
+        def read_back(tmp: Path) -> np.ndarray:
+            return load_npy(tmp, max_elements=points.size)
 
         write_mode = "wb"
     else:
@@ -103,10 +158,24 @@ def save_points(path: str | os.PathLike, x: np.ndarray | torch.Tensor) -> Path:
             np.savetxt(f, points, fmt="%.9g", delimiter=",")
 
         write_mode = "w"
+
+        def read_back(tmp: Path) -> np.ndarray:
+            try:
+                return np.loadtxt(tmp, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2).astype(np.float32)
+            except ValueError as e:
+                raise DataError(f"the written table does not read back ({one_line(str(e), 80)})") from e
+
+    def verify(tmp: Path) -> None:
+        """The file on disk holds exactly these points (9 digits round-trip float32 exactly)."""
+        back = read_back(tmp)
+        if back.shape != points.shape or not np.array_equal(back, points):
+            raise DataError(f"the written file reads back as {back.shape} values that differ from the "
+                            f"{points.shape} points saved")
+
     try:
-        return atomic_write(path, write, mode=write_mode)
-    except OSError as e:
-        raise DataError(f"cannot write {str(path)!r}: {e.strerror or e}") from e
+        return atomic_write(path, write, mode=write_mode, verify=verify)
+    except (OSError, DataError) as e:
+        raise write_error(path, e) from e
 
 
 # --------------------------------------------------------------------------- reading
@@ -145,12 +214,12 @@ def load_points(
             x = _read_image(path, n_image_points, seed)
         return validate_points(x)
     except DataError as e:
-        raise DataError(f"cannot read {name}: {e}") from e
+        raise DataError(one_line(f"cannot read {name}: {e}")) from e
     except OSError as e:  # permissions, I/O, or Pillow's "image file is truncated"
-        raise DataError(f"cannot read {name}: {e.strerror or e}") from e
+        raise DataError(one_line(f"cannot read {name}: {e.strerror or e}")) from e
     except (ValueError, EOFError, SyntaxError, struct.error, zlib.error) as e:  # corrupt bytes
         raise DataError(
-            f"cannot read {name}: it is corrupt or not a valid {suffix} file ({e})"
+            one_line(f"cannot read {name}: it is corrupt or not a valid {suffix} file ({e})")
         ) from e
 
 
@@ -180,9 +249,9 @@ def load_npy(source: str | os.PathLike | bytes, *, max_elements: int) -> np.ndar
         except ValueError as e:
             if "max_header_size" in str(e) or "large" in str(e):
                 raise DataError(f"its header is larger than {NPY_MAX_HEADER} bytes, which no point array needs") from e
-            raise DataError(f"it is corrupt: its header is damaged ({e})") from e
-        except (EOFError, SyntaxError, TypeError) as e:
-            raise DataError(f"it is corrupt: its header is damaged ({e})") from e
+            raise DataError("it is corrupt: its header is damaged") from e  # numpy quotes the whole header
+        except (EOFError, SyntaxError, TypeError, tokenize.TokenError) as e:  # TokenError: an unclosed '{'
+            raise DataError("it is corrupt: its header is damaged") from e
         if dtype.hasobject:
             raise DataError("it holds Python objects (pickled data), which are never loaded "
                             "because unpickling can run arbitrary code")
@@ -258,20 +327,9 @@ def _read_ply(path: Path) -> np.ndarray:
 def _read_image(path: Path, n: int, seed: int) -> np.ndarray:
     """Draw n points with density proportional to darkness, one uniform offset inside each
     chosen pixel so the cloud has no grid pattern. y points up, so the picture stays upright."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if n < 1:
         raise DataError(f"n_image_points must be at least 1, got {n}")
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)  # phone photos store rotation in EXIF
-            img.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
-            rgba = np.asarray(img.convert("RGBA"), dtype=np.float64) / 255.0
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise DataError("it is not a readable image") from e
-    # ITU-R 601 luma (what Pillow's "L" uses); transparent pixels count as white paper.
-    luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
-    weight = rgba[..., 3] * (1.0 - luma)
+    weight = image_darkness(path)
     weight[weight < IMAGE_WHITE_FLOOR] = 0.0
     total = weight.sum()
     if total <= 0:
@@ -285,3 +343,58 @@ def _read_image(path: Path, n: int, seed: int) -> np.ndarray:
     row = idx // width + offset[:, 1]
     unit = 2 * IMAGE_HALF_SPAN / max(width, height)  # data units per pixel
     return np.stack([(col - width / 2) * unit, (height / 2 - row) * unit], axis=1)
+
+
+def image_darkness(path: Path) -> np.ndarray:
+    """(H, W) float64 ink weight in [0, 1] of an image file, at most IMAGE_MAX_SIDE per side:
+    alpha x (1 - luminance), luminance normalised by the mode's REAL range:
+
+    - 1, L, P, RGB, CMYK, ... (8 bits per channel) and the alpha modes LA, PA, RGBA: /255,
+      ITU-R 601 luma (what Pillow's "L" uses), transparent pixels are white paper;
+    - I;16 and its byte orders (16-bit grey, e.g. a 16-bit PNG): /65535, the type's range, which
+      is the range such files are made for (Pillow's own 8-bit conversion clips them, so
+      mid-grey 32768 would turn white);
+    - I (32-bit int) and F (float), e.g. from TIFF: by the data's own finite min..max, since their
+      type has no white point (a 12-bit sensor, a depth map or 0..1 floats all fit); a uniform
+      image has no ink to tell from paper, and NaN/Inf pixels count as paper.
+
+    A picture over Pillow's decompression-bomb limit is refused before it is decoded.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # local: Pillow's global limit and filters stay as they are
+            warnings.simplefilter("ignore")  # e.g. TIFF's "Corrupt EXIF data": noise on stderr, not news
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img = ImageOps.exif_transpose(img)  # phone photos store rotation in EXIF
+                if img.mode.startswith("I;16"):
+                    img, white = img.convert("I"), 65535.0  # exact; I resizes in every Pillow
+                elif img.mode in ("I", "F"):
+                    white = None
+                else:
+                    img, white = img.convert("RGBA"), 255.0
+                img.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
+                values = np.asarray(img, dtype=np.float64)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise DataError(f"it has more than {Image.MAX_IMAGE_PIXELS:,} pixels, which are not decoded "
+                        "(a decompression bomb, or far more detail than a density needs)") from e
+    except UnidentifiedImageError as e:
+        raise DataError("it is not a readable image") from e
+    except (DataError, OSError):
+        raise
+    except MemoryError as e:
+        raise DataError("it is too large to decode in memory") from e
+    except Exception as e:  # noqa: BLE001 - Pillow's parsers raise anything on corrupt bytes (TypeError, ...)
+        raise DataError(f"it is corrupt or not a readable image ({type(e).__name__}: {e})") from e
+    if values.ndim == 3:  # RGBA / 255
+        rgba = values / white
+        luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
+        return rgba[..., 3] * (1.0 - luma)
+    if white is None:  # I or F: the data's own range
+        finite = np.isfinite(values)
+        lo, hi = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 0.0)
+        if not hi > lo:
+            return np.zeros_like(values)  # uniform (or no finite value): nothing to draw
+        return np.where(finite, (hi - values) / (hi - lo), 0.0)
+    return 1.0 - np.clip(values / white, 0.0, 1.0)

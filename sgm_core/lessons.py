@@ -1,26 +1,44 @@
 """Lessons: one-click experiments, stored as JSON in assets/lessons/, run by the same core.
 
-A lesson names its data, its run settings, and one or more *variants* (e.g. plain vs annealed
-Langevin). `run_lesson` trains (or uses the analytic truth score), samples every variant from
-the same starting particles, and measures what the caption claims; `check_lesson` tests each
-claim in the file's "expect" list. The GUI loads the same files to set up its views.
+A lesson names its data, its run settings, one or more *variants* (e.g. plain vs annealed
+Langevin) and the claims its caption makes (its "expect" list). `run_lesson` trains (or uses the
+analytic truth score), samples every variant from the same starting particles, and measures the
+metrics in `METRICS`; `evaluate_claims` turns the measurements into typed `Claim` records: one
+per expectation, plus one "has learned" claim per trained network (a lesson that measures an
+untrained net shows nothing). The CLI prints them (or writes JSON), the GUI can show them live.
+A caption names only numbers that one of its claims checks.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
 
-from .config import LossConfig, ModelConfig, NoiseConfig, RunConfig, SamplerConfig, TrainConfig, _from_dict
+from .config import (
+    LossConfig,
+    ModelConfig,
+    NoiseConfig,
+    RunConfig,
+    SamplerConfig,
+    TrainConfig,
+    _from_dict,
+    parse_json,
+    whole_number,
+)
 from .datasets import load_dataset
 from .errors import ConfigError
+from .limits import MAX_JSON_BYTES, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
 from .metrics import mode_weight_error, mode_weights, sliced_wasserstein
+from .noise import make_sde
 from .samplers import make_sampler, run_sampler
 from .training import Trainer
 from .truth import reference_score_fn, relative_score_error
@@ -54,24 +72,74 @@ def _run_config(base: dict[str, Any], data: str) -> RunConfig:
     return RunConfig(data=data, **{k: _from_dict(cls, base.get(k, {})) for k, cls in parts.items()})
 
 
+def _sections(raw: object, what: str) -> dict[str, dict[str, Any]]:
+    """A lesson's `run` block: an object of setting objects (model, noise, loss, train)."""
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError(f"{what} must be an object of setting objects")
+    return raw
+
+
+def _of_type(raw: dict[str, Any], key: str, kind: type, default: Any = ...) -> Any:
+    """raw[key] (or its default), which must be a `kind` (str, list, dict)."""
+    value = raw[key] if default is ... else raw.get(key, default)
+    if not isinstance(value, kind):
+        raise ConfigError(f"{key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
 def parse_lesson(raw: dict[str, Any]) -> Lesson:
+    """A Lesson from its JSON object; any malformed part is one ConfigError sentence."""
+    lesson_id = raw.get("id", "?") if isinstance(raw, dict) else "?"
     try:
-        base_run = raw.get("run", {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"a lesson must be a JSON object, not {type(raw).__name__}")
+        data = _of_type(raw, "data", str)
+        base_run = _sections(raw.get("run", {}), "'run'")
         variants = []
-        for v in raw["variants"]:
-            run = {k: {**base_run.get(k, {}), **v.get("run", {}).get(k, {})} for k in ("model", "noise", "loss", "train")}
-            variants.append(Variant(v["label"], _from_dict(SamplerConfig, v.get("sampler", {})), _run_config(run, raw["data"])))
+        for v in _of_type(raw, "variants", list):
+            if not isinstance(v, dict):
+                raise ConfigError("each variant must be an object")
+            own = _sections(v.get("run", {}), "a variant's 'run'")
+            run = {k: {**base_run.get(k, {}), **own.get(k, {})} for k in ("model", "noise", "loss", "train")}
+            variants.append(Variant(_of_type(v, "label", str), _from_dict(SamplerConfig, v.get("sampler", {})),
+                                    _run_config(run, data)))
+        if not variants:
+            raise ConfigError("it has no variants")
+        expect = _of_type(raw, "expect", list, [])
+        if not all(isinstance(e, dict) and isinstance(e.get("metric"), str) for e in expect):
+            raise ConfigError("each expectation must be an object with a 'metric'")
+        score = _of_type(raw, "score", str, "learned")
+        if score not in ("truth", "learned"):
+            raise ConfigError(f"score must be 'truth' or 'learned', not {score[:40]!r}")
         return Lesson(
-            id=raw["id"], title=raw["title"], caption=raw["caption"], data=raw["data"], score=raw.get("score", "learned"),
-            train_steps=int(raw.get("train_steps", 0)), particles=int(raw.get("particles", 2000)),
-            variants=tuple(variants), expect=tuple(raw.get("expect", [])), view=dict(raw.get("view", {})))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"lesson {raw.get('id', '?')} is malformed: {exc}") from exc
+            id=_of_type(raw, "id", str), title=_of_type(raw, "title", str), caption=_of_type(raw, "caption", str),
+            data=data, score=score,
+            train_steps=whole_number(raw.get("train_steps", 0), "train_steps", 0, MAX_STEPS),
+            particles=whole_number(raw.get("particles", 2000), "particles", 1, MAX_SAMPLES),
+            variants=tuple(variants), expect=tuple(expect), view=dict(_of_type(raw, "view", dict, {})))
+    except KeyError as exc:
+        raise ConfigError(f"lesson {str(lesson_id)[:40]} is malformed: it has no {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"lesson {str(lesson_id)[:40]} is malformed: {exc}") from exc
+
+
+def load_lesson_file(path: str | Path) -> Lesson:
+    """One lesson file: size-checked before it is read, then parsed and checked (ConfigError)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ConfigError(f"lesson file {path.name} is {size:,} bytes; the most this program reads is "
+                              f"{MAX_JSON_BYTES:,}")
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read lesson file {path.name}: {exc.strerror or exc}") from exc
+    return parse_lesson(parse_json(blob, f"lesson file {path.name}"))
 
 
 def load_lessons(directory: Path = LESSON_DIR) -> list[Lesson]:
     """All lessons, in file-name order (files are numbered 01-..., 02-...)."""
-    return [parse_lesson(json.loads(p.read_text())) for p in sorted(directory.glob("*.json"))]
+    return [load_lesson_file(p) for p in sorted(directory.glob("*.json"))]
 
 
 def lesson_by_id(lesson_id: str, directory: Path = LESSON_DIR) -> Lesson:
@@ -81,49 +149,182 @@ def lesson_by_id(lesson_id: str, directory: Path = LESSON_DIR) -> Lesson:
     raise ConfigError(f"no lesson {lesson_id!r}")
 
 
-def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None) -> dict[str, dict[str, float]]:
-    """Measure every variant: sample quality (SW ratio, mode weights), and for trained variants
-    the loss drop, the score-error drop, and seconds per training step."""
-    dataset = load_dataset(lesson.data, seed=seed)
-    n = n_eval or lesson.particles
-    g_ref = torch.Generator().manual_seed(seed + 11)
-    ref, ref2 = dataset.sample(n, g_ref), dataset.sample(n, g_ref)
-    base_sw = sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123))
-    results: dict[str, dict[str, float]] = {}
-    for variant in lesson.variants:
-        out: dict[str, float] = {}
-        trainer = Trainer(dataset, variant.run)
-        standardizer = trainer.standardizer
-        if lesson.score == "truth":
-            score_fn, _ = reference_score_fn(dataset, standardizer, kind=loss_spec(variant.run.loss.name).perturbation)
-        else:
-            reference, _ = reference_score_fn(dataset, standardizer, kind=trainer.spec.perturbation)
-            err0 = _score_error(trainer, reference, variant)
-            t0 = time.perf_counter()
-            trainer.run(lesson.train_steps)
-            out["seconds_per_step"] = (time.perf_counter() - t0) / max(lesson.train_steps, 1)
-            losses = trainer.loss_history()
-            k = max(1, len(losses) // 10)
-            out["loss_drop"] = float(1 - losses[-k:].mean() / losses[:k].mean())
-            out["score_error"] = _score_error(trainer, reference, variant)
-            out["score_error_drop"] = float(1 - out["score_error"] / max(err0, 1e-12))
-            score_fn = trainer.score_fn()
-        sampler = make_sampler(variant.sampler, variant.run.noise, variant.run.loss.name)
-        g = torch.Generator().manual_seed(seed + 5)  # identical starting particles for every variant
-        x = run_sampler(sampler, score_fn, sampler.init(n, dataset.dim, g), g)
-        samples = standardizer.inverse(x.float())
-        out["sw_ratio"] = sliced_wasserstein(samples, ref, torch.Generator().manual_seed(123)) / base_sw
-        if dataset.gmm is not None:
-            out["mode_weight_error"] = mode_weight_error(samples, dataset.gmm)
-            out["on_mode"] = mode_weights(samples, dataset.gmm)[1]
-            out["mode_spread"] = _mode_spread(samples, dataset.gmm)
-        results[variant.label] = out
-    return results
+# --------------------------------------------------------------------------- what a lesson measures
+
+SHARE = "share"  # a metric in [0, 1], said as a percentage
+METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    # name: (what it is, in the words a claim's sentence uses; "share" or "number")
+    "on_mode": ("share of particles within 3 std of a mode", SHARE),
+    "mode_spread": ("spread around the modes over that of the law the sampler targets (the data smoothed "
+                    "by its last σ; 1 = alike, 0 = collapsed)", "number"),
+    "mode_weight_error": ("largest gap between the particles' mode weights and the true weights", "number"),
+    "stayed_in_basin": ("share of particles that end in the mode noise-free ascent from their start reaches", SHARE),
+    "sw_ratio": ("sliced Wasserstein distance to the data over that of a second data draw (inf: a particle "
+                 "is not finite)", "number"),
+    "off_data": ("share of particles farther than 3σ (the sampler's last σ) from every data point", SHARE),
+    "off_data_exact": ("the same share for the same sampler, from the same starts, driven by the exact score", SHARE),
+    "score_error": ("relative score error near the data (q_σ draws) at the net's own σ", "number"),
+    "score_error_untrained": ("the same error before training", "number"),
+    "score_error_drop": ("1 - trained / untrained score error", SHARE),
+    "score_error_far": ("mean relative score error |s_θ - s|² / |s|² at start-box points farther than 10σ from every "
+                        "data point (per point, so regions of a small true score count as much as those of a large one)",
+                        "number"),
+    "far_wrong_share": ("share of those far points where that pointwise error exceeds 0.5", SHARE),
+    "loss_first": ("mean training loss over the first 10% of steps", "number"),
+    "loss_last": ("mean training loss over the last 10% of steps", "number"),
+    "loss_drop": ("(first - last) / |first| of the training loss: > 0 when it falls, for negative losses "
+                  "(sm, ssm) too", "number"),
+    "loss_floor": ("the loss of the exact score (Monte Carlo)", "number"),
+    "gap_closed": ("share of the reducible loss (first - floor) that training removed", SHARE),
+    "seconds_per_step": ("seconds per training step (machine-dependent)", "number"),
+})
+# Measured on sampled particles: a lesson whose claims name none of these samples nothing.
+PARTICLE_METRICS = frozenset({"on_mode", "mode_spread", "mode_weight_error", "stayed_in_basin", "sw_ratio",
+                              "off_data", "off_data_exact"})
+FLOOR_METRICS = frozenset({"loss_floor", "gap_closed"})
+LEARNED_ERROR = 0.5  # a trained net has learned when its score error is at most this ...
+LEARNED_FRACTION = 0.5  # ... and at most this fraction of its untrained error
+FAR_SIGMAS = 10.0  # "far from the data": more than this many σ from every data point
+FAR_WRONG = 0.5  # a pointwise relative score error above this is "wrong" (off by half the true score's size)
+OFF_DATA_SIGMAS = 3.0  # a particle is "on the data" within this many σ of a data point
+FLOOR_SAMPLES = 50_000  # Monte-Carlo draws for the exact-score loss (s.e. ~1e-3 of D/2, measured)
+ERROR_POINTS = 1000  # clean data points whose q_σ draws measure the score error
+REFERENCE_POINTS = 2000  # data points that define "near the data" (distances) and the empirical truth
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One measured statement of a lesson: `value` against `threshold`, and whether it holds.
+
+    Ratio claims compare two variants: value = worse / better, threshold = the least ratio."""
+
+    name: str  # stable id, e.g. "mode_weight_error[plain Langevin] ≥ 3× [annealed Langevin]"
+    value: float
+    threshold: float
+    holds: bool
+    sentence: str  # the same in words, with the numbers behind it
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "value": _json_number(self.value), "threshold": _json_number(self.threshold),
+                "holds": self.holds}
+
+
+@dataclass(frozen=True)
+class TrainedNet:
+    """A network a lesson trained, judged near the data at its own σ."""
+
+    name: str  # the variant's label
+    sigma: float  # the σ of its score error (see `own_sigma`)
+    sigma_is: str  # why that σ
+    score_error_trained: float
+    score_error_untrained: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "sigma": self.sigma, "sigma_is": self.sigma_is,
+                "score_error_trained": _json_number(self.score_error_trained),
+                "score_error_untrained": _json_number(self.score_error_untrained)}
+
+
+def _json_number(value: float) -> float | None:
+    """JSON has no inf or NaN: those are null (a claim's `holds` still says what happened)."""
+    return float(value) if math.isfinite(value) else None
+
+
+def own_sigma(run: RunConfig) -> tuple[float, str]:
+    """The σ at which a trained net is judged, and why: its one σ (dsm, dsm-eps); 0, the clean
+    data score, for unconditional nets (sm, ssm; evaluated at the 1e-3 floor of
+    `relative_score_error`); σ_min for ladders and VE SDEs, the last level annealed Langevin and
+    the Tweedie step use, so the one the samples show; the VP marginal std at t = eps for vp-sde."""
+    kind, noise = loss_spec(run.loss.name).noise, run.noise
+    if kind == "single":
+        return float(noise.sigma), "the one σ it is trained at"
+    if kind == "none":
+        return 0.0, "the clean data score (an unconditional net ignores σ)"
+    if kind == "vp":
+        sde = make_sde(noise, "vp")
+        return float(sde.sigma(torch.tensor(sde.eps))), "the VP marginal std at t = eps, where sampling ends"
+    return float(noise.sigma_min), "σ_min: the last level the sampler uses, which the samples show"
+
+
+def lesson_training_config(lesson: Lesson, variant: Variant) -> RunConfig:
+    """A variant's run with the lesson's step count (the learning-rate schedule spans it), as the GUI trains it."""
+    return replace(variant.run, train=replace(variant.run.train, steps=lesson.train_steps))
+
+
+# --------------------------------------------------------------------------- training and sampling, cached
+# Lessons share networks and particle runs (lesson 5 retrains lesson 4's one-σ net, lesson 8 reruns lesson 3's
+# annealed sampler): both are pure functions of hashable settings, so a small cache serves them once per process.
+
+@dataclass(frozen=True)
+class _Net:
+    model: torch.nn.Module  # the EMA weights, read-only
+    sigma: float
+    sigma_is: str
+    error_untrained: float
+    error_trained: float
+    losses: tuple[float, ...]
+    seconds_per_step: float
+
+
+def _data(name: str, seed: int):
+    dataset = load_dataset(name, seed=seed)
+    return dataset, dataset.standardizer()
+
+
+def _near_points(dataset, standardizer, n: int) -> torch.Tensor:
+    return torch.as_tensor(standardizer.forward(dataset.points[:n]), dtype=torch.float32)
+
+
+@lru_cache(maxsize=8)
+def _trained(data: str, seed: int, run: RunConfig) -> _Net:
+    dataset, standardizer = _data(data, seed)
+    trainer = Trainer(dataset, run, standardizer)
+    reference, _ = reference_score_fn(dataset, standardizer, kind=trainer.spec.perturbation)
+    sigma, why = own_sigma(run)
+    x = _near_points(dataset, standardizer, ERROR_POINTS)
+
+    def error() -> float:
+        return relative_score_error(trainer.score_fn(), reference, x, sigma, trainer.spec.perturbation, seed=3,
+                                    device=trainer.device)
+
+    before = error()
+    t0 = time.perf_counter()
+    trainer.run(run.train.steps)
+    seconds = (time.perf_counter() - t0) / max(run.train.steps, 1)
+    return _Net(trainer.score_fn().requires_grad_(False), sigma, why, before, error(),
+                tuple(trainer.loss_history().tolist()), seconds)
+
+
+def _score(data: str, score: str, run: RunConfig, seed: int):
+    """The score a variant samples with: the reference (truth lessons) or its trained net."""
+    if score == "learned":
+        return _trained(data, seed, run).model
+    dataset, standardizer = _data(data, seed)
+    return reference_score_fn(dataset, standardizer, kind=loss_spec(run.loss.name).perturbation)[0]
+
+
+@lru_cache(maxsize=16)
+def _particles(data: str, score: str, run: RunConfig, sampler_cfg: SamplerConfig, seed: int,
+               n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(start, end) particles in standardised coordinates, started on one generator seed, so every
+    variant whose sampler starts in the same box starts from the same particles."""
+    dataset, _ = _data(data, seed)
+    sampler = make_sampler(sampler_cfg, run.noise, run.loss.name)
+    g = torch.Generator().manual_seed(seed + 5)
+    start = sampler.init(n, dataset.dim, g)
+    return start, run_sampler(sampler, _score(data, score, run, seed), start.clone(), g)
+
+
+# --------------------------------------------------------------------------- metrics of one variant
+
+def _sw_ratio(samples: torch.Tensor, ref: torch.Tensor, base: float) -> float:
+    if not torch.isfinite(samples).all():
+        return math.inf  # a particle flew off: no finite distance describes that
+    return sliced_wasserstein(samples, ref, torch.Generator().manual_seed(123)) / base
 
 
 def _mode_spread(samples: torch.Tensor, gmm) -> float:
-    """RMS distance of samples to their mode's mean, over the same for the mixture itself:
-    1 means samples spread like the data, 0 means they collapsed onto the modes."""
+    """RMS distance of samples to their mode's mean, over the same for the mixture `gmm`."""
     x = samples.double()
     idx = gmm.responsibilities(x).argmax(1)
     rms = ((x - gmm.means[idx]) ** 2).sum(1).mean().sqrt()
@@ -131,33 +332,201 @@ def _mode_spread(samples: torch.Tensor, gmm) -> float:
     return float(rms / expected)
 
 
-def _score_error(trainer: Trainer, reference, variant: Variant) -> float:
-    """Relative Fisher divergence at the variant's smallest training level, on noisy data."""
-    noise = variant.run.noise
-    sigma = noise.sigma if variant.run.loss.name in ("dsm", "dsm-eps") else noise.sigma_min
-    x = torch.as_tensor(trainer.standardizer.forward(trainer.dataset.points[:1000]), dtype=torch.float32)
-    return relative_score_error(trainer.score_fn(), reference, x, sigma, trainer.spec.perturbation, seed=3,
-                                device=trainer.device)
+def _distance_to_data(x: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+    """Distance of each row of x to its nearest data point (inf for non-finite rows)."""
+    d = torch.cdist(x.double(), data.double()).min(1).values
+    return torch.where(torch.isfinite(d), d, torch.full_like(d, math.inf))
+
+
+def _far_score_errors(score_fn, reference, data: torch.Tensor, sampler, sigma: float, dim: int,
+                      n: int = 4000) -> torch.Tensor:
+    """Pointwise relative score errors |s_θ - s|² / |s|² at points drawn like the sampler's
+    starting particles but farther than FAR_SIGMAS·σ from every data point: where the net never
+    saw a training sample. Pointwise, because the true score far away grows like distance / σ²:
+    a ratio of means would only weigh the farthest corners."""
+    x = sampler.init(n, dim, torch.Generator().manual_seed(29))
+    x = x[_distance_to_data(x, data) > FAR_SIGMAS * sigma].float()
+    sig = torch.full((len(x),), float(sigma))
+    with torch.no_grad():
+        learned = score_fn(x, sig).double()
+    truth = reference(x, sig).double()
+    return ((learned - truth) ** 2).sum(1) / (truth**2).sum(1).clamp_min(1e-12)
+
+
+def loss_floor(dataset, standardizer, run: RunConfig, generator: torch.Generator,
+               n: int = FLOOR_SAMPLES) -> tuple[float, float]:
+    """The training loss of the exact score, and its Monte-Carlo standard error, for one-σ DSM
+    and score matching.
+
+    DSM at one σ (Vincent 2011), loss ½σ^p|s(x̃) + z/σ|² (p = 0 dsm, 2 dsm-eps): expanding the
+    square with E[z | x̃] = -σ ∇log q_σ(x̃) gives, at s = ∇log q_σ, ½σ^p (D/σ² - E_q|∇log q_σ|²).
+    Score matching (sm; ssm, whose projections have E vvᵀ = I): -½ E_p|∇log p|². Averaging
+    |∇log q|² over draws has far less variance than the loss itself. Predicting s = 0 scores
+    ½σ^p D/σ² (D/2 for dsm-eps): the gap between the two is all that training can remove."""
+    spec = loss_spec(run.loss.name)
+    if spec.noise not in ("single", "none"):
+        raise ConfigError(f"the exact-score loss is worked out for one-σ DSM and score matching, not {spec.name}")
+    sigma = float(run.noise.sigma) if spec.noise == "single" else 0.0
+    reference, _ = reference_score_fn(dataset, standardizer)
+    x = standardizer.forward(dataset.sample(n, generator)).double()
+    if sigma > 0:
+        x = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    sq = (reference(x, sigma) ** 2).sum(1).double()
+    if spec.noise == "none":
+        return float(-0.5 * sq.mean()), float(0.5 * sq.std() / math.sqrt(n))
+    weight = sigma**2 if spec.name == "dsm-eps" else 1.0
+    per = 0.5 * weight * (dataset.dim / sigma**2 - sq)
+    return float(per.mean()), float(per.std() / math.sqrt(n))
+
+
+def _loss_metrics(losses: tuple[float, ...]) -> dict[str, float]:
+    """First/last tenth of the training curve, and the drop relative to |first| (sm/ssm losses are negative)."""
+    k = max(1, len(losses) // 10)
+    first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
+    return {"loss_first": first, "loss_last": last, "loss_drop": (first - last) / max(abs(first), 1e-12)}
+
+
+def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None) -> dict[str, dict[str, float]]:
+    """Measure every variant: for trained ones the score error near the data at their own σ
+    (before and after), the loss curve and seconds per step; for lessons whose claims name a
+    particle metric, the samples (SW ratio, mode weights, distance to the data). Metrics that
+    cost extra (far-field error, exact-score loss, basins) are measured when a claim names them."""
+    wanted = {e["metric"] for e in lesson.expect}
+    dataset, standardizer = _data(lesson.data, seed)
+    n = n_eval or lesson.particles
+    near = _near_points(dataset, standardizer, REFERENCE_POINTS)
+    sample = bool(wanted & PARTICLE_METRICS)
+    if sample:
+        g_ref = torch.Generator().manual_seed(seed + 11)
+        ref, ref2 = dataset.sample(n, g_ref), dataset.sample(n, g_ref)
+        base_sw = sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123))
+    results: dict[str, dict[str, float]] = {}
+    for variant in lesson.variants:
+        out: dict[str, float] = {}
+        run = lesson_training_config(lesson, variant)
+        if lesson.score == "learned":
+            net = _trained(lesson.data, seed, run)
+            out.update(score_error=net.error_trained, score_error_untrained=net.error_untrained,
+                       score_error_drop=1 - net.error_trained / max(net.error_untrained, 1e-12),
+                       score_sigma=net.sigma, seconds_per_step=net.seconds_per_step, **_loss_metrics(net.losses))
+            if wanted & FLOOR_METRICS:
+                floor, se = loss_floor(dataset, standardizer, run, torch.Generator().manual_seed(seed + 13))
+                out.update(loss_floor=floor, loss_floor_se=se,
+                           gap_closed=(out["loss_first"] - out["loss_last"]) / (out["loss_first"] - floor))
+        sampler = make_sampler(variant.sampler, variant.run.noise, variant.run.loss.name)
+        if wanted & {"score_error_far", "far_wrong_share"}:
+            reference, _ = reference_score_fn(dataset, standardizer, kind=loss_spec(run.loss.name).perturbation)
+            errors = _far_score_errors(_score(lesson.data, lesson.score, run, seed), reference, near, sampler,
+                                       own_sigma(run)[0], dataset.dim)
+            out["score_error_far"] = float(errors.mean()) if len(errors) else math.nan
+            out["far_wrong_share"] = float((errors > FAR_WRONG).double().mean()) if len(errors) else math.nan
+        if sample:
+            out.update(_sample_metrics(lesson, run, variant.sampler, seed, n, wanted, ref, base_sw, near))
+        results[variant.label] = out
+    return results
+
+
+def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, seed: int, n: int, wanted: set[str],
+                    ref: torch.Tensor, base_sw: float, near: torch.Tensor) -> dict[str, float]:
+    dataset, standardizer = _data(lesson.data, seed)
+    sampler = make_sampler(sampler_cfg, run.noise, run.loss.name)
+    _, x = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n)
+    last_sigma = sampler.sigma_at(sampler.n_steps)
+    samples = standardizer.inverse(x.float())
+    def off(particles: torch.Tensor) -> float:
+        return float((~(_distance_to_data(particles, near) <= OFF_DATA_SIGMAS * last_sigma)).double().mean())
+
+    out = {"sw_ratio": _sw_ratio(samples, ref, base_sw), "off_data": off(x)}
+    if "off_data_exact" in wanted and lesson.score == "learned":
+        out["off_data_exact"] = off(_particles(lesson.data, "truth", run, sampler_cfg, seed, n)[1])
+    gmm = dataset.gmm
+    if gmm is not None and torch.isfinite(samples).all():
+        out["mode_weight_error"] = mode_weight_error(samples, gmm)
+        out["on_mode"] = mode_weights(samples, gmm)[1]
+        target = gmm if getattr(sampler, "denoise", False) else gmm.perturbed(last_sigma * float(standardizer.scale))
+        out["mode_spread"] = _mode_spread(samples, target)
+        if "stayed_in_basin" in wanted and sampler.name == "langevin":
+            ascent_cfg = replace(sampler_cfg, noise_scale=0.0)  # lesson 2's gradient-ascent variant: one run
+            _, ascent = _particles(lesson.data, lesson.score, run, ascent_cfg, seed, n)
+            end = gmm.responsibilities(samples.double()).argmax(1)
+            basin = gmm.responsibilities(standardizer.inverse(ascent.float()).double()).argmax(1)
+            out["stayed_in_basin"] = float((end == basin).double().mean())
+    return out
+
+
+# --------------------------------------------------------------------------- claims
+
+def _said(metric: str, value: float) -> str:
+    if not math.isfinite(value):
+        return "not finite"
+    return f"{value:.1%}" if METRICS.get(metric, ("", ""))[1] == SHARE else f"{value:.3g}"
+
+
+def _bound_claim(lesson_id: str, e: dict[str, Any], results: dict[str, dict[str, float]]) -> list[Claim]:
+    metric, variant = e["metric"], e["variant"]
+    value = _measured(lesson_id, results, variant, metric)
+    claims = []
+    for key, sign, holds in (("above", ">", value > e.get("above", math.nan)),
+                             ("below", "<", value < e.get("below", math.nan))):
+        if key in e:
+            threshold = float(e[key])
+            words = METRICS[metric][0]
+            claims.append(Claim(f"{metric}[{variant}] {sign} {threshold:g}", value, threshold, bool(holds),
+                                f"{variant}: {words} is {_said(metric, value)}; the lesson says {key} "
+                                f"{_said(metric, threshold)}"))
+    return claims
+
+
+def _ratio_claim(lesson_id: str, e: dict[str, Any], results: dict[str, dict[str, float]]) -> Claim:
+    metric, worse, better, r = e["metric"], e["worse"], e["better"], float(e["ratio_at_least"])
+    a, b = _measured(lesson_id, results, worse, metric), _measured(lesson_id, results, better, metric)
+    ratio = a / b if b > 0 else (math.inf if a > 0 else math.nan)
+    return Claim(f"{metric}[{worse}] ≥ {r:g}× [{better}]", ratio, r, bool(ratio >= r),
+                 f"{METRICS[metric][0]}: {worse} {_said(metric, a)}, {better} {_said(metric, b)}, "
+                 f"ratio {ratio:.3g}; the lesson says at least {r:g}×")
+
+
+def _measured(lesson_id: str, results: dict[str, dict[str, float]], variant: str, metric: str) -> float:
+    try:
+        return float(results[variant][metric])
+    except KeyError as exc:
+        raise ConfigError(f"lesson {lesson_id}: {metric} of {variant!r} was not measured") from exc
+
+
+def trained_networks(results: dict[str, dict[str, float]], lesson: Lesson | None = None) -> list[TrainedNet]:
+    """One record per network the lesson trained (the variants with an untrained error)."""
+    whys = {v.label: own_sigma(v.run)[1] for v in lesson.variants} if lesson is not None else {}
+    return [TrainedNet(label, float(m["score_sigma"]), whys.get(label, ""), float(m["score_error"]),
+                       float(m["score_error_untrained"]))
+            for label, m in results.items() if "score_error_untrained" in m]
+
+
+def learned_claim(net: TrainedNet) -> Claim:
+    """A trained net has learned when its error is ≤ LEARNED_ERROR and ≤ LEARNED_FRACTION of its untrained error."""
+    threshold = min(LEARNED_ERROR, LEARNED_FRACTION * net.score_error_untrained)
+    value = net.score_error_trained
+    return Claim(f"learned[{net.name}]", value, threshold, bool(value <= threshold),
+                 f"{net.name}: score error near the data at σ = {net.sigma:g} is {value:.3g} "
+                 f"(untrained {net.score_error_untrained:.3g}); learned means at most {threshold:.3g} "
+                 f"(≤ {LEARNED_ERROR:g} and ≤ {LEARNED_FRACTION:g}× untrained)")
+
+
+def evaluate_claims(lesson: Lesson, results: dict[str, dict[str, float]]) -> list[Claim]:
+    """Every claim of the lesson, measured: its "expect" list in order, then one `learned_claim`
+    per trained network. Pure: the same results give the same claims.
+
+    Expectation forms: {"metric", "variant", "above"|"below": value} (strict) and
+    {"metric", "worse", "better", "ratio_at_least": r} (worse ≥ r × better)."""
+    claims: list[Claim] = []
+    for e in lesson.expect:
+        if "ratio_at_least" in e:
+            claims.append(_ratio_claim(lesson.id, e, results))
+        else:
+            claims.extend(_bound_claim(lesson.id, e, results))
+    claims.extend(learned_claim(net) for net in trained_networks(results, lesson))
+    return claims
 
 
 def check_lesson(lesson: Lesson, results: dict[str, dict[str, float]]) -> list[str]:
-    """Each expectation that fails, as a sentence; [] when the lesson shows what it claims.
-
-    Forms: {"metric", "variant", "below"|"above": value} and
-    {"metric", "worse", "better", "ratio_at_least": r} (worse/better are variant labels).
-    """
-    failures = []
-    for e in lesson.expect:
-        m = e["metric"]
-        if "ratio_at_least" in e:
-            worse, better = results[e["worse"]][m], results[e["better"]][m]
-            if not worse >= e["ratio_at_least"] * better:
-                failures.append(f"{lesson.id}: {m} of {e['worse']} ({worse:.3g}) is not ≥ {e['ratio_at_least']}× "
-                                f"that of {e['better']} ({better:.3g})")
-        else:
-            value = results[e["variant"]][m]
-            if "below" in e and not value < e["below"]:
-                failures.append(f"{lesson.id}: {m} of {e['variant']} is {value:.3g}, expected < {e['below']}")
-            if "above" in e and not value > e["above"]:
-                failures.append(f"{lesson.id}: {m} of {e['variant']} is {value:.3g}, expected > {e['above']}")
-    return failures
+    """Each claim that fails, as a sentence; [] when the lesson shows all it claims."""
+    return [f"{lesson.id}: {c.sentence}" for c in evaluate_claims(lesson, results) if not c.holds]

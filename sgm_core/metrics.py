@@ -80,11 +80,21 @@ def sliced_wasserstein(x, y, generator: torch.Generator, n_projections: int = 25
     return float(((px - py) ** 2).mean().sqrt())
 
 
-def energy_distance(x, y) -> float:
+ENERGY_MAX_POINTS = 4000  # per set: the pairwise distances cost O(n^2) memory (4000^2 float64 = 128 MB)
+
+
+def energy_distance(x, y, generator: torch.Generator | None = None, max_points: int = ENERGY_MAX_POINTS) -> float:
     """Energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| (Szekely & Rizzo) between the two empirical
     distributions (V-statistic, self-pairs included), so it is >= 0 and 0 for identical sets;
-    the unbiased U-statistic would go negative for samples of one law."""
-    x, y = _as64(x)[:4000], _as64(y)[:4000]
+    the unbiased U-statistic would go negative for samples of one law.
+
+    A set larger than `max_points` is replaced by a uniform random subset of that size drawn
+    with `generator` (a fixed seed when None: the same subset on every call), never by its first
+    rows, which may be ordered (by mode, by time). Each set draws its own subset."""
+    x, y = _as64(x), _as64(y)
+    if max(len(x), len(y)) > max_points:
+        g = generator if generator is not None else torch.Generator().manual_seed(0)
+        x, y = (v[torch.randperm(len(v), generator=g)[:max_points]] if len(v) > max_points else v for v in (x, y))
     dxy = torch.cdist(x, y).mean()
     dxx = torch.cdist(x, x).mean()
     dyy = torch.cdist(y, y).mean()

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, SGMError
-from .video import check_video_path, open_video
+from .limits import MAX_SAMPLES, MAX_STEPS
+from .video import check_video_request, open_video
 
 RGB = tuple[int, int, int]
 Field = tuple[np.ndarray, np.ndarray]  # (P, D) arrow anchors and (P, D) vectors, data coordinates
@@ -518,17 +519,21 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
     particles seeded by `seed`, their trails, and in 2D the model's score field at the sampler's
     current sigma; in 3D the camera orbits 360 degrees over the animation when `orbit`.
 
-    `steps` overrides the sampler's step count (per level for annealed). Raises ConfigError /
-    DataError / SessionError (one sentence) on bad input, RenderCancelled when cancelled.
+    `steps` overrides the sampler's step count (per level for annealed). Counts are bounded by
+    sgm_core.limits (frames <= MAX_FRAMES, n <= MAX_SAMPLES, steps <= MAX_STEPS) and the size by
+    video.MAX_SIDE, checked before the run is loaded. Raises ConfigError / DataError /
+    SessionError (one sentence) on bad input, RenderCancelled when cancelled.
     """
     from .checkpoint import load_run
     from .config import SamplerConfig
     from .losses import loss_spec
     from .samplers import make_sampler
 
-    out = check_video_path(out)  # a bad extension fails before the run is loaded
-    if frames < 1 or n < 1:
-        raise ConfigError(f"need at least one frame and one particle, got frames={frames}, n={n}")
+    out = check_video_request(out, frames, size)  # extension, frames, size: before the run is loaded
+    if not 1 <= n <= MAX_SAMPLES:
+        raise ConfigError(f"an animation has 1 to {MAX_SAMPLES:,} particles, got {n:,}")
+    if steps is not None and not 1 <= steps <= MAX_STEPS:
+        raise ConfigError(f"sampler steps must be 1 to {MAX_STEPS:,}, got {steps:,}")
     w, h = int(size[0]), int(size[1])
     run = load_run(run_dir)
     name = sampler or loss_spec(run.config.loss.name).default_sampler

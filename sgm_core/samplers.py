@@ -146,14 +146,26 @@ class ReverseSDESampler(_SDEClock):
         return mean + g[:, None] * math.sqrt(dt) * _noise(x, generator)
 
     def _correct(self, score_fn: ScoreFn, x: torch.Tensor, t: float, generator: torch.Generator) -> torch.Tensor:
-        """One Langevin corrector step whose size keeps |noise| / |step * score| at snr."""
-        tt = _full(x, t)
-        s = score_fn(x, self.sde.sigma(tt))
+        """One Langevin corrector step (Song et al. 2021, Alg. 4-5; score_sde_pytorch's LangevinCorrector):
+        eps = 2 alpha (snr |z| / |s|)^2, with batch-mean norms, makes the drift |eps s| equal to
+        sqrt(alpha) * snr times the noise |sqrt(2 eps) z|: snr is signal over noise."""
+        s = score_fn(x, self.sde.sigma(_full(x, t)))
         z = _noise(x, generator)
-        alpha = self.sde.marginal(tt)[0][:, None] ** 2 if isinstance(self.sde, VPSDE) else 1.0
         ratio = (z.norm(dim=1).mean() / s.norm(dim=1).mean().clamp_min(1e-12)) ** 2
-        eps = 2 * alpha * (self.snr**2) * ratio
+        eps = 2 * self.corrector_alpha(t) * (self.snr**2) * ratio
         return x + eps * s + torch.sqrt(2 * eps) * z
+
+    def corrector_alpha(self, t: float) -> float:
+        """The reference's alpha: 1 for VE; for VP, `sde.alphas[timestep]` = 1 - beta_i / N of the
+        N-step discretisation (beta_i from beta_min / N to beta_max / N, timestep = floor(t (N-1) / T)),
+        at least 1 - beta_max / N (0.96 at the default 500 steps), so the corrector stays on at every
+        time. (ᾱ(t), used here before, is ~5e-5 at t = 1 and switched the corrector off at high noise.)"""
+        if not isinstance(self.sde, VPSDE):
+            return 1.0
+        n = max(self.n_steps, 2)
+        timestep = int(t * (n - 1) / self.sde.T)
+        beta_i = (self.sde.beta_min + (self.sde.beta_max - self.sde.beta_min) * timestep / (n - 1)) / n
+        return 1.0 - beta_i
 
     def finish(self, score_fn: ScoreFn, x: torch.Tensor) -> torch.Tensor:
         if not self.denoise:

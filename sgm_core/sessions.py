@@ -13,24 +13,31 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .config import RunConfig, SamplerConfig, sampler_config_from_json
-from .datasets import Standardizer, validate_points
-from .errors import SessionError, SGMError
-from .io import atomic_write
+from .config import RunConfig, SamplerConfig, check_format, finite_number, parse_json, sampler_config_from_json, whole_number
+from .datasets import Standardizer
+from .errors import ConfigError, DataError, SessionError, SGMError
+from .io import atomic_write, load_npy
+from .limits import MAX_JSON_BYTES, MAX_LOSS_HISTORY, MAX_SESSION_BYTES, MAX_STEPS
+from .losses import loss_spec
+from .nets import make_model
+from .stored import fit_state, one_line, read_points, read_tensors, require_finite, standardizer_for
 
 SESSION_FORMAT = "score-field-playground-session"
 SESSION_VERSION = 1
-MAX_MEMBER_BYTES = 512 * 2**20  # refuse zip bombs: no member may inflate beyond this
+MAX_MEMBERS = 16  # a session has six members; more is not ours (and each costs directory memory)
+MAX_BRUSH_RADIUS = 1e6  # data units
+READ_CHUNK = 2**20  # bytes inflated at a time
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,15 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _cpu_tensors(tensors: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """Private CPU copies: safetensors refuses tensors that share memory (the raw net saved as its
+    own EMA when there is no EMA), and nothing the caller keeps may alias what is written."""
+    return {f"{prefix}{k}": v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
+
+
 def save_session(path: str | os.PathLike, state: SessionState) -> Path:
-    """Write `state` to `path` atomically: the previous file survives any failure."""
+    """Write `state` to `path` atomically: the file is reopened and fully validated before it
+    replaces the previous one, which survives any failure (a full disk included)."""
     meta = {
         "format": SESSION_FORMAT, "version": SESSION_VERSION, "source": state.source,
         "run": state.run.to_json(), "sampler": state.sampler.__dict__ | {}, "brush_radius": float(state.brush_radius),
@@ -73,12 +87,10 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
     if state.particles is not None:
         members["particles.npy"] = _npy_bytes(np.asarray(state.particles, np.float32))
     if state.model is not None:
-        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in state.model.items()}
-        tensors |= {f"ema.{k}": v.detach().cpu().contiguous() for k, v in (state.ema or state.model).items()}
+        tensors = _cpu_tensors(state.model, "model.") | _cpu_tensors(state.ema or state.model, "ema.")
         members["model.safetensors"] = save_safetensors(tensors)
     if state.resume:
-        members["resume.safetensors"] = save_safetensors(
-            {k: v.detach().cpu().contiguous() for k, v in state.resume.items()})
+        members["resume.safetensors"] = save_safetensors(_cpu_tensors(state.resume))
 
     def write(f) -> None:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -86,67 +98,113 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
                 z.writestr(name, blob)
 
     try:
-        return atomic_write(path, write)
+        return atomic_write(path, write, verify=load_session)
     except OSError as exc:
         raise SessionError(f"cannot save the session to {path}: {exc.strerror or exc}") from exc
+    except SessionError as exc:
+        raise SessionError(f"cannot save the session to {path}: the written file does not read back ({exc})") from exc
 
 
-def _read_member(z: zipfile.ZipFile, name: str) -> bytes:
-    info = z.getinfo(name)
-    if info.file_size > MAX_MEMBER_BYTES:
-        raise SessionError(f"session member {name} is too large")
-    return z.read(name)
-
-
-def _read_npy(z: zipfile.ZipFile, name: str) -> np.ndarray:
-    try:
-        return np.load(io.BytesIO(_read_member(z, name)), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise SessionError(f"session member {name} is not a valid array: {exc}") from exc
+def _read_member(z: zipfile.ZipFile, name: str, limit: int = MAX_SESSION_BYTES) -> bytes:
+    """A member's bytes; its size in the zip directory is checked first, and the data is inflated
+    a chunk at a time: a directory that understates a zip bomb's size ends in a CRC error after one
+    chunk, never in gigabytes (a plain `z.read` inflates the whole member at once)."""
+    size = z.getinfo(name).file_size
+    if size > limit:
+        raise SessionError(f"session member {name} is {size:,} bytes unpacked; the most this program reads is {limit:,}")
+    parts, got = [], 0
+    with z.open(name) as f:
+        while chunk := f.read(READ_CHUNK):
+            got += len(chunk)
+            if got > size:  # zipfile stops at the directory's size; this only guards that promise
+                raise SessionError(f"session member {name} is larger than its zip directory says")
+            parts.append(chunk)
+    return b"".join(parts)
 
 
 def load_session(path: str | os.PathLike) -> SessionState:
-    """Read and validate a session; any problem is one SessionError sentence."""
+    """Read and validate a session; any problem is one SessionError sentence.
+
+    Sizes are checked from the zip directory before anything is inflated, every JSON field
+    against its schema and bounds, and the weights against the model the settings build."""
     path = Path(path)
     if not path.is_file():
         raise SessionError(f"no session file at {path}")
     try:
+        if path.stat().st_size > MAX_SESSION_BYTES:
+            raise SessionError(f"{path.name} is larger than {MAX_SESSION_BYTES:,} bytes, more than any session holds")
         with zipfile.ZipFile(path) as z:
-            names = set(z.namelist())
-            if "session.json" not in names:
-                raise SessionError(f"{path.name} is not a Score Field Playground session")
-            meta = json.loads(_read_member(z, "session.json"))
-            if not isinstance(meta, dict) or meta.get("format") != SESSION_FORMAT:
-                raise SessionError(f"{path.name} is not a Score Field Playground session")
-            if meta.get("version") != SESSION_VERSION:
-                raise SessionError(f"{path.name} has session version {meta.get('version')}; "
-                                   f"this program reads version {SESSION_VERSION}")
-            # A session saved before anything was trainable (an empty drawing) holds < 2 points.
-            points = validate_points(_read_npy(z, "data.npy"), min_points=2 if meta.get("has_model") else 0)
-            losses = _read_npy(z, "losses.npy").astype(np.float64).reshape(-1) if "losses.npy" in names else np.zeros(0)
-            particles = None
-            if "particles.npy" in names:
-                particles = validate_points(_read_npy(z, "particles.npy"), min_points=1)
-                if particles.shape[1] != points.shape[1]:
-                    raise SessionError("session particles and data have different dimensions")
-            model = ema = resume = None
-            if meta.get("has_model"):
-                tensors = load_safetensors(_read_member(z, "model.safetensors"))
-                model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-                ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
-                if "resume.safetensors" in names:
-                    resume = load_safetensors(_read_member(z, "resume.safetensors"))
-            std = meta.get("standardizer")
-            return SessionState(
-                points=points, source=str(meta.get("source", "")), run=RunConfig.from_json(meta["run"]),
-                sampler=sampler_config_from_json(meta["sampler"]), brush_radius=float(meta.get("brush_radius", 0.2)),
-                settings=dict(meta.get("settings") or {}), model=model, ema=ema,
-                standardizer=Standardizer.from_json(std) if std else None, step=int(meta.get("step", 0)),
-                losses=losses, particles=particles, sampler_step=int(meta.get("sampler_step", 0)), resume=resume)
+            return _read_session(z, path.name)
     except SessionError:
         raise
     except SGMError as exc:
         raise SessionError(f"{path.name} is not a valid session: {exc}") from exc
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, TypeError, OSError, EOFError,
-            RuntimeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SessionError(f"{path.name} is not a valid session file ({type(exc).__name__}: {exc})") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, KeyError, ValueError, TypeError,
+            OSError, EOFError, RuntimeError, OverflowError, MemoryError, RecursionError, NotImplementedError) as exc:
+        raise SessionError(f"{path.name} is not a valid session file ({type(exc).__name__}: {one_line(exc)})") from exc
+
+
+def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
+    infos = z.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise SessionError(f"{name} has {len(infos):,} members; a session has at most {MAX_MEMBERS}")
+    total = sum(info.file_size for info in infos)
+    if total > MAX_SESSION_BYTES:
+        raise SessionError(f"{name} would unpack to {total:,} bytes; the most this program reads is {MAX_SESSION_BYTES:,}")
+    names = {info.filename for info in infos}
+    if "session.json" not in names:
+        raise SessionError(f"{name} is not a Score Field Playground session")
+    try:
+        meta = check_format(parse_json(_read_member(z, "session.json", MAX_JSON_BYTES), f"{name}'s session.json"),
+                            SESSION_FORMAT, SESSION_VERSION, name)
+    except ConfigError as exc:  # the sentence names the file already
+        raise SessionError(str(exc)) from exc
+    run = RunConfig.from_json(meta.get("run"))
+    sampler = sampler_config_from_json(meta.get("sampler"))
+    has_model = meta.get("has_model", False)
+    if not isinstance(has_model, bool):
+        raise ConfigError(f"has_model must be true or false, not {has_model!r:.40}")
+    source, settings = meta.get("source", ""), meta.get("settings") or {}
+    if not isinstance(source, str) or not isinstance(settings, dict):
+        raise ConfigError("the data source must be a string and the settings an object")
+    step = whole_number(meta.get("step", 0), "step", 0, MAX_STEPS)
+    sampler_step = whole_number(meta.get("sampler_step", 0), "sampler_step", 0, MAX_STEPS)
+    brush_radius = finite_number(meta.get("brush_radius", 0.2), "brush_radius", 0.0, MAX_BRUSH_RADIUS)
+
+    # A session saved before anything was trainable (an empty drawing) holds < 2 points.
+    points = read_points(_read_member(z, "data.npy"), "session member data.npy", min_points=2 if has_model else 0)
+    dim = points.shape[1]
+    losses = _read_losses(z) if "losses.npy" in names else np.zeros(0)
+    particles = None
+    if "particles.npy" in names:
+        particles = read_points(_read_member(z, "particles.npy"), "session member particles.npy", dim=dim)
+    std = meta.get("standardizer")
+    standardizer = standardizer_for(std, dim, "session.json") if std is not None else None
+    model = ema = resume = None
+    if has_model:
+        if "model.safetensors" not in names:
+            raise SessionError(f"{name} says it holds a trained model but has no model.safetensors")
+        tensors = read_tensors(_read_member(z, "model.safetensors"), "session member model.safetensors")
+        model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        ema = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")} or None
+        net = make_model(dim, run.model, loss_spec(run.loss.name).conditional)
+        fit_state(net, model, "the session's model.safetensors")
+        if ema is not None:
+            fit_state(net, ema, "the session's model.safetensors (EMA)")
+        require_finite(tensors, "the session's weights")
+        if "resume.safetensors" in names:
+            resume = read_tensors(_read_member(z, "resume.safetensors"), "session member resume.safetensors")
+            require_finite(resume, "the session's training state (optimiser moments, data pool)")
+    return SessionState(points=points, source=source, run=run, sampler=sampler, brush_radius=brush_radius,
+                        settings=dict(settings), model=model, ema=ema, standardizer=standardizer, step=step,
+                        losses=losses, particles=particles, sampler_step=sampler_step, resume=resume)
+
+
+def _read_losses(z: zipfile.ZipFile) -> np.ndarray:
+    try:
+        losses = load_npy(_read_member(z, "losses.npy"), max_elements=MAX_LOSS_HISTORY)
+    except DataError as exc:
+        raise SessionError(f"session member losses.npy cannot be used: {exc}") from exc
+    if not (np.issubdtype(losses.dtype, np.floating) or np.issubdtype(losses.dtype, np.integer)):
+        raise SessionError(f"session member losses.npy holds {losses.dtype} values, not numbers")
+    return losses.astype(np.float64).reshape(-1)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -33,6 +35,7 @@ os.environ["XDG_CONFIG_HOME"] = _SETTINGS_HOME
 
 THREAD_GRACE_S = 2.0  # a thread still running this long after teardown has leaked
 KNOWN_DAEMONS = ("tqdm_monitor",)  # process-wide helpers that libraries start once and keep
+TINY_DISK_KB = 1536  # a full-disk test's tmpfs: room for a small render or run, filled in a blink
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -120,3 +123,18 @@ def no_thread_leak():
         gc.enable()
     if leaked:
         pytest.fail(f"test left threads running: {', '.join(leaked)}")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A fresh TINY_DISK_KB tmpfs under tmp_path, unmounted afterwards (lazily, if a file is still open)."""
+    mount_point = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TINY_DISK_KB}k", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

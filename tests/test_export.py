@@ -4,6 +4,7 @@ that the CLI can sample."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from functools import partial
@@ -14,6 +15,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
+from full_disk import fill, temp_files
 from gui_helpers import frame, open_window, small_config
 from PIL import Image
 from PySide6.QtCore import QTimer
@@ -29,6 +31,7 @@ from sgm_core.live import LiveEngine
 TIMEOUT_MS = 60_000  # generous for a loaded 2-core machine; the exports here take ~1 s
 TICK_MS = 10  # the GUI-thread timer that proves the event loop keeps running during an export
 MAX_TICK_GAP_S = 0.4  # the longest the GUI may stall during an export (measured 0.03-0.15 s on a loaded machine)
+ENOSPC = os.strerror(28)  # "No space left on device"
 NOT_BLANK_COLOURS = 16  # a drawn canvas has axes, grid, data, arrows, particles: many colours
 
 
@@ -256,3 +259,50 @@ def test_trained_model_exports_a_run_the_cli_samples_and_renders(qtbot, window, 
     assert cli.main(["render", str(run_dir), "--out", str(gif), "--frames", "3", "--size", "64x64",
                      "--n", "50", "--steps", "2"]) == 0
     assert read_frames(gif).shape == (3, 64, 64, 3)
+
+
+def test_exports_on_a_full_disk_show_one_line_and_keep_the_old_files(qtbot, window, tiny_disk):  # noqa: F811
+    """PNG, samples and an animation over good files on a full tmpfs: each fails with the disk's
+    reason on the banner (never 'Exported'), and the old files survive byte for byte."""
+    w, ex = window, window.exporter
+    paths = {"png": tiny_disk / "snap.png", "samples": tiny_disk / "samples.npy", "gif": tiny_disk / "anim.gif"}
+    exports = {
+        "png": lambda: ex.save_png(paths["png"]),
+        "samples": lambda: ex.save_samples(paths["samples"]),
+        "gif": lambda: ex.start_animation(ExportOptions(path=paths["gif"], frames=6, size=(96, 96), n_particles=100)),
+    }
+    for export in exports.values():  # the good files, while there is room
+        with qtbot.waitSignal(ex.exported, timeout=TIMEOUT_MS):
+            export()
+        wait(qtbot, lambda: not ex.busy)
+    old = {kind: path.read_bytes() for kind, path in paths.items()}
+    fill(tiny_disk, leave=0)
+    for kind, export in exports.items():
+        w.banner.hide()
+        with qtbot.waitSignal(ex.export_failed, timeout=TIMEOUT_MS) as blocker:
+            export()
+        wait(qtbot, lambda: not ex.busy)
+        message = blocker.args[0]
+        assert "\n" not in message and str(paths[kind]) in message and ENOSPC in message, (kind, message)
+        assert w.banner.isVisible() and ENOSPC in w.banner.text()
+        assert not w.statusBar().currentMessage().startswith("Exported")
+        assert paths[kind].read_bytes() == old[kind], kind
+    assert temp_files(tiny_disk) == []
+
+
+def test_the_dialog_refuses_a_gif_too_big_for_memory(qtbot, tmp_path):
+    """5000 frames of 1024x1024 is 5 GiB of GIF frames held until close: said in the dialog, which
+    stays open; the same request as an MP4 (streamed) is fine."""
+    from PySide6.QtWidgets import QWidget
+
+    from app.export import ExportDialog
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    dialog = ExportDialog(parent, ExportOptions(path=tmp_path / "big.gif", frames=5000, size=(1024, 1024)))
+    assert dialog.frames_box.value() == 5000 and dialog.width_box.value() == 1024
+    dialog.accept()
+    assert not dialog.message.isHidden() and "GiB" in dialog.message.text() and "\n" not in dialog.message.text()
+    assert dialog.result() != ExportDialog.DialogCode.Accepted
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData(".mp4"))
+    assert dialog.problem() is None

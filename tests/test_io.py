@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from plyfile import PlyData, PlyElement
 
@@ -133,6 +137,126 @@ def test_image_sampling_is_seeded(tmp_path):
     assert a.shape == (5000, 2)
 
 
+MODE_W, MODE_H = 80, 60
+MODE_BOX = (10, 35, 30, 50)  # (left, top, right, bottom) pixels: lower-left, so a flipped read fails
+ON_SHAPE = 0.95  # fraction of points inside the drawn box: anti-aliasing-free boxes give ~1.0
+
+
+def _box_mask() -> np.ndarray:
+    mask = np.zeros((MODE_H, MODE_W), bool)
+    left, top, right, bottom = MODE_BOX
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def _mode_image(mode: str) -> tuple[Image.Image, str]:
+    """A picture in `mode` with a mid-tone box on paper, and the suffix that stores that mode."""
+    mask = _box_mask()
+    if mode == "1":
+        return Image.fromarray(~mask), ".png"  # bool: a 1-bit image, ink = False = black
+    if mode == "L":
+        return Image.fromarray(np.where(mask, 128, 255).astype(np.uint8)), ".png"
+    if mode in ("LA", "RGBA"):  # ink: opaque mid-tone; paper: transparent BLACK (must count as white)
+        ink = (128,) if mode == "LA" else (200, 40, 20)
+        px = np.zeros((MODE_H, MODE_W, len(ink) + 1), np.uint8)
+        px[mask] = (*ink, 255)
+        return Image.fromarray(px, mode), ".png"
+    if mode == "RGB":
+        px = np.full((MODE_H, MODE_W, 3), 255, np.uint8)
+        px[mask] = (200, 40, 20)
+        return Image.fromarray(px), ".png"
+    if mode in ("P", "P-transparent"):
+        img = Image.fromarray(np.where(mask, 1, 0).astype(np.uint8), "P")
+        if mode == "P":
+            img.putpalette([255, 255, 255, 40, 40, 160])
+            return img, ".png"
+        img.putpalette([0, 0, 0, 40, 40, 160])  # index 0 is black but transparent: paper
+        img.info["transparency"] = 0
+        return img, ".png"
+    if mode.startswith("I;16"):  # 16-bit grey: mid-grey 32768 on white 65535 (8 bits would clip both)
+        values = np.where(mask, 32768, 65535).astype(np.uint16)
+        img = Image.fromarray(values) if mode == "I;16" else Image.frombytes(
+            mode, (MODE_W, MODE_H), values.astype(">u2" if mode == "I;16B" else "<u2").tobytes())
+        return img, ".png" if mode == "I;16" else ".tif"
+    if mode == "I":  # a 12-bit sensor's range: 1000 on 4095
+        return Image.fromarray(np.where(mask, 1000, 4095).astype(np.int32)), ".tif"
+    if mode == "F":  # floats 0.25 on 1.0, with two NaN pixels of paper
+        values = np.where(mask, 0.25, 1.0).astype(np.float32)
+        values[0, 0] = values[-1, -1] = np.nan
+        return Image.fromarray(values), ".tif"
+    raise AssertionError(mode)
+
+
+IMAGE_MODES = ["1", "L", "LA", "P", "P-transparent", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F"]
+OPENS_AS = {"P-transparent": "P", "I;16L": "I;16"}  # TIFF stores little-endian 16-bit as plain I;16
+
+
+@pytest.mark.parametrize("mode", IMAGE_MODES)
+def test_every_image_mode_is_read_by_its_real_range(tmp_path, mode):
+    img, suffix = _mode_image(mode)
+    path = tmp_path / f"shape{suffix}"
+    img.save(path)
+    with Image.open(path) as back:
+        assert back.mode == OPENS_AS.get(mode, mode)  # the file really holds the mode under test
+    x = load_points(path, n_image_points=4000, seed=0)
+    x0, x1, y0, y1 = pixel_box_to_data(MODE_BOX, MODE_W, MODE_H)
+    inside = (x[:, 0] >= x0) & (x[:, 0] <= x1) & (x[:, 1] >= y0) & (x[:, 1] <= y1)
+    assert inside.mean() > ON_SHAPE
+
+
+def test_16_bit_grey_darkness_is_its_value_over_65535(tmp_path):
+    """Two boxes, 0 (black) and 32768 (half grey) on 65535: weights 1 and 1 - 32768/65535."""
+    values = np.full((20, 40), 65535, np.uint16)
+    values[:, :20], values[:, 20:] = 0, 32768
+    Image.fromarray(values).save(tmp_path / "two.png")
+    n = 20_000
+    x = load_points(tmp_path / "two.png", n_image_points=n, seed=2)
+    p_black = 1.0 / (1.0 + (1 - 32768 / 65535))
+    frac = float((x[:, 0] < 0).mean())
+    assert abs(frac - p_black) < 5 * np.sqrt(p_black * (1 - p_black) / n)  # 5 standard errors
+
+
+def _bomb_png(path: Path, side: int = 9500) -> None:
+    """A ~100 KB PNG of side x side grey pixels (90 M: over Pillow's 89.5 M bomb warning)."""
+    img = Image.new("L", (side, side), 255)
+    ImageDraw.Draw(img).rectangle((10, 10, 500, 500), fill=0)
+    img.save(path, compress_level=1)
+
+
+BOMB_MAX_S = 2.0  # the refusal reads the header only: milliseconds; decoding would take seconds
+BOMB_MAX_RSS = 2 * 2**30  # the issue's bound on any refusal's peak resident memory
+
+
+def test_a_decompression_bomb_is_refused_quickly_without_a_warning(tmp_path, capfd):
+    import time
+
+    path = tmp_path / "bomb.png"
+    _bomb_png(path)
+    assert path.stat().st_size < 2_000_000
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning (Pillow's DecompressionBombWarning) fails the test
+        start = time.perf_counter()
+        with pytest.raises(DataError, match="pixels") as info:
+            load_points(path)
+        seconds = time.perf_counter() - start
+    assert seconds < BOMB_MAX_S and "\n" not in str(info.value) and "bomb.png" in str(info.value)
+    assert capfd.readouterr().err == ""
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's default, untouched
+
+    # Peak memory, in a fresh interpreter (this one's peak already includes the test's own image).
+    code = ("import resource, sys\nfrom sgm_core.errors import DataError\nfrom sgm_core.io import load_points\n"
+            "try:\n    load_points(sys.argv[1])\nexcept DataError:\n    pass\nelse:\n    sys.exit(3)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-W", "error::Warning", "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert int(done.stdout) < BOMB_MAX_RSS
+
+
 # --------------------------------------------------------------------------- ply / xyz
 
 
@@ -184,6 +308,22 @@ def _truncated_ply(p: Path) -> None:
     p.write_bytes(p.read_bytes()[:-50])
 
 
+def _npy_with_header(header: str, data: bytes = b"", version: int = 2) -> Callable[[Path], None]:
+    """A hand-made NPY file: magic, version, header length, the header text as given, data."""
+    import struct
+
+    text = header.encode("latin1")
+    size = struct.pack("<I", len(text)) if version == 2 else struct.pack("<H", len(text))
+    return _write_bytes(b"\x93NUMPY" + bytes([version, 0]) + size + text + data)
+
+
+def _tiff_image(mode: str, value: float) -> Callable[[Path], None]:
+    return lambda p: Image.new(mode, (30, 20), value).save(p, format="TIFF")
+
+
+HUGE_HEADER = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }" + " " * 12_000 + "\n"
+
+
 BAD_INPUTS = {
     "missing": ("gone.csv", None, "file not found"),
     "unknown-extension": ("points.dat", lambda p: p.write_text("1 2\n3 4\n"), "unknown file type '.dat'"),
@@ -209,6 +349,15 @@ BAD_INPUTS = {
     "ply-no-vertex": ("novertex.ply", _write_ply_without_vertex, "no 'vertex' element"),
     "ply-truncated": ("cut.ply", _truncated_ply, "not a valid PLY file"),
     "ply-garbage": ("junk.ply", _write_bytes(b"hello\n" + os.urandom(64)), "cannot read 'junk.ply'"),
+    "huge-header-npy": ("wide-header.npy", _npy_with_header(HUGE_HEADER, bytes(24)), "larger than 10000 bytes"),
+    "huge-claim-npy": ("claims.npy", _npy_with_header(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 2), }\n"), "declares 2,000,000,000,000"),
+    "unclosed-header-npy": ("unclosed.npy", _npy_with_header("{'descr': '<f4', 'shape': (3,\n"), "header is damaged"),
+    "unknown-version-npy": ("v9.npy", _npy_with_header("{}\n", version=9), "unknown .npy format version"),
+    "white-16-bit-png": ("white16.png", lambda p: Image.fromarray(np.full((20, 30), 65535, np.uint16)).save(p),
+                         "blank"),
+    "uniform-float-tif": ("flat.tif", _tiff_image("F", 0.5), "blank"),
+    "corrupt-tif": ("noise.tif", _write_bytes(b"II*\x00" + os.urandom(200)), "cannot read 'noise.tif'"),
 }
 
 
@@ -232,6 +381,51 @@ def test_bad_input_raises_one_clear_sentence(tmp_path, case):
     assert expected in message
     assert name in message  # every message names the file
     assert "\n" not in message
+
+
+def test_a_huge_npy_header_is_not_called_pickled_data(tmp_path):
+    """numpy's own refusal of a >10,000-byte header used to read as 'pickled data' (issue 11, 8)."""
+    path = tmp_path / "wide-header.npy"
+    _npy_with_header(HUGE_HEADER, bytes(24))(path)
+    with pytest.raises(DataError) as info:
+        load_points(path)
+    assert "pickle" not in str(info.value) and "header" in str(info.value)
+
+
+MUTATION_SEEDS = {  # one good file of each kind the loader reads
+    "a.npy": lambda p: np.save(p, cloud(5)),
+    "a.csv": lambda p: p.write_text("x,y\n1,2\n3,4\n5,6\n"),
+    "a.xyz": lambda p: p.write_text("1 2 3\n4 5 6\n"),
+    "a.ply": lambda p: p.write_text("ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\n"
+                                    "property float y\nend_header\n1 2\n3 4\n"),
+    "a.png": lambda p: Image.new("L", (8, 8), 0).save(p),
+    "b.png": lambda p: Image.fromarray(np.full((8, 8), 1000, np.uint16)).save(p),
+    "a.jpg": lambda p: Image.new("RGB", (8, 8), "black").save(p),
+    "a.bmp": lambda p: Image.new("P", (8, 8), 0).save(p),
+    "a.tif": _tiff_image("F", 0.0),
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(sorted(MUTATION_SEEDS)), cut=st.floats(0, 1), flips=st.lists(
+    st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=6))
+def test_damaged_files_load_or_fail_with_one_line_and_nothing_on_stderr(tmp_path, capfd, name, cut, flips):
+    """Truncations and byte flips of every readable kind: a clean load or one DataError line,
+    never another exception, a warning or a word on stderr."""
+    path = tmp_path / name
+    MUTATION_SEEDS[name](path)
+    data = bytearray(path.read_bytes())
+    for where, value in flips:
+        data[int(where * len(data))] = value
+    path.write_bytes(bytes(data[: max(1, round(cut * len(data)))]))
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            load_points(path, n_image_points=10)
+        except DataError as e:
+            assert "\n" not in str(e) and name in str(e)
+    assert capfd.readouterr().err == ""
 
 
 def test_directory_is_not_a_file(tmp_path):
@@ -283,6 +477,37 @@ def test_atomic_write_keeps_the_usual_file_mode(tmp_path):
     plain = tmp_path / "plain.bin"
     plain.write_bytes(b"x")
     assert (tmp_path / "m.bin").stat().st_mode == plain.stat().st_mode == 0o100666 & ~umask
+
+
+def test_atomic_write_verifies_the_temp_file_before_the_rename(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    seen: list[tuple[str, bytes]] = []
+
+    def refuse(tmp: Path) -> None:
+        seen.append((tmp.name, tmp.read_bytes()))
+        assert target.read_bytes() == b"old"  # not yet renamed
+        raise DataError("it does not read back")
+
+    with pytest.raises(DataError, match="does not read back"):
+        atomic_write(target, lambda f: f.write(b"new"), verify=refuse)
+    assert seen and seen[0][0].startswith("out.bin.tmp-") and seen[0][1] == b"new"  # the flushed bytes
+    assert target.read_bytes() == b"old" and leftovers(tmp_path) == []
+    assert atomic_write(target, lambda f: f.write(b"new"), verify=lambda tmp: None) == target
+    assert target.read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv"])
+def test_save_points_refuses_a_file_that_reads_back_wrong(tmp_path, monkeypatch, suffix):
+    """A writer that 'succeeds' with a short file (a lying disk): caught by reading it back."""
+    path = tmp_path / f"p{suffix}"
+    path.write_bytes(b"old points")
+    real = np.save if suffix == ".npy" else np.savetxt
+    monkeypatch.setattr(np, real.__name__, lambda f, x, **kw: real(f, x[:-1], **kw))  # one row short
+    with pytest.raises(DataError, match="cannot write") as info:
+        save_points(path, cloud())
+    assert "\n" not in str(info.value)
+    assert path.read_bytes() == b"old points" and leftovers(tmp_path) == []
 
 
 # --------------------------------------------------------------------------- shipped examples

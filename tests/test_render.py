@@ -15,6 +15,7 @@ iio = pytest.importorskip("imageio.v3")
 
 from sgm_core import cli  # noqa: E402
 from sgm_core.errors import ConfigError, DataError, SessionError  # noqa: E402
+from sgm_core.limits import MAX_FRAMES, MAX_SAMPLES, MAX_STEPS  # noqa: E402
 from sgm_core.render import (  # noqa: E402
     DARK_STYLE,
     Camera,
@@ -32,6 +33,7 @@ from sgm_core.render import (  # noqa: E402
     write_video,
 )
 from sgm_core.samplers import SAMPLERS  # noqa: E402
+from sgm_core.video import MAX_SIDE  # noqa: E402
 
 STYLE = FrameStyle()
 SIZE = (200, 160)  # (W, H): not square, so a swapped axis shows up
@@ -392,6 +394,28 @@ def test_render_run_errors_are_one_sentence(runs, tmp_path):
         render_run(runs["8gaussians"], tmp_path / "a.gif", sampler="nope")
     with pytest.raises(DataError, match="cannot write"):
         render_run(runs["8gaussians"], tmp_path / "missing" / "a.gif", frames=2, n=10, steps=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"frames": 0}, "frames"), ({"frames": MAX_FRAMES + 1}, "frames"), ({"n": 0}, "particles"),
+    ({"n": MAX_SAMPLES + 1}, "particles"), ({"size": (MAX_SIDE + 1, 64)}, "size"), ({"size": (64, 0)}, "size"),
+    ({"steps": 0}, "steps"), ({"steps": MAX_STEPS + 1}, "steps"),
+    ({"frames": 5000, "size": (1024, 1024)}, "GiB"),  # a GIF holds every frame until it closes: 5 GiB
+])
+def test_render_run_bounds_every_count_before_loading_the_run(tmp_path, kwargs, match):
+    """The core's own ceilings (sgm_core.limits), checked before the run is read: a missing run
+    dir would be a SessionError, so a ConfigError here proves the order."""
+    with pytest.raises(ConfigError, match=match) as info:
+        render_run(tmp_path / "no-such-run", tmp_path / "a.gif", **kwargs)
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fps", [0, -1, float("nan"), float("inf"), 10_000])
+def test_render_refuses_a_bad_frame_rate(runs, tmp_path, fps):
+    with pytest.raises(ConfigError, match="frames per second"):
+        render_run(runs["8gaussians"], tmp_path / "a.mp4", frames=2, fps=fps, n=10, steps=1)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -4,6 +4,7 @@ change nothing, and unsaved work is never lost without asking."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import zipfile
 from dataclasses import replace
@@ -16,6 +17,8 @@ from gui_helpers import TIMEOUT_MS, frame, open_window, small_config, wait
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QAction, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
 from app.main_window import MainWindow
 from app.session_io import parse_gui_settings
@@ -213,6 +216,20 @@ def _bad_files(tmp_path: Path, good: Path) -> dict[str, Path]:
     out["foreign"] = tmp_path / "foreign.sgm"
     with zipfile.ZipFile(out["foreign"], "w") as z:
         z.writestr("session.json", '{"format": "something-else", "version": 1}')
+    # Files that parse but hold what must never reach the engine (they used to open and fail later).
+    with zipfile.ZipFile(good) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    meta = json.loads(members["session.json"])
+    weights = load_safetensors(members["model.safetensors"])
+    weights[next(iter(weights))].view(-1)[0] = float("nan")
+    variants = {"nan weights": {"model.safetensors": save_safetensors(weights)},
+                "unknown sampler": {"session.json": json.dumps({**meta, "sampler": {**meta["sampler"], "name": "euler"}})},
+                "huge net": {"session.json": json.dumps({**meta, "run": {**meta["run"], "model": {"width": 30000}}})}}
+    for name, changed in variants.items():
+        out[name] = tmp_path / f"{name.replace(' ', '-')}.sgm"
+        with zipfile.ZipFile(out[name], "w") as z:
+            for member, blob in {**members, **changed}.items():
+                z.writestr(member, blob)
     return out
 
 
@@ -230,6 +247,9 @@ def test_bad_session_files_are_refused_and_change_nothing(qtbot, window, tmp_pat
         with qtbot.waitSignal(w.files.open_failed, timeout=TIMEOUT_MS) as blocker:
             w.files.open(bad)
         assert blocker.args[0] == str(expected.value), name
+        assert "\n" not in str(expected.value), name
+        if name == "nan weights":  # "restore the last good weights" must never restore these
+            assert "the session's weights contain NaN/Inf" in w.banner.text()
         assert w.banner.isVisible() and w.banner.text() == f"Session not opened: {expected.value}", name
         assert w.session.points is points and w.session.view == view and w.session.run_config == config, name
         assert w.files.path == good and w.windowTitle() == title, name

@@ -154,3 +154,91 @@ def test_save_png_round_trips_atomically(tmp_path):
         save_png(tmp_path / "frame.jpg", frame)
     with pytest.raises(DataError):
         save_png(tmp_path / "missing" / "frame.png", frame)
+
+
+# --------------------------------------------------------------------------- verified before publishing
+
+
+def truncate_after_finish(monkeypatch, writer_cls, keep: float = 0.5) -> None:
+    """Make the encoder 'succeed' with a cut file: what a lying disk or a killed encoder leaves."""
+    finish = writer_cls._finish
+
+    def cut(self) -> None:
+        finish(self)
+        data = self._tmp.read_bytes()
+        self._tmp.write_bytes(data[: int(len(data) * keep)])
+
+    monkeypatch.setattr(writer_cls, "_finish", cut)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_a_cut_file_is_refused_and_the_old_one_kept(tmp_path, monkeypatch, suffix):
+    path = tmp_path / f"keep{suffix}"
+    path.write_bytes(b"precious")
+    truncate_after_finish(monkeypatch, GifWriter if suffix == ".gif" else Mp4Writer)
+    with pytest.raises(DataError, match="cannot write") as info:
+        with open_video(path, fps=10, size=(W, H)) as video:
+            for f in moving_box(6):
+                video.append(f)
+    assert "\n" not in str(info.value)
+    assert path.read_bytes() == b"precious"
+    assert leftovers(tmp_path) == [path.name]
+
+
+def test_ffmpeg_failure_is_one_line_and_its_log_stays_off_stderr(tmp_path, monkeypatch, capfd):
+    import sgm_core.video as video_mod
+
+    monkeypatch.setattr(video_mod, "MP4_PRESET", "no-such-preset")  # x264 refuses it: FFmpeg exits non-zero
+    path = tmp_path / "keep.mp4"
+    path.write_bytes(b"precious")
+    with pytest.raises(DataError, match="FFmpeg failed") as info:
+        with open_video(path, fps=10, size=(W, H)) as video:
+            for f in moving_box(3):
+                video.append(f)
+    assert "\n" not in str(info.value)
+    assert path.read_bytes() == b"precious" and leftovers(tmp_path) == [path.name]
+    assert capfd.readouterr().err == ""  # FFmpeg's log went to us, not to the terminal
+
+
+def test_identical_frames_merge_in_the_gif_but_count_in_its_time(tmp_path):
+    """Pillow folds a repeated frame into the one before (longer delay): the verification counts
+    time, so a GIF of repeats is accepted and plays for frames x delay."""
+    from PIL import Image, ImageSequence
+
+    path = tmp_path / "still.gif"
+    a, b = moving_box(2)
+    with open_video(path, fps=20, size=(W, H)) as video:
+        for f in (a, a, a, b, b):
+            video.append(f)
+    with Image.open(path) as im:
+        delays = [frame.info["duration"] for frame in ImageSequence.Iterator(im)]
+    assert delays == [150, 100]
+    with open_video(tmp_path / "one.gif", fps=20, size=(W, H)) as video:
+        for _ in range(4):
+            video.append(a)
+    with Image.open(tmp_path / "one.gif") as im:
+        assert im.n_frames == 1 and im.info["duration"] == 200
+
+
+def test_save_png_refuses_a_file_that_does_not_read_back(tmp_path, monkeypatch):
+    from PIL import Image
+
+    path = tmp_path / "frame.png"
+    path.write_bytes(b"old")
+    save = Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", lambda self, f, **kw: (save(self, f, **kw), f.truncate(40)))
+    with pytest.raises(DataError, match="cannot write") as info:
+        save_png(path, moving_box(1)[0])
+    assert "\n" not in str(info.value)
+    assert path.read_bytes() == b"old" and leftovers(tmp_path) == ["frame.png"]
+
+
+@pytest.mark.parametrize(("frames", "size", "match"), [
+    (0, (64, 64), "frames"), (10**6, (64, 64), "frames"), (10, (5000, 64), "size"),
+    (5000, (1024, 1024), "GiB")])
+def test_absurd_animation_requests_are_refused_before_any_work(tmp_path, frames, size, match):
+    from sgm_core.video import check_video_request
+
+    with pytest.raises(ConfigError, match=match):
+        check_video_request(tmp_path / "a.gif", frames, size)
+    assert leftovers(tmp_path) == []

@@ -1,0 +1,277 @@
+"""The Python API: train a score model, sample it, score the samples, save and load it.
+
+    import sgm_core as sgm
+    run = sgm.train("moons", loss="ncsn", steps=3000, seed=0)   # a preset, a file path, or an (N, D) array
+    x = run.sample(2000, sampler="annealed", seed=0)              # (2000, 2) numpy, data coordinates
+    run.metrics(x)                                                # {"sw_ratio": ..., "mmd": ..., ...}
+    run.save("runs/moons")  ;  run = sgm.load("runs/moons")       # a run directory, or a FILE.sgm session
+
+This is the surface the project promises (named in `sgm_core.__all__`); the CLI's sweeps and
+notebooks call it, and it drives the same `Trainer`, samplers, metrics and writers as `sgm` and
+the app. Arguments are checked here, at the edge: a bad one raises `ConfigError`/`DataError`
+with one sentence.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import load_run, save_run
+from .config import MAX_SEED, LossConfig, ModelConfig, NoiseConfig, RunConfig, SamplerConfig, TrainConfig, whole_number
+from .datasets import PRESETS, Dataset, EmpiricalDataset, Standardizer, load_dataset, make_preset, validate_points
+from .errors import ConfigError, DataError, SessionError
+from .likelihood import ode_log_likelihood
+from .limits import MAX_POINTS, MAX_SAMPLES, MAX_STEPS
+from .losses import loss_spec
+from .metrics import energy_distance, mmd_rbf, mode_weight_error, mode_weights, sliced_wasserstein
+from .nets import ScoreNet
+from .noise import make_sde
+from .samplers import make_sampler, run_sampler
+from .sessions import SessionState, save_session
+from .training import Trainer
+
+DataLike = str | os.PathLike | np.ndarray | torch.Tensor
+ARRAY_SOURCE = "array"  # RunConfig.data of a run trained on an in-memory array (its points are saved with it)
+SESSION_SUFFIX = ".sgm"
+TRAIN_CHUNK = 50  # steps between progress-bar updates (the CLI's chunk)
+SAMPLE_CHUNK = 65_536  # particles sampled at once, as `sgm sample`: memory stays bounded for any n
+MMD_MAX_POINTS = 4000  # per set: the RBF kernel matrices are O(n^2) float64 (4000^2 = 128 MB each)
+NLL_POINTS = 200  # fresh data points whose PF-ODE log-likelihood is averaged (the app's default)
+NLL_STEPS = 50  # Heun steps of the PF-ODE (the app's default: ~0.3 s for a 3x128 net in 2D)
+NLL_NOISE = ("ladder", "ve", "vp")  # losses whose net knows every sigma in [sigma_min, sigma_max]: the ODE needs it
+PROJECTION_SEED, REFERENCE_SEED_OFFSET = 123, 9  # benchmarks/quality.py's: fixed SW directions, its reference draws
+
+
+def run_config(data: str, *, loss: str = "ncsn", steps: int | None = None, seed: int = 0,
+               batch: int | None = None, lr: float | None = None, device: str = "auto", model: str = "score",
+               width: int | None = None, depth: int | None = None, sigma_min: float | None = None,
+               sigma_max: float | None = None, n_levels: int | None = None, sigma: float | None = None,
+               ema: float | None = None) -> RunConfig:
+    """The RunConfig of these settings (None keeps the config's default); the configs check every
+    value, so a bad one is a ConfigError naming it. `train` and the sweep specs share it."""
+
+    def given(**values: Any) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if v is not None}
+
+    return RunConfig(
+        data=data,
+        model=ModelConfig(**given(kind=model, width=width, depth=depth)),
+        noise=NoiseConfig(**given(sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels, sigma=sigma)),
+        loss=LossConfig(name=loss),
+        train=TrainConfig(**given(steps=steps, batch=batch, lr=lr, ema=ema, seed=seed, device=device)))
+
+
+def train(data: DataLike, *, loss: str = "ncsn", steps: int | None = None, seed: int = 0, batch: int | None = None,
+          lr: float | None = None, device: str = "auto", model: str = "score", width: int | None = None,
+          depth: int | None = None, sigma_min: float | None = None, sigma_max: float | None = None,
+          n_levels: int | None = None, sigma: float | None = None, ema: float | None = None,
+          progress: bool = True) -> Run:
+    """Train a score model on `data`: a preset name (see `sgm datasets`), a data file
+    (.npy/.csv/.png/.jpg/.ply/.xyz), or an (N, 2) / (N, 3) array in data coordinates.
+
+    The keywords are `sgm train`'s flags and the configs' fields (None: the default; noise levels
+    are in standardised units). `progress` shows a tqdm bar (terminal or notebook)."""
+    if not isinstance(progress, bool):
+        raise ConfigError(f"progress must be True or False, not {progress!r}")
+    source = _source_name(data)
+    config = run_config(source, loss=loss, steps=steps, seed=seed, batch=batch, lr=lr, device=device, model=model,
+                        width=width, depth=depth, sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels,
+                        sigma=sigma, ema=ema)  # settings first: a typo fails before a file is read
+    dataset = _dataset(data, seed)
+    trainer = Trainer(dataset, config)
+    started = time.perf_counter()
+    _fit(trainer, config.train.steps, progress)
+    return Run(config, trainer.ema_model.eval(), trainer.standardizer, dataset.points, trainer.step,
+               trainer.loss_history(), time.perf_counter() - started, dataset, trainer)
+
+
+def load(path: str | os.PathLike) -> Run:
+    """A run saved by `Run.save`, `sgm train --out`, or the app (a .sgm session with a trained
+    model): ready to sample and score. Its loss history is not read back (`losses` is empty)."""
+    if not isinstance(path, str | os.PathLike):
+        raise SessionError(f"a run is loaded from a path, not {type(path).__name__}")
+    loaded = load_run(path)
+    data = loaded.data
+    return Run(loaded.config, loaded.model, loaded.standardizer, None if data is None else np.asarray(data, np.float32),
+               loaded.step, np.zeros(0))
+
+
+@dataclass(eq=False)
+class Run:
+    """A trained model with its settings and data transform. `model` holds the EMA weights the
+    samplers use; it maps standardised coordinates, and every method here speaks data coordinates."""
+
+    config: RunConfig
+    model: ScoreNet
+    standardizer: Standardizer
+    points: np.ndarray | None  # the training data (data coordinates), if known
+    step: int
+    losses: np.ndarray  # loss per training step (empty for a loaded run)
+    train_seconds: float | None = None  # wall time of `train` (None for a loaded run)
+    _dataset: Dataset | None = field(default=None, repr=False)
+    _trainer: Trainer | None = field(default=None, repr=False)  # raw weights and Adam state, for sessions
+
+    @property
+    def dim(self) -> int:
+        return int(self.standardizer.dim)
+
+    @property
+    def default_sampler(self) -> str:
+        """The sampler that fits the run's loss (annealed for ncsn, the reverse SDE for SDE losses, ...)."""
+        return loss_spec(self.config.loss.name).default_sampler
+
+    def __repr__(self) -> str:
+        return f"Run(data={self.config.data!r}, loss={self.config.loss.name!r}, dim={self.dim}, step={self.step})"
+
+    # -- sampling -------------------------------------------------------------------------
+    def sample(self, n: int = 2000, *, sampler: str | None = None, steps: int | None = None, seed: int = 0) -> np.ndarray:
+        """`n` samples, an (n, D) float32 array in data coordinates, from `sampler` (default: the
+        loss's own) with `steps` (per level for annealed; None: the sampler's default). The same
+        seed gives the same samples, whatever n's chunking."""
+        n = whole_number(n, "n", 1, MAX_SAMPLES)
+        seed = whole_number(seed, "seed", 0, MAX_SEED)
+        steps = 0 if steps is None else whole_number(steps, "sampler steps", 1, MAX_STEPS)
+        if sampler is not None and not isinstance(sampler, str):
+            raise ConfigError(f"sampler must be a name, not {sampler!r}")
+        schedule = make_sampler(SamplerConfig(name=sampler or self.default_sampler, steps=steps), self.config.noise,
+                                self.config.loss.name)
+        device = next(self.model.parameters()).device
+        generator = torch.Generator().manual_seed(seed)
+        chunks = []
+        for start in range(0, n, SAMPLE_CHUNK):  # one generator across chunks: reproducible
+            x = schedule.init(min(SAMPLE_CHUNK, n - start), self.dim, generator).to(device)
+            chunks.append(self.standardizer.inverse(run_sampler(schedule, self.model, x, generator)).float().cpu().numpy())
+        samples = np.concatenate(chunks)
+        if not np.isfinite(samples).all():
+            raise ConfigError("sampling produced NaN/Inf; try a smaller step size or more steps")
+        return samples
+
+    # -- scoring --------------------------------------------------------------------------
+    def metrics(self, samples: np.ndarray | torch.Tensor, *, seed: int = 0, nll: bool = True) -> dict[str, float]:
+        """How close `samples` (data coordinates) are to the data: see `sample_metrics`; plus `nll`,
+        the data's negative log-likelihood (nats per point) under the PF-ODE, for the losses whose
+        net covers every noise level (ncsn, ve-sde, vp-sde) when `nll` is True."""
+        seed = whole_number(seed, "seed", 0, MAX_SEED)
+        out = sample_metrics(samples, self.reference(), seed=seed)
+        if nll and loss_spec(self.config.loss.name).noise in NLL_NOISE:
+            out["nll"] = self.data_nll(seed=seed)
+        return out
+
+    def reference(self) -> Dataset:
+        """The distribution samples are compared with: the preset's own process (fresh draws, and
+        the exact mixture), else the saved training points."""
+        if self._dataset is None:
+            if self.config.data in PRESETS:
+                self._dataset = make_preset(self.config.data, seed=self.config.train.seed)
+            elif self.points is not None:
+                self._dataset = EmpiricalDataset(self.points, name=Path(self.config.data).stem)
+            else:
+                raise DataError("this run holds no data to compare samples with (its data.npy was not saved)")
+        return self._dataset
+
+    def data_nll(self, n_points: int = NLL_POINTS, n_steps: int = NLL_STEPS, seed: int = 0) -> float:
+        """-mean log p(x) over `n_points` fresh data draws (data coordinates, nats per point) by the
+        probability-flow ODE (Song et al. 2021, Sec. 4.3); log p_data = log p_std - D log(scale)."""
+        spec = loss_spec(self.config.loss.name)
+        if spec.noise not in NLL_NOISE:
+            raise ConfigError(f"a {spec.name} run has no likelihood: its net does not cover every noise level")
+        generator = torch.Generator().manual_seed(seed + REFERENCE_SEED_OFFSET + 1)
+        x = self.standardizer.forward(self.reference().sample(n_points, generator))
+        device = next(self.model.parameters()).device
+        sde = make_sde(self.config.noise, spec.perturbation)
+        ll = ode_log_likelihood(lambda a, s: self.model(a.to(device), s.to(device)).cpu(), sde, x, n_steps)
+        return -(float(ll.mean()) - self.dim * math.log(self.standardizer.scale))
+
+    # -- saving ---------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a run directory (config.json, model.safetensors, loss.csv, data.npy), or a session
+        the app opens when `path` ends in .sgm (with Adam's state, so training there resumes
+        exactly). Atomic: a failed save leaves the old run or file whole; SessionError."""
+        if not isinstance(path, str | os.PathLike):
+            raise SessionError(f"a run is saved to a path, not {type(path).__name__}")
+        trainer = self._trainer
+        raw = trainer.model if trainer is not None else self.model
+        if Path(path).suffix.lower() != SESSION_SUFFIX:
+            return save_run(path, self.config, raw, self.model, self.standardizer, self.step, self.losses, self.points)
+        if self.points is None:
+            raise SessionError("this run holds no data points, so it cannot become a session; save a run directory")
+        return save_session(path, SessionState(
+            points=self.points, source=self.config.data, run=self.config,
+            sampler=SamplerConfig(name=self.default_sampler), brush_radius=0.0, model=_cpu_state(raw),
+            ema=_cpu_state(self.model), standardizer=self.standardizer, step=self.step, losses=self.losses,
+            resume=trainer.resume_state() if trainer is not None else None))
+
+
+def sample_metrics(samples: np.ndarray | torch.Tensor, dataset: Dataset, *, seed: int = 0) -> dict[str, float]:
+    """Samples against fresh data draws of the same size, all in data coordinates:
+    `sw` (sliced 2-Wasserstein), `sw_base` (the same between two fresh draws), `sw_ratio` (their
+    ratio: 1 is as close as another draw of the data), `mmd` (RBF, median bandwidth), `energy`
+    (energy distance), and for mixtures `on_mode` (fraction within 3 std of a mode) and
+    `weight_error` (largest mode-weight error). Seeded: the same samples give the same numbers."""
+    x = torch.from_numpy(validate_points(np.asarray(samples.detach().cpu() if isinstance(samples, torch.Tensor)
+                                                    else samples), dims=(dataset.dim,)))
+    g_ref = torch.Generator().manual_seed(seed + REFERENCE_SEED_OFFSET)
+    ref, ref2 = dataset.sample(len(x), g_ref), dataset.sample(len(x), g_ref)
+    # The same projection directions for both distances, so their ratio is not projection noise.
+    sw = sliced_wasserstein(x, ref, torch.Generator().manual_seed(PROJECTION_SEED))
+    base = sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(PROJECTION_SEED))
+    g_sub = torch.Generator().manual_seed(seed)
+    small = [v[torch.randperm(len(v), generator=g_sub)[:MMD_MAX_POINTS]] if len(v) > MMD_MAX_POINTS else v
+             for v in (x, ref)]
+    out = {"sw_ratio": sw / max(base, 1e-12), "sw": sw, "sw_base": base, "mmd": mmd_rbf(*small),
+           "energy": energy_distance(x, ref, generator=torch.Generator().manual_seed(seed))}
+    if dataset.gmm is not None:
+        out["on_mode"] = mode_weights(x, dataset.gmm)[1]
+        out["weight_error"] = mode_weight_error(x, dataset.gmm)
+    return out
+
+
+def _source_name(data: object) -> str:
+    """What RunConfig.data records: the preset name or the path; ARRAY_SOURCE for arrays."""
+    if isinstance(data, str | os.PathLike):
+        return os.fspath(data)
+    if isinstance(data, np.ndarray | torch.Tensor | list | tuple):
+        return ARRAY_SOURCE
+    raise DataError(f"data must be a preset name, a file path or an (N, D) array, not {type(data).__name__}")
+
+
+def _dataset(data: DataLike, seed: int) -> Dataset:
+    if isinstance(data, str | os.PathLike):
+        return load_dataset(os.fspath(data), seed=seed)
+    if isinstance(data, torch.Tensor):
+        data = data.detach().cpu().numpy()
+    try:
+        points = np.asarray(data)
+    except ValueError as exc:  # a ragged list
+        raise DataError(f"data must be an (N, D) array of numbers: {exc}") from exc
+    if points.ndim == 2 and len(points) > MAX_POINTS:
+        raise DataError(f"data has {len(points):,} points; the most this program trains on is {MAX_POINTS:,}")
+    return EmpiricalDataset(validate_points(points), name=ARRAY_SOURCE)
+
+
+def _fit(trainer: Trainer, steps: int, progress: bool) -> None:
+    """Train `steps` steps in chunks, with a tqdm.auto bar (steps/s, loss, ETA) when `progress`.
+    No bar object at all otherwise: tqdm's monitor thread would start for nothing."""
+    if not progress:
+        for done in range(0, steps, TRAIN_CHUNK):
+            trainer.run(min(TRAIN_CHUNK, steps - done))
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=steps, unit="step", dynamic_ncols=True, desc=f"{trainer.config.loss.name} on {trainer.dataset.name}") as bar:
+        for done in range(0, steps, TRAIN_CHUNK):
+            records = trainer.run(min(TRAIN_CHUNK, steps - done))
+            bar.update(len(records))
+            bar.set_postfix(loss=f"{records[-1].loss:.4g}", refresh=False)
+
+
+def _cpu_state(model: ScoreNet) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
