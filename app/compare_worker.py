@@ -23,14 +23,15 @@ import numpy as np
 import torch
 from PySide6.QtCore import Signal
 
+from sgm_core.chain import ParticleChain
 from sgm_core.config import RunConfig, SamplerConfig
 from sgm_core.datasets import Dataset
 from sgm_core.errors import SGMError, TrainingDiverged
-from sgm_core.live import FieldGrid, FieldView, Frame, LiveEngine
+from sgm_core.live import FieldGrid, FieldView, Frame, LiveEngine, decimated_losses
 from sgm_core.losses import loss_spec
-from sgm_core.metrics import sliced_wasserstein
+from sgm_core.metrics import SWBaseline
 from sgm_core.noise import make_sde
-from sgm_core.samplers import Sampler, make_sampler
+from sgm_core.samplers import make_sampler
 from sgm_core.training import device_label
 
 from .queued_worker import IDLE_WAIT, QueuedWorker
@@ -100,15 +101,12 @@ def eval_sigma(config: RunConfig) -> float:
 
 @dataclass
 class _Run:
-    """One plot's state in the worker thread: its engine (own or shared) and its particle chain."""
+    """One plot's state in the worker thread: its engine (own or shared) and its particle chain
+    (whose blown-up particles restart at the chain's `initial` start)."""
 
     label: str
     engine: LiveEngine
-    sampler: Sampler
-    particles: torch.Tensor
-    initial: torch.Tensor
-    generator: torch.Generator
-    step: int = 0
+    chain: ParticleChain
     done: bool = False
     train_seconds: float = 0.0
     trained: int = 0
@@ -138,7 +136,7 @@ class CompareWorker(QueuedWorker):
         self._needs_frame = False
         self._next_frame = 0.0
         self._next_metrics = 0.0
-        self._reference: tuple[torch.Tensor, float] | None = None  # data draws and the data-vs-data SW
+        self._reference: SWBaseline | None = None  # data draws and the data-vs-data SW
         self._emitted_at = 0.0
         self._gui_seconds = 0.0  # how long the GUI took to draw and acknowledge the last frame list
 
@@ -214,7 +212,7 @@ class CompareWorker(QueuedWorker):
             elif self._phase == "sampling":
                 for run in self._runs:
                     if not run.done:
-                        self._advance(run, max(1, math.ceil(run.sampler.n_steps / SAMPLE_ROUNDS)))
+                        self._advance(run, max(1, math.ceil(run.chain.sampler.n_steps / SAMPLE_ROUNDS)))
                 if all(run.done for run in self._runs):
                     self._next_metrics = 0.0  # the final SW ratios at once
                     self._update_metrics(time.perf_counter())
@@ -267,34 +265,26 @@ class CompareWorker(QueuedWorker):
 
     def _begin_sampling(self) -> None:
         for run in self._runs:
-            run.particles, run.step, run.done = run.initial.clone(), 0, False
-            run.generator = torch.Generator().manual_seed(self._spec.seed + 7)  # the same noise for every run
+            run.chain.restart(run.chain.initial.clone())
+            run.chain.generator = torch.Generator().manual_seed(self._spec.seed + 7)  # the same noise for every run
+            run.done = False
             run.sw_history.clear()
         self._next_metrics = 0.0
         self._set_phase("sampling")
 
     def _advance(self, run: _Run, n: int) -> None:
-        eng = run.engine
-        model = eng.trainer.score_fn()
-        with torch.no_grad():
-            for _ in range(n):
-                if self._phase == "sampling" and run.step >= run.sampler.n_steps:
-                    break
-                run.particles = run.sampler.step(model, run.particles, run.step, run.generator)
-                run.step += 1
-            bad = ~torch.isfinite(run.particles).all(dim=1)
-            if bad.any():  # a blown-up particle restarts instead of poisoning the plot
-                run.particles[bad] = run.initial[bad]
-            if self._phase == "sampling" and run.step >= run.sampler.n_steps:
-                run.particles = run.sampler.finish(model, run.particles)  # e.g. the last Tweedie denoise
-                run.done = True
+        model = run.engine.trainer.score_fn()
+        sampling = self._phase == "sampling"  # the schedule ends the chain; while training it goes on
+        run.chain.advance(model, n, stop_at_end=sampling)
+        if sampling and run.chain.done:
+            run.chain.finish(model)  # e.g. the last Tweedie denoise
+            run.done = True
 
     # -- metrics and frames -----------------------------------------------------------------
     def _sw_ratio(self, run: _Run) -> float:
         assert self._reference is not None
-        ref, base = self._reference
-        pts = run.engine.standardizer.inverse(run.particles[:METRIC_POINTS].detach().float().cpu())
-        return sliced_wasserstein(pts, ref, torch.Generator().manual_seed(123)) / max(base, 1e-12)
+        pts = run.engine.standardizer.inverse(run.chain.particles[:METRIC_POINTS].detach().float().cpu())
+        return self._reference.distance(pts)[1]
 
     def _update_metrics(self, now: float) -> None:
         t0 = time.perf_counter()
@@ -306,7 +296,7 @@ class CompareWorker(QueuedWorker):
             run.score_error = errors[id(eng)]
             run.sw_ratio = self._sw_ratio(run)
             if self._phase in ("sampling", "done"):
-                progress = min(1.0, run.step / max(run.sampler.n_steps, 1))
+                progress = min(1.0, run.chain.step / max(run.chain.sampler.n_steps, 1))
                 if not run.sw_history or progress > run.sw_history[-1][0]:
                     run.sw_history.append((progress, run.sw_ratio))
         cost = time.perf_counter() - t0
@@ -318,7 +308,7 @@ class CompareWorker(QueuedWorker):
         assert spec is not None
         eng = run.engine
         if spec.mode == "samplers":
-            sigma = max(run.sampler.sigma_at(run.step), eng.config.noise.sigma_min)
+            sigma = max(run.chain.sigma, eng.config.noise.sigma_min)
         else:
             sigma = eval_sigma(eng.config)
         ident = (eng.trainer.step, round(sigma, 6), spec.bounds, spec.view_axis)
@@ -345,15 +335,13 @@ class CompareWorker(QueuedWorker):
         frames = []
         for run in self._runs:
             eng = run.engine
-            history = eng.trainer.losses  # a read-only view: decimate first, copy only what is drawn
-            stride = max(1, math.ceil(len(history) / MAX_CURVE_POINTS))
-            losses = history[::stride].copy()
-            steps = np.arange(1, len(history) + 1)[::stride]
+            losses, steps = decimated_losses(eng.trainer.losses, MAX_CURVE_POINTS)
             fld, sigma = self._field(run)
-            particles = self._shown(eng.standardizer.inverse(run.particles.detach().float().cpu()).numpy())
+            chain = run.chain
+            particles = self._shown(eng.standardizer.inverse(chain.particles.detach().float().cpu()).numpy())
             frame = Frame(
                 step=eng.trainer.step, losses=losses, loss_steps=steps, particles=particles, trails=None,
-                sampler_step=run.step, sampler_sigma=run.sampler.sigma_at(run.step), sampler_done=run.done,
+                sampler_step=chain.step, sampler_sigma=chain.sigma, sampler_done=run.done,
                 field=fld, true_field=None, field_sigma=sigma, heatmap=None, error_map=None, heatmap_bounds=None,
                 score_error=run.score_error, reference_kind=eng.reference_kind,
                 steps_per_second=run.trained / run.train_seconds if run.train_seconds > 0 else 0.0,
@@ -361,8 +349,8 @@ class CompareWorker(QueuedWorker):
             frames.append(CompareFrame(
                 label=run.label, frame=frame, phase=self._phase, steps_per_second=frame.steps_per_second,
                 score_error=run.score_error, eval_sigma=eval_sigma(eng.config), sw_ratio=run.sw_ratio,
-                sampler_steps=run.sampler.n_steps,
-                initial_particles=self._shown(eng.standardizer.inverse(run.initial.float().cpu()).numpy()),
+                sampler_steps=chain.sampler.n_steps,
+                initial_particles=self._shown(eng.standardizer.inverse(chain.initial.float().cpu()).numpy()),
                 sw_history=tuple(run.sw_history)))
         cost = time.perf_counter() - t0
         self._next_frame = now + max(1.0 / self.max_fps, cost / 0.3, GUI_DUTY * self._gui_seconds)
@@ -399,12 +387,10 @@ class CompareWorker(QueuedWorker):
                 start = shared_start.clone().to(eng.device)
             else:  # each loss's own sampler, from the same generator state: equal draws for equal priors
                 start = sampler.init(spec.n_particles, dim, torch.Generator().manual_seed(spec.seed)).to(eng.device)
-            runs.append(_Run(entry.label, eng, sampler, start.clone(), start,
-                             torch.Generator().manual_seed(spec.seed + 7)))
+            runs.append(_Run(entry.label, eng, ParticleChain(sampler, start.clone(), torch.Generator().manual_seed(
+                spec.seed + 7), initial=start)))
         self._runs = runs
-        g = torch.Generator().manual_seed(spec.seed + 17)  # the same reference draws for every run
-        ref, ref2 = spec.dataset.sample(METRIC_POINTS, g), spec.dataset.sample(METRIC_POINTS, g)
-        self._reference = (ref, sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123)))
+        self._reference = SWBaseline(spec.dataset.sample, METRIC_POINTS, seed=spec.seed + 17)  # same draws for every run
         self._phase = ""
         self._set_phase("training" if spec.train_steps > 0 else "sampling")
         self._next_metrics = 0.0

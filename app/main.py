@@ -62,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
                        QColor("white"))
     app.processEvents()
 
-    from .workers import warm_up_torch  # imports torch: slow the first time
+    device = None  # the engine process warms torch up itself and reports its device when ready
+    if os.environ.get("SGM_ENGINE", "process") == "thread":
+        from .workers import warm_up_torch  # imports torch: slow the first time
 
-    device = warm_up_torch()  # the first Adam imports torch._dynamo (~1 s): here, not on the first Train
+        device = warm_up_torch()  # the first Adam imports torch._dynamo (~1 s): here, not on the first Train
     splash.showMessage("Opening…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter, QColor("white"))
     app.processEvents()
 

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from sgm_core.config import RunConfig, sampler_config_from_json
 from sgm_core.datasets import Standardizer
+from sgm_core.engine import restore_engine
 from sgm_core.errors import DataError, SGMError
 from sgm_core.live import FieldView
 from sgm_core.losses import loss_spec
@@ -40,6 +42,7 @@ from sgm_core.noise import sigma_max_from_data
 from sgm_core.truth import vp_alpha
 
 from .compare_window import close_compare_windows, install_compare_menu
+from .engine_link import make_engine
 from .export import Exporter
 from .lessons_ui import install_lessons
 from .mode3d import Mode3D
@@ -125,7 +128,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Score Field Playground")
         self.setAcceptDrops(True)
         self.session = Session(self)
-        self.worker = worker or EngineWorker()
+        self.worker = worker or make_engine()  # the engine process (app/engine_link.py)
         self.worker_state = WorkerState()
         self.close_seconds: float | None = None
         self._load_token = 0
@@ -208,6 +211,8 @@ class MainWindow(QMainWindow):
         w.loaded.connect(self._on_loaded)
         w.load_failed.connect(self._on_load_failed)
         w.state_changed.connect(self._on_state_changed)
+        w.ready.connect(self._on_engine_ready)
+        w.died.connect(self._on_engine_died)
         w.metrics_updated.connect(self.metrics_panel.show_metrics)
         # computed only while shown; a lambda: a slot of the worker object would be queued to its thread
         self.docks["Metrics"].visibilityChanged.connect(lambda shown: self.worker.set_metrics(shown))
@@ -222,6 +227,7 @@ class MainWindow(QMainWindow):
         self._update_title()
         self.actions_["tool_pan"].setChecked(True)
         if not self.worker.is_running():
+            self._set_device("engine starting…")  # the window is up while the engine process warms up
             self.worker.start()
         self.worker.set_steps_per_frame(s.particles.steps_per_frame)
         self.worker.set_reference_score(s.particles.reference_score)
@@ -570,10 +576,8 @@ class MainWindow(QMainWindow):
         """Rebuild the worker's engine from the session (training stops; Train starts afresh)."""
         self._rebuild_timer.stop()
         s = self.session
-        try:
-            dataset = s.dataset()
-        except DataError:
-            dataset = None  # an empty or one-point drawing: nothing to train until more is drawn
+        spec = self._engine_spec()
+        dataset = spec.dataset
         if self.worker_state.training and self._sent is not None:
             self.statusBar().showMessage("Data or settings changed: training stopped — press Train to start again",
                                          6000)
@@ -582,7 +586,7 @@ class MainWindow(QMainWindow):
         self.plot.clear_field()  # the old model's arrows must not linger over new data
         self.mode3d.clear_field()
         self._send_view()  # first, so the new engine's first frame already carries the field
-        self.worker.set_engine(EngineSpec(dataset, s.run_config, s.sampler_config, s.particles.n_particles))
+        self.worker.set_engine(spec)
         self._apply_layers()
 
     def field_view(self) -> FieldView:
@@ -704,6 +708,42 @@ class MainWindow(QMainWindow):
         act = self.actions_["play"]
         playing = self.worker_state.playing
         act.setText("❚❚ Particles" if playing else "▶ Particles")
+
+    def _on_engine_ready(self, device: str) -> None:
+        self._set_device(device)
+
+    def _on_engine_died(self, code: int) -> None:
+        """The engine process ended on its own (a crash, an OOM kill): start another and give it
+        what this process holds, the data, every setting and the last weights the engine sent."""
+        saved = getattr(self.worker, "checkpoint", None)
+        spec = self._engine_spec()
+        if saved is not None and saved.config != spec.config:
+            saved = None  # weights of settings changed since: they would not fit
+        how = f"with the weights of step {saved.step:,}" if saved is not None else "with a fresh model"
+        self.show_error(f"the engine stopped unexpectedly (exit code {code}) and was restarted {how}; "
+                        "your data and settings were kept")
+        self._on_state_changed(WorkerState())
+        self._set_device("engine starting…")
+        self.worker.start()
+        s = self.session
+        self.worker.set_steps_per_frame(s.particles.steps_per_frame)
+        self.worker.set_reference_score(s.particles.reference_score)
+        self.worker.set_follow_training(s.particles.follow_training)
+        self.worker.set_metrics(self.docks["Metrics"].isVisible())
+        self._send_trails()
+        self._send_view()
+        self._sent = (s.run_config, s.sampler_config, s.particles.n_particles)
+        self._engine_ok = spec.dataset is not None
+        self.files.tasks.replace_engine(partial(restore_engine, spec, saved), lambda _step: None, self.show_error)
+
+    def _engine_spec(self) -> EngineSpec:
+        """The engine the session describes (no dataset for an empty or one-point drawing)."""
+        s = self.session
+        try:
+            dataset = s.dataset()
+        except DataError:
+            dataset = None  # nothing to train until more is drawn
+        return EngineSpec(dataset, s.run_config, s.sampler_config, s.particles.n_particles)
 
     def _on_failed(self, message: str) -> None:
         self.show_error(message)

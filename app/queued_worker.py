@@ -60,7 +60,7 @@ class QueuedWorker(QObject):
     def __init__(self, name: str, threads: int = 1) -> None:
         super().__init__()
         self.threads = threads
-        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._consumed = threading.Event()  # set: the GUI drew the last frame, the next may go
         self._consumed.set()
@@ -101,10 +101,14 @@ class QueuedWorker(QObject):
 
     # -- commands (any thread) --------------------------------------------------------------
     def _post(self, name: str, *args: Any) -> None:
-        self._queue.put((name, args))
+        self._put((name, args))
+
+    def _put(self, item: Any) -> None:
+        """Enqueue one command (a typed message, or a (name, args) pair for `_drain`) and wake the loop."""
+        self._queue.put(item)
         self._wake.set()
 
-    def _pending(self) -> list[tuple[str, tuple[Any, ...]]]:
+    def _pending(self) -> list[Any]:
         """Every command posted so far, oldest first (worker thread)."""
         commands = []
         while True:

@@ -1,16 +1,21 @@
 """GUI fluidity: frames drawn per second and the worst event-loop stall, with 10k particles and a
-32x32 field, with and without training running in the worker. Offscreen Qt by default.
+32x32 field, with and without training running in the engine (its own process unless
+SGM_ENGINE=thread). Offscreen Qt by default.
 
 The GUI thread's stall is measured by a 5 ms QTimer: the largest gap between its ticks beyond
-its own period is the worst time the event loop could not run.
+its own period is the worst time the event loop could not run. In the same run, the same config
+trains with no view (`train_steps_per_s_headless`, one torch thread), so the live/headless ratio
+compares like with like on the machine's load of the moment.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/gui_fps.py [--seconds 10] [--particles 10000]
-Appends its table to benchmarks/RESULTS.md.
+    QT_QPA_PLATFORM=offscreen python benchmarks/gui_fps.py [--seconds 10] [--particles 10000] [--json OUT.json]
+Appends its table to benchmarks/RESULTS.md; --json also writes particle_fps, worst_stall_ms,
+train_steps_per_s_live and train_steps_per_s_headless (the "playing + training" scenario).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import tempfile
@@ -28,7 +33,17 @@ from results import append_results  # noqa: E402 - benchmarks/ is on sys.path wh
 
 def measure(window, app, seconds: float, training: bool) -> dict[str, float]:
     frames = []
-    window.session.frame_arrived.connect(lambda _f: frames.append(time.perf_counter()))
+    moved = []  # frames showing new particle positions
+    last_step = [None]
+
+    def arrived(frame) -> None:  # noqa: ANN001
+        now = time.perf_counter()
+        frames.append(now)
+        if frame.sampler_step != last_step[0]:
+            moved.append(now)
+        last_step[0] = frame.sampler_step
+
+    window.session.frame_arrived.connect(arrived)
     clock = QElapsedTimer()
     clock.start()
     gaps = []
@@ -45,6 +60,7 @@ def measure(window, app, seconds: float, training: bool) -> dict[str, float]:
     timer.start()
     if training:
         window.actions_["train"].trigger()
+    step0 = window.session.last_frame.step if window.session.last_frame else 0
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         app.processEvents()
@@ -57,7 +73,23 @@ def measure(window, app, seconds: float, training: bool) -> dict[str, float]:
     worst = max(gaps) - 5 if gaps else float("nan")
     p99 = sorted(gaps)[int(0.99 * (len(gaps) - 1))] - 5 if gaps else float("nan")
     step = window.session.last_frame.step if window.session.last_frame else 0
-    return {"fps": n / seconds, "worst_stall_ms": worst, "p99_stall_ms": p99, "steps": step}
+    return {"fps": n / seconds, "particle_fps": len([t for t in moved if t >= t0]) / seconds, "worst_stall_ms": worst,
+            "p99_stall_ms": p99, "steps": step, "steps_per_s": (step - step0) / seconds}
+
+
+def headless_steps_per_s(window, seconds: float) -> float:
+    """The window's run config trained with no view, one torch thread, for `seconds`."""
+    import torch
+
+    from sgm_core.live import LiveEngine
+
+    torch.set_num_threads(1)
+    engine = LiveEngine(window.session.dataset(), window.session.run_config, n_particles=1)
+    engine.train(20)  # warm-up
+    t0, s0 = time.perf_counter(), engine.trainer.step
+    while time.perf_counter() - t0 < seconds:
+        engine.train(50)
+    return (engine.trainer.step - s0) / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -66,6 +98,7 @@ def main() -> None:
     parser.add_argument("--particles", type=int, default=10_000)
     parser.add_argument("--max-fps", type=float, default=None, help="the worker's frame clock (default: MAX_FPS)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
+    parser.add_argument("--json", default=None, help="also write the headline numbers to this JSON file")
     args = parser.parse_args()
 
     # The benchmark's window must not leave its settings (1e6 steps, 10k particles) in the user's.
@@ -75,17 +108,17 @@ def main() -> None:
         QSettings.setPath(fmt, QSettings.Scope.UserScope, scratch)
     app = QApplication.instance() or QApplication([])
     from app.main_window import MainWindow
-    from app.workers import warm_up_torch
 
-    warm_up_torch()
-    window = MainWindow(data="8gaussians", device="CPU")
+    started = time.perf_counter()
+    window = MainWindow(data="8gaussians", device=None)  # the engine process warms torch up itself
     if args.max_fps:
         window.worker.max_fps = args.max_fps
     window.resize(1280, 860)
     window.show()
     t0 = time.perf_counter()
-    while len(window.session.points) == 0 and time.perf_counter() - t0 < 30:
+    while len(window.session.points) == 0 and time.perf_counter() - t0 < 120:
         app.processEvents()
+    ready_s = time.perf_counter() - started
     cfg = window.session.run_config
     window.session.set_run_config(replace(cfg, train=replace(cfg.train, steps=10**6)))
     window.session.set_particles(n_particles=args.particles)
@@ -97,13 +130,28 @@ def main() -> None:
     rows = [("particles playing, idle training", measure(window, app, args.seconds, training=False)),
             ("particles playing + training", measure(window, app, args.seconds, training=True))]
     window.confirm_discard = lambda *_args: True  # no "unsaved changes?" prompt in a benchmark
+    engine_kind = type(window.worker).__name__
     window.close()
+    headless = headless_steps_per_s(window, args.seconds)
+    live = rows[1][1]
+    summary = {"particles": args.particles, "seconds": args.seconds, "engine": engine_kind,
+               "particle_fps": live["particle_fps"], "worst_stall_ms": live["worst_stall_ms"],
+               "p99_stall_ms": live["p99_stall_ms"], "train_steps_per_s_live": live["steps_per_s"],
+               "train_steps_per_s_headless": headless, "live_over_headless": live["steps_per_s"] / max(headless, 1e-9),
+               "idle_training_particle_fps": rows[0][1]["particle_fps"], "data_shown_after_s": ready_s,
+               "load_average": os.getloadavg()}
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary))
     lines = [f"\n## GUI fluidity — {date.today()} — {platform.machine()}, {os.cpu_count()} cores, "
              f"platform {app.platformName()}, {args.particles} particles, 32x32 field, {args.seconds:.0f} s each, "
-             f"frame clock {window.worker.max_fps:g} fps\n",
-             "| scenario | frames/s | worst stall ms | p99 stall ms | training steps reached |", "|---|---|---|---|---|"]
+             f"frame clock {window.worker.max_fps:g} fps, engine {engine_kind}, load {os.getloadavg()[0]:.1f}; "
+             f"headless {headless:.0f} steps/s, live/headless {summary['live_over_headless']:.2f}\n",
+             "| scenario | frames/s | particle updates/s | worst stall ms | p99 stall ms | training steps reached | steps/s |",
+             "|---|---|---|---|---|---|---|"]
     for name, r in rows:
-        lines.append(f"| {name} | {r['fps']:.1f} | {r['worst_stall_ms']:.0f} | {r['p99_stall_ms']:.0f} | {r['steps']} |")
+        lines.append(f"| {name} | {r['fps']:.1f} | {r['particle_fps']:.1f} | {r['worst_stall_ms']:.0f} | "
+                     f"{r['p99_stall_ms']:.0f} | {r['steps']} | {r['steps_per_s']:.0f} |")
     text = "\n".join(lines) + "\n"
     append_results(text, args.out)
 

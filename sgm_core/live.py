@@ -16,13 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .chain import ParticleChain
 from .config import RunConfig, SamplerConfig
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, SessionError
 from .fields import relative_curl
 from .likelihood import ode_log_likelihood_steps
 from .losses import loss_spec
-from .metrics import energy_distance, mmd_rbf, mode_weights, sliced_wasserstein
+from .metrics import SWBaseline, energy_distance, mmd_rbf, mode_weights
 from .nets import EnergyNet
 from .noise import geometric_sigmas, make_sde
 from .samplers import Sampler, make_sampler
@@ -84,6 +85,13 @@ class Frame:
 MAX_LOSS_POINTS = 4000  # the loss curve is decimated beyond this so frames stay small
 
 
+def decimated_losses(history: np.ndarray, max_points: int = MAX_LOSS_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """(every k-th loss, its 1-based step) with k chosen so at most ~max_points remain: a long
+    run's curve stays small in every frame. `history` may be a view: only what is kept is copied."""
+    stride = max(1, math.ceil(len(history) / max_points))
+    return np.array(history[::stride], dtype=np.float64), np.arange(1, len(history) + 1)[::stride]
+
+
 class LiveEngine:
     """Trainer + particles + field for one dataset and one run configuration."""
 
@@ -100,16 +108,44 @@ class LiveEngine:
         self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
         # On the GPU the particles' noise is drawn there too: no CPU draw and copy every sampler step.
         gen_device = self.device if self.device.type == "cuda" else "cpu"
-        self.particle_generator = torch.Generator(gen_device).manual_seed(seed + 101)
         self.sampler_config = sampler or SamplerConfig(name=loss_spec(config.loss.name).default_sampler)
-        self.sampler: Sampler = self._make_sampler(self.sampler_config)
-        self.trail_length = 0
-        self._trail: list[torch.Tensor] = []
-        self.sampler_step = 0
-        self.particles = self._init_particles(n_particles)
+        if n_particles < 1:
+            raise ConfigError("need at least one particle")
+        self.chain = ParticleChain.from_prior(self._make_sampler(self.sampler_config), n_particles, dataset.dim,
+                                              torch.Generator(gen_device).manual_seed(seed + 101), self.device)
+        self._sw: SWBaseline | None = None  # the sample metrics' reference draws, made once per size
         self._rate = 0.0
         self._rate_clock = (time.perf_counter(), 0)
         self._eval_points = torch.as_tensor(self.standardizer.forward(dataset.points[:1000]), dtype=torch.float32)
+
+    # -- the particle chain ---------------------------------------------------------------
+    @property
+    def sampler(self) -> Sampler:
+        return self.chain.sampler
+
+    @property
+    def particles(self) -> torch.Tensor:
+        return self.chain.particles
+
+    @particles.setter
+    def particles(self, value: torch.Tensor) -> None:
+        self.chain.particles = value
+
+    @property
+    def sampler_step(self) -> int:
+        return self.chain.step
+
+    @sampler_step.setter
+    def sampler_step(self, value: int) -> None:
+        self.chain.step = int(value)
+
+    @property
+    def particle_generator(self) -> torch.Generator:
+        return self.chain.generator
+
+    @property
+    def trail_length(self) -> int:
+        return self.chain.trail_length
 
     # -- configuration --------------------------------------------------------------------
     def _make_sampler(self, cfg: SamplerConfig) -> Sampler:
@@ -117,14 +153,13 @@ class LiveEngine:
 
     def set_sampler(self, cfg: SamplerConfig, restart: bool = True) -> None:
         """Switch sampler; particles restart from the new sampler's initial distribution."""
-        self.sampler = self._make_sampler(cfg)
+        self.chain.sampler = self._make_sampler(cfg)
         self.sampler_config = cfg
         if restart:
             self.reset_particles()
 
     def set_trails(self, length: int) -> None:
-        self.trail_length = max(0, int(length))
-        self._trail = self._trail[-self.trail_length:] if self.trail_length else []
+        self.chain.set_trails(length)
 
     def _init_particles(self, n: int) -> torch.Tensor:
         if n < 1:
@@ -132,18 +167,14 @@ class LiveEngine:
         return self.sampler.init(n, self.dataset.dim, self.particle_generator).to(self.device)
 
     def reset_particles(self, n: int | None = None) -> None:
-        self.particles = self._init_particles(n or len(self.particles))
-        self.sampler_step = 0
-        self._trail = []
+        self.chain.restart(self._init_particles(n or len(self.particles)))
 
     def spawn_at(self, center_data: np.ndarray, n: int, radius_data: float) -> None:
         """Replace the particles with n new ones in a Gaussian blob around a clicked point."""
         center = torch.as_tensor(self.standardizer.forward(np.asarray(center_data, np.float32)[None]))
         r = radius_data / self.standardizer.scale
         z = torch.randn(n, self.dataset.dim, generator=self.particle_generator, device=self.particle_generator.device)
-        self.particles = (center.to(z.device) + r * z).float().to(self.device)
-        self.sampler_step = 0
-        self._trail = []
+        self.chain.restart((center.to(z.device) + r * z).float().to(self.device))
 
     # -- work -----------------------------------------------------------------------------
     def train(self, n_steps: int) -> None:
@@ -163,18 +194,7 @@ class LiveEngine:
     def advance(self, n_steps: int) -> None:
         """Advance the particles n sampler steps with the current (EMA) model, or with the
         reference score when `use_reference_score` is set (lessons about samplers, not training)."""
-        model = self.reference if self.use_reference_score else self.trainer.score_fn()
-        with torch.no_grad():
-            for _ in range(n_steps):
-                self.particles = self.sampler.step(model, self.particles, self.sampler_step, self.particle_generator)
-                self.sampler_step += 1
-            bad = ~torch.isfinite(self.particles).all(dim=1)
-            if bad.any():  # a blown-up particle restarts instead of poisoning the view
-                fresh = self.sampler.init(int(bad.sum()), self.dataset.dim, self.particle_generator).to(self.device)
-                self.particles[bad] = fresh
-        if self.trail_length:
-            self._trail.append(self.particles.detach().clone())
-            del self._trail[:-self.trail_length]
+        self.chain.advance(self.reference if self.use_reference_score else self.trainer.score_fn(), n_steps)
 
     # -- fields ---------------------------------------------------------------------------
     def _grid(self, view: FieldView) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -262,11 +282,11 @@ class LiveEngine:
         n = len(parts)
         if n < 2:
             return {}
-        g = torch.Generator().manual_seed(17)  # the same reference draws every time
-        ref, ref2 = self.dataset.sample(n, g), self.dataset.sample(n, g)
-        sw = sliced_wasserstein(parts, ref, torch.Generator().manual_seed(123))
-        base = sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123))
-        out: dict[str, float | list[float]] = {"sw": sw, "sw_ratio": sw / max(base, 1e-12)}
+        if self._sw is None or len(self._sw.reference) != n:
+            self._sw = SWBaseline(self.dataset.sample, n, seed=17)  # the same reference draws every time
+        ref = self._sw.reference
+        sw, ratio = self._sw.distance(parts)
+        out: dict[str, float | list[float]] = {"sw": sw, "sw_ratio": ratio}
         yield
         out["mmd"] = mmd_rbf(parts, ref)
         yield
@@ -361,13 +381,10 @@ class LiveEngine:
 
     def frame(self, view: FieldView | None, *, training: bool = False) -> Frame:
         """A snapshot for the views; computes the field (and maps) only when a view is given."""
-        history = self.trainer.losses  # a view: decimate first, then copy only what is drawn
-        stride = max(1, math.ceil(len(history) / MAX_LOSS_POINTS))
-        losses = history[::stride].copy()
-        steps = np.arange(1, len(history) + 1)[::stride]
+        losses, steps = decimated_losses(self.trainer.losses)
         trails = None
-        if self.trail_length and self._trail:
-            trails = np.stack([self.standardizer.inverse(t.float().cpu()).numpy() for t in self._trail])
+        if self.chain.trail_length and self.chain.trail:
+            trails = np.stack([self.standardizer.inverse(t.float().cpu()).numpy() for t in self.chain.trail])
         fld = tfld = heat = err = None
         score_err = None
         if view is not None:

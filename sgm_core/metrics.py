@@ -26,6 +26,28 @@ def median_bandwidth(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(d[d > 0].median())
 
 
+SW_PROJECTION_SEED = 123  # the same directions for every SW distance: ratios comparable over time
+
+
+class SWBaseline:
+    """Sliced Wasserstein of samples against data, as a ratio to the data-vs-data SW of the same size.
+
+    A finite sample never reaches SW 0 against another finite sample, so the raw distance has no
+    scale; over the SW between two independent data draws of that size, 1.0 means "as close as
+    data is to itself". Draws are fixed by `seed`, so a curve over time moves only with the samples.
+    """
+
+    def __init__(self, sample: Callable[[int, torch.Generator], torch.Tensor], n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.reference, other = sample(n, g), sample(n, g)  # data coordinates, (n, D) each
+        self.base = sliced_wasserstein(other, self.reference, torch.Generator().manual_seed(SW_PROJECTION_SEED))
+
+    def distance(self, points) -> tuple[float, float]:
+        """(SW of `points` vs the reference draw, that SW over the data-vs-data baseline)."""
+        sw = sliced_wasserstein(points, self.reference, torch.Generator().manual_seed(SW_PROJECTION_SEED))
+        return sw, sw / max(self.base, 1e-12)
+
+
 def mmd_rbf(x, y, bandwidth: float | None = None) -> float:
     """Unbiased squared MMD with an RBF kernel exp(-|a-b|^2 / (2 h^2)) (Gretton et al. 2012)."""
     x, y = _as64(x), _as64(y)

@@ -24,6 +24,11 @@ import pytest
 if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and not shutil.which("Xvfb"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# Windows run the engine in a thread of this process (the same sgm_core.engine.Engine as the
+# engine process): a spawned engine costs every window ~2 s of start-up, and tests monkeypatch its
+# constants. tests/test_engine_process.py runs windows against a real child (SGM_ENGINE=process).
+os.environ.setdefault("SGM_ENGINE", "thread")
+
 # Belt and braces: even a QSettings made before the per-test path is set lands in a temp dir.
 _SETTINGS_HOME = tempfile.mkdtemp(prefix="sgm-test-settings-")
 os.environ["XDG_CONFIG_HOME"] = _SETTINGS_HOME

@@ -7,8 +7,8 @@ import pytest
 from gui_helpers import frame, open_window, small_config, wait
 from PySide6.QtCore import Qt
 
-from app import workers
 from app.panels.metrics_panel import MetricsPanel
+from sgm_core import engine as engine_module
 from sgm_core.config import SamplerConfig
 from sgm_core.datasets import Standardizer
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("warm_torch")
 
 @pytest.fixture
 def window(qtbot, monkeypatch):
-    monkeypatch.setattr(workers, "METRICS_SAMPLES_EVERY", SAMPLES_EVERY)
+    monkeypatch.setattr(engine_module, "METRICS_SAMPLES_EVERY", SAMPLES_EVERY)
     w = open_window(qtbot)
     w.session.set_run_config(small_config(steps=400))
     w.session.set_particles(n_particles=400)
@@ -94,9 +94,9 @@ def test_sw_ratio_falls_as_particles_converge(qtbot, window):
 def test_metrics_pause_while_the_dock_is_hidden(qtbot, window):
     got: list[dict] = []
     window.worker.metrics_updated.connect(got.append)
-    wait(qtbot, lambda: window.worker._metrics_on)
+    wait(qtbot, lambda: window.worker.core.state.metrics_on)
     window.docks["Metrics"].hide()
-    wait(qtbot, lambda: not window.worker._metrics_on)
+    wait(qtbot, lambda: not window.worker.core.state.metrics_on)
     qtbot.wait(50)  # an update already queued before the hide may still arrive
     before = len(got)
     window.actions_["train"].trigger()

@@ -14,8 +14,8 @@ import torch
 from gui_helpers import small_config
 from PySide6.QtCore import QObject, Slot
 
-from app import workers as workers_module
 from app.workers import EngineSpec, EngineWorker, LoadedData, WorkerState
+from sgm_core import engine as engine_module
 from sgm_core.config import RunConfig, SamplerConfig
 from sgm_core.datasets import make_preset
 from sgm_core.live import FieldView, default_bounds
@@ -268,7 +268,7 @@ def test_train_plays_the_particles_and_restarts_finished_chains_while_it_trains(
     """"Sample while training": Train sets the particles going; a 10-step ODE chain that ends
     while training goes on starts again from the prior (after the hold); once training stops the
     last chain runs out and play stops."""
-    monkeypatch.setattr(workers_module, "CHAIN_HOLD", 0.2)
+    monkeypatch.setattr(engine_module, "CHAIN_HOLD", 0.2)
     h = Harness(worker)
     start(worker, dataset, small_config(steps=10**6), sampler=SamplerConfig(name="ode", steps=10))
     worker.set_steps_per_frame(1)
@@ -298,7 +298,7 @@ def test_costly_metrics_are_computed_between_frames_not_instead_of_them(qtbot, w
     """The sample metrics and the PF-ODE likelihood (~0.1 s together) run a piece at a time:
     frames keep coming while one such computation is under way, and its result arrives whole."""
     spans: list[tuple[int, int]] = []
-    original = EngineWorker._samples_job
+    original = engine_module.Engine._samples_job
 
     def watched(self, eng):  # noqa: ANN001, ANN202
         first = None
@@ -312,7 +312,7 @@ def test_costly_metrics_are_computed_between_frames_not_instead_of_them(qtbot, w
             first = self.frames_emitted if first is None else first
             yield
 
-    monkeypatch.setattr(EngineWorker, "_samples_job", watched)
+    monkeypatch.setattr(engine_module.Engine, "_samples_job", watched)
     updates: list[dict] = []
     worker.metrics_updated.connect(updates.append)
     h = Harness(worker)

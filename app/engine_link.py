@@ -1,0 +1,273 @@
+"""The GUI's end of the engine process: the same Qt API as `EngineWorker`, across a pipe.
+
+`EngineLink` spawns `sgm_core.engine_process.serve` (the `spawn` start method: the same on Linux,
+macOS and Windows), sends it typed commands (callables inside them travel by value, with
+cloudpickle) and turns its events back into the signals the window listens to. A socket notifier
+on the pipe wakes the GUI thread when an event arrives; frames come through shared memory
+(`sgm_core.frame_shm`). Nothing here touches torch state.
+
+`make_engine()` picks the host: this process link, or (SGM_ENGINE=thread) the in-process
+`EngineWorker` thread that runs the very same Engine (the test suite's windows use it: a spawned
+engine costs each window ~2 s of start-up).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import time
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+from PySide6.QtCore import QObject, QSocketNotifier, Signal
+
+from sgm_core import engine as core
+from sgm_core.config import SamplerConfig
+from sgm_core.engine import MAX_FPS, EngineSpec, EngineState
+from sgm_core.engine_process import Ready, SetMaxFps, Shutdown, child_main
+from sgm_core.frame_shm import FrameReader
+from sgm_core.live import FieldView
+
+KILL_AFTER_S = 0.5  # a child that has not ended this long after Shutdown + timeout is terminated
+
+
+class EngineLink(QObject):
+    """The engine process's proxy in the GUI thread; public methods only send."""
+
+    progressed = Signal(object)  # Frame
+    failed = Signal(str)
+    finished_training = Signal(int)
+    stopped = Signal()
+    loaded = Signal(object)  # LoadedData
+    load_failed = Signal(int, str)
+    state_changed = Signal(object)  # EngineState
+    metrics_updated = Signal(object)
+    task_finished = Signal(int, object)
+    task_failed = Signal(int, str)
+    ready = Signal(str)  # the engine process is up; its device label
+    died = Signal(int)  # the engine process ended on its own; its exit code (negative: killed by a signal)
+
+    def __init__(self, threads: int | None = None, max_fps: float = MAX_FPS) -> None:
+        super().__init__()
+        self.threads = int(threads or os.environ.get("SGM_WORKER_THREADS", 1))
+        self._max_fps = max_fps
+        self.frames_emitted = 0  # frames received
+        self.pid: int | None = None
+        self.device: str | None = None  # set once ready
+        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._conn = None
+        self._notifier: QSocketNotifier | None = None
+        self._reader = FrameReader()
+        self._closing = False
+        self._asked: set[int] = set()  # task tokens not answered yet: a dying child fails them
+        self._gen = 0  # the engine generation the child last reported
+        self.checkpoint: core.Checkpoint | None = None  # the newest weights of that generation
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        ours, theirs = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=child_main, args=(theirs, os.getpid(), self.threads), name="sgm-engine", daemon=True)
+        proc.start()
+        theirs.close()  # only the child holds that end now: its death reads as EOF here
+        self._proc, self._conn, self.pid, self._closing = proc, ours, proc.pid, False
+        self._reader = FrameReader()
+        self._notifier = QSocketNotifier(ours.fileno(), QSocketNotifier.Type.Read, self)
+        self._notifier.activated.connect(self._on_readable)
+        if self._max_fps != MAX_FPS:
+            self.send(SetMaxFps(self._max_fps))
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def shutdown(self, timeout: float = 1.0) -> float:
+        """End the engine process; returns the seconds it took (a second call is a no-op)."""
+        t0 = time.monotonic()
+        proc = self._proc
+        if proc is None:
+            return 0.0
+        self._closing = True
+        self.send(Shutdown())
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(KILL_AFTER_S)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        self._detach(unlink=True)
+        return time.monotonic() - t0
+
+    def _detach(self, unlink: bool) -> None:
+        if self._notifier is not None:
+            self._notifier.setEnabled(False)
+            self._notifier.deleteLater()
+            self._notifier = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._reader.close(unlink=unlink)  # a killed child could not unlink its frames' segments
+        if self._proc is not None and not self._proc.is_alive():
+            self._proc.close()
+        self._proc = None
+
+    # -- commands ---------------------------------------------------------------------------
+    def send(self, command: object) -> None:
+        """Post one `sgm_core.engine` command (dropped when no engine process runs)."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.send_bytes(cloudpickle.dumps(command, protocol=pickle.HIGHEST_PROTOCOL))
+        except (OSError, EOFError):
+            pass  # the process died: the notifier reports it
+
+    @property
+    def max_fps(self) -> float:
+        return self._max_fps
+
+    @max_fps.setter
+    def max_fps(self, value: float) -> None:
+        self._max_fps = float(value)
+        self.send(SetMaxFps(self._max_fps))
+
+    def frame_consumed(self) -> None:
+        self.send(core.FrameDrawn())
+
+    def set_engine(self, spec: EngineSpec) -> None:
+        self.send(core.SetEngine(spec))
+
+    def load(self, source: str, token: int, n_points: int = 5000, seed: int = 0) -> None:
+        self.send(core.Load(source, token, n_points, seed))
+
+    def train(self) -> None:
+        self.send(core.Train())
+
+    def pause_training(self) -> None:
+        self.send(core.PauseTraining())
+
+    def stop_training(self) -> None:
+        self.send(core.StopTraining())
+
+    def reset_training(self) -> None:
+        self.send(core.ResetTraining())
+
+    def play(self) -> None:
+        self.send(core.Play())
+
+    def pause_particles(self) -> None:
+        self.send(core.PauseParticles())
+
+    def step_particles(self) -> None:
+        self.send(core.StepParticles())
+
+    def reset_particles(self, n: int | None = None) -> None:
+        self.send(core.ResetParticles(n))
+
+    def spawn(self, point: tuple[float, ...], n: int, radius: float) -> None:
+        self.send(core.Spawn(tuple(float(v) for v in point), int(n), float(radius)))
+
+    def set_sampler(self, cfg: SamplerConfig) -> None:
+        self.send(core.SetSampler(cfg))
+
+    def set_steps_per_frame(self, n: int) -> None:
+        self.send(core.SetStepsPerFrame(max(1, int(n))))
+
+    def set_trails(self, length: int) -> None:
+        self.send(core.SetTrails(max(0, int(length))))
+
+    def set_view(self, view: FieldView | None, heatmap: str = "off") -> None:
+        self.send(core.SetView(view, heatmap))
+
+    def call(self, fn: Callable[[Any], Any]) -> None:
+        """Run fn(engine) in the engine process; its errors become `failed` (its side effects stay there)."""
+        self.send(core.Call(fn))
+
+    def run_task(self, token: int, fn: Callable[[Any], Any]) -> None:
+        self._asked.add(token)
+        self.send(core.RunTask(token, fn))
+
+    def replace_engine(self, token: int, build: Callable[[], tuple[Any, EngineSpec, Any]]) -> None:
+        self._asked.add(token)
+        self.send(core.ReplaceEngine(token, build))
+
+    def set_metrics(self, enabled: bool) -> None:
+        self.send(core.SetMetrics(bool(enabled)))
+
+    def set_reference_score(self, on: bool) -> None:
+        self.send(core.SetReferenceScore(bool(on)))
+
+    def set_follow_training(self, on: bool) -> None:
+        self.send(core.SetFollowTraining(bool(on)))
+
+    # -- events (GUI thread) ----------------------------------------------------------------
+    def _on_readable(self, *_args: object) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            while conn.poll():
+                self._deliver(pickle.loads(conn.recv_bytes()))
+                if self._conn is None:  # a handler shut us down
+                    return
+        except (EOFError, OSError):
+            self._on_eof()
+
+    def _on_eof(self) -> None:
+        proc = self._proc
+        if proc is not None:
+            proc.join(1.0)
+        code = proc.exitcode if proc is not None and proc.exitcode is not None else -1
+        self._detach(unlink=True)
+        if not self._closing:
+            asked, self._asked = sorted(self._asked), set()
+            for token in asked:  # whoever waits on these gets an answer
+                self.task_failed.emit(token, "the engine process stopped before it finished this")
+            self.died.emit(code)
+
+    def _deliver(self, event: object) -> None:  # noqa: C901 - one case per event type
+        match event:
+            case core.FrameReady(header):
+                frame = self._reader.unpack(header)
+                self.frames_emitted += 1
+                self.progressed.emit(frame)
+            case core.Failed(message):
+                self.failed.emit(message)
+            case core.FinishedTraining(step):
+                self.finished_training.emit(step)
+            case core.Stopped():
+                self.stopped.emit()
+            case core.Loaded(data):
+                self.loaded.emit(data)
+            case core.LoadFailed(token, message):
+                self.load_failed.emit(token, message)
+            case core.StateChanged(state):
+                self.state_changed.emit(state)
+            case core.MetricsUpdated(metrics):
+                self.metrics_updated.emit(metrics)
+            case core.TaskFinished(token, result):
+                self._asked.discard(token)
+                self.task_finished.emit(token, result)
+            case core.TaskFailed(token, message):
+                self._asked.discard(token)
+                self.task_failed.emit(token, message)
+            case core.EngineBuilt(gen):
+                self._gen, self.checkpoint = gen, None
+            case core.Checkpoint() if event.gen == self._gen:
+                self.checkpoint = event
+            case Ready(device, _pid):
+                self.device = device
+                self.ready.emit(device)
+
+
+def make_engine() -> QObject:
+    """The window's engine host: the engine process, or SGM_ENGINE=thread for the in-process thread."""
+    if os.environ.get("SGM_ENGINE", "process") == "thread":
+        from .workers import EngineWorker
+
+        return EngineWorker()
+    return EngineLink()
+
+
+__all__ = ["EngineLink", "EngineState", "make_engine"]

@@ -1,0 +1,798 @@
+"""The playground's engine loop, without Qt: typed commands in, typed events out.
+
+An `Engine` owns one `LiveEngine` (all torch state) and an explicit `RunState` (what the user set,
+what runs, whether a frame is due). Its host, a thread or a child process, hands it batches of
+commands (`handle`), calls `work()` while it is busy and waits `idle_timeout()` when it is not; the
+engine answers through one `emit(event)` callback. Every command and event is a small frozen
+dataclass, so the same loop runs behind a queue in a thread or a pipe to another process, and a
+test drives it directly, without either.
+
+One iteration trains a chunk sized to ~25 ms (ending when the next frame is due), advances the
+particles on the frame clock within a time budget, and builds the newest frame only once the host
+said the last one was drawn (`FrameDrawn`): newest wins, never a backlog.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import RunConfig, SamplerConfig
+from .datasets import PRESETS, Dataset, load_dataset
+from .errors import SGMError, TrainingDiverged
+from .frames import FrameBuilder, FrameRequest, Throttle
+from .live import FieldView, Frame, LiveEngine
+
+IDLE_WAIT = 0.25  # seconds between checks when there is nothing to do (commands wake the loop early)
+CHUNK_SECONDS = 0.025  # training work between command checks: responsive stop, small overhead
+MIN_CHUNK_SECONDS = 0.005  # ... but never so short that loop overhead dominates
+MAX_CHUNK_STEPS = 500  # even a trivially fast net returns to the loop this often
+MAX_FPS = 30.0  # frame clock; the GUI never sees more than this
+PARTICLE_BUDGET = 0.012  # seconds of particle steps per frame: steps/frame is a ceiling, not a promise
+FRAME_BUDGET = 0.3  # at most this share of the engine's time goes to building frames
+METRICS_CURVE_EVERY = 0.5  # seconds between score-error points per σ (4 levels: ~25 ms on one core)
+METRICS_SAMPLES_EVERY = 2.5  # seconds between sample metrics + PF-ODE likelihood (~0.1–0.4 s)
+METRICS_POINTS = 500  # particles and data draws the sample metrics compare (MMD is quadratic in it)
+CHAIN_HOLD = 1.5  # seconds a finished chain stays on screen before it restarts with the newer model
+JOB_ROOM = 0.012  # a costly metric's next piece starts only this long or longer before the next frame
+STOPPING_SAMPLERS = ("sde", "pc", "ode")  # integrators that end at t = eps: play stops there
+CHECKPOINT_EVERY = 2.0  # seconds between copies of the weights sent to the host while training
+
+
+# -- what the engine is built from, and what it reports ------------------------------------------
+@dataclass(frozen=True)
+class EngineSpec:
+    """What the engine is built from; dataset None means no trainable data (empty drawing)."""
+
+    dataset: Dataset | None
+    config: RunConfig
+    sampler: SamplerConfig
+    n_particles: int = 2000
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    token: int  # the request's token: the GUI ignores answers to requests it has superseded
+    source: str  # preset name or file path
+    kind: str  # "preset" | "file"
+    dataset: Dataset
+
+
+@dataclass(frozen=True)
+class EngineState:
+    """The engine's run state, for buttons and menus."""
+
+    has_engine: bool = False
+    training: bool = False
+    paused: bool = False  # training paused with steps left (Resume continues)
+    playing: bool = False
+    target: int = 0  # the step count the current round trains to
+
+
+@dataclass
+class RunState:
+    """Everything the loop decides with, besides the torch state itself: what the user set, what
+    runs, and whether the next frame has something new to show."""
+
+    spec: EngineSpec | None = None  # what Reset rebuilds from
+    gen: int = 0  # engine generation: caches and metrics are keyed by it
+    view: FieldView | None = None
+    heatmap: str = "off"
+    training: bool = False
+    paused: bool = False
+    playing: bool = False
+    target: int = 0
+    steps_per_frame: int = 5
+    trail_length: int = 0
+    reference_score: bool = False  # particles follow the reference score instead of the model
+    follow_training: bool = True  # Train starts the particles; their chain restarts as the model learns
+    metrics_on: bool = False
+    frame_due: bool = False  # something changed that the next frame must show, even when idle
+    advanced: bool = False  # the particles already took their steps for the next frame
+    chain_end: float | None = None  # when the running chain reached its schedule's end
+    train_seconds: float = 0.0
+
+    @property
+    def animating(self) -> bool:
+        return self.training or self.playing
+
+    def wants_frame(self) -> bool:
+        return self.frame_due or self.animating
+
+    def summary(self, has_engine: bool) -> EngineState:
+        return EngineState(has_engine, self.training, self.paused, self.playing, self.target)
+
+    def request(self) -> FrameRequest:
+        return FrameRequest(self.view, self.heatmap, self.training, self.target, self.train_seconds)
+
+
+# -- commands (host -> engine) --------------------------------------------------------------------
+@dataclass(frozen=True)
+class SetEngine:
+    """Rebuild the engine from data + config (training stops; particles restart)."""
+
+    spec: EngineSpec
+
+
+@dataclass(frozen=True)
+class Load:
+    """Load a preset or a file (presets and images draw with torch); answers Loaded or LoadFailed."""
+
+    source: str
+    token: int
+    n_points: int = 5000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Train:
+    pass
+
+
+@dataclass(frozen=True)
+class PauseTraining:
+    pass
+
+
+@dataclass(frozen=True)
+class StopTraining:
+    pass
+
+
+@dataclass(frozen=True)
+class ResetTraining:
+    pass
+
+
+@dataclass(frozen=True)
+class Play:
+    pass
+
+
+@dataclass(frozen=True)
+class PauseParticles:
+    pass
+
+
+@dataclass(frozen=True)
+class StepParticles:
+    pass
+
+
+@dataclass(frozen=True)
+class ResetParticles:
+    n: int | None = None
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """Restart n particles in a Gaussian blob around `point` (data coordinates; 2D in 3D: z = 0)."""
+
+    point: tuple[float, ...]
+    n: int
+    radius: float
+
+
+@dataclass(frozen=True)
+class SetSampler:
+    config: SamplerConfig
+
+
+@dataclass(frozen=True)
+class SetStepsPerFrame:
+    n: int
+
+
+@dataclass(frozen=True)
+class SetTrails:
+    length: int
+
+
+@dataclass(frozen=True)
+class SetView:
+    view: FieldView | None
+    heatmap: str = "off"
+
+
+@dataclass(frozen=True)
+class SetMetrics:
+    """Compute live metrics (score error per σ, sample metrics, likelihood) only while enabled."""
+
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class SetReferenceScore:
+    on: bool
+
+
+@dataclass(frozen=True)
+class SetFollowTraining:
+    on: bool
+
+
+@dataclass(frozen=True)
+class Call:
+    """Run fn(engine) (tests, benchmarks); its errors become Failed."""
+
+    fn: Callable[[LiveEngine], Any]
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """Run fn(engine, or None without data); answers TaskFinished or TaskFailed with `token`."""
+
+    token: int
+    fn: Callable[[LiveEngine | None], Any]
+
+
+@dataclass(frozen=True)
+class ReplaceEngine:
+    """build() -> (engine or None, spec, payload): installed in place of the current engine;
+    if build fails, the current engine is left untouched and TaskFailed answers."""
+
+    token: int
+    build: Callable[[], tuple[LiveEngine | None, EngineSpec, Any]]
+
+
+@dataclass(frozen=True)
+class FrameDrawn:
+    """The GUI drew the last frame: the next one may be sent."""
+
+
+# -- events (engine -> host) ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class FrameReady:
+    frame: Frame
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str  # one sentence: diverged training, bad config, unexpected error
+
+
+@dataclass(frozen=True)
+class FinishedTraining:
+    step: int
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Training stopped (Stop, or the engine was rebuilt while training)."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    data: LoadedData
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    token: int
+    message: str
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: EngineState
+
+
+@dataclass(frozen=True)
+class MetricsUpdated:
+    metrics: dict  # see Engine._maybe_metrics
+
+
+@dataclass(frozen=True)
+class TaskFinished:
+    token: int
+    result: Any
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    token: int
+    message: str
+
+
+@dataclass(frozen=True)
+class EngineBuilt:
+    """A new engine generation began (built, reset, replaced, or none for no data)."""
+
+    gen: int
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The last good weights of engine generation `gen`, as numpy arrays: what the host keeps to
+    restore the engine should its process die (no torch needed to hold them)."""
+
+    gen: int
+    config: RunConfig
+    step: int
+    model: dict[str, np.ndarray]
+    ema: dict[str, np.ndarray]
+    losses: np.ndarray
+
+
+def checkpoint_of(engine: LiveEngine, gen: int) -> Checkpoint:
+    t = engine.trainer
+    return Checkpoint(gen, engine.config, t.step,
+                      {k: v.detach().cpu().numpy().copy() for k, v in t.model.state_dict().items()},
+                      {k: v.detach().cpu().numpy().copy() for k, v in t.ema_model.state_dict().items()},
+                      np.array(t.loss_history(), dtype=np.float64))
+
+
+def restore_engine(spec: EngineSpec, saved: Checkpoint | None) -> tuple[LiveEngine | None, EngineSpec, int]:
+    """The engine of `spec` with `saved`'s weights, loss history and step (a ReplaceEngine build);
+    the payload is the step restored. Weights that do not fit the config start afresh."""
+    if spec.dataset is None:
+        return None, spec, 0
+    eng = LiveEngine(spec.dataset, spec.config, spec.sampler, spec.n_particles, seed=spec.config.train.seed)
+    if saved is None or saved.config != spec.config:
+        return eng, spec, 0
+    t = eng.trainer
+    t.model.load_state_dict({k: torch.as_tensor(v) for k, v in saved.model.items()})
+    t.ema_model.load_state_dict({k: torch.as_tensor(v) for k, v in saved.ema.items()})
+    t.step = saved.step
+    t.losses = [float(v) for v in saved.losses]
+    t.mark_good()
+    return eng, spec, saved.step
+
+
+class NoEngine(SGMError):
+    """A command needs an engine but there is no trainable data."""
+
+
+class Engine:
+    """The loop's logic for one LiveEngine; the host supplies the thread (or process) and the waiting."""
+
+    def __init__(self, emit: Callable[[object], None], max_fps: float = MAX_FPS,
+                 chunk_seconds: float = CHUNK_SECONDS, stopping: Callable[[], bool] = lambda: False) -> None:
+        self.emit = emit
+        self.max_fps = max_fps
+        self.chunk_seconds = chunk_seconds
+        self.stopping = stopping  # the host is shutting down: a long metric job ends early
+        self.engine: LiveEngine | None = None
+        self.state = RunState()
+        self.frames = FrameBuilder()
+        self.frames_emitted = 0
+        self.drawn = True  # the host drew the last frame (FrameDrawn): the next may go
+        self._published = EngineState()
+        self._next_frame = 0.0
+        self._step_time = 0.0  # EMA seconds per training step, sizes the chunks
+        self._particle_step_time = 0.0  # EMA of one sampler step's cost, for the frame budget
+        self._metrics: dict[str, Any] = {}
+        self._metric_idents: dict[str, Any] = {}
+        self._metric_throttles = {"curve": Throttle(METRICS_CURVE_EVERY), "samples": Throttle(METRICS_SAMPLES_EVERY)}
+        self._metric_job: _Job | None = None  # the sample metrics + likelihood, done piece by piece
+        self._checkpoint_at = 0.0
+
+    # -- the host's calls ---------------------------------------------------------------------
+    def handle(self, commands: list[object]) -> None:
+        """Apply a batch of commands, oldest first; of several rebuilds only the newest runs."""
+        last_build = max((i for i, c in enumerate(commands) if isinstance(c, SetEngine)), default=-1)
+        for i, command in enumerate(commands):
+            if isinstance(command, SetEngine) and i != last_build:
+                continue  # a newer rebuild follows: skip the stale one
+            try:
+                self._apply(command)
+            except SGMError as exc:
+                self.emit(Failed(str(exc)))
+                self.state.frame_due = True
+        if self.engine is not None:  # however the engine came (built, replaced), it follows the switch
+            self.engine.use_reference_score = self.state.reference_score
+        self._publish_state()
+
+    def idle_timeout(self) -> float:
+        """How long the host may wait for commands before the next `work()`."""
+        if self.state.playing or self.state.frame_due:
+            if not self.drawn:
+                return IDLE_WAIT  # FrameDrawn wakes the host
+            return max(0.002, min(IDLE_WAIT, self._next_frame - time.perf_counter()))
+        return IDLE_WAIT
+
+    def work(self) -> bool:
+        """One iteration: a training chunk, then (on the frame clock) particles + a frame.
+        True while busy (the host goes straight on), False when it may wait."""
+        busy = False
+        st, eng = self.state, self.engine
+        if eng is not None:
+            self._maybe_restart_chain(eng)
+        if eng is not None and st.playing and not st.advanced:
+            # The next frame's particle steps run right after the last frame went out, i.e. while
+            # the GUI draws it: on two cores the two overlap instead of taking turns.
+            self._advance_particles(eng)
+        if eng is not None and st.training:
+            self._train_chunk(eng)
+            busy = True
+        now = time.perf_counter()
+        if eng is not None and st.wants_frame() and self.drawn and now >= self._next_frame:
+            if st.playing and not st.advanced:
+                self._advance_particles(eng)
+            self._emit_frame(now)
+        if st.metrics_on and eng is not None and not self.stopping():
+            self._maybe_metrics(eng, now)
+            # a metric job left with nothing animating goes on at once; while animating, the frame
+            # clock wakes the loop and the job continues after the next frame
+            busy = busy or (self._metric_job is not None and not st.animating)
+        return busy
+
+    def on_error(self, exc: Exception) -> None:
+        """An unexpected error escaped `work` or a command: stop what runs and say so."""
+        self.state.training = self.state.playing = False
+        self.state.frame_due = False  # a frame that failed would only fail again
+        self._publish_state()
+        self.emit(Failed(describe(exc)))
+
+    def close(self) -> None:
+        self.engine = None
+
+    def build_frame(self) -> Frame:
+        """The newest snapshot; costly parts are cached per engine/view/step."""
+        assert self.engine is not None
+        return self.frames.build(self.engine, self.state.request(), self.state.gen, time.perf_counter())
+
+    # -- one iteration's parts ----------------------------------------------------------------
+    def _maybe_restart_chain(self, eng: LiveEngine) -> None:
+        """While training with particles following it: a chain that finished its schedule is shown
+        for CHAIN_HOLD, then starts again from the prior under the newer model (annealed chains
+        would otherwise keep the mode weights their first pass, under an untrained model, gave)."""
+        st = self.state
+        if not (st.training and st.follow_training and st.playing):
+            st.chain_end = None
+            return
+        if not eng.chain.done:
+            return
+        now = time.perf_counter()
+        if st.chain_end is None:
+            st.chain_end = now
+        elif now - st.chain_end >= CHAIN_HOLD:
+            st.chain_end = None
+            eng.reset_particles()
+            st.advanced = True  # the next frame shows the fresh draw from the prior, unmoved
+            st.frame_due = True
+
+    def _advance_particles(self, eng: LiveEngine) -> None:
+        """Up to steps-per-frame sampler steps, as many as fit PARTICLE_BUDGET (at least one):
+        100k particles keep the frame clock instead of stalling it (measured: 10k x 5 steps took
+        ~50 ms a frame on one core, 12 fps)."""
+        st = self.state
+        n = 1  # no estimate yet (new engine or particle count): one step to measure
+        if self._particle_step_time > 0:
+            n = max(1, min(st.steps_per_frame, int(PARTICLE_BUDGET / self._particle_step_time)))
+        t0 = time.perf_counter()
+        eng.advance(n)
+        per_step = (time.perf_counter() - t0) / n
+        self._particle_step_time = (per_step if self._particle_step_time <= 0
+                                    else 0.7 * self._particle_step_time + 0.3 * per_step)
+        st.advanced = True
+        following = st.training and st.follow_training  # the chain will restart: keep playing
+        if eng.sampler.name in STOPPING_SAMPLERS and eng.chain.done and not following:
+            st.playing = False  # the integrators stop at t = eps: nothing left to show
+            st.frame_due = True  # ... but the end itself is
+            self._publish_state()
+
+    def _checkpoint(self, eng: LiveEngine, rest: bool = True) -> None:
+        """Send the weights where training rests (marked good: a divergence returns there too),
+        and every CHECKPOINT_EVERY while it trains (finite ones only, not marked)."""
+        good = mark_good(eng) if rest else all(torch.isfinite(p).all() for p in eng.trainer.model.parameters())
+        self._checkpoint_at = time.perf_counter()
+        if good:
+            self.emit(checkpoint_of(eng, self.state.gen))
+
+    def _train_chunk(self, eng: LiveEngine) -> None:
+        st = self.state
+        left = st.target - eng.trainer.step
+        budget = self.chunk_seconds
+        if self.drawn:  # end the chunk when the next frame is due: a steady frame clock
+            budget = min(budget, max(MIN_CHUNK_SECONDS, self._next_frame - time.perf_counter()))
+        n = 1 if self._step_time <= 0 else int(budget / self._step_time)
+        n = max(1, min(n, MAX_CHUNK_STEPS, left))
+        t0 = time.perf_counter()
+        try:
+            eng.train(n)
+        except TrainingDiverged as exc:
+            st.training = st.paused = False
+            eng.pause_clock()
+            st.frame_due = True
+            self._publish_state()
+            self.emit(Failed(str(exc)))
+            return
+        finally:
+            dt = time.perf_counter() - t0
+            st.train_seconds += dt
+        per_step = dt / n
+        self._step_time = per_step if self._step_time <= 0 else 0.7 * self._step_time + 0.3 * per_step
+        if eng.trainer.step >= st.target:
+            st.training = False
+            self._checkpoint(eng)
+            eng.pause_clock()
+            st.frame_due = True
+            self._publish_state()
+            self.emit(FinishedTraining(eng.trainer.step))
+        elif time.perf_counter() - self._checkpoint_at >= CHECKPOINT_EVERY:
+            self._checkpoint(eng, rest=False)
+
+    def _emit_frame(self, now: float) -> None:
+        t0 = time.perf_counter()
+        frame = self.build_frame()
+        cost = time.perf_counter() - t0
+        period = max(1.0 / self.max_fps, cost / FRAME_BUDGET)
+        # On a schedule, not "a period after this one": a frame that went out a little late does
+        # not push every later frame back (that alone held 30 fps to ~28).
+        self._next_frame += period
+        if self._next_frame < now:  # more than a period behind (idle, or a slow GUI): restart the schedule
+            self._next_frame = now + period
+        self.state.frame_due = False
+        self.state.advanced = False
+        self.drawn = False
+        self.frames_emitted += 1
+        self.emit(FrameReady(frame))
+
+    def _publish_state(self) -> None:
+        state = self.state.summary(self.engine is not None)
+        if state != self._published:
+            self._published = state
+            self.emit(StateChanged(state))
+
+    # -- commands -----------------------------------------------------------------------------
+    def _apply(self, command: object) -> None:  # noqa: C901, PLR0912 - one case per command type
+        st = self.state
+        match command:
+            case FrameDrawn():
+                self.drawn = True
+            case SetEngine(spec):
+                self._set_engine(spec)
+            case Load(source, token, n_points, seed):
+                self._load(source, token, n_points, seed)
+            case Train():
+                self._train()
+            case PauseTraining():
+                if st.training:
+                    st.training, st.paused = False, True
+                    if self.engine is not None:
+                        self._checkpoint(self.engine)
+                        self.engine.pause_clock()
+                    st.frame_due = True
+            case StopTraining():
+                self._stop_training()
+            case ResetTraining():
+                if st.spec is not None:
+                    self._set_engine(st.spec)
+            case Play():
+                self._require_engine()
+                st.playing = True
+            case PauseParticles():
+                st.playing = False
+                st.frame_due = True
+            case StepParticles():
+                self._require_engine().advance(st.steps_per_frame)
+                st.frame_due = True
+            case ResetParticles(n):
+                self._particle_step_time = 0.0
+                if self.engine is not None:
+                    self.engine.reset_particles(n)
+                    st.frame_due = True
+            case Spawn(point, n, radius):
+                eng = self._require_engine()
+                center = np.zeros(eng.dataset.dim, np.float32)
+                k = min(len(point), eng.dataset.dim)
+                center[:k] = point[:k]
+                eng.spawn_at(center, n, radius)
+                st.frame_due = True
+            case SetSampler(cfg):
+                self._particle_step_time = 0.0
+                if st.spec is not None:
+                    st.spec = replace(st.spec, sampler=cfg)
+                if self.engine is not None:
+                    self.engine.set_sampler(cfg)
+                    st.frame_due = True
+            case SetStepsPerFrame(n):
+                st.steps_per_frame = max(1, int(n))
+            case SetTrails(length):
+                st.trail_length = max(0, int(length))
+                if self.engine is not None:
+                    self.engine.set_trails(st.trail_length)
+                    st.frame_due = True
+            case SetView(view, heatmap):
+                st.view, st.heatmap = view, heatmap
+                st.frame_due = True
+            case SetMetrics(enabled):
+                st.metrics_on = bool(enabled)
+                self._metric_idents.clear()  # shown again: refresh at once
+            case SetReferenceScore(on):
+                st.reference_score = bool(on)
+                st.frame_due = True
+            case SetFollowTraining(on):
+                st.follow_training = bool(on)
+            case Call(fn):
+                fn(self._require_engine())
+                st.frame_due = True
+            case RunTask(token, fn):
+                self._answer(token, lambda: fn(self.engine), lambda result: self.emit(TaskFinished(token, result)))
+            case ReplaceEngine(token, build):
+                self._answer(token, build, lambda built: self._install(token, *built))
+            case _:
+                raise TypeError(f"not an engine command: {command!r}")
+
+    def _answer(self, token: int, compute: Callable[[], Any], then: Callable[[Any], None]) -> None:
+        """Run compute(); its result goes to then(), its failure to TaskFailed(token): the caller
+        waits on the token, so it always gets an answer."""
+        try:
+            result = compute()
+        except (SGMError, OSError) as exc:
+            self.emit(TaskFailed(token, str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exception(exc)
+            self.emit(TaskFailed(token, f"unexpected error ({type(exc).__name__}: {exc})"))
+            return
+        then(result)
+
+    def _set_engine(self, spec: EngineSpec) -> None:
+        st = self.state
+        self._particle_step_time = 0.0
+        was_training = st.training
+        st.training = st.paused = False
+        self.engine = None
+        st.spec = spec
+        st.gen += 1
+        self.emit(EngineBuilt(st.gen))
+        self.frames.clear()
+        self._step_time = 0.0
+        st.train_seconds = 0.0
+        st.frame_due = True
+        if was_training:
+            self.emit(Stopped())
+        if spec.dataset is None:
+            return
+        eng = LiveEngine(spec.dataset, spec.config, spec.sampler, spec.n_particles, seed=spec.config.train.seed)
+        eng.set_trails(st.trail_length)
+        self.engine = eng
+        st.target = spec.config.train.steps
+
+    def _install(self, token: int, engine: LiveEngine | None, spec: EngineSpec, payload: Any) -> None:
+        self._set_engine(replace(spec, dataset=None))  # stop training, drop caches, no engine
+        self.state.spec, self.state.playing = spec, False  # Reset rebuilds a fresh engine on the same data
+        if engine is not None:
+            engine.set_trails(self.state.trail_length)
+            self.engine = engine
+            self.state.target = engine.trainer.step  # Train starts another round from the saved step
+            self._checkpoint(engine, rest=False)  # the host holds these weights from the start
+        self.emit(TaskFinished(token, payload))
+
+    def _load(self, source: str, token: int, n_points: int, seed: int) -> None:
+        try:
+            dataset = load_dataset(source, n_points=n_points, seed=seed)
+        except SGMError as exc:
+            self.emit(LoadFailed(token, str(exc)))
+            return
+        self.emit(Loaded(LoadedData(token, source, "preset" if source in PRESETS else "file", dataset)))
+
+    def _require_engine(self) -> LiveEngine:
+        if self.engine is None:
+            raise NoEngine("there is no data to train on: draw at least 2 points or load a preset")
+        return self.engine
+
+    def _train(self) -> None:
+        st = self.state
+        eng = self._require_engine()
+        if eng.trainer.step >= st.target:  # finished or stopped: train another round
+            st.target = eng.trainer.step + max(1, eng.config.train.steps)
+        st.training, st.paused = True, False
+        eng.pause_clock()
+        if st.follow_training and not st.playing:
+            if eng.chain.done:  # a finished chain: start a new one
+                eng.reset_particles()
+                self._particle_step_time = 0.0
+            st.playing = True
+
+    def _stop_training(self) -> None:
+        st, eng = self.state, self.engine
+        was = st.training or st.paused
+        st.training = st.paused = False
+        if eng is not None:
+            st.target = eng.trainer.step
+            if was:
+                self._checkpoint(eng)
+            eng.pause_clock()
+        st.frame_due = True
+        if was:
+            self.emit(Stopped())
+
+    # -- live metrics -------------------------------------------------------------------------
+    def _samples_job(self, eng: LiveEngine):  # noqa: ANN202 - a Steps[dict]
+        """Sample metrics, then the PF-ODE likelihood, as one step-wise job (~0.1 s in ~35 pieces)."""
+        out = {"train_step": eng.trainer.step, "sampler_step": eng.sampler_step,
+               "reference_score": eng.use_reference_score}
+        out.update((yield from eng.sample_metrics_steps(METRICS_POINTS)))
+        # the likelihood is the model's: meaningless while the true score drives the particles
+        out["log_likelihood"] = (None if eng.use_reference_score
+                                 else (yield from eng.data_log_likelihood_steps(n_points=100, n_steps=30)))
+        return out
+
+    def _run_job_pieces(self, job: _Job) -> dict | None:
+        """Pieces of `job` while a frame is not about to be due (always one when nothing is
+        animating); its result once finished, else None."""
+        animating = self.state.animating
+        while not self.stopping():
+            if animating and self._next_frame - time.perf_counter() < JOB_ROOM and job.spent > 0:
+                return None  # the next frame first; the job goes on after it
+            t0 = time.perf_counter()
+            try:
+                next(job.steps)
+            except StopIteration as done:
+                job.spent += time.perf_counter() - t0
+                return done.value
+            job.spent += time.perf_counter() - t0
+            if not animating:
+                return None  # one piece per loop turn: commands stay responsive
+        return None
+
+    def _maybe_metrics(self, eng: LiveEngine, now: float) -> None:
+        """Refresh the Metrics dock's numbers on their throttles, and only when their inputs moved:
+        the score error per σ (cheap) when training steps; the sample metrics and the PF-ODE
+        likelihood (costly) when the model or the particles change. Emits one dict with the
+        newest of both; `updated` names the parts recomputed this time."""
+        m, gen = self._metrics, self.state.gen
+        if m.get("gen") != gen:
+            m.clear()
+            self._metric_idents.clear()
+            m.update(gen=gen, reference_kind=eng.reference_kind, sigmas=list(eng.metric_sigmas()),
+                     reference_points=min(len(eng.dataset.points), 2000), conditional=eng.trainer.spec.conditional)
+        updated = []
+        curve = (gen, eng.trainer.step)
+        if self._metric_idents.get("curve") != curve and self._metric_throttles["curve"].due(now):
+            t0 = time.perf_counter()
+            m.update(score_step=eng.trainer.step, score_errors=[eng.score_error(s) for s in m["sigmas"]])
+            self._metric_throttles["curve"].done(t0, time.perf_counter())
+            self._metric_idents["curve"] = curve
+            updated.append("curve")
+        samples = (gen, eng.trainer.step, eng.sampler_step, id(eng.particles), eng.use_reference_score)
+        job = self._metric_job
+        if job is not None and job.gen != gen:
+            job = self._metric_job = None  # a new engine: its metrics start afresh
+        if (job is None and self._metric_idents.get("samples") != samples
+                and self._metric_throttles["samples"].due(now) and not self.stopping()):
+            job = self._metric_job = _Job(gen, samples, self._samples_job(eng))
+        if job is not None:
+            result = self._run_job_pieces(job)
+            if result is not None:
+                self._metric_job = None
+                for key in ("sw", "sw_ratio", "mmd", "energy", "mode_weights", "true_weights", "on_mode"):
+                    m.pop(key, None)
+                m.update(result)
+                self._metric_throttles["samples"].record(time.perf_counter(), job.spent)
+                self._metric_idents["samples"] = job.ident
+                updated.append("samples")
+        if updated:
+            self.emit(MetricsUpdated({**m, "updated": tuple(updated)}))
+
+
+class _Job:
+    """A step-wise computation the loop runs a piece at a time (sgm_core.stepwise)."""
+
+    def __init__(self, gen: int, ident: Any, steps: Any) -> None:
+        self.gen, self.ident, self.steps = gen, ident, steps
+        self.spent = 0.0  # seconds of its own pieces, not the frames between them
+
+
+def mark_good(engine: LiveEngine) -> bool:
+    """Where training rests (paused, stopped, finished) is what a later divergence returns to;
+    False (and nothing marked) when the weights are not finite."""
+    if all(torch.isfinite(p).all() for p in engine.trainer.model.parameters()):
+        engine.trainer.mark_good()
+        return True
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the banner; the traceback goes to stderr for bug reports."""
+    traceback.print_exception(exc)
+    return f"unexpected error in the engine ({type(exc).__name__}: {exc}); training was paused"

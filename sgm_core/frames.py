@@ -1,0 +1,111 @@
+"""Frames from engine state, without Qt, threads or processes.
+
+`FrameBuilder` turns a `LiveEngine` plus what the view asks for (`FrameRequest`) into one
+immutable `Frame`. The costly parts are cached: the field and the reference field until the model
+or the view changes, the heatmaps and the score error at most on a throttle sized by their own
+cost, so a frame clock at 30 Hz does not recompute a 64x64 error map 30 times a second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .live import FieldView, Frame, LiveEngine
+
+SLOW_EVERY = 0.5  # seconds between refreshes of costly frame parts (error map, curl)
+SLOW_COST_FACTOR = 8.0  # ... and never more often than this many times their own cost
+HEATMAPS = ("off", "error", "density", "curl")
+
+
+class Throttle:
+    """Due when at least `every` seconds and `factor` x its last cost have passed."""
+
+    def __init__(self, every: float, factor: float = SLOW_COST_FACTOR) -> None:
+        self.every, self.factor = every, factor
+        self.last, self.cost = -1e9, 0.0
+
+    def due(self, now: float) -> bool:
+        return now - self.last >= max(self.every, self.factor * self.cost)
+
+    def done(self, start: float, end: float) -> None:
+        self.record(end, end - start)
+
+    def record(self, end: float, cost: float) -> None:
+        """A computation that ended at `end` after `cost` seconds of its own work."""
+        self.last, self.cost = end, cost
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """What the next frame must show besides particles and the loss curve."""
+
+    view: FieldView | None = None  # the field grid asked for; None: no field
+    heatmap: str = "off"  # one of HEATMAPS (2D only)
+    training: bool = False  # an ETA is shown while training
+    target: int = 0  # the step count the current round trains to
+    train_seconds: float = 0.0  # training time so far (not wall time)
+
+
+class FrameBuilder:
+    """Builds frames for one engine generation at a time; `gen` keys every cache."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[Any, Any]] = {}
+        self._slow = {"error": Throttle(SLOW_EVERY), "score": Throttle(1.0), "density": Throttle(0.2, 4.0),
+                      "curl": Throttle(SLOW_EVERY)}
+
+    def clear(self) -> None:
+        """A new engine: nothing cached belongs to it."""
+        self._cache.clear()
+
+    def _cached(self, key: str, ident: Any, compute: Callable[[], Any]) -> Any:
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == ident:
+            return hit[1]
+        value = compute()
+        self._cache[key] = (ident, value)
+        return value
+
+    def _slow_part(self, key: str, ident: Any, now: float, compute: Callable[[], Any]) -> Any:
+        """A costly frame part: recomputed when its inputs change, at most on its throttle."""
+        hit = self._cache.get(key)
+        # Same engine and view: reuse until the step changes and the throttle allows a refresh.
+        if hit is not None and hit[0][:2] == ident[:2] and (hit[0] == ident or not self._slow[key].due(now)):
+            return hit[1]
+        t0 = time.perf_counter()
+        value = compute()
+        self._slow[key].done(t0, time.perf_counter())
+        self._cache[key] = (ident, value)
+        return value
+
+    def build(self, eng: LiveEngine, request: FrameRequest, gen: int, now: float | None = None) -> Frame:
+        """The newest snapshot of `eng` (engine generation `gen`) for `request`."""
+        now = time.perf_counter() if now is None else now
+        base = eng.frame(None, training=request.training)
+        step = eng.trainer.step
+        eta = None
+        if request.training and base.steps_per_second > 0 and step < request.target:
+            eta = (request.target - step) / base.steps_per_second
+        changes: dict[str, Any] = {"elapsed": request.train_seconds, "eta": eta}
+        view = request.view
+        if view is not None and len(view.bounds) != eng.dataset.dim:
+            view = None  # the view of the data before (2D <-> 3D): its own view follows the new engine
+        if view is not None:
+            ident = (gen, view, step)
+            changes["field"] = self._cached("field", ident, lambda: eng.field(view))
+            changes["field_sigma"] = view.sigma
+            if view.truth:
+                changes["true_field"] = self._cached("true", (gen, view), lambda: eng.true_field(view))
+            if eng.dataset.dim == 2:
+                changes["heatmap_bounds"] = tuple(view.bounds[:2])
+                if request.heatmap == "error":
+                    changes["error_map"] = self._slow_part("error", ident, now, lambda: eng.error_map(view))
+                elif request.heatmap == "density":
+                    changes["heatmap"] = self._slow_part("density", ident, now, lambda: eng.log_density(view))
+                elif request.heatmap == "curl":
+                    changes["curl_map"] = self._slow_part("curl", ident, now, lambda: eng.curl_map(view))
+            changes["score_error"] = self._slow_part("score", ident, now, lambda: eng.score_error(view.sigma))
+        return replace(base, **changes)

@@ -1,0 +1,232 @@
+"""The engine's Qt-free parts, driven directly: no thread, no process, no window.
+
+`ParticleChain` (one sampler walking particles), `FrameBuilder` (engine state -> Frame, with its
+caches), and `Engine` (typed commands in, typed events out) as its hosts drive it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from sgm_core import engine as core
+from sgm_core.chain import ParticleChain
+from sgm_core.config import LossConfig, ModelConfig, RunConfig, SamplerConfig, TrainConfig
+from sgm_core.datasets import make_preset
+from sgm_core.frames import FrameBuilder, FrameRequest
+from sgm_core.live import FieldView, LiveEngine, decimated_losses, default_bounds
+from sgm_core.metrics import SWBaseline
+from sgm_core.samplers import make_sampler
+
+SMALL = RunConfig(model=ModelConfig(width=32, depth=2), loss=LossConfig(name="ncsn"),
+                  train=TrainConfig(batch=128, steps=60))
+DEADLINE_S = 20.0  # a loaded 2-core box; each loop below finishes in well under a second alone
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_preset("8gaussians", n_points=500)
+
+
+def _chain(name: str, steps: int, n: int = 50, **kw) -> ParticleChain:
+    sampler = make_sampler(SamplerConfig(name=name, steps=steps), SMALL.noise, SMALL.loss.name)
+    return ParticleChain.from_prior(sampler, n, 2, torch.Generator().manual_seed(0), **kw)
+
+
+def _zero_score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(x)
+
+
+# -- ParticleChain ------------------------------------------------------------------------------
+def test_chain_stops_at_its_schedule_end_only_when_asked():
+    chain = _chain("ode", steps=10)
+    assert chain.advance(_zero_score, 7, stop_at_end=True) == 7 and not chain.done
+    assert chain.advance(_zero_score, 7, stop_at_end=True) == 3 and chain.done and chain.step == 10
+    langevin = _chain("annealed", steps=4)
+    assert langevin.advance(_zero_score, 9) == 9 and langevin.step == 9  # live chains go on past the end
+
+
+def test_chain_trails_keep_the_last_positions_oldest_first():
+    chain = _chain("annealed", steps=50, trail_length=3)
+    seen = []
+    for _ in range(5):
+        chain.advance(_zero_score, 1)
+        seen.append(chain.particles.clone())
+    assert len(chain.trail) == 3
+    for kept, expected in zip(chain.trail, seen[-3:], strict=True):
+        torch.testing.assert_close(kept, expected, rtol=0, atol=0)
+    chain.set_trails(1)
+    torch.testing.assert_close(chain.trail[0], seen[-1], rtol=0, atol=0)
+    chain.restart(chain.particles[:5].clone())
+    assert chain.step == 0 and chain.trail == []
+
+
+def _exploding(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """A score that sends the first two particles to infinity."""
+    out = torch.zeros_like(x)
+    out[:2] = float("inf")
+    return out
+
+
+def test_a_blown_up_particle_restarts_at_its_start_or_from_the_prior():
+    start = torch.arange(20, dtype=torch.float32).reshape(10, 2)
+    sampler = make_sampler(SamplerConfig(name="annealed", steps=10), SMALL.noise, SMALL.loss.name)
+    kept = ParticleChain(sampler, start.clone(), torch.Generator().manual_seed(1), initial=start)
+    kept.advance(_exploding, 1)
+    torch.testing.assert_close(kept.particles[:2], start[:2], rtol=0, atol=0)  # back where they began
+    fresh = ParticleChain(sampler, start.clone(), torch.Generator().manual_seed(1))
+    fresh.advance(_exploding, 1)
+    assert torch.isfinite(fresh.particles).all() and not torch.equal(fresh.particles[:2], start[:2])
+
+
+# -- shared helpers -------------------------------------------------------------------------------
+def test_loss_decimation_keeps_at_most_the_budget_with_true_step_numbers():
+    history = np.arange(10_001, dtype=np.float32) * 0.5
+    losses, steps = decimated_losses(history, 1000)
+    assert len(losses) <= 1001 and losses.dtype == np.float64
+    np.testing.assert_array_equal(losses, history[steps - 1])  # each value sits at its own step
+    assert steps[0] == 1 and np.all(np.diff(steps) == np.diff(steps)[0])
+    short, short_steps = decimated_losses(history[:10], 1000)
+    np.testing.assert_array_equal(short_steps, np.arange(1, 11))
+
+
+def test_sw_baseline_ratio_is_about_one_for_data_and_large_far_away(data):
+    baseline = SWBaseline(data.sample, 400, seed=3)
+    # A third independent data draw is as far from the reference as the baseline draw: ratio ~1
+    # (three 400-point draws; the SW of such draws varies by a few tens of percent).
+    _, same = baseline.distance(data.sample(400, torch.Generator().manual_seed(99)))
+    _, far = baseline.distance(data.sample(400, torch.Generator().manual_seed(99)) + 10.0)
+    assert 0.5 < same < 2.0 and far > 20
+
+
+# -- FrameBuilder ---------------------------------------------------------------------------------
+def test_frame_builder_caches_the_field_until_the_model_steps(data):
+    eng = LiveEngine(data, SMALL, n_particles=30)
+    builder = FrameBuilder()
+    view = FieldView(default_bounds(data.points), resolution=8, sigma=0.2, heatmap_resolution=12)
+    request = FrameRequest(view, "error", training=False)
+    first = builder.build(eng, request, gen=1)
+    again = builder.build(eng, request, gen=1)
+    assert again.field is first.field and again.true_field is first.true_field  # nothing changed: no recompute
+    assert first.error_map.shape == (12, 12) and first.heatmap_bounds == view.bounds[:2]
+    eng.train(2)
+    stepped = builder.build(eng, request, gen=1)
+    assert stepped.field is not first.field and stepped.true_field is first.true_field  # truth has no step
+    assert builder.build(eng, request, gen=2).true_field is not first.true_field  # a new engine generation
+
+
+def test_frame_builder_ignores_a_view_of_another_dimension_and_gives_an_eta(data):
+    eng = LiveEngine(data, SMALL, n_particles=30)
+    cube = FieldView(((-1.0, 1.0),) * 3, resolution=6)
+    frame = FrameBuilder().build(eng, FrameRequest(cube), gen=1)
+    assert frame.field is None and frame.error_map is None and frame.particles.shape == (30, 2)
+    eng._rate = 100.0  # steps/s as the engine measured them
+    timed = FrameBuilder().build(eng, FrameRequest(None, training=True, target=250, train_seconds=1.5), gen=1)
+    assert timed.eta == pytest.approx(2.5) and timed.elapsed == 1.5
+
+
+# -- Engine ---------------------------------------------------------------------------------------
+class Driven:
+    """Hosts an Engine the way the worker does, in this thread: commands, work, and the events."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self.engine = core.Engine(self.events.append)
+
+    def send(self, *commands: object) -> None:
+        self.engine.handle(list(commands))
+
+    def run_until(self, done, ack: bool = True) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + DEADLINE_S
+        while not done():
+            assert time.monotonic() < deadline, f"engine did not get there; events: {self.events[-5:]}"
+            if ack and not self.engine.drawn:
+                self.send(core.FrameDrawn())
+            if not self.engine.work():
+                time.sleep(min(0.005, self.engine.idle_timeout()))
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def test_engine_trains_to_its_target_and_reports_each_state(data):
+    h = Driven()
+    view = FieldView(default_bounds(data.points), resolution=8, sigma=0.2)
+    h.send(core.SetView(view), core.SetEngine(core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), 40)),
+           core.Train())
+    assert h.of(core.StateChanged)[-1].state == core.EngineState(True, True, False, True, 60)  # Train plays too
+    h.run_until(lambda: h.of(core.FinishedTraining))
+    assert h.of(core.FinishedTraining)[0].step == 60 and not h.engine.state.training
+    h.run_until(lambda: h.of(core.FrameReady)[-1].frame.step == 60)
+    frame = h.of(core.FrameReady)[-1].frame
+    assert frame.field is not None and len(frame.losses) == 60 and frame.elapsed > 0
+
+
+def test_engine_sends_no_frame_until_the_last_was_drawn(data):
+    h = Driven()
+    h.send(core.SetEngine(core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), 40)), core.Play())
+    h.run_until(lambda: h.of(core.FrameReady), ack=False)
+    for _ in range(30):
+        h.engine.work()
+    assert len(h.of(core.FrameReady)) == 1 and h.engine.frames_emitted == 1  # newest wins: no backlog
+    h.send(core.FrameDrawn())
+    h.run_until(lambda: len(h.of(core.FrameReady)) >= 2, ack=False)
+    assert h.of(core.FrameReady)[1].frame.sampler_step > h.of(core.FrameReady)[0].frame.sampler_step
+
+
+def test_engine_builds_only_the_newest_of_several_rebuilds(data):
+    h = Driven()
+    specs = [core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), n) for n in (10, 20, 30)]
+    h.send(*(core.SetEngine(s) for s in specs))
+    assert h.engine.state.gen == 1 and len(h.engine.engine.particles) == 30
+
+
+def test_engine_commands_without_data_fail_politely_and_strangers_are_refused(data):
+    h = Driven()
+    h.send(core.SetEngine(core.EngineSpec(None, SMALL, SamplerConfig(), 10)), core.Train(), core.Play())
+    assert [e.message for e in h.of(core.Failed)] == [
+        "there is no data to train on: draw at least 2 points or load a preset"] * 2
+    assert h.of(core.StateChanged) == [] and not h.engine.state.training  # nothing changed: nothing published
+    with pytest.raises(TypeError, match="not an engine command"):
+        h.send("train")
+
+
+def test_engine_tasks_always_answer_with_their_token(data):
+    h = Driven()
+    h.send(core.SetEngine(core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), 10)),
+           core.RunTask(7, lambda eng: eng.trainer.step), core.RunTask(8, lambda eng: 1 / 0),
+           core.ReplaceEngine(9, lambda: (_ for _ in ()).throw(OSError("disk full"))))
+    assert h.of(core.TaskFinished) == [core.TaskFinished(7, 0)]
+    assert [(e.token, e.message) for e in h.of(core.TaskFailed)] == [
+        (8, "unexpected error (ZeroDivisionError: division by zero)"), (9, "disk full")]
+    assert h.engine.engine is not None  # a failed replacement leaves the engine as it was
+
+
+def test_engine_stops_integrators_at_their_end_and_shows_it(data):
+    h = Driven()
+    h.send(core.SetEngine(core.EngineSpec(data, replace(SMALL), SamplerConfig(name="ode", steps=6), 20)),
+           core.SetStepsPerFrame(2), core.Play())
+    h.run_until(lambda: not h.engine.state.playing)
+    h.run_until(lambda: h.of(core.FrameReady)[-1].frame.sampler_done)
+    assert h.of(core.StateChanged)[-1].state.playing is False
+
+
+def test_engine_sends_its_weights_where_training_rests_and_they_restore_exactly(data):
+    h = Driven()
+    spec = core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), 20)
+    h.send(core.SetEngine(spec), core.Train())
+    h.run_until(lambda: h.of(core.FinishedTraining))
+    saved = h.of(core.Checkpoint)[-1]
+    assert saved.step == 60 and saved.gen == h.of(core.EngineBuilt)[-1].gen
+    assert all(isinstance(v, np.ndarray) for v in saved.model.values())  # no torch needed to hold them
+    restored, _, step = core.restore_engine(spec, saved)
+    view = FieldView(default_bounds(data.points), resolution=8, sigma=0.2)
+    np.testing.assert_array_equal(restored.field(view).vectors, h.engine.engine.field(view).vectors)
+    assert step == 60 and restored.trainer.step == 60 and len(restored.trainer.losses) == 60
+    other = replace(SMALL, model=replace(SMALL.model, width=16))  # settings changed since: weights do not fit
+    fresh, _, step = core.restore_engine(replace(spec, config=other), saved)
+    assert step == 0 and fresh.trainer.step == 0
