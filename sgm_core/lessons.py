@@ -287,8 +287,7 @@ def lesson_training_config(lesson: Lesson, variant: Variant) -> RunConfig:
 @dataclass(frozen=True)
 class _Net:
     model: torch.nn.Module  # the EMA weights, read-only
-    sigma: float
-    sigma_is: str
+    sigma: float  # own_sigma of its run
     error_untrained: float
     error_trained: float
     losses: tuple[float, ...]
@@ -309,7 +308,7 @@ def _trained(data: str, seed: int, run: RunConfig) -> _Net:
     dataset, standardizer = _data(data, seed)
     trainer = Trainer(dataset, run, standardizer)
     reference, _ = reference_score_fn(dataset, standardizer, kind=trainer.spec.perturbation)
-    sigma, why = own_sigma(run)
+    sigma, _ = own_sigma(run)
     x = _near_points(dataset, standardizer, ERROR_POINTS)
 
     def error() -> float:
@@ -320,7 +319,7 @@ def _trained(data: str, seed: int, run: RunConfig) -> _Net:
     t0 = time.perf_counter()
     trainer.run(run.train.steps)
     seconds = (time.perf_counter() - t0) / max(run.train.steps, 1)
-    return _Net(trainer.score_fn().requires_grad_(False), sigma, why, before, error(),
+    return _Net(trainer.score_fn().requires_grad_(False), sigma, before, error(),
                 tuple(trainer.loss_history().tolist()), seconds)
 
 
@@ -493,6 +492,7 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
     _, x = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n)
     last_sigma = sampler.sigma_at(sampler.n_steps)
     samples = standardizer.inverse(x.float())
+
     def off(particles: torch.Tensor) -> float:
         return float((~(_distance_to_data(particles, near) <= OFF_DATA_SIGMAS * last_sigma)).double().mean())
 
