@@ -26,10 +26,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import limits
-from .errors import ConfigError, DataError, SGMError
+from .errors import DataError, SGMError
 
 SESSION_SUFFIX = ".sgm"
-SAMPLE_CHUNK = 65_536  # particles sampled at once: memory stays bounded for any --n (a 3x128 net: ~100 MB)
 EXIT_ERROR, EXIT_SIGINT, EXIT_SIGTERM = 2, 130, 143  # 128 + the signal's number, as shells report it
 
 
@@ -253,38 +252,17 @@ def _train_with_progress(trainer, steps: int) -> None:
             bar.set_postfix(loss=f"{records[-1].loss:.4g}")
 
 
-def _sampler_for(run, name: str | None, steps: int | None):
-    from .config import SamplerConfig
-    from .losses import loss_spec
-    from .samplers import make_sampler
-
-    name = name or loss_spec(run.config.loss.name).default_sampler
-    return make_sampler(SamplerConfig(name=name, steps=steps or 0), run.config.noise, run.config.loss.name)
-
-
 def cmd_sample(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
-
-    from .checkpoint import load_run
+    from .api import load
     from .io import save_points
-    from .samplers import run_sampler
 
     out = Path(args.out)
     if out.suffix.lower() not in (".npy", ".csv"):
         raise DataError(f"--out must end in .npy or .csv, got {out.name}")
-    run = load_run(args.run)
-    sampler = _sampler_for(run, args.sampler, args.steps)
-    generator = torch.Generator().manual_seed(args.seed)
-    chunks = []
-    for start in range(0, args.n, SAMPLE_CHUNK):  # one generator across chunks: the result is reproducible
-        x = sampler.init(min(SAMPLE_CHUNK, args.n - start), run.dim, generator)
-        chunks.append(run.standardizer.inverse(run_sampler(sampler, run.model, x, generator)).numpy())
-    samples = np.concatenate(chunks)
-    if not np.isfinite(samples).all():
-        raise ConfigError("sampling produced NaN/Inf; try a smaller step size or more steps")
+    run = load(args.run)
+    samples = run.sample(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed)  # in bounded chunks
     save_points(out, samples)
-    print(f"wrote {len(samples)} samples ({sampler.name}) to {out}", file=sys.stderr)
+    print(f"wrote {len(samples)} samples ({args.sampler or run.default_sampler}) to {out}", file=sys.stderr)
     return 0
 
 

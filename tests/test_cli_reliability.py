@@ -122,7 +122,9 @@ def test_absurd_counts_are_one_line_and_exit_2(tmp_path, trained, capsys, argv, 
 def test_sample_streams_in_chunks_reproducibly(tmp_path, trained, monkeypatch):
     """Above SAMPLE_CHUNK the sampler runs chunk by chunk on one generator: bounded memory, same
     result on a rerun, and every sample finite and near the data (within the preset's span)."""
-    monkeypatch.setattr(cli, "SAMPLE_CHUNK", 7)
+    from sgm_core import api
+
+    monkeypatch.setattr(api, "SAMPLE_CHUNK", 7)
     args = ["sample", str(trained / "run"), "--n", "30", "--steps", "5", "--seed", "3"]
     assert cli.main([*args, "--out", str(tmp_path / "a.npy")]) == 0
     assert cli.main([*args, "--out", str(tmp_path / "b.npy")]) == 0
