@@ -36,6 +36,7 @@ from sgm_core.config import RunConfig, sampler_config_from_json
 from sgm_core.datasets import Standardizer
 from sgm_core.engine import restore_engine
 from sgm_core.errors import DataError, SGMError
+from sgm_core.frames import particle_status
 from sgm_core.live import FieldView
 from sgm_core.losses import loss_spec
 from sgm_core.noise import sigma_max_from_data
@@ -368,6 +369,7 @@ class MainWindow(QMainWindow):
             "elapsed": "Training time so far",
             "eta": "Time left in this training round",
             "sampler": "Particle sampler: step of its schedule and the σ it is at",
+            "particles": "Particles, and how often they move (many move a slice per update, round-robin)",
             "fps": "Frames drawn per second",
             "device": "Where the network trains",
         }
@@ -781,6 +783,7 @@ class MainWindow(QMainWindow):
         shown = min(frame.sampler_step, frame.sampler_steps) if frame.sampler_steps else frame.sampler_step
         of = f"/{frame.sampler_steps:,}" if frame.sampler_steps else ""
         labels["sampler"].setText(f"sampler step {shown:,}{of} · σ {frame.sampler_sigma:.3g}")
+        labels["particles"].setText(particle_status(frame))
         labels["fps"].setText(f"{self.fps:.0f} fps")
         self._set_device(frame.device)
 

@@ -80,6 +80,8 @@ class Frame:
     dim: int
     curl_map: np.ndarray | None = None  # (H, W): curl / typical |∂s/∂x| of the learned score (2D)
     sampler_steps: int = 0  # the sampler's schedule length (Langevin-type chains go on past it)
+    particles_moved: int = 0  # particle-steps taken since the previous frame (n x steps, or a slice)
+    particle_rate: float = 0.0  # frames per second that showed moved particles (the engine's count)
 
 
 MAX_LOSS_POINTS = 4000  # the loss curve is decimated beyond this so frames stay small
@@ -158,6 +160,21 @@ class LiveEngine:
         if restart:
             self.reset_particles()
 
+    def update(self, dataset: Dataset, config: RunConfig) -> None:
+        """Keep the model (weights, Adam, step, loss curve) and go on with other data or settings
+        (`Trainer.retarget`); the particles stay where they are in data coordinates."""
+        shown = self.standardizer.inverse(self.particles.detach().float().cpu())
+        self.trainer.retarget(dataset, config)
+        self.dataset, self.config, self.standardizer = dataset, config, self.trainer.standardizer
+        self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
+        self._sw = None
+        self._eval_points = torch.as_tensor(self.standardizer.forward(dataset.points[:1000]), dtype=torch.float32)
+        self.chain.sampler = self._make_sampler(self.sampler_config)  # the σ settings may have changed
+        self.chain.particles = torch.as_tensor(self.standardizer.forward(shown), dtype=torch.float32).to(self.device)
+        length = self.trail_length
+        self.chain.set_trails(0)  # the old trails are in the old standardised units
+        self.chain.set_trails(length)
+
     def set_trails(self, length: int) -> None:
         self.chain.set_trails(length)
 
@@ -194,7 +211,14 @@ class LiveEngine:
     def advance(self, n_steps: int) -> None:
         """Advance the particles n sampler steps with the current (EMA) model, or with the
         reference score when `use_reference_score` is set (lessons about samplers, not training)."""
-        self.chain.advance(self.reference if self.use_reference_score else self.trainer.score_fn(), n_steps)
+        self.chain.advance(self._particle_score(), n_steps)
+
+    def advance_some(self, count: int) -> int:
+        """One sampler step for the next `count` particles, round-robin (`ParticleChain.advance_some`)."""
+        return self.chain.advance_some(self._particle_score(), count)
+
+    def _particle_score(self):  # noqa: ANN202 - a ScoreFn
+        return self.reference if self.use_reference_score else self.trainer.score_fn()
 
     # -- fields ---------------------------------------------------------------------------
     def _grid(self, view: FieldView) -> tuple[np.ndarray, tuple[int, ...]]:
