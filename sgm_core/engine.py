@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import RunConfig, SamplerConfig
+from .config import RunConfig, SamplerConfig, fresh_model_reason
 from .datasets import PRESETS, Dataset, load_dataset
 from .errors import SGMError, TrainingDiverged
 from .frames import FrameBuilder, FrameRequest, Throttle
@@ -36,6 +36,7 @@ MIN_CHUNK_SECONDS = 0.005  # ... but never so short that loop overhead dominates
 MAX_CHUNK_STEPS = 500  # even a trivially fast net returns to the loop this often
 MAX_FPS = 30.0  # frame clock; the GUI never sees more than this
 PARTICLE_BUDGET = 0.012  # seconds of particle steps per frame: steps/frame is a ceiling, not a promise
+PLAY_BUDGET = 0.022  # ... and with no training to share the engine's time with (2/3 of a 30 fps frame)
 FIRST_SLICE = 1000  # particles that take the first step of a new chain, to measure the cost per particle
 UPDATE_RATE_FRAMES = 16  # the particle update rate is over the last this-many frames that moved them
 UPDATE_RATE_STALE = 1.0  # seconds without a particle update after which the rate reads 0
@@ -123,6 +124,15 @@ class RunState:
 @dataclass(frozen=True)
 class SetEngine:
     """Rebuild the engine from data + config (training stops; particles restart)."""
+
+    spec: EngineSpec
+
+
+@dataclass(frozen=True)
+class UpdateEngine:
+    """Replace the data and settings, keep the model (weights, Adam, step, loss curve): training
+    goes on, fine-tuning. No dataset keeps the model idle until data returns (an undone load);
+    where the model cannot follow (`fresh_model_reason`) it is rebuilt as SetEngine would."""
 
     spec: EngineSpec
 
@@ -467,13 +477,15 @@ class Engine:
             st.frame_due = True
 
     def _advance_particles(self, eng: LiveEngine) -> None:
-        """As many particle-steps as fit PARTICLE_BUDGET: up to steps-per-frame whole steps, or, when
-        not even one fits (100k particles: ~0.2 s a step on one core), the next slice round-robin,
+        """As many particle-steps as fit PARTICLE_BUDGET (PLAY_BUDGET when not training): up to
+        steps-per-frame whole steps, or, when not even one fits (100k particles: ~0.2 s a step on
+        one core), the next slice round-robin,
         so the frame clock never waits on the sampler and every particle moves within
         ceil(n / slice) frames (measured: 10k x 5 steps took ~50 ms a frame on one core, 12 fps)."""
         st = self.state
         n = len(eng.particles)
-        budget = n * st.steps_per_frame if self._particle_cost <= 0 else int(PARTICLE_BUDGET / self._particle_cost)
+        seconds = PARTICLE_BUDGET if st.training else PLAY_BUDGET
+        budget = n * st.steps_per_frame if self._particle_cost <= 0 else int(seconds / self._particle_cost)
         if self._particle_cost <= 0:  # no estimate yet (new chain or count): a small slice measures it
             budget = min(budget, FIRST_SLICE)
         t0 = time.perf_counter()
@@ -572,6 +584,8 @@ class Engine:
                 self.drawn = True
             case SetEngine(spec):
                 self._set_engine(spec)
+            case UpdateEngine(spec):
+                self._update_engine(spec)
             case Load(source, token, n_points, seed):
                 self._load(source, token, n_points, seed)
             case Train():
@@ -681,6 +695,33 @@ class Engine:
         eng.set_trails(st.trail_length)
         self.engine = eng
         st.target = spec.config.train.steps
+
+    def _update_engine(self, spec: EngineSpec) -> None:
+        st, eng = self.state, self.engine
+        if eng is None or (spec.dataset is not None and fresh_model_reason(
+                eng.config, spec.config, eng.dataset.dim, spec.dataset.dim) is not None):
+            self._set_engine(spec)
+            return
+        if spec.dataset is None:  # nothing to train on: the model waits, unchanged
+            if st.training or st.paused:
+                self._stop_training()
+            st.playing = False
+            return
+        old_steps = eng.config.train.steps
+        eng.update(spec.dataset, spec.config)
+        if spec.sampler != eng.sampler_config:
+            eng.set_sampler(spec.sampler)
+        if spec.n_particles != len(eng.particles):
+            eng.reset_particles(spec.n_particles)
+        if st.training or st.paused:  # the round keeps its start; a new step count moves its end
+            st.target = max(eng.trainer.step, st.target - old_steps + spec.config.train.steps)
+        st.spec = spec
+        st.gen += 1  # caches and metrics describe the old data: a new generation, the same model
+        self.emit(EngineBuilt(st.gen))
+        self.frames.clear()
+        self._step_time = self._particle_cost = 0.0
+        st.frame_due = True
+        self._checkpoint(eng, rest=False)  # the host holds these weights under the new generation
 
     def _install(self, token: int, engine: LiveEngine | None, spec: EngineSpec, payload: Any) -> None:
         self._set_engine(replace(spec, dataset=None))  # stop training, drop caches, no engine

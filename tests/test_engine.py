@@ -282,7 +282,7 @@ def test_too_many_particles_for_the_budget_move_round_robin_and_all_move_within_
     """A frame's budget far below one whole step: every frame moves a slice, each particle moves
     within the frames whose slices first add up to n, and the frames report it."""
     n = 20_000
-    monkeypatch.setattr(core, "PARTICLE_BUDGET", 0.002)
+    monkeypatch.setattr(core, "PLAY_BUDGET", 0.002)  # playing, not training: the play budget applies
     h = Driven()
     h.send(core.SetEngine(core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), n)), core.Play())
     h.run_until(lambda: len(h.of(core.FrameReady)) >= 4)  # the cost estimate settles
