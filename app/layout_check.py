@@ -1,0 +1,53 @@
+"""Does the window's layout hold? Qt's own geometry, asked of every visible control.
+
+One check serves the window (a saved layout that fails it is refused at start-up) and the tests
+(after every lesson, at 1280×800 and 1024×700): each visible button, combo box and spin box of a
+dock lies inside that dock across (what a dock cannot show is cut off; rows below the fold of a
+scrolling panel are reachable and allowed) and is not squeezed below its minimum size hint; the
+window itself is no wider than its screen.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QDockWidget, QMainWindow, QWidget
+
+CONTROLS = (QAbstractButton, QComboBox, QAbstractSpinBox)
+
+
+def _controls(dock: QDockWidget) -> list[QWidget]:
+    found: list[QWidget] = []
+    for kind in CONTROLS:
+        found += [w for w in dock.widget().findChildren(kind) if w.isVisibleTo(dock)]
+    return found
+
+
+def layout_problems(window: QMainWindow, screen_width: int | None = None) -> list[str]:
+    """One line per control that is cut off or squeezed (empty: the layout holds)."""
+    problems = []
+    if screen_width is not None and window.frameGeometry().width() > screen_width:
+        problems.append(f"the window is {window.frameGeometry().width()} px wide on a {screen_width} px screen")
+    if window.width() < window.minimumSizeHint().width():
+        problems.append(f"the window ({window.width()} px) is narrower than its content needs "
+                        f"({window.minimumSizeHint().width()} px)")
+    for dock in window.findChildren(QDockWidget):
+        if not dock.isVisible() or dock.isFloating() or dock.widget() is None:
+            continue
+        title = dock.windowTitle()
+        if dock.geometry().right() > window.width() or dock.geometry().left() < 0:
+            problems.append(f"the {title} dock reaches past the window's edge")
+        inner = dock.widget().rect()
+        for w in _controls(dock):
+            top_left = w.mapTo(dock.widget(), QPoint(0, 0))
+            rect = QRect(top_left, w.size())
+            name = f"{title}: {type(w).__name__} {getattr(w, 'text', lambda: '')() or w.toolTip()[:40]!r}"
+            if rect.left() < inner.left() or rect.right() > inner.right():
+                problems.append(f"{name} is cut off by its dock ({rect.left()}..{rect.right()} of {inner.width()} px)")
+            hint = w.minimumSizeHint()
+            if w.width() < hint.width() or w.height() < hint.height():
+                problems.append(f"{name} is squeezed to {w.width()}×{w.height()} below its minimum "
+                                f"{hint.width()}×{hint.height()}")
+    return problems
+
+
+__all__ = ["layout_problems"]
