@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import load_run, save_run
+from .checkpoint import LoadedRun, load_run, save_run
 from .config import MAX_SEED, LossConfig, ModelConfig, NoiseConfig, RunConfig, SamplerConfig, TrainConfig, whole_number
 from .datasets import PRESETS, Dataset, EmpiricalDataset, Standardizer, load_dataset, make_preset, validate_points
 from .errors import ConfigError, DataError, SessionError
@@ -33,7 +33,6 @@ from .limits import MAX_POINTS, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
 from .metrics import energy_distance, mmd_rbf, mode_weight_error, mode_weights, sliced_wasserstein
 from .nets import ScoreNet
-from .noise import make_sde
 from .samplers import make_sampler, run_sampler
 from .sessions import SessionState, save_session
 from .training import Trainer
@@ -46,7 +45,6 @@ SAMPLE_CHUNK = 65_536  # particles sampled at once, as `sgm sample`: memory stay
 MMD_MAX_POINTS = 4000  # per set: the RBF kernel matrices are O(n^2) float64 (4000^2 = 128 MB each)
 NLL_POINTS = 200  # fresh data points whose PF-ODE log-likelihood is averaged (the app's default)
 NLL_STEPS = 50  # Heun steps of the PF-ODE (the app's default: ~0.3 s for a 3x128 net in 2D)
-NLL_NOISE = ("ladder", "ve", "vp")  # losses whose net knows every sigma in [sigma_min, sigma_max]: the ODE needs it
 PROJECTION_SEED, REFERENCE_SEED_OFFSET = 123, 9  # benchmarks/quality.py's: fixed SW directions, its reference draws
 
 
@@ -99,9 +97,7 @@ def load(path: str | os.PathLike) -> Run:
     if not isinstance(path, str | os.PathLike):
         raise SessionError(f"a run is loaded from a path, not {type(path).__name__}")
     loaded = load_run(path)
-    data = loaded.data
-    return Run(loaded.config, loaded.model, loaded.standardizer, None if data is None else np.asarray(data, np.float32),
-               loaded.step, np.zeros(0))
+    return Run(loaded.config, loaded.model, loaded.standardizer, None, loaded.step, np.zeros(0), _loaded=loaded)
 
 
 @dataclass(eq=False)
@@ -112,12 +108,21 @@ class Run:
     config: RunConfig
     model: ScoreNet
     standardizer: Standardizer
-    points: np.ndarray | None  # the training data (data coordinates), if known
+    _points: np.ndarray | None  # the training data (data coordinates), if known; see `points`
     step: int
     losses: np.ndarray  # loss per training step (empty for a loaded run)
     train_seconds: float | None = None  # wall time of `train` (None for a loaded run)
     _dataset: Dataset | None = field(default=None, repr=False)
     _trainer: Trainer | None = field(default=None, repr=False)  # raw weights and Adam state, for sessions
+    _loaded: LoadedRun | None = field(default=None, repr=False)  # a loaded run reads its data.npy on first use
+
+    @property
+    def points(self) -> np.ndarray | None:
+        """The training data (data coordinates), if known. A loaded run reads it only when asked:
+        sampling never needs it, so a damaged data.npy cannot stop `run.sample` (SessionError here)."""
+        if self._points is None and self._loaded is not None and self._loaded.data is not None:
+            self._points = np.asarray(self._loaded.data, np.float32)
+        return self._points
 
     @property
     def dim(self) -> int:
@@ -161,7 +166,7 @@ class Run:
         net covers every noise level (ncsn, ve-sde, vp-sde) when `nll` is True."""
         seed = whole_number(seed, "seed", 0, MAX_SEED)
         out = sample_metrics(samples, self.reference(), seed=seed)
-        if nll and loss_spec(self.config.loss.name).noise in NLL_NOISE:
+        if nll and loss_spec(self.config.loss.name).process_type.has_path:
             out["nll"] = self.data_nll(seed=seed)
         return out
 
@@ -186,13 +191,13 @@ class Run:
         """log p(x) per point (data coordinates, nats) by the probability-flow ODE (Song et al. 2021,
         Sec. 4.3), for the losses whose net covers every noise level; log p_data = log p_std - D log(scale)."""
         spec = loss_spec(self.config.loss.name)
-        if spec.noise not in NLL_NOISE:
+        if not spec.process_type.has_path:
             raise ConfigError(f"a {spec.name} run has no likelihood: its net does not cover every noise level")
         n_steps = whole_number(n_steps, "n_steps", 1, MAX_STEPS)
         x = torch.from_numpy(validate_points(np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor)
                                                         else points), min_points=1, dims=(self.dim,)))
         device = next(self.model.parameters()).device
-        sde = make_sde(self.config.noise, spec.perturbation)
+        sde = spec.process(self.config.noise).path
         ll = ode_log_likelihood(lambda a, s: self.model(a.to(device), s.to(device)).cpu(), sde,
                                 self.standardizer.forward(x), n_steps)
         return (ll - self.dim * math.log(self.standardizer.scale)).numpy()
