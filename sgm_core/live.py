@@ -25,7 +25,7 @@ from .likelihood import ode_log_likelihood_steps
 from .losses import loss_spec
 from .metrics import SWBaseline, energy_distance, mmd_rbf, mode_weights
 from .nets import EnergyNet
-from .noise import geometric_sigmas, make_sde
+from .noise import geometric_sigmas
 from .samplers import Sampler, make_sampler
 from .sessions import SessionState
 from .stepwise import Steps, run_to_end
@@ -106,7 +106,8 @@ class LiveEngine:
         self.trainer = Trainer(dataset, config, standardizer)
         self.standardizer = self.trainer.standardizer
         self.device = self.trainer.device
-        self.noise_kind = self.trainer.spec.perturbation  # how q_sigma is made from data
+        self.process = self.trainer.spec.process(config.noise)  # how q_sigma is made from data
+        self.noise_kind = self.process  # its old name (the compare worker reads it)
         self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
         # On the GPU the particles' noise is drawn there too: no CPU draw and copy every sampler step.
         gen_device = self.device if self.device.type == "cuda" else "cpu"
@@ -166,6 +167,7 @@ class LiveEngine:
         shown = self.standardizer.inverse(self.particles.detach().float().cpu())
         self.trainer.retarget(dataset, config)
         self.dataset, self.config, self.standardizer = dataset, config, self.trainer.standardizer
+        self.process = self.noise_kind = self.trainer.spec.process(config.noise)
         self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
         self._sw = None
         self._eval_points = torch.as_tensor(self.standardizer.forward(dataset.points[:1000]), dtype=torch.float32)
@@ -328,12 +330,9 @@ class LiveEngine:
         the ladder / SDE range of noise-conditional losses (VP: its marginal std, up to 0.9), the
         one training σ of single-σ losses, and σmin for
         sm/ssm (their nets ignore σ: the clean score, against the least-smoothed reference)."""
-        noise, kind = self.config.noise, self.trainer.spec.noise
-        if kind == "single":
-            return (float(noise.sigma),)
-        if kind == "none":
-            return (float(noise.sigma_min),)
-        lo, hi = (max(1e-3, noise.sigma_min), 0.9) if kind == "vp" else (noise.sigma_min, noise.sigma_max)
+        lo, hi = self.process.display_range()
+        if lo == hi:  # one σ, or none (sm/ssm: the nominal σmin)
+            return (float(lo),)
         return tuple(float(s) for s in geometric_sigmas(lo, hi, n).flip(0))
 
     def data_log_likelihood(self, n_points: int = 200, n_steps: int = 50) -> float | None:
@@ -344,9 +343,9 @@ class LiveEngine:
     def data_log_likelihood_steps(self, n_points: int = 200, n_steps: int = 50) -> Steps[float | None]:
         """`data_log_likelihood` one ODE step per `next()`. The weights are copied first, so
         training between the pieces does not change the model half-way."""
-        if not self.trainer.spec.conditional:
+        if not self.process.has_path:
             return None
-        sde = make_sde(self.config.noise, self.noise_kind)
+        sde = self.process.path
         x = torch.as_tensor(self.standardizer.forward(self.dataset.points[:n_points]), dtype=torch.float32)
         model = copy.deepcopy(self.trainer.score_fn())
         ll = yield from ode_log_likelihood_steps(lambda a, s: model(a.to(self.device), s.to(self.device)).cpu(), sde,
