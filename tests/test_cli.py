@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli
 
-from sgm_core.cli import main
 from sgm_core.datasets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,14 +31,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def sgm(args: Sequence[str], capsys) -> tuple[int, str, str]:
-    """Run the CLI in-process; argparse usage errors exit through SystemExit, the rest return."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+sgm = run_cli
 
 
 def assert_one_line_error(code: int, err: str) -> None:

@@ -11,16 +11,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 from PIL import Image
 
 import sgm_core as sgm
 from sgm_core import api, sweeps
-from sgm_core.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 # Tiny cells: a few dozen steps, few samples, a 2-step sampler, no likelihood: about a second each.
@@ -30,13 +29,7 @@ SUBPROCESS_TIMEOUT_S = 240  # a cold interpreter and its spawned worker import t
 POLL_S = 0.02
 
 
-def sgm_cli(args: Sequence[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+sgm_cli = run_cli
 
 
 def read_rows(out: Path) -> list[dict[str, str]]:
