@@ -138,6 +138,10 @@ class EngineLink(QObject):
     def set_engine(self, spec: EngineSpec) -> None:
         self.send(core.SetEngine(spec))
 
+    def update_engine(self, spec: EngineSpec) -> None:
+        """New data or settings for the same model: training goes on from it (sgm_core.engine.UpdateEngine)."""
+        self.send(core.UpdateEngine(spec))
+
     def load(self, source: str, token: int, n_points: int = 5000, seed: int = 0) -> None:
         self.send(core.Load(source, token, n_points, seed))
 

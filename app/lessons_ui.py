@@ -13,7 +13,17 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sgm_core.config import RunConfig
 from sgm_core.lessons import Lesson, Variant, load_lessons
@@ -137,8 +147,8 @@ class LessonBar(QFrame):
         self.variant_combo.setToolTip("Switch between the lesson's variants (same data and starting particles)")
         self.variant_combo.activated.connect(self.variant_chosen.emit)
         self.variant_label = QLabel("Variant")
-        self.compare_button = QPushButton("Compare side by side…")
-        self.compare_button.setToolTip("Open Compare losses with this lesson's losses ticked")
+        self.compare_button = QPushButton("Compare…")
+        self.compare_button.setToolTip("Compare side by side: Compare losses with this lesson's losses ticked")
         self.compare_button.clicked.connect(lambda: self.compare_requested.emit(self._compare))
         self.restart_button = QPushButton("Restart")
         self.restart_button.setToolTip("Set the lesson up again from the start")
@@ -146,24 +156,35 @@ class LessonBar(QFrame):
         self.close_button = QToolButton()
         self.close_button.setText("✕")
         self.close_button.setAutoRaise(True)
-        self.close_button.setToolTip("Hide the lesson bar (the settings stay)")
+        self.close_button.setToolTip("Leave the lesson: your own settings come back")
         self.close_button.clicked.connect(self._dismiss)
         self._compare: tuple[str, ...] = ()
 
+        # Every label wraps and the bar ignores its width hint: it takes the canvas's width and
+        # grows in height, never wider (a one-line head pushed the docks off a 1280 px screen).
+        self.title_label.setWordWrap(True)
+        self.variant_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.variant_combo.setMinimumContentsLength(8)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         head = QHBoxLayout()
         head.setSpacing(8)
-        head.addWidget(self.title_label)
-        head.addWidget(self.mode_label)
-        head.addStretch(1)
-        head.addWidget(self.variant_label)
-        head.addWidget(self.variant_combo)
-        head.addWidget(self.compare_button)
-        head.addWidget(self.restart_button)
-        head.addWidget(self.close_button)
+        head.addWidget(self.title_label, 1)
+        head.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
+        mode = QHBoxLayout()  # short rows: each fits a canvas of ~350 px (1024 px window)
+        mode.addWidget(self.mode_label)
+        mode.addStretch(1)
+        mode.addWidget(self.restart_button)
+        controls = QHBoxLayout()
+        controls.setSpacing(8)
+        controls.addWidget(self.variant_label)
+        controls.addWidget(self.variant_combo, 1)
+        controls.addWidget(self.compare_button)
         column = QVBoxLayout(self)
         column.setContentsMargins(12, 6, 6, 8)
         column.setSpacing(3)
         column.addLayout(head)
+        column.addLayout(mode)
+        column.addLayout(controls)
         column.addWidget(self.caption_label)
         column.addWidget(self.watch_label)
         self.hide()
@@ -205,6 +226,7 @@ class LessonController(QObject):
         self.lessons = lessons if lessons is not None else load_lessons()
         self.lesson: Lesson | None = None
         self.variant = 0
+        self._user: dict[str, Any] | None = None  # the user's own settings while a lesson has its own
         self._pending = False  # waiting for the lesson's data to arrive from the worker
         self.menu = None  # the Lessons menu, once installed
         self.actions: list[QAction] = []  # one per lesson, in menu order
@@ -218,10 +240,24 @@ class LessonController(QObject):
 
     # -- choosing ---------------------------------------------------------------------------
     def load(self, which: Lesson | int | str, variant: int = 0) -> Lesson:
-        """Set up a lesson by object, index (0-based) or id, with one of its variants."""
+        """Set up a lesson by object, index (0-based) or id, with one of its variants. Out of a
+        lesson, a model with training is asked about first (a lesson brings its own model); the
+        user's settings are kept aside until the lesson is left."""
         lesson = self._find(which)
-        self.lesson, self.variant = lesson, max(0, min(variant, len(lesson.variants) - 1))
         w = self.window
+        steps = w.trained_steps()
+        if self.lesson is None and steps:
+            w.ask_discard_model(steps, "the lesson sets up its own data and network",
+                                lambda discard: self._enter(lesson, variant) if discard else None)
+        else:
+            self._enter(lesson, variant)
+        return lesson
+
+    def _enter(self, lesson: Lesson, variant: int) -> None:
+        w = self.window
+        if self.lesson is None:
+            self._user = w.session.settings()
+        self.lesson, self.variant = lesson, max(0, min(variant, len(lesson.variants) - 1))
         w.worker.pause_particles()
         self._apply_settings()
         s = w.session
@@ -233,7 +269,22 @@ class LessonController(QObject):
         else:
             self._pending = True
             w.load_data(lesson.data)
-        return lesson
+
+    def leave(self) -> None:
+        """Out of the lesson: the bar goes and the user's own settings come back (the lesson's
+        model goes with its settings where it cannot follow them: it was the lesson's)."""
+        if self.lesson is None:
+            return
+        self.bar.hide()
+        if self._user is not None:
+            self.window.session.restore(**self._user)
+        self.window._flush_rebuild()  # while the lesson is still on: no question about its model
+        self.lesson, self._pending, self._user = None, False, None
+        self.window.statusBar().showMessage("Left the lesson: your own settings are back", 4000)
+
+    def user_settings(self) -> dict[str, Any] | None:
+        """The user's own settings while a lesson shows its own (None: no lesson)."""
+        return self._user if self.lesson is not None else None
 
     def set_variant(self, index: int) -> None:
         if self.lesson is None or index == self.variant and not self._pending:
@@ -259,10 +310,14 @@ class LessonController(QObject):
         s.set_view(**lesson_view(lesson))
 
     def _on_data_changed(self) -> None:
-        lesson = self.lesson
-        if self._pending and lesson is not None and self.window.session.data.source == lesson.data:
+        lesson, data = self.lesson, self.window.session.data
+        if lesson is None:
+            return
+        if self._pending and data.source == lesson.data:
             self._pending = False
             self._start()
+        elif not self._pending and data.kind in ("preset", "file") and data.source != lesson.data:
+            self.leave()  # the user opened other data: the lesson is over
 
     def _start(self) -> None:
         """Build the lesson's engine now, then train (learned) and play (when the lesson says so)."""
@@ -286,7 +341,7 @@ class LessonController(QObject):
             self.window.worker.play()
 
     def _on_dismissed(self) -> None:
-        self.lesson, self._pending = None, False
+        self.leave()
 
     def _open_compare(self, losses: tuple[str, ...]) -> None:
         from .compare_window import open_compare

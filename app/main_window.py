@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, QUrl
+from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -32,10 +32,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sgm_core.config import RunConfig, sampler_config_from_json
+from sgm_core.config import RunConfig, fresh_model_reason, sampler_config_from_json
 from sgm_core.datasets import Standardizer
 from sgm_core.engine import restore_engine
 from sgm_core.errors import DataError, SGMError
+from sgm_core.frames import particle_status
 from sgm_core.live import FieldView
 from sgm_core.losses import loss_spec
 from sgm_core.noise import sigma_max_from_data
@@ -44,6 +45,7 @@ from sgm_core.truth import vp_alpha
 from .compare_window import close_compare_windows, install_compare_menu
 from .engine_link import make_engine
 from .export import Exporter
+from .layout_check import layout_problems
 from .lessons_ui import install_lessons
 from .mode3d import Mode3D
 from .panels.data_panel import TOOLS, DataPanel
@@ -60,6 +62,7 @@ from .workers import EngineSpec, EngineWorker, LoadedData, WorkerState
 ORGANIZATION, APPLICATION = "ScoreFieldPlayground", "Playground"
 OPEN_SUFFIXES = (".npy", ".csv", ".txt", ".png", ".jpg", ".jpeg", ".bmp", ".ply", ".xyz")
 MAX_RECENT = 8
+LAYOUT_VERSION = 2  # of the saved dock layout: 2 since the lesson bar wraps (1's layouts may hold its squeeze)
 FIELD_RESOLUTION = 32  # arrows per axis: one PlotCurveItem of 1024 arrows draws in < 1 ms
 REBUILD_DELAY_MS = 80  # coalesce a burst of setting edits into one engine rebuild
 VIEW_DELAY_MS = 60  # coalesce pan/zoom into one field request
@@ -119,6 +122,19 @@ class ErrorBanner(QFrame):
         return self.label.text()
 
 
+class PanelScroll(QScrollArea):
+    """A dock's scrolling panel that is never narrower than the panel's widest row: the dock is
+    held at that width instead of cutting controls off (it scrolls only down)."""
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is None:
+            return hint
+        width = inner.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(max(hint.width(), width), hint.height())
+
+
 class MainWindow(QMainWindow):
     """Score Field Playground's window; `data` is a preset name or file path to open with."""
 
@@ -134,6 +150,9 @@ class MainWindow(QMainWindow):
         self._load_token = 0
         self._sent: tuple | None = None  # (run config, sampler config, n_particles) the engine was built with
         self._engine_ok = False  # the last rebuild had trainable data
+        self._model: tuple[RunConfig, int] | None = None  # (config, D) of the model the engine holds
+        self._model_index = 0  # the undo-stack index of the data that model last trained on
+        self._asking = False  # the "Discard the trained model?" question is open
         self._frame_times: deque[float] = deque(maxlen=30)
         self._loss_drawn_at = 0.0
         self.fps = 0.0
@@ -172,8 +191,10 @@ class MainWindow(QMainWindow):
         self.metrics_panel = MetricsPanel()  # live ground truth, beside the loss (app/panels/metrics_panel.py)
         self._dock("Metrics", self.metrics_panel, Qt.DockWidgetArea.BottomDockWidgetArea, scroll=False)
         self.splitDockWidget(self.docks["Loss"], self.docks["Metrics"], Qt.Orientation.Horizontal)
-        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        # The plots take the whole bottom: beside the side panels they made the window need
+        # 290 + 555 + 417 px (over 1,024) and squeezed the canvas to 76 px at 1280 (measured).
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._size_docks()
         self._docks_sized = False  # sized again once shown: before that the layout has no real size
         self.files = SessionFiles(self)  # File ▸ New / Open / Save session (app/session_io.py)
@@ -184,7 +205,7 @@ class MainWindow(QMainWindow):
         self.mode3d = Mode3D(self)  # 3D data: Plot3D in a stack with the canvas, slice controls, Make 3D
 
         self._rebuild_timer = QTimer(self, singleShot=True, interval=REBUILD_DELAY_MS)
-        self._rebuild_timer.timeout.connect(self._send_engine)
+        self._rebuild_timer.timeout.connect(self._sync_engine)
         self._view_timer = QTimer(self, singleShot=True, interval=VIEW_DELAY_MS)
         self._view_timer.timeout.connect(self._send_view)
 
@@ -268,6 +289,10 @@ class MainWindow(QMainWindow):
           self.open_file_dialog)
         a("clear", "Clear", "Remove all points (undoable)", None, self.session.clear_points)
         a("quit", "Quit", "Close the playground", QKeySequence.StandardKey.Quit, self.close)
+        a("reset_layout", "Reset layout", "Put every panel back where it starts, at its default size", None,
+          lambda: self.reset_layout())
+        a("restore_defaults", "Restore defaults", "Every training, sampler, particle and view setting back to its "
+          "default (a trained model that cannot follow is asked about first)", None, lambda: self.restore_defaults())
         group = QActionGroup(self)
         group.setExclusive(True)
         for tool in TOOLS:
@@ -291,7 +316,7 @@ class MainWindow(QMainWindow):
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         if scroll:
-            area_widget = QScrollArea()
+            area_widget = PanelScroll()
             area_widget.setWidgetResizable(True)
             area_widget.setFrameShape(QFrame.Shape.NoFrame)
             area_widget.setWidget(widget)
@@ -337,7 +362,11 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
-        for menu in (file_menu, edit, tools, run, view):
+        view.addSeparator()
+        view.addAction(acts["reset_layout"])
+        settings_menu = bar.addMenu("&Settings")
+        settings_menu.addAction(acts["restore_defaults"])
+        for menu in (file_menu, edit, tools, run, view, settings_menu):
             menu.setToolTipsVisible(True)
         self._rebuild_recent_menu()
 
@@ -368,6 +397,7 @@ class MainWindow(QMainWindow):
             "elapsed": "Training time so far",
             "eta": "Time left in this training round",
             "sampler": "Particle sampler: step of its schedule and the σ it is at",
+            "particles": "Particles, and how often they move (many move a slice per update, round-robin)",
             "fps": "Frames drawn per second",
             "device": "Where the network trains",
         }
@@ -411,30 +441,59 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._docks_sized:
             self._docks_sized = True
-            if settings().value("window_state") is None:  # a saved layout wins over the default
-                QTimer.singleShot(0, self._size_docks)
+            QTimer.singleShot(0, self._size_docks if not self._layout_restored else self._check_restored_layout)
 
     def _restore_window_settings(self) -> None:
+        """The saved geometry and dock layout, unless they are of another layout version or do not
+        fit this screen (then the default layout stays; see `_check_restored_layout`)."""
         st = settings()
-        geometry = st.value("geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        state = st.value("window_state")
+        self._default_layout = self.saveState(LAYOUT_VERSION)
+        self._layout_restored = False
+        if st.value("layout_version") != str(LAYOUT_VERSION) and st.value("layout_version") != LAYOUT_VERSION:
+            return  # a layout of an older window (it may hold the too-wide lesson bar's squeeze)
+        geometry, state = st.value("geometry"), st.value("window_state")
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if geometry is not None and self.restoreGeometry(geometry) and screen is not None \
+                and not screen.contains(self.frameGeometry().adjusted(8, 8, -8, -8)):
+            self.resize(min(1440, screen.width()), min(900, screen.height()))  # saved on a larger screen
         if state is not None:
-            self.restoreState(state)
+            self._layout_restored = self.restoreState(state, LAYOUT_VERSION)
+
+    def _check_restored_layout(self) -> None:
+        problems = layout_problems(self)
+        if problems:
+            self.reset_layout()
+            self.statusBar().showMessage(f"The saved layout did not fit ({problems[0]}); the default layout is back",
+                                         8000)
+
+    def restore_defaults(self) -> None:
+        """Settings ▸ Restore defaults: out of a lesson, then every setting as a new session has it."""
+        self.lessons.leave()
+        self.session.restore(**Session.default_settings())
+        self.statusBar().showMessage("Settings restored to their defaults", 4000)
+
+    def reset_layout(self) -> None:
+        """View ▸ Reset layout: every dock back where it starts, shown, at its default size."""
+        self.restoreState(self._default_layout, LAYOUT_VERSION)
+        for dock in self.docks.values():
+            dock.setFloating(False)
+            dock.show()
+        self._size_docks()
 
     def save_settings(self) -> None:
+        """The user's own settings for the next launch (a lesson's are the lesson's: not kept)."""
         st = settings()
-        s = self.session
+        own = self.lessons.user_settings() or self.session.settings()
         st.setValue("geometry", self.saveGeometry())
-        st.setValue("window_state", self.saveState())
-        st.setValue("run_config", json.dumps(s.run_config.to_json()))
-        st.setValue("sampler_config", json.dumps(asdict(s.sampler_config)))
-        st.setValue("particles", json.dumps(asdict(s.particles)))
-        view = {k: v for k, v in asdict(s.view).items() if k != "bounds"}
+        st.setValue("window_state", self.saveState(LAYOUT_VERSION))
+        st.setValue("layout_version", LAYOUT_VERSION)
+        st.setValue("run_config", json.dumps(own["run_config"].to_json()))
+        st.setValue("sampler_config", json.dumps(asdict(own["sampler_config"])))
+        st.setValue("particles", json.dumps(asdict(own["particles"])))
+        view = {k: v for k, v in asdict(own["view"]).items() if k != "bounds"}
         st.setValue("view", json.dumps(view))
-        st.setValue("brush_radius", s.brush_radius)
-        st.setValue("brush_density", s.brush_density)
+        st.setValue("brush_radius", own["brush_radius"])
+        st.setValue("brush_density", own["brush_density"])
         st.sync()
 
     def recent_files(self) -> list[str]:
@@ -568,25 +627,97 @@ class MainWindow(QMainWindow):
         self._view_timer.start()  # the field σ depends on the loss's noise settings
 
     def _flush_rebuild(self) -> None:
-        """Send a pending (debounced) rebuild now, so the next command reaches the new engine."""
+        """Send a pending (debounced) sync now, so the next command reaches the engine it is for."""
         if self._rebuild_timer.isActive() or self._sent is None:
-            self._send_engine()
+            self._sync_engine()
 
-    def _send_engine(self) -> None:
-        """Rebuild the worker's engine from the session (training stops; Train starts afresh)."""
+    def trained_steps(self) -> int:
+        """Training steps the engine's model holds (0: nothing to lose)."""
+        frame = self.session.last_frame
+        return int(frame.step) if frame is not None and self._model is not None else 0
+
+    def model_change_reason(self) -> str | None:
+        """Why the session's data or settings need a new model (None: the trained one goes on)."""
+        if self._model is None:
+            return None
+        try:
+            dim = self.session.dataset().dim
+        except DataError:
+            return None  # nothing to train on: the model waits for data
+        config, model_dim = self._model
+        return fresh_model_reason(config, self.session.run_config, model_dim, dim)
+
+    def _sync_engine(self, ask: bool = True) -> None:
+        """Bring the engine to the session's data and settings: the same model wherever it fits
+        (training goes on from it, fine-tuning); where it cannot (another net, loss or D) a fresh
+        one, asked first when the model holds training (Cancel puts the data and settings back)."""
+        self._rebuild_timer.stop()
+        if self._asking:
+            return  # the open question decides, on the state it finds when answered
+        reason = self.model_change_reason()
+        steps = self.trained_steps()
+        lesson = getattr(self, "lessons", None)
+        if reason is None or not steps or not ask or (lesson is not None and lesson.lesson is not None):
+            self._send_engine(keep=reason is None)
+            return
+        self._asking = True
+
+        def answered(discard: bool) -> None:
+            self._asking = False
+            if not discard:
+                self._put_back_model_settings()
+            self._sync_engine(ask=False)
+
+        self.ask_discard_model(steps, reason, answered)
+
+    def _put_back_model_settings(self) -> None:
+        """Cancel of the question: the settings the model was trained with, and its data's D."""
+        config, dim = self._model
+        s = self.session
+        if fresh_model_reason(config, s.run_config, dim, dim) is not None:
+            s.restore(run_config=config, sampler_config=self._sent[1], particles=s.particles, view=s.view,
+                      brush_radius=s.brush_radius, brush_density=s.brush_density)
+        if s.data.dim != dim:
+            s.undo_stack.setIndex(self._model_index)  # back to the data the model was trained on
+        self.statusBar().showMessage("Kept the trained model and its settings", 6000)
+
+    def ask_discard_model(self, steps: int, reason: str, answer: Callable[[bool], None]) -> None:
+        """Discard / Cancel, window-modal and opened with open(): answer(True) discards (tests replace this)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Discard the trained model?",
+                          f"Discard the trained model ({steps:,} steps)?",
+                          QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText(f"{reason[:1].upper()}{reason[1:]}, so the network must start afresh. "
+                               "Cancel keeps the model and puts the old setting back.")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _r: answer(box.clickedButton() is box.button(QMessageBox.StandardButton.Discard)))
+        box.open()
+
+    def _send_engine(self, keep: bool = False) -> None:
+        """Send the session to the engine: keep=True goes on with the same model (UpdateEngine),
+        else a fresh one is built (Reset; training stops, Train starts afresh)."""
         self._rebuild_timer.stop()
         s = self.session
         spec = self._engine_spec()
         dataset = spec.dataset
-        if self.worker_state.training and self._sent is not None:
-            self.statusBar().showMessage("Data or settings changed: training stopped — press Train to start again",
-                                         6000)
+        if self.worker_state.training and self._sent is not None and not keep:
+            self.statusBar().showMessage("Settings changed: training stopped — press Train to start again", 6000)
         self._engine_ok = dataset is not None
         self._sent = (s.run_config, s.sampler_config, s.particles.n_particles)
-        self.plot.clear_field()  # the old model's arrows must not linger over new data
-        self.mode3d.clear_field()
-        self._send_view()  # first, so the new engine's first frame already carries the field
-        self.worker.set_engine(spec)
+        if dataset is not None:
+            self._model, self._model_index = (s.run_config, dataset.dim), s.undo_stack.index()
+        elif not keep:
+            self._model = None
+        if not keep:
+            self.plot.clear_field()  # the old model's arrows must not linger over new data
+            self.mode3d.clear_field()
+        self._send_view()  # first, so the engine's next frame already carries the field
+        if keep:
+            self.worker.update_engine(spec)
+        else:
+            self.worker.set_engine(spec)
         self._apply_layers()
 
     def field_view(self) -> FieldView:
@@ -734,6 +865,7 @@ class MainWindow(QMainWindow):
         self._send_view()
         self._sent = (s.run_config, s.sampler_config, s.particles.n_particles)
         self._engine_ok = spec.dataset is not None
+        self._model = (spec.config, spec.dataset.dim) if spec.dataset is not None else None
         self.files.tasks.replace_engine(partial(restore_engine, spec, saved), lambda _step: None, self.show_error)
 
     def _engine_spec(self) -> EngineSpec:
@@ -781,6 +913,7 @@ class MainWindow(QMainWindow):
         shown = min(frame.sampler_step, frame.sampler_steps) if frame.sampler_steps else frame.sampler_step
         of = f"/{frame.sampler_steps:,}" if frame.sampler_steps else ""
         labels["sampler"].setText(f"sampler step {shown:,}{of} · σ {frame.sampler_sigma:.3g}")
+        labels["particles"].setText(particle_status(frame))
         labels["fps"].setText(f"{self.fps:.0f} fps")
         self._set_device(frame.device)
 
@@ -803,6 +936,8 @@ class MainWindow(QMainWindow):
         self._rebuild_timer.stop()
         self._sent = (run, sampler, n_particles)
         self._engine_ok = has_engine
+        self._model = (run, self.session.data.dim) if has_engine else None
+        self._model_index = self.session.undo_stack.index()
         self.plot.clear_field()  # the previous model's arrows must not linger
         self.mode3d.clear_field()
         self._apply_layers()

@@ -23,6 +23,7 @@ from .commands import AddPoints, ClearPoints, ErasePoints, ReplaceData
 
 HEATMAPS = ("off", "density", "error", "curl")
 MAX_PARTICLES = 100_000
+BRUSH_DEFAULTS = (0.3, 20)  # brush radius (data units), points per dab
 
 
 def _frozen(points: np.ndarray) -> np.ndarray:
@@ -136,8 +137,7 @@ class Session(QObject):
         self.sampler_config = SamplerConfig(name=loss_spec(self.run_config.loss.name).default_sampler)
         self.particles = ParticleOptions()
         self.view = ViewOptions()
-        self.brush_radius = 0.3  # data units
-        self.brush_density = 20  # points per brush dab
+        self.brush_radius, self.brush_density = BRUSH_DEFAULTS  # data units, points per brush dab
         self.dirty = False  # edited since the last load
         self.last_frame = None
 
@@ -248,6 +248,19 @@ class Session(QObject):
         self.brush_radius, self.brush_density = float(brush_radius), int(brush_density)
         self.config_changed.emit()
         self.view_changed.emit()
+
+    def settings(self) -> dict[str, Any]:
+        """Every user setting, as `restore` takes them (all immutable: a snapshot, not a view)."""
+        return {"run_config": self.run_config, "sampler_config": self.sampler_config, "particles": self.particles,
+                "view": self.view, "brush_radius": self.brush_radius, "brush_density": self.brush_density}
+
+    @staticmethod
+    def default_settings() -> dict[str, Any]:
+        """What a new Session starts with (Settings ▸ Restore defaults)."""
+        run = RunConfig()
+        return {"run_config": run, "sampler_config": SamplerConfig(name=loss_spec(run.loss.name).default_sampler),
+                "particles": ParticleOptions(), "view": ViewOptions(), "brush_radius": BRUSH_DEFAULTS[0],
+                "brush_density": BRUSH_DEFAULTS[1]}
 
     # -- frames -----------------------------------------------------------------------------
     def publish_frame(self, frame: object) -> None:

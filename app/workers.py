@@ -92,6 +92,10 @@ class EngineWorker(QueuedWorker):
         """Rebuild the engine from data + config (training stops; particles restart)."""
         self._put(core.SetEngine(spec))
 
+    def update_engine(self, spec: EngineSpec) -> None:
+        """New data or settings for the same model: training goes on from it (sgm_core.engine.UpdateEngine)."""
+        self._put(core.UpdateEngine(spec))
+
     def load(self, source: str, token: int, n_points: int = 5000, seed: int = 0) -> None:
         """Load a preset or a file in the worker (presets and images draw with torch)."""
         self._put(core.Load(source, token, n_points, seed))

@@ -33,7 +33,6 @@ from .limits import MAX_POINTS, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
 from .metrics import energy_distance, mmd_rbf, mode_weight_error, mode_weights, sliced_wasserstein
 from .nets import ScoreNet
-from .noise import make_sde
 from .samplers import make_sampler, run_sampler
 from .sessions import SessionState, save_session
 from .training import Trainer
@@ -46,7 +45,6 @@ SAMPLE_CHUNK = 65_536  # particles sampled at once, as `sgm sample`: memory stay
 MMD_MAX_POINTS = 4000  # per set: the RBF kernel matrices are O(n^2) float64 (4000^2 = 128 MB each)
 NLL_POINTS = 200  # fresh data points whose PF-ODE log-likelihood is averaged (the app's default)
 NLL_STEPS = 50  # Heun steps of the PF-ODE (the app's default: ~0.3 s for a 3x128 net in 2D)
-NLL_NOISE = ("ladder", "ve", "vp")  # losses whose net knows every sigma in [sigma_min, sigma_max]: the ODE needs it
 PROJECTION_SEED, REFERENCE_SEED_OFFSET = 123, 9  # benchmarks/quality.py's: fixed SW directions, its reference draws
 
 
@@ -168,7 +166,7 @@ class Run:
         net covers every noise level (ncsn, ve-sde, vp-sde) when `nll` is True."""
         seed = whole_number(seed, "seed", 0, MAX_SEED)
         out = sample_metrics(samples, self.reference(), seed=seed)
-        if nll and loss_spec(self.config.loss.name).noise in NLL_NOISE:
+        if nll and loss_spec(self.config.loss.name).process_type.has_path:
             out["nll"] = self.data_nll(seed=seed)
         return out
 
@@ -193,13 +191,13 @@ class Run:
         """log p(x) per point (data coordinates, nats) by the probability-flow ODE (Song et al. 2021,
         Sec. 4.3), for the losses whose net covers every noise level; log p_data = log p_std - D log(scale)."""
         spec = loss_spec(self.config.loss.name)
-        if spec.noise not in NLL_NOISE:
+        if not spec.process_type.has_path:
             raise ConfigError(f"a {spec.name} run has no likelihood: its net does not cover every noise level")
         n_steps = whole_number(n_steps, "n_steps", 1, MAX_STEPS)
         x = torch.from_numpy(validate_points(np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor)
                                                         else points), min_points=1, dims=(self.dim,)))
         device = next(self.model.parameters()).device
-        sde = make_sde(self.config.noise, spec.perturbation)
+        sde = spec.process(self.config.noise).path
         ll = ode_log_likelihood(lambda a, s: self.model(a.to(device), s.to(device)).cpu(), sde,
                                 self.standardizer.forward(x), n_steps)
         return (ll - self.dim * math.log(self.standardizer.scale)).numpy()

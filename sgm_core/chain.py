@@ -22,6 +22,10 @@ class ParticleChain:
     A particle that leaves the finite numbers restarts instead of poisoning the view: at its
     `initial` position when the chain keeps one (compare runs restart from their shared start),
     else with a fresh draw from the sampler's initial distribution.
+
+    Too many particles for one step in a frame's budget advance round-robin (`advance_some`): each
+    call moves the next slice one step of the schedule, and `step` counts a step once every
+    particle has taken it. (The PC corrector's batch-mean norms are then a slice's means.)
     """
 
     def __init__(self, sampler: Sampler, particles: torch.Tensor, generator: torch.Generator, *,
@@ -31,6 +35,7 @@ class ParticleChain:
         self.generator = generator
         self.initial = initial
         self.step = 0
+        self.cursor = 0  # particles [:cursor] already took step `step` + 1 (round-robin, mid-sweep)
         self.trail_length = max(0, int(trail_length))
         self.trail: list[torch.Tensor] = []  # oldest first, at most trail_length
 
@@ -53,6 +58,7 @@ class ParticleChain:
         """Begin the schedule again from `particles` (trails cleared)."""
         self.particles = particles
         self.step = 0
+        self.cursor = 0
         self.trail = []
 
     def set_trails(self, length: int) -> None:
@@ -75,17 +81,47 @@ class ParticleChain:
             del self.trail[:-self.trail_length]
         return taken
 
+    def advance_some(self, score_fn: ScoreFn, count: int) -> int:
+        """One schedule step for the next `count` particles, round-robin (wrapping into the next
+        sweep), so a frame's budget moves a slice instead of waiting for all; returns how many moved.
+        At most all n move per call, so no particle is ever more than one step ahead of another."""
+        n = len(self.particles)
+        count = max(0, min(int(count), n))
+        if self.cursor >= n:  # the particles were replaced by fewer
+            self.cursor = 0
+        if self.cursor == 0 and count == n:
+            self.advance(score_fn, 1)
+            return n
+        moved = 0
+        self.particles = self.particles.clone()  # never write into a tensor someone else holds (`initial`)
+        with torch.no_grad():
+            while moved < count:
+                lo = self.cursor
+                hi = min(n, lo + count - moved)
+                part = self.sampler.step(score_fn, self.particles[lo:hi], self.step, self.generator)
+                self.particles[lo:hi] = part
+                self._restart_blown_up(slice(lo, hi))
+                moved += hi - lo
+                self.cursor = hi
+                if hi == n:  # the sweep is complete: the whole set took this step
+                    self.cursor = 0
+                    self.step += 1
+                    if self.trail_length:
+                        self.trail.append(self.particles.detach().clone())
+                        del self.trail[:-self.trail_length]
+        return moved
+
     def finish(self, score_fn: ScoreFn) -> None:
         """The sampler's last move at the schedule's end (e.g. the Tweedie denoise)."""
         with torch.no_grad():
             self.particles = self.sampler.finish(score_fn, self.particles)
 
-    def _restart_blown_up(self) -> None:
-        bad = ~torch.isfinite(self.particles).all(dim=1)
+    def _restart_blown_up(self, rows: slice = slice(None)) -> None:
+        x = self.particles[rows]  # a view: writing to it writes the particles
+        bad = ~torch.isfinite(x).all(dim=1)
         if not bad.any():
             return
         if self.initial is not None:
-            self.particles[bad] = self.initial[bad].to(self.particles.device)
+            x[bad] = self.initial[rows][bad].to(x.device)
         else:
-            fresh = self.sampler.init(int(bad.sum()), self.particles.shape[1], self.generator)
-            self.particles[bad] = fresh.to(self.particles.device)
+            x[bad] = self.sampler.init(int(bad.sum()), x.shape[1], self.generator).to(x.device)

@@ -266,5 +266,20 @@ class RunConfig:
         return replace(self, **changes)
 
 
+def fresh_model_reason(old: RunConfig, new: RunConfig, old_dim: int, new_dim: int) -> str | None:
+    """Why `new` cannot go on training the model of `old` (a sentence fragment), or None when it
+    can: the net's shape, the loss (its target and inputs) and the data's dimension must stay;
+    learning rate, batch, steps, EMA, clipping and the noise settings only shape the next steps."""
+    if old_dim != new_dim:
+        return f"the data changed from {old_dim}D to {new_dim}D"
+    if old.model != new.model:
+        return "the network's shape changed"
+    if old.loss.name != new.loss.name:
+        return f"the loss changed from {old.loss.name} to {new.loss.name}"
+    if old.train.device != new.train.device:
+        return "the device changed"
+    return None
+
+
 def sampler_config_from_json(data: dict[str, Any]) -> SamplerConfig:
     return _from_dict(SamplerConfig, data)

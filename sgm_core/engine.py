@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import RunConfig, SamplerConfig
+from .config import RunConfig, SamplerConfig, fresh_model_reason
 from .datasets import PRESETS, Dataset, load_dataset
 from .errors import SGMError, TrainingDiverged
 from .frames import FrameBuilder, FrameRequest, Throttle
@@ -35,6 +36,10 @@ MIN_CHUNK_SECONDS = 0.005  # ... but never so short that loop overhead dominates
 MAX_CHUNK_STEPS = 500  # even a trivially fast net returns to the loop this often
 MAX_FPS = 30.0  # frame clock; the GUI never sees more than this
 PARTICLE_BUDGET = 0.012  # seconds of particle steps per frame: steps/frame is a ceiling, not a promise
+PLAY_BUDGET = 0.022  # ... and with no training to share the engine's time with (2/3 of a 30 fps frame)
+FIRST_SLICE = 1000  # particles that take the first step of a new chain, to measure the cost per particle
+UPDATE_RATE_FRAMES = 16  # the particle update rate is over the last this-many frames that moved them
+UPDATE_RATE_STALE = 1.0  # seconds without a particle update after which the rate reads 0
 FRAME_BUDGET = 0.3  # at most this share of the engine's time goes to building frames
 METRICS_CURVE_EVERY = 0.5  # seconds between score-error points per σ (4 levels: ~25 ms on one core)
 METRICS_SAMPLES_EVERY = 2.5  # seconds between sample metrics + PF-ODE likelihood (~0.1–0.4 s)
@@ -97,6 +102,8 @@ class RunState:
     advanced: bool = False  # the particles already took their steps for the next frame
     chain_end: float | None = None  # when the running chain reached its schedule's end
     train_seconds: float = 0.0
+    moved: int = 0  # particle-steps taken for the next frame (a slice of the set, or all x steps)
+    update_rate: float = 0.0  # frames per second that showed moved particles
 
     @property
     def animating(self) -> bool:
@@ -109,13 +116,23 @@ class RunState:
         return EngineState(has_engine, self.training, self.paused, self.playing, self.target)
 
     def request(self) -> FrameRequest:
-        return FrameRequest(self.view, self.heatmap, self.training, self.target, self.train_seconds)
+        return FrameRequest(self.view, self.heatmap, self.training, self.target, self.train_seconds,
+                            self.moved, self.update_rate)
 
 
 # -- commands (host -> engine) --------------------------------------------------------------------
 @dataclass(frozen=True)
 class SetEngine:
     """Rebuild the engine from data + config (training stops; particles restart)."""
+
+    spec: EngineSpec
+
+
+@dataclass(frozen=True)
+class UpdateEngine:
+    """Replace the data and settings, keep the model (weights, Adam, step, loss curve): training
+    goes on, fine-tuning. No dataset keeps the model idle until data returns (an undone load);
+    where the model cannot follow (`fresh_model_reason`) it is rebuilt as SetEngine would."""
 
     spec: EngineSpec
 
@@ -366,7 +383,8 @@ class Engine:
         self._published = EngineState()
         self._next_frame = 0.0
         self._step_time = 0.0  # EMA seconds per training step, sizes the chunks
-        self._particle_step_time = 0.0  # EMA of one sampler step's cost, for the frame budget
+        self._particle_cost = 0.0  # EMA seconds per particle per sampler step, for the frame budget
+        self._update_times: deque[float] = deque(maxlen=UPDATE_RATE_FRAMES)  # frames that moved particles
         self._metrics: dict[str, Any] = {}
         self._metric_idents: dict[str, Any] = {}
         self._metric_throttles = {"curve": Throttle(METRICS_CURVE_EVERY), "samples": Throttle(METRICS_SAMPLES_EVERY)}
@@ -459,18 +477,28 @@ class Engine:
             st.frame_due = True
 
     def _advance_particles(self, eng: LiveEngine) -> None:
-        """Up to steps-per-frame sampler steps, as many as fit PARTICLE_BUDGET (at least one):
-        100k particles keep the frame clock instead of stalling it (measured: 10k x 5 steps took
-        ~50 ms a frame on one core, 12 fps)."""
+        """As many particle-steps as fit PARTICLE_BUDGET (PLAY_BUDGET when not training): up to
+        steps-per-frame whole steps, or, when not even one fits (100k particles: ~0.2 s a step on
+        one core), the next slice round-robin,
+        so the frame clock never waits on the sampler and every particle moves within
+        ceil(n / slice) frames (measured: 10k x 5 steps took ~50 ms a frame on one core, 12 fps)."""
         st = self.state
-        n = 1  # no estimate yet (new engine or particle count): one step to measure
-        if self._particle_step_time > 0:
-            n = max(1, min(st.steps_per_frame, int(PARTICLE_BUDGET / self._particle_step_time)))
+        n = len(eng.particles)
+        seconds = PARTICLE_BUDGET if st.training else PLAY_BUDGET
+        budget = n * st.steps_per_frame if self._particle_cost <= 0 else int(seconds / self._particle_cost)
+        if self._particle_cost <= 0:  # no estimate yet (new chain or count): a small slice measures it
+            budget = min(budget, FIRST_SLICE)
         t0 = time.perf_counter()
-        eng.advance(n)
-        per_step = (time.perf_counter() - t0) / n
-        self._particle_step_time = (per_step if self._particle_step_time <= 0
-                                    else 0.7 * self._particle_step_time + 0.3 * per_step)
+        if budget >= n and eng.chain.cursor == 0:
+            steps = max(1, min(st.steps_per_frame, budget // n))
+            eng.advance(steps)
+            moved = steps * n
+        else:
+            moved = eng.advance_some(max(1, min(budget, n)))
+        per_particle = (time.perf_counter() - t0) / max(moved, 1)
+        self._particle_cost = (per_particle if self._particle_cost <= 0
+                               else 0.7 * self._particle_cost + 0.3 * per_particle)
+        st.moved += moved
         st.advanced = True
         following = st.training and st.follow_training  # the chain will restart: keep playing
         if eng.sampler.name in STOPPING_SAMPLERS and eng.chain.done and not following:
@@ -520,6 +548,12 @@ class Engine:
             self._checkpoint(eng, rest=False)
 
     def _emit_frame(self, now: float) -> None:
+        st = self.state
+        if st.moved:
+            self._update_times.append(now)
+        times = self._update_times
+        fresh = len(times) > 1 and now - times[-1] < UPDATE_RATE_STALE
+        st.update_rate = (len(times) - 1) / (times[-1] - times[0]) if fresh and times[-1] > times[0] else 0.0
         t0 = time.perf_counter()
         frame = self.build_frame()
         cost = time.perf_counter() - t0
@@ -529,8 +563,9 @@ class Engine:
         self._next_frame += period
         if self._next_frame < now:  # more than a period behind (idle, or a slow GUI): restart the schedule
             self._next_frame = now + period
-        self.state.frame_due = False
-        self.state.advanced = False
+        st.frame_due = False
+        st.advanced = False
+        st.moved = 0
         self.drawn = False
         self.frames_emitted += 1
         self.emit(FrameReady(frame))
@@ -549,6 +584,8 @@ class Engine:
                 self.drawn = True
             case SetEngine(spec):
                 self._set_engine(spec)
+            case UpdateEngine(spec):
+                self._update_engine(spec)
             case Load(source, token, n_points, seed):
                 self._load(source, token, n_points, seed)
             case Train():
@@ -572,10 +609,12 @@ class Engine:
                 st.playing = False
                 st.frame_due = True
             case StepParticles():
-                self._require_engine().advance(st.steps_per_frame)
+                eng = self._require_engine()
+                eng.advance(st.steps_per_frame)
+                st.moved += st.steps_per_frame * len(eng.particles)
                 st.frame_due = True
             case ResetParticles(n):
-                self._particle_step_time = 0.0
+                self._particle_cost = 0.0
                 if self.engine is not None:
                     self.engine.reset_particles(n)
                     st.frame_due = True
@@ -587,7 +626,7 @@ class Engine:
                 eng.spawn_at(center, n, radius)
                 st.frame_due = True
             case SetSampler(cfg):
-                self._particle_step_time = 0.0
+                self._particle_cost = 0.0
                 if st.spec is not None:
                     st.spec = replace(st.spec, sampler=cfg)
                 if self.engine is not None:
@@ -637,7 +676,7 @@ class Engine:
 
     def _set_engine(self, spec: EngineSpec) -> None:
         st = self.state
-        self._particle_step_time = 0.0
+        self._particle_cost = 0.0
         was_training = st.training
         st.training = st.paused = False
         self.engine = None
@@ -656,6 +695,33 @@ class Engine:
         eng.set_trails(st.trail_length)
         self.engine = eng
         st.target = spec.config.train.steps
+
+    def _update_engine(self, spec: EngineSpec) -> None:
+        st, eng = self.state, self.engine
+        if eng is None or (spec.dataset is not None and fresh_model_reason(
+                eng.config, spec.config, eng.dataset.dim, spec.dataset.dim) is not None):
+            self._set_engine(spec)
+            return
+        if spec.dataset is None:  # nothing to train on: the model waits, unchanged
+            if st.training or st.paused:
+                self._stop_training()
+            st.playing = False
+            return
+        old_steps = eng.config.train.steps
+        eng.update(spec.dataset, spec.config)
+        if spec.sampler != eng.sampler_config:
+            eng.set_sampler(spec.sampler)
+        if spec.n_particles != len(eng.particles):
+            eng.reset_particles(spec.n_particles)
+        if st.training or st.paused:  # the round keeps its start; a new step count moves its end
+            st.target = max(eng.trainer.step, st.target - old_steps + spec.config.train.steps)
+        st.spec = spec
+        st.gen += 1  # caches and metrics describe the old data: a new generation, the same model
+        self.emit(EngineBuilt(st.gen))
+        self.frames.clear()
+        self._step_time = self._particle_cost = 0.0
+        st.frame_due = True
+        self._checkpoint(eng, rest=False)  # the host holds these weights under the new generation
 
     def _install(self, token: int, engine: LiveEngine | None, spec: EngineSpec, payload: Any) -> None:
         self._set_engine(replace(spec, dataset=None))  # stop training, drop caches, no engine
@@ -690,7 +756,7 @@ class Engine:
         if st.follow_training and not st.playing:
             if eng.chain.done:  # a finished chain: start a new one
                 eng.reset_particles()
-                self._particle_step_time = 0.0
+                self._particle_cost = 0.0
             st.playing = True
 
     def _stop_training(self) -> None:

@@ -47,6 +47,8 @@ class FrameRequest:
     training: bool = False  # an ETA is shown while training
     target: int = 0  # the step count the current round trains to
     train_seconds: float = 0.0  # training time so far (not wall time)
+    particles_moved: int = 0  # particle-steps taken since the last frame
+    particle_rate: float = 0.0  # frames per second that showed moved particles
 
 
 class FrameBuilder:
@@ -89,7 +91,8 @@ class FrameBuilder:
         eta = None
         if request.training and base.steps_per_second > 0 and step < request.target:
             eta = (request.target - step) / base.steps_per_second
-        changes: dict[str, Any] = {"elapsed": request.train_seconds, "eta": eta}
+        changes: dict[str, Any] = {"elapsed": request.train_seconds, "eta": eta,
+                                   "particles_moved": request.particles_moved, "particle_rate": request.particle_rate}
         view = request.view
         if view is not None and len(view.bounds) != eng.dataset.dim:
             view = None  # the view of the data before (2D <-> 3D): its own view follows the new engine
@@ -109,3 +112,16 @@ class FrameBuilder:
                     changes["curl_map"] = self._slow_part("curl", ident, now, lambda: eng.curl_map(view))
             changes["score_error"] = self._slow_part("score", ident, now, lambda: eng.score_error(view.sigma))
         return replace(base, **changes)
+
+
+def particle_status(frame: Frame) -> str:
+    """The status bar's word on the particles: how many, how often they move, and, when a frame
+    moves only a slice of them (round-robin under the frame budget), how many move per update."""
+    n = len(frame.particles)
+    text = f"{n:,} particles"
+    if frame.particle_rate <= 0:
+        return text
+    text += f", {frame.particle_rate:.0f} updates/s"
+    if 0 < frame.particles_moved < n:
+        text += f" ({frame.particles_moved:,} move per update)"
+    return text

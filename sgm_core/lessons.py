@@ -38,9 +38,7 @@ from .errors import ConfigError
 from .limits import MAX_JSON_BYTES, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
 from .metrics import mode_weight_error, mode_weights, sliced_wasserstein
-from .noise import make_sde
 from .samplers import make_sampler, run_sampler
-from .training import Trainer
 from .truth import perturb, reference_score_fn, relative_score_error
 
 LESSON_DIR = Path(__file__).resolve().parent.parent / "assets" / "lessons"
@@ -264,15 +262,15 @@ def own_sigma(run: RunConfig) -> tuple[float, str]:
     data score, for unconditional nets (sm, ssm; evaluated at the 1e-3 floor of
     `relative_score_error`); σ_min for ladders and VE SDEs, the last level annealed Langevin and
     the Tweedie step use, so the one the samples show; the VP marginal std at t = eps for vp-sde."""
-    kind, noise = loss_spec(run.loss.name).noise, run.noise
-    if kind == "single":
-        return float(noise.sigma), "the one σ it is trained at"
-    if kind == "none":
-        return 0.0, "the clean data score (an unconditional net ignores σ)"
-    if kind == "vp":
-        sde = make_sde(noise, "vp")
-        return float(sde.sigma(torch.tensor(sde.eps))), "the VP marginal std at t = eps, where sampling ends"
-    return float(noise.sigma_min), "σ_min: the last level the sampler uses, which the samples show"
+    process = _process(run)
+    why = {"single": "the one σ it is trained at", "none": "the clean data score (an unconditional net ignores σ)",
+           "vp": "the VP marginal std at t = eps, where sampling ends"}
+    return process.final_sigma, why.get(process.kind, "σ_min: the last level the sampler uses, which the samples show")
+
+
+def _process(run: RunConfig):
+    """The run's noising process (how its loss noises data)."""
+    return loss_spec(run.loss.name).process(run.noise)
 
 
 def lesson_training_config(lesson: Lesson, variant: Variant) -> RunConfig:
@@ -305,14 +303,16 @@ def _near_points(dataset, standardizer, n: int) -> torch.Tensor:
 
 @lru_cache(maxsize=16)
 def _trained(data: str, seed: int, run: RunConfig) -> _Net:
+    from .training import Trainer  # torch's nets: loaded where a lesson trains, not where it is listed
+
     dataset, standardizer = _data(data, seed)
     trainer = Trainer(dataset, run, standardizer)
-    reference, _ = reference_score_fn(dataset, standardizer, kind=trainer.spec.perturbation)
+    reference, _ = reference_score_fn(dataset, standardizer, kind=_process(run))
     sigma, _ = own_sigma(run)
     x = _near_points(dataset, standardizer, ERROR_POINTS)
 
     def error() -> float:
-        return relative_score_error(trainer.score_fn(), reference, x, sigma, trainer.spec.perturbation, seed=3,
+        return relative_score_error(trainer.score_fn(), reference, x, sigma, _process(run), seed=3,
                                     device=trainer.device)
 
     before = error()
@@ -328,7 +328,7 @@ def _score(data: str, score: str, run: RunConfig, seed: int):
     if score == "learned":
         return _trained(data, seed, run).model
     dataset, standardizer = _data(data, seed)
-    return reference_score_fn(dataset, standardizer, kind=loss_spec(run.loss.name).perturbation)[0]
+    return reference_score_fn(dataset, standardizer, kind=_process(run))[0]
 
 
 @lru_cache(maxsize=64)  # (1000, D) tensors: a few MB in all
@@ -346,7 +346,7 @@ def _particles(data: str, score: str, run: RunConfig, sampler_cfg: SamplerConfig
     if keep is None:
         return start, run_sampler(sampler, _score(data, score, run, seed), start.clone(), g)
     exact, _ = reference_score_fn(dataset, standardizer, max_points=EXACT_REFERENCE_POINTS,
-                                  kind=loss_spec(run.loss.name).perturbation)
+                                  kind=_process(run))
     return start[:keep], run_sampler(sampler, exact, start[:keep].clone(), g)
 
 
@@ -392,7 +392,7 @@ def _clean_errors(dataset, standardizer, model, run: RunConfig) -> dict[str, flo
     """Like for like across losses: every net (at its own σ) and the exact σ-smoothed score it
     targets, against one clean-data score at the same points (clean data, moved by the 1e-3 floor
     of `relative_score_error`, whose reference this is)."""
-    kind = loss_spec(run.loss.name).perturbation
+    kind = _process(run)
     reference, _ = reference_score_fn(dataset, standardizer, kind=kind)
     x = perturb(_near_points(dataset, standardizer, ERROR_POINTS), CLEAN_SIGMA, kind,
                 torch.Generator().manual_seed(3))
@@ -474,7 +474,7 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None) -> dict
                 out.update(_clean_errors(dataset, standardizer, net.model, run))
         sampler = make_sampler(variant.sampler, variant.run.noise, variant.run.loss.name)
         if wanted & {"score_error_far", "far_wrong_share"}:
-            reference, _ = reference_score_fn(dataset, standardizer, kind=loss_spec(run.loss.name).perturbation)
+            reference, _ = reference_score_fn(dataset, standardizer, kind=_process(run))
             errors = _far_score_errors(_score(lesson.data, lesson.score, run, seed), reference, near, sampler,
                                        own_sigma(run)[0], dataset.dim)
             out["score_error_far"] = float(errors.mean()) if len(errors) else math.nan

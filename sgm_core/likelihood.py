@@ -7,23 +7,20 @@ divergence is exact (D backprops), no Hutchinson estimator needed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Generator
 
 import torch
 
-from .noise import VESDE, VPSDE
+from .noise import Process
 from .stepwise import run_to_end
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _velocity_and_divergence(score_fn: ScoreFn, sde: VESDE | VPSDE, x: torch.Tensor, t: float):
+def _velocity_and_divergence(score_fn: ScoreFn, sde: Process, x: torch.Tensor, t: float):
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        tt = torch.full((x.shape[0],), t, dtype=x.dtype)
-        drift, g = sde.drift_diffusion(x, tt)
-        v = drift - 0.5 * g[:, None] ** 2 * score_fn(x, sde.sigma(tt))
+        v = sde.pf_drift(score_fn, x, torch.full((x.shape[0],), t, dtype=x.dtype))
         div = torch.zeros(x.shape[0], dtype=x.dtype)
         for d in range(x.shape[1]):
             (grad_d,) = torch.autograd.grad(v[:, d].sum(), x, retain_graph=d < x.shape[1] - 1)
@@ -31,19 +28,17 @@ def _velocity_and_divergence(score_fn: ScoreFn, sde: VESDE | VPSDE, x: torch.Ten
     return v.detach(), div.detach()
 
 
-def prior_log_prob(sde: VESDE | VPSDE, x: torch.Tensor) -> torch.Tensor:
-    """log N(x; 0, s^2 I) with s the prior std (sigma_max for VE, 1 for VP)."""
-    std = sde.sigma_max if isinstance(sde, VESDE) else 1.0
-    d = x.shape[1]
-    return -0.5 * (x**2).sum(1) / std**2 - 0.5 * d * math.log(2 * math.pi * std**2)
+def prior_log_prob(sde: Process, x: torch.Tensor) -> torch.Tensor:
+    """log N(x; 0, s^2 I) with s the prior std (sigma_max for VE, 1 for VP): the process's own."""
+    return sde.prior_log_prob(x)
 
 
-def ode_log_likelihood(score_fn: ScoreFn, sde: VESDE | VPSDE, x: torch.Tensor, n_steps: int = 100) -> torch.Tensor:
+def ode_log_likelihood(score_fn: ScoreFn, sde: Process, x: torch.Tensor, n_steps: int = 100) -> torch.Tensor:
     """log p_0(x) per point (N,), in the coordinates the score lives in, by Heun steps from eps to T."""
     return run_to_end(ode_log_likelihood_steps(score_fn, sde, x, n_steps))
 
 
-def ode_log_likelihood_steps(score_fn: ScoreFn, sde: VESDE | VPSDE, x: torch.Tensor,
+def ode_log_likelihood_steps(score_fn: ScoreFn, sde: Process, x: torch.Tensor,
                              n_steps: int = 100) -> Generator[None, None, torch.Tensor]:
     """`ode_log_likelihood` one Heun step per `next()`: the GUI worker interleaves it with frames."""
     ts = torch.linspace(sde.eps, sde.T, n_steps + 1, dtype=torch.float64).tolist()

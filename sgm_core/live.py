@@ -25,7 +25,7 @@ from .likelihood import ode_log_likelihood_steps
 from .losses import loss_spec
 from .metrics import SWBaseline, energy_distance, mmd_rbf, mode_weights
 from .nets import EnergyNet
-from .noise import geometric_sigmas, make_sde
+from .noise import geometric_sigmas
 from .samplers import Sampler, make_sampler
 from .sessions import SessionState
 from .stepwise import Steps, run_to_end
@@ -80,6 +80,8 @@ class Frame:
     dim: int
     curl_map: np.ndarray | None = None  # (H, W): curl / typical |∂s/∂x| of the learned score (2D)
     sampler_steps: int = 0  # the sampler's schedule length (Langevin-type chains go on past it)
+    particles_moved: int = 0  # particle-steps taken since the previous frame (n x steps, or a slice)
+    particle_rate: float = 0.0  # frames per second that showed moved particles (the engine's count)
 
 
 MAX_LOSS_POINTS = 4000  # the loss curve is decimated beyond this so frames stay small
@@ -104,7 +106,8 @@ class LiveEngine:
         self.trainer = Trainer(dataset, config, standardizer)
         self.standardizer = self.trainer.standardizer
         self.device = self.trainer.device
-        self.noise_kind = self.trainer.spec.perturbation  # how q_sigma is made from data
+        self.process = self.trainer.spec.process(config.noise)  # how q_sigma is made from data
+        self.noise_kind = self.process  # its old name (the compare worker reads it)
         self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
         # On the GPU the particles' noise is drawn there too: no CPU draw and copy every sampler step.
         gen_device = self.device if self.device.type == "cuda" else "cpu"
@@ -158,6 +161,22 @@ class LiveEngine:
         if restart:
             self.reset_particles()
 
+    def update(self, dataset: Dataset, config: RunConfig) -> None:
+        """Keep the model (weights, Adam, step, loss curve) and go on with other data or settings
+        (`Trainer.retarget`); the particles stay where they are in data coordinates."""
+        shown = self.standardizer.inverse(self.particles.detach().float().cpu())
+        self.trainer.retarget(dataset, config)
+        self.dataset, self.config, self.standardizer = dataset, config, self.trainer.standardizer
+        self.process = self.noise_kind = self.trainer.spec.process(config.noise)
+        self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
+        self._sw = None
+        self._eval_points = torch.as_tensor(self.standardizer.forward(dataset.points[:1000]), dtype=torch.float32)
+        self.chain.sampler = self._make_sampler(self.sampler_config)  # the σ settings may have changed
+        self.chain.particles = torch.as_tensor(self.standardizer.forward(shown), dtype=torch.float32).to(self.device)
+        length = self.trail_length
+        self.chain.set_trails(0)  # the old trails are in the old standardised units
+        self.chain.set_trails(length)
+
     def set_trails(self, length: int) -> None:
         self.chain.set_trails(length)
 
@@ -194,7 +213,14 @@ class LiveEngine:
     def advance(self, n_steps: int) -> None:
         """Advance the particles n sampler steps with the current (EMA) model, or with the
         reference score when `use_reference_score` is set (lessons about samplers, not training)."""
-        self.chain.advance(self.reference if self.use_reference_score else self.trainer.score_fn(), n_steps)
+        self.chain.advance(self._particle_score(), n_steps)
+
+    def advance_some(self, count: int) -> int:
+        """One sampler step for the next `count` particles, round-robin (`ParticleChain.advance_some`)."""
+        return self.chain.advance_some(self._particle_score(), count)
+
+    def _particle_score(self):  # noqa: ANN202 - a ScoreFn
+        return self.reference if self.use_reference_score else self.trainer.score_fn()
 
     # -- fields ---------------------------------------------------------------------------
     def _grid(self, view: FieldView) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -304,12 +330,9 @@ class LiveEngine:
         the ladder / SDE range of noise-conditional losses (VP: its marginal std, up to 0.9), the
         one training σ of single-σ losses, and σmin for
         sm/ssm (their nets ignore σ: the clean score, against the least-smoothed reference)."""
-        noise, kind = self.config.noise, self.trainer.spec.noise
-        if kind == "single":
-            return (float(noise.sigma),)
-        if kind == "none":
-            return (float(noise.sigma_min),)
-        lo, hi = (max(1e-3, noise.sigma_min), 0.9) if kind == "vp" else (noise.sigma_min, noise.sigma_max)
+        lo, hi = self.process.display_range()
+        if lo == hi:  # one σ, or none (sm/ssm: the nominal σmin)
+            return (float(lo),)
         return tuple(float(s) for s in geometric_sigmas(lo, hi, n).flip(0))
 
     def data_log_likelihood(self, n_points: int = 200, n_steps: int = 50) -> float | None:
@@ -320,9 +343,9 @@ class LiveEngine:
     def data_log_likelihood_steps(self, n_points: int = 200, n_steps: int = 50) -> Steps[float | None]:
         """`data_log_likelihood` one ODE step per `next()`. The weights are copied first, so
         training between the pieces does not change the model half-way."""
-        if not self.trainer.spec.conditional:
+        if not self.process.has_path:
             return None
-        sde = make_sde(self.config.noise, self.noise_kind)
+        sde = self.process.path
         x = torch.as_tensor(self.standardizer.forward(self.dataset.points[:n_points]), dtype=torch.float32)
         model = copy.deepcopy(self.trainer.score_fn())
         ll = yield from ode_log_likelihood_steps(lambda a, s: model(a.to(self.device), s.to(self.device)).cpu(), sde,

@@ -14,10 +14,10 @@ import torch
 
 from .config import LossConfig, NoiseConfig
 from .errors import ConfigError
-from .noise import VESDE, VPSDE, geometric_sigmas
+from .noise import VESDE, VPSDE, CleanData, Process, SigmaLadder, SingleSigma
 
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-LossFn = Callable[[ScoreFn, torch.Tensor, torch.Generator], torch.Tensor]
+ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+LossFn = Callable[[ScoreFn, "torch.Tensor", "torch.Generator"], "torch.Tensor"]
 
 
 def _full(x: torch.Tensor, value: float) -> torch.Tensor:
@@ -104,48 +104,79 @@ def dsm_eps_loss(score_fn: ScoreFn, x: torch.Tensor, sigma: float, generator: to
     return dsm_loss(score_fn, x, sigma, generator, weight_power=2.0)
 
 
-def ncsn_loss(score_fn: ScoreFn, x: torch.Tensor, sigmas: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def ncsn_loss(score_fn: ScoreFn, x: torch.Tensor, ladder: SigmaLadder, generator: torch.Generator) -> torch.Tensor:
     """Multi-noise DSM (NCSN): a ladder level drawn uniformly per sample, lambda(sigma) = sigma^2."""
-    idx = torch.randint(len(sigmas), (x.shape[0],), generator=generator, device=generator.device).to(x.device)
-    return dsm_loss(score_fn, x, sigmas.to(x)[idx], generator, weight_power=2.0)
+    return dsm_loss(score_fn, x, ladder.sample_t(x.shape[0], x, generator), generator, weight_power=2.0)
 
 
-def sde_loss(score_fn: ScoreFn, x: torch.Tensor, sde: VESDE | VPSDE, generator: torch.Generator) -> torch.Tensor:
+def sde_loss(score_fn: ScoreFn, x: torch.Tensor, sde: Process, generator: torch.Generator) -> torch.Tensor:
     """Continuous-time DSM (Song et al. 2021): t ~ U(eps, 1), x_t = a(t) x + s(t) z,
     loss 1/2 |s(t) s_theta(x_t, s(t)) + z|^2 (lambda = s(t)^2)."""
-    t = sde.eps + (sde.T - sde.eps) * _rand(x.shape[0], x, generator)
+    t = sde.sample_t(x.shape[0], x, generator)
     coef, std = sde.marginal(t)
     z = _randn(x.shape, x, generator)
     s = score_fn(coef[:, None] * x + std[:, None] * z, std)
     return 0.5 * ((std[:, None] * s + z) ** 2).sum(1)
 
 
+Binder = Callable[[LossConfig, "Process"], LossFn]
+
+
 @dataclass(frozen=True)
 class LossSpec:
-    """What the GUI and CLI need to know about a loss."""
+    """What the GUI and CLI need to know about a loss: its noising process and how to bind it."""
 
     name: str
     title: str
     description: str
-    conditional: bool  # does the net see sigma? (sm/ssm fit the clean data score: no)
-    noise: str  # "none" | "single" | "ladder" | "ve" | "vp": which noise settings apply
+    process_type: type[Process]  # the noising process; built from a NoiseConfig by its from_noise
+    bind: Binder  # (loss settings, process) -> fn(score_fn, x, generator) -> (N,) losses
     default_sampler: str
 
     @property
-    def perturbation(self) -> str:
-        """How this loss noises data: "vp" (alpha x + sigma z) or "ve" (x + sigma z; ladders, one sigma)."""
-        return "vp" if self.noise == "vp" else "ve"
+    def noise(self) -> str:
+        """Which noise settings apply: the process's kind ("none" | "single" | "ladder" | "ve" | "vp" ...)."""
+        return self.process_type.kind
+
+    @property
+    def conditional(self) -> bool:
+        """Does the net see sigma? (sm/ssm fit the clean data score: no)"""
+        return self.process_type.conditional
+
+    def process(self, noise: NoiseConfig) -> Process:
+        return self.process_type.from_noise(noise)
+
+
+def _sm(loss: LossConfig, p: Process) -> LossFn:
+    return lambda f, x, g: sm_loss(f, x, p.sigma_min)
+
+
+def _ssm(variance_reduced: bool) -> Binder:
+    def bind(loss: LossConfig, p: Process) -> LossFn:
+        return lambda f, x, g: ssm_loss(f, x, p.sigma_min, g, loss.n_projections, loss.projection, variance_reduced)
+    return bind
+
+
+def _dsm(weight_power: float) -> Binder:
+    return lambda loss, p: (lambda f, x, g: dsm_loss(f, x, p.level, g, weight_power))
 
 
 LOSSES = MappingProxyType({
-    "sm": LossSpec("sm", "Score matching (exact)", "Hyvärinen: ½|s|² + tr ∇s, trace by D backprops", False, "none", "langevin"),
-    "ssm": LossSpec("ssm", "Sliced score matching", "random projections vᵀ∇s v + ½(vᵀs)²", False, "none", "langevin"),
-    "ssm-vr": LossSpec("ssm-vr", "Sliced SM, variance-reduced", "vᵀ∇s v + ½|s|²", False, "none", "langevin"),
-    "dsm": LossSpec("dsm", "Denoising SM (score form)", "½|s(x+σz) + z/σ|² at one σ", True, "single", "langevin"),
-    "dsm-eps": LossSpec("dsm-eps", "Denoising SM (noise prediction)", "½|ε̂(x+σz) − z|² at one σ", True, "single", "langevin"),
-    "ncsn": LossSpec("ncsn", "NCSN: multi-noise DSM", "geometric σ ladder, λ(σ)=σ²", True, "ladder", "annealed"),
-    "ve-sde": LossSpec("ve-sde", "VE SDE (continuous DSM)", "σ(t)=σmin(σmax/σmin)^t, t~U(0,1)", True, "ve", "sde"),
-    "vp-sde": LossSpec("vp-sde", "VP SDE (continuous DSM)", "β(t) linear, x_t = α(t)x + s(t)z", True, "vp", "sde"),
+    "sm": LossSpec("sm", "Score matching (exact)", "Hyvärinen: ½|s|² + tr ∇s, trace by D backprops", CleanData, _sm,
+                   "langevin"),
+    "ssm": LossSpec("ssm", "Sliced score matching", "random projections vᵀ∇s v + ½(vᵀs)²", CleanData, _ssm(False),
+                    "langevin"),
+    "ssm-vr": LossSpec("ssm-vr", "Sliced SM, variance-reduced", "vᵀ∇s v + ½|s|²", CleanData, _ssm(True), "langevin"),
+    "dsm": LossSpec("dsm", "Denoising SM (score form)", "½|s(x+σz) + z/σ|² at one σ", SingleSigma, _dsm(0.0),
+                    "langevin"),
+    "dsm-eps": LossSpec("dsm-eps", "Denoising SM (noise prediction)", "½|ε̂(x+σz) − z|² at one σ", SingleSigma,
+                        _dsm(2.0), "langevin"),
+    "ncsn": LossSpec("ncsn", "NCSN: multi-noise DSM", "geometric σ ladder, λ(σ)=σ²", SigmaLadder,
+                     lambda loss, p: (lambda f, x, g: ncsn_loss(f, x, p, g)), "annealed"),
+    "ve-sde": LossSpec("ve-sde", "VE SDE (continuous DSM)", "σ(t)=σmin(σmax/σmin)^t, t~U(0,1)", VESDE,
+                       lambda loss, p: (lambda f, x, g: sde_loss(f, x, p, g)), "sde"),
+    "vp-sde": LossSpec("vp-sde", "VP SDE (continuous DSM)", "β(t) linear, x_t = α(t)x + s(t)z", VPSDE,
+                       lambda loss, p: (lambda f, x, g: sde_loss(f, x, p, g)), "sde"),
 })
 
 
@@ -156,21 +187,8 @@ def loss_spec(name: str) -> LossSpec:
 
 
 def make_loss(loss: LossConfig, noise: NoiseConfig) -> LossFn:
-    """Bind a loss's hyperparameters: returns fn(score_fn, x, generator) -> (N,) losses."""
+    """Bind a loss's hyperparameters and its process: returns fn(score_fn, x, generator) -> (N,) losses."""
     spec = loss_spec(loss.name)
     if loss.n_projections < 1:
         raise ConfigError("n_projections must be at least 1")
-    if spec.name == "sm":
-        return lambda f, x, g: sm_loss(f, x, noise.sigma_min)
-    if spec.name in ("ssm", "ssm-vr"):
-        vr = spec.name == "ssm-vr"
-        return lambda f, x, g: ssm_loss(f, x, noise.sigma_min, g, loss.n_projections, loss.projection, vr)
-    if spec.name == "dsm":
-        return lambda f, x, g: dsm_loss(f, x, noise.sigma, g)
-    if spec.name == "dsm-eps":
-        return lambda f, x, g: dsm_eps_loss(f, x, noise.sigma, g)
-    if spec.name == "ncsn":
-        sigmas = geometric_sigmas(noise.sigma_min, noise.sigma_max, noise.n_levels)
-        return lambda f, x, g: ncsn_loss(f, x, sigmas, g)
-    sde = VPSDE(noise.beta_min, noise.beta_max) if spec.name == "vp-sde" else VESDE(noise.sigma_min, noise.sigma_max)
-    return lambda f, x, g: sde_loss(f, x, sde, g)
+    return spec.bind(loss, spec.process(noise))

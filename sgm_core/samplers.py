@@ -20,9 +20,10 @@ import torch
 
 from .config import NoiseConfig, SamplerConfig
 from .errors import ConfigError
-from .noise import VESDE, VPSDE, geometric_sigmas
+from .losses import loss_spec
+from .noise import Process, SigmaLadder, karras_noise_levels
 
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 INIT_BOX = 3.0  # Langevin starts uniform in [-3, 3]^D: the standardised data live well inside
 
 
@@ -109,7 +110,7 @@ class _SDEClock:
     """What the SDE integrators share: start from the SDE's prior and walk n_steps uniform times
     from T down to eps."""
 
-    sde: VESDE | VPSDE
+    sde: Process  # a process with a time path (VE, VP, ...)
     n_steps: int
 
     def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
@@ -139,10 +140,8 @@ class ReverseSDESampler(_SDEClock):
         if self.snr > 0:
             x = self._correct(score_fn, x, t, generator)
         dt = t - t_next
-        tt = _full(x, t)
-        drift, g = self.sde.drift_diffusion(x, tt)
-        s = score_fn(x, self.sde.sigma(tt))
-        mean = x - (drift - g[:, None] ** 2 * s) * dt
+        drift, g = self.sde.reverse_drift(score_fn, x, _full(x, t))
+        mean = x - drift * dt
         return mean + g[:, None] * math.sqrt(dt) * _noise(x, generator)
 
     def _correct(self, score_fn: ScoreFn, x: torch.Tensor, t: float, generator: torch.Generator) -> torch.Tensor:
@@ -156,16 +155,8 @@ class ReverseSDESampler(_SDEClock):
         return x + eps * s + torch.sqrt(2 * eps) * z
 
     def corrector_alpha(self, t: float) -> float:
-        """The reference's alpha: 1 for VE; for VP, `sde.alphas[timestep]` = 1 - beta_i / N of the
-        N-step discretisation (beta_i from beta_min / N to beta_max / N, timestep = floor(t (N-1) / T)),
-        at least 1 - beta_max / N (0.96 at the default 500 steps), so the corrector stays on at every
-        time. (ᾱ(t), used here before, is ~5e-5 at t = 1 and switched the corrector off at high noise.)"""
-        if not isinstance(self.sde, VPSDE):
-            return 1.0
-        n = max(self.n_steps, 2)
-        timestep = int(t * (n - 1) / self.sde.T)
-        beta_i = (self.sde.beta_min + (self.sde.beta_max - self.sde.beta_min) * timestep / (n - 1)) / n
-        return 1.0 - beta_i
+        """The process's corrector alpha for this schedule's discretisation (1 for VE)."""
+        return self.sde.corrector_alpha(t, self.n_steps)
 
     def finish(self, score_fn: ScoreFn, x: torch.Tensor) -> torch.Tensor:
         if not self.denoise:
@@ -183,9 +174,7 @@ class ProbabilityFlowSampler(_SDEClock):
     name: str = "ode"
 
     def velocity(self, score_fn: ScoreFn, x: torch.Tensor, t: float) -> torch.Tensor:
-        tt = _full(x, t)
-        drift, g = self.sde.drift_diffusion(x, tt)
-        return drift - 0.5 * g[:, None] ** 2 * score_fn(x, self.sde.sigma(tt))
+        return self.sde.pf_drift(score_fn, x, _full(x, t))
 
     def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
         if i >= self.n_steps:
@@ -200,47 +189,127 @@ class ProbabilityFlowSampler(_SDEClock):
         return x
 
 
-Sampler = LangevinSampler | AnnealedLangevinSampler | ReverseSDESampler | ProbabilityFlowSampler
+@dataclass(frozen=True)
+class KarrasODESampler:
+    """Euler or Heun steps on the probability-flow ODE of any process (Karras et al. 2022, Alg. 1),
+    in its VE-equivalent form: x~ = x / coef, noise = std / coef, dx~/dnoise = (x~ - D(x~)) / noise
+    with D the Tweedie denoiser. Noise levels follow EDM's eq. 5 with rho = 7; Heun costs two
+    evaluations per step. The particles stay in the process's own coordinates x."""
 
-SAMPLERS = MappingProxyType({
-    "langevin": "Langevin dynamics at one σ",
-    "annealed": "Annealed Langevin over the σ ladder (NCSN)",
-    "sde": "Reverse-time SDE, Euler–Maruyama",
-    "pc": "Predictor–corrector (reverse SDE + Langevin corrector)",
-    "ode": "Probability-flow ODE (deterministic, Heun)",
+    sde: Process  # a process with a time path
+    n_steps: int
+    heun: bool = True
+    denoise: bool = False  # a last Tweedie step at the smallest noise
+    rho: float = 7.0
+    name: str = "heun"
+
+    def levels(self) -> tuple[float, ...]:
+        lo, hi = self.sde.noise_range()
+        return tuple(karras_noise_levels(hi, lo, self.n_steps, self.rho).tolist())
+
+    def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+        return self.sde.prior_sample(n, dim, generator)
+
+    def _coef_std(self, noise: float) -> tuple[float, float]:
+        coef = float(self.sde.coef_of_noise(noise))
+        return coef, noise * coef
+
+    def sigma_at(self, i: int) -> float:
+        return self._coef_std(self.levels()[min(i, self.n_steps)])[1]
+
+    def _slope(self, score_fn: ScoreFn, x_tilde: torch.Tensor, noise: float) -> torch.Tensor:
+        coef, std = self._coef_std(noise)
+        x = coef * x_tilde
+        denoised = x + std**2 * score_fn(x, _full(x, std))  # coef * D(x~)
+        return (x - denoised) / (coef * noise)
+
+    def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
+        if i >= self.n_steps:
+            return x
+        levels = self.levels()
+        n0, n1 = levels[i], levels[i + 1]
+        x_tilde = x / self._coef_std(n0)[0]
+        d = self._slope(score_fn, x_tilde, n0)
+        x_next = x_tilde + (n1 - n0) * d
+        if self.heun:  # trapezoidal correction (EDM Alg. 1, lines 7-8)
+            x_next = x_tilde + (n1 - n0) * 0.5 * (d + self._slope(score_fn, x_next, n1))
+        return self._coef_std(n1)[0] * x_next
+
+    def finish(self, score_fn: ScoreFn, x: torch.Tensor) -> torch.Tensor:
+        if not self.denoise:
+            return x
+        coef, std = self._coef_std(self.levels()[-1])
+        return (x + std**2 * score_fn(x, _full(x, std))) / coef
+
+
+Sampler = LangevinSampler | AnnealedLangevinSampler | ReverseSDESampler | ProbabilityFlowSampler | KarrasODESampler
+
+Builder = Callable[[SamplerConfig, NoiseConfig, Process], Sampler]
+
+
+def _langevin(cfg: SamplerConfig, noise: NoiseConfig, process: Process) -> Sampler:
+    sigma = process.langevin_sigma
+    default_eps = 0.1 * sigma**2 if sigma > 0 else 1e-3  # eps / sigma^2 = 0.1 keeps it stable
+    return LangevinSampler(sigma, cfg.step_size or default_eps, cfg.steps or 1000, cfg.denoise and sigma > 0,
+                           cfg.noise_scale)
+
+
+def _annealed(cfg: SamplerConfig, noise: NoiseConfig, process: Process) -> Sampler:
+    sigmas = tuple(float(s) for s in SigmaLadder.from_noise(noise).sigmas())
+    return AnnealedLangevinSampler(sigmas, cfg.step_size or 0.1 * noise.sigma_min**2, cfg.steps or 100, cfg.denoise,
+                                   cfg.noise_scale)
+
+
+def _reverse_sde(cfg: SamplerConfig, noise: NoiseConfig, process: Process) -> Sampler:
+    snr = cfg.snr if cfg.name == "pc" else 0.0
+    return ReverseSDESampler(process.path, cfg.steps or 500, snr, cfg.denoise, cfg.name)
+
+
+def _ode(cfg: SamplerConfig, noise: NoiseConfig, process: Process) -> Sampler:
+    return ProbabilityFlowSampler(process.path, cfg.steps or 200)
+
+
+def _karras(heun: bool, default_steps: int) -> Builder:
+    def build(cfg: SamplerConfig, noise: NoiseConfig, process: Process) -> Sampler:
+        return KarrasODESampler(process.path, cfg.steps or default_steps, heun, name=cfg.name)
+    return build
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    description: str
+    build: Builder  # (settings, noise settings, the run's process) -> a schedule
+
+
+SAMPLER_SPECS = MappingProxyType({
+    "langevin": SamplerSpec("Langevin dynamics at one σ", _langevin),
+    "annealed": SamplerSpec("Annealed Langevin over the σ ladder (NCSN)", _annealed),
+    "sde": SamplerSpec("Reverse-time SDE, Euler–Maruyama", _reverse_sde),
+    "pc": SamplerSpec("Predictor–corrector (reverse SDE + Langevin corrector)", _reverse_sde),
+    "ode": SamplerSpec("Probability-flow ODE (deterministic, Heun)", _ode),
+    "euler": SamplerSpec("Probability-flow ODE, Euler steps on EDM's ρ=7 noise levels", _karras(False, 64)),
+    "heun": SamplerSpec("Probability-flow ODE, Heun steps on EDM's ρ=7 noise levels (Karras Alg. 1)", _karras(True, 16)),
 })
+SAMPLERS = MappingProxyType({name: spec.description for name, spec in SAMPLER_SPECS.items()})
 
 
 def langevin_sigma_for(loss: str, noise: NoiseConfig) -> float:
     """The level plain Langevin runs at: the training sigma of single-level DSM, the smallest
     level of multi-noise runs, and 0 (clean data) for sm/ssm, whose nets ignore sigma."""
-    if loss in ("dsm", "dsm-eps"):
-        return noise.sigma
-    if loss in ("sm", "ssm", "ssm-vr"):
-        return 0.0
-    return noise.sigma_min
+    return loss_spec(loss).process(noise).langevin_sigma
 
 
-def make_sampler(cfg: SamplerConfig, noise: NoiseConfig, loss: str = "ncsn") -> Sampler:
-    """Turn a SamplerConfig into a schedule for a model trained with `loss` under `noise`."""
+def make_sampler(cfg: SamplerConfig, noise: NoiseConfig, loss: str | Process = "ncsn") -> Sampler:
+    """Turn a SamplerConfig into a schedule for a model trained with `loss` (a loss name, or its
+    process) under `noise`. A sampler the process cannot drive is one ConfigError sentence."""
+    from .losses import loss_spec
+
     if cfg.name not in SAMPLERS:
         raise ConfigError(f"unknown sampler {cfg.name!r}; choose one of {', '.join(SAMPLERS)}")
     if cfg.steps < 0 or cfg.step_size < 0:
         raise ConfigError("sampler steps and step size must be non-negative")
-    if cfg.name == "langevin":
-        sigma = langevin_sigma_for(loss, noise)
-        default_eps = 0.1 * sigma**2 if sigma > 0 else 1e-3  # eps / sigma^2 = 0.1 keeps it stable
-        return LangevinSampler(sigma, cfg.step_size or default_eps, cfg.steps or 1000, cfg.denoise and sigma > 0,
-                               cfg.noise_scale)
-    if cfg.name == "annealed":
-        sigmas = tuple(float(s) for s in geometric_sigmas(noise.sigma_min, noise.sigma_max, noise.n_levels))
-        return AnnealedLangevinSampler(sigmas, cfg.step_size or 0.1 * noise.sigma_min**2, cfg.steps or 100, cfg.denoise,
-                                       cfg.noise_scale)
-    sde = VPSDE(noise.beta_min, noise.beta_max) if loss == "vp-sde" else VESDE(noise.sigma_min, noise.sigma_max)
-    if cfg.name == "ode":
-        return ProbabilityFlowSampler(sde, cfg.steps or 200)
-    snr = cfg.snr if cfg.name == "pc" else 0.0
-    return ReverseSDESampler(sde, cfg.steps or 500, snr, cfg.denoise, cfg.name)
+    process = loss if isinstance(loss, Process) else loss_spec(loss).process(noise)
+    return SAMPLER_SPECS[cfg.name].build(cfg, noise, process)
 
 
 def run_sampler(

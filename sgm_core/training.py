@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import RunConfig
+from .config import RunConfig, fresh_model_reason
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, TrainingDiverged
 from .losses import loss_spec, make_loss
@@ -60,6 +60,10 @@ def make_adam(params, lr: float) -> torch.optim.Adam:
 
 POOL_BATCHES = 32  # fresh data drawn per refill, in batches
 GOOD_EVERY = 100  # steps between "last good weights" snapshots (a copy of weights + Adam state)
+# A finite loss this many times the first one (or 1, if larger) is a blow-up too: at lr 10 the
+# default NCSN run spiked to 7.6e18 and then sat at a dead ~1.0 with finite weights (measured).
+BLOWUP_FACTOR = 1e6
+
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,20 @@ class Trainer:
         self._pool_at = 0
         self._started = time.perf_counter()
         self._good_state = self._snapshot()
+        self._blowup_at: float | None = None  # set by the first loss (BLOWUP_FACTOR)
+
+    def retarget(self, dataset: Dataset, config: RunConfig) -> None:
+        """Go on training these weights, with Adam's state and the loss history, on other data or
+        settings (fine-tuning). The standardiser is refitted, so σ keeps its meaning on the new
+        data. ConfigError when `fresh_model_reason` says the model cannot follow."""
+        reason = fresh_model_reason(self.config, config, self.dataset.dim, dataset.dim)
+        if reason is not None:
+            raise ConfigError(f"cannot keep the model: {reason}")
+        self.dataset, self.config = dataset, config
+        self.standardizer = dataset.standardizer()
+        self.loss_fn = make_loss(config.loss, config.noise)
+        self._pool, self._pool_at = None, 0  # the next batch comes from the new data
+        self._blowup_at = None  # the new data's first loss is the new yardstick
 
     # -- training -------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -124,12 +142,14 @@ class Trainer:
             group["lr"] = self.lr_at(self.step)
         loss = self.loss_fn(self.model, self.batch(), self.noise_generator).mean()
         value = float(loss.detach())
-        if not math.isfinite(value):
+        if self._blowup_at is None:
+            self._blowup_at = BLOWUP_FACTOR * max(1.0, abs(value)) if math.isfinite(value) else 0.0
+        if not math.isfinite(value) or abs(value) > self._blowup_at:
             failed_step = self.step + 1  # before restore_good rolls self.step back
             self.restore_good()
             raise TrainingDiverged(
-                f"training diverged at step {failed_step} (loss is {value}); restored the last good weights "
-                "— try a smaller learning rate", failed_step)
+                f"training diverged at step {failed_step:,} (loss {value:.3g}); the last good model "
+                f"(step {self.step:,}) is back — try a smaller learning rate", failed_step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:

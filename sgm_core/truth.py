@@ -6,7 +6,8 @@ sum_j softmax_j(-|x - d_j|^2 / 2 sigma^2) (d_j - x) / sigma^2: a log-sum-exp ove
 every drawn or loaded dataset gets a reference field (it converges to the true q_sigma score as
 M grows).
 
-VP runs condition on the marginal std s of x_t = alpha x_0 + s z with alpha = sqrt(1 - s^2): that
+Processes with a mean coefficient (VP, DDPM, the flow-matching interpolant) condition on the marginal
+std s of x_t = alpha x_0 + s z, alpha = `process.coef_of_std(s)` (sqrt(1 - s^2) for VP): that
 density is the data scaled by alpha and smoothed by s, whose score follows from the VE one.
 """
 
@@ -17,8 +18,9 @@ from collections.abc import Callable
 import torch
 
 from .datasets import Dataset, Standardizer
+from .noise import VESDE, VPSDE, Process
 
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 EMPIRICAL_SIGMA_FLOOR = 1e-3  # the empirical score at sigma -> 0 is a sum of deltas: floor it
 
 
@@ -38,37 +40,51 @@ def empirical_score(x: torch.Tensor, data: torch.Tensor, sigma: torch.Tensor | f
     return out.to(x)
 
 
-VP_STD_CEILING = 1 - 1e-6  # the VP std approaches 1 (pure noise, alpha -> 0): keep alpha > 0
-
-
 def vp_alpha(sigma: torch.Tensor | float) -> torch.Tensor:
     """The VP mean coefficient alpha = sqrt(1 - s^2) of a marginal std s."""
-    s = torch.as_tensor(sigma, dtype=torch.float64).clamp(0.0, VP_STD_CEILING)
-    return torch.sqrt(1 - s**2)
+    return _NAMED["vp"].coef_of_std(sigma)
 
 
 def vp_score(base: ScoreFn) -> ScoreFn:
-    """The VP marginal's score from the VE reference `base`: alpha x_0 + s z = alpha (x_0 + (s/alpha) z),
+    """The VP marginal's score from the VE reference `base` (see `scaled_score`)."""
+    return scaled_score(base, vp_alpha)
+
+
+def scaled_score(base: ScoreFn, coef_of_std: Callable[[torch.Tensor], torch.Tensor]) -> ScoreFn:
+    """The marginal's score from the VE reference `base`: alpha x_0 + s z = alpha (x_0 + (s/alpha) z),
     so its score at x is base(x / alpha, s / alpha) / alpha."""
 
     def score(x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
         s = s.expand(x.shape[0]) if s.numel() == 1 else s
-        a = vp_alpha(s)
+        a = coef_of_std(s).to(torch.float64)
         out = base(x.double() / a[:, None], s / a) / a[:, None]
         return out.to(x.dtype)
 
     return score
 
 
-def perturb(x: torch.Tensor, sigma: float, kind: str, generator: torch.Generator) -> torch.Tensor:
-    """Draws of q_sigma given clean x: x + sigma z (VE, ladders, single sigma) or alpha x + sigma z (VP)."""
+Kind = str | Process  # a Process, or "ve" / "vp" (the two perturbations named before processes existed)
+_NAMED = {"ve": VESDE(), "vp": VPSDE()}
+
+
+def _process(kind: Kind) -> Process:
+    return _NAMED[kind] if isinstance(kind, str) else kind
+
+
+def _has_coef(process: Process) -> bool:
+    return type(process).coef_of_std is not Process.coef_of_std
+
+
+def perturb(x: torch.Tensor, sigma: float, kind: Kind, generator: torch.Generator) -> torch.Tensor:
+    """Draws of q_sigma given clean x: alpha x + sigma z, alpha = 1 (VE, ladders, single sigma) or
+    the process's mean coefficient at std sigma (VP: sqrt(1 - sigma^2))."""
     z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-    scale = float(vp_alpha(sigma)) if kind == "vp" else 1.0
+    scale = float(_process(kind).coef_of_std(float(sigma)))
     return scale * x + sigma * z
 
 
-def relative_score_error(model: ScoreFn, reference: ScoreFn, x: torch.Tensor, sigma: float, kind: str = "ve",
+def relative_score_error(model: ScoreFn, reference: ScoreFn, x: torch.Tensor, sigma: float, kind: Kind = "ve",
                          seed: int = 7, device: torch.device | str = "cpu") -> float:
     """Relative Fisher divergence E|s_theta - s|^2 / E|s|^2 of a model against the reference on
     q_sigma draws from the clean points x (a fixed seed: the same noisy points on every call)."""
@@ -82,13 +98,15 @@ def relative_score_error(model: ScoreFn, reference: ScoreFn, x: torch.Tensor, si
 
 
 def reference_score_fn(dataset: Dataset, standardizer: Standardizer, max_points: int = 2000,
-                       kind: str = "ve") -> tuple[ScoreFn, str]:
+                       kind: Kind = "ve") -> tuple[ScoreFn, str]:
     """A score function in standardised coordinates, and its kind: "analytic" or "empirical".
-    kind "vp" gives the score of the VP marginal at std sigma instead of data + sigma z."""
+    A process with a mean coefficient (kind "vp", say) gives the score of its marginal at std sigma
+    instead of data + sigma z."""
     if dataset.gmm is not None:
         gmm = dataset.gmm.transformed(torch.tensor(standardizer.shift), float(standardizer.scale))
         score, label = (lambda x, sigma: gmm.score(x, sigma)), "analytic"
     else:
         pts = torch.as_tensor(standardizer.forward(dataset.points[:max_points]), dtype=torch.float64)
         score, label = (lambda x, sigma: empirical_score(x, pts, sigma)), "empirical"
-    return (vp_score(score) if kind == "vp" else score), label
+    process = _process(kind)
+    return (scaled_score(score, process.coef_of_std) if _has_coef(process) else score), label

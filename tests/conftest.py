@@ -72,12 +72,14 @@ def temp_qsettings(tmp_path):
 
 @pytest.fixture(autouse=True)
 def discard_unsaved_work_on_close(monkeypatch):
-    """Windows closed at teardown never wait on the Save / Discard / Cancel question: here it is
-    answered Discard (tests of the question replace `ask_unsaved_changes` on their window)."""
+    """Windows never wait on the Save / Discard / Cancel or "Discard the trained model?" questions:
+    here they are answered Discard (tests of a question replace it on their window)."""
     main_window = sys.modules.get("app.main_window")
     if main_window is not None:
         monkeypatch.setattr(main_window.MainWindow, "ask_unsaved_changes", lambda self, answer: answer("discard"),
                             raising=False)  # raising=False: a checkout whose window predates the question
+        monkeypatch.setattr(main_window.MainWindow, "ask_discard_model", lambda self, steps, reason, answer: answer(True),
+                            raising=False)  # "Discard the trained model?": tests that ask replace it on their window
     yield
 
 

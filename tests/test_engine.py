@@ -17,7 +17,7 @@ from sgm_core import engine as core
 from sgm_core.chain import ParticleChain
 from sgm_core.config import LossConfig, ModelConfig, RunConfig, SamplerConfig, TrainConfig
 from sgm_core.datasets import make_preset
-from sgm_core.frames import FrameBuilder, FrameRequest
+from sgm_core.frames import FrameBuilder, FrameRequest, particle_status
 from sgm_core.live import FieldView, LiveEngine, decimated_losses, default_bounds
 from sgm_core.metrics import SWBaseline
 from sgm_core.samplers import make_sampler
@@ -81,6 +81,39 @@ def test_a_blown_up_particle_restarts_at_its_start_or_from_the_prior():
     fresh = ParticleChain(sampler, start.clone(), torch.Generator().manual_seed(1))
     fresh.advance(_exploding, 1)
     assert torch.isfinite(fresh.particles).all() and not torch.equal(fresh.particles[:2], start[:2])
+
+
+def _pull(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """A score that moves every particle (toward the origin), row by row: slices see what the whole does."""
+    return -x
+
+
+def test_round_robin_slices_take_exactly_the_step_the_whole_set_takes():
+    whole, sliced = _chain("ode", steps=10, n=10), _chain("ode", steps=10, n=10)
+    start = whole.particles.clone()
+    whole.advance(_pull, 1)
+    one_step = whole.particles.clone()
+    whole.advance(_pull, 1)
+    assert [sliced.advance_some(_pull, 3) for _ in range(3)] == [3, 3, 3]
+    assert sliced.step == 0 and sliced.cursor == 9  # mid-sweep: the step counts once all took it
+    torch.testing.assert_close(sliced.particles[:9], one_step[:9], rtol=0, atol=1e-6)
+    torch.testing.assert_close(sliced.particles[9:], start[9:], rtol=0, atol=0)  # not yet its turn
+    assert sliced.advance_some(_pull, 3) == 3  # wraps: the last one, then two of the next sweep
+    assert sliced.step == 1 and sliced.cursor == 2
+    torch.testing.assert_close(sliced.particles[2:], one_step[2:], rtol=0, atol=1e-6)
+    torch.testing.assert_close(sliced.particles[:2], whole.particles[:2], rtol=0, atol=1e-6)
+    assert sliced.advance_some(_pull, 50) == 10 and sliced.cursor == 2  # never more than all n a call
+    sliced.restart(start.clone())
+    assert sliced.cursor == 0 and sliced.step == 0
+
+
+def test_round_robin_restarts_a_blown_up_particle_of_its_slice_only():
+    start = torch.arange(20, dtype=torch.float32).reshape(10, 2)
+    sampler = make_sampler(SamplerConfig(name="annealed", steps=10), SMALL.noise, SMALL.loss.name)
+    chain = ParticleChain(sampler, start.clone(), torch.Generator().manual_seed(1), initial=start)
+    chain.advance_some(_exploding, 4)  # the slice's first two rows are particles 0 and 1
+    torch.testing.assert_close(chain.particles[:2], start[:2], rtol=0, atol=0)
+    assert torch.isfinite(chain.particles).all() and torch.equal(chain.particles[4:], start[4:])
 
 
 # -- shared helpers -------------------------------------------------------------------------------
@@ -230,3 +263,38 @@ def test_engine_sends_its_weights_where_training_rests_and_they_restore_exactly(
     other = replace(SMALL, model=replace(SMALL.model, width=16))  # settings changed since: weights do not fit
     fresh, _, step = core.restore_engine(replace(spec, config=other), saved)
     assert step == 0 and fresh.trainer.step == 0
+
+
+def test_particle_status_says_how_many_how_often_and_how_many_per_update():
+    parts = np.zeros((100_000, 2), np.float32)
+    base = core.Frame(step=0, losses=np.zeros(0), loss_steps=np.zeros(0, int), particles=parts, trails=None,
+                      sampler_step=0, sampler_sigma=1.0, sampler_done=False, field=None, true_field=None,
+                      field_sigma=0.1, heatmap=None, error_map=None, heatmap_bounds=None, score_error=None,
+                      reference_kind="analytic", steps_per_second=0.0, elapsed=0.0, eta=None, device="cpu", dim=2)
+    assert particle_status(base) == "100,000 particles"
+    assert particle_status(replace(base, particle_rate=6.2, particles_moved=500_000)) == "100,000 particles, 6 updates/s"
+    assert (particle_status(replace(base, particle_rate=25.0, particles_moved=12_000))
+            == "100,000 particles, 25 updates/s (12,000 move per update)")
+
+
+def test_too_many_particles_for_the_budget_move_round_robin_and_all_move_within_ceil_n_over_slice_frames(
+        data, monkeypatch):
+    """A frame's budget far below one whole step: every frame moves a slice, each particle moves
+    within the frames whose slices first add up to n, and the frames report it."""
+    n = 20_000
+    monkeypatch.setattr(core, "PLAY_BUDGET", 0.002)  # playing, not training: the play budget applies
+    h = Driven()
+    h.send(core.SetEngine(core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), n)), core.Play())
+    h.run_until(lambda: len(h.of(core.FrameReady)) >= 4)  # the cost estimate settles
+    first = len(h.of(core.FrameReady))
+    frames = lambda: [e.frame for e in h.of(core.FrameReady)[first:]]  # noqa: E731
+    h.run_until(lambda: sum(f.particles_moved for f in frames()) >= n)
+    window = frames()
+    slices = [f.particles_moved for f in window]
+    assert all(0 < m < n for m in slices), slices  # slices, not whole steps
+    assert len(window) <= -(-n // min(slices))  # ceil(n / slice) frames at most
+    before = h.of(core.FrameReady)[first - 1].frame.particles
+    assert (window[-1].particles != before).any(axis=1).all()  # every particle moved in those frames
+    assert window[-1].particle_rate > 0
+    text = particle_status(window[-1])
+    assert text.startswith("20,000 particles, ") and "updates/s (" in text and text.endswith(" move per update)")

@@ -18,6 +18,7 @@ from app.views.geometry import (
     grid_cell,
     magnitude_bins,
     robust_length_scale,
+    splat_counts,
     upsample_bilinear,
     within_any,
 )
@@ -122,6 +123,18 @@ def test_upsample_bilinear_keeps_corners_and_interpolates():
     np.testing.assert_allclose(u[2, 2], (a[0, 0] + a[0, 1] + a[1, 0] + a[1, 1]) / 4)
 
 
+def test_splat_counts_bins_points_by_cell_and_drops_the_outside_and_nonfinite():
+    xy = np.array([[0.1, 0.1], [0.2, 0.4], [0.9, 0.2], [0.6, 0.9], [1.5, 0.5], [np.nan, 0.5], [-0.1, 0.5]])
+    counts = splat_counts(xy, ((0.0, 1.0), (0.0, 1.0)), (2, 2))  # [x, y]: x across, y up
+    np.testing.assert_array_equal(counts, [[2, 0], [1, 1]])
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-1, 1, size=(10_000, 2))
+    big = splat_counts(pts, ((-1.0, 1.0), (-1.0, 1.0)), (40, 30))
+    ref, _, _ = np.histogram2d(pts[:, 0], pts[:, 1], bins=(40, 30), range=((-1, 1), (-1, 1)))
+    np.testing.assert_array_equal(big, ref)  # the same as numpy's histogram
+    assert splat_counts(np.zeros((0, 2)), ((0, 1), (0, 1)), (3, 3)).sum() == 0
+
+
 # --------------------------------------------------------------------------- frames and pixels
 
 
@@ -207,6 +220,38 @@ def test_particles_are_drawn_where_they_are_and_toggle_off(plot):
     assert particle_mask(grab_rgb(plot)).sum() == 0
     plot.set_layers(particles=True)
     assert particle_mask(grab_rgb(plot)).sum() > 100
+
+
+def test_many_particles_are_splatted_as_a_density_where_they_are_and_follow_pan(plot):
+    from app.views.plot2d import SPLAT_ABOVE
+
+    rng = np.random.default_rng(0)
+    n = SPLAT_ABOVE + 5_000
+    parts = (np.array([1.0, -0.5]) + 0.1 * rng.standard_normal((n, 2))).astype(np.float32)
+    plot.show_frame(make_frame(particles=parts))
+    assert plot.splatting
+    rgb = grab_rgb(plot)
+    hits = particle_mask(rgb)
+    rows, cols = np.nonzero(hits)
+    assert len(rows) > 300  # a solid blob of particle colour
+    r0, c0 = pixel_of(plot, 1.0, -0.5)
+    assert np.all(np.hypot(rows - r0, cols - c0) < 60)  # ... only where the particles are
+    assert hits[r0 - 3 : r0 + 4, c0 - 3 : c0 + 4].all()  # the dense centre is covered
+    r1, c1 = pixel_of(plot, -0.5, 1.0)  # where x and y swapped would put it
+    assert not hits[r1 - 20 : r1 + 20, c1 - 20 : c1 + 20].any()
+
+    plot.getPlotItem().getViewBox().setRange(xRange=(0.0, 4.0), yRange=(-2.0, 2.0), padding=0)  # pan + zoom
+    QApplication.processEvents()
+    hits = particle_mask(grab_rgb(plot))
+    r0, c0 = pixel_of(plot, 1.0, -0.5)
+    assert hits[r0 - 3 : r0 + 4, c0 - 3 : c0 + 4].all()  # re-binned over the new rectangle
+    plot.set_layers(particles=False)
+    assert particle_mask(grab_rgb(plot)).sum() == 0
+    plot.set_layers(particles=True)
+    plot.show_frame(make_frame(particles=parts[:300]))  # few again: symbols, no density image
+    assert not plot.splatting
+    hits = particle_mask(grab_rgb(plot))
+    assert hits.sum() > 100 and not plot._splat_item.isVisible()
 
 
 def test_learned_arrows_draw_pixels_and_toggle(plot):

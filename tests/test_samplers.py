@@ -14,7 +14,7 @@ from sgm_core.datasets import PRESETS
 from sgm_core.errors import ConfigError
 from sgm_core.gmm import GaussianMixture
 from sgm_core.metrics import mmd_rbf, mode_weights
-from sgm_core.noise import VESDE, VPSDE
+from sgm_core.noise import VESDE, VPSDE, LinearInterpolant
 from sgm_core.samplers import (
     SAMPLERS,
     LangevinSampler,
@@ -65,20 +65,23 @@ def three_modes(dim: int) -> GaussianMixture:
     return standardised(GaussianMixture.isotropic([0.5, 0.3, 0.2], means, 0.35))
 
 
-def vp_score(gmm: GaussianMixture) -> Score:
+def vp_score(gmm: GaussianMixture, alpha_of=lambda std: math.sqrt(1 - std**2)) -> Score:
     """Score of p_t for the VP SDE: x_t = alpha x0 + std z, alpha = sqrt(1 - std^2), i.e. the
-    mixture with means * alpha and covariances * alpha^2, perturbed by std."""
+    mixture with means * alpha and covariances * alpha^2, perturbed by std. `alpha_of` = 1 - std
+    gives the flow-matching path x_t = (1 - t) x0 + t z."""
 
     def score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         std = float(sigma[0])
         assert torch.all(sigma == sigma[0])  # every particle is at the same time
-        alpha = math.sqrt(1 - std**2)
+        alpha = alpha_of(std)
         return gmm.transformed(torch.zeros(gmm.dim), 1 / alpha).score(x, std)
 
     return score
 
 
 def truth_for(loss: str, gmm: GaussianMixture) -> Score:
+    if loss == "fm":
+        return vp_score(gmm, lambda std: 1 - std)
     return vp_score(gmm) if loss == "vp-sde" else gmm.score
 
 
@@ -115,6 +118,8 @@ CASES = [
     ("pc", "vp-sde", 50),
     ("ode", "ve-sde", 30),
     ("ode", "vp-sde", 30),
+    ("heun", "vp-sde", 16),
+    ("euler", "ve-sde", 64),
 ]
 
 
@@ -253,9 +258,21 @@ def test_samplers_never_touch_the_global_rng() -> None:
     assert torch.equal(torch.get_rng_state(), state)
 
 
+@pytest.mark.parametrize("dim", DIMS)
+@pytest.mark.parametrize("name", ["heun", "euler"])
+def test_karras_ode_on_the_linear_path_reproduces_the_mixture(name: str, dim: int) -> None:
+    """Euler/Heun (EDM Alg. 1) take any process: on x_t = (1 - t) x0 + t z with its exact score."""
+    gmm = three_modes(dim)
+    sampler = make_sampler(SamplerConfig(name=name, steps=16 if name == "heun" else 64), NoiseConfig(),
+                           LinearInterpolant())
+    g = torch.Generator().manual_seed(3)
+    x = run_sampler(sampler, vp_score(gmm, lambda std: 1 - std), sampler.init(N, dim, g), g)
+    assert_reproduces(x, gmm)
+
+
 def test_make_sampler_rejects_bad_settings() -> None:
     with pytest.raises(ConfigError, match="unknown sampler"):
-        make_sampler(SamplerConfig(name="euler"), NoiseConfig())
+        make_sampler(SamplerConfig(name="nope"), NoiseConfig())
     with pytest.raises(ConfigError, match="non-negative"):
         make_sampler(SamplerConfig(name="annealed", step_size=-1.0), NoiseConfig())
 

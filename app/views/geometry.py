@@ -133,3 +133,20 @@ def upsample_bilinear(img: np.ndarray, factor: int) -> np.ndarray:
     top = a[y0][:, x0] * (1 - fx) + a[y0][:, x0 + 1] * fx
     bottom = a[y0 + 1][:, x0] * (1 - fx) + a[y0 + 1][:, x0 + 1] * fx
     return top * (1 - fy) + bottom * fy
+
+
+def splat_counts(xy: np.ndarray, bounds: tuple[tuple[float, float], tuple[float, float]],
+                 shape: tuple[int, int]) -> np.ndarray:
+    """How many of the points fall in each cell of a (W, H) grid over `bounds` ((x0, x1), (y0, y1)),
+    indexed [x, y] (pyqtgraph's image order): a 2D histogram by one `bincount`, ~2 ms for 10^5
+    points where `np.histogram2d` takes ~10. Points outside the bounds (or not finite) are dropped."""
+    (x0, x1), (y0, y1) = bounds
+    w, h = int(shape[0]), int(shape[1])
+    p = np.asarray(xy, dtype=np.float32)
+    if p.size == 0 or w < 1 or h < 1 or not (x1 > x0 and y1 > y0):
+        return np.zeros((max(w, 0), max(h, 0)), np.float32)
+    i = np.floor((p[:, 0] - np.float32(x0)) * np.float32(w / (x1 - x0)))
+    j = np.floor((p[:, 1] - np.float32(y0)) * np.float32(h / (y1 - y0)))
+    keep = (i >= 0) & (i < w) & (j >= 0) & (j < h)  # NaN compares False: dropped too
+    flat = i[keep].astype(np.intp) * h + j[keep].astype(np.intp)
+    return np.bincount(flat, minlength=w * h).astype(np.float32).reshape(w, h)

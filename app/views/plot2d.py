@@ -3,7 +3,9 @@
 Every layer is one persistent pyqtgraph item created once and refreshed with `setData` from the
 main window's frame timer (shared/FACTS.md): one `ImageItem` heatmap, one scatter for the data,
 one `PlotCurveItem(connect="pairs")` per arrow colour bin, one curve for all trails, and one
-scatter for all particles with a single brush.
+scatter for all particles with a single brush. Above `SPLAT_ABOVE` particles the scatter gives way
+to a splatted density: one `ImageItem` holding a 2D histogram of the particles over the visible
+rectangle (painting 10^5 symbols costs ~100+ ms a frame, the histogram and its image a few).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from app.views.geometry import (
     disc_samples,
     grid_cell,
     magnitude_bins,
+    splat_counts,
     upsample_bilinear,
     within_any,
 )
@@ -37,6 +40,24 @@ HEATMAP_PIXELS = 256  # heatmaps are upsampled bilinearly to about this many pix
 # curl heatmaps are relative (curl / typical |∂s/∂x|) and symmetric about 0; the scale follows the
 # 99th percentile but never zooms below this, so an energy net's round-off (~1e-6) stays white
 CURL_FLOOR = 0.02
+# particles drawn as a density image above this count: a frame (show + paint, 800x600) cost as
+# scatter / as splat 6.6 / 7.9 ms at 10k, 9.7 / 7.9 at 20k, 54 / 10 at 100k (benchmarks/particle_draw.py)
+SPLAT_ABOVE = 15_000
+SPLAT_CELL_PX = 2  # screen pixels per histogram cell: a lone particle still shows as a dot
+SPLAT_MAX_CELLS = 600  # per axis, whatever the window size
+
+
+def _splat_lut() -> np.ndarray:
+    """(256, 4): the particle colour throughout; transparent for an empty cell, then an opacity
+    ramp over log(1 + count), so one particle is visible and a dense mode is solid."""
+    lut = np.empty((256, 4), np.uint8)
+    lut[:, :3] = colors.PARTICLE[:3]
+    lut[0, 3] = 0
+    lut[1:, 3] = np.round(np.linspace(90, 235, 255)).astype(np.uint8)
+    return lut
+
+
+SPLAT_LUT = _splat_lut()
 
 
 def _pen(rgba: colors.RGBA, width: float = 1.0) -> QPen:
@@ -125,6 +146,9 @@ class Plot2D(pg.PlotWidget):
         self._true_field = None
         self._heat: dict[str, np.ndarray | None] = {"density": None, "error": None}
         self._heat_bounds = None
+        self.splat_above = SPLAT_ABOVE  # more particles than this are drawn as a density image
+        self._particles_xy = np.zeros((0, 2), np.float32)
+        self._splatting = False
 
         pi = self.getPlotItem()
         self._vb = pi.getViewBox()
@@ -146,10 +170,12 @@ class Plot2D(pg.PlotWidget):
         ]
         self._trail_item = pg.PlotCurveItem(pen=_pen(colors.TRAIL, 1.0), antialias=False, skipFiniteCheck=True)
         self._particle_item = ParticleScatter(pxMode=True, size=5, pen=None, brush=pg.mkBrush(colors.PARTICLE))
+        self._splat_item = pg.ImageItem()
+        self._splat_item.setVisible(False)
         self._cursor = QGraphicsEllipseItem()
         self._cursor.setVisible(False)
         items = [self._heat_item, self._data_item, self._preview_item, self._true_item, *self._field_items,
-                 self._trail_item, self._particle_item, self._cursor]
+                 self._trail_item, self._splat_item, self._particle_item, self._cursor]
         for z, item in enumerate(items):
             item.setZValue(z)
             pi.addItem(item)
@@ -162,6 +188,7 @@ class Plot2D(pg.PlotWidget):
         self._apply_layers()
         self.set_tool("none")
         self._vb.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+        self._vb.sigRangeChanged.connect(self._resplat)
 
     # -- tools -----------------------------------------------------------------------------
     @property
@@ -284,7 +311,7 @@ class Plot2D(pg.PlotWidget):
     def show_frame(self, frame) -> None:
         """Draw an `sgm_core.live.Frame`: particles and trails always; field, true field and
         heatmaps when the frame carries new ones (identity check, so repeats cost nothing)."""
-        self._particle_item.set_positions(np.asarray(frame.particles)[:, :2])
+        self._draw_particles(np.asarray(frame.particles)[:, :2])
         self._draw_trails(frame.trails)
         fields_changed = False
         if frame.field is not None and frame.field is not self._field:
@@ -333,7 +360,8 @@ class Plot2D(pg.PlotWidget):
         for item in self._field_items:
             item.setVisible(self._layers["field"])
         self._true_item.setVisible(self._layers["true_field"])
-        self._particle_item.setVisible(self._layers["particles"])
+        self._particle_item.setVisible(self._layers["particles"] and not self._splatting)
+        self._splat_item.setVisible(self._layers["particles"] and self._splatting)
         self._trail_item.setVisible(self._layers["trails"])
 
     def set_noisy_points(self, points: np.ndarray | None) -> None:
@@ -350,7 +378,40 @@ class Plot2D(pg.PlotWidget):
             self._normalized = bool(on)
             self._draw_fields()
 
+    @property
+    def splatting(self) -> bool:
+        """The particles are drawn as a density image (more than `splat_above` of them)."""
+        return self._splatting
+
     # -- drawing ----------------------------------------------------------------------------
+    def _draw_particles(self, xy: np.ndarray) -> None:
+        self._particles_xy = xy
+        splat = len(xy) > self.splat_above
+        if splat != self._splatting:
+            self._splatting = splat
+            self._apply_layers()
+        if splat:
+            if len(self._particle_item.data):
+                self._particle_item.set_positions(np.zeros((0, 2), np.float32))
+            self._draw_splat()
+        else:
+            self._particle_item.set_positions(xy)
+
+    def _draw_splat(self) -> None:
+        """The particles' histogram over the visible rectangle, SPLAT_CELL_PX screen pixels a cell."""
+        (x0, x1), (y0, y1) = bounds = self.field_bounds()
+        vp = self.viewport().size()
+        shape = (min(SPLAT_MAX_CELLS, max(1, vp.width() // SPLAT_CELL_PX)),
+                 min(SPLAT_MAX_CELLS, max(1, vp.height() // SPLAT_CELL_PX)))
+        level = np.log1p(splat_counts(self._particles_xy, bounds, shape))
+        top = max(float(level.max()) if level.size else 0.0, float(np.log(2.0)))
+        self._splat_item.setImage(level, autoLevels=False, levels=(0.0, top), lut=SPLAT_LUT)
+        self._splat_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def _resplat(self, *_args: object) -> None:
+        if self._splatting:  # the histogram is over the visible rectangle: pan and zoom re-bin it
+            self._draw_splat()
+
     def _draw_trails(self, trails: np.ndarray | None) -> None:
         if trails is None or len(trails) < 2:
             self._trail_item.setData(x=np.zeros(0), y=np.zeros(0))

@@ -1,0 +1,118 @@
+"""The layout holds (issue 13): after every lesson, at 1280×800 and 1024×700, no control of a dock
+is cut off or squeezed below its minimum size hint (Qt's own geometry), the lesson bar wraps
+instead of widening the window, saved layouts are versioned and refused when they do not fit,
+View ▸ Reset layout; leaving a lesson brings the user's own settings back, Settings ▸ Restore
+defaults."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from gui_helpers import TIMEOUT_MS, open_window, small_config, wait
+from PySide6.QtCore import QSettings
+
+from app.layout_check import layout_problems
+from app.main_window import LAYOUT_VERSION
+from app.session import Session
+from sgm_core.lessons import load_lessons
+
+LESSONS = load_lessons()
+pytestmark = pytest.mark.usefixtures("warm_torch")
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1024, 700)], ids=["1280x800", "1024x700"])
+def test_every_lesson_keeps_every_control_whole(qtbot, size):
+    w = open_window(qtbot, size=size)
+    try:
+        wait(qtbot, lambda: w._docks_sized)
+        qtbot.wait(50)
+        assert layout_problems(w) == []
+        for i in range(len(LESSONS)):
+            with qtbot.waitSignal(w.lessons.started, timeout=TIMEOUT_MS):
+                w.lessons.menu.actions()[i].trigger()
+            qtbot.wait(30)  # one layout pass
+            assert (w.width(), w.height()) == size, LESSONS[i].id
+            assert layout_problems(w) == [], LESSONS[i].id
+            combo = w.train_panel.loss_combo
+            text = combo.fontMetrics().horizontalAdvance(combo.currentText())
+            assert combo.width() > text, "the loss combo shows its whole name"
+            bar = w.lessons.bar
+            assert bar.width() <= w.centralWidget().width()
+        w.lessons.bar.close_button.click()
+        assert (w.width(), w.height()) == size and layout_problems(w) == []
+    finally:
+        w.close()
+
+
+def test_a_saved_layout_of_another_version_is_refused_and_reset_layout_restores_docks(qtbot):
+    w = open_window(qtbot, data=None, size=(1280, 800))
+    w.docks["Train"].hide()
+    w.docks["Data"].setFloating(True)
+    w.actions_["reset_layout"].trigger()
+    assert all(d.isVisible() and not d.isFloating() for d in w.docks.values())
+    w.docks["Train"].hide()
+    w.close()
+    st = QSettings("ScoreFieldPlayground", "Playground")
+    assert st.value("layout_version") in (LAYOUT_VERSION, str(LAYOUT_VERSION))
+    again = open_window(qtbot, data=None)
+    assert not again.docks["Train"].isVisible()  # a saved layout of this version comes back
+    again.close()
+    st.setValue("layout_version", LAYOUT_VERSION - 1)
+    st.sync()
+    old = open_window(qtbot, data=None)
+    assert old.docks["Train"].isVisible()  # the older version's layout was refused
+    old.close()
+
+
+def test_leaving_a_lesson_brings_back_the_users_settings_and_restore_defaults(qtbot):
+    w = open_window(qtbot)
+    try:
+        s = w.session
+        s.set_run_config(replace(s.run_config, noise=replace(s.run_config.noise, sigma_max=2.5, n_levels=7)))
+        s.set_view(sigma=0.7)
+        mine = s.settings()
+        lesson = LESSONS[-1]
+        with qtbot.waitSignal(w.lessons.started, timeout=TIMEOUT_MS):
+            w.lessons.load(len(LESSONS) - 1)
+        assert s.settings() != mine
+        assert w.lessons.user_settings() == mine
+        w.save_settings()  # a launch now gets the user's settings, not the lesson's
+        assert '"sigma_max": 2.5' in str(QSettings("ScoreFieldPlayground", "Playground").value("run_config"))
+        w.lessons.bar.close_button.click()
+        assert s.settings() == mine and w.lessons.lesson is None, lesson.id
+        w.actions_["restore_defaults"].trigger()
+        assert s.settings() == Session.default_settings()
+        assert "Restore defaults" in [a.text() for m in w.menuBar().actions() if m.menu() for a in m.menu().actions()]
+    finally:
+        w.close()
+
+
+def test_opening_other_data_in_a_lesson_leaves_it(qtbot):
+    w = open_window(qtbot)
+    try:
+        mine = w.session.settings()
+        with qtbot.waitSignal(w.lessons.started, timeout=TIMEOUT_MS):
+            w.lessons.load(len(LESSONS) - 1)
+        other = next(name for name in ("moons", "swissroll", "circles") if name != LESSONS[-1].data)
+        w.load_data(other)
+        wait(qtbot, lambda: w.session.data.source == other)
+        assert w.lessons.lesson is None and w.session.settings() == mine and not w.lessons.bar.isVisible()
+    finally:
+        w.close()
+
+
+def test_a_lesson_asks_before_a_trained_model_goes(qtbot):
+    w = open_window(qtbot)
+    try:
+        asked = []
+        w.ask_discard_model = lambda steps, reason, answer: (asked.append((steps, reason)), answer(False))
+        w.session.set_run_config(small_config(steps=30))
+        w.actions_["train"].trigger()
+        wait(qtbot, lambda: w.session.last_frame is not None and w.session.last_frame.step >= 30
+             and not w.worker_state.training)
+        w.lessons.load(0)
+        assert asked == [(30, "the lesson sets up its own data and network")]
+        assert w.lessons.lesson is None and not w.lessons.bar.isVisible()
+    finally:
+        w.close()
