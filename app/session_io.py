@@ -386,7 +386,7 @@ class SessionFiles(QObject):
             return
         w.session.replace_data(empty_state())
         w.session.undo_stack.clear()
-        w._flush_rebuild()  # no data, no engine: now, not after the debounce
+        w._send_engine(keep=False)  # a new session starts without a model (Clear keeps it; New does not)
         self.path, self.saved_step, self.saved_settings = None, 0, None
         w._update_title()
 

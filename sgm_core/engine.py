@@ -713,7 +713,7 @@ class Engine:
             eng.set_sampler(spec.sampler)
         if spec.n_particles != len(eng.particles):
             eng.reset_particles(spec.n_particles)
-        if st.training or st.paused:  # the round keeps its start; a new step count moves its end
+        if eng.trainer.step < st.target:  # a round under way or not yet begun keeps its start; a new step count moves its end
             st.target = max(eng.trainer.step, st.target - old_steps + spec.config.train.steps)
         st.spec = spec
         st.gen += 1  # caches and metrics describe the old data: a new generation, the same model

@@ -116,9 +116,8 @@ def test_export_an_animation_from_the_dialog(qtbot, window, tmp_path, suffix, ca
 def test_training_goes_on_during_an_export(qtbot, window, tmp_path, capsys):
     w = window
     w.session.set_run_config(replace(w.session.run_config, train=replace(w.session.run_config.train, steps=100_000)))
-    w.actions_["train"].trigger()  # a new step count rebuilds the engine: training restarts from 0
-    wait(qtbot, lambda: w.worker_state.training and frame(w).step < 200)  # the rebuilt engine's frames
-    wait(qtbot, lambda: frame(w).step >= 20)
+    w.actions_["train"].trigger()  # a new step count only affects the next steps: training goes on
+    wait(qtbot, lambda: w.worker_state.training and frame(w).step >= 20)
     ticks, step = TickCounter(), frame(w).step
     with qtbot.waitSignal(w.exporter.exported, timeout=TIMEOUT_MS):
         w.exporter.start_animation(ExportOptions(path=tmp_path / "t.mp4", frames=24, size=(160, 120), n_particles=400))
@@ -165,9 +164,15 @@ def test_closing_during_an_export_cancels_it(qtbot, window, tmp_path):
     assert not job.is_running() and list(folder.iterdir()) == []
 
 
-def test_export_without_a_model_says_so(qtbot, window, tmp_path):
-    window.actions_["clear"].trigger()
+def test_export_without_a_model_says_so(qtbot, window, tmp_path, monkeypatch):
+    window.actions_["clear"].trigger()  # Clear keeps the trained model: it still renders
     window._flush_rebuild()
+    with qtbot.waitSignal(window.exporter.exported, timeout=TIMEOUT_MS):
+        window.exporter.start_animation(ExportOptions(path=tmp_path / "kept.gif", frames=4, size=(64, 48)))
+    assert read_frames(tmp_path / "kept.gif").shape[0] == 4
+    wait(qtbot, lambda: not window.exporter.busy)
+    monkeypatch.setattr(window, "confirm_discard", lambda *_: True)
+    window.files.new()  # File > New starts without a model
     with qtbot.waitSignal(window.exporter.export_failed, timeout=TIMEOUT_MS) as blocker:
         window.exporter.start_animation(ExportOptions(path=tmp_path / "x.gif"))
     assert "nothing to export" in blocker.args[0] and window.banner.isVisible()

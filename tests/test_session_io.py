@@ -223,7 +223,7 @@ def _bad_files(tmp_path: Path, good: Path) -> dict[str, Path]:
     weights = load_safetensors(members["model.safetensors"])
     weights[next(iter(weights))].view(-1)[0] = float("nan")
     variants = {"nan weights": {"model.safetensors": save_safetensors(weights)},
-                "unknown sampler": {"session.json": json.dumps({**meta, "sampler": {**meta["sampler"], "name": "euler"}})},
+                "unknown sampler": {"session.json": json.dumps({**meta, "sampler": {**meta["sampler"], "name": "warp-drive"}})},
                 "huge net": {"session.json": json.dumps({**meta, "run": {**meta["run"], "model": {"width": 30000}}})}}
     for name, changed in variants.items():
         out[name] = tmp_path / f"{name.replace(' ', '-')}.sgm"

@@ -75,7 +75,7 @@ def with_meta(members: dict[str, bytes], dotted: str, value: object) -> dict[str
 
 @pytest.mark.parametrize(("dotted", "value", "fragment"), [
     ("run.model.width", 30000, "model width must be from 1 to 8,192"),  # used to open, then take GBs
-    ("sampler.name", "euler", "unknown sampler 'euler'"),  # used to open, then fail in the engine
+    ("sampler.name", "warp-drive", "unknown sampler 'warp-drive'"),  # used to open, then fail in the engine
     ("sampler.steps", "many", "sampler steps must be a whole number"),
     ("standardizer.shift", [0.0, 0.0, 0.0], "a standardizer for 3D data, but the data is 2D"),
     ("step", "abc", "step must be a whole number"),
