@@ -6,6 +6,9 @@ For each particle count, the cost of one frame of particles in an 800x600 `Plot2
 (new positions) plus a paint (`grab`), once drawn as scatter symbols and once as the density
 image. The switch belongs where the scatter's frame starts to cost more than a few ms over the
 splat's; above it the scatter's cost grows with N, the splat's barely does.
+
+A last row is the window's busiest frame: 10,000 particles with a new 32x32 learned field, the
+true field and a 64x64 heatmap in every frame (it was a no-assert "test" in tests/test_plot2d.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +28,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.views.plot2d import Plot2D  # noqa: E402
-from sgm_core.live import Frame  # noqa: E402
+from sgm_core.live import FieldGrid, Frame  # noqa: E402
 
 COUNTS = (1_000, 3_000, 10_000, 20_000, 30_000, 50_000, 100_000, 300_000)
 
@@ -34,6 +38,19 @@ def particle_frame(xy: np.ndarray) -> Frame:
                  sampler_step=0, sampler_sigma=1.0, sampler_done=False, field=None, true_field=None,
                  field_sigma=0.1, heatmap=None, error_map=None, heatmap_bounds=None, score_error=None,
                  reference_kind="analytic", steps_per_second=0.0, elapsed=0.0, eta=None, device="cpu", dim=2)
+
+
+def arrow_grid(res: int, sign: float) -> FieldGrid:
+    g = np.linspace(-2.0, 2.0, res, dtype=np.float32)
+    pos = np.stack([a.ravel() for a in np.meshgrid(g, g)], axis=1)
+    return FieldGrid(pos, (sign * pos).astype(np.float32), (res, res))
+
+
+def full_frame(rng: np.random.Generator) -> Frame:
+    """Particles, a new learned field, the true field and a heatmap: everything a frame can carry."""
+    f = particle_frame(rng.normal(size=(10_000, 2)).astype(np.float32))
+    return replace(f, field=arrow_grid(32, -1.0), true_field=arrow_grid(32, -0.5), heatmap=rng.random((64, 64)),
+                   error_map=rng.random((64, 64)), heatmap_bounds=((-2, 2), (-2, 2)))
 
 
 def frame_ms(plot: Plot2D, frames: list[Frame]) -> float:
@@ -69,6 +86,10 @@ def main() -> None:
         plot.splat_above = 0
         splat = frame_ms(plot, frames)
         print(f"| {n:,} | {scatter:.1f} | {splat:.1f} |", flush=True)
+    plot.splat_above = 10**9
+    plot.set_layers(heatmap="density", true_field=True)
+    full = frame_ms(plot, [full_frame(rng) for _ in range(args.repeats + 1)])
+    print(f"\n10,000 particles + a new 32x32 field + true field + 64x64 heatmap, every frame: {full:.1f} ms/frame")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pyqtgraph as pg
 import pytest
@@ -502,34 +500,3 @@ def test_particle_scatter_fast_path_matches_setdata(qtbot):
             np.testing.assert_array_equal(fast.data[field], slow.data[field])
         if n:
             assert fast.dataBounds(0) == slow.dataBounds(0)
-
-
-def test_show_frame_timing_10k_particles_32x32_field(plot):
-    """Benchmark only (printed with -s): show_frame cost when every frame brings a new field."""
-    rng = np.random.default_rng(0)
-    plot.set_layers(heatmap="density", true_field=True)
-
-    def frame():
-        return make_frame(particles=rng.normal(size=(10_000, 2)).astype(np.float32),
-                          field=field_grid(32), true_field=field_grid(32, sign=-0.5),
-                          heatmap=rng.random((64, 64)), error_map=rng.random((64, 64)),
-                          heatmap_bounds=((-2, 2), (-2, 2)))
-
-    frames = [frame() for _ in range(8)]
-    plot.show_frame(frames[0])
-    plot.grab()
-    times, paints = [], []
-    for f in frames[1:]:
-        t = time.perf_counter()
-        plot.show_frame(f)
-        times.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        plot.grab()
-        paints.append(time.perf_counter() - t)
-    particles_only = make_frame(particles=frames[-1].particles)
-    t = time.perf_counter()
-    plot.show_frame(particles_only)
-    steady = time.perf_counter() - t
-    print(f"\nshow_frame, 10k particles + new 32x32 field + true field + 64x64 heatmap: median "
-          f"{np.median(times) * 1e3:.2f} ms (max {np.max(times) * 1e3:.2f}); same field: {steady * 1e3:.2f} ms; "
-          f"paint (grab) median {np.median(paints) * 1e3:.1f} ms")

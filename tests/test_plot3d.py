@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -372,23 +371,6 @@ def test_field_bounds_are_the_data_box_and_2d_points_sit_at_z0(plot):
     assert plot.field_bounds() == default_bounds(data)
     plot.set_points(np.ones((10, 2), np.float32) * [1.0, 2.0])
     assert plot._data_item.pos.shape == (10, 3) and (plot._data_item.pos[:, 2] == 0).all()
-
-
-@pytest.mark.gl
-def test_fps_of_10k_particle_updates_with_grab(plot, capsys):
-    """Not asserted: a measurement for the report (shared/FACTS.md: 140-180 fps on llvmpipe)."""
-    rng = np.random.default_rng(4)
-    frames = [_frame(rng.normal(size=(10_000, 3)).astype(np.float32)) for _ in range(4)]
-    plot.show_frame(frames[0])
-    plot.grab_image()  # warm-up: VBO allocation, shader compile
-    n = 40
-    t0 = time.perf_counter()
-    for i in range(n):
-        plot.show_frame(frames[i % 4])
-        plot.grab_image()
-    fps = n / (time.perf_counter() - t0)
-    with capsys.disabled():
-        print(f"\n[plot3d] 10k particles setData + grabFramebuffer at {SIZE[0]}x{SIZE[1]}: {fps:.0f} fps")
 
 
 @pytest.mark.gl
