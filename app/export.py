@@ -10,8 +10,6 @@ leaves no file behind and an existing one intact, and its one-line reason goes t
 
 from __future__ import annotations
 
-import copy
-import math
 import threading
 import traceback
 from collections.abc import Callable
@@ -38,26 +36,13 @@ from PySide6.QtWidgets import (
 )
 
 from sgm_core.checkpoint import save_run
-from sgm_core.config import RunConfig, SamplerConfig
-from sgm_core.datasets import Standardizer
+from sgm_core.config import SamplerConfig
 from sgm_core.errors import DataError, SGMError
 from sgm_core.io import save_points
 from sgm_core.limits import MAX_FRAMES
 from sgm_core.live import LiveEngine
-from sgm_core.nets import ScoreNet
-from sgm_core.render import (
-    MAX_DATA_POINTS,
-    TRAIL_LENGTH,
-    RenderCancelled,
-    View,
-    fit_camera,
-    fit_view,
-    grid_points,
-    render_frames,
-    sample_contents,
-    write_video,
-)
-from sgm_core.samplers import SAMPLERS, make_sampler
+from sgm_core.render import ModelSnapshot, RenderCancelled, render_model, snapshot_engine
+from sgm_core.samplers import SAMPLERS
 from sgm_core.video import MAX_SIDE, check_video_request, save_png
 
 from .panels import int_box
@@ -87,71 +72,6 @@ class ExportOptions:
     trails: bool = True
     data: bool = True
     seed: int = 0  # seeds the particles' prior draw and the sampler noise
-
-
-@dataclass(frozen=True)
-class ModelSnapshot:
-    """A frozen copy of the engine's EMA network and what sampling and drawing it needs."""
-
-    model: ScoreNet  # a deep copy on the CPU, eval mode, no grad: the export thread's alone
-    standardizer: Standardizer
-    config: RunConfig
-    dim: int
-    step: int
-    data: np.ndarray  # the dataset's display points, data coordinates
-
-
-def snapshot_engine(engine: LiveEngine | None) -> ModelSnapshot | None:
-    """Engine thread: copy the EMA weights as they are now (training may go on meanwhile)."""
-    if engine is None:
-        return None
-    model = copy.deepcopy(engine.trainer.ema_model).cpu().eval().requires_grad_(False)
-    return ModelSnapshot(model, engine.standardizer, engine.config, engine.dataset.dim, engine.trainer.step,
-                         np.array(engine.dataset.points, copy=True))
-
-
-# --------------------------------------------------------------------------- rendering (no Qt)
-
-
-def frame_view(bounds: tuple[tuple[float, float], ...], aspect: float) -> View:
-    """The canvas's visible rectangle, widened to the export's width/height ratio (same centre)."""
-    (x0, x1), (y0, y1) = bounds[:2]
-    cx, cy, hx, hy = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
-    if hx / hy < aspect:
-        hx = hy * aspect
-    else:
-        hy = hx / aspect
-    return View((cx - hx, cx + hx), (cy - hy, cy + hy))
-
-
-def render_animation(snap: ModelSnapshot, options: ExportOptions, sampler: SamplerConfig,
-                     view_bounds: tuple[tuple[float, float], ...], *, camera_angles: tuple[float, float] | None = None,
-                     progress: Callable[[int, int], None] | None = None,
-                     should_cancel: Callable[[], bool] | None = None) -> Path:
-    """Sample `options.n_particles` with the snapshot and write the animation (2D: the canvas's view,
-    data, field, trails; 3D: a camera orbiting once from `camera_angles` (azimuth, elevation)).
-    RenderCancelled when cancelled; SGMError on bad input or an unwritable path. Any failure
-    leaves no file."""
-    check_video_request(options.path, options.frames, options.size)  # before any sampling
-    w, h = options.size
-    schedule = make_sampler(sampler, snap.config.noise, snap.config.loss.name)
-    data = None
-    if options.data and len(snap.data):
-        data = snap.data[:: max(1, math.ceil(len(snap.data) / MAX_DATA_POINTS))]
-    camera, orbit, anchors = None, 0.0, None
-    if snap.dim == 3:
-        camera = fit_camera(snap.data, *(camera_angles or ()))
-        view = fit_view(snap.data, aspect=w / h, camera=camera)
-        orbit = 360.0 / options.frames
-    else:
-        view = frame_view(view_bounds, w / h)
-        anchors = grid_points(view) if options.field else None
-    contents = sample_contents(snap, schedule, options.frames, options.n_particles, options.seed, anchors,
-                               note=f"  (trained {snap.step:,} steps)")
-    images = render_frames(contents, size=(w, h), view=view, data=data, camera=camera, orbit_step=orbit,
-                           trail_length=TRAIL_LENGTH if options.trails else 0)
-    return write_video(images, options.path, fps=options.fps, size=(w, h), total=options.frames,
-                       progress=progress, should_cancel=should_cancel)
 
 
 # --------------------------------------------------------------------------- the job thread
@@ -202,9 +122,12 @@ class ExportJob(QObject):
     def _run(self) -> None:
         torch.set_num_threads(1)  # leave the other core to the GUI and the engine (shared/FACTS.md)
         try:
-            path = render_animation(self.snapshot, self.options, self.sampler, self.view_bounds,
-                                    camera_angles=self.camera_angles, progress=self.progressed.emit,
-                                    should_cancel=self._cancel.is_set)
+            o, snap = self.options, self.snapshot
+            path = render_model(snap, o.path, self.sampler, frames=o.frames, fps=o.fps, size=o.size,
+                                n=o.n_particles, seed=o.seed, bounds=self.view_bounds,
+                                camera_angles=self.camera_angles, field=o.field, trails=o.trails, data=o.data,
+                                note=f"  (trained {snap.step:,} steps)", progress=self.progressed.emit,
+                                should_cancel=self._cancel.is_set)
         except RenderCancelled:
             self.cancelled.emit()
         except SGMError as exc:

@@ -4,7 +4,8 @@ uint8 arrays, and `render_run`, which animates a saved run's sampler into a GIF 
 No Qt and no matplotlib, so `sgm render` works on a server. Every layer is drawn with a few
 vectorised scatters (no Python loop over points): dots are disk stencils, lines are point samples
 at most one pixel apart, and 3D uses an orthographic (or perspective) camera with a z-buffer.
-The GUI's export dialog reuses the same pieces in a worker thread:
+`render_model` is the one pipeline from a model to a file: `render_run` feeds it a saved run, the
+GUI's export a `ModelSnapshot` of its live engine (in a thread of its own). Its pieces:
 
     frames = render_frames(contents, size=(w, h), view=view, data=data)  # lazily, one per content
     write_video(frames, "out.mp4", fps=20, size=(w, h), total=n, progress=..., should_cancel=...)
@@ -510,14 +511,85 @@ def sample_contents(run, schedule, frames: int, n: int, seed: int, field_anchors
                                title=f"{schedule.name}  {label}  sigma {sigma:.3g}{note}")
 
 
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """A frozen copy of a live engine's EMA network and what sampling and drawing it needs: what
+    `render_model` animates for the window's export, as it animates a loaded run for `sgm render`."""
+
+    model: object  # a ScoreNet deep-copied to the CPU, eval mode, no grad: the export thread's alone
+    standardizer: object
+    config: object  # RunConfig
+    dim: int
+    step: int
+    data: np.ndarray  # the dataset's display points, data coordinates
+
+
+def snapshot_engine(engine) -> ModelSnapshot | None:
+    """In the engine's host: copy the EMA weights of a LiveEngine as they are now (training goes on)."""
+    import copy
+
+    if engine is None:
+        return None
+    model = copy.deepcopy(engine.trainer.ema_model).cpu().eval().requires_grad_(False)
+    return ModelSnapshot(model, engine.standardizer, engine.config, engine.dataset.dim, engine.trainer.step,
+                         np.array(engine.dataset.points, copy=True))
+
+
+def frame_view(bounds: tuple[tuple[float, float], ...], aspect: float) -> View:
+    """A visible rectangle (the canvas's), widened to width/height `aspect` about the same centre."""
+    (x0, x1), (y0, y1) = bounds[:2]
+    cx, cy, hx, hy = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+    if hx / hy < aspect:
+        hx = hy * aspect
+    else:
+        hy = hx / aspect
+    return View((cx - hx, cx + hx), (cy - hy, cy + hy))
+
+
+def render_model(run, out: str | os.PathLike, sampler, *, frames: int = 60, fps: float = 20,
+                 size: tuple[int, int] = (512, 512), n: int = 2000, seed: int = 0,
+                 bounds: tuple[tuple[float, float], ...] | None = None,
+                 camera_angles: tuple[float, float] | None = None, orbit: bool = True, field: bool = True,
+                 trails: bool = True, data: bool = True, note: str = "", style: FrameStyle = FrameStyle(),
+                 progress: Callable[[int, int], None] | None = None,
+                 should_cancel: Callable[[], bool] | None = None) -> Path:
+    """The one animation pipeline: sample `n` particles of `run` (a loaded run or a ModelSnapshot:
+    `.model`, `.standardizer`, `.config`, `.dim`, `.data`) with `sampler` (a SamplerConfig) and write
+    `out` (.gif/.mp4). 2D frames `bounds` (the canvas's view) or else the data, with the score field
+    at the sampler's current sigma; 3D orbits a camera once from `camera_angles` (azimuth, elevation)
+    when `orbit`. RenderCancelled when cancelled; SGMError on bad input. Any failure leaves no file."""
+    from .samplers import make_sampler
+
+    out = check_video_request(out, frames, size)  # before any sampling
+    w, h = int(size[0]), int(size[1])
+    schedule = make_sampler(sampler, run.config.noise, run.config.loss.name)
+    points = None if run.data is None or not len(run.data) else np.asarray(run.data, dtype=np.float64)
+    # Without saved data, frame where standardised data would lie (about +-2.5 std).
+    box = np.array(np.meshgrid(*[[-2.5, 2.5]] * run.dim)).reshape(run.dim, -1).T
+    reference = points if points is not None else np.asarray(run.standardizer.inverse(box), dtype=np.float64)
+    camera = fit_camera(reference, *(camera_angles or ())) if run.dim == 3 else None
+    if camera is None and bounds is not None:
+        view = frame_view(bounds, w / h)
+    else:
+        view = fit_view(reference, margin=0.15, aspect=w / h, camera=camera)
+    anchors = grid_points(view) if field and run.dim == 2 else None
+    shown = points[:: max(1, math.ceil(len(points) / MAX_DATA_POINTS))] if data and points is not None else None
+    contents = sample_contents(run, schedule, frames, n, seed, anchors, note=note)
+    images = render_frames(contents, size=(w, h), view=view, data=shown, camera=camera,
+                           orbit_step=360.0 / frames if orbit and camera is not None else 0.0,
+                           trail_length=TRAIL_LENGTH if trails else 0, style=style)
+    return write_video(images, out, fps=fps, size=(w, h), total=frames, progress=progress,
+                       should_cancel=should_cancel)
+
+
 def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: int = 60, fps: float = 20,
                size: tuple[int, int] = (512, 512), sampler: str | None = None, n: int = 2000, seed: int = 0,
                steps: int | None = None, orbit: bool = True, field: bool = True, trails: bool = True,
                style: FrameStyle = FrameStyle(), progress: Callable[[int, int], None] | None = None,
                should_cancel: Callable[[], bool] | None = None) -> Path:
-    """Animate a saved run's sampler into `out` (.gif or .mp4): the run's data in grey, `n`
-    particles seeded by `seed`, their trails, and in 2D the model's score field at the sampler's
-    current sigma; in 3D the camera orbits 360 degrees over the animation when `orbit`.
+    """Animate a saved run's sampler into `out` (.gif or .mp4) with `render_model`: the run's data
+    in grey, `n` particles seeded by `seed`, their trails, and in 2D the model's score field at the
+    sampler's current sigma; in 3D the camera orbits 360 degrees over the animation when `orbit`.
 
     `steps` overrides the sampler's step count (per level for annealed). Counts are bounded by
     sgm_core.limits (frames <= MAX_FRAMES, n <= MAX_SAMPLES, steps <= MAX_STEPS) and the size by
@@ -527,31 +599,14 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
     from .checkpoint import load_run
     from .config import SamplerConfig
     from .losses import loss_spec
-    from .samplers import make_sampler
 
     out = check_video_request(out, frames, size)  # extension, frames, size: before the run is loaded
     if not 1 <= n <= MAX_SAMPLES:
         raise ConfigError(f"an animation has 1 to {MAX_SAMPLES:,} particles, got {n:,}")
     if steps is not None and not 1 <= steps <= MAX_STEPS:
         raise ConfigError(f"sampler steps must be 1 to {MAX_STEPS:,}, got {steps:,}")
-    w, h = int(size[0]), int(size[1])
     run = load_run(run_dir)
     name = sampler or loss_spec(run.config.loss.name).default_sampler
-    schedule = make_sampler(SamplerConfig(name=name, steps=steps or 0), run.config.noise, run.config.loss.name)
-
-    data = None
-    if run.data is not None and len(run.data):
-        data = np.asarray(run.data, dtype=np.float64)[:: max(1, math.ceil(len(run.data) / MAX_DATA_POINTS))]
-    # Without saved data, frame where standardised data would lie (about +-2.5 std).
-    box = np.array(np.meshgrid(*[[-2.5, 2.5]] * run.dim)).reshape(run.dim, -1).T
-    reference = data if data is not None else run.standardizer.inverse(box)
-    camera = fit_camera(reference) if run.dim == 3 else None
-    view = fit_view(reference, margin=0.15, aspect=w / h, camera=camera)
-    anchors = grid_points(view) if field and run.dim == 2 else None
-
-    contents = sample_contents(run, schedule, frames, n, seed, anchors)
-    images = render_frames(contents, size=(w, h), view=view, data=data, camera=camera,
-                           orbit_step=360.0 / frames if orbit else 0.0,
-                           trail_length=TRAIL_LENGTH if trails else 0, style=style)
-    return write_video(images, out, fps=fps, size=(w, h), total=frames, progress=progress,
-                       should_cancel=should_cancel)
+    return render_model(run, out, SamplerConfig(name=name, steps=steps or 0), frames=frames, fps=fps, size=size,
+                        n=n, seed=seed, orbit=orbit, field=field, trails=trails, style=style, progress=progress,
+                        should_cancel=should_cancel)

@@ -21,12 +21,13 @@ from PIL import Image
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QDialogButtonBox, QPushButton
 
-from app.export import ExportOptions, frame_view, render_animation, snapshot_engine
+from app.export import ExportOptions
 from sgm_core import cli
 from sgm_core.checkpoint import load_run
 from sgm_core.config import RunConfig, SamplerConfig
 from sgm_core.datasets import make_preset
 from sgm_core.live import LiveEngine
+from sgm_core.render import frame_view, render_model, snapshot_engine
 
 TIMEOUT_MS = 60_000  # generous for a loaded 2-core machine; the exports here take ~1 s
 TICK_MS = 10  # the GUI-thread timer that proves the event loop keeps running during an export
@@ -186,9 +187,8 @@ def test_3d_animation_orbits_the_camera(tmp_path):
     engine = LiveEngine(make_preset("helix", n_points=500), cfg, n_particles=50)
     engine.train(5)
     snap = snapshot_engine(engine)
-    out = render_animation(snap, ExportOptions(path=tmp_path / "h.gif", frames=4, size=(64, 48), n_particles=50),
-                           SamplerConfig(name="annealed", steps=1), view_bounds=((0, 1), (0, 1)),
-                           camera_angles=(30.0, 20.0))
+    out = render_model(snap, tmp_path / "h.gif", SamplerConfig(name="annealed", steps=1), frames=4, size=(64, 48),
+                       n=50, bounds=((0, 1), (0, 1)), camera_angles=(30.0, 20.0))
     frames = read_frames(out)
     assert frames.shape == (4, 48, 64, 3) and all((a != b).any() for a, b in zip(frames, frames[1:], strict=False))
 
