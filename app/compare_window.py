@@ -43,9 +43,9 @@ from sgm_core.samplers import SAMPLERS
 from .compare_worker import CompareEntry, CompareFrame, CompareSpec, CompareWorker
 from .panels import int_box
 from .views import colors
+from .views.geometry import in_plane_axes
 from .views.loss_view import ema
 from .views.plot2d import Plot2D, style_plot
-from .views.slice_view import in_plane_axes
 
 DEFAULT_LOSSES = ("sm", "ssm", "dsm", "ncsn")
 DEFAULT_SAMPLERS = ("langevin", "annealed", "sde", "ode", "heun")  # one of each family; at most 5 fit the grid

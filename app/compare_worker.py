@@ -35,7 +35,7 @@ from sgm_core.samplers import make_sampler
 from sgm_core.training import device_label
 
 from .queued_worker import IDLE_WAIT, QueuedWorker
-from .views.slice_view import in_plane_axes, project_field
+from .views.geometry import in_plane_axes, project_field
 
 MAX_FPS = 20.0  # frame lists per second at most (K plots each)
 ROUND_SECONDS = 0.04  # training work per round-robin pass over all engines, between command checks

@@ -32,3 +32,13 @@ def test_importing_every_core_module_loads_no_qt() -> None:
     assert {"sgm_core.cli", "sgm_core.training", "sgm_core.samplers", "sgm_core.gmm"} <= set(report["imported"])
     leaked = [m for m in report["loaded"] if m.split(".")[0] in FORBIDDEN]
     assert leaked == [], f"importing sgm_core pulled in {leaked}"
+
+
+def test_the_compare_worker_draws_nothing_so_loads_no_pyqtgraph() -> None:
+    """The compare runs' worker projects 3D fields with the pure `app.views.geometry`, not a view module."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    probe = "import sys, app.compare_worker; print('pyqtgraph' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"

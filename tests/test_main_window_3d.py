@@ -20,8 +20,8 @@ from app.lift_dialog import MAX_POINTS, normal_from_angles
 from app.main_window import MainWindow
 from app.mode3d import NO_GL_STATUS, TOOL_TIP_3D, data_extent, field_matches, slider_to_value
 from app.views import plot3d as plot3d_module
+from app.views.geometry import in_plane_axes, project_field, slab
 from app.views.plot3d import NO_GL_MESSAGE, Plot3D, opengl_available
-from app.views.slice_view import in_plane_axes, project_field, slab
 from app.workers import EngineSpec, EngineWorker
 from sgm_core.config import SamplerConfig
 from sgm_core.datasets import PRESETS, make_preset
