@@ -171,8 +171,9 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
     sampler_step = whole_number(meta.get("sampler_step", 0), "sampler_step", 0, MAX_STEPS)
     brush_radius = finite_number(meta.get("brush_radius", 0.2), "brush_radius", 0.0, MAX_BRUSH_RADIUS)
 
-    # A session saved before anything was trainable (an empty drawing) holds < 2 points.
-    points = read_points(_read_member(z, "data.npy"), "session member data.npy", min_points=2 if has_model else 0)
+    # A drawing with < 2 points is a real state: before anything was trainable, or after Clear, which
+    # keeps the trained model (it waits for data), so such a session may hold a model too.
+    points = read_points(_read_member(z, "data.npy"), "session member data.npy", min_points=0)
     dim = points.shape[1]
     losses = _read_losses(z) if "losses.npy" in names else np.zeros(0)
     particles = None

@@ -172,12 +172,13 @@ def test_a_3d_session_round_trips_with_its_camera(qtbot, window, tmp_path, monke
 
 def test_drawn_data_and_an_untrained_drawing_round_trip(qtbot, window, tmp_path, monkeypatch):
     w = window
-    w.actions_["clear"].trigger()
+    wait(qtbot, lambda: w.worker_state.has_engine)
+    w.actions_["clear"].trigger()  # keeps the (untrained) model: it waits for data
     w.session.set_brush(0.4, 20)
-    w.session.add_points(np.array([[0.5, -0.25]], np.float32))  # one point: nothing to train, no engine
-    path = save_as(qtbot, w, tmp_path / "one.sgm", monkeypatch)
+    w.session.add_points(np.array([[0.5, -0.25]], np.float32))  # one point: nothing to train on
+    path = save_as(qtbot, w, tmp_path / "one.sgm", monkeypatch)  # it used to fail its own read-back
     state = load_session(path)
-    assert state.model is None and len(state.points) == 1
+    assert state.model is not None and len(state.points) == 1
 
     w.session.add_points(np.array([[1.0, 1.0], [2.0, 1.5]], np.float32))
     w.actions_["train"].trigger()
