@@ -24,16 +24,16 @@ import cloudpickle
 from PySide6.QtCore import QObject, QSocketNotifier, Signal
 
 from sgm_core import engine as core
-from sgm_core.config import SamplerConfig
 from sgm_core.engine import MAX_FPS, EngineSpec, EngineState
 from sgm_core.engine_process import Ready, SetMaxFps, Shutdown, child_main
 from sgm_core.frame_shm import FrameReader
-from sgm_core.live import FieldView
+
+from .engine_commands import EngineCommands
 
 KILL_AFTER_S = 0.5  # a child that has not ended this long after Shutdown + timeout is terminated
 
 
-class EngineLink(QObject):
+class EngineLink(EngineCommands, QObject):
     """The engine process's proxy in the GUI thread; public methods only send."""
 
     progressed = Signal(object)  # Frame
@@ -132,78 +132,13 @@ class EngineLink(QObject):
         self._max_fps = float(value)
         self.send(SetMaxFps(self._max_fps))
 
-    def frame_consumed(self) -> None:
-        self.send(core.FrameDrawn())
-
-    def set_engine(self, spec: EngineSpec) -> None:
-        self.send(core.SetEngine(spec))
-
-    def update_engine(self, spec: EngineSpec) -> None:
-        """New data or settings for the same model: training goes on from it (sgm_core.engine.UpdateEngine)."""
-        self.send(core.UpdateEngine(spec))
-
-    def load(self, source: str, token: int, n_points: int = 5000, seed: int = 0) -> None:
-        self.send(core.Load(source, token, n_points, seed))
-
-    def train(self) -> None:
-        self.send(core.Train())
-
-    def pause_training(self) -> None:
-        self.send(core.PauseTraining())
-
-    def stop_training(self) -> None:
-        self.send(core.StopTraining())
-
-    def reset_training(self) -> None:
-        self.send(core.ResetTraining())
-
-    def play(self) -> None:
-        self.send(core.Play())
-
-    def pause_particles(self) -> None:
-        self.send(core.PauseParticles())
-
-    def step_particles(self) -> None:
-        self.send(core.StepParticles())
-
-    def reset_particles(self, n: int | None = None) -> None:
-        self.send(core.ResetParticles(n))
-
-    def spawn(self, point: tuple[float, ...], n: int, radius: float) -> None:
-        self.send(core.Spawn(tuple(float(v) for v in point), int(n), float(radius)))
-
-    def set_sampler(self, cfg: SamplerConfig) -> None:
-        self.send(core.SetSampler(cfg))
-
-    def set_steps_per_frame(self, n: int) -> None:
-        self.send(core.SetStepsPerFrame(max(1, int(n))))
-
-    def set_trails(self, length: int) -> None:
-        self.send(core.SetTrails(max(0, int(length))))
-
-    def set_view(self, view: FieldView | None, heatmap: str = "off") -> None:
-        self.send(core.SetView(view, heatmap))
-
-    def call(self, fn: Callable[[Any], Any]) -> None:
-        """Run fn(engine) in the engine process; its errors become `failed` (its side effects stay there)."""
-        self.send(core.Call(fn))
-
     def run_task(self, token: int, fn: Callable[[Any], Any]) -> None:
-        self._asked.add(token)
-        self.send(core.RunTask(token, fn))
+        self._asked.add(token)  # a dying child fails it
+        super().run_task(token, fn)
 
     def replace_engine(self, token: int, build: Callable[[], tuple[Any, EngineSpec, Any]]) -> None:
         self._asked.add(token)
-        self.send(core.ReplaceEngine(token, build))
-
-    def set_metrics(self, enabled: bool) -> None:
-        self.send(core.SetMetrics(bool(enabled)))
-
-    def set_reference_score(self, on: bool) -> None:
-        self.send(core.SetReferenceScore(bool(on)))
-
-    def set_follow_training(self, on: bool) -> None:
-        self.send(core.SetFollowTraining(bool(on)))
+        super().replace_engine(token, build)
 
     # -- events (GUI thread) ----------------------------------------------------------------
     def _on_readable(self, *_args: object) -> None:
@@ -230,32 +165,15 @@ class EngineLink(QObject):
                 self.task_failed.emit(token, "the engine process stopped before it finished this")
             self.died.emit(code)
 
-    def _deliver(self, event: object) -> None:  # noqa: C901 - one case per event type
+    def _deliver(self, event: object) -> None:
         match event:
             case core.FrameReady(header):
                 frame = self._reader.unpack(header)
                 self.frames_emitted += 1
                 self.progressed.emit(frame)
-            case core.Failed(message):
-                self.failed.emit(message)
-            case core.FinishedTraining(step):
-                self.finished_training.emit(step)
-            case core.Stopped():
-                self.stopped.emit()
-            case core.Loaded(data):
-                self.loaded.emit(data)
-            case core.LoadFailed(token, message):
-                self.load_failed.emit(token, message)
-            case core.StateChanged(state):
-                self.state_changed.emit(state)
-            case core.MetricsUpdated(metrics):
-                self.metrics_updated.emit(metrics)
-            case core.TaskFinished(token, result):
+            case core.TaskFinished(token, _) | core.TaskFailed(token, _):
                 self._asked.discard(token)
-                self.task_finished.emit(token, result)
-            case core.TaskFailed(token, message):
-                self._asked.discard(token)
-                self.task_failed.emit(token, message)
+                self.deliver_common(event)
             case core.EngineBuilt(gen):
                 self._gen, self.checkpoint = gen, None
             case core.Checkpoint() if event.gen == self._gen:
@@ -263,6 +181,8 @@ class EngineLink(QObject):
             case Ready(device, _pid):
                 self.device = device
                 self.ready.emit(device)
+            case _:
+                self.deliver_common(event)
 
 
 def make_engine() -> QObject:

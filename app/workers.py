@@ -10,18 +10,15 @@ keeps running.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any
 
 import torch
 from PySide6.QtCore import Signal
 
 from sgm_core import engine as core
-from sgm_core.config import SamplerConfig
 from sgm_core.engine import CHUNK_SECONDS, MAX_FPS, EngineSpec, LoadedData
 from sgm_core.engine import EngineState as WorkerState
-from sgm_core.live import FieldView, LiveEngine
 
+from .engine_commands import EngineCommands
 from .queued_worker import QueuedWorker, running_threads, track_thread
 
 __all__ = ["EngineSpec", "EngineWorker", "LoadedData", "WorkerState", "running_threads", "track_thread",
@@ -40,7 +37,7 @@ def warm_up_torch() -> str:
     return device_label(resolve_device("auto"))
 
 
-class EngineWorker(QueuedWorker):
+class EngineWorker(EngineCommands, QueuedWorker):
     """Runs the Engine in a QThread of its own; every public method is thread-safe."""
 
     progressed = Signal(object)  # Frame
@@ -84,92 +81,6 @@ class EngineWorker(QueuedWorker):
         """Post one `sgm_core.engine` command."""
         self._put(command)
 
-    def frame_consumed(self) -> None:
-        """The GUI drew the last frame: the next one may be sent."""
-        self._put(core.FrameDrawn())
-
-    def set_engine(self, spec: EngineSpec) -> None:
-        """Rebuild the engine from data + config (training stops; particles restart)."""
-        self._put(core.SetEngine(spec))
-
-    def update_engine(self, spec: EngineSpec) -> None:
-        """New data or settings for the same model: training goes on from it (sgm_core.engine.UpdateEngine)."""
-        self._put(core.UpdateEngine(spec))
-
-    def load(self, source: str, token: int, n_points: int = 5000, seed: int = 0) -> None:
-        """Load a preset or a file in the worker (presets and images draw with torch)."""
-        self._put(core.Load(source, token, n_points, seed))
-
-    def train(self) -> None:
-        self._put(core.Train())
-
-    def pause_training(self) -> None:
-        self._put(core.PauseTraining())
-
-    def stop_training(self) -> None:
-        self._put(core.StopTraining())
-
-    def reset_training(self) -> None:
-        self._put(core.ResetTraining())
-
-    def play(self) -> None:
-        self._put(core.Play())
-
-    def pause_particles(self) -> None:
-        self._put(core.PauseParticles())
-
-    def step_particles(self) -> None:
-        self._put(core.StepParticles())
-
-    def reset_particles(self, n: int | None = None) -> None:
-        self._put(core.ResetParticles(n))
-
-    def spawn(self, point: tuple[float, ...], n: int, radius: float) -> None:
-        """Restart n particles in a Gaussian blob of `radius` around `point` (data coordinates;
-        a 2D point in 3D data lands at z = 0)."""
-        self._put(core.Spawn(tuple(float(v) for v in point), int(n), float(radius)))
-
-    def set_sampler(self, cfg: SamplerConfig) -> None:
-        self._put(core.SetSampler(cfg))
-
-    def set_steps_per_frame(self, n: int) -> None:
-        self._put(core.SetStepsPerFrame(max(1, int(n))))
-
-    def set_trails(self, length: int) -> None:
-        self._put(core.SetTrails(max(0, int(length))))
-
-    def set_view(self, view: FieldView | None, heatmap: str = "off") -> None:
-        self._put(core.SetView(view, heatmap))
-
-    def call(self, fn: Callable[[LiveEngine], Any]) -> None:
-        """Run fn(engine) in the worker thread (tests, benchmarks); its errors become `failed`."""
-        self._put(core.Call(fn))
-
-    def run_task(self, token: int, fn: Callable[[LiveEngine | None], Any]) -> None:
-        """Run fn(engine, or None without data) in the worker thread (saving, exporting); answers
-        task_finished(token, result) or task_failed(token, message)."""
-        self._put(core.RunTask(token, fn))
-
-    def replace_engine(self, token: int, build: Callable[[], tuple[LiveEngine | None, EngineSpec, Any]]) -> None:
-        """Build an engine in the worker (an opened session: weights, particles, history) and
-        install it in place of the current one; answers task_finished(token, payload) or
-        task_failed(token, message), in which case the current engine is left untouched."""
-        self._put(core.ReplaceEngine(token, build))
-
-    def set_metrics(self, enabled: bool) -> None:
-        """Compute live metrics (score error per σ, sample metrics, likelihood) only while enabled."""
-        self._put(core.SetMetrics(bool(enabled)))
-
-    def set_reference_score(self, on: bool) -> None:
-        """Drive the particles with the reference (true) score instead of the learned one."""
-        self._put(core.SetReferenceScore(bool(on)))
-
-    def set_follow_training(self, on: bool) -> None:
-        """On: Train also plays the particles, and while it trains each finished sampler chain
-        restarts from the prior (after CHAIN_HOLD) so the particles show what the current model
-        samples. Off: particles move only when played."""
-        self._put(core.SetFollowTraining(bool(on)))
-
     # -- the loop (worker thread) -----------------------------------------------------------
     def _drain(self) -> None:
         self.core.handle(self._pending())
@@ -187,26 +98,10 @@ class EngineWorker(QueuedWorker):
     def _on_exit(self) -> None:
         self.core.close()
 
-    def _deliver(self, event: object) -> None:  # noqa: C901 - one case per event type
+    def _deliver(self, event: object) -> None:
         """An engine event, as the signal the window listens to (worker thread; queued to the GUI)."""
         match event:
             case core.FrameReady(frame):
                 self.progressed.emit(frame)
-            case core.Failed(message):
-                self.failed.emit(message)
-            case core.FinishedTraining(step):
-                self.finished_training.emit(step)
-            case core.Stopped():
-                self.stopped.emit()
-            case core.Loaded(data):
-                self.loaded.emit(data)
-            case core.LoadFailed(token, message):
-                self.load_failed.emit(token, message)
-            case core.StateChanged(state):
-                self.state_changed.emit(state)
-            case core.MetricsUpdated(metrics):
-                self.metrics_updated.emit(metrics)
-            case core.TaskFinished(token, result):
-                self.task_finished.emit(token, result)
-            case core.TaskFailed(token, message):
-                self.task_failed.emit(token, message)
+            case _:
+                self.deliver_common(event)
