@@ -81,9 +81,9 @@ def vp_score(gmm: GaussianMixture, alpha_of=lambda std: math.sqrt(1 - std**2)) -
     return score
 
 
-def truth_for(loss: str, gmm: GaussianMixture, noise: NoiseConfig = NoiseConfig()) -> Score:
+def truth_for(loss: str, gmm: GaussianMixture, noise: NoiseConfig | None = None) -> Score:
     """The exact score of the loss's own marginals (its process's mean coefficient at each std)."""
-    process = loss_spec(loss).process(noise)
+    process = loss_spec(loss).process(noise or NoiseConfig())
     if type(process).coef_of_std is Process.coef_of_std:  # VE-type (coef 1): any per-sample sigma
         return gmm.score
     return vp_score(gmm, lambda std: float(process.coef_of_std(std)))
