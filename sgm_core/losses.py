@@ -136,6 +136,9 @@ def fm_loss(score_fn: ScoreFn, x: torch.Tensor, path: Process, generator: torch.
     return ((path.velocity_from_score(score_fn, x_t, t) - (z - x)) ** 2).sum(1)
 
 
+OT_MAX_ITER = 10_000_000  # network-simplex pivots; POT's 100,000 stops short of optimal at batch 128 in 3D (seen)
+
+
 def ot_pairing(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """z reordered by the exact optimal-transport plan between the two uniform point sets under
     squared Euclidean cost (POT's network-simplex EMD): for equal sizes the plan is a permutation
@@ -144,7 +147,7 @@ def ot_pairing(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
     cost = torch.cdist(x.detach().double(), z.detach().double()).pow(2).cpu().numpy()
     n = len(x)
-    plan = ot.emd(ot.unif(n), ot.unif(n), cost)
+    plan = ot.emd(ot.unif(n), ot.unif(n), cost, numItermax=OT_MAX_ITER)
     return z[torch.as_tensor(plan.argmax(1), device=z.device)]
 
 
