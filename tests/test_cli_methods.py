@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
-
 from cli_helpers import run_cli as sgm
 
 TINY = ["--steps", "30", "--batch", "64"]
