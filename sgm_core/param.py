@@ -27,6 +27,7 @@ from .noise import Process, _column
 
 class Parameterisation(Protocol):
     name: ClassVar[str]
+    shows: ClassVar[str]  # what the field view draws for this net (its label)
 
     def net_input(self, x: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(what the MLP sees, the sigma its features are taken of)."""
@@ -37,12 +38,20 @@ class Parameterisation(Protocol):
     def from_score(self, score: torch.Tensor, x: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         """The MLP output that gives `score`: this parameterisation's training target."""
 
+    def field(self, score: torch.Tensor, x: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """What the field view draws at (x, std), and how it follows a rescaling of space: the power
+        of the data's scale it is multiplied by (-1 for a score, +1 for a velocity or a displacement)."""
+
 
 @dataclass(frozen=True)
 class ScoreOutput:
     """F / sigma: the raw MLP predicts minus the noise at unit scale on every level (NCSNv2)."""
 
     name: ClassVar[str] = "score"
+    shows: ClassVar[str] = "score s_θ(x, σ)"
+
+    def field(self, score: torch.Tensor, x: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, int]:
+        return score, -1
 
     def net_input(self, x: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return x, std
@@ -74,6 +83,10 @@ class VelocityOutput(ScoreOutput):
 
     process: Process
     name: ClassVar[str] = "velocity"
+    shows: ClassVar[str] = "flow −v_θ(x, t) (toward the data)"
+
+    def field(self, score: torch.Tensor, x: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, int]:
+        return -self.from_score(score, x, std), 1  # the data lie at t = 0: sampling runs against v
 
     def to_score(self, raw: torch.Tensor, x: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         return self.process.score_from_velocity(x, std, raw)
@@ -93,6 +106,11 @@ class DenoiserOutput:
     process: Process
     sigma_data: float = 1.0
     name: ClassVar[str] = "edm"
+    shows: ClassVar[str] = "denoiser D_θ(x, σ) − x"
+
+    def field(self, score: torch.Tensor, x: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, int]:
+        coef = _column(self.process.coef_of_std(std).to(x), x)
+        return (x + _column(std.to(x), x) ** 2 * score) / coef - x / coef, 1  # D(x~) - x~
 
     def _coef_noise(self, std: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         coef = self.process.coef_of_std(std).to(like)

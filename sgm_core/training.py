@@ -115,8 +115,10 @@ class Trainer:
         self.dataset, self.config = dataset, config
         self.standardizer = dataset.standardizer()
         self.loss_fn = make_loss(config.loss, config.noise)
+        output = self.spec.parameterisation(config.noise)
         for net in (self.model, self.ema_model):  # the parameterisation follows the noise settings
-            net.output = self.spec.parameterisation(config.noise)
+            if type(net.output) is type(output):  # (an energy net's stays a score)
+                net.output = output
         self._pool, self._pool_at = None, 0  # the next batch comes from the new data
         self._blowup_at = None  # the new data's first loss is the new yardstick
 

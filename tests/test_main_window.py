@@ -446,3 +446,12 @@ def test_sample_while_training_checkbox_drives_the_particles(qtbot, window):
     check.click()
     window.actions_["train"].trigger()  # another round, now with the particles following
     wait(qtbot, lambda: window.worker_state.playing and frame(window).sampler_step > 0)
+
+
+@pytest.mark.parametrize(("loss", "label"), [("ncsn", "Learned score"), ("fm", "Learned flow"),
+                                             ("edm", "Learned denoiser"), ("ddpm", "Learned score")])
+def test_field_layer_says_what_it_shows(window, loss, label):
+    combo = window.train_panel.loss_combo
+    combo.setCurrentIndex(combo.findData(loss))
+    assert window.view_panel.layer_checks["field"].text() == label
+    assert window.view_panel.layer_checks["true_field"].text() == label.replace("Learned", "True")
