@@ -55,8 +55,11 @@ LIMITS = {"losses": (2, 4), "noise": (2, 4), "samplers": (2, 5)}  # how many ent
 NOISE_PARAMS = {"single": ("sigma", "σ", (0.05, 0.1, 0.3, 1.0)),
                 "ladder": ("sigma_max", "σ max", (0.3, 1.0, 3.0, 10.0)),
                 "ve": ("sigma_max", "σ max", (0.3, 1.0, 3.0, 10.0)),
-                "vp": ("beta_max", "β max", (5.0, 10.0, 20.0, 40.0))}
-NOISELESS_STAND_IN = "dsm"  # sm/ssm have no noise setting: their noise comparison is one-σ DSM's
+                "vp": ("beta_max", "β max", (5.0, 10.0, 20.0, 40.0)),
+                "ddpm": ("timesteps", "T", (50, 100, 300, 1000))}
+# sm/ssm (and fm, ot-fm, edm, whose paths have no setting) have no noise setting: their noise
+# comparison is one-σ DSM's
+NOISELESS_STAND_IN = "dsm"
 DEFAULT_STEPS = 2000  # per loss: ~20–60 s for four losses on one core with the default network
 DEFAULT_PARTICLES = 1000
 BOUNDS_DELAY_MS = 120  # coalesce pan/zoom into one field request
@@ -91,7 +94,7 @@ class CompareWindow(QWidget):
         super().__init__(parent)
         if mode not in LIMITS:
             raise ValueError(f"mode must be 'losses', 'noise' or 'samplers', not {mode!r}")
-        if mode == "noise" and LOSSES[config.loss.name].noise == "none":
+        if mode == "noise" and LOSSES[config.loss.name].noise not in NOISE_PARAMS:
             config = replace(config, loss=replace(config.loss, name=NOISELESS_STAND_IN))
         self.mode = mode
         self.dataset = dataset
@@ -293,7 +296,7 @@ class CompareWindow(QWidget):
         """The values offered: the defaults, with the current setting in place of the default
         nearest to it (on a log scale) when it is not among them, so four remain."""
         field, _, defaults = self._noise_param()
-        current = float(getattr(self.config.noise, field))
+        current = type(defaults[0])(getattr(self.config.noise, field))  # T stays a whole number
         if current in defaults or current <= 0:
             return defaults
         nearest = min(defaults, key=lambda v: abs(math.log(v / current)))
@@ -311,11 +314,14 @@ class CompareWindow(QWidget):
             entries = tuple(CompareEntry(name, replace(base, loss=replace(base.loss, name=name)),
                                          SamplerConfig(name=LOSSES[name].default_sampler)) for name in self.checked())
         elif self.mode == "noise":
-            field, label, _ = self._noise_param()
+            field, label, defaults = self._noise_param()
+            whole = isinstance(defaults[0], int)  # T: a whole number of steps
             sampler = SamplerConfig(name=LOSSES[base.loss.name].default_sampler)
-            entries = tuple(CompareEntry(f"{label} = {text}", replace(base, noise=replace(base.noise, **{field: value})),
+            entries = tuple(CompareEntry(f"{label} = {text}",
+                                         replace(base, noise=replace(base.noise, **{field: int(value) if whole else value})),
                                          sampler)
-                            for text in self.checked() if (value := _positive(text)) is not None)
+                            for text in self.checked()
+                            if (value := _positive(text)) is not None and (not whole or value.is_integer()))
         else:
             model = replace(base, loss=replace(base.loss, name=self._model_loss()))
             entries = tuple(CompareEntry(name, model, SamplerConfig(name=name)) for name in self.checked())

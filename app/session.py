@@ -101,11 +101,8 @@ class ParticleOptions:
 
 def sigma_range(config: RunConfig) -> tuple[float, float]:
     """The σ interval a field slider spans for this loss (standardised units)."""
-    noise = config.noise
-    kind = loss_spec(config.loss.name).noise
-    if kind == "vp":  # VP marginal std runs from ~0 to ~1
-        return max(1e-3, noise.sigma_min), 1.0
-    return noise.sigma_min, noise.sigma_max
+    lo, hi = loss_spec(config.loss.name).process(config.noise).display_range()  # the process says (VP: to 0.9)
+    return (lo, hi) if lo < hi else (config.noise.sigma_min, config.noise.sigma_max)  # one σ: the slider is off
 
 
 def field_sigma_for(config: RunConfig, requested: float) -> float:

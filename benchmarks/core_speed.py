@@ -63,10 +63,9 @@ def bare_loop(loss: str, batch: int, adam=torch.optim.Adam, device: str = "cpu")
     no trainer, no EMA, no LR schedule, no clipping, no NaN checks. `adam` builds the optimiser
     from (params, lr): torch's default Adam, or the trainer's own (fused) one."""
     from sgm_core.losses import make_loss
-    from sgm_core.nets import make_model
 
     cfg = RunConfig(loss=LossConfig(name=loss))
-    net = make_model(2, cfg.model, LOSSES[loss].conditional).to(device)
+    net = LOSSES[loss].make_model(2, cfg.model, cfg.noise).to(device)
     opt = adam(net.parameters(), lr=1e-3)
     loss_fn = make_loss(cfg.loss, cfg.noise)
     g = torch.Generator(device).manual_seed(0)

@@ -26,7 +26,7 @@ from .datasets import Standardizer
 from .errors import ConfigError, SessionError
 from .limits import MAX_JSON_BYTES, MAX_NET_PARAMS, MAX_STEPS
 from .losses import loss_spec
-from .nets import ScoreNet, make_model
+from .nets import ScoreNet
 from .sessions import load_session
 from .stored import fit_state, read_points, read_tensors, require_finite, standardizer_for
 
@@ -215,7 +215,7 @@ def load_run(run_dir: str | os.PathLike) -> LoadedRun:
     except ConfigError as exc:
         raise SessionError(f"{where} is not a valid run config: {exc}") from exc
     standardizer = standardizer_for(meta.get("standardizer"), dim, str(where))
-    model = make_model(dim, config.model, loss_spec(config.loss.name).conditional)
+    model = loss_spec(config.loss.name).make_model(dim, config.model, config.noise)
     tensors = read_tensors(_read_file(run / "model.safetensors", MAX_WEIGHTS_BYTES), f"{run / 'model.safetensors'}")
     state = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
     fit_state(model, state, "model.safetensors")
@@ -232,7 +232,7 @@ def _run_from_session(path: Path) -> LoadedRun:
     if state.model is None or state.standardizer is None:
         raise SessionError(f"{path.name} holds no trained model; train it first, then save the session")
     dim = state.points.shape[1]
-    model = make_model(dim, state.run.model, loss_spec(state.run.loss.name).conditional)
+    model = loss_spec(state.run.loss.name).make_model(dim, state.run.model, state.run.noise)
     model.load_state_dict(state.ema or state.model)
     model.requires_grad_(False).eval()
     return LoadedRun(state.run, model, state.standardizer, dim, state.step, state.points)

@@ -27,6 +27,8 @@ MAX_STEP_SIZE = 1e6  # Langevin epsilon; larger ones only produce Inf
 MAX_NOISE_SCALE = 100.0
 MAX_SNR = 100.0  # PC corrector signal-to-noise ratio (0.16 is the image default)
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit seed
+MAX_TIMESTEPS = 100_000  # DDPM chain length (1000 is the paper's)
+BETA_SCHEDULES = ("linear", "cosine")
 
 
 def whole_number(value: object, label: str, lo: int, hi: int) -> int:
@@ -165,6 +167,8 @@ class NoiseConfig:
     sigma: float = 0.1  # the single noise level of dsm / dsm-eps and plain Langevin
     beta_min: float = 0.1  # VP-SDE beta(0)
     beta_max: float = 20.0  # VP-SDE beta(1)
+    timesteps: int = 1000  # DDPM's T: steps of the discrete chain (Ho et al. 2020)
+    schedule: str = "linear"  # DDPM's beta schedule: linear (Ho et al. 2020) | cosine (Nichol & Dhariwal 2021)
 
     def __post_init__(self) -> None:
         for name in ("sigma_min", "sigma_max", "sigma"):
@@ -172,6 +176,8 @@ class NoiseConfig:
         checked_int(self, "n_levels", 2, MAX_LEVELS)
         for name in ("beta_min", "beta_max"):
             checked_float(self, name, *BETA_BOUNDS)
+        checked_int(self, "timesteps", 1, MAX_TIMESTEPS)
+        checked_choice(self, "schedule", BETA_SCHEDULES)
         if not self.sigma_min < self.sigma_max:
             raise ConfigError("need 0 < sigma_min < sigma_max")
         if not self.beta_min < self.beta_max:
@@ -180,7 +186,7 @@ class NoiseConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    name: str = "ncsn"  # sm | ssm | ssm-vr | dsm | dsm-eps | ncsn | ve-sde | vp-sde
+    name: str = "ncsn"  # sm | ssm | ssm-vr | dsm | dsm-eps | ncsn | ve-sde | vp-sde | fm | ot-fm | ddpm | edm
     n_projections: int = 1  # sliced score matching: random directions per sample
     projection: str = "rademacher"  # sliced score matching: "gaussian" or "rademacher" directions
 
@@ -216,12 +222,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    name: str = "annealed"  # langevin | annealed | sde | pc | ode
+    name: str = "annealed"  # langevin | annealed | sde | pc | ode | euler | heun | ddpm | ddim
     steps: int = 0  # langevin: total steps; annealed: steps per level; sde/pc/ode: time steps (0 = default)
     step_size: float = 0.0  # langevin: epsilon; annealed: epsilon at sigma_min (0 = default)
     snr: float = 0.08  # PC corrector signal-to-noise ratio (0.16, the image default, over-steps in 2D: measured)
     denoise: bool = True  # final Tweedie step x + sigma^2 s(x, sigma) removes the last noise
     noise_scale: float = 1.0  # Langevin noise multiplier: 1 samples; 0 is gradient ascent (collapses onto modes)
+    eta: float = 0.0  # ddim: 0 is deterministic DDIM, 1 is DDPM's ancestral noise (Song, Meng & Ermon 2021)
 
     def __post_init__(self) -> None:
         from .samplers import SAMPLERS  # samplers imports this module
@@ -233,6 +240,7 @@ class SamplerConfig:
         if not isinstance(self.denoise, bool):
             raise ConfigError(f"sampler denoise must be true or false, not {_shown(self.denoise)}")
         checked_float(self, "noise_scale", 0.0, MAX_NOISE_SCALE)
+        checked_float(self, "eta", 0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,16 @@ class GaussianMixture:
         resp = torch.softmax(comp, dim=1)  # (N, K)
         return -(resp[..., None] * prec_diff).sum(1)
 
+    def denoised(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """E[x_0 | x_0 + sigma z = x], the exact denoiser (EDM's D), from the components' posteriors:
+        sum_k r_k (mu_k + Sigma_k (Sigma_k + sigma^2 I)^{-1} (x - mu_k)), r_k under q_sigma. Equals
+        Tweedie's x + sigma^2 score(x, sigma), by a different route (a test checks both)."""
+        x64 = x.detach().to("cpu", torch.float64)
+        comp, prec_diff = self.perturbed(sigma)._component_log_probs(x64)
+        resp = torch.softmax(comp, dim=1)
+        post = self.means[None] + torch.einsum("kij,nkj->nki", self.covs, prec_diff)  # (N, K, D)
+        return (resp[..., None] * post).sum(1).to(x)
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n draws of shape (n, D) in float32, reproducible from `generator` (a CPU generator)."""
         idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)

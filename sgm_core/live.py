@@ -26,6 +26,7 @@ from .losses import loss_spec
 from .metrics import SWBaseline, energy_distance, mmd_rbf, mode_weights
 from .nets import EnergyNet
 from .noise import geometric_sigmas
+from .param import SCORE
 from .samplers import Sampler, make_sampler
 from .sessions import SessionState
 from .stepwise import Steps, run_to_end
@@ -49,7 +50,7 @@ class FieldView:
 @dataclass(frozen=True)
 class FieldGrid:
     positions: np.ndarray  # (P, D) data coordinates
-    vectors: np.ndarray  # (P, D) score in data coordinates
+    vectors: np.ndarray  # (P, D) score in data coordinates (or the net's own output: param.field)
     shape: tuple[int, ...]  # grid shape, prod == P
 
 
@@ -241,13 +242,25 @@ class LiveEngine:
             s = score_fn(x.to(self.device), sig.to(self.device)).float().cpu()
         return self.standardizer.score_to_data(s).numpy()
 
+    def _shown_data(self, score_fn, points: np.ndarray, sigma: float) -> np.ndarray:
+        """What the field view draws in data coordinates: the score, or what the net outputs instead
+        (a velocity, a denoiser's displacement), as its parameterisation says (`param.field`)."""
+        output = getattr(self.trainer.model, "output", SCORE)
+        if output is SCORE or not self.trainer.spec.conditional:
+            return self._score_data(score_fn, points, sigma)
+        x = torch.as_tensor(self.standardizer.forward(points), dtype=torch.float32).to(self.device)
+        sig = torch.full((len(x),), float(sigma), device=self.device)
+        with torch.no_grad():
+            shown, power = output.field(score_fn(x, sig), x, sig)
+        return (shown.float().cpu() * self.standardizer.scale**power).numpy()
+
     def field(self, view: FieldView, ema: bool = True) -> FieldGrid:
         pos, shape = self._grid(view)
-        return FieldGrid(pos, self._score_data(self.trainer.score_fn(ema), pos, view.sigma), shape)
+        return FieldGrid(pos, self._shown_data(self.trainer.score_fn(ema), pos, view.sigma), shape)
 
     def true_field(self, view: FieldView) -> FieldGrid:
         pos, shape = self._grid(view)
-        return FieldGrid(pos, self._score_data(self.reference, pos, max(view.sigma, 1e-3)), shape)
+        return FieldGrid(pos, self._shown_data(self.reference, pos, max(view.sigma, 1e-3)), shape)
 
     def _heat_points(self, view: FieldView) -> np.ndarray:
         (x0, x1), (y0, y1) = view.bounds[:2]

@@ -1,9 +1,10 @@
 """Score and energy networks: noise-conditional MLPs s_theta(x, sigma) and E_theta(x, sigma).
 
-Noise-conditional nets see log(sigma) through fixed sinusoidal features and scale their output
-by 1/sigma (NCSNv2, technique 3), so the raw MLP predicts a unit-scale quantity (minus the noise)
-at every level. Unconditional nets (exact and sliced score matching fit the clean data score)
-ignore sigma entirely.
+Noise-conditional nets see log(sigma) through fixed sinusoidal features; what their raw MLP
+output means (a unit-scale score F / sigma as in NCSNv2, the noise, a velocity, EDM's
+preconditioned denoiser) is their `output` parameterisation (`sgm_core.param`), and forward()
+always returns the score. Unconditional nets (exact and sliced score matching fit the clean data
+score) ignore sigma entirely. The parameterisation holds no weights: state dicts are the MLP's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .param import SCORE, Parameterisation
 
 ACTIVATIONS = {"silu": nn.SiLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "elu": nn.ELU, "relu": nn.ReLU}
 
@@ -45,11 +47,11 @@ def _mlp(n_in: int, n_out: int, cfg: ModelConfig) -> nn.Sequential:
 
 
 class ScoreNet(nn.Module):
-    """s_theta(x, sigma) = MLP([x, features(sigma)]) / sigma  (conditional), or MLP(x)."""
+    """s_theta(x, sigma) = output.to_score(MLP([x_in, features(sigma_in)])) (conditional), or MLP(x)."""
 
-    def __init__(self, dim: int, cfg: ModelConfig, conditional: bool) -> None:
+    def __init__(self, dim: int, cfg: ModelConfig, conditional: bool, output: Parameterisation = SCORE) -> None:
         super().__init__()
-        self.dim, self.cfg, self.conditional = dim, cfg, conditional
+        self.dim, self.cfg, self.conditional, self.output = dim, cfg, conditional, output
         n_feat = 2 * cfg.n_frequencies + 1 if conditional else 0
         self.net = _mlp(dim + n_feat, self._n_out(), cfg)
 
@@ -63,12 +65,15 @@ class ScoreNet(nn.Module):
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         sigma = append_dims(sigma, x)[:, 0]
-        out = self._raw(x, sigma)
-        return out / sigma[:, None] if self.conditional else out
+        if not self.conditional:
+            return self._raw(x, sigma)
+        x_in, sigma_in = self.output.net_input(x, sigma)
+        return self.output.to_score(self._raw(x_in, sigma_in), x, sigma)
 
 
 class EnergyNet(ScoreNet):
-    """E_theta(x, sigma) = MLP(...) / sigma; its score is -grad_x E (a conservative field).
+    """E_theta(x, sigma) = MLP(...) / sigma; its score is -grad_x E (a conservative field), whatever
+    the loss's parameterisation (an energy's output is an energy).
 
     Energies make a density heatmap possible: log p_theta(x) = -E_theta(x) - log Z.
     """
@@ -92,7 +97,9 @@ class EnergyNet(ScoreNet):
         return -grad if keep_graph else -grad.detach()
 
 
-def make_model(dim: int, cfg: ModelConfig, conditional: bool = True) -> ScoreNet:
-    """Build the network named by `cfg.kind` (score or energy) for D-dimensional data."""
-    cls = EnergyNet if cfg.kind == "energy" else ScoreNet  # ModelConfig checked kind, activation and size
-    return cls(dim, cfg, conditional)
+def make_model(dim: int, cfg: ModelConfig, conditional: bool = True, output: Parameterisation = SCORE) -> ScoreNet:
+    """Build the network named by `cfg.kind` (score or energy) for D-dimensional data, its raw
+    output read as `output` (energy nets always give -grad E)."""
+    if cfg.kind == "energy":  # ModelConfig checked kind, activation and size
+        return EnergyNet(dim, cfg, conditional)
+    return ScoreNet(dim, cfg, conditional, output)

@@ -12,6 +12,7 @@ is data plus `noise` times a standard normal, which is what the ODE samplers int
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,6 +126,20 @@ class Process:
     def velocity_from_score(self, score_fn: ScoreFn, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """d x_t / dt along the path, E[coef' x_0 + std' z | x_t]: the probability-flow drift."""
         return self.pf_drift(score_fn, x, t)
+
+    def time_of_std(self, std: torch.Tensor) -> torch.Tensor:
+        """The time at which the marginal std is `std` (the nets see std, a velocity needs t)."""
+        raise ConfigError(f"a {self.kind} process cannot turn a velocity into a score")
+
+    def score_from_velocity(self, x: torch.Tensor, std: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
+        """The inverse of `velocity_from_score`: v = f - g^2 s / 2, so s = 2 (f - v) / g^2."""
+        t = self.time_of_std(std)
+        drift, g = self.drift_diffusion(x, t)
+        return 2 * (drift - velocity) / _column(g, x) ** 2
+
+    def time_grid(self, n: int) -> torch.Tensor:
+        """n sampling times from T down to eps (float64), for the DDPM/DDIM samplers: uniform."""
+        return torch.linspace(self.T, self.eps, max(n, 1), dtype=torch.float64)
 
     # -- drifts (written once) ----------------------------------------------------------------
     def drift_diffusion(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -386,12 +401,151 @@ class LinearInterpolant(Process):
     def drift_diffusion(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return -x / (1 - t)[:, None], torch.sqrt(2 * t / (1 - t))
 
+    def time_of_std(self, std: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(std)
+
+    def score_from_velocity(self, x: torch.Tensor, std: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
+        """v = (E[z | x_t] - x_t) / (1 - t) and E[z | x_t] = -t s, so s = -(x_t + (1 - t) v) / t."""
+        t = _column(torch.as_tensor(std), x)
+        return -(x + (1 - t) * velocity) / t
+
     def display_range(self) -> tuple[float, float]:
         """Like VP: beyond std 0.9 the truth divides by coef -> 0."""
         return self.eps, 0.9
 
     @classmethod
     def from_noise(cls, noise: NoiseConfig) -> LinearInterpolant:
+        return cls()
+
+
+COSINE_OFFSET = 0.008  # s of Nichol & Dhariwal's cosine schedule: beta_1 is not vanishingly small
+COSINE_MAX_BETA = 0.999  # their clip: beta_T < 1 keeps alpha_bar_T > 0
+
+
+@functools.lru_cache(maxsize=8)
+def ddpm_log_alpha_bar(timesteps: int, schedule: str) -> torch.Tensor:
+    """log alpha_bar_i for i = 0..T (float64, alpha_bar_0 = 1) of DDPM's beta schedule:
+    "linear" from 1e-4 to 0.02 at T = 1000 (Ho et al. 2020), both ends scaled by 1000 / T for other
+    T (Nichol & Dhariwal 2021); "cosine": alpha_bar(t) = f(t) / f(0), f(t) = cos^2((t/T + s)/(1 + s) pi/2),
+    betas clipped at 0.999 (Nichol & Dhariwal 2021, eq. 17)."""
+    if schedule == "linear":
+        scale = 1000 / timesteps
+        betas = torch.linspace(scale * 1e-4, min(scale * 0.02, COSINE_MAX_BETA), timesteps, dtype=torch.float64)
+    elif schedule == "cosine":
+        t = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+        f = torch.cos((t + COSINE_OFFSET) / (1 + COSINE_OFFSET) * math.pi / 2) ** 2
+        betas = (1 - f[1:] / f[:-1]).clamp(max=COSINE_MAX_BETA)
+    else:
+        raise ConfigError(f"unknown beta schedule {schedule!r}; choose linear or cosine")
+    return torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(torch.log1p(-betas), 0)])
+
+
+@dataclass(frozen=True)
+class DDPMChain(_VariancePreserving):
+    """DDPM's discrete chain x_i = sqrt(alpha_bar_i) x_0 + sqrt(1 - alpha_bar_i) z, i = 1..T (Ho et al.
+    2020), at times t = i / T. Between grid times log alpha_bar is linear in t, which makes it a VP
+    SDE with beta(t) = -d log alpha_bar / dt piecewise constant: the ODE/SDE samplers integrate that
+    path, and at every grid time its marginal is DDPM's own."""
+
+    timesteps: int = 1000
+    schedule: str = "linear"
+    T: float = 1.0
+    kind: ClassVar[str] = "ddpm"
+    settings: ClassVar[tuple[str, ...]] = ("timesteps", "schedule")
+
+    @property
+    def eps(self) -> float:  # type: ignore[override]
+        return 1.0 / self.timesteps
+
+    def _log_coef2(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log alpha_bar(t), its slope in t), interpolated on the grid."""
+        table = ddpm_log_alpha_bar(self.timesteps, self.schedule).to(torch.as_tensor(t).device)
+        u = torch.as_tensor(t, dtype=torch.float64).clamp(0.0, 1.0) * self.timesteps
+        i = torch.ceil(u).long().clamp(1, self.timesteps) - 1  # the interval (i, i + 1] that holds u
+        slope = (table[i + 1] - table[i]) * self.timesteps
+        return table[i] + (u - i) * slope / self.timesteps, slope
+
+    def marginal(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_a2, _ = self._log_coef2(t)
+        dtype = t.dtype if torch.is_tensor(t) and t.is_floating_point() else torch.float64
+        return torch.exp(0.5 * log_a2).to(dtype), torch.sqrt(-torch.expm1(log_a2)).to(dtype)
+
+    def drift_diffusion(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        beta = (-self._log_coef2(t)[1]).to(x)
+        return -0.5 * beta[:, None] * x, torch.sqrt(beta)
+
+    def sample_t(self, n: int, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """i ~ U{1, ..., T} per sample (Ho et al. 2020, Alg. 1), as t = i / T."""
+        i = torch.randint(1, self.timesteps + 1, (n,), generator=generator, device=generator.device)
+        return (i.to(like.device, like.dtype)) / self.timesteps
+
+    def time_grid(self, n: int) -> torch.Tensor:
+        """n of the T grid times, evenly spaced from T down to 1 (DDIM's uniform sub-sequence,
+        Song, Meng & Ermon 2021); at most T distinct ones."""
+        i = torch.linspace(self.timesteps, 1, max(min(n, self.timesteps), 1), dtype=torch.float64).round()
+        return torch.unique(i).flip(0) / self.timesteps
+
+    def display_range(self) -> tuple[float, float]:
+        """From the std of the first timestep to 0.9, as VP."""
+        return float(self.sigma(torch.tensor(self.eps, dtype=torch.float64))), 0.9
+
+    @property
+    def final_sigma(self) -> float:
+        return self.display_range()[0]
+
+    @classmethod
+    def from_noise(cls, noise: NoiseConfig) -> DDPMChain:
+        return cls(noise.timesteps, noise.schedule)
+
+
+@dataclass(frozen=True)
+class EDMNoise(Process):
+    """EDM's noise (Karras et al. 2022, Table 1): x_sigma = x_0 + sigma z, t = sigma, sigma drawn
+    log-normal, ln sigma ~ N(P_mean, P_std^2), for training; sampling runs from sigma_max to sigma_min
+    on the rho = 7 levels. sigma_data = 1: the trainer's data are standardised."""
+
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    sigma_data: float = 1.0
+    kind: ClassVar[str] = "edm"
+    settings: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def eps(self) -> float:  # type: ignore[override]
+        return self.sigma_min
+
+    @property
+    def T(self) -> float:  # type: ignore[override]
+        return self.sigma_max
+
+    def marginal(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.ones_like(t), t
+
+    def drift_diffusion(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """sigma(t) = t: dx = sqrt(d sigma^2 / dt) dw = sqrt(2 t) dw."""
+        return torch.zeros_like(x), torch.sqrt(2 * t)
+
+    def time_of_std(self, std: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(std)
+
+    def sample_t(self, n: int, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        z = torch.randn(n, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
+        return torch.exp(self.p_mean + self.p_std * z)
+
+    def time_grid(self, n: int) -> torch.Tensor:
+        return karras_noise_levels(self.sigma_max, self.sigma_min, max(n, 1) - 1)
+
+    @property
+    def prior_std(self) -> float:
+        return self.sigma_max
+
+    def display_range(self) -> tuple[float, float]:
+        return self.sigma_min, self.sigma_max
+
+    @classmethod
+    def from_noise(cls, noise: NoiseConfig) -> EDMNoise:
         return cls()
 
 

@@ -242,7 +242,57 @@ class KarrasODESampler:
         return (x + std**2 * score_fn(x, _full(x, std))) / coef
 
 
-Sampler = LangevinSampler | AnnealedLangevinSampler | ReverseSDESampler | ProbabilityFlowSampler | KarrasODESampler
+@dataclass(frozen=True)
+class DDIMSampler:
+    """DDIM's generalised step (Song, Meng & Ermon 2021, eq. 12) on the process's time grid, written
+    for any Gaussian path in its VE-equivalent coordinates x~ = x / coef, s~ = std / coef:
+    x~_prev = x0_hat + sqrt(s~_prev^2 - c^2) eps_hat + c z, c = eta s~_prev sqrt(1 - s~_prev^2 / s~_t^2),
+    with x0_hat and eps_hat from the score (Tweedie). eta = 0 is deterministic DDIM (an Euler step of
+    the PF-ODE in s~); eta = 1 on every step of DDPM's chain is its ancestral sampler with the
+    posterior variance beta~ (Ho et al. 2020, eq. 6-7, 11). The last step lands on clean data: x0_hat."""
+
+    sde: Process  # a process with a time path
+    times: tuple[float, ...]  # from T down to the smallest; one net evaluation each
+    eta: float = 0.0
+    name: str = "ddim"
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.times)
+
+    def init(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+        return self.sde.prior_sample(n, dim, generator)
+
+    def _level(self, i: int) -> tuple[float, float]:
+        """(coef, std) at step i; past the grid, clean data (1, 0)."""
+        if i >= len(self.times):
+            return 1.0, 0.0
+        coef, std = self.sde.marginal(torch.tensor([self.times[i]], dtype=torch.float64))
+        return float(coef), float(std)
+
+    def sigma_at(self, i: int) -> float:
+        return self._level(min(i, self.n_steps - 1))[1]
+
+    def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
+        if i >= self.n_steps:
+            return x
+        (a_t, s_t), (a_p, s_p) = self._level(i), self._level(i + 1)
+        score = score_fn(x, _full(x, s_t))
+        x0 = (x + s_t**2 * score) / a_t
+        eps = -s_t * score
+        n_t, n_p = s_t / a_t, s_p / a_p
+        c = self.eta * n_p * math.sqrt(max(0.0, 1 - (n_p / n_t) ** 2))
+        x_prev = x0 + math.sqrt(max(0.0, n_p**2 - c**2)) * eps
+        if c > 0:
+            x_prev = x_prev + c * _noise(x, generator)
+        return a_p * x_prev
+
+    def finish(self, score_fn: ScoreFn, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+Sampler = (LangevinSampler | AnnealedLangevinSampler | ReverseSDESampler | ProbabilityFlowSampler | KarrasODESampler
+           | DDIMSampler)
 
 Builder = Callable[[SamplerConfig, NoiseConfig, Process], Sampler]
 
@@ -275,6 +325,17 @@ def _karras(heun: bool, default_steps: int) -> Builder:
     return build
 
 
+def _ddim(eta: float | None, default_steps: int | None) -> Builder:
+    """DDIM with the config's eta (eta None), or DDPM's ancestral sampler (eta = 1) over every step
+    of a DDPM chain (default_steps None) or `steps` grid times of a continuous path."""
+    def build(cfg: SamplerConfig, noise: NoiseConfig, process: Process) -> Sampler:
+        path = process.path
+        steps = cfg.steps or default_steps or getattr(path, "timesteps", 1000)
+        times = tuple(path.time_grid(steps).tolist())
+        return DDIMSampler(path, times, cfg.eta if eta is None else eta, cfg.name)
+    return build
+
+
 @dataclass(frozen=True)
 class SamplerSpec:
     description: str
@@ -289,6 +350,8 @@ SAMPLER_SPECS = MappingProxyType({
     "ode": SamplerSpec("Probability-flow ODE (deterministic, Heun)", _ode),
     "euler": SamplerSpec("Probability-flow ODE, Euler steps on EDM's ρ=7 noise levels", _karras(False, 64)),
     "heun": SamplerSpec("Probability-flow ODE, Heun steps on EDM's ρ=7 noise levels (Karras Alg. 1)", _karras(True, 16)),
+    "ddpm": SamplerSpec("DDPM ancestral sampling, every step of the chain (Ho et al. 2020)", _ddim(1.0, None)),
+    "ddim": SamplerSpec("DDIM, η from 0 (deterministic) to 1 (Song, Meng & Ermon 2021)", _ddim(None, 20)),
 })
 SAMPLERS = MappingProxyType({name: spec.description for name, spec in SAMPLER_SPECS.items()})
 

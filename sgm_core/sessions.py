@@ -30,7 +30,6 @@ from .errors import ConfigError, DataError, SessionError, SGMError
 from .io import atomic_write, load_npy
 from .limits import MAX_JSON_BYTES, MAX_LOSS_HISTORY, MAX_SESSION_BYTES, MAX_STEPS
 from .losses import loss_spec
-from .nets import make_model
 from .stored import fit_state, one_line, read_points, read_tensors, require_finite, standardizer_for
 
 SESSION_FORMAT = "score-field-playground-session"
@@ -188,7 +187,7 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
         tensors = read_tensors(_read_member(z, "model.safetensors"), "session member model.safetensors")
         model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         ema = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")} or None
-        net = make_model(dim, run.model, loss_spec(run.loss.name).conditional)
+        net = loss_spec(run.loss.name).make_model(dim, run.model, run.noise)
         fit_state(net, model, "the session's model.safetensors")
         if ema is not None:
             fit_state(net, ema, "the session's model.safetensors (EMA)")

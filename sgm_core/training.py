@@ -19,7 +19,7 @@ from .config import RunConfig, fresh_model_reason
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, TrainingDiverged
 from .losses import loss_spec, make_loss
-from .nets import ScoreNet, make_model
+from .nets import ScoreNet
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,7 +85,7 @@ class Trainer:
         seed = config.train.seed
         with torch.random.fork_rng(devices=[]):  # reproducible nn.Linear init, global RNG untouched
             torch.manual_seed(seed)
-            self.model: ScoreNet = make_model(dataset.dim, config.model, self.spec.conditional).to(self.device)
+            self.model: ScoreNet = self.spec.make_model(dataset.dim, config.model, config.noise).to(self.device)
         self.ema_model: ScoreNet = copy.deepcopy(self.model).requires_grad_(False)
         # Parameter lists fetched once: Module.parameters() walks the module tree, and the clip and
         # the EMA need them every step (~4% of a small net's step). Weights are only ever loaded in
@@ -115,6 +115,10 @@ class Trainer:
         self.dataset, self.config = dataset, config
         self.standardizer = dataset.standardizer()
         self.loss_fn = make_loss(config.loss, config.noise)
+        output = self.spec.parameterisation(config.noise)
+        for net in (self.model, self.ema_model):  # the parameterisation follows the noise settings
+            if type(net.output) is type(output):  # (an energy net's stays a score)
+                net.output = output
         self._pool, self._pool_at = None, 0  # the next batch comes from the new data
         self._blowup_at = None  # the new data's first loss is the new yardstick
 

@@ -18,7 +18,8 @@ from collections.abc import Callable
 import torch
 
 from .datasets import Dataset, Standardizer
-from .noise import VESDE, VPSDE, Process
+from .noise import VESDE, VPSDE, Process, _column
+from .param import Parameterisation
 
 ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 EMPIRICAL_SIGMA_FLOOR = 1e-3  # the empirical score at sigma -> 0 is a sum of deltas: floor it
@@ -110,3 +111,31 @@ def reference_score_fn(dataset: Dataset, standardizer: Standardizer, max_points:
         score, label = (lambda x, sigma: empirical_score(x, pts, sigma)), "empirical"
     process = _process(kind)
     return (scaled_score(score, process.coef_of_std) if _has_coef(process) else score), label
+
+
+def denoiser_fn(score: ScoreFn, process: Process) -> ScoreFn:
+    """The exact denoiser E[x_0 | x_t] at marginal std sigma from an exact score (Tweedie; EDM's D)."""
+
+    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        std = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1).expand(x.shape[0])
+        return process.x0_from_score(x, score(x, std), process.coef_of_std(std), std)
+
+    return denoise
+
+
+def velocity_fn(score: ScoreFn, process: Process) -> ScoreFn:
+    """The exact velocity E[d x_t / dt | x_t] at marginal std sigma (flow matching's target for the
+    linear path: E[z - x_0 | x_t]), from an exact score through the probability-flow drift."""
+
+    def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        std = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1).expand(x.shape[0])
+        drift, g = process.drift_diffusion(x, process.time_of_std(std))
+        return drift - 0.5 * _column(g, x) ** 2 * score(x, std)
+
+    return velocity
+
+
+def target_fn(score: ScoreFn, output: Parameterisation) -> ScoreFn:
+    """What a net of this parameterisation outputs at the truth (the noise, a velocity, EDM's F)."""
+    return lambda x, sigma: output.from_score(score(x, sigma), x, torch.as_tensor(sigma, dtype=x.dtype).reshape(-1)
+                                              .expand(x.shape[0]))

@@ -215,7 +215,7 @@ def test_noise_levels_train_side_by_side_and_typed_values_are_checked(qtbot, dat
 def test_other_comparisons_open_whatever_the_current_loss(qtbot, data, mode):
     """Found by a random-action run: a loss comparison opened while ssm (no noise) was the loss
     asked for a noise label and raised."""
-    for loss in ("ssm", "sm", "vp-sde"):
+    for loss in ("ssm", "sm", "vp-sde", "fm", "ddpm", "edm"):
         w = CompareWindow(mode, data, data.points, small_config(loss=loss), "8gaussians")
         qtbot.addWidget(w)
         assert w.spec().entries
@@ -238,3 +238,16 @@ def test_noise_comparison_of_a_noiseless_loss_uses_dsm_and_ladders_vary_sigma_ma
     assert wide.checked() == ["0.3", "1", "3", "20"]  # the current σ max in place of its nearest default
     assert wide.start_button.isEnabled()  # four values: within the limit
     wide.close()
+
+
+def test_noise_comparison_of_the_new_losses(qtbot, data):
+    """ddpm varies its T (whole numbers); fm and edm have no noise setting and compare as dsm."""
+    w = CompareWindow("noise", data, data.points, small_config(loss="ddpm"), "8gaussians")
+    qtbot.addWidget(w)
+    assert w.noise_label() == "T" and {e.config.noise.timesteps for e in w.spec().entries} == {50, 100, 300, 1000}
+    w.close()
+    for loss in ("fm", "edm"):
+        w = CompareWindow("noise", data, data.points, small_config(loss=loss), "8gaussians")
+        qtbot.addWidget(w)
+        assert w.config.loss.name == "dsm"
+        w.close()

@@ -12,6 +12,7 @@ from sgm_core.errors import SessionError
 from sgm_core.live import FieldView, LiveEngine, default_bounds
 from sgm_core.samplers import SAMPLERS
 from sgm_core.sessions import load_session, save_session
+from sgm_core.truth import denoiser_fn, velocity_fn
 
 SMALL = ModelConfig(width=32, depth=2)
 
@@ -175,3 +176,25 @@ def test_truncated_session_is_refused_and_old_file_survives_a_failed_save(tmp_pa
     with pytest.raises(TypeError):
         save_session(path, state)
     assert path.read_bytes() == blob and not list(tmp_path.glob("*.tmp-*"))
+
+
+@pytest.mark.parametrize(("loss", "shows"), [("fm", "velocity"), ("edm", "edm"), ("ncsn", "score")])
+def test_field_view_draws_what_the_net_outputs(loss: str, shows: str) -> None:
+    """fm nets show the flow -v (toward the data), edm nets D(x) - x, score nets the score; the true
+    field is drawn the same way, so the two stay comparable (data coordinates: x scale for a velocity)."""
+
+    config = RunConfig(model=ModelConfig(width=16, depth=2), loss=LossConfig(loss), train=TrainConfig(steps=5, device="cpu"))
+    eng = LiveEngine(make_preset("8gaussians", n_points=500), config)
+    assert eng.trainer.model.output.name == shows
+    view = FieldView(bounds=((-3.0, 3.0), (-3.0, 3.0)), resolution=5, sigma=0.3)
+    pos = eng.true_field(view).positions
+    x = torch.as_tensor(eng.standardizer.forward(pos), dtype=torch.float32)
+    sig = torch.full((len(x),), 0.3)
+    scale = eng.standardizer.scale
+    if shows == "velocity":
+        expected = -velocity_fn(eng.reference, eng.process)(x, sig) * scale
+    elif shows == "edm":
+        expected = (denoiser_fn(eng.reference, eng.process)(x, sig) - x) * scale
+    else:
+        expected = eng.reference(x, sig) / scale
+    np.testing.assert_allclose(eng.true_field(view).vectors, expected.numpy(), rtol=1e-4, atol=1e-4)

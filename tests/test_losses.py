@@ -1,6 +1,7 @@
 """Every registered loss is minimised by the true score of its own noise model.
 
-The model is s_theta(x, sigma) = s_true(x, sigma) + a x + b with theta = (a, b) at 0, so the
+The model is s_theta(x, sigma) = s_true(x, sigma) + a x + b with theta = (a, b) at 0 (for a net
+that outputs a velocity, the noise or a denoiser: that output of the truth + a x + b), so the
 gradient of the expected loss in theta must vanish there (first-order optimality), and must not
 vanish at a perturbed theta. Per-sample gradients (one copy of theta per row, all equal) give the
 Monte-Carlo standard error that sets the tolerance.
@@ -17,7 +18,10 @@ import torch
 from sgm_core.config import LossConfig, NoiseConfig
 from sgm_core.errors import ConfigError
 from sgm_core.gmm import GaussianMixture
-from sgm_core.losses import LOSSES, loss_spec, make_loss, sm_loss
+from sgm_core.losses import LOSSES, loss_spec, make_loss, ot_pairing, sm_loss
+from sgm_core.noise import LinearInterpolant
+from sgm_core.param import SCORE, VelocityOutput
+from sgm_core.truth import scaled_score, velocity_fn
 
 DIMS = (2, 3)
 N_GRAD = 20_000  # samples per gradient estimate: standard errors ~1% of a unit-size effect
@@ -71,10 +75,9 @@ def true_score_for(name: str, gmm: GaussianMixture) -> TrueScore:
         return lambda x, sigma: gmm.score(x, 0.0)
     if noise in ("single", "ladder"):  # q_sigma at each sample's own sigma
         return lambda x, sigma: gmm.score(x, sigma)
-    if noise == "ve":  # p_t = p * N(0, sigma(t)^2 I)
-        return lambda x, sigma: marginal_score(gmm, x, torch.ones_like(sigma), sigma)
-    assert noise == "vp"  # x_t = alpha x0 + std z with alpha^2 + std^2 = 1
-    return lambda x, sigma: marginal_score(gmm, x, torch.sqrt(1 - sigma.double() ** 2), sigma)
+    # a Gaussian path x_t = coef x0 + std z: VE and EDM (coef 1), VP and DDPM (coef^2 + std^2 = 1), linear (1 - std)
+    process = loss_spec(name).process(NoiseConfig())
+    return lambda x, sigma: marginal_score(gmm, x, process.coef_of_std(sigma).to(x), sigma)
 
 
 @pytest.mark.parametrize("dim", DIMS)
@@ -102,9 +105,14 @@ def per_sample_theta_grads(name: str, dim: int, theta: float, seed: int) -> torc
     a = torch.full((N_GRAD, 1), theta, dtype=torch.float64, requires_grad=True)
     b = torch.full((N_GRAD, dim), theta, dtype=torch.float64, requires_grad=True)
     truth = true_score_for(name, gmm)
+    spec = loss_spec(name)
+    output = spec.parameterisation(NoiseConfig())
 
     def score_fn(xx: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        return truth(xx, sigma) + a * xx + b
+        if output is SCORE or not spec.conditional:
+            return truth(xx, sigma) + a * xx + b
+        # the net's own output (velocity, noise, preconditioned denoiser) is what is perturbed
+        return output.to_score(output.from_score(truth(xx, sigma), xx, sigma) + a * xx + b, xx, sigma)
 
     loss_fn = make_loss(LossConfig(name=name), NoiseConfig())
     losses = loss_fn(score_fn, x, torch.Generator().manual_seed(seed + 1))
@@ -118,8 +126,12 @@ def z_scores(rows: torch.Tensor) -> torch.Tensor:
     return rows.mean(0) / (rows.std(0) / math.sqrt(len(rows)))
 
 
+# ot-fm's pairs are coupled by OT, so its minimiser is not the mixture path's field (tested below)
+PATH_LOSSES = [name for name in LOSSES if name != "ot-fm"]
+
+
 @pytest.mark.parametrize("dim", DIMS)
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", PATH_LOSSES)
 def test_true_score_is_a_stationary_point_of_the_loss(name: str, dim: int) -> None:
     at_truth = z_scores(per_sample_theta_grads(name, dim, 0.0, seed=7 * dim))
     perturbed = z_scores(per_sample_theta_grads(name, dim, PERTURBATION, seed=7 * dim))
@@ -204,4 +216,47 @@ def test_registry_specs_are_consistent() -> None:
     for name, spec in LOSSES.items():
         assert spec.name == name
         assert spec.conditional == (spec.noise != "none")
-        assert spec.noise in ("none", "single", "ladder", "ve", "vp")
+        assert spec.noise in ("none", "single", "ladder", "ve", "vp", "linear", "ddpm", "edm")
+
+
+def test_ot_pairing_is_the_exact_optimal_permutation() -> None:
+    """Uniform point sets of equal size: the EMD plan is a permutation whose cost is POT's optimum
+    and no larger than the identity's or a random one's."""
+    import ot
+
+    g = torch.Generator().manual_seed(40)
+    x, z = torch.randn(200, 2, generator=g, dtype=torch.float64), torch.randn(200, 2, generator=g, dtype=torch.float64)
+    paired = ot_pairing(x, z)
+    assert sorted(map(tuple, paired.tolist())) == sorted(map(tuple, z.tolist()))  # a permutation of z
+    cost = float(((x - paired) ** 2).sum(1).mean())
+    optimum = float(ot.emd2(ot.unif(200), ot.unif(200), torch.cdist(x, z).pow(2).numpy()))
+    assert cost == pytest.approx(optimum, rel=1e-9)
+    assert cost < float(((x - z) ** 2).sum(1).mean())
+    assert cost < float(((x - z[torch.randperm(200, generator=g)]) ** 2).sum(1).mean())
+
+
+def test_ot_fm_targets_the_ot_maps_velocity_and_fm_the_mixture_paths() -> None:
+    """Data N(m, s^2 I) to noise N(0, I): the OT map is z = (x0 - m) / s, so along
+    x_t = (1 - t) x0 + t z the OT velocity is affine in x_t. ot-fm's loss is lower at that field than
+    at the independent-coupling field (fm's truth), and fm's loss the other way round."""
+    m, s = torch.tensor([1.0, -0.5], dtype=torch.float64), 0.5
+    gmm = GaussianMixture.isotropic([1.0], m[None], s)
+    path = LinearInterpolant()
+    out = VelocityOutput(path)
+
+    def ot_velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = t[:, None]
+        x0 = (x + t * m / s) / ((1 - t) + t / s)
+        return (x0 - m) / s - x0
+
+    independent = velocity_fn(scaled_score(gmm.score, path.coef_of_std), path)
+    fields = {"ot": ot_velocity, "independent": independent}
+    x = gmm.sample(1000, torch.Generator().manual_seed(41)).double()
+    losses = {}
+    for loss in ("fm", "ot-fm"):
+        fn = make_loss(LossConfig(loss), NoiseConfig())
+        for label, v in fields.items():
+            score_fn = lambda xx, std, v=v: out.to_score(v(xx, std), xx, std)  # noqa: E731
+            losses[loss, label] = float(fn(score_fn, x, torch.Generator().manual_seed(42)).mean())
+    assert losses["ot-fm", "ot"] < 0.5 * losses["ot-fm", "independent"], losses
+    assert losses["fm", "independent"] < losses["fm", "ot"], losses

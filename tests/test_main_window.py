@@ -205,7 +205,8 @@ def test_every_sampler_runs_from_the_gui(qtbot, window, sampler):
 def test_noise_rows_follow_the_loss(window):
     panel = window.train_panel
     expected = {"none": set(), "single": {"sigma"}, "ladder": {"sigma_min", "sigma_max", "n_levels"},
-                "ve": {"sigma_min", "sigma_max"}, "vp": {"beta_min", "beta_max"}}
+                "ve": {"sigma_min", "sigma_max"}, "vp": {"beta_min", "beta_max"}, "linear": set(),
+                "ddpm": {"timesteps", "schedule"}, "edm": set()}
     for name, spec in LOSSES.items():
         panel.loss_combo.setCurrentIndex(panel.loss_combo.findData(name))
         shown = {k for k, row in panel._rows.items() if panel._form.isRowVisible(row)}
@@ -445,3 +446,12 @@ def test_sample_while_training_checkbox_drives_the_particles(qtbot, window):
     check.click()
     window.actions_["train"].trigger()  # another round, now with the particles following
     wait(qtbot, lambda: window.worker_state.playing and frame(window).sampler_step > 0)
+
+
+@pytest.mark.parametrize(("loss", "label"), [("ncsn", "Learned score"), ("fm", "Learned flow"),
+                                             ("edm", "Learned denoiser"), ("ddpm", "Learned score")])
+def test_field_layer_says_what_it_shows(window, loss, label):
+    combo = window.train_panel.loss_combo
+    combo.setCurrentIndex(combo.findData(loss))
+    assert window.view_panel.layer_checks["field"].text() == label
+    assert window.view_panel.layer_checks["true_field"].text() == label.replace("Learned", "True")

@@ -24,14 +24,8 @@ from sgm_core.losses import LOSSES
 from ..session import Session
 from . import SciSpinBox, action_button, int_box, tipped_combo
 
-# Which NoiseConfig fields each LossSpec.noise kind uses (shown); the rest are hidden.
-NOISE_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "none": (),
-    "single": ("sigma",),
-    "ladder": ("sigma_min", "sigma_max", "n_levels"),
-    "ve": ("sigma_min", "sigma_max"),
-    "vp": ("beta_min", "beta_max"),
-}
+SCHEDULES = {"linear": "β from 1e-4 to 0.02 at T = 1000 (Ho et al. 2020)",
+             "cosine": "ᾱ(t) = cos² schedule (Nichol & Dhariwal 2021): less noise wasted at the end"}
 MODEL_KINDS = {
     "score": "s_θ(x, σ) is the network output directly",
     "energy": "s_θ = −∇ₓE_θ(x, σ): a conservative field with a density you can plot",
@@ -65,9 +59,10 @@ class TrainPanel(QWidget):
             "n_levels": int_box(2, 1000, 16, "Number of σ levels in the geometric ladder"),
             "beta_min": SciSpinBox(1e-4, 100.0),
             "beta_max": SciSpinBox(1e-3, 1000.0),
+            "timesteps": int_box(1, 100_000, 1000, "DDPM's T: steps of the discrete chain (Ho et al. 2020)"),
         }
         labels = {"sigma": "σ", "sigma_min": "σ min", "sigma_max": "σ max", "n_levels": "levels",
-                  "beta_min": "β min", "beta_max": "β max"}
+                  "beta_min": "β min", "beta_max": "β max", "timesteps": "T steps"}
         tips = {
             "sigma": "The single noise level of denoising score matching (standardised units)",
             "sigma_min": "Smallest noise level (standardised units): the ladder bottom / σ(0)",
@@ -93,6 +88,10 @@ class TrainPanel(QWidget):
                 line.addWidget(self.sigma_max_button)
             self._rows[key] = row
             form.addRow(labels[key], row)
+        self.schedule_combo = tipped_combo((name, name, text) for name, text in SCHEDULES.items())
+        self.schedule_combo.setToolTip("DDPM's β schedule")
+        self._rows["schedule"] = self.schedule_combo
+        form.addRow("β schedule", self.schedule_combo)
         self._form = form
 
         self.lr_box = SciSpinBox(1e-7, 1e7)
@@ -131,6 +130,7 @@ class TrainPanel(QWidget):
         session.config_changed.connect(self._sync)
         self.loss_combo.currentIndexChanged.connect(self._commit)
         self.model_combo.currentIndexChanged.connect(self._commit)
+        self.schedule_combo.currentIndexChanged.connect(self._commit)
         for box in (*self.noise_boxes.values(), self.lr_box, self.batch_box, self.steps_box, self.width_box,
                     self.depth_box, self.seed_box):
             box.valueChanged.connect(self._commit)
@@ -138,13 +138,15 @@ class TrainPanel(QWidget):
     # -- session -> widgets -----------------------------------------------------------------
     def _sync(self) -> None:
         cfg = self.session.run_config
-        widgets = [self.loss_combo, self.model_combo, *self.noise_boxes.values(), self.lr_box, self.batch_box,
+        widgets = [self.loss_combo, self.model_combo, self.schedule_combo, *self.noise_boxes.values(), self.lr_box,
+                   self.batch_box,
                    self.steps_box, self.width_box, self.depth_box, self.seed_box]
         blockers = [QSignalBlocker(w) for w in widgets]
         self.loss_combo.setCurrentIndex(self.loss_combo.findData(cfg.loss.name))
         self.model_combo.setCurrentIndex(self.model_combo.findData(cfg.model.kind))
         for key, box in self.noise_boxes.items():
             box.setValue(getattr(cfg.noise, key))
+        self.schedule_combo.setCurrentIndex(self.schedule_combo.findData(cfg.noise.schedule))
         self.lr_box.setValue(cfg.train.lr)
         self.batch_box.setValue(cfg.train.batch)
         self.steps_box.setValue(cfg.train.steps)
@@ -152,7 +154,7 @@ class TrainPanel(QWidget):
         self.depth_box.setValue(cfg.model.depth)
         self.seed_box.setValue(cfg.train.seed)
         del blockers
-        shown = NOISE_FIELDS[LOSSES[cfg.loss.name].noise]
+        shown = LOSSES[cfg.loss.name].process_type.settings  # the NoiseConfig fields the loss's process reads
         for key, row in self._rows.items():
             self._form.setRowVisible(row, key in shown)
 
@@ -160,7 +162,8 @@ class TrainPanel(QWidget):
     def config_from_widgets(self) -> RunConfig:
         """The RunConfig the widgets show (ConfigError when a combination is invalid)."""
         cfg = self.session.run_config
-        noise = replace(cfg.noise, **{k: b.value() for k, b in self.noise_boxes.items()})
+        noise = replace(cfg.noise, **{k: b.value() for k, b in self.noise_boxes.items()},
+                        schedule=self.schedule_combo.currentData())
         return replace(
             cfg,
             loss=replace(cfg.loss, name=self.loss_combo.currentData()),

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sgm_core.config import RunConfig
 from sgm_core.losses import LOSSES
 
 from ..session import Session, sigma_range
@@ -35,6 +36,15 @@ HEATMAP_TIPS = {
     "curl": "Curl ∂s_y/∂x − ∂s_x/∂y of the learned score over its typical |∂s/∂x|: red turns anticlockwise, "
             "blue clockwise, white is curl-free — an energy net is white by construction, a true score has none",
 }
+
+
+def field_shows(config: RunConfig) -> str:
+    """What the field arrows are for this run (sgm_core.param's `shows`): a score, the flow of a
+    velocity net (fm), EDM's denoiser displacement; energy nets and unconditional ones show a score."""
+    spec = LOSSES[config.loss.name]
+    if config.model.kind == "energy" or not spec.conditional:
+        return "score s_θ(x, σ)"
+    return spec.parameterisation(config.noise).shows
 
 
 def slider_to_sigma(position: int, lo: float, hi: float) -> float:
@@ -122,6 +132,11 @@ class ViewPanel(QWidget):
             self.sigma_slider.setToolTip("Noise level σ at which the field is drawn (log scale, σmin…σmax)")
         for key, box in self.layer_checks.items():
             box.setChecked(bool(getattr(view, key)))
+        shows = field_shows(s.run_config)
+        self.layer_checks["field"].setText(f"Learned {shows.split(' ', 1)[0]}")
+        self.layer_checks["field"].setToolTip(f"Arrows of the learned {shows}")
+        self.layer_checks["true_field"].setText(f"True {shows.split(' ', 1)[0]}")
+        self.layer_checks["true_field"].setToolTip(f"Arrows of the reference {shows} (exact mixture or smoothed data)")
         self.heatmap_combo.setCurrentIndex(self.heatmap_combo.findData(view.heatmap))
         self.normalize_check.setChecked(view.normalized_arrows)
         self.log_check.setChecked(view.log_loss)
