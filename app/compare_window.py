@@ -38,7 +38,7 @@ from sgm_core.datasets import Dataset
 from sgm_core.errors import DataError
 from sgm_core.live import default_bounds
 from sgm_core.losses import LOSSES
-from sgm_core.samplers import SAMPLERS
+from sgm_core.samplers import SAMPLER_SPECS, SAMPLERS
 
 from .compare_worker import CompareEntry, CompareFrame, CompareSpec, CompareWorker
 from .panels import int_box
@@ -48,6 +48,7 @@ from .views.plot2d import Plot2D, style_plot
 from .views.slice_view import in_plane_axes
 
 DEFAULT_LOSSES = ("sm", "ssm", "dsm", "ncsn")
+SCORE_SAMPLERS = tuple(n for n, s in SAMPLER_SPECS.items() if not s.needs_density)  # checked by default: any net runs them
 SAMPLER_MODEL_LOSSES = ("ncsn", "ve-sde")  # models every sampler can use (a VP net never saw σ > 1)
 LIMITS = {"losses": (2, 4), "noise": (2, 4), "samplers": (2, 5)}  # how many entries may be compared at once
 # Compare noise levels: the setting each noise kind varies, its label, and the values offered
@@ -144,7 +145,7 @@ class CompareWindow(QWidget):
             default = tuple(checked) if checked is not None else tuple(names)
         else:
             names = list(LOSSES) if mode == "losses" else list(SAMPLERS)
-            default = checked if checked is not None else (DEFAULT_LOSSES if mode == "losses" else tuple(SAMPLERS))
+            default = checked if checked is not None else (DEFAULT_LOSSES if mode == "losses" else SCORE_SAMPLERS)
         for name in names:
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
