@@ -1,9 +1,10 @@
 """`sgm`: the headless command line over the same core the GUI uses.
 
     sgm datasets
-    sgm train DATA --out RUN_DIR|FILE.sgm [--loss LOSS] [--steps N] [--seed S] [--device D] [--model M] ...
+    sgm train DATA --out RUN_DIR|FILE.sgm [--config FILE.toml|.json] [--loss LOSS] [--steps N] [--seed S] ...
     sgm sample RUN_DIR|FILE.sgm --out FILE.npy [--n N] [--sampler NAME] [--steps K] [--seed S]
     sgm render RUN_DIR|FILE.sgm --out FILE.gif|FILE.mp4 [--frames F] [--fps R] [--size WxH] ...
+    sgm steps RUN_DIR|FILE.sgm --samplers heun,euler --steps 1,2,4,8 --out table.csv [--plot fig.png]
     sgm sweep SPEC.toml --out DIR [--workers N] [--engine local|ray] [--address ADDR]
 
 Every user error (bad data, unknown name, unwritable output, a full disk, diverged run) exits with
@@ -96,6 +97,16 @@ def _number_or_auto(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"must be a number or {AUTO}, got {text!r}") from None
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _counts(ceiling: int):
+    """An argparse type: comma-separated integers in [1, ceiling]."""
+    one = _count(ceiling)
+    return lambda text: tuple(one(part.strip()) for part in text.split(","))
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -170,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seed", type=_seed, default=0)
     render.add_argument("--steps", type=_count(limits.MAX_STEPS), default=None,
                         help="sampler steps (per level for annealed)")
+
+    steps = sub.add_parser("steps", help="steps versus quality: SW ratio, MMD and mode-weight error per sampler and NFE")
+    steps.add_argument("run", help="run directory written by `sgm train`, or a .sgm session with a trained model")
+    steps.add_argument("--samplers", required=True, type=_names,
+                       help=f"comma-separated, from {', '.join(SAMPLERS)}")
+    steps.add_argument("--steps", type=_counts(limits.MAX_STEPS), default="1,2,4,8,16,32,64",
+                       help="comma-separated step counts (default 1,2,4,8,16,32,64)")
+    steps.add_argument("--out", required=True, help="output table.csv: sampler, steps, nfe, sw_ratio, mmd, mode_weight_error")
+    steps.add_argument("--plot", default=None, help="also a figure.png of the three metrics against NFE")
+    steps.add_argument("--n", type=_count(limits.MAX_SAMPLES), default=2000,
+                       help=f"samples per cell (default 2000, at most {limits.MAX_SAMPLES:,})")
+    steps.add_argument("--seed", type=_seed, default=0)
 
     sub.add_parser("lessons", help="list the built-in lessons")
     lesson = sub.add_parser("lesson", help="run a lesson headless and print what it measures")
@@ -345,6 +368,28 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_steps(args: argparse.Namespace) -> int:
+    from .api import load
+    from .steps import check_samplers, plot_rows, run_steps_vs_quality, write_csv, write_png
+
+    samplers = check_samplers(args.samplers)  # every name known before anything runs
+    out, plot = Path(args.out), Path(args.plot) if args.plot else None
+    if out.suffix.lower() != ".csv":
+        raise DataError(f"--out must end in .csv, got {out.name}")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise DataError(f"--plot must end in .png, got {plot.name}")
+    run = load(args.run)
+    rows = run_steps_vs_quality(run, samplers, args.steps, n=args.n, seed=args.seed)
+    write_csv(rows, out)
+    if plot is not None:
+        write_png(plot_rows(rows), plot)
+    for row in rows:
+        print(f"{row.sampler:<12} steps={row.steps:<5} nfe={row.nfe:<5} sw_ratio={row.sw_ratio:.3g} mmd={row.mmd:.3g} "
+              f"mode_weight_error={row.mode_weight_error:.3g}")
+    print(f"wrote {out}" + (f" and {plot}" if plot else ""), file=sys.stderr)
+    return 0
+
+
 def cmd_lessons(args: argparse.Namespace) -> int:
     from .lessons import load_lessons
 
@@ -386,7 +431,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample, "render": cmd_render,
+COMMANDS = {"datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample, "render": cmd_render, "steps": cmd_steps,
             "lessons": cmd_lessons, "lesson": cmd_lesson,
             "sweep": cmd_sweep}
 
