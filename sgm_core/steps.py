@@ -152,10 +152,11 @@ def plot_rows(rows: Sequence[StepsRow]) -> np.ndarray:
         lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
         hi = hi if hi > lo else lo + 1e-12 + abs(lo) * 0.1 + 1e-3
         y_of = math.log10 if lo > 0 else float  # ratios on a log axis; MMD^2 (may dip below 0) linear
+        y_lo, y_hi = y_of(lo), y_of(hi)
 
-        def at(nfe: int, value: float, x0=x0, x1=x1, y0=y0, y1=y1, lo=y_of(lo), hi=y_of(hi), y_of=y_of):
+        def at(nfe: int, value: float, x0=x0, x1=x1, y0=y0, y1=y1, y_lo=y_lo, y_hi=y_hi, y_of=y_of):
             return (x0 + (math.log2(nfe) - x_lo) / (x_hi - x_lo) * (x1 - x0),
-                    y1 - (y_of(value) - lo) / (hi - lo) * (y1 - y0))
+                    y1 - (y_of(value) - y_lo) / (y_hi - y_lo) * (y1 - y0))
 
         draw.rectangle((x0, y0, x1, y1), outline=(0, 0, 0))
         draw.text((x0, 8), f"{metric} (lower is better)", fill=(0, 0, 0), font=font)
