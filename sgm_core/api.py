@@ -33,7 +33,7 @@ from .limits import MAX_POINTS, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
 from .metrics import energy_distance, mmd_rbf, mode_weight_error, mode_weights, sliced_wasserstein
 from .nets import ScoreNet
-from .samplers import make_sampler, run_sampler
+from .samplers import Sampler, make_sampler, run_sampler
 from .sessions import SessionState, save_session
 from .training import Trainer
 
@@ -137,17 +137,29 @@ class Run:
         return f"Run(data={self.config.data!r}, loss={self.config.loss.name!r}, dim={self.dim}, step={self.step})"
 
     # -- sampling -------------------------------------------------------------------------
-    def sample(self, n: int = 2000, *, sampler: str | None = None, steps: int | None = None, seed: int = 0) -> np.ndarray:
-        """`n` samples, an (n, D) float32 array in data coordinates, from `sampler` (default: the
-        loss's own) with `steps` (per level for annealed; None: the sampler's default). The same
-        seed gives the same samples, whatever n's chunking."""
-        n = whole_number(n, "n", 1, MAX_SAMPLES)
-        seed = whole_number(seed, "seed", 0, MAX_SEED)
+    def schedule(self, sampler: str | None = None, steps: int | None = None) -> Sampler:
+        """The schedule `sample` runs for `sampler` (default: the loss's own) and `steps` (per level
+        for annealed; None: the sampler's default). Pass it to `sample` to read what it reports
+        afterwards, e.g. MALA's `acceptance_rate`."""
         steps = 0 if steps is None else whole_number(steps, "sampler steps", 1, MAX_STEPS)
         if sampler is not None and not isinstance(sampler, str):
             raise ConfigError(f"sampler must be a name, not {sampler!r}")
-        schedule = make_sampler(SamplerConfig(name=sampler or self.default_sampler, steps=steps), self.config.noise,
-                                self.config.loss.name)
+        return make_sampler(SamplerConfig(name=sampler or self.default_sampler, steps=steps), self.config.noise,
+                            self.config.loss.name)
+
+    def sample(self, n: int = 2000, *, sampler: str | Sampler | None = None, steps: int | None = None,
+               seed: int = 0) -> np.ndarray:
+        """`n` samples, an (n, D) float32 array in data coordinates, from `sampler` (a name, default
+        the loss's own, with `steps` as in `schedule`; or a schedule from `schedule`). The same seed
+        gives the same samples, whatever n's chunking."""
+        n = whole_number(n, "n", 1, MAX_SAMPLES)
+        seed = whole_number(seed, "seed", 0, MAX_SEED)
+        if isinstance(sampler, Sampler):
+            if steps is not None:
+                raise ConfigError("give steps to `schedule`, not with a schedule")
+            schedule = sampler
+        else:
+            schedule = self.schedule(sampler, steps)
         device = next(self.model.parameters()).device
         generator = torch.Generator().manual_seed(seed)
         chunks = []

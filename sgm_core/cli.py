@@ -353,9 +353,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".npy", ".csv"):
         raise DataError(f"--out must end in .npy or .csv, got {out.name}")
     run = load(args.run)
-    samples = run.sample(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed)  # in bounded chunks
+    schedule = run.schedule(args.sampler, args.steps)
+    samples = run.sample(args.n, sampler=schedule, seed=args.seed)  # in bounded chunks
     save_points(out, samples)
-    print(f"wrote {len(samples)} samples ({args.sampler or run.default_sampler}) to {out}", file=sys.stderr)
+    rate = getattr(schedule, "acceptance_rate", None)  # MALA reports how many proposals it accepted
+    accepted = f", {rate:.1%} of proposals accepted" if rate is not None else ""
+    print(f"wrote {len(samples)} samples ({schedule.name}{accepted}) to {out}", file=sys.stderr)
     return 0
 
 

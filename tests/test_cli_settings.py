@@ -183,3 +183,12 @@ def test_steps_is_each_samplers_step_count(runs, tmp_path, capsys, sampler: str)
                            capsys)
     assert code == 0, err
     assert np.load(out).shape == (20, 2)
+
+
+def test_mala_on_an_energy_run_reports_its_acceptance_rate(tmp_path, capsys) -> None:
+    run, out = tmp_path / "energy", tmp_path / "x.npy"
+    assert run_cli(["train", "8gaussians", "--out", run, "--model", "energy", *TINY], capsys)[0] == 0
+    code, _, err = run_cli(["sample", run, "--out", out, "--sampler", "mala", "--steps", "20", "--n", "50"], capsys)
+    assert code == 0, err
+    assert "(mala, " in err and "% of proposals accepted" in err
+    assert np.load(out).shape == (50, 2)
