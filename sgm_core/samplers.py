@@ -12,6 +12,7 @@ moving); the SDE/ODE integrators stop at t = eps.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -323,22 +324,23 @@ LOWER_ORDER_FINAL = 15  # DPM-Solver++: schedules shorter than this end with a f
 
 
 class _History:
-    """The last few steps' outputs and data predictions of a multistep solver, so a step can find
-    the previous x_0 estimate of the particles it is given (a mismatch, e.g. a restarted chain or
-    a round-robin slice, falls back to the first-order step)."""
+    """The last few steps' data predictions of a multistep solver, each kept with the tensor that
+    step returned (a weak reference and its in-place version counter), so the next step knows
+    whether it is given exactly those particles. Anything else (a restarted chain, particles
+    edited in place, a round-robin slice) falls back to the first-order step."""
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 4) -> None:
         self.size = size
-        self.entries: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # (step, x returned, denoised)
+        self.entries: list[tuple[int, weakref.ref, int, torch.Tensor]] = []  # (step, returned x, its version, D)
 
     def find(self, i: int, x: torch.Tensor) -> torch.Tensor | None:
-        for step, out, denoised in reversed(self.entries):
-            if step == i - 1 and out.shape == x.shape and out.device == x.device and torch.equal(out, x):
+        for step, ref, version, denoised in reversed(self.entries):
+            if step == i - 1 and ref() is x and x._version == version:
                 return denoised
         return None
 
     def add(self, i: int, x: torch.Tensor, denoised: torch.Tensor) -> None:
-        self.entries.append((i, x.detach().clone(), denoised.detach()))
+        self.entries.append((i, weakref.ref(x), x._version, denoised.detach()))
         del self.entries[:-self.size]
 
 
