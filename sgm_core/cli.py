@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated step counts (default 1,2,4,8,16,32,64)")
     steps.add_argument("--out", required=True, help="output table.csv: sampler, steps, nfe, sw_ratio, mmd, mode_weight_error")
     steps.add_argument("--plot", default=None, help="also a figure.png of the three metrics against NFE")
-    steps.add_argument("--n", type=_count(limits.MAX_SAMPLES), default=2000,
+    steps.add_argument("--n", type=_count(limits.MAX_SAMPLES, lowest=2), default=2000,
                        help=f"samples per cell (default 2000, at most {limits.MAX_SAMPLES:,})")
     steps.add_argument("--seed", type=_seed, default=0)
 
