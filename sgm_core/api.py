@@ -26,7 +26,16 @@ import torch
 
 from .checkpoint import LoadedRun, load_run, save_run
 from .config import MAX_SEED, LossConfig, ModelConfig, NoiseConfig, RunConfig, SamplerConfig, TrainConfig, whole_number
-from .datasets import PRESETS, Dataset, EmpiricalDataset, Standardizer, load_dataset, make_preset, validate_points
+from .datasets import (
+    PRESETS,
+    Dataset,
+    EmpiricalDataset,
+    Standardizer,
+    load_dataset,
+    make_preset,
+    source_dataset,
+    validate_points,
+)
 from .errors import ConfigError, DataError, SessionError
 from .likelihood import ode_log_likelihood
 from .limits import MAX_POINTS, MAX_SAMPLES, MAX_STEPS
@@ -52,7 +61,8 @@ def run_config(data: str, *, loss: str = "ncsn", steps: int | None = None, seed:
                batch: int | None = None, lr: float | None = None, device: str = "auto", model: str = "score",
                width: int | None = None, depth: int | None = None, sigma_min: float | None = None,
                sigma_max: float | None = None, n_levels: int | None = None, sigma: float | None = None,
-               ema: float | None = None) -> RunConfig:
+               ema: float | None = None, timesteps: int | None = None, schedule: str | None = None,
+               source: str | None = None) -> RunConfig:
     """The RunConfig of these settings (None keeps the config's default); the configs check every
     value, so a bad one is a ConfigError naming it. `train` and the sweep specs share it."""
 
@@ -62,8 +72,9 @@ def run_config(data: str, *, loss: str = "ncsn", steps: int | None = None, seed:
     return RunConfig(
         data=data,
         model=ModelConfig(**given(kind=model, width=width, depth=depth)),
-        noise=NoiseConfig(**given(sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels, sigma=sigma)),
-        loss=LossConfig(name=loss),
+        noise=NoiseConfig(**given(sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels, sigma=sigma,
+                                  timesteps=timesteps, schedule=schedule)),
+        loss=LossConfig(**given(name=loss, source=source)),
         train=TrainConfig(**given(steps=steps, batch=batch, lr=lr, ema=ema, seed=seed, device=device)))
 
 
@@ -71,6 +82,7 @@ def train(data: DataLike, *, loss: str = "ncsn", steps: int | None = None, seed:
           lr: float | None = None, device: str = "auto", model: str = "score", width: int | None = None,
           depth: int | None = None, sigma_min: float | None = None, sigma_max: float | None = None,
           n_levels: int | None = None, sigma: float | None = None, ema: float | None = None,
+          timesteps: int | None = None, schedule: str | None = None, source: str | None = None,
           progress: bool = True) -> Run:
     """Train a score model on `data`: a preset name (see `sgm datasets`), a data file
     (.npy/.csv/.png/.jpg/.ply/.xyz), or an (N, 2) / (N, 3) array in data coordinates.
@@ -79,11 +91,14 @@ def train(data: DataLike, *, loss: str = "ncsn", steps: int | None = None, seed:
     are in standardised units). `progress` shows a tqdm bar (terminal or notebook)."""
     if not isinstance(progress, bool):
         raise ConfigError(f"progress must be True or False, not {progress!r}")
-    source = _source_name(data)
-    config = run_config(source, loss=loss, steps=steps, seed=seed, batch=batch, lr=lr, device=device, model=model,
+    data_name = _source_name(data)
+    config = run_config(data_name, loss=loss, steps=steps, seed=seed, batch=batch, lr=lr, device=device, model=model,
                         width=width, depth=depth, sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels,
-                        sigma=sigma, ema=ema)  # settings first: a typo fails before a file is read
+                        sigma=sigma, ema=ema, timesteps=timesteps, schedule=schedule,
+                        source=source)  # settings first: a typo fails before a file is read
     dataset = _dataset(data, seed)
+    if config.loss.source:
+        source_dataset(config.loss.source, dataset.dim, seed=seed)  # loads, and matches the data
     trainer = Trainer(dataset, config)
     started = time.perf_counter()
     _fit(trainer, config.train.steps, progress)
