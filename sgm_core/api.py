@@ -26,14 +26,23 @@ import torch
 
 from .checkpoint import LoadedRun, load_run, save_run
 from .config import MAX_SEED, LossConfig, ModelConfig, NoiseConfig, RunConfig, SamplerConfig, TrainConfig, whole_number
-from .datasets import PRESETS, Dataset, EmpiricalDataset, Standardizer, load_dataset, make_preset, validate_points
+from .datasets import (
+    PRESETS,
+    Dataset,
+    EmpiricalDataset,
+    Standardizer,
+    load_dataset,
+    make_preset,
+    source_dataset,
+    validate_points,
+)
 from .errors import ConfigError, DataError, SessionError
 from .likelihood import ode_log_likelihood
 from .limits import MAX_POINTS, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
 from .metrics import energy_distance, mmd_rbf, mode_weight_error, mode_weights, sliced_wasserstein
 from .nets import ScoreNet
-from .samplers import make_sampler, run_sampler
+from .samplers import Sampler, make_sampler, run_sampler
 from .sessions import SessionState, save_session
 from .training import Trainer
 
@@ -52,7 +61,8 @@ def run_config(data: str, *, loss: str = "ncsn", steps: int | None = None, seed:
                batch: int | None = None, lr: float | None = None, device: str = "auto", model: str = "score",
                width: int | None = None, depth: int | None = None, sigma_min: float | None = None,
                sigma_max: float | None = None, n_levels: int | None = None, sigma: float | None = None,
-               ema: float | None = None) -> RunConfig:
+               ema: float | None = None, timesteps: int | None = None, schedule: str | None = None,
+               source: str | None = None) -> RunConfig:
     """The RunConfig of these settings (None keeps the config's default); the configs check every
     value, so a bad one is a ConfigError naming it. `train` and the sweep specs share it."""
 
@@ -62,8 +72,9 @@ def run_config(data: str, *, loss: str = "ncsn", steps: int | None = None, seed:
     return RunConfig(
         data=data,
         model=ModelConfig(**given(kind=model, width=width, depth=depth)),
-        noise=NoiseConfig(**given(sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels, sigma=sigma)),
-        loss=LossConfig(name=loss),
+        noise=NoiseConfig(**given(sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels, sigma=sigma,
+                                  timesteps=timesteps, schedule=schedule)),
+        loss=LossConfig(**given(name=loss, source=source)),
         train=TrainConfig(**given(steps=steps, batch=batch, lr=lr, ema=ema, seed=seed, device=device)))
 
 
@@ -71,6 +82,7 @@ def train(data: DataLike, *, loss: str = "ncsn", steps: int | None = None, seed:
           lr: float | None = None, device: str = "auto", model: str = "score", width: int | None = None,
           depth: int | None = None, sigma_min: float | None = None, sigma_max: float | None = None,
           n_levels: int | None = None, sigma: float | None = None, ema: float | None = None,
+          timesteps: int | None = None, schedule: str | None = None, source: str | None = None,
           progress: bool = True) -> Run:
     """Train a score model on `data`: a preset name (see `sgm datasets`), a data file
     (.npy/.csv/.png/.jpg/.ply/.xyz), or an (N, 2) / (N, 3) array in data coordinates.
@@ -79,11 +91,14 @@ def train(data: DataLike, *, loss: str = "ncsn", steps: int | None = None, seed:
     are in standardised units). `progress` shows a tqdm bar (terminal or notebook)."""
     if not isinstance(progress, bool):
         raise ConfigError(f"progress must be True or False, not {progress!r}")
-    source = _source_name(data)
-    config = run_config(source, loss=loss, steps=steps, seed=seed, batch=batch, lr=lr, device=device, model=model,
+    data_name = _source_name(data)
+    config = run_config(data_name, loss=loss, steps=steps, seed=seed, batch=batch, lr=lr, device=device, model=model,
                         width=width, depth=depth, sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels,
-                        sigma=sigma, ema=ema)  # settings first: a typo fails before a file is read
+                        sigma=sigma, ema=ema, timesteps=timesteps, schedule=schedule,
+                        source=source)  # settings first: a typo fails before a file is read
     dataset = _dataset(data, seed)
+    if config.loss.source:
+        source_dataset(config.loss.source, dataset.dim, seed=seed)  # loads, and matches the data
     trainer = Trainer(dataset, config)
     started = time.perf_counter()
     _fit(trainer, config.train.steps, progress)
@@ -137,17 +152,29 @@ class Run:
         return f"Run(data={self.config.data!r}, loss={self.config.loss.name!r}, dim={self.dim}, step={self.step})"
 
     # -- sampling -------------------------------------------------------------------------
-    def sample(self, n: int = 2000, *, sampler: str | None = None, steps: int | None = None, seed: int = 0) -> np.ndarray:
-        """`n` samples, an (n, D) float32 array in data coordinates, from `sampler` (default: the
-        loss's own) with `steps` (per level for annealed; None: the sampler's default). The same
-        seed gives the same samples, whatever n's chunking."""
-        n = whole_number(n, "n", 1, MAX_SAMPLES)
-        seed = whole_number(seed, "seed", 0, MAX_SEED)
+    def schedule(self, sampler: str | None = None, steps: int | None = None) -> Sampler:
+        """The schedule `sample` runs for `sampler` (default: the loss's own) and `steps` (per level
+        for annealed; None: the sampler's default). Pass it to `sample` to read what it reports
+        afterwards, e.g. MALA's `acceptance_rate`."""
         steps = 0 if steps is None else whole_number(steps, "sampler steps", 1, MAX_STEPS)
         if sampler is not None and not isinstance(sampler, str):
             raise ConfigError(f"sampler must be a name, not {sampler!r}")
-        schedule = make_sampler(SamplerConfig(name=sampler or self.default_sampler, steps=steps), self.config.noise,
-                                self.config.loss.name)
+        return make_sampler(SamplerConfig(name=sampler or self.default_sampler, steps=steps), self.config.noise,
+                            self.config.loss.name)
+
+    def sample(self, n: int = 2000, *, sampler: str | Sampler | None = None, steps: int | None = None,
+               seed: int = 0) -> np.ndarray:
+        """`n` samples, an (n, D) float32 array in data coordinates, from `sampler` (a name, default
+        the loss's own, with `steps` as in `schedule`; or a schedule from `schedule`). The same seed
+        gives the same samples, whatever n's chunking."""
+        n = whole_number(n, "n", 1, MAX_SAMPLES)
+        seed = whole_number(seed, "seed", 0, MAX_SEED)
+        if isinstance(sampler, Sampler):
+            if steps is not None:
+                raise ConfigError("give steps to `schedule`, not with a schedule")
+            schedule = sampler
+        else:
+            schedule = self.schedule(sampler, steps)
         device = next(self.model.parameters()).device
         generator = torch.Generator().manual_seed(seed)
         chunks = []

@@ -54,6 +54,11 @@ class ParticleChain:
     def sigma(self) -> float:
         return self.sampler.sigma_at(self.step)
 
+    @property
+    def acceptance_rate(self) -> float | None:
+        """The sampler's Metropolis acceptance rate so far (MALA), else None."""
+        return getattr(self.sampler, "acceptance_rate", None)
+
     def restart(self, particles: torch.Tensor) -> None:
         """Begin the schedule again from `particles` (trails cleared)."""
         self.particles = particles

@@ -1,9 +1,10 @@
 """`sgm`: the headless command line over the same core the GUI uses.
 
     sgm datasets
-    sgm train DATA --out RUN_DIR|FILE.sgm [--loss LOSS] [--steps N] [--seed S] [--device D] [--model M] ...
+    sgm train DATA --out RUN_DIR|FILE.sgm [--config FILE.toml|.json] [--loss LOSS] [--steps N] [--seed S] ...
     sgm sample RUN_DIR|FILE.sgm --out FILE.npy [--n N] [--sampler NAME] [--steps K] [--seed S]
     sgm render RUN_DIR|FILE.sgm --out FILE.gif|FILE.mp4 [--frames F] [--fps R] [--size WxH] ...
+    sgm steps RUN_DIR|FILE.sgm --samplers heun,euler --steps 1,2,4,8 --out table.csv [--plot fig.png]
     sgm sweep SPEC.toml --out DIR [--workers N] [--engine local|ray] [--address ADDR]
 
 Every user error (bad data, unknown name, unwritable output, a full disk, diverged run) exits with
@@ -24,12 +25,28 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import limits
 from .errors import DataError, SGMError
 
+if TYPE_CHECKING:
+    from .config import RunConfig
+    from .datasets import Dataset
+
 SESSION_SUFFIX = ".sgm"
 EXIT_ERROR, EXIT_SIGINT, EXIT_SIGTERM = 2, 130, 143  # 128 + the signal's number, as shells report it
+AUTO = "auto"  # --sigma-max auto: the data's diameter (Song & Ermon 2020, technique 1)
+# Each `sgm train` flag and the RunConfig field it sets: (section, field). One table, so --config
+# files and flags speak the same names and a flag overrides exactly its field.
+TRAIN_FLAGS = {
+    "model": ("model", "kind"), "width": ("model", "width"), "depth": ("model", "depth"),
+    "sigma_min": ("noise", "sigma_min"), "sigma_max": ("noise", "sigma_max"), "levels": ("noise", "n_levels"),
+    "sigma": ("noise", "sigma"), "timesteps": ("noise", "timesteps"), "schedule": ("noise", "schedule"),
+    "loss": ("loss", "name"), "source": ("loss", "source"),
+    "steps": ("train", "steps"), "batch": ("train", "batch"), "lr": ("train", "lr"), "ema": ("train", "ema"),
+    "seed": ("train", "seed"), "device": ("train", "device"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,6 +87,26 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _number_or_auto(text: str) -> float | str:
+    """A float, or the word `auto` (resolved from the data once it is loaded)."""
+    if text == AUTO:
+        return AUTO
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or {AUTO}, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _counts(ceiling: int):
+    """An argparse type: comma-separated integers in [1, ceiling]."""
+    one = _count(ceiling)
+    return lambda text: tuple(one(part.strip()) for part in text.split(","))
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -81,6 +118,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import BETA_SCHEDULES
     from .losses import LOSSES
     from .samplers import SAMPLERS
 
@@ -90,19 +128,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="list the preset datasets")
 
     train = sub.add_parser("train", help="train a score model on a preset or a data file")
-    train.add_argument("data", help="a preset name (see `sgm datasets`) or a .npy/.csv/.png/.jpg/.ply/.xyz file")
+    train.add_argument("data", nargs="?", default=None,
+                       help="a preset name (see `sgm datasets`) or a .npy/.csv/.png/.jpg/.ply/.xyz file (or `data` in --config)")
     train.add_argument("--out", required=True,
                        help="run directory to write (config.json, model.safetensors, loss.csv), or a FILE.sgm session "
                             "the app opens")
-    train.add_argument("--loss", default="ncsn", help=f"one of {', '.join(LOSSES)} (default ncsn)")
+    train.add_argument("--config", default=None,
+                       help="FILE.toml or FILE.json with the run's sections (data, [model], [noise], [loss], [train]); "
+                            "the flags below override it")
+    train.add_argument("--loss", default=None, help=f"one of {', '.join(LOSSES)} (default ncsn)")
+    train.add_argument("--source", default=None,
+                       help="fm / ot-fm: a preset or data file to flow from instead of Gaussian noise")
     train.add_argument("--steps", type=_count(limits.MAX_STEPS), default=None,
                        help=f"optimiser steps (default 10000, at most {limits.MAX_STEPS:,})")
-    train.add_argument("--seed", type=_seed, default=0)
-    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    train.add_argument("--model", default="score", choices=["score", "energy"])
+    train.add_argument("--seed", type=_seed, default=None, help="seeds the init, the data draws and the loss noise (default 0)")
+    train.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
+    train.add_argument("--model", default=None, choices=["score", "energy"])
+    train.add_argument("--width", type=int, default=None, help="hidden units per layer (default 128)")
+    train.add_argument("--depth", type=int, default=None, help="hidden layers (default 3)")
     train.add_argument("--batch", type=_count(limits.MAX_BATCH), default=None,
                        help=f"batch size (default 512, at most {limits.MAX_BATCH:,})")
     train.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default 5e-3)")
+    train.add_argument("--ema", type=float, default=None, help="EMA decay of the sampling weights, in [0, 1) (default 0.999)")
+    train.add_argument("--sigma-min", type=float, default=None, help="smallest noise level, standardised units (default 0.01)")
+    train.add_argument("--sigma-max", type=_number_or_auto, default=None,
+                       help="largest noise level (default 3), or auto: the data's largest pairwise distance")
+    train.add_argument("--levels", type=int, default=None, help="levels of the ncsn sigma ladder (default 16)")
+    train.add_argument("--sigma", type=float, default=None, help="the one noise level of dsm / dsm-eps (default 0.1)")
+    train.add_argument("--timesteps", type=int, default=None, help="ddpm: steps T of the discrete chain (default 1000)")
+    train.add_argument("--schedule", default=None, choices=list(BETA_SCHEDULES), help="ddpm: the beta schedule (default linear)")
 
     sample = sub.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run", help="run directory written by `sgm train`, or a .sgm session with a trained model")
@@ -127,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seed", type=_seed, default=0)
     render.add_argument("--steps", type=_count(limits.MAX_STEPS), default=None,
                         help="sampler steps (per level for annealed)")
+
+    steps = sub.add_parser("steps", help="steps versus quality: SW ratio, MMD and mode-weight error per sampler and NFE")
+    steps.add_argument("run", help="run directory written by `sgm train`, or a .sgm session with a trained model")
+    steps.add_argument("--samplers", required=True, type=_names,
+                       help=f"comma-separated, from {', '.join(SAMPLERS)}")
+    steps.add_argument("--steps", type=_counts(limits.MAX_STEPS), default="1,2,4,8,16,32,64",
+                       help="comma-separated step counts (default 1,2,4,8,16,32,64)")
+    steps.add_argument("--out", required=True, help="output table.csv: sampler, steps, nfe, sw_ratio, mmd, mode_weight_error")
+    steps.add_argument("--plot", default=None, help="also a figure.png of the three metrics against NFE")
+    steps.add_argument("--n", type=_count(limits.MAX_SAMPLES, lowest=2), default=2000,
+                       help=f"samples per cell (default 2000, at most {limits.MAX_SAMPLES:,})")
+    steps.add_argument("--seed", type=_seed, default=0)
 
     sub.add_parser("lessons", help="list the built-in lessons")
     lesson = sub.add_parser("lesson", help="run a lesson headless and print what it measures")
@@ -183,21 +249,48 @@ def _check_out_file(path: Path) -> None:
         raise DataError(f"cannot write {path}: the folder {folder} is not writable")
 
 
+def train_config(args: argparse.Namespace) -> tuple[RunConfig, Dataset]:
+    """The run's settings, from defaults < --config file < flags, and its data. `--sigma-max auto`
+    becomes the standardised data's diameter; every value is checked by the configs themselves
+    (a bad one is one ConfigError naming it) before any output is touched."""
+    from dataclasses import replace
+
+    from .config import RunConfig, read_settings_file
+    from .datasets import load_dataset, source_dataset
+    from .noise import sigma_max_from_data
+
+    settings = {k: dict(v) if isinstance(v, dict) else v
+                for k, v in (read_settings_file(args.config) if args.config else {}).items()}
+    for dest, (section, name) in TRAIN_FLAGS.items():
+        if getattr(args, dest) is not None:
+            settings.setdefault(section, {})[name] = getattr(args, dest)
+    if args.data is not None:
+        settings["data"] = args.data
+    if "data" not in settings:
+        raise DataError("sgm train needs DATA: a preset, a data file, or `data = ...` in the --config file")
+    auto = settings.get("noise", {}).get("sigma_max") == AUTO
+    if auto:
+        del settings["noise"]["sigma_max"]
+    config = RunConfig.from_json(settings)  # settings first: a typo fails before a file is read
+    dataset = load_dataset(config.data, seed=config.train.seed)
+    if auto:
+        diameter = sigma_max_from_data(dataset.standardizer().forward(dataset.points), seed=config.train.seed)
+        config = config.with_(noise=replace(config.noise, sigma_max=diameter))
+    if config.loss.source:
+        source_dataset(config.loss.source, dataset.dim, seed=config.train.seed)  # loads, and matches the data
+    return config, dataset
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import save_run
-    from .config import LossConfig, ModelConfig, RunConfig, SamplerConfig, TrainConfig
-    from .datasets import load_dataset
+    from .config import SamplerConfig
     from .losses import loss_spec
     from .sessions import SessionState, save_session
     from .training import Trainer, device_label
 
-    spec = loss_spec(args.loss)  # unknown loss: fail before touching the disk
-    defaults = TrainConfig()
-    train_cfg = TrainConfig(
-        steps=args.steps or defaults.steps, batch=args.batch or defaults.batch, lr=args.lr or defaults.lr,
-        seed=args.seed, device=args.device)
-    config = RunConfig(data=args.data, model=ModelConfig(kind=args.model), loss=LossConfig(name=args.loss), train=train_cfg)
-    dataset = load_dataset(args.data, seed=args.seed)
+    config, dataset = train_config(args)
+    spec = loss_spec(config.loss.name)
+    train_cfg = config.train
     out = Path(args.out)
     as_session = out.suffix.lower() == SESSION_SUFFIX
     if as_session:
@@ -207,12 +300,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         created = _prepare_out_dir(out)
     try:
         trainer = Trainer(dataset, config)
-        print(f"training {args.loss} on {dataset.name} ({dataset.dim}D, {len(dataset.points)} points) "
+        print(f"training {config.loss.name} on {dataset.name} ({dataset.dim}D, {len(dataset.points)} points) "
               f"on {device_label(trainer.device)}", file=sys.stderr)
         _train_with_progress(trainer, train_cfg.steps)
         if as_session:  # what File > Open session in the app reads: data, settings, weights, training state
             save_session(out, SessionState(
-                points=dataset.points, source=args.data, run=config, sampler=SamplerConfig(name=spec.default_sampler),
+                points=dataset.points, source=config.data, run=config, sampler=SamplerConfig(name=spec.default_sampler),
                 brush_radius=0.0, model=_cpu_state(trainer.model), ema=_cpu_state(trainer.ema_model),
                 standardizer=trainer.standardizer, step=trainer.step, losses=trainer.loss_history(),
                 resume=trainer.resume_state()))
@@ -260,9 +353,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".npy", ".csv"):
         raise DataError(f"--out must end in .npy or .csv, got {out.name}")
     run = load(args.run)
-    samples = run.sample(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed)  # in bounded chunks
+    schedule = run.schedule(args.sampler, args.steps)
+    samples = run.sample(args.n, sampler=schedule, seed=args.seed)  # in bounded chunks
     save_points(out, samples)
-    print(f"wrote {len(samples)} samples ({args.sampler or run.default_sampler}) to {out}", file=sys.stderr)
+    rate = getattr(schedule, "acceptance_rate", None)  # MALA reports how many proposals it accepted
+    accepted = f", {rate:.1%} of proposals accepted" if rate is not None else ""
+    print(f"wrote {len(samples)} samples ({schedule.name}{accepted}) to {out}", file=sys.stderr)
     return 0
 
 
@@ -272,6 +368,28 @@ def cmd_render(args: argparse.Namespace) -> int:
     render_run(args.run, args.out, frames=args.frames, fps=args.fps, size=args.size,
                sampler=args.sampler, n=args.n, seed=args.seed, steps=args.steps)
     print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    from .api import load
+    from .steps import check_samplers, plot_rows, run_steps_vs_quality, write_csv, write_png
+
+    samplers = check_samplers(args.samplers)  # every name known before anything runs
+    out, plot = Path(args.out), Path(args.plot) if args.plot else None
+    if out.suffix.lower() != ".csv":
+        raise DataError(f"--out must end in .csv, got {out.name}")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise DataError(f"--plot must end in .png, got {plot.name}")
+    run = load(args.run)
+    rows = run_steps_vs_quality(run, samplers, args.steps, n=args.n, seed=args.seed)
+    write_csv(rows, out)
+    if plot is not None:
+        write_png(plot_rows(rows), plot)
+    for row in rows:
+        print(f"{row.sampler:<12} steps={row.steps:<5} nfe={row.nfe:<5} sw_ratio={row.sw_ratio:.3g} mmd={row.mmd:.3g} "
+              f"mode_weight_error={row.mode_weight_error:.3g}")
+    print(f"wrote {out}" + (f" and {plot}" if plot else ""), file=sys.stderr)
     return 0
 
 
@@ -316,7 +434,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample, "render": cmd_render,
+COMMANDS = {"datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample, "render": cmd_render, "steps": cmd_steps,
             "lessons": cmd_lessons, "lesson": cmd_lesson,
             "sweep": cmd_sweep}
 

@@ -10,6 +10,7 @@ import json
 import math
 import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError
@@ -189,6 +190,7 @@ class LossConfig:
     name: str = "ncsn"  # sm | ssm | ssm-vr | dsm | dsm-eps | ncsn | ve-sde | vp-sde | fm | ot-fm | ddpm | edm
     n_projections: int = 1  # sliced score matching: random directions per sample
     projection: str = "rademacher"  # sliced score matching: "gaussian" or "rademacher" directions
+    source: str = ""  # flows between two distributions: x_1 drawn from this preset or file, not N(0, I) ("": noise)
 
     def __post_init__(self) -> None:
         from .losses import LOSSES  # losses imports this module
@@ -196,6 +198,11 @@ class LossConfig:
         checked_choice(self, "name", LOSSES)
         checked_int(self, "n_projections", 1, MAX_PROJECTIONS)
         checked_choice(self, "projection", ("gaussian", "rademacher"))
+        if not isinstance(self.source, str):
+            raise ConfigError(f"loss source must be a preset name or a file path, not {_shown(self.source)}")
+        if self.source and not LOSSES[self.name].process_type.transports:
+            raise ConfigError(f"--source needs --loss fm or ot-fm (a flow between two distributions); "
+                              f"{self.name} starts from Gaussian noise")
 
 
 @dataclass(frozen=True)
@@ -291,3 +298,44 @@ def fresh_model_reason(old: RunConfig, new: RunConfig, old_dim: int, new_dim: in
 
 def sampler_config_from_json(data: dict[str, Any]) -> SamplerConfig:
     return _from_dict(SamplerConfig, data)
+
+
+SETTINGS_SUFFIXES = (".toml", ".json")
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """A settings file for `sgm train --config`: TOML or JSON with RunConfig's sections
+    (`data`, `[model]`, `[noise]`, `[loss]`, `[train]`), as a plain dict; the configs check the
+    values when they are built. Any failure is one ConfigError sentence."""
+    import tomllib
+
+    path = Path(path)
+    if path.suffix.lower() not in SETTINGS_SUFFIXES:
+        raise ConfigError(f"--config must be a .toml or .json file, not {path.name}")
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise ConfigError(f"{path.name} is larger than {MAX_JSON_BYTES:,} bytes, so not a settings file")
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"no settings file {str(path)!r}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if path.suffix.lower() == ".json":
+        data = parse_json(blob, path.name)
+    else:
+        try:
+            data = tomllib.loads(blob.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path.name} is not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path.name} is not valid TOML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name} must hold a table of settings, not {type(data).__name__}")
+    sections = {"data", "model", "noise", "loss", "train"}
+    unknown = sorted(set(data) - sections)
+    if unknown:
+        raise ConfigError(f"{path.name}: unknown section(s) {', '.join(unknown)}; use {', '.join(sorted(sections))}")
+    for name in sections - {"data"}:
+        if not isinstance(data.get(name, {}), dict):
+            raise ConfigError(f"{path.name}: [{name}] must be a table of settings")
+    return data

@@ -464,3 +464,13 @@ def load_dataset(source: str, n_points: int = 5000, seed: int = 0) -> Dataset:
             f"{source!r} is neither a preset ({', '.join(PRESETS)}) nor an existing file"
         )
     return EmpiricalDataset(load_points(path, n_image_points=n_points, seed=seed), name=path.stem)
+
+
+def source_dataset(source: str, dim: int, seed: int = 0) -> Dataset:
+    """The distribution a flow starts from (`LossConfig.source`: a preset or a data file), checked
+    against the data's dimension. Its draws are standardised with the *data's* standardiser, so
+    the flow maps one set onto the other in one coordinate system (torchcfm's 8gaussians -> moons)."""
+    dataset = load_dataset(source, seed=seed)
+    if dataset.dim != dim:
+        raise DataError(f"the source {source!r} is {dataset.dim}D but the data is {dim}D; a flow needs both alike")
+    return dataset

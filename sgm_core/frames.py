@@ -115,10 +115,12 @@ class FrameBuilder:
 
 
 def particle_status(frame: Frame) -> str:
-    """The status bar's word on the particles: how many, how often they move, and, when a frame
+    """The status bar's word on the particles: how many, MALA's acceptance rate, how often they move, and, when a frame
     moves only a slice of them (round-robin under the frame budget), how many move per update."""
     n = len(frame.particles)
     text = f"{n:,} particles"
+    if frame.acceptance_rate is not None:
+        text += f", {frame.acceptance_rate:.0%} accepted"
     if frame.particle_rate <= 0:
         return text
     text += f", {frame.particle_rate:.0f} updates/s"

@@ -83,6 +83,7 @@ class Frame:
     sampler_steps: int = 0  # the sampler's schedule length (Langevin-type chains go on past it)
     particles_moved: int = 0  # particle-steps taken since the previous frame (n x steps, or a slice)
     particle_rate: float = 0.0  # frames per second that showed moved particles (the engine's count)
+    acceptance_rate: float | None = None  # MALA's accepted / proposed so far; None for samplers without one
 
 
 MAX_LOSS_POINTS = 4000  # the loss curve is decimated beyond this so frames stay small
@@ -441,7 +442,7 @@ class LiveEngine:
             heatmap_bounds=tuple(view.bounds[:2]) if view is not None and self.dataset.dim == 2 else None,
             score_error=score_err, reference_kind=self.reference_kind, steps_per_second=self._rate,
             elapsed=self.trainer.elapsed(), eta=eta, device=device_label(self.device), dim=self.dataset.dim,
-            sampler_steps=self.sampler.n_steps)
+            sampler_steps=self.sampler.n_steps, acceptance_rate=self.chain.acceptance_rate)
 
 
 def default_bounds(points: np.ndarray, margin: float = 0.15) -> tuple[tuple[float, float], ...]:

@@ -62,6 +62,9 @@ class Process:
     settings: ClassVar[tuple[str, ...]]  # the NoiseConfig fields this process reads
     conditional: ClassVar[bool] = True  # does the net see sigma?
     has_path: ClassVar[bool] = True  # is there a continuous time path for the SDE/ODE samplers?
+    # May its noise end be another distribution (LossConfig.source) instead of N(0, I)? Only a path
+    # that never needs the noise's density: the linear interpolant (rectified flow, Liu et al. 2023).
+    transports: ClassVar[bool] = False
     eps: float
     T: float
 
@@ -388,6 +391,7 @@ class LinearInterpolant(Process):
     T: float = 0.99  # t = 1 is pure noise: coef = 1 - t stays positive (the loss weighs |eps error|^2 by 1/coef^2)
     kind: ClassVar[str] = "linear"
     settings: ClassVar[tuple[str, ...]] = ()
+    transports: ClassVar[bool] = True  # x_1 may come from any source distribution (torchcfm's 8gaussians -> moons)
 
     def marginal(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return 1 - t, t

@@ -12,8 +12,9 @@ moving); the SDE/ODE integrators stop at t = eps.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import torch
@@ -291,8 +292,147 @@ class DDIMSampler:
         return x
 
 
+LogDensityFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+
+
+@dataclass(frozen=True)
+class WithLogDensity:
+    """A score function that also knows its log-density (up to a constant), as MALA needs: the
+    analytic truth, e.g. WithLogDensity(gmm.score, lambda x, s: gmm.log_prob(x, float(s[0])))."""
+
+    score: ScoreFn
+    log_density: LogDensityFn
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.score(x, sigma)
+
+
+def log_density_of(score_fn: ScoreFn) -> LogDensityFn:
+    """log p(x, sigma) up to a constant where the field has one: its own `log_density`, or an
+    energy net's -E(x, sigma). A score-only net has none: one ConfigError sentence."""
+    own = getattr(score_fn, "log_density", None)
+    if own is not None:
+        return own
+    energy = getattr(score_fn, "energy", None)
+    if energy is not None:
+        return lambda x, sigma: -energy(x, sigma)
+    raise ConfigError("mala needs a log-density for its accept/reject step: train an energy net (--model energy) "
+                      "or use the analytic truth; a score net has none")
+
+
+class AcceptanceTally:
+    """MALA's running count of accepted proposals: the one mutable part of its schedule, so the
+    chain, the frames and the CLI can report the acceptance rate."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.proposed = 0
+
+    def add(self, accepted: int, proposed: int) -> None:
+        self.accepted += int(accepted)
+        self.proposed += int(proposed)
+
+    @property
+    def rate(self) -> float | None:
+        """Accepted over proposed so far (None before the first step)."""
+        return self.accepted / self.proposed if self.proposed else None
+
+
+@dataclass(frozen=True)
+class MALASampler(LangevinSampler):
+    """Metropolis-adjusted Langevin (Roberts & Tweedie 1996): the Langevin step y = x + eps s(x) +
+    sqrt(2 eps) z is a proposal, accepted with probability min(1, p(y) q(x|y) / (p(x) q(y|x))),
+    q(b|a) = N(b; a + eps s(a), 2 eps I). The chain then leaves p exactly invariant at any step
+    size, where plain Langevin is biased by O(eps). Needs log p: an energy net or the truth."""
+
+    name: str = "mala"
+    acceptance: AcceptanceTally = field(default_factory=AcceptanceTally, compare=False, repr=False)
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.acceptance.rate
+
+    def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
+        log_p = log_density_of(score_fn)
+        sigma, eps = _full(x, self.sigma), self.step_size
+        s_x = score_fn(x, sigma)
+        y = x + eps * s_x + self.noise_scale * math.sqrt(2 * eps) * _noise(x, generator)
+        s_y = score_fn(y, sigma)
+
+        def log_q(b: torch.Tensor, a: torch.Tensor, s_a: torch.Tensor) -> torch.Tensor:
+            return -((b - a - eps * s_a) ** 2).sum(1) / (4 * eps)
+
+        log_alpha = log_p(y, sigma) - log_p(x, sigma) + log_q(x, y, s_y) - log_q(y, x, s_x)
+        u = torch.rand(len(x), generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
+        accept = torch.log(u) < log_alpha  # NaN (a blown-up proposal) is rejected
+        self.acceptance.add(int(accept.sum()), len(x))
+        return torch.where(accept[:, None], y, x)
+
+
+LOWER_ORDER_FINAL = 15  # DPM-Solver++: schedules shorter than this end with a first-order step
+
+
+class _History:
+    """The last few steps' data predictions of a multistep solver, each kept with the tensor that
+    step returned (a weak reference and its in-place version counter), so the next step knows
+    whether it is given exactly those particles. Anything else (a restarted chain, particles
+    edited in place, a round-robin slice) falls back to the first-order step."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self.entries: list[tuple[int, weakref.ref, int, torch.Tensor]] = []  # (step, returned x, its version, D)
+
+    def find(self, i: int, x: torch.Tensor) -> torch.Tensor | None:
+        for step, ref, version, denoised in reversed(self.entries):
+            if step == i - 1 and ref() is x and x._version == version:
+                return denoised
+        return None
+
+    def add(self, i: int, x: torch.Tensor, denoised: torch.Tensor) -> None:
+        self.entries.append((i, weakref.ref(x), x._version, denoised.detach()))
+        del self.entries[:-self.size]
+
+
+@dataclass(frozen=True)
+class DPMSolverSampler(KarrasODESampler):
+    """DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Alg. 2): the probability-flow ODE solved
+    exactly in its linear part, with the data prediction D = E[x_0 | x_t] (Tweedie, from the score)
+    extrapolated linearly in lambda = -log(noise) from this step's and the previous step's D. In the
+    VE-equivalent form x~ = x / coef: x~' = (n' / n) x~ + (1 - n' / n) D_hat,
+    D_hat = (1 + 1 / 2r) D_i - (1 / 2r) D_{i-1}, r = h_{i-1} / h_i. One evaluation per step; the
+    first step (no history) is first order (DDIM). Same rho = 7 levels as euler/heun."""
+
+    name: str = "dpm-solver"
+    history: _History = field(default_factory=_History, compare=False, repr=False)
+
+    def _denoise(self, score_fn: ScoreFn, x: torch.Tensor, noise: float) -> torch.Tensor:
+        coef, std = self._coef_std(noise)
+        return self.sde.x0_from_score(x, score_fn(x, _full(x, std)), _full(x, coef), _full(x, std))
+
+    def step(self, score_fn: ScoreFn, x: torch.Tensor, i: int, generator: torch.Generator) -> torch.Tensor:
+        if i >= self.n_steps:
+            return x
+        levels = self.levels()
+        n0, n1 = levels[i], levels[i + 1]
+        denoised = self._denoise(score_fn, x, n0)
+        # The last step of a short schedule is first order too (diffusers' lower_order_final,
+        # below 15 steps): extrapolating D across one large final jump overshoots.
+        last_short = i == self.n_steps - 1 and self.n_steps < LOWER_ORDER_FINAL
+        previous = self.history.find(i, x) if i > 0 and not last_short else None
+        if previous is None:
+            d_hat = denoised
+        else:
+            h = math.log(n0 / n1)
+            r = math.log(levels[i - 1] / n0) / h
+            d_hat = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * previous
+        x_tilde = x / self._coef_std(n0)[0]
+        x_next = self._coef_std(n1)[0] * ((n1 / n0) * x_tilde + (1 - n1 / n0) * d_hat)
+        self.history.add(i, x_next, denoised)
+        return x_next
+
+
 Sampler = (LangevinSampler | AnnealedLangevinSampler | ReverseSDESampler | ProbabilityFlowSampler | KarrasODESampler
-           | DDIMSampler)
+           | DDIMSampler | MALASampler | DPMSolverSampler)
 
 Builder = Callable[[SamplerConfig, NoiseConfig, Process], Sampler]
 
@@ -302,6 +442,19 @@ def _langevin(cfg: SamplerConfig, noise: NoiseConfig, process: Process) -> Sampl
     default_eps = 0.1 * sigma**2 if sigma > 0 else 1e-3  # eps / sigma^2 = 0.1 keeps it stable
     return LangevinSampler(sigma, cfg.step_size or default_eps, cfg.steps or 1000, cfg.denoise and sigma > 0,
                            cfg.noise_scale)
+
+
+def _mala(cfg: SamplerConfig, noise: NoiseConfig, process: Process) -> Sampler:
+    """MALA at the Langevin level; the Metropolis step keeps larger steps unbiased, so the default
+    eps / sigma^2 is 0.3 rather than plain Langevin's 0.1."""
+    sigma = process.langevin_sigma
+    default_eps = 0.3 * sigma**2 if sigma > 0 else 3e-3
+    return MALASampler(sigma, cfg.step_size or default_eps, cfg.steps or 1000, cfg.denoise and sigma > 0,
+                       cfg.noise_scale)
+
+
+def _dpm_solver(cfg: SamplerConfig, noise: NoiseConfig, process: Process) -> Sampler:
+    return DPMSolverSampler(process.path, cfg.steps or 16)
 
 
 def _annealed(cfg: SamplerConfig, noise: NoiseConfig, process: Process) -> Sampler:
@@ -340,6 +493,7 @@ def _ddim(eta: float | None, default_steps: int | None) -> Builder:
 class SamplerSpec:
     description: str
     build: Builder  # (settings, noise settings, the run's process) -> a schedule
+    needs_density: bool = False  # needs log p, not only the score: an energy net or the analytic truth
 
 
 SAMPLER_SPECS = MappingProxyType({
@@ -352,6 +506,10 @@ SAMPLER_SPECS = MappingProxyType({
     "heun": SamplerSpec("Probability-flow ODE, Heun steps on EDM's ρ=7 noise levels (Karras Alg. 1)", _karras(True, 16)),
     "ddpm": SamplerSpec("DDPM ancestral sampling, every step of the chain (Ho et al. 2020)", _ddim(1.0, None)),
     "ddim": SamplerSpec("DDIM, η from 0 (deterministic) to 1 (Song, Meng & Ermon 2021)", _ddim(None, 20)),
+    "dpm-solver": SamplerSpec("DPM-Solver++(2M): multistep data-prediction ODE solver, one evaluation per step",
+                              _dpm_solver),
+    "mala": SamplerSpec("Metropolis-adjusted Langevin at one σ (energy nets, analytic truth); reports acceptance",
+                        _mala, needs_density=True),
 })
 SAMPLERS = MappingProxyType({name: spec.description for name, spec in SAMPLER_SPECS.items()})
 

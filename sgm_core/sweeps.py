@@ -58,7 +58,7 @@ def _key(kind: type, help: str, sweepable: bool = True) -> KeySpec:
 
 # One place for what a spec may say. The train keys are `api.train`'s keywords (a test keeps them equal).
 TRAIN_KEYS = ("data", "loss", "steps", "seed", "batch", "lr", "device", "model", "width", "depth", "sigma_min",
-              "sigma_max", "n_levels", "sigma", "ema")
+              "sigma_max", "n_levels", "sigma", "ema", "timesteps", "schedule", "source")
 SPEC_KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "data": _key(str, "a preset name or a data file (relative to the working directory)"),
     "loss": _key(str, "the loss (sgm train --loss)"),
@@ -75,6 +75,9 @@ SPEC_KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "n_levels": _key(int, "levels of the sigma ladder"),
     "sigma": _key(float, "the one noise level of dsm / dsm-eps"),
     "ema": _key(float, "EMA decay of the sampling weights"),
+    "timesteps": _key(int, "ddpm: steps T of the discrete chain"),
+    "schedule": _key(str, "ddpm: the beta schedule, linear or cosine"),
+    "source": _key(str, "fm / ot-fm: a preset or data file to flow from instead of Gaussian noise"),
     "sampler": _key(str, "the sampler (default: the loss's own)"),
     "n": _key(int, "samples drawn and scored (default 2000)"),
     "sample_steps": _key(int, "sampler steps, per level for annealed (default: the sampler's)"),
@@ -225,6 +228,8 @@ def run_cell(settings: Mapping[str, Any], run_dir: str, threads: int = 1) -> dic
     train_kwargs = {k: settings[k] for k in TRAIN_KEYS if k in settings}
     seed = settings.get("seed", 0)
     try:
+        if "source" in train_kwargs:
+            train_kwargs["source"] = _resolved(train_kwargs["source"])
         run = train(_resolved(train_kwargs.pop("data", "8gaussians")), progress=False, **train_kwargs)
         row["train_seconds"] = run.train_seconds
         run.save(run_dir)

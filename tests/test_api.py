@@ -17,6 +17,7 @@ import sgm_core as sgm
 from sgm_core import api
 from sgm_core.cli import main
 from sgm_core.datasets import make_preset
+from sgm_core.errors import ConfigError
 from sgm_core.io import save_points
 from sgm_core.sessions import load_session
 
@@ -210,3 +211,12 @@ def test_import_is_cheap_and_every_public_name_resolves() -> None:
     assert report["names"]["train"] == "function" and report["names"]["Run"] == "type"
     assert set(report["names"]) == {"train", "load", "Run", "sweep", "SGMError", "DataError", "ConfigError",
                                     "SessionError", "TrainingDiverged"}
+
+
+def test_run_config_takes_the_ddpm_and_source_settings() -> None:
+    config = api.run_config("8gaussians", timesteps=50, schedule="cosine")
+    assert (config.noise.timesteps, config.noise.schedule, config.loss.source) == (50, "cosine", "")
+    with pytest.raises(ConfigError, match="--source needs --loss fm or ot-fm"):
+        api.run_config("8gaussians", loss="ncsn", source="moons")
+    with pytest.raises(ConfigError, match="schedule"):
+        api.run_config("8gaussians", schedule="quadratic")

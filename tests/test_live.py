@@ -10,7 +10,7 @@ from sgm_core.config import LossConfig, ModelConfig, RunConfig, SamplerConfig, T
 from sgm_core.datasets import from_brush, make_preset
 from sgm_core.errors import SessionError
 from sgm_core.live import FieldView, LiveEngine, default_bounds
-from sgm_core.samplers import SAMPLERS
+from sgm_core.samplers import SAMPLER_SPECS, SAMPLERS
 from sgm_core.sessions import load_session, save_session
 from sgm_core.truth import denoiser_fn, velocity_fn
 
@@ -59,11 +59,15 @@ def test_particles_move_and_spawn_where_clicked():
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_every_sampler_runs_live(name):
-    eng = _engine(loss="vp-sde" if name in ("sde", "pc", "ode") else "ncsn")
+    density = SAMPLER_SPECS[name].needs_density  # mala: an energy net has the log-density it needs
+    eng = _engine(loss="vp-sde" if name in ("sde", "pc", "ode") else "ncsn",
+                  model=replace(SMALL, kind="energy") if density else SMALL)
     eng.set_sampler(SamplerConfig(name=name))
     eng.train(5)
     eng.advance(3)
     assert np.isfinite(eng.particles_data()).all() and eng.sampler_step == 3
+    rate = eng.frame(None).acceptance_rate
+    assert (0 <= rate <= 1) if density else rate is None
 
 
 def test_trails_keep_the_last_positions():
