@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+
+import pytest
+import torch
 
 from sgm_core.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Import it into a test module: tiny batches on one torch thread (thread hand-offs cost more
+    than they save on a busy 2-core machine), restored after the module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def run_cli(args: Sequence[object], capsys) -> tuple[int, str, str]:

@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from cli_helpers import run_cli
+from cli_helpers import one_thread, run_cli  # noqa: F401 - one_thread is an autouse fixture
 
 from sgm_core.datasets import PRESETS
 
@@ -22,13 +21,6 @@ TINY = ["--steps", "50", "--batch", "64"]  # a run that trains in well under a s
 SUBPROCESS_TIMEOUT_S = 120  # a cold interpreter importing torch on a busy 2-core machine
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny batches: thread hand-offs cost more than they save on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 sgm = run_cli

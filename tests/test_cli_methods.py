@@ -4,22 +4,15 @@ combinations (an SDE/ODE sampler on a run without a noise path) are exit 2 and o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import torch
+from cli_helpers import one_thread  # noqa: F401 - one_thread is an autouse fixture
 from cli_helpers import run_cli as sgm
 
 TINY = ["--steps", "30", "--batch", "64"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize(("loss", "samplers"), [

@@ -5,14 +5,13 @@ value is exit 2 and one line, and leaves no run directory behind."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import pytest
 import torch
-from cli_helpers import run_cli
+from cli_helpers import one_thread, run_cli  # noqa: F401 - one_thread is an autouse fixture
 
 from sgm_core import losses
 from sgm_core.config import LossConfig, RunConfig
@@ -22,12 +21,6 @@ from sgm_core.noise import LinearInterpolant, sigma_max_from_data
 TINY = ["--steps", "20", "--batch", "32", "--width", "8", "--depth", "1", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def saved_config(run: Path) -> RunConfig:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import torch
-from cli_helpers import run_cli
+from cli_helpers import one_thread, run_cli  # noqa: F401 - one_thread is an autouse fixture
 
 from sgm_core.config import NoiseConfig
 from sgm_core.datasets import make_preset
@@ -22,12 +20,6 @@ from sgm_core.truth import reference_score_fn
 N = 1000  # samples per cell: SW ratio's noise (~0.1) is far below heun's 1-step vs 32-step gap (measured ~5 vs ~1.1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def truth_rows(samplers, steps):
