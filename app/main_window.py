@@ -42,9 +42,10 @@ from sgm_core.losses import loss_spec
 from sgm_core.noise import sigma_max_from_data
 from sgm_core.truth import vp_alpha
 
-from .compare_window import close_compare_windows, install_compare_menu
+from .compare_window import close_compare_windows, find_menu, install_compare_menu
 from .engine_link import make_engine
 from .export import Exporter
+from .help import HelpMenu
 from .layout_check import layout_problems
 from .lessons_ui import install_lessons
 from .mode3d import Mode3D
@@ -255,6 +256,8 @@ class MainWindow(QMainWindow):
         self.worker.set_follow_training(s.particles.follow_training)
         self.lessons = install_lessons(self)  # Lessons menu + lesson bar (app/lessons_ui.py)
         install_compare_menu(self)  # Tools ▸ Compare losses / samplers (app/compare_window.py)
+        self.help = HelpMenu(self, lambda: self.status_labels["device"].text(), self.open_file,
+                             find_menu(self.menuBar(), "&File"))  # Help menu, File ▸ Examples (app/help.py)
         if data:
             self.load_data(data)
 
