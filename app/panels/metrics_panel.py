@@ -134,7 +134,6 @@ class MetricsPanel(QWidget):
         self.score_plot.setToolTip(TIPS["score"])
         spi = _style(self.score_plot, left="E|s<sub>θ</sub> − s|² / E|s|²", bottom="step")
         spi.setLogMode(x=False, y=True)
-        spi.getAxis("left").setStyle(maxTextLevel=1, textFillLimits=[(0, 0.8), (2, 0.6), (4, 0.4)])
         spi.vb.disableAutoRange(pg.ViewBox.XAxis)  # the x range is the whole run, set below
         self._score_items: dict[float, pg.PlotDataItem] = {}
         self.sigma_legend = QLabel()  # the σ keys, coloured like the curves: no box over the curves
@@ -142,7 +141,7 @@ class MetricsPanel(QWidget):
         self.sigma_legend.setWordWrap(True)
         self.sigma_legend.setToolTip("Noise levels σ of the curves (standardised units), coloured like them")
 
-        self.bar_plot = pg.PlotWidget(background=colors.BACKGROUND)
+        self.bar_plot = pg.PlotWidget(background=colors.BACKGROUND, axisItems=thin_axes())
         self.bar_plot.setToolTip(TIPS["bars"])
         bpi = _style(self.bar_plot, bottom="component")
         bpi.setMouseEnabled(x=False, y=False)
@@ -155,7 +154,7 @@ class MetricsPanel(QWidget):
                             "<b>■ particles</b></span>&nbsp;&nbsp;<span style='color:#969696'><b>■ true</b></span>")
         bar_legend.setToolTip(TIPS["bars"])
 
-        self.sw_plot = pg.PlotWidget(background=colors.BACKGROUND)
+        self.sw_plot = pg.PlotWidget(background=colors.BACKGROUND, axisItems=thin_axes())
         self.sw_plot.setToolTip(TIPS["sw_plot"])
         wpi = _style(self.sw_plot, bottom="metrics update")
         wpi.setLogMode(x=False, y=True)
