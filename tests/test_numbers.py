@@ -10,6 +10,7 @@ from gui_helpers import frame, open_window, small_config, wait
 
 from app.panels.metrics_panel import NOT_MEANINGFUL, MetricsPanel
 from app.progress import BAR_RESOLUTION, fmt_seconds
+from app.session_io import parse_gui_settings
 from sgm_core import engine as engine_module
 from sgm_core.config import SamplerConfig
 
@@ -161,3 +162,13 @@ def test_a_reopened_session_brings_back_curves_elapsed_time_and_play_state(qtbot
     assert w2.status_labels["elapsed"].text() == f"elapsed {fmt_seconds(elapsed)}"
     w2.close()
 
+
+
+def test_older_or_hand_edited_session_settings_restore_nothing_and_do_not_play(panel):
+    for raw in ({}, {"metrics": "lots", "playing": "yes"}):
+        gui = parse_gui_settings(raw, 0.3, 20)
+        assert gui.metrics == {} and gui.playing is False
+    panel.restore({"curves": [{"sigma": "x"}, {"sigma": 0.1, "steps": [1, 2], "errors": [0.5, None]}],
+                   "history": [{"sw_ratio": "big"}, {"sw_ratio": 1.5}, 7], "target": -3})
+    assert list(panel.curves) == [0.1] and panel.curves[0.1][0] == [1, 2]  # the bad curve is skipped
+    assert panel.sw_ratios() == [1.5]
