@@ -14,8 +14,9 @@ class RunClock:
     the seconds inside optimiser steps: frames, particles and metrics share the same wall clock,
     so the count runs at real time. The ETA is the round's remaining steps at the round's average
     wall-clock rate, and it never climbs while the rate holds: the shown value only falls (by the
-    time passed, or to a lower estimate), and rises only when the estimate exceeds it by
-    ETA_REANCHOR (the rate truly fell, e.g. the Metrics dock was opened)."""
+    time passed, slower while the estimate says more is left, or to a lower estimate), and rises
+    only when the estimate exceeds it by ETA_REANCHOR (the rate truly fell, e.g. the Metrics dock
+    was opened)."""
 
     def __init__(self, elapsed: float = 0.0) -> None:
         self._before = float(elapsed)  # seconds of earlier stretches
@@ -58,7 +59,9 @@ class RunClock:
         raw = (target - step) * seconds / (step - start_step)
         if self._shown is not None:
             when, shown = self._shown
-            held = max(0.0, shown - (now - when))
+            # count down at real time while the estimate agrees, slower while it says more is left
+            # (an optimistic start): the shown value never rises, and it does not hit 0 early
+            held = max(0.0, shown - (now - when) * min(1.0, shown / raw if raw > 0 else 1.0))
             if raw <= held * ETA_REANCHOR + ETA_REANCHOR_SECONDS:
                 raw = min(raw, held)
         self._shown = (now, raw)

@@ -46,3 +46,17 @@ def test_a_new_round_measures_afresh_and_a_real_slow_down_shows():
     clock.start(50.0, step=100)
     assert clock.eta(50.2, 110, 1000) is None  # too little behind it to say
     assert clock.eta(51.0, 110, 1000) == pytest.approx(89.0)  # 10 steps/s now, not the old 100
+
+
+def test_an_optimistic_start_slows_the_countdown_instead_of_reaching_zero_early():
+    clock, step, now, target = RunClock(), 0, 0.0, 2000
+    clock.start(now, step)
+    shown = []
+    while step < target - 100:  # 200 steps/s for the first second, then 100 steps/s
+        now += 0.05
+        step += 10 if now <= 1.0 else 5
+        eta = clock.eta(now, step, target)
+        if eta is not None:
+            shown.append(eta)
+    assert np.all(np.diff(shown) <= 1e-9)
+    assert shown[-1] > 0.25  # ~1 s truly left (100 steps): the countdown did not run out ahead of it
