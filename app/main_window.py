@@ -715,6 +715,7 @@ class MainWindow(QMainWindow):
             self.metrics_panel.clear_stale()  # the empty canvas shows no metrics of the data before
             if not keep:
                 self._model = None
+                self.progress.clear()  # no model: the old one's step count and time go too
         if not keep:
             self.plot.clear_field()  # the old model's arrows must not linger over new data
             self.mode3d.clear_field()

@@ -56,6 +56,13 @@ class ProgressStatus:
         for key, widget in (("step", step), ("progress", self.bar), ("elapsed", elapsed), ("eta", eta)):
             widget.setToolTip(TIPS[key])
 
+    def clear(self) -> None:
+        """No model (File ▸ New): nothing trained, nothing to count down."""
+        self.step.setText(step_text(0, 0))
+        self.bar.setValue(0)
+        self.elapsed.setText(f"elapsed {fmt_seconds(None)}")
+        self.eta.setText(f"ETA {fmt_seconds(None)}")
+
     def show(self, frame, training: bool) -> None:  # noqa: ANN001 - sgm_core.live.Frame
         target = int(getattr(frame, "target", 0))
         self.step.setText(step_text(frame.step, target))

@@ -112,6 +112,9 @@ def test_the_empty_canvas_shows_no_metrics_of_the_data_before(qtbot, fast_metric
     assert panel.curves == {} and panel.history == []
     assert all(label.text() == "–" for label in panel.value_labels.values())
     assert "no data" in panel.reference_label.text()
+    kept = how == "clear"  # Clear keeps the model (and its step count); New starts without one
+    assert (w.status_labels["step"].text() == "step 0") != kept
+    assert (w.status_labels["elapsed"].text() == "elapsed –") != kept
     w.close()
 
 
