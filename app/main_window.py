@@ -911,7 +911,8 @@ class MainWindow(QMainWindow):
             self._loss_drawn_at = now
         labels = self.status_labels
         training = self.worker_state.training
-        self.progress.show(frame, training)
+        if self._model is not None:  # after New a frame still on its way is of the discarded model
+            self.progress.show(frame, training)
         labels["rate"].setText(f"{frame.steps_per_second:,.0f} steps/s" if training and frame.steps_per_second
                                else "idle" if not training else "…")
         labels["sampler"].setText(f"{sampler_step_text(frame.sampler_step, frame.sampler_steps)} "
