@@ -33,9 +33,9 @@ from sgm_core.losses import LOSSES
 METRIC_WORDS = {
     "on_mode": "share of particles on a mode (Metrics: On a mode)",
     "mode_spread": "spread of particles around their mode (1 = like the data)",
-    "mode_weight_error": "mode-weight error (Metrics: orange vs grey bars)",
-    "sw_ratio": "SW ratio to the data (Metrics)",
-    "score_error_drop": "drop of the score error (Metrics: score-error curves)",
+    "mode_weight_error": "mode-weight error (Metrics ▸ Mode weights: orange vs grey bars)",
+    "sw_ratio": "SW ratio to the data (Metrics ▸ SW ratio)",
+    "score_error_drop": "drop of the score error (Metrics ▸ Score error vs truth)",
     "loss_drop": "drop of the loss (Loss plot)",
     "seconds_per_step": "seconds per training step",
 }

@@ -42,9 +42,10 @@ from sgm_core.losses import loss_spec
 from sgm_core.noise import sigma_max_from_data
 from sgm_core.truth import vp_alpha
 
-from .compare_window import close_compare_windows, install_compare_menu
+from .compare_window import close_compare_windows, find_menu, install_compare_menu
 from .engine_link import make_engine
 from .export import Exporter
+from .help import HelpMenu
 from .layout_check import layout_problems
 from .lessons_ui import install_lessons
 from .mode3d import Mode3D
@@ -53,6 +54,7 @@ from .panels.metrics_panel import MetricsPanel
 from .panels.sampler_panel import SamplerPanel
 from .panels.train_panel import TrainPanel
 from .panels.view_panel import ViewPanel
+from .progress import ProgressStatus, sampler_step_text
 from .session import DataState, ParticleOptions, Session, ViewOptions
 from .session_io import SESSION_SUFFIX, SessionFiles
 from .views.loss_view import LossView
@@ -80,14 +82,6 @@ PLOT_TOOL = {"pan": "none", "brush": "brush", "point": "point", "eraser": "erase
 
 def settings() -> QSettings:
     return QSettings(ORGANIZATION, APPLICATION)
-
-
-def _fmt_seconds(seconds: float | None) -> str:
-    if seconds is None or not np.isfinite(seconds):
-        return "–"
-    seconds = int(round(seconds))
-    minutes, sec = divmod(seconds, 60)
-    return f"{minutes}:{sec:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{sec:02d}"
 
 
 class ErrorBanner(QFrame):
@@ -255,6 +249,8 @@ class MainWindow(QMainWindow):
         self.worker.set_follow_training(s.particles.follow_training)
         self.lessons = install_lessons(self)  # Lessons menu + lesson bar (app/lessons_ui.py)
         install_compare_menu(self)  # Tools ▸ Compare losses / samplers (app/compare_window.py)
+        self.help = HelpMenu(self, lambda: self.status_labels["device"].text(), self.open_file,
+                             find_menu(self.menuBar(), "&File"))  # Help menu, File ▸ Examples (app/help.py)
         if data:
             self.load_data(data)
 
@@ -407,6 +403,8 @@ class MainWindow(QMainWindow):
             label.setMinimumWidth(70)
             bar.addPermanentWidget(label)
             self.status_labels[key] = label
+        labels = self.status_labels
+        self.progress = ProgressStatus(bar, labels["step"], labels["elapsed"], labels["eta"])  # app/progress.py
         self._set_device(device or "…")
 
     # ------------------------------------------------------------------ settings
@@ -523,6 +521,10 @@ class MainWindow(QMainWindow):
         self.banner.show_message(text)
         self.statusBar().showMessage(text, 10000)
 
+    def clear_error(self) -> None:
+        """A good load or open: an earlier file's problem no longer applies."""
+        self.banner.hide()
+
     # ------------------------------------------------------------------ data
     def load_data(self, source: str) -> None:
         """Open a preset name or data file (loaded in the worker, which owns torch)."""
@@ -554,6 +556,7 @@ class MainWindow(QMainWindow):
         name = result.source if result.kind == "preset" else Path(result.source).stem
         self.session.replace_data(DataState(ds.points, name, result.kind, ds, 0.0, result.source))
         self.plot.fit_to(ds.points)
+        self.clear_error()
         if result.kind == "file":
             self._add_recent(str(Path(result.source).resolve()))
         self.statusBar().showMessage(f"Loaded {name}: {len(ds.points)} points", 4000)
@@ -708,8 +711,11 @@ class MainWindow(QMainWindow):
         self._sent = (s.run_config, s.sampler_config, s.particles.n_particles)
         if dataset is not None:
             self._model, self._model_index = (s.run_config, dataset.dim), s.undo_stack.index()
-        elif not keep:
-            self._model = None
+        else:
+            self.metrics_panel.clear_stale()  # the empty canvas shows no metrics of the data before
+            if not keep:
+                self._model = None
+                self.progress.clear()  # no model: the old one's step count and time go too
         if not keep:
             self.plot.clear_field()  # the old model's arrows must not linger over new data
             self.mode3d.clear_field()
@@ -904,15 +910,13 @@ class MainWindow(QMainWindow):
             self.loss_view.show_frame(frame)  # the curve needs no 30 Hz: its repaint costs the worker GIL time
             self._loss_drawn_at = now
         labels = self.status_labels
-        labels["step"].setText(f"step {frame.step:,}")
         training = self.worker_state.training
+        if self._model is not None:  # after New a frame still on its way is of the discarded model
+            self.progress.show(frame, training)
         labels["rate"].setText(f"{frame.steps_per_second:,.0f} steps/s" if training and frame.steps_per_second
                                else "idle" if not training else "…")
-        labels["elapsed"].setText(f"elapsed {_fmt_seconds(frame.elapsed)}")
-        labels["eta"].setText(f"ETA {_fmt_seconds(frame.eta)}" if training else "ETA –")
-        shown = min(frame.sampler_step, frame.sampler_steps) if frame.sampler_steps else frame.sampler_step
-        of = f"/{frame.sampler_steps:,}" if frame.sampler_steps else ""
-        labels["sampler"].setText(f"sampler step {shown:,}{of} · σ {frame.sampler_sigma:.3g}")
+        labels["sampler"].setText(f"{sampler_step_text(frame.sampler_step, frame.sampler_steps)} "
+                                  f"· σ {frame.sampler_sigma:.3g}")
         labels["particles"].setText(particle_status(frame))
         labels["fps"].setText(f"{self.fps:.0f} fps")
         self._set_device(frame.device)

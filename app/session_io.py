@@ -166,6 +166,8 @@ class GuiSettings:
     data_name: str | None
     data_kind: str | None
     view3d: dict[str, Any]  # the 3D view's slice and camera (MainWindow.view_settings), checked on apply
+    metrics: dict[str, Any]  # the Metrics dock's curves (MetricsPanel.saved_state), checked on restore
+    playing: bool  # the particles were playing
 
 
 def current_tool(window: MainWindow) -> str:
@@ -186,6 +188,8 @@ def gui_settings(window: MainWindow) -> dict[str, Any]:
         "tool": current_tool(window),
         "view_range": [[float(lo), float(hi)] for lo, hi in window.plot.field_bounds()],
         "view3d": view3d() if view3d is not None else {},
+        "metrics": window.metrics_panel.saved_state(),
+        "playing": bool(window.worker_state.playing),
     }
 
 
@@ -241,7 +245,10 @@ def parse_gui_settings(raw: dict[str, Any], brush_radius: float, brush_density: 
     name = data.get("name") if isinstance(data.get("name"), str) else None
     kind = data.get("kind") if data.get("kind") in ("preset", "file", "drawn") else None
     view3d = raw.get("view3d") if isinstance(raw.get("view3d"), dict) else {}
-    return GuiSettings(view, particles, radius, density, tool, _view_range(raw.get("view_range")), name, kind, view3d)
+    metrics = raw.get("metrics") if isinstance(raw.get("metrics"), dict) else {}  # absent in older sessions
+    playing = raw.get("playing") is True
+    return GuiSettings(view, particles, radius, density, tool, _view_range(raw.get("view_range")), name, kind, view3d,
+                       metrics, playing)
 
 
 def restored_data(opened: OpenedSession, name: str | None, kind: str | None) -> DataState:
@@ -486,6 +493,10 @@ class SessionFiles(QObject):
                 apply_view3d(gui.view3d)
             except (ConfigError, TypeError, ValueError):
                 pass  # a hand-edited slice or camera: keep the current one
+        w.metrics_panel.restore(gui.metrics)  # the engine's next metrics add to these curves
+        if gui.playing and has_engine:
+            w.toggle_play()
+        w.clear_error()
         self.path, self.saved_step = opened.path, state.step if has_engine else 0
         self.saved_settings = self.settings_signature()
         w._add_recent(str(opened.path.resolve()))

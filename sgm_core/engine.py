@@ -101,7 +101,6 @@ class RunState:
     frame_due: bool = False  # something changed that the next frame must show, even when idle
     advanced: bool = False  # the particles already took their steps for the next frame
     chain_end: float | None = None  # when the running chain reached its schedule's end
-    train_seconds: float = 0.0
     moved: int = 0  # particle-steps taken for the next frame (a slice of the set, or all x steps)
     update_rate: float = 0.0  # frames per second that showed moved particles
 
@@ -115,9 +114,10 @@ class RunState:
     def summary(self, has_engine: bool) -> EngineState:
         return EngineState(has_engine, self.training, self.paused, self.playing, self.target)
 
-    def request(self) -> FrameRequest:
-        return FrameRequest(self.view, self.heatmap, self.training, self.target, self.train_seconds,
-                            self.moved, self.update_rate)
+    def request(self, eng: LiveEngine, now: float) -> FrameRequest:
+        clock = eng.clock
+        return FrameRequest(self.view, self.heatmap, self.training, self.target, clock.elapsed(now),
+                            self.moved, self.update_rate, eta=clock.eta(now, eng.trainer.step, self.target))
 
 
 # -- commands (host -> engine) --------------------------------------------------------------------
@@ -454,7 +454,8 @@ class Engine:
     def build_frame(self) -> Frame:
         """The newest snapshot; costly parts are cached per engine/view/step."""
         assert self.engine is not None
-        return self.frames.build(self.engine, self.state.request(), self.state.gen, time.perf_counter())
+        now = time.perf_counter()
+        return self.frames.build(self.engine, self.state.request(self.engine, now), self.state.gen, now)
 
     # -- one iteration's parts ----------------------------------------------------------------
     def _maybe_restart_chain(self, eng: LiveEngine) -> None:
@@ -534,7 +535,6 @@ class Engine:
             return
         finally:
             dt = time.perf_counter() - t0
-            st.train_seconds += dt
         per_step = dt / n
         self._step_time = per_step if self._step_time <= 0 else 0.7 * self._step_time + 0.3 * per_step
         if eng.trainer.step >= st.target:
@@ -571,10 +571,23 @@ class Engine:
         self.emit(FrameReady(frame))
 
     def _publish_state(self) -> None:
+        self._sync_clock()
         state = self.state.summary(self.engine is not None)
         if state != self._published:
             self._published = state
             self.emit(StateChanged(state))
+
+    def _sync_clock(self) -> None:
+        """The model's wall-clock training time runs exactly while training runs (every change of
+        `training` is published): a pause holds the round, a finish or Stop ends it."""
+        st, eng = self.state, self.engine
+        if eng is None or eng.clock.running == st.training:
+            return
+        now = time.perf_counter()
+        if st.training:
+            eng.clock.start(now, eng.trainer.step)
+        else:
+            eng.clock.stop(now, finished=eng.trainer.step >= st.target)
 
     # -- commands -----------------------------------------------------------------------------
     def _apply(self, command: object) -> None:  # noqa: C901, PLR0912 - one case per command type
@@ -685,7 +698,6 @@ class Engine:
         self.emit(EngineBuilt(st.gen))
         self.frames.clear()
         self._step_time = 0.0
-        st.train_seconds = 0.0
         st.frame_due = True
         if was_training:
             self.emit(Stopped())
@@ -775,7 +787,7 @@ class Engine:
     # -- live metrics -------------------------------------------------------------------------
     def _samples_job(self, eng: LiveEngine):  # noqa: ANN202 - a Steps[dict]
         """Sample metrics, then the PF-ODE likelihood, as one step-wise job (~0.1 s in ~35 pieces)."""
-        out = {"train_step": eng.trainer.step, "sampler_step": eng.sampler_step,
+        out = {"train_step": eng.trainer.step, "sampler_step": eng.sampler_step, "sampler_steps": eng.sampler.n_steps,
                "reference_score": eng.use_reference_score}
         out.update((yield from eng.sample_metrics_steps(METRICS_POINTS)))
         # the likelihood is the model's: meaningless while the true score drives the particles
@@ -837,8 +849,8 @@ class Engine:
                 self._metric_throttles["samples"].record(time.perf_counter(), job.spent)
                 self._metric_idents["samples"] = job.ident
                 updated.append("samples")
-        if updated:
-            self.emit(MetricsUpdated({**m, "updated": tuple(updated)}))
+        if updated:  # train_target: the score-error axis spans the whole run
+            self.emit(MetricsUpdated({**m, "train_target": self.state.target, "updated": tuple(updated)}))
 
 
 class _Job:

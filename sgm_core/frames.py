@@ -46,9 +46,10 @@ class FrameRequest:
     heatmap: str = "off"  # one of HEATMAPS (2D only)
     training: bool = False  # an ETA is shown while training
     target: int = 0  # the step count the current round trains to
-    train_seconds: float = 0.0  # training time so far (not wall time)
+    train_seconds: float = 0.0  # wall-clock seconds this model has trained (RunClock.elapsed)
     particles_moved: int = 0  # particle-steps taken since the last frame
     particle_rate: float = 0.0  # frames per second that showed moved particles
+    eta: float | None = None  # RunClock.eta; None: estimated from the engine's step rate
 
 
 class FrameBuilder:
@@ -88,10 +89,10 @@ class FrameBuilder:
         now = time.perf_counter() if now is None else now
         base = eng.frame(None, training=request.training)
         step = eng.trainer.step
-        eta = None
-        if request.training and base.steps_per_second > 0 and step < request.target:
+        eta = request.eta if request.training else None
+        if eta is None and request.training and base.steps_per_second > 0 and step < request.target:
             eta = (request.target - step) / base.steps_per_second
-        changes: dict[str, Any] = {"elapsed": request.train_seconds, "eta": eta,
+        changes: dict[str, Any] = {"elapsed": request.train_seconds, "eta": eta, "target": request.target,
                                    "particles_moved": request.particles_moved, "particle_rate": request.particle_rate}
         view = request.view
         if view is not None and len(view.bounds) != eng.dataset.dim:

@@ -27,6 +27,7 @@ from .metrics import SWBaseline, energy_distance, mmd_rbf, mode_weights
 from .nets import EnergyNet
 from .noise import geometric_sigmas
 from .param import SCORE
+from .progress import RunClock
 from .samplers import Sampler, make_sampler
 from .sessions import SessionState
 from .stepwise import Steps, run_to_end
@@ -81,6 +82,7 @@ class Frame:
     dim: int
     curl_map: np.ndarray | None = None  # (H, W): curl / typical |∂s/∂x| of the learned score (2D)
     sampler_steps: int = 0  # the sampler's schedule length (Langevin-type chains go on past it)
+    target: int = 0  # the step count the round under way trains to (0: not known)
     particles_moved: int = 0  # particle-steps taken since the previous frame (n x steps, or a slice)
     particle_rate: float = 0.0  # frames per second that showed moved particles (the engine's count)
     acceptance_rate: float | None = None  # MALA's accepted / proposed so far; None for samplers without one
@@ -121,6 +123,7 @@ class LiveEngine:
         self._sw: SWBaseline | None = None  # the sample metrics' reference draws, made once per size
         self._rate = 0.0
         self._rate_clock = (time.perf_counter(), 0)
+        self.clock = RunClock()  # wall-clock training time of this model (the engine starts and stops it)
         self._eval_points = torch.as_tensor(self.standardizer.forward(dataset.points[:1000]), dtype=torch.float32)
 
     # -- the particle chain ---------------------------------------------------------------
@@ -380,6 +383,7 @@ class LiveEngine:
             ema={k: v.detach().cpu().clone() for k, v in self.trainer.ema_model.state_dict().items()},
             standardizer=self.standardizer, step=self.trainer.step, losses=self.trainer.loss_history(),
             particles=self.particles_data(), sampler_step=self.sampler_step,
+            elapsed=self.clock.elapsed(time.perf_counter()),
             resume={**self.trainer.resume_state(), "rng.particles": self.particle_generator.get_state()})
 
     @classmethod
@@ -406,6 +410,7 @@ class LiveEngine:
                     except RuntimeError:  # not a generator state: the particles go on with fresh draws
                         pass
             engine.trainer.mark_good()
+            engine.clock = RunClock(state.elapsed)
         if state.particles is not None:
             engine.particles = torch.as_tensor(engine.standardizer.forward(state.particles), dtype=torch.float32).to(
                 engine.device)

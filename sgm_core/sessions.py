@@ -36,6 +36,7 @@ SESSION_FORMAT = "score-field-playground-session"
 SESSION_VERSION = 1
 MAX_MEMBERS = 16  # a session has six members; more is not ours (and each costs directory memory)
 MAX_BRUSH_RADIUS = 1e6  # data units
+MAX_ELAPSED = 1e9  # seconds of training a session may say it holds (~32 years)
 READ_CHUNK = 2**20  # bytes inflated at a time
 
 
@@ -57,6 +58,7 @@ class SessionState:
     particles: np.ndarray | None = None  # (n, D) data coordinates
     sampler_step: int = 0
     resume: dict[str, torch.Tensor] | None = None  # Trainer.resume_state() + "rng.particles"
+    elapsed: float = 0.0  # wall-clock seconds the model trained (sgm_core.progress.RunClock); 0 in older files
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -78,6 +80,7 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
         "format": SESSION_FORMAT, "version": SESSION_VERSION, "source": state.source,
         "run": state.run.to_json(), "sampler": state.sampler.__dict__ | {}, "brush_radius": float(state.brush_radius),
         "settings": state.settings, "step": int(state.step), "sampler_step": int(state.sampler_step),
+        "elapsed": float(state.elapsed),
         "standardizer": state.standardizer.to_json() if state.standardizer else None,
         "has_model": state.model is not None,
     }
@@ -169,6 +172,7 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
     step = whole_number(meta.get("step", 0), "step", 0, MAX_STEPS)
     sampler_step = whole_number(meta.get("sampler_step", 0), "sampler_step", 0, MAX_STEPS)
     brush_radius = finite_number(meta.get("brush_radius", 0.2), "brush_radius", 0.0, MAX_BRUSH_RADIUS)
+    elapsed = finite_number(meta.get("elapsed", 0.0), "elapsed", 0.0, MAX_ELAPSED)  # absent before it was saved
 
     # A drawing with < 2 points is a real state: before anything was trainable, or after Clear, which
     # keeps the trained model (it waits for data), so such a session may hold a model too.
@@ -197,7 +201,8 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
             require_finite(resume, "the session's training state (optimiser moments, data pool)")
     return SessionState(points=points, source=source, run=run, sampler=sampler, brush_radius=brush_radius,
                         settings=dict(settings), model=model, ema=ema, standardizer=standardizer, step=step,
-                        losses=losses, particles=particles, sampler_step=sampler_step, resume=resume)
+                        losses=losses, particles=particles, sampler_step=sampler_step, resume=resume,
+                        elapsed=elapsed)
 
 
 def _read_losses(z: zipfile.ZipFile) -> np.ndarray:

@@ -47,10 +47,10 @@ def test_panel_draws_curves_per_sigma_and_bars_and_resets_on_a_new_engine(qtbot)
     assert panel.value_labels["sw_ratio"].text() == "1.50×"
     assert panel.value_labels["on_mode"].text() == "93%"
     assert panel.value_labels["log_likelihood"].text() == "-2.50 nats/pt"
-    assert not panel.bar_plot.isHidden()
+    assert panel.tabs.isTabVisible(2)  # the Mode weights tab, for a mixture
     panel.show_metrics({**samples, "gen": 2, "reference_kind": "analytic", "mode_weights": None})
     assert panel.curves == {} and panel.sw_ratios() == [1.5]  # a new engine starts afresh
-    assert panel.bar_plot.isHidden() and "analytic" in panel.reference_label.text()
+    assert not panel.tabs.isTabVisible(2) and "analytic" in panel.reference_label.text()
 
 
 def test_training_draws_a_score_error_curve_per_sigma(qtbot, window):

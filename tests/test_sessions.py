@@ -215,3 +215,13 @@ def test_a_good_session_round_trips_exactly(state, tmp_path):
     np.testing.assert_array_equal(back.particles, state.particles)
     for k, v in state.resume.items():
         assert torch.equal(back.resume[k], v)
+
+
+def test_the_training_time_round_trips_and_older_files_open_with_none(members, state, tmp_path):
+    path = save_session(tmp_path / "timed.sgm", replace(state, elapsed=83.25))
+    assert load_session(path).elapsed == 83.25
+    meta = json.loads(members["session.json"])
+    meta.pop("elapsed", None)  # a file written before sessions kept the training time
+    old = write_zip(tmp_path / "old.sgm", {**members, "session.json": json.dumps(meta)})
+    assert load_session(old).elapsed == 0.0
+    refused(write_zip(tmp_path / "bad.sgm", with_meta(members, "elapsed", -1.0)), "elapsed")

@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from app.views import colors
+from app.views.axes import thin_axes
 from app.views.plot2d import cache_axes, style_plot
 
 SMOOTH_FRACTION = 1 / 15  # the EMA's span is this fraction of the points shown...
@@ -32,7 +33,7 @@ class LossView(pg.PlotWidget):
     TITLE = "Training loss"
 
     def __init__(self, parent=None) -> None:
-        super().__init__(parent, background=colors.BACKGROUND)
+        super().__init__(parent, background=colors.BACKGROUND, axisItems=thin_axes())  # no "10002000" ticks
         pi = self.getPlotItem()
         pi.setTitle(self.TITLE, color=colors.FOREGROUND[:3])
         pi.setLabel("bottom", "step")

@@ -1,0 +1,71 @@
+"""Training progress in the status bar: `step k / N`, a progress bar, wall-clock elapsed time, ETA.
+
+One wording for step counts (`step_text`, `sampler_step_text`) so the status bar and the Metrics
+header always say the same thing about the same step.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+
+BAR_RESOLUTION = 1000  # progress-bar units per round: smooth at any step count
+BAR_WIDTH = 110  # px: a status-bar bar, not a page-wide one
+
+TIPS = {
+    "step": "Training steps done / the step count this round trains to",
+    "progress": "How far training is towards the end of this round",
+    "elapsed": "Wall-clock time this model has trained (pauses not counted; kept in saved sessions)",
+    "eta": "Time left in this round at its average speed so far",
+}
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """m:ss, or h:mm:ss from an hour; "–" when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    minutes, sec = divmod(seconds, 60)
+    return f"{minutes}:{sec:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{sec:02d}"
+
+
+def step_text(step: int, target: int) -> str:
+    """`step 1,200 / 5,000` (just `step 1,200` when the round's end is not known)."""
+    return f"step {step:,} / {target:,}" if target > 0 else f"step {step:,}"
+
+
+def sampler_step_text(step: int, steps: int) -> str:
+    """A sampler's step of its schedule, capped at the schedule's length (Langevin-type chains
+    go on past it): `sampler step 160/160`."""
+    shown = min(step, steps) if steps else step
+    return f"sampler step {shown:,}" + (f"/{steps:,}" if steps else "")
+
+
+class ProgressStatus:
+    """The status bar's step, bar, elapsed and ETA; `show(frame, training)` updates them."""
+
+    def __init__(self, bar: QStatusBar, step: QLabel, elapsed: QLabel, eta: QLabel) -> None:
+        self.step, self.elapsed, self.eta = step, elapsed, eta
+        self.bar = QProgressBar()
+        self.bar.setRange(0, BAR_RESOLUTION)
+        self.bar.setTextVisible(False)
+        self.bar.setFixedWidth(BAR_WIDTH)
+        self.bar.setMaximumHeight(14)
+        bar.insertPermanentWidget(1, self.bar)  # right after the step count (the first permanent widget)
+        for key, widget in (("step", step), ("progress", self.bar), ("elapsed", elapsed), ("eta", eta)):
+            widget.setToolTip(TIPS[key])
+
+    def clear(self) -> None:
+        """No model (File ▸ New): nothing trained, nothing to count down."""
+        self.step.setText(step_text(0, 0))
+        self.bar.setValue(0)
+        self.elapsed.setText(f"elapsed {fmt_seconds(None)}")
+        self.eta.setText(f"ETA {fmt_seconds(None)}")
+
+    def show(self, frame, training: bool) -> None:  # noqa: ANN001 - sgm_core.live.Frame
+        target = int(getattr(frame, "target", 0))
+        self.step.setText(step_text(frame.step, target))
+        self.bar.setValue(round(BAR_RESOLUTION * min(1.0, frame.step / target)) if target > 0 else 0)
+        self.elapsed.setText(f"elapsed {fmt_seconds(frame.elapsed)}")
+        self.eta.setText(f"ETA {fmt_seconds(frame.eta)}" if training else "ETA –")
