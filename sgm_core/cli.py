@@ -30,6 +30,7 @@ from .errors import DataError, SGMError
 
 SESSION_SUFFIX = ".sgm"
 EXIT_ERROR, EXIT_SIGINT, EXIT_SIGTERM = 2, 130, 143  # 128 + the signal's number, as shells report it
+EXIT_CLAIM_FAILED = 1  # `sgm lesson`: the run finished, but a claim did not hold (or a net did not learn)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -284,6 +285,8 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 
 
 def cmd_lesson(args: argparse.Namespace) -> int:
+    """Run a lesson headless: exit 0 when every claim holds (each trained net's "learned" claim
+    included), 1 when one fails, naming it on stderr; a bad id is a ConfigError (exit 2)."""
     import json
 
     from .lessons import evaluate_claims, lesson_by_id, run_lesson, trained_networks
@@ -294,19 +297,22 @@ def cmd_lesson(args: argparse.Namespace) -> int:
         print(lesson.caption)
     results = run_lesson(lesson, seed=args.seed)
     claims = evaluate_claims(lesson, results)
+    failed = [c for c in claims if not c.holds]
     if args.json:
         measured = {label: {k: (v if math.isfinite(v) else None) for k, v in m.items()} for label, m in results.items()}
         print(json.dumps({"lesson": lesson.id, "seed": args.seed, "claims": [c.to_json() for c in claims],
                           "trained": [t.to_json() for t in trained_networks(results, lesson)],
                           "measured": measured}))
-        return 0
-    for label, metrics in results.items():
-        shown = ", ".join(f"{k}={v:.3g}" for k, v in metrics.items())
-        print(f"  {label}: {shown}")
-    for claim in claims:
-        print(f"  {'✓' if claim.holds else '✗'} {claim.sentence}")
-    print("  the effect is shown" if all(c.holds for c in claims) else "  the effect was not shown with this seed")
-    return 0
+    else:
+        for label, metrics in results.items():
+            shown = ", ".join(f"{k}={v:.3g}" for k, v in metrics.items())
+            print(f"  {label}: {shown}")
+        for claim in claims:
+            print(f"  {'✓' if claim.holds else '✗'} {claim.sentence}")
+        print("  the effect is shown" if not failed else "  the effect was not shown with this seed")
+    for claim in failed:
+        print(f"sgm: lesson {lesson.id} (seed {args.seed}) failed: {claim.sentence}", file=sys.stderr)
+    return EXIT_CLAIM_FAILED if failed else 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
