@@ -185,20 +185,18 @@ def _check_out_file(path: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .api import run_config
     from .checkpoint import save_run
-    from .config import LossConfig, ModelConfig, RunConfig, SamplerConfig, TrainConfig
+    from .config import SamplerConfig
     from .datasets import load_dataset
     from .losses import loss_spec
     from .sessions import SessionState, save_session
     from .training import Trainer, device_label
 
     spec = loss_spec(args.loss)  # unknown loss: fail before touching the disk
-    defaults = TrainConfig()
-    train_cfg = TrainConfig(
-        steps=args.steps or defaults.steps, batch=args.batch or defaults.batch, lr=args.lr or defaults.lr,
-        seed=args.seed, device=args.device)
-    config = RunConfig(data=args.data, model=ModelConfig(kind=args.model), loss=LossConfig(name=args.loss), train=train_cfg)
     dataset = load_dataset(args.data, seed=args.seed)
+    config = run_config(args.data, loss=args.loss, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+                        device=args.device, model=args.model, dataset=lambda: dataset)
     out = Path(args.out)
     as_session = out.suffix.lower() == SESSION_SUFFIX
     if as_session:
@@ -210,7 +208,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer(dataset, config)
         print(f"training {args.loss} on {dataset.name} ({dataset.dim}D, {len(dataset.points)} points) "
               f"on {device_label(trainer.device)}", file=sys.stderr)
-        _train_with_progress(trainer, train_cfg.steps)
+        _train_with_progress(trainer, config.train.steps)
         if as_session:  # what File > Open session in the app reads: data, settings, weights, training state
             save_session(out, SessionState(
                 points=dataset.points, source=args.data, run=config, sampler=SamplerConfig(name=spec.default_sampler),
