@@ -28,6 +28,7 @@ from sgm_core.config import SamplerConfig
 from sgm_core.engine import MAX_FPS, EngineSpec, EngineState
 from sgm_core.engine_process import Ready, SetMaxFps, Shutdown, child_main
 from sgm_core.frame_shm import FrameReader
+from sgm_core.lessons import Lesson
 from sgm_core.live import FieldView
 
 KILL_AFTER_S = 0.5  # a child that has not ended this long after Shutdown + timeout is terminated
@@ -44,6 +45,7 @@ class EngineLink(QObject):
     load_failed = Signal(int, str)
     state_changed = Signal(object)  # EngineState
     metrics_updated = Signal(object)
+    lesson_checked = Signal(str, object)  # the variant shown, tuple of Claim (sgm_core.engine.LessonChecked)
     task_finished = Signal(int, object)
     task_failed = Signal(int, str)
     ready = Signal(str)  # the engine process is up; its device label
@@ -196,6 +198,10 @@ class EngineLink(QObject):
         self._asked.add(token)
         self.send(core.ReplaceEngine(token, build))
 
+    def check_lesson(self, lesson: Lesson | None, label: str = "") -> None:
+        """Measure the lesson's claims live (its variant `label` is the one running); None stops."""
+        self.send(core.CheckLesson(lesson, label))
+
     def set_metrics(self, enabled: bool) -> None:
         self.send(core.SetMetrics(bool(enabled)))
 
@@ -250,6 +256,8 @@ class EngineLink(QObject):
                 self.state_changed.emit(state)
             case core.MetricsUpdated(metrics):
                 self.metrics_updated.emit(metrics)
+            case core.LessonChecked(label, claims):
+                self.lesson_checked.emit(label, claims)
             case core.TaskFinished(token, result):
                 self._asked.discard(token)
                 self.task_finished.emit(token, result)

@@ -20,6 +20,7 @@ from sgm_core import engine as core
 from sgm_core.config import SamplerConfig
 from sgm_core.engine import CHUNK_SECONDS, MAX_FPS, EngineSpec, LoadedData
 from sgm_core.engine import EngineState as WorkerState
+from sgm_core.lessons import Lesson
 from sgm_core.live import FieldView, LiveEngine
 
 from .queued_worker import QueuedWorker, running_threads, track_thread
@@ -51,6 +52,7 @@ class EngineWorker(QueuedWorker):
     load_failed = Signal(int, str)  # token, message
     state_changed = Signal(object)  # WorkerState
     metrics_updated = Signal(object)  # dict of live metrics (see Engine._maybe_metrics), while set_metrics(True)
+    lesson_checked = Signal(str, object)  # the variant shown, tuple of Claim (sgm_core.engine.LessonChecked)
     task_finished = Signal(int, object)  # token, result of a `run_task` / `replace_engine` function
     task_failed = Signal(int, str)  # token, one sentence; the engine is unchanged
     ready = Signal(str)  # the engine can take commands; its device label (as EngineLink's)
@@ -156,6 +158,10 @@ class EngineWorker(QueuedWorker):
         task_failed(token, message), in which case the current engine is left untouched."""
         self._put(core.ReplaceEngine(token, build))
 
+    def check_lesson(self, lesson: Lesson | None, label: str = "") -> None:
+        """Measure the lesson's claims live (its variant `label` is the one running); None stops."""
+        self._put(core.CheckLesson(lesson, label))
+
     def set_metrics(self, enabled: bool) -> None:
         """Compute live metrics (score error per σ, sample metrics, likelihood) only while enabled."""
         self._put(core.SetMetrics(bool(enabled)))
@@ -206,6 +212,8 @@ class EngineWorker(QueuedWorker):
                 self.state_changed.emit(state)
             case core.MetricsUpdated(metrics):
                 self.metrics_updated.emit(metrics)
+            case core.LessonChecked(label, claims):
+                self.lesson_checked.emit(label, claims)
             case core.TaskFinished(token, result):
                 self.task_finished.emit(token, result)
             case core.TaskFailed(token, message):

@@ -553,8 +553,9 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
     sampler = make_sampler(sampler_cfg, run.noise, run.loss.name)
     if shown is None or shown.end is None:
         start, x = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n)
-    else:
-        start, x = shown.start, shown.end
+    else:  # the schedule's last move (e.g. the Tweedie denoise), as `run_sampler` ends a headless run
+        with torch.no_grad():
+            start, x = shown.start, sampler.finish(score_fn, shown.end)
     last_sigma = sampler.sigma_at(sampler.n_steps)
     samples = standardizer.inverse(x.float())
 
