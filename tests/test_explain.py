@@ -47,3 +47,19 @@ def test_the_explain_dock_follows_the_loss_and_sampler_combos(qtbot):
 
 def test_a_name_without_an_explanation_says_so():
     assert "No explanation written yet" in explanation_html("no-such-loss", "langevin")
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1024, 700)], ids=["1280x800", "1024x700"])
+def test_the_explain_tab_shown_keeps_the_layout_whole(qtbot, size):
+    from app.layout_check import layout_problems
+
+    w = open_window(qtbot, size=size)
+    try:
+        wait(qtbot, lambda: w._docks_sized)
+        w.docks["Explain"].raise_()
+        qtbot.wait(50)
+        assert not w.docks["Explain"].visibleRegion().isEmpty()
+        assert layout_problems(w) == [] and (w.width(), w.height()) == size
+        assert w.docks["Explain"].widget().browser.width() > 200  # room for a formula line
+    finally:
+        w.close()
