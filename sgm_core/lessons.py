@@ -214,6 +214,12 @@ METRIC_NAMES: Mapping[str, str] = MappingProxyType({
     "loss_zero": "loss of predicting zero", "gap_closed": "share of the loss gap closed",
     "seconds_per_step": "seconds per step",
 })
+# The numbers a bound claim rests on, shown beside it (a caption that names them finds them on screen).
+BEHIND: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "gap_closed": ("loss_zero", "loss_floor", "loss_last"), "loss_drop": ("loss_first", "loss_last"),
+    "score_error_drop": ("score_error_untrained", "score_error"),
+    "score_error_clean": ("smoothing_bias", "seconds_per_step"),
+})
 # Measured on sampled particles: a lesson whose claims name none of these samples nothing.
 PARTICLE_METRICS = frozenset({"on_mode", "mode_spread", "mode_weight_error", "stayed_in_basin", "sw_ratio",
                               "off_data", "off_data_exact"})
@@ -630,10 +636,13 @@ def _bound_claim(lesson_id: str, e: dict[str, Any], results: dict[str, dict[str,
         if key in e:
             threshold = float(e[key])
             name = METRIC_NAMES[metric]
+            behind = [f"{METRIC_NAMES[m]} {_said(m, results[variant][m])}" for m in BEHIND.get(metric, ())
+                      if m in results[variant]]
+            shown = f" ({', '.join(behind)})" if behind else ""
             claims.append(Claim(f"{metric}[{variant}] {sign} {threshold:g}", value, threshold, bool(holds),
                                 f"{variant}: {name} = {_said(metric, value)} (claim: {key} "
                                 f"{_said(metric, threshold)}) — {METRICS[metric][0]}",
-                                f"{variant}: {name} {_said(metric, value)} — {_mark(holds)} {key} "
+                                f"{variant}: {name} {_said(metric, value)}{shown} — {_mark(holds)} {key} "
                                 f"{_said(metric, threshold)}"))
     return claims
 
