@@ -242,7 +242,7 @@ def test_cli_lesson_exits_1_naming_a_failed_claim_0_when_all_hold_and_2_for_a_ba
     assert [c["holds"] for c in json.loads(out)["claims"]] == [True, False, False]
     failed = err.strip().splitlines()
     assert len(failed) == 2 and all("mixture-weights" in line and "failed" in line for line in failed)
-    assert "mode_weight_error" in failed[0]
+    assert "mode-weight error" in failed[0] and "ratio 1.11" in failed[0]
     assert cli.main(["lesson", "no-such-lesson"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no lesson 'no-such-lesson'" in err
@@ -256,3 +256,10 @@ def test_cli_lesson_exits_1_when_a_trained_net_did_not_learn(monkeypatch, capsys
     monkeypatch.setattr(lessons, "run_lesson", lambda lesson, seed=0: untrained)
     assert cli.main(["lesson", "tiny-sigma"]) == 1
     assert "learned" in capsys.readouterr().err
+
+
+def test_every_metric_has_a_human_name_for_the_live_checks():
+    from sgm_core.lessons import METRIC_NAMES
+
+    assert set(METRIC_NAMES) == set(METRICS)
+    assert all("_" not in name for name in METRIC_NAMES.values())
