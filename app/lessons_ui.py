@@ -214,9 +214,9 @@ class LessonBar(QFrame):
         column.addLayout(head)
         column.addLayout(mode)
         column.addLayout(controls)
+        column.addWidget(self.checks_label)  # the proof first: where room runs out, the caption's tail is cut
         column.addWidget(self.caption_label)
         column.addWidget(self.watch_label)
-        column.addWidget(self.checks_label)
         self.hide()
 
     def show_lesson(self, lesson: Lesson, variant: int) -> None:
@@ -245,6 +245,9 @@ class LessonBar(QFrame):
     def show_checks(self, claims: tuple[Claim, ...] | None) -> None:
         self.claims = claims
         self.checks_label.setText(checks_html(claims, self._lesson))
+        # measured, the checks say what to watch, with the numbers: the static list steps aside
+        self.watch_label.setVisible(claims is None)
+        self.checks_label.setToolTip(self.watch_label.text())
 
     def _dismiss(self) -> None:
         self.hide()
