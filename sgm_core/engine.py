@@ -14,6 +14,7 @@ said the last one was drawn (`FrameDrawn`): newest wins, never a backlog.
 
 from __future__ import annotations
 
+import copy
 import time
 import traceback
 from collections import deque
@@ -829,7 +830,7 @@ class Engine:
             if learned:
                 if not (np.allclose(ours.shift, eng.standardizer.shift) and np.isclose(ours.scale, eng.standardizer.scale)):
                     raise SGMError("the window's data is not the lesson's draw: its net cannot be judged live")
-                model = eng.trainer.score_fn()
+                model = copy.deepcopy(eng.trainer.score_fn()).cpu()  # judged on the CPU, like the headless nets
             shown = LiveVariant(theirs(eng.chain.start) if particles else None,
                                 theirs(eng.particles) if particles else None, model,
                                 tuple(eng.trainer.loss_history().tolist()),

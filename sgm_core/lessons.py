@@ -336,6 +336,7 @@ def _untrained_error(data: str, seed: int, run: RunConfig) -> float:
 
 
 def _net_error(model: torch.nn.Module, data: str, seed: int, run: RunConfig) -> float:
+    """Relative score error near the data at the net's own σ: what "has learned" judges."""
     dataset, standardizer = _data(data, seed)
     reference, _ = reference_score_fn(dataset, standardizer, kind=_process(run))
     device = next(model.parameters()).device
@@ -364,20 +365,12 @@ def _trained(data: str, seed: int, run: RunConfig) -> _Net:
 
     dataset, standardizer = _data(data, seed)
     trainer = Trainer(dataset, run, standardizer)
-    reference, _ = reference_score_fn(dataset, standardizer, kind=_process(run))
-    sigma, _ = own_sigma(run)
-    x = _near_points(dataset, standardizer, ERROR_POINTS)
-
-    def error() -> float:
-        return relative_score_error(trainer.score_fn(), reference, x, sigma, _process(run), seed=3,
-                                    device=trainer.device)
-
-    before = error()
+    before = _net_error(trainer.score_fn(), data, seed, run)
     t0 = time.perf_counter()
     trainer.run(run.train.steps)
     seconds = (time.perf_counter() - t0) / max(run.train.steps, 1)
-    return _Net(trainer.score_fn().requires_grad_(False), sigma, before, error(),
-                tuple(trainer.loss_history().tolist()), seconds)
+    return _Net(trainer.score_fn().requires_grad_(False), own_sigma(run)[0], before,
+                _net_error(trainer.score_fn(), data, seed, run), tuple(trainer.loss_history().tolist()), seconds)
 
 
 def _score(data: str, score: str, run: RunConfig, seed: int):
