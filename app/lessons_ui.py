@@ -3,7 +3,9 @@
 A lesson (`sgm_core.lessons`, one JSON file each) names its data, run settings, sampler variants
 and view. Choosing one loads its data, installs its settings in the Session (so the panels show
 them and File ▸ Save keeps them), shows its caption in a bar over the canvas, and starts it:
-"learned" lessons train, "truth" lessons play particles driven by the reference score.
+"learned" lessons train, "truth" lessons play particles driven by the reference score. The
+engine measures the lesson's claims live (`CheckLesson`) and the bar shows each as a green or red
+line, grey "measuring…" until there is something to measure.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ Langevin) and the claims its caption makes (its "expect" list). `run_lesson` tra
 analytic truth score), samples every variant from the same starting particles, and measures the
 metrics in `METRICS`; `evaluate_claims` turns the measurements into typed `Claim` records: one
 per expectation, plus one "has learned" claim per trained network (a lesson that measures an
-untrained net shows nothing). The CLI prints them (or writes JSON), the GUI can show them live.
-A caption names only numbers that one of its claims checks.
+untrained net shows nothing). The CLI prints them (or writes JSON); the engine measures them live
+(`live_claims`: the variant on screen from its own particles and net, the others headless), and
+the lesson bar draws each `Claim.line`. A caption names only numbers that one of its claims checks.
 """
 
 from __future__ import annotations
