@@ -10,6 +10,7 @@ from typing import Any
 from sgm_core import engine as core
 from sgm_core.config import SamplerConfig
 from sgm_core.engine import EngineSpec
+from sgm_core.lessons import Lesson
 from sgm_core.live import FieldView
 
 
@@ -91,6 +92,10 @@ class EngineCommands:
         message), in which case the current engine is left untouched."""
         self.send(core.ReplaceEngine(token, build))
 
+    def check_lesson(self, lesson: Lesson | None, label: str = "") -> None:
+        """Measure the lesson's claims live (its variant `label` is the one running); None stops."""
+        self.send(core.CheckLesson(lesson, label))
+
     def set_metrics(self, enabled: bool) -> None:
         """Compute live metrics (score error per σ, sample metrics, likelihood) only while enabled."""
         self.send(core.SetMetrics(bool(enabled)))
@@ -122,6 +127,8 @@ class EngineCommands:
                 self.state_changed.emit(state)
             case core.MetricsUpdated(metrics):
                 self.metrics_updated.emit(metrics)
+            case core.LessonChecked(label, claims):
+                self.lesson_checked.emit(label, claims)
             case core.TaskFinished(token, result):
                 self.task_finished.emit(token, result)
             case core.TaskFailed(token, message):

@@ -44,6 +44,7 @@ class EngineLink(EngineCommands, QObject):
     load_failed = Signal(int, str)
     state_changed = Signal(object)  # EngineState
     metrics_updated = Signal(object)
+    lesson_checked = Signal(str, object)  # the variant shown, tuple of Claim (sgm_core.engine.LessonChecked)
     task_finished = Signal(int, object)
     task_failed = Signal(int, str)
     ready = Signal(str)  # the engine process is up; its device label

@@ -32,7 +32,9 @@ def layout_problems(window: QMainWindow, screen_width: int | None = None) -> lis
     if window.width() < window.minimumSizeHint().width():
         problems.append(f"the window ({window.width()} px) is narrower than its content needs "
                         f"({window.minimumSizeHint().width()} px)")
-    docks = [d for d in window.findChildren(QDockWidget) if d.isVisible() and not d.isFloating() and d.widget()]
+    # A dock behind another's tab stays "visible" but Qt parks it off-screen: only the tab shown counts.
+    docks = [d for d in window.findChildren(QDockWidget)
+             if d.isVisible() and not d.isFloating() and d.widget() and not d.visibleRegion().isEmpty()]
     for dock in docks:
         if dock.geometry().right() > window.width() or dock.geometry().left() < 0:
             problems.append(f"the {dock.windowTitle()} dock reaches past the window's edge")

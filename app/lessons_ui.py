@@ -3,12 +3,15 @@
 A lesson (`sgm_core.lessons`, one JSON file each) names its data, run settings, sampler variants
 and view. Choosing one loads its data, installs its settings in the Session (so the panels show
 them and File ▸ Save keeps them), shows its caption in a bar over the canvas, and starts it:
-"learned" lessons train, "truth" lessons play particles driven by the reference score.
+"learned" lessons train, "truth" lessons play particles driven by the reference score. The
+engine measures the lesson's claims live (`CheckLesson`) and the bar shows each as a green or red
+line, grey "measuring…" until there is something to measure.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from html import escape
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -26,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from sgm_core.config import RunConfig
-from sgm_core.lessons import Lesson, Variant, load_lessons
+from sgm_core.lessons import METRIC_NAMES, Claim, Lesson, Variant, load_lessons, needs_particles
 from sgm_core.losses import LOSSES
 
 # How the lesson files' measured quantities read in the GUI (and where to see them).
@@ -81,7 +84,7 @@ def watch_text(lesson: Lesson) -> str:
     bounds: dict[tuple[str, str, float], list[str]] = {}
     clauses: dict[str, list[str | tuple[str, float]]] = {}
     for e in lesson.expect:
-        words = METRIC_WORDS.get(e["metric"], e["metric"])
+        words = METRIC_WORDS.get(e["metric"]) or METRIC_NAMES[e["metric"]]
         said = clauses.setdefault(words, [])
         if "ratio_at_least" in e:
             said.append(f"“{e['worse']}” at least {e['ratio_at_least']:g}× “{e['better']}”")
@@ -116,6 +119,27 @@ def watch_text(lesson: Lesson) -> str:
     return text
 
 
+CHECK_COLORS = {True: "#1a7f37", False: "#cf222e", None: "#6e7781"}  # holds, fails, not measured yet
+
+
+def measuring_text(lesson: Lesson) -> str:
+    """What the live checks wait for, said before there is anything to measure."""
+    wait = []
+    if lesson.score == "learned":
+        wait.append(f"training reaches {lesson.train_steps:,} steps")
+    if needs_particles(lesson):
+        wait.append("the sampler finishes a pass" + (" with the trained net" if lesson.score == "learned" else ""))
+    return f"measuring… the checks appear once {' and '.join(wait)}"
+
+
+def checks_html(claims: tuple[Claim, ...] | None, lesson: Lesson) -> str:
+    """The live checks, one line each, green when the claim holds and red when not; grey
+    "measuring…" before they are measured (None)."""
+    if claims is None:
+        return f"<span style='color:{CHECK_COLORS[None]}'>{escape(measuring_text(lesson))}</span>"
+    return "<br>".join(f"<span style='color:{CHECK_COLORS[c.holds]}'>{escape(c.line)}</span>" for c in claims)
+
+
 class LessonBar(QFrame):
     """A banner over the canvas: the lesson's title, caption and what to watch, with its variants."""
 
@@ -143,6 +167,13 @@ class LessonBar(QFrame):
         self.watch_label.setWordWrap(True)
         self.watch_label.setStyleSheet("color: #3d5670;")
         self.watch_label.setToolTip("The effect this lesson measures (tests/test_lessons.py checks each claim)")
+        self.checks_label = QLabel()  # the claims, measured live in the engine (LessonController)
+        self.checks_label.setWordWrap(True)
+        self.checks_label.setTextFormat(Qt.TextFormat.RichText)
+        self.checks_label.setToolTip("Each claim of the caption, measured in the engine from the particles and net "
+                                     "shown (the same measurement as `sgm lesson ID`)")
+        self.claims: tuple[Claim, ...] | None = None  # the newest measurement, None before one
+        self._lesson: Lesson | None = None
         self.variant_combo = QComboBox()
         self.variant_combo.setToolTip("Switch between the lesson's variants (same data and starting particles)")
         self.variant_combo.activated.connect(self.variant_chosen.emit)
@@ -185,6 +216,7 @@ class LessonBar(QFrame):
         column.addLayout(head)
         column.addLayout(mode)
         column.addLayout(controls)
+        column.addWidget(self.checks_label)  # the proof first: where room runs out, the caption's tail is cut
         column.addWidget(self.caption_label)
         column.addWidget(self.watch_label)
         self.hide()
@@ -197,6 +229,8 @@ class LessonBar(QFrame):
             self.mode_label.setText(f"learned score — trains {lesson.train_steps:,} steps")
         self.caption_label.setText(lesson.caption)
         self.watch_label.setText(f"<b>What to watch:</b> {watch_text(lesson)}")
+        self._lesson = lesson
+        self.show_checks(None)
         self.variant_combo.blockSignals(True)
         self.variant_combo.clear()
         for v in lesson.variants:
@@ -209,6 +243,13 @@ class LessonBar(QFrame):
         self._compare = tuple(lesson.view.get("compare", ()))
         self.compare_button.setVisible(bool(self._compare))
         self.show()
+
+    def show_checks(self, claims: tuple[Claim, ...] | None) -> None:
+        self.claims = claims
+        self.checks_label.setText(checks_html(claims, self._lesson))
+        # measured, the checks say what to watch, with the numbers: the static list steps aside
+        self.watch_label.setVisible(claims is None)
+        self.checks_label.setToolTip(self.watch_label.text())
 
     def _dismiss(self) -> None:
         self.hide()
@@ -237,6 +278,7 @@ class LessonController(QObject):
         self.bar.dismissed.connect(self._on_dismissed)
         window.session.data_changed.connect(self._on_data_changed)
         window.worker.finished_training.connect(self._on_finished_training)
+        window.worker.lesson_checked.connect(self._on_lesson_checked)
 
     # -- choosing ---------------------------------------------------------------------------
     def load(self, which: Lesson | int | str, variant: int = 0) -> Lesson:
@@ -276,6 +318,7 @@ class LessonController(QObject):
         if self.lesson is None:
             return
         self.bar.hide()
+        self.window.worker.check_lesson(None)
         if self._user is not None:
             self.window.session.restore(**self._user)
         self.window._flush_rebuild()  # while the lesson is still on: no question about its model
@@ -325,6 +368,8 @@ class LessonController(QObject):
         assert lesson is not None
         w = self.window
         w.reset_training()  # rebuild from the session now: the lesson's data and settings
+        self.bar.show_checks(None)
+        w.worker.check_lesson(lesson, lesson.variants[self.variant].label)
         if lesson.score == "learned":
             w.train()
         if lesson.view.get("play", False):
@@ -339,6 +384,11 @@ class LessonController(QObject):
         if lesson is not None and self.bar.isVisible() and lesson.score == "learned" and lesson.view.get("play"):
             self.window.reset_particles()
             self.window.worker.play()
+
+    def _on_lesson_checked(self, label: str, claims: tuple[Claim, ...]) -> None:
+        lesson = self.lesson
+        if lesson is not None and not self._pending and label == lesson.variants[self.variant].label:
+            self.bar.show_checks(tuple(claims))
 
     def _on_dismissed(self) -> None:
         self.leave()

@@ -50,6 +50,7 @@ from .layout_check import layout_problems
 from .lessons_ui import install_lessons
 from .mode3d import Mode3D
 from .panels.data_panel import TOOLS, DataPanel
+from .panels.explain_panel import ExplainPanel
 from .panels.metrics_panel import MetricsPanel
 from .panels.sampler_panel import SamplerPanel
 from .panels.train_panel import TrainPanel
@@ -64,7 +65,7 @@ from .workers import EngineSpec, EngineWorker, LoadedData, WorkerState
 ORGANIZATION, APPLICATION = "ScoreFieldPlayground", "Playground"
 OPEN_SUFFIXES = (".npy", ".csv", ".txt", ".png", ".jpg", ".jpeg", ".bmp", ".ply", ".xyz")
 MAX_RECENT = 8
-LAYOUT_VERSION = 2  # of the saved dock layout: 2 since the lesson bar wraps (1's layouts may hold its squeeze)
+LAYOUT_VERSION = 3  # of the saved dock layout: 3 adds the Explain dock (2: the lesson bar wraps)
 FIELD_RESOLUTION = 32  # arrows per axis: one PlotCurveItem of 1024 arrows draws in < 1 ms
 REBUILD_DELAY_MS = 80  # coalesce a burst of setting edits into one engine rebuild
 VIEW_DELAY_MS = 60  # coalesce pan/zoom into one field request
@@ -181,6 +182,9 @@ class MainWindow(QMainWindow):
         self._dock("View", self.view_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Train", self.train_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Sampler", self.sampler_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Explain", ExplainPanel(self.session), Qt.DockWidgetArea.RightDockWidgetArea, scroll=False)
+        self.tabifyDockWidget(self.docks["Sampler"], self.docks["Explain"])  # a tab beside Sampler: no room taken
+        self.docks["Sampler"].raise_()
         self._dock("Loss", self.loss_view, Qt.DockWidgetArea.BottomDockWidgetArea, scroll=False)
         self.metrics_panel = MetricsPanel()  # live ground truth, beside the loss (app/panels/metrics_panel.py)
         self._dock("Metrics", self.metrics_panel, Qt.DockWidgetArea.BottomDockWidgetArea, scroll=False)

@@ -48,6 +48,7 @@ class EngineWorker(EngineCommands, QueuedWorker):
     load_failed = Signal(int, str)  # token, message
     state_changed = Signal(object)  # WorkerState
     metrics_updated = Signal(object)  # dict of live metrics (see Engine._maybe_metrics), while set_metrics(True)
+    lesson_checked = Signal(str, object)  # the variant shown, tuple of Claim (sgm_core.engine.LessonChecked)
     task_finished = Signal(int, object)  # token, result of a `run_task` / `replace_engine` function
     task_failed = Signal(int, str)  # token, one sentence; the engine is unchanged
     ready = Signal(str)  # the engine can take commands; its device label (as EngineLink's)

@@ -17,7 +17,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from .limits import MAX_POINTS, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
 from .metrics import energy_distance, mmd_rbf, mode_weight_error, mode_weights, sliced_wasserstein
 from .nets import ScoreNet
+from .noise import default_sigma_max
 from .samplers import Sampler, make_sampler, run_sampler
 from .sessions import SessionState, save_session
 from .training import Trainer
@@ -62,20 +65,28 @@ def run_config(data: str, *, loss: str = "ncsn", steps: int | None = None, seed:
                width: int | None = None, depth: int | None = None, sigma_min: float | None = None,
                sigma_max: float | None = None, n_levels: int | None = None, sigma: float | None = None,
                ema: float | None = None, timesteps: int | None = None, schedule: str | None = None,
-               source: str | None = None) -> RunConfig:
+               source: str | None = None, dataset: Callable[[], Dataset] | None = None) -> RunConfig:
     """The RunConfig of these settings (None keeps the config's default); the configs check every
-    value, so a bad one is a ConfigError naming it. `train` and the sweep specs share it."""
+    value, so a bad one is a ConfigError naming it. `train`, `sgm train` and the sweep specs share it.
+
+    With `dataset` (called only once the settings are checked) and no `sigma_max`, σ_max comes
+    from the data (`default_sigma_max`): the one place a run's default top noise level is chosen."""
 
     def given(**values: Any) -> dict[str, Any]:
         return {k: v for k, v in values.items() if v is not None}
 
-    return RunConfig(
+    config = RunConfig(
         data=data,
         model=ModelConfig(**given(kind=model, width=width, depth=depth)),
         noise=NoiseConfig(**given(sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels, sigma=sigma,
                                   timesteps=timesteps, schedule=schedule)),
         loss=LossConfig(**given(name=loss, source=source)),
         train=TrainConfig(**given(steps=steps, batch=batch, lr=lr, ema=ema, seed=seed, device=device)))
+    if sigma_max is None and dataset is not None:
+        data_set = dataset()
+        top = default_sigma_max(data_set.standardizer().forward(data_set.points))
+        config = config.with_(noise=replace(config.noise, sigma_max=top))
+    return config
 
 
 def train(data: DataLike, *, loss: str = "ncsn", steps: int | None = None, seed: int = 0, batch: int | None = None,
@@ -92,11 +103,12 @@ def train(data: DataLike, *, loss: str = "ncsn", steps: int | None = None, seed:
     if not isinstance(progress, bool):
         raise ConfigError(f"progress must be True or False, not {progress!r}")
     data_name = _source_name(data)
+    load_data = cache(lambda: _dataset(data, seed))  # read once, after the settings are checked
     config = run_config(data_name, loss=loss, steps=steps, seed=seed, batch=batch, lr=lr, device=device, model=model,
                         width=width, depth=depth, sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels,
-                        sigma=sigma, ema=ema, timesteps=timesteps, schedule=schedule,
-                        source=source)  # settings first: a typo fails before a file is read
-    dataset = _dataset(data, seed)
+                        sigma=sigma, ema=ema, timesteps=timesteps, schedule=schedule, source=source,
+                        dataset=load_data)  # settings first: a typo fails before a file is read
+    dataset = load_data()
     if config.loss.source:
         source_dataset(config.loss.source, dataset.dim, seed=seed)  # loads, and matches the data
     trainer = Trainer(dataset, config)

@@ -32,6 +32,8 @@ class ParticleChain:
                  initial: torch.Tensor | None = None, trail_length: int = 0) -> None:
         self.sampler = sampler
         self.particles = particles
+        self.start = particles  # where this pass of the schedule began (what a lesson's check compares from)
+        self.restarts = 0  # passes begun after the first: tells one pass from the next
         self.generator = generator
         self.initial = initial
         self.step = 0
@@ -61,7 +63,8 @@ class ParticleChain:
 
     def restart(self, particles: torch.Tensor) -> None:
         """Begin the schedule again from `particles` (trails cleared)."""
-        self.particles = particles
+        self.particles = self.start = particles
+        self.restarts += 1
         self.step = 0
         self.cursor = 0
         self.trail = []

@@ -47,6 +47,7 @@ TRAIN_FLAGS = {
     "steps": ("train", "steps"), "batch": ("train", "batch"), "lr": ("train", "lr"), "ema": ("train", "ema"),
     "seed": ("train", "seed"), "device": ("train", "device"),
 }
+EXIT_CLAIM_FAILED = 1  # `sgm lesson`: the run finished, but a claim did not hold (or a net did not learn)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -257,7 +258,7 @@ def train_config(args: argparse.Namespace) -> tuple[RunConfig, Dataset]:
 
     from .config import RunConfig, read_settings_file
     from .datasets import load_dataset, source_dataset
-    from .noise import sigma_max_from_data
+    from .noise import default_sigma_max, sigma_max_from_data
 
     settings = {k: dict(v) if isinstance(v, dict) else v
                 for k, v in (read_settings_file(args.config) if args.config else {}).items()}
@@ -268,14 +269,15 @@ def train_config(args: argparse.Namespace) -> tuple[RunConfig, Dataset]:
         settings["data"] = args.data
     if "data" not in settings:
         raise DataError("sgm train needs DATA: a preset, a data file, or `data = ...` in the --config file")
-    auto = settings.get("noise", {}).get("sigma_max") == AUTO
-    if auto:
+    chosen = settings.get("noise", {}).get("sigma_max")
+    if chosen == AUTO:
         del settings["noise"]["sigma_max"]
     config = RunConfig.from_json(settings)  # settings first: a typo fails before a file is read
     dataset = load_dataset(config.data, seed=config.train.seed)
-    if auto:
-        diameter = sigma_max_from_data(dataset.standardizer().forward(dataset.points), seed=config.train.seed)
-        config = config.with_(noise=replace(config.noise, sigma_max=diameter))
+    if chosen is None or chosen == AUTO:  # auto: the diameter itself; unset: never below 3 (api.run_config's rule)
+        standardised = dataset.standardizer().forward(dataset.points)
+        top = sigma_max_from_data(standardised, seed=config.train.seed) if chosen == AUTO else default_sigma_max(standardised)
+        config = config.with_(noise=replace(config.noise, sigma_max=top))
     if config.loss.source:
         source_dataset(config.loss.source, dataset.dim, seed=config.train.seed)  # loads, and matches the data
     return config, dataset
@@ -290,7 +292,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config, dataset = train_config(args)
     spec = loss_spec(config.loss.name)
-    train_cfg = config.train
     out = Path(args.out)
     as_session = out.suffix.lower() == SESSION_SUFFIX
     if as_session:
@@ -302,7 +303,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer(dataset, config)
         print(f"training {config.loss.name} on {dataset.name} ({dataset.dim}D, {len(dataset.points)} points) "
               f"on {device_label(trainer.device)}", file=sys.stderr)
-        _train_with_progress(trainer, train_cfg.steps)
+        _train_with_progress(trainer, config.train.steps)
         if as_session:  # what File > Open session in the app reads: data, settings, weights, training state
             save_session(out, SessionState(
                 points=dataset.points, source=config.data, run=config, sampler=SamplerConfig(name=spec.default_sampler),
@@ -402,6 +403,8 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 
 
 def cmd_lesson(args: argparse.Namespace) -> int:
+    """Run a lesson headless: exit 0 when every claim holds (each trained net's "learned" claim
+    included), 1 when one fails, naming it on stderr; a bad id is a ConfigError (exit 2)."""
     import json
 
     from .lessons import evaluate_claims, lesson_by_id, run_lesson, trained_networks
@@ -412,19 +415,22 @@ def cmd_lesson(args: argparse.Namespace) -> int:
         print(lesson.caption)
     results = run_lesson(lesson, seed=args.seed)
     claims = evaluate_claims(lesson, results)
+    failed = [c for c in claims if not c.holds]
     if args.json:
         measured = {label: {k: (v if math.isfinite(v) else None) for k, v in m.items()} for label, m in results.items()}
         print(json.dumps({"lesson": lesson.id, "seed": args.seed, "claims": [c.to_json() for c in claims],
                           "trained": [t.to_json() for t in trained_networks(results, lesson)],
                           "measured": measured}))
-        return 0
-    for label, metrics in results.items():
-        shown = ", ".join(f"{k}={v:.3g}" for k, v in metrics.items())
-        print(f"  {label}: {shown}")
-    for claim in claims:
-        print(f"  {'✓' if claim.holds else '✗'} {claim.sentence}")
-    print("  the effect is shown" if all(c.holds for c in claims) else "  the effect was not shown with this seed")
-    return 0
+    else:
+        for label, metrics in results.items():
+            shown = ", ".join(f"{k}={v:.3g}" for k, v in metrics.items())
+            print(f"  {label}: {shown}")
+        for claim in claims:
+            print(f"  {'✓' if claim.holds else '✗'} {claim.sentence}")
+        print("  the effect is shown" if not failed else "  the effect was not shown with this seed")
+    for claim in failed:
+        print(f"sgm: lesson {lesson.id} (seed {args.seed}) failed: {claim.sentence}", file=sys.stderr)
+    return EXIT_CLAIM_FAILED if failed else 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ said the last one was drawn (`FrameDrawn`): newest wins, never a backlog.
 
 from __future__ import annotations
 
+import copy
 import time
 import traceback
 from collections import deque
@@ -28,6 +29,7 @@ from .config import RunConfig, SamplerConfig, fresh_model_reason
 from .datasets import PRESETS, Dataset, load_dataset
 from .errors import SGMError, TrainingDiverged
 from .frames import FrameBuilder, FrameRequest, Throttle
+from .lessons import Claim, Lesson, LiveVariant, lesson_coordinates, live_claims, needs_particles
 from .live import FieldView, Frame, LiveEngine
 
 IDLE_WAIT = 0.25  # seconds between checks when there is nothing to do (commands wake the loop early)
@@ -101,6 +103,7 @@ class RunState:
     frame_due: bool = False  # something changed that the next frame must show, even when idle
     advanced: bool = False  # the particles already took their steps for the next frame
     chain_end: float | None = None  # when the running chain reached its schedule's end
+    lesson: CheckLesson | None = None  # the lesson whose claims are measured live
     moved: int = 0  # particle-steps taken for the next frame (a slice of the set, or all x steps)
     update_rate: float = 0.0  # frames per second that showed moved particles
 
@@ -235,6 +238,18 @@ class SetFollowTraining:
 
 
 @dataclass(frozen=True)
+class CheckLesson:
+    """Measure `lesson`'s claims live, the window running its variant `label` (None: stop).
+    They are measured (LessonChecked) each time that variant has something new to show: its
+    training reached the lesson's step count, and, for claims about particles, a sampler pass
+    begun after that reached the end of its schedule."""
+
+    lesson: Lesson | None
+    label: str = ""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Call:
     """Run fn(engine) (tests, benchmarks); its errors become Failed."""
 
@@ -303,6 +318,14 @@ class StateChanged:
 @dataclass(frozen=True)
 class MetricsUpdated:
     metrics: dict  # see Engine._maybe_metrics
+
+
+@dataclass(frozen=True)
+class LessonChecked:
+    """The live lesson's claims, measured (`CheckLesson`), with the variant whose run they used."""
+
+    label: str
+    claims: tuple[Claim, ...]
 
 
 @dataclass(frozen=True)
@@ -390,6 +413,8 @@ class Engine:
         self._metric_throttles = {"curve": Throttle(METRICS_CURVE_EVERY), "samples": Throttle(METRICS_SAMPLES_EVERY)}
         self._metric_job: _Job | None = None  # the sample metrics + likelihood, done piece by piece
         self._checkpoint_at = 0.0
+        self._lesson_ident: Any = None  # what the last lesson check measured
+        self._chain_at_finish = -1  # the particle pass running when training last finished
 
     # -- the host's calls ---------------------------------------------------------------------
     def handle(self, commands: list[object]) -> None:
@@ -439,6 +464,8 @@ class Engine:
             # a metric job left with nothing animating goes on at once; while animating, the frame
             # clock wakes the loop and the job continues after the next frame
             busy = busy or (self._metric_job is not None and not st.animating)
+        if st.lesson is not None and eng is not None and not self.stopping():
+            self._maybe_check_lesson(eng)
         return busy
 
     def on_error(self, exc: Exception) -> None:
@@ -543,6 +570,7 @@ class Engine:
             eng.pause_clock()
             st.frame_due = True
             self._publish_state()
+            self._chain_at_finish = eng.chain.restarts
             self.emit(FinishedTraining(eng.trainer.step))
         elif time.perf_counter() - self._checkpoint_at >= CHECKPOINT_EVERY:
             self._checkpoint(eng, rest=False)
@@ -663,6 +691,9 @@ class Engine:
                 st.frame_due = True
             case SetFollowTraining(on):
                 st.follow_training = bool(on)
+            case CheckLesson():
+                st.lesson = command if command.lesson is not None else None
+                self._lesson_ident = None
             case Call(fn):
                 fn(self._require_engine())
                 st.frame_due = True
@@ -698,6 +729,7 @@ class Engine:
         self.emit(EngineBuilt(st.gen))
         self.frames.clear()
         self._step_time = 0.0
+        self._chain_at_finish = -1
         st.frame_due = True
         if was_training:
             self.emit(Stopped())
@@ -783,6 +815,43 @@ class Engine:
         st.frame_due = True
         if was:
             self.emit(Stopped())
+
+    # -- the live lesson ------------------------------------------------------------------------
+    def _maybe_check_lesson(self, eng: LiveEngine) -> None:
+        """Measure the lesson's claims once its shown variant has something new to measure
+        (`CheckLesson`); the other variants are measured headless (cached in sgm_core.lessons)."""
+        st, check = self.state, self.state.lesson
+        lesson = check.lesson
+        learned = lesson.score == "learned"
+        if learned and (st.training or eng.trainer.step < lesson.train_steps):
+            return  # the net is not the one the lesson judges yet
+        particles = needs_particles(lesson)
+        if particles and not (eng.chain.done and (not learned or eng.chain.restarts > self._chain_at_finish)):
+            return  # no finished pass of the sampler (with the trained net) to measure
+        ident = (st.gen, check, eng.trainer.step, eng.chain.restarts if particles else None)
+        if ident == self._lesson_ident:
+            return
+        self._lesson_ident = ident
+        ours = lesson_coordinates(lesson, check.seed)
+
+        def theirs(x: torch.Tensor) -> torch.Tensor:  # the window's standardised units -> the lesson's
+            return torch.as_tensor(ours.forward(eng.standardizer.inverse(x.detach().float().cpu())))
+
+        try:
+            model = None
+            if learned:
+                if not (np.allclose(ours.shift, eng.standardizer.shift) and np.isclose(ours.scale, eng.standardizer.scale)):
+                    raise SGMError("the window's data is not the lesson's draw: its net cannot be judged live")
+                model = copy.deepcopy(eng.trainer.score_fn()).cpu()  # judged on the CPU, like the headless nets
+            shown = LiveVariant(theirs(eng.chain.start) if particles else None,
+                                theirs(eng.particles) if particles else None, model,
+                                tuple(eng.trainer.loss_history().tolist()),
+                                st.train_seconds / max(eng.trainer.step, 1))
+            claims = live_claims(lesson, check.label, shown, check.seed)
+        except SGMError as exc:
+            self.emit(Failed(f"the lesson's checks could not be measured: {exc}"))
+            return
+        self.emit(LessonChecked(check.label, tuple(claims)))
 
     # -- live metrics -------------------------------------------------------------------------
     def _samples_job(self, eng: LiveEngine):  # noqa: ANN202 - a Steps[dict]

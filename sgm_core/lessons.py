@@ -5,8 +5,9 @@ Langevin) and the claims its caption makes (its "expect" list). `run_lesson` tra
 analytic truth score), samples every variant from the same starting particles, and measures the
 metrics in `METRICS`; `evaluate_claims` turns the measurements into typed `Claim` records: one
 per expectation, plus one "has learned" claim per trained network (a lesson that measures an
-untrained net shows nothing). The CLI prints them (or writes JSON), the GUI can show them live.
-A caption names only numbers that one of its claims checks.
+untrained net shows nothing). The CLI prints them (or writes JSON); the engine measures them live
+(`live_claims`: the variant on screen from its own particles and net, the others headless), and
+the lesson bar draws each `Claim.line`. A caption names only numbers that one of its claims checks.
 """
 
 from __future__ import annotations
@@ -201,6 +202,25 @@ METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
                    "((zero - last) / (zero - floor))", SHARE),
     "seconds_per_step": ("seconds per training step (machine-dependent)", "number"),
 })
+# What the live checks call each metric (one place: the CLI's sentences and the window's checks).
+METRIC_NAMES: Mapping[str, str] = MappingProxyType({
+    "on_mode": "share on a mode", "mode_spread": "spread around the modes", "mode_weight_error": "mode-weight error",
+    "stayed_in_basin": "share that stayed in its basin", "sw_ratio": "SW ratio to the data",
+    "off_data": "share off the data", "off_data_exact": "share off the data with the exact score",
+    "score_error": "score error near the data", "score_error_untrained": "untrained score error",
+    "score_error_drop": "drop of the score error", "score_error_clean": "score error against the clean data",
+    "smoothing_bias": "smoothing bias", "score_error_far": "mean score error far from the data",
+    "far_wrong_share": "share of far points where the score is wrong", "loss_first": "first loss",
+    "loss_last": "last loss", "loss_drop": "drop of the loss", "loss_floor": "loss of the exact score",
+    "loss_zero": "loss of predicting zero", "gap_closed": "share of the loss gap closed",
+    "seconds_per_step": "seconds per step",
+})
+# The numbers a bound claim rests on, shown beside it (a caption that names them finds them on screen).
+BEHIND: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "gap_closed": ("loss_zero", "loss_floor", "loss_last"), "loss_drop": ("loss_first", "loss_last"),
+    "score_error_drop": ("score_error_untrained", "score_error"),
+    "score_error_clean": ("smoothing_bias", "seconds_per_step"),
+})
 # Measured on sampled particles: a lesson whose claims name none of these samples nothing.
 PARTICLE_METRICS = frozenset({"on_mode", "mode_spread", "mode_weight_error", "stayed_in_basin", "sw_ratio",
                               "off_data", "off_data_exact"})
@@ -230,6 +250,7 @@ class Claim:
     threshold: float
     holds: bool
     sentence: str  # the same in words, with the numbers behind it
+    line: str = ""  # the live check: short, every number it rests on, its threshold and a ✓ or ✗
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "value": _json_number(self.value), "threshold": _json_number(self.threshold),
@@ -292,6 +313,44 @@ class _Net:
     seconds_per_step: float
 
 
+@dataclass(frozen=True)
+class LiveVariant:
+    """What the window ran for the variant it shows, in the lesson's standardised coordinates:
+    where its particles began and ended their sampler's schedule (None: nothing sampled yet), and
+    the net it trained with its loss curve (None for truth lessons). `run_lesson` measures these
+    in place of its own headless run of that variant."""
+
+    start: torch.Tensor | None = None
+    end: torch.Tensor | None = None
+    model: torch.nn.Module | None = None
+    losses: tuple[float, ...] = ()
+    seconds_per_step: float = math.nan
+
+
+@lru_cache(maxsize=16)
+def _untrained_error(data: str, seed: int, run: RunConfig) -> float:
+    """The score error of the net `run` starts from (its seeded initial weights), as `_trained` measures it."""
+    from .training import Trainer
+
+    dataset, standardizer = _data(data, seed)
+    return _net_error(Trainer(dataset, run, standardizer).score_fn(), data, seed, run)
+
+
+def _net_error(model: torch.nn.Module, data: str, seed: int, run: RunConfig) -> float:
+    """Relative score error near the data at the net's own σ: what "has learned" judges."""
+    dataset, standardizer = _data(data, seed)
+    reference, _ = reference_score_fn(dataset, standardizer, kind=_process(run))
+    device = next(model.parameters()).device
+    return relative_score_error(model, reference, _near_points(dataset, standardizer, ERROR_POINTS),
+                                own_sigma(run)[0], _process(run), seed=3, device=device)
+
+
+def _live_net(data: str, seed: int, run: RunConfig, live: LiveVariant) -> _Net:
+    """The window's trained net, judged as `_trained` judges a headless one."""
+    return _Net(live.model, own_sigma(run)[0], _untrained_error(data, seed, run),
+                _net_error(live.model, data, seed, run), live.losses, live.seconds_per_step)
+
+
 def _data(name: str, seed: int):
     dataset = load_dataset(name, seed=seed)
     return dataset, dataset.standardizer()
@@ -307,20 +366,12 @@ def _trained(data: str, seed: int, run: RunConfig) -> _Net:
 
     dataset, standardizer = _data(data, seed)
     trainer = Trainer(dataset, run, standardizer)
-    reference, _ = reference_score_fn(dataset, standardizer, kind=_process(run))
-    sigma, _ = own_sigma(run)
-    x = _near_points(dataset, standardizer, ERROR_POINTS)
-
-    def error() -> float:
-        return relative_score_error(trainer.score_fn(), reference, x, sigma, _process(run), seed=3,
-                                    device=trainer.device)
-
-    before = error()
+    before = _net_error(trainer.score_fn(), data, seed, run)
     t0 = time.perf_counter()
     trainer.run(run.train.steps)
     seconds = (time.perf_counter() - t0) / max(run.train.steps, 1)
-    return _Net(trainer.score_fn().requires_grad_(False), sigma, before, error(),
-                tuple(trainer.loss_history().tolist()), seconds)
+    return _Net(trainer.score_fn().requires_grad_(False), own_sigma(run)[0], before,
+                _net_error(trainer.score_fn(), data, seed, run), tuple(trainer.loss_history().tolist()), seconds)
 
 
 def _score(data: str, score: str, run: RunConfig, seed: int):
@@ -443,11 +494,15 @@ def loss_summary(losses: Sequence[float]) -> dict[str, float]:
     return {"loss_first": first, "loss_last": last, "loss_drop": (first - last) / max(abs(first), 1e-12)}
 
 
-def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None) -> dict[str, dict[str, float]]:
+def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None,
+               live: Mapping[str, LiveVariant] | None = None) -> dict[str, dict[str, float]]:
     """Measure every variant: for trained ones the score error near the data at their own σ
     (before and after), the loss curve and seconds per step; for lessons whose claims name a
     particle metric, the samples (SW ratio, mode weights, distance to the data). Metrics that
-    cost extra (far-field error, exact-score loss, basins) are measured when a claim names them."""
+    cost extra (far-field error, exact-score loss, basins) are measured when a claim names them.
+    `live` gives, by label, what the window ran for a variant (its net and particles): those
+    are measured instead of a headless run; the other variants run headless (cached)."""
+    live = live or {}
     wanted = {e["metric"] for e in lesson.expect}
     dataset, standardizer = _data(lesson.data, seed)
     n = n_eval or lesson.particles
@@ -461,8 +516,12 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None) -> dict
     for variant in lesson.variants:
         out: dict[str, float] = {}
         run = lesson_training_config(lesson, variant)
+        shown = live.get(variant.label)
+        score_fn = _score(lesson.data, lesson.score, run, seed) if lesson.score == "truth" else None
         if lesson.score == "learned":
-            net = _trained(lesson.data, seed, run)
+            net = (_live_net(lesson.data, seed, run, shown) if shown is not None and shown.model is not None
+                   else _trained(lesson.data, seed, run))
+            score_fn = net.model
             out.update(score_error=net.error_trained, score_error_untrained=net.error_untrained,
                        score_error_drop=1 - net.error_trained / max(net.error_untrained, 1e-12),
                        score_sigma=net.sigma, seconds_per_step=net.seconds_per_step, **loss_summary(net.losses))
@@ -475,31 +534,47 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None) -> dict
         sampler = make_sampler(variant.sampler, variant.run.noise, variant.run.loss.name)
         if wanted & {"score_error_far", "far_wrong_share"}:
             reference, _ = reference_score_fn(dataset, standardizer, kind=_process(run))
-            errors = _far_score_errors(_score(lesson.data, lesson.score, run, seed), reference, near, sampler,
-                                       own_sigma(run)[0], dataset.dim)
+            errors = _far_score_errors(score_fn, reference, near, sampler, own_sigma(run)[0], dataset.dim)
             out["score_error_far"] = float(errors.mean()) if len(errors) else math.nan
             out["far_wrong_share"] = float((errors > FAR_WRONG).double().mean()) if len(errors) else math.nan
         if sample:
-            out.update(_sample_metrics(lesson, run, variant.sampler, seed, n, wanted, ref, base_sw, near))
+            out.update(_sample_metrics(lesson, run, variant.sampler, seed, n, wanted, ref, base_sw, near,
+                                       score_fn, shown))
         results[variant.label] = out
     return results
 
 
 def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, seed: int, n: int, wanted: set[str],
-                    ref: torch.Tensor, base_sw: float, near: torch.Tensor) -> dict[str, float]:
+                    ref: torch.Tensor, base_sw: float, near: torch.Tensor, score_fn,
+                    shown: LiveVariant | None = None) -> dict[str, float]:
+    """Particle metrics of one variant: its headless run, or the window's (`shown`) with the
+    exact-score and gradient-ascent comparisons run from the window's own starts."""
     dataset, standardizer = _data(lesson.data, seed)
     sampler = make_sampler(sampler_cfg, run.noise, run.loss.name)
-    _, x = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n)
+    if shown is None or shown.end is None:
+        start, x = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n)
+    else:  # the schedule's last move (e.g. the Tweedie denoise), as `run_sampler` ends a headless run
+        with torch.no_grad():
+            start, x = shown.start, sampler.finish(score_fn, shown.end)
     last_sigma = sampler.sigma_at(sampler.n_steps)
     samples = standardizer.inverse(x.float())
 
     def off(particles: torch.Tensor) -> float:
         return float((~(_distance_to_data(particles, near) <= OFF_DATA_SIGMAS * last_sigma)).double().mean())
 
+    def from_start(cfg: SamplerConfig, score, starts: torch.Tensor) -> torch.Tensor:
+        return run_sampler(make_sampler(cfg, run.noise, run.loss.name), score, starts.clone(),
+                           torch.Generator().manual_seed(seed + 5))
+
     out = {"sw_ratio": _sw_ratio(samples, ref, base_sw), "off_data": off(x)}
     if "off_data_exact" in wanted and lesson.score == "learned":
-        out["off_data_exact"] = off(_particles(lesson.data, lesson.score, run, sampler_cfg, seed, n,
-                                               keep=min(n, EXACT_PARTICLES))[1])
+        keep = min(len(start), EXACT_PARTICLES)
+        if shown is None or shown.end is None:
+            exact_end = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n, keep=keep)[1]
+        else:
+            exact, _ = reference_score_fn(dataset, standardizer, max_points=EXACT_REFERENCE_POINTS, kind=_process(run))
+            exact_end = from_start(sampler_cfg, exact, start[:keep])
+        out["off_data_exact"] = off(exact_end)
     gmm = dataset.gmm
     if gmm is not None and torch.isfinite(samples).all():
         out["mode_weight_error"] = mode_weight_error(samples, gmm)
@@ -508,11 +583,30 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
         out["mode_spread"] = _mode_spread(samples, target)
         if "stayed_in_basin" in wanted and sampler.name == "langevin":
             ascent_cfg = replace(sampler_cfg, noise_scale=0.0)  # lesson 2's gradient-ascent variant: one run
-            _, ascent = _particles(lesson.data, lesson.score, run, ascent_cfg, seed, n)
+            if shown is None or shown.end is None:
+                _, ascent = _particles(lesson.data, lesson.score, run, ascent_cfg, seed, n)
+            else:
+                ascent = from_start(ascent_cfg, score_fn, start)
             end = gmm.responsibilities(samples.double()).argmax(1)
             basin = gmm.responsibilities(standardizer.inverse(ascent.float()).double()).argmax(1)
             out["stayed_in_basin"] = float((end == basin).double().mean())
     return out
+
+
+def needs_particles(lesson: Lesson) -> bool:
+    """Whether the lesson's claims are measured on sampled particles (else on the trained nets alone)."""
+    return any(e["metric"] in PARTICLE_METRICS for e in lesson.expect)
+
+
+def live_claims(lesson: Lesson, label: str, shown: LiveVariant, seed: int = 0) -> list[Claim]:
+    """The lesson's claims with variant `label` measured from what the window ran (`shown`, in the
+    lesson's standardised coordinates): the one definition of each claim, headless and live."""
+    return evaluate_claims(lesson, run_lesson(lesson, seed, live={label: shown}))
+
+
+def lesson_coordinates(lesson: Lesson, seed: int = 0):  # noqa: ANN201 - a Standardizer
+    """The standardisation of the lesson's data that its measurements use."""
+    return _data(lesson.data, seed)[1]
 
 
 # --------------------------------------------------------------------------- claims
@@ -523,6 +617,10 @@ def _said(metric: str, value: float) -> str:
     return f"{value:.1%}" if METRICS.get(metric, ("", ""))[1] == SHARE else f"{value:.3g}"
 
 
+def _mark(holds: bool) -> str:
+    return "✓" if holds else "✗"
+
+
 def _bound_claim(lesson_id: str, e: dict[str, Any], results: dict[str, dict[str, float]]) -> list[Claim]:
     metric, variant = e["metric"], e["variant"]
     value = _measured(lesson_id, results, variant, metric)
@@ -531,9 +629,15 @@ def _bound_claim(lesson_id: str, e: dict[str, Any], results: dict[str, dict[str,
                              ("below", "<", value < e.get("below", math.nan))):
         if key in e:
             threshold = float(e[key])
+            name = METRIC_NAMES[metric]
+            behind = [f"{METRIC_NAMES[m]} {_said(m, results[variant][m])}" for m in BEHIND.get(metric, ())
+                      if m in results[variant]]
+            shown = f" ({', '.join(behind)})" if behind else ""
             claims.append(Claim(f"{metric}[{variant}] {sign} {threshold:g}", value, threshold, bool(holds),
-                                f"{variant}: {metric} = {_said(metric, value)} (claim: {key} "
-                                f"{_said(metric, threshold)}) — {METRICS[metric][0]}"))
+                                f"{variant}: {name} = {_said(metric, value)} (claim: {key} "
+                                f"{_said(metric, threshold)}) — {METRICS[metric][0]}",
+                                f"{variant}: {name} {_said(metric, value)}{shown} — {_mark(holds)} {key} "
+                                f"{_said(metric, threshold)}"))
     return claims
 
 
@@ -541,9 +645,12 @@ def _ratio_claim(lesson_id: str, e: dict[str, Any], results: dict[str, dict[str,
     metric, worse, better, r = e["metric"], e["worse"], e["better"], float(e["ratio_at_least"])
     a, b = _measured(lesson_id, results, worse, metric), _measured(lesson_id, results, better, metric)
     ratio = a / b if b > 0 else (math.inf if a > 0 else math.nan)
-    return Claim(f"{metric}[{worse}] ≥ {r:g}× [{better}]", ratio, r, bool(ratio >= r),
-                 f"{metric}: {worse} {_said(metric, a)}, {better} {_said(metric, b)}, ratio {ratio:.3g} "
-                 f"(claim: at least {r:g}×) — {METRICS[metric][0]}")
+    name, holds = METRIC_NAMES[metric], bool(ratio >= r)
+    return Claim(f"{metric}[{worse}] ≥ {r:g}× [{better}]", ratio, r, holds,
+                 f"{name}: {worse} {_said(metric, a)}, {better} {_said(metric, b)}, ratio {ratio:.3g} "
+                 f"(claim: at least {r:g}×) — {METRICS[metric][0]}",
+                 f"{worse} {name} {_said(metric, a)} — {better} {_said(metric, b)} — {_mark(holds)} "
+                 f"{ratio:.3g}×, at least {r:g}×")
 
 
 def _measured(lesson_id: str, results: dict[str, dict[str, float]], variant: str, metric: str) -> float:
@@ -568,7 +675,9 @@ def learned_claim(net: TrainedNet) -> Claim:
     return Claim(f"learned[{net.name}]", value, threshold, bool(value <= threshold),
                  f"{net.name}: score error near the data at σ = {net.sigma:g} is {value:.3g} "
                  f"(untrained {net.score_error_untrained:.3g}); learned means at most {threshold:.3g} "
-                 f"(≤ {LEARNED_ERROR:g} and ≤ {LEARNED_FRACTION:g}× untrained)")
+                 f"(≤ {LEARNED_ERROR:g} and ≤ {LEARNED_FRACTION:g}× untrained)",
+                 f"{net.name} learned: score error at σ = {net.sigma:g} {value:.3g}, untrained "
+                 f"{net.score_error_untrained:.3g} — {_mark(value <= threshold)} at most {threshold:.3g}")
 
 
 def evaluate_claims(lesson: Lesson, results: dict[str, dict[str, float]]) -> list[Claim]:

@@ -300,3 +300,32 @@ def test_too_many_particles_for_the_budget_move_round_robin_and_all_move_within_
     assert window[-1].particle_rate > 0
     text = particle_status(window[-1])
     assert text.startswith("20,000 particles, ") and "updates/s (" in text and text.endswith(" move per update)")
+
+
+def test_engine_measures_a_lessons_claims_from_its_own_particle_pass_only_once_it_ends():
+    """CheckLesson (issue 14): nothing is measured before the sampler's pass ends; then one
+    LessonChecked with the lesson's claims, measured on the engine's own particles (the pass is
+    replaced by a collapsed one: the claim must fail, so the engine's particles, not a headless
+    run, were measured); a new pass is measured again."""
+    from sgm_core.datasets import load_dataset
+    from sgm_core.lessons import lesson_by_id
+
+    lesson = lesson_by_id("score-field")
+    variant = lesson.variants[0]
+    h = Driven()
+    h.send(core.SetReferenceScore(True),
+           core.SetEngine(core.EngineSpec(load_dataset(lesson.data), variant.run, variant.sampler, 300)),
+           core.CheckLesson(lesson, variant.label), core.Play())
+    for _ in range(3):
+        h.engine.work()
+    assert not h.of(core.LessonChecked) and not h.engine.engine.chain.done
+    h.run_until(lambda: h.of(core.LessonChecked))
+    (checked,) = h.of(core.LessonChecked)
+    assert checked.label == variant.label and [c.holds for c in checked.claims] == [True]
+    assert "share on a mode" in checked.claims[0].line and "above 90.0%" in checked.claims[0].line
+    h.send(core.PauseParticles())
+    eng = h.engine.engine
+    eng.chain.restart(torch.full_like(eng.particles, 50.0))  # far from every mode
+    eng.chain.step = eng.sampler.n_steps  # ... at the end of its schedule
+    h.run_until(lambda: len(h.of(core.LessonChecked)) == 2)
+    assert [c.holds for c in h.of(core.LessonChecked)[1].claims] == [False]

@@ -201,3 +201,17 @@ def test_alive_helper_sees_a_real_process_come_and_go():
     proc.kill()
     proc.wait()
     assert not _alive(proc.pid)
+
+
+def test_a_lessons_live_checks_cross_from_a_real_engine_process(qtbot, monkeypatch):
+    """Issue 14: CheckLesson goes to the child and its LessonChecked (frozen Claim records) comes back."""
+    monkeypatch.setenv("SGM_ENGINE", "process")
+    window = gui_helpers.open_window(qtbot, timeout=TIMEOUT_MS)
+    try:
+        with qtbot.waitSignal(window.lessons.started, timeout=TIMEOUT_MS):
+            window.lessons.load("score-field")
+        wait(qtbot, lambda: window.lessons.bar.claims is not None)
+        (claim,) = window.lessons.bar.claims
+        assert claim.holds and "share on a mode" in claim.line
+    finally:
+        window.close()

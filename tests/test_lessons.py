@@ -223,3 +223,43 @@ def test_cli_lesson_json_prints_one_object_of_claims_and_trained_nets():
     assert net["name"] == "DSM at σ = 0.1" and net["sigma"] == 0.1
     assert net["score_error_trained"] <= 0.5 * net["score_error_untrained"]
     assert out["measured"]["DSM at σ = 0.1"]["loss_zero"] == pytest.approx(1.0)
+
+
+def test_cli_lesson_exits_1_naming_a_failed_claim_0_when_all_hold_and_2_for_a_bad_id(monkeypatch, capsys):
+    """Exit codes of `sgm lesson`: the measured results are stubbed (the lesson itself runs above),
+    so this checks only how claims become an exit status."""
+    from sgm_core import cli, lessons
+
+    good = {"plain Langevin": {"mode_weight_error": 0.1, "stayed_in_basin": 0.99},
+            "annealed Langevin": {"mode_weight_error": 0.02}}
+    bad = {**good, "annealed Langevin": {"mode_weight_error": 0.09}}  # above 0.08, and the ratio is 1.1 < 2
+    monkeypatch.setattr(lessons, "run_lesson", lambda lesson, seed=0: good)
+    assert cli.main(["lesson", "mixture-weights"]) == 0
+    assert "failed" not in capsys.readouterr().err
+    monkeypatch.setattr(lessons, "run_lesson", lambda lesson, seed=0: bad)
+    assert cli.main(["lesson", "mixture-weights", "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert [c["holds"] for c in json.loads(out)["claims"]] == [True, False, False]
+    failed = err.strip().splitlines()
+    assert len(failed) == 2 and all("mixture-weights" in line and "failed" in line for line in failed)
+    assert "mode-weight error" in failed[0] and "ratio 1.11" in failed[0]
+    assert cli.main(["lesson", "no-such-lesson"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no lesson 'no-such-lesson'" in err
+
+
+def test_cli_lesson_exits_1_when_a_trained_net_did_not_learn(monkeypatch, capsys):
+    from sgm_core import cli, lessons
+
+    untrained = {"DSM at σ = 0.1": {"loss_floor": 0.9, "loss_drop": 0.1, "gap_closed": 0.9, "score_error_drop": 0.9,
+                                     "score_error": 0.6, "score_error_untrained": 1.0, "score_sigma": 0.1}}
+    monkeypatch.setattr(lessons, "run_lesson", lambda lesson, seed=0: untrained)
+    assert cli.main(["lesson", "tiny-sigma"]) == 1
+    assert "learned" in capsys.readouterr().err
+
+
+def test_every_metric_has_a_human_name_for_the_live_checks():
+    from sgm_core.lessons import METRIC_NAMES
+
+    assert set(METRIC_NAMES) == set(METRICS)
+    assert all("_" not in name for name in METRIC_NAMES.values())
