@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -187,6 +187,10 @@ class CompareWindow(QWidget):
         self.again_button = QPushButton("Sample again")
         self.again_button.setToolTip("Run every sampler again from the same starting particles")
         self.again_button.clicked.connect(self.sample_again)
+        self.close_button = QPushButton("Close")
+        self.close_button.setToolTip("Stop the comparison and close this window (Esc)")
+        self.close_button.clicked.connect(self.close)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close)
         self.hint_label = QLabel()
         self.hint_label.setWordWrap(True)
         self.hint_label.setStyleSheet("color: #8a1c1c;")
@@ -199,6 +203,7 @@ class CompareWindow(QWidget):
         buttons.addWidget(self.start_button, 0, 0)
         buttons.addWidget(self.stop_button, 0, 1)
         buttons.addWidget(self.again_button, 1, 0, 1, 2)
+        buttons.addWidget(self.close_button, 2, 0, 1, 2)
         side.addLayout(buttons)
         side.addWidget(self.hint_label)
         side.addStretch(1)

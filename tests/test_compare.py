@@ -251,3 +251,16 @@ def test_noise_comparison_of_the_new_losses(qtbot, data):
         qtbot.addWidget(w)
         assert w.config.loss.name == "dsm"
         w.close()
+
+
+@pytest.mark.parametrize("how", ["escape", "button"])
+def test_esc_and_the_close_button_close_a_running_compare(qtbot, data, how):
+    w = compare_window(qtbot, data, "losses", steps=1_000_000)
+    w.start_button.click()
+    wait(qtbot, lambda: w.frames_received >= 1)
+    w.activateWindow()
+    if how == "escape":
+        qtbot.keyClick(w, Qt.Key.Key_Escape)
+    else:
+        w.close_button.click()
+    wait(qtbot, lambda: not w.isVisible() and not w.worker.is_running())
