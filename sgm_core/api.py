@@ -41,7 +41,7 @@ from .datasets import (
 from .errors import ConfigError, DataError, SessionError
 from .likelihood import ode_log_likelihood
 from .limits import MAX_POINTS, MAX_SAMPLES, MAX_STEPS
-from .losses import loss_spec
+from .losses import bound_process, loss_spec
 from .metrics import energy_distance, mmd_rbf, mode_weight_error, mode_weights, sliced_wasserstein
 from .nets import ScoreNet
 from .noise import default_sigma_max
@@ -172,7 +172,7 @@ class Run:
         if sampler is not None and not isinstance(sampler, str):
             raise ConfigError(f"sampler must be a name, not {sampler!r}")
         return make_sampler(SamplerConfig(name=sampler or self.default_sampler, steps=steps), self.config.noise,
-                            self.config.loss.name)
+                            bound_process(self.config, self.standardizer, self.dim))
 
     def sample(self, n: int = 2000, *, sampler: str | Sampler | None = None, steps: int | None = None,
                seed: int = 0) -> np.ndarray:
@@ -202,10 +202,11 @@ class Run:
     def metrics(self, samples: np.ndarray | torch.Tensor, *, seed: int = 0, nll: bool = True) -> dict[str, float]:
         """How close `samples` (data coordinates) are to the data: see `sample_metrics`; plus `nll`,
         the data's negative log-likelihood (nats per point) under the PF-ODE, for the losses whose
-        net covers every noise level (ncsn, ve-sde, vp-sde) when `nll` is True."""
+        net covers every noise level (ncsn, ve-sde, vp-sde) when `nll` is True (not for a flow from a
+        source: it has no prior density)."""
         seed = whole_number(seed, "seed", 0, MAX_SEED)
         out = sample_metrics(samples, self.reference(), seed=seed)
-        if nll and loss_spec(self.config.loss.name).process_type.has_path:
+        if nll and loss_spec(self.config.loss.name).process_type.has_path and not self.config.loss.source:
             out["nll"] = self.data_nll(seed=seed)
         return out
 
@@ -236,7 +237,7 @@ class Run:
         x = torch.from_numpy(validate_points(np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor)
                                                         else points), min_points=1, dims=(self.dim,)))
         device = next(self.model.parameters()).device
-        sde = spec.process(self.config.noise).path
+        sde = bound_process(self.config, self.standardizer, self.dim).path  # a flow from a source: no prior density
         ll = ode_log_likelihood(lambda a, s: self.model(a.to(device), s.to(device)).cpu(), sde,
                                 self.standardizer.forward(x), n_steps)
         return (ll - self.dim * math.log(self.standardizer.scale)).numpy()

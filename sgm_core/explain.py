@@ -27,8 +27,8 @@ _ANNEALED = ("<i>x</i> ← <i>x</i> + ½α<sub><i>i</i></sub> <i>s</i><sub>θ</s
              " σ<sub><i>i</i></sub>²/σ<sub><i>L</i></sub>²")
 _SDE_PAPER = ("Song, Sohl-Dickstein, Kingma, Kumar, Ermon, Poole: Score-Based Generative Modeling through "
               "Stochastic Differential Equations, ICLR 2021")
-_EDM_PAPER = "Karras, Aittala, Aila, Laine: Elucidating the Design Space of Diffusion-Based"
-" Generative Models, NeurIPS 2022"
+_EDM_PAPER = ("Karras, Aittala, Aila, Laine: Elucidating the Design Space of Diffusion-Based"
+              " Generative Models, NeurIPS 2022")
 _DDPM_PAPER = "Ho, Jain, Abbeel: Denoising Diffusion Probabilistic Models, NeurIPS 2020"
 
 LOSS_EXPLANATIONS: Mapping[str, Explanation] = MappingProxyType({

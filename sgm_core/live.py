@@ -110,7 +110,7 @@ class LiveEngine:
         self.trainer = Trainer(dataset, config, standardizer)
         self.standardizer = self.trainer.standardizer
         self.device = self.trainer.device
-        self.process = self.trainer.spec.process(config.noise)  # how q_sigma is made from data
+        self.process = self.trainer.process  # how q_sigma is made from data (and a flow's source)
         self.noise_kind = self.process  # its old name (the compare worker reads it)
         self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
         # On the GPU the particles' noise is drawn there too: no CPU draw and copy every sampler step.
@@ -157,7 +157,7 @@ class LiveEngine:
 
     # -- configuration --------------------------------------------------------------------
     def _make_sampler(self, cfg: SamplerConfig) -> Sampler:
-        return make_sampler(cfg, self.config.noise, self.config.loss.name)
+        return make_sampler(cfg, self.config.noise, self.process)
 
     def set_sampler(self, cfg: SamplerConfig, restart: bool = True) -> None:
         """Switch sampler; particles restart from the new sampler's initial distribution."""
@@ -172,7 +172,7 @@ class LiveEngine:
         shown = self.standardizer.inverse(self.particles.detach().float().cpu())
         self.trainer.retarget(dataset, config)
         self.dataset, self.config, self.standardizer = dataset, config, self.trainer.standardizer
-        self.process = self.noise_kind = self.trainer.spec.process(config.noise)
+        self.process = self.noise_kind = self.trainer.process
         self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
         self._sw = None
         self._eval_points = torch.as_tensor(self.standardizer.forward(dataset.points[:1000]), dtype=torch.float32)

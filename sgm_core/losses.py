@@ -12,14 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import torch
 
-from .config import LossConfig, ModelConfig, NoiseConfig
+from .config import LossConfig, ModelConfig, NoiseConfig, RunConfig
 from .errors import ConfigError
 from .nets import ScoreNet, make_model
 from .noise import VESDE, VPSDE, CleanData, DDPMChain, EDMNoise, LinearInterpolant, Process, SigmaLadder, SingleSigma
 from .param import SCORE, DenoiserOutput, EpsOutput, Parameterisation, VelocityOutput
+
+if TYPE_CHECKING:
+    from .datasets import Standardizer
 
 ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 LossFn = Callable[[ScoreFn, "torch.Tensor", "torch.Generator"], "torch.Tensor"]
@@ -131,7 +135,7 @@ def fm_loss(score_fn: ScoreFn, x: torch.Tensor, path: Process, generator: torch.
     t = 0 and noise at t = 1 here, so the paper's x_1 - x_0 (noise to data) is z - x_0 read backwards.
     `noise` pairs each row with given z (the OT coupling) instead of fresh draws."""
     t = path.sample_t(x.shape[0], x, generator)
-    z = _randn(x.shape, x, generator) if noise is None else noise
+    z = path.prior_sample(x.shape[0], x.shape[1], generator).to(x) if noise is None else noise
     x_t = path.perturb(x, t, z)
     return ((path.velocity_from_score(score_fn, x_t, t) - (z - x)) ** 2).sum(1)
 
@@ -154,7 +158,7 @@ def ot_pairing(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 def ot_fm_loss(score_fn: ScoreFn, x: torch.Tensor, path: Process, generator: torch.Generator) -> torch.Tensor:
     """OT-CFM (Tong et al. 2024, sigma = 0): flow matching with each data point paired with the noise
     draw the minibatch's exact OT plan gives it, so the paths cross less and are straighter."""
-    z = _randn(x.shape, x, generator)
+    z = path.prior_sample(x.shape[0], x.shape[1], generator).to(x)
     return fm_loss(score_fn, x, path, generator, noise=ot_pairing(x, z))
 
 
@@ -265,9 +269,25 @@ def loss_spec(name: str) -> LossSpec:
     return LOSSES[name]
 
 
-def make_loss(loss: LossConfig, noise: NoiseConfig) -> LossFn:
-    """Bind a loss's hyperparameters and its process: returns fn(score_fn, x, generator) -> (N,) losses."""
+def make_loss(loss: LossConfig, noise: NoiseConfig, process: Process | None = None) -> LossFn:
+    """Bind a loss's hyperparameters and its process (by default the one `noise` describes; a run's
+    `bound_process` for a flow from a source): returns fn(score_fn, x, generator) -> (N,) losses."""
     spec = loss_spec(loss.name)
     if loss.n_projections < 1:
         raise ConfigError("n_projections must be at least 1")
-    return spec.bind(loss, spec.process(noise))
+    return spec.bind(loss, process if process is not None else spec.process(noise))
+
+
+def bound_process(config: RunConfig, standardizer: Standardizer, dim: int) -> Process:
+    """A run's noising process, with a flow's source distribution (LossConfig.source: a preset or a
+    data file) loaded and put in the data's standardised coordinates, where the net lives. The one
+    place training and every sampler of the run get it from, so both see the same source."""
+    process = loss_spec(config.loss.name).process(config.noise)
+    if not config.loss.source:
+        return process
+    from dataclasses import replace
+
+    from .datasets import source_dataset
+
+    points = source_dataset(config.loss.source, dim, seed=config.train.seed).points
+    return replace(process, source=torch.as_tensor(standardizer.forward(points), dtype=torch.float32))

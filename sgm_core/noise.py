@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -399,6 +399,21 @@ class LinearInterpolant(Process):
     kind: ClassVar[str] = "linear"
     settings: ClassVar[tuple[str, ...]] = ()
     transports: ClassVar[bool] = True  # x_1 may come from any source distribution (torchcfm's 8gaussians -> moons)
+    # A flow between two distributions: the standardised points of LossConfig.source replace N(0, I)
+    # at t = 1 (losses.bound_process puts them here). None: the Gaussian prior.
+    source: torch.Tensor | None = field(default=None, compare=False, repr=False)
+
+    def prior_sample(self, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+        """N(0, I) draws, or draws (with replacement) from the source's points (Tong et al. 2024)."""
+        if self.source is None:
+            return super().prior_sample(n, dim, generator)
+        rows = torch.randint(len(self.source), (n,), generator=generator, device=generator.device)
+        return self.source[rows.to(self.source.device)]
+
+    def prior_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        if self.source is not None:
+            raise ConfigError("a flow from a data source has no prior density, so its likelihood is not defined")
+        return super().prior_log_prob(x)
 
     def marginal(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return 1 - t, t

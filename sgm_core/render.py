@@ -558,11 +558,12 @@ def render_model(run, out: str | os.PathLike, sampler, *, frames: int = 60, fps:
     `out` (.gif/.mp4). 2D frames `bounds` (the canvas's view) or else the data, with the score field
     at the sampler's current sigma; 3D orbits a camera once from `camera_angles` (azimuth, elevation)
     when `orbit`. RenderCancelled when cancelled; SGMError on bad input. Any failure leaves no file."""
+    from .losses import bound_process
     from .samplers import make_sampler
 
     out = check_video_request(out, frames, size)  # before any sampling
     w, h = int(size[0]), int(size[1])
-    schedule = make_sampler(sampler, run.config.noise, run.config.loss.name)
+    schedule = make_sampler(sampler, run.config.noise, bound_process(run.config, run.standardizer, run.dim))
     points = None if run.data is None or not len(run.data) else np.asarray(run.data, dtype=np.float64)
     # Without saved data, frame where standardised data would lie (about +-2.5 std).
     box = np.array(np.meshgrid(*[[-2.5, 2.5]] * run.dim)).reshape(run.dim, -1).T

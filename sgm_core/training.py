@@ -18,7 +18,7 @@ import torch
 from .config import RunConfig, fresh_model_reason
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, TrainingDiverged
-from .losses import loss_spec, make_loss
+from .losses import bound_process, loss_spec, make_loss
 from .nets import ScoreNet
 
 
@@ -93,7 +93,8 @@ class Trainer:
         self._params = list(self.model.parameters())
         self._ema_params = list(self.ema_model.parameters())
         self.optimizer = make_adam(self._params, config.train.lr)
-        self.loss_fn = make_loss(config.loss, config.noise)
+        self.process = bound_process(config, self.standardizer, dataset.dim)
+        self.loss_fn = make_loss(config.loss, config.noise, self.process)
         self.data_generator = torch.Generator().manual_seed(seed + 1)
         self.noise_generator = torch.Generator(self.device if self.device.type == "cuda" else "cpu").manual_seed(seed + 2)
         self.step = 0
@@ -114,7 +115,8 @@ class Trainer:
             raise ConfigError(f"cannot keep the model: {reason}")
         self.dataset, self.config = dataset, config
         self.standardizer = dataset.standardizer()
-        self.loss_fn = make_loss(config.loss, config.noise)
+        self.process = bound_process(config, self.standardizer, dataset.dim)
+        self.loss_fn = make_loss(config.loss, config.noise, self.process)
         output = self.spec.parameterisation(config.noise)
         for net in (self.model, self.ema_model):  # the parameterisation follows the noise settings
             if type(net.output) is type(output):  # (an energy net's stays a score)
