@@ -64,7 +64,9 @@ def window_png(steps: int) -> Path:
     from app.export import qimage_pixels
 
     out = save_png(OUT / "window.png", qimage_pixels(image))
+    w.ask_unsaved_changes = lambda answer: answer("discard")  # a picture, not a session to keep
     w.close()
+    wait_for(app, lambda: not w.worker.is_running(), 30)
     return out
 
 
