@@ -40,7 +40,6 @@ from sgm_core.frames import particle_status
 from sgm_core.live import FieldView
 from sgm_core.losses import loss_spec
 from sgm_core.noise import sigma_max_from_data
-from sgm_core.truth import vp_alpha
 
 from .compare_window import close_compare_windows, find_menu, install_compare_menu
 from .engine_link import make_engine
@@ -777,8 +776,9 @@ class MainWindow(QMainWindow):
             self.plot.set_noisy_points(None)
             return
         sigma = s.field_sigma()
-        # VP runs shrink the data towards its centre as they add noise: α x + σ z, α = sqrt(1 - σ²)
-        alpha = float(vp_alpha(sigma)) if loss_spec(s.run_config.loss.name).noise == "vp" else 1.0
+        # Processes with a mean coefficient shrink the data as they add noise: α x + σ z (VP, DDPM:
+        # α = sqrt(1 - σ²); the linear path of fm: α = 1 - σ); VE-type ones keep α = 1
+        alpha = float(loss_spec(s.run_config.loss.name).process(s.run_config.noise).coef_of_std(sigma))
         shift = np.asarray(std.shift, np.float32)
         self.plot.set_noisy_points(shift + alpha * (points - shift) + sigma * std.scale * self._noise_draw)
 

@@ -412,10 +412,11 @@ def test_sigma_max_from_data_sets_the_largest_pairwise_distance(qtbot, window):
     assert window.banner.isVisible()  # one point: a message, nothing computed
 
 
-@pytest.mark.parametrize("loss", ["ncsn", "vp-sde"])
+@pytest.mark.parametrize("loss", ["ncsn", "vp-sde", "fm"])
 def test_show_q_sigma_draws_the_perturbed_data_of_the_loss(qtbot, window, loss):
-    """View ▸ Show q_σ: the data perturbed at the field σ, x + σz for VE losses and αx + σz
-    (α = sqrt(1 − σ²)) for VP, in data units: the drawn cloud's covariance says which."""
+    """View ▸ Show q_σ: the data perturbed at the field σ, x + σz for VE losses and αx + σz for
+    processes with a mean coefficient (VP: α = sqrt(1 − σ²); fm's linear path: α = 1 − σ), in data
+    units: the drawn cloud's covariance says which."""
     from sgm_core.datasets import Standardizer
 
     cfg = window.session.run_config
@@ -428,7 +429,7 @@ def test_show_q_sigma_draws_the_perturbed_data_of_the_loss(qtbot, window, loss):
     std = Standardizer.fit(window.session.points)
     noisy = (np.stack([x, y], 1) - std.shift) / std.scale  # standardised units
     clean = (window.session.points - std.shift) / std.scale
-    alpha = np.sqrt(1 - sigma**2) if loss == "vp-sde" else 1.0
+    alpha = {"vp-sde": np.sqrt(1 - sigma**2), "fm": 1 - sigma}.get(loss, 1.0)
     expected = alpha**2 * np.trace(np.cov(clean.T)) + 2 * sigma**2
     assert np.trace(np.cov(noisy.T)) == pytest.approx(expected, rel=0.05)
     window.session.set_view(noisy_data=False)
