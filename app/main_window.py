@@ -57,6 +57,7 @@ from .panels.view_panel import ViewPanel
 from .progress import ProgressStatus, sampler_step_text
 from .session import DataState, ParticleOptions, Session, ViewOptions
 from .session_io import SESSION_SUFFIX, SessionFiles
+from .steps_window import install_steps_menu
 from .views.loss_view import LossView
 from .views.plot2d import Plot2D
 from .workers import EngineSpec, EngineWorker, LoadedData, WorkerState
@@ -252,6 +253,7 @@ class MainWindow(QMainWindow):
         self.worker.set_follow_training(s.particles.follow_training)
         self.lessons = install_lessons(self)  # Lessons menu + lesson bar (app/lessons_ui.py)
         install_compare_menu(self)  # Tools ▸ Compare losses / samplers (app/compare_window.py)
+        install_steps_menu(self)  # Tools ▸ Steps vs quality (app/steps_window.py)
         self.help = HelpMenu(self, lambda: self.status_labels["device"].text(), self.open_file,
                              find_menu(self.menuBar(), "&File"))  # Help menu, File ▸ Examples (app/help.py)
         if data:
@@ -1034,6 +1036,8 @@ class MainWindow(QMainWindow):
             return
         self.exporter.shutdown()  # a running export is cancelled: no partial file
         close_compare_windows(self)  # each stops its own thread
+        if getattr(self, "steps_window", None) is not None:
+            self.steps_window.close()
         self._rebuild_timer.stop()
         self._view_timer.stop()
         self.save_settings()

@@ -1,0 +1,45 @@
+"""Tools ▸ Steps vs quality in the window: the trained model's few-step samplers plotted against
+their counted network evaluations, and samplers the run cannot use left out by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gui_helpers import frame, open_window, small_config, wait
+
+from app.steps_window import parse_steps
+from sgm_core.errors import ConfigError
+
+
+def test_steps_are_parsed_or_refused_in_one_sentence():
+    assert parse_steps("1, 2,4") == (1, 2, 4)
+    for bad in ("", "a,2", "0,1", "5000"):
+        with pytest.raises(ConfigError):
+            parse_steps(bad)
+
+
+def test_the_trained_models_samplers_are_plotted_against_their_nfe(qtbot):
+    w = open_window(qtbot)
+    w.session.set_run_config(small_config(steps=300, loss="ve-sde"))
+    w.actions_["train"].trigger()
+    wait(qtbot, lambda: frame(w) is not None and frame(w).step >= 300 and not w.worker_state.training, 60_000)
+    w.actions_["steps_vs_quality"].trigger()
+    sw = w.steps_window
+    qtbot.addWidget(sw)
+    for i in range(sw.sampler_list.count()):  # euler and heun, and mala, which a score net cannot run
+        item = sw.sampler_list.item(i)
+        item.setCheckState(item.checkState().Checked if item.text() in ("euler", "heun", "mala")
+                           else item.checkState().Unchecked)
+    sw.steps_edit.setText("1,4,16")
+    sw.run_button.click()
+    wait(qtbot, lambda: sw.run_button.isEnabled(), 120_000)
+    assert sw.rows, sw.status.text()
+    assert "mala" in sw.status.text() and "Left out" in sw.status.text()
+    nfe = {(r.sampler, r.steps): r.nfe for r in sw.rows}
+    assert nfe[("euler", 4)] == 4 and nfe[("heun", 4)] > 4  # counted: Heun evaluates twice per step
+    euler = {r.steps: r.sw_ratio for r in sw.rows if r.sampler == "euler"}
+    assert euler[16] < euler[1]  # more steps, closer to the data
+    curves = sw.plots["sw_ratio"].getPlotItem().listDataItems()
+    assert len(curves) == 2 and all(np.isfinite(c.getData()[1]).all() for c in curves)
+    sw.close()
+    w.close()
