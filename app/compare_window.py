@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -190,7 +190,6 @@ class CompareWindow(QWidget):
         self.close_button = QPushButton("Close")
         self.close_button.setToolTip("Stop the comparison and close this window (Esc)")
         self.close_button.clicked.connect(self.close)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close)
         self.hint_label = QLabel()
         self.hint_label.setWordWrap(True)
         self.hint_label.setStyleSheet("color: #8a1c1c;")
@@ -265,6 +264,13 @@ class CompareWindow(QWidget):
             self.plots[0].fit_to(shown)
 
     # -- selection --------------------------------------------------------------------------
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        """Esc closes the window (and so stops its run), as a dialog's would."""
+        if event.key() == Qt.Key.Key_Escape:
+            self.close()
+        else:
+            super().keyPressEvent(event)
+
     def checked(self) -> list[str]:
         return [self.entry_list.item(i).text() for i in range(self.entry_list.count())
                 if self.entry_list.item(i).checkState() == Qt.CheckState.Checked]

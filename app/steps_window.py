@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -103,7 +103,6 @@ class StepsWindow(QWidget):
         self.run_button.clicked.connect(self.run)
         close = QPushButton("Close")
         close.clicked.connect(self.close)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close)
         self.status = QLabel("Tick samplers and press Run: each runs on the trained model, "
                              f"{N_SAMPLES:,} samples per point, scored against the data.")
         self.status.setWordWrap(True)
@@ -132,6 +131,13 @@ class StepsWindow(QWidget):
         layout.addWidget(side_w)
         layout.addLayout(plots, 1)
         self.resize(900, 760)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        """Esc closes the window (and so stops its run), as a dialog's would."""
+        if event.key() == Qt.Key.Key_Escape:
+            self.close()
+        else:
+            super().keyPressEvent(event)
 
     def checked(self) -> list[str]:
         return [self.sampler_list.item(i).text() for i in range(self.sampler_list.count())
