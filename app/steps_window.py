@@ -33,6 +33,7 @@ from sgm_core.samplers import SAMPLER_SPECS
 
 from .session_io import EngineTasks
 from .views import colors
+from .views.axes import thin_axes
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -120,7 +121,7 @@ class StepsWindow(QWidget):
         plots = QVBoxLayout()
         self.plots: dict[str, pg.PlotWidget] = {}
         for key, title in PANELS:
-            plot = pg.PlotWidget(background=colors.BACKGROUND)
+            plot = pg.PlotWidget(background=colors.BACKGROUND, axisItems=thin_axes())  # no overlapping ticks
             plot.setTitle(title)
             plot.setLogMode(x=True, y=key != "mode_weight_error")
             plot.setLabel("bottom", "network evaluations per particle")
