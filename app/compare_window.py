@@ -83,7 +83,17 @@ def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
-class CompareWindow(QWidget):
+class EscapeCloses:
+    """Mixed into a top-level QWidget: Esc closes it (and so stops its run), as a dialog's would."""
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        if event.key() == Qt.Key.Key_Escape:
+            self.close()
+        else:
+            super().keyPressEvent(event)
+
+
+class CompareWindow(EscapeCloses, QWidget):
     """Side-by-side training ("losses") or sampling ("samplers"); owns its CompareWorker."""
 
     closed = Signal()
@@ -264,13 +274,6 @@ class CompareWindow(QWidget):
             self.plots[0].fit_to(shown)
 
     # -- selection --------------------------------------------------------------------------
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
-        """Esc closes the window (and so stops its run), as a dialog's would."""
-        if event.key() == Qt.Key.Key_Escape:
-            self.close()
-        else:
-            super().keyPressEvent(event)
-
     def checked(self) -> list[str]:
         return [self.entry_list.item(i).text() for i in range(self.entry_list.count())
                 if self.entry_list.item(i).checkState() == Qt.CheckState.Checked]

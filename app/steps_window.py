@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
 from sgm_core.errors import ConfigError
 from sgm_core.samplers import SAMPLER_SPECS
 
+from .compare_window import EscapeCloses
 from .session_io import EngineTasks
 from .views import colors
 from .views.axes import thin_axes
@@ -80,7 +80,7 @@ def measure(samplers: Sequence[str], steps: Sequence[int], seed: int, engine: An
     return rows, left_out
 
 
-class StepsWindow(QWidget):
+class StepsWindow(EscapeCloses, QWidget):
     """A top-level window over the main window's engine; Run measures, Esc closes."""
 
     def __init__(self, window: MainWindow) -> None:
@@ -132,13 +132,6 @@ class StepsWindow(QWidget):
         layout.addWidget(side_w)
         layout.addLayout(plots, 1)
         self.resize(900, 760)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
-        """Esc closes the window (and so stops its run), as a dialog's would."""
-        if event.key() == Qt.Key.Key_Escape:
-            self.close()
-        else:
-            super().keyPressEvent(event)
 
     def checked(self) -> list[str]:
         return [self.sampler_list.item(i).text() for i in range(self.sampler_list.count())

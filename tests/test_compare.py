@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from gui_helpers import small_config
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtWidgets import QApplication
 
 from app.compare_window import DEFAULT_LOSSES, DEFAULT_SAMPLERS, CompareWindow
 from app.main_window import MainWindow
@@ -259,6 +260,7 @@ def test_esc_and_the_close_button_close_a_running_compare(qtbot, data, how):
     w.start_button.click()
     wait(qtbot, lambda: w.frames_received >= 1)
     w.activateWindow()
+    wait(qtbot, lambda: QApplication.activeWindow() is w)  # a key press goes to the active window
     if how == "escape":
         qtbot.keyClick(w, Qt.Key.Key_Escape)
     else:

@@ -43,3 +43,19 @@ def test_the_trained_models_samplers_are_plotted_against_their_nfe(qtbot):
     assert len(curves) == 2 and all(np.isfinite(c.getData()[1]).all() for c in curves)
     sw.close()
     w.close()
+
+
+def test_esc_closes_the_steps_window(qtbot):
+    w = open_window(qtbot)
+    w.actions_["steps_vs_quality"].trigger()
+    sw = w.steps_window
+    qtbot.addWidget(sw)
+    assert sw.isVisible()
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    sw.activateWindow()  # as a window manager does on show: else the main window's Esc (the pan tool) takes it
+    wait(qtbot, lambda: QApplication.activeWindow() is sw)
+    qtbot.keyClick(sw.steps_edit, Qt.Key.Key_Escape)  # from a child, as a user's key press arrives
+    assert not sw.isVisible()
+    w.close()
