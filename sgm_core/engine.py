@@ -833,6 +833,8 @@ class Engine:
             return
         self._lesson_ident = ident
         ours = lesson_coordinates(lesson, check.seed)
+        if ours.dim != eng.dataset.dim:
+            return  # the user loaded other data (a 3D preset) with the lesson still open: nothing of it to judge
 
         def theirs(x: torch.Tensor) -> torch.Tensor:  # the window's standardised units -> the lesson's
             return torch.as_tensor(ours.forward(eng.standardizer.inverse(x.detach().float().cpu())))

@@ -329,3 +329,21 @@ def test_engine_measures_a_lessons_claims_from_its_own_particle_pass_only_once_i
     eng.chain.step = eng.sampler.n_steps  # ... at the end of its schedule
     h.run_until(lambda: len(h.of(core.LessonChecked)) == 2)
     assert [c.holds for c in h.of(core.LessonChecked)[1].claims] == [False]
+
+
+def test_a_lesson_left_open_over_3d_data_is_not_measured_and_raises_nothing():
+    """Found by the GUI monkey test: a 2D lesson's checks, still on when a 3D preset was loaded,
+    mixed 2D and 3D coordinates (RuntimeError in the engine). Other data is simply not judged."""
+    from sgm_core.datasets import load_dataset
+    from sgm_core.lessons import lesson_by_id
+
+    lesson = lesson_by_id("score-field")
+    variant = lesson.variants[0]
+    h = Driven()
+    h.send(core.SetReferenceScore(True), core.CheckLesson(lesson, variant.label),
+           core.SetEngine(core.EngineSpec(load_dataset("helix", n_points=500), variant.run, variant.sampler, 100)),
+           core.Play())
+    h.run_until(lambda: h.engine.engine.chain.done)
+    for _ in range(5):
+        h.engine.work()
+    assert not h.of(core.Failed) and not h.of(core.LessonChecked)
