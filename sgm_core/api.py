@@ -44,7 +44,7 @@ from .limits import MAX_POINTS, MAX_SAMPLES, MAX_STEPS
 from .losses import bound_process, loss_spec
 from .metrics import energy_distance, mmd_rbf, mode_weight_error, mode_weights, sliced_wasserstein
 from .nets import ScoreNet
-from .noise import default_sigma_max
+from .noise import Process, default_sigma_max
 from .samplers import Sampler, make_sampler, run_sampler
 from .sessions import SessionState, save_session
 from .training import Trainer
@@ -142,6 +142,7 @@ class Run:
     _dataset: Dataset | None = field(default=None, repr=False)
     _trainer: Trainer | None = field(default=None, repr=False)  # raw weights and Adam state, for sessions
     _loaded: LoadedRun | None = field(default=None, repr=False)  # a loaded run reads its data.npy on first use
+    _process: Process | None = field(default=None, repr=False)  # see `process`
 
     @property
     def points(self) -> np.ndarray | None:
@@ -154,6 +155,15 @@ class Run:
     @property
     def dim(self) -> int:
         return int(self.standardizer.dim)
+
+    @property
+    def process(self) -> Process:
+        """The run's noising process, a flow's source loaded into it (`losses.bound_process`): the
+        trainer's own for a trained run, else bound once on first use, not on every sample call."""
+        if self._process is None:
+            self._process = (self._trainer.process if self._trainer is not None
+                             else bound_process(self.config, self.standardizer, self.dim))
+        return self._process
 
     @property
     def default_sampler(self) -> str:
@@ -172,7 +182,7 @@ class Run:
         if sampler is not None and not isinstance(sampler, str):
             raise ConfigError(f"sampler must be a name, not {sampler!r}")
         return make_sampler(SamplerConfig(name=sampler or self.default_sampler, steps=steps), self.config.noise,
-                            bound_process(self.config, self.standardizer, self.dim))
+                            self.process)
 
     def sample(self, n: int = 2000, *, sampler: str | Sampler | None = None, steps: int | None = None,
                seed: int = 0) -> np.ndarray:
@@ -237,7 +247,7 @@ class Run:
         x = torch.from_numpy(validate_points(np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor)
                                                         else points), min_points=1, dims=(self.dim,)))
         device = next(self.model.parameters()).device
-        sde = bound_process(self.config, self.standardizer, self.dim).path  # a flow from a source: no prior density
+        sde = self.process.path  # a flow from a source has no prior density: one ConfigError
         ll = ode_log_likelihood(lambda a, s: self.model(a.to(device), s.to(device)).cpu(), sde,
                                 self.standardizer.forward(x), n_steps)
         return (ll - self.dim * math.log(self.standardizer.scale)).numpy()

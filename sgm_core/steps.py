@@ -107,11 +107,8 @@ def steps_vs_quality(score_fn: ScoreFn, process: Process, noise: NoiseConfig, da
 def run_steps_vs_quality(run: Run, samplers: Sequence[str], steps: Sequence[int] = DEFAULT_STEPS, *,
                          n: int = 2000, seed: int = 0) -> list[StepsRow]:
     """`steps_vs_quality` on a trained run: its EMA net, its process, its data."""
-    from .losses import bound_process
-
-    process = bound_process(run.config, run.standardizer, run.dim)
     device = next(run.model.parameters()).device
-    return steps_vs_quality(run.model, process, run.config.noise, run.reference(), run.standardizer, samplers, steps,
+    return steps_vs_quality(run.model, run.process, run.config.noise, run.reference(), run.standardizer, samplers, steps,
                             n=n, seed=seed, device=device)
 
 
