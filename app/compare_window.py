@@ -5,8 +5,8 @@ plot, with one shared loss plot; Compare noise levels… does the same for 2–4
 noise setting (σ for one-σ DSM, σ max for ladders and the VE SDE, β max for VP); Compare samplers…
 trains one model and runs K samplers from one shared starting draw. 3D data is compared in 2D plots that look along one axis: the
 particles projected, the field on the plane through the middle (the metrics stay 3D). All torch
-work happens in one `CompareWorker` thread; this window draws the frame lists it receives and
-stops the thread when it closes.
+work happens in the window's own compare process (`app.compare_worker.CompareLink`; a thread with
+SGM_ENGINE=thread); this window draws the frame lists it receives and ends that host when it closes.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from sgm_core.live import default_bounds
 from sgm_core.losses import LOSSES
 from sgm_core.samplers import SAMPLERS
 
-from .compare_worker import CompareEntry, CompareFrame, CompareSpec, CompareWorker
+from .compare_worker import CompareEntry, CompareFrame, CompareSpec, make_compare_worker
 from .panels import int_box
 from .views import colors
 from .views.geometry import in_plane_axes
@@ -245,7 +245,7 @@ class CompareWindow(EscapeCloses, QWidget):
 
         self._bounds_timer = QTimer(self, singleShot=True, interval=BOUNDS_DELAY_MS)
         self._bounds_timer.timeout.connect(self._send_bounds)
-        self.worker = CompareWorker()
+        self.worker = make_compare_worker()
         self.worker.progressed.connect(self._on_progressed)
         self.worker.failed.connect(self._on_failed)
         self.worker.phase_changed.connect(self._on_phase_changed)

@@ -1,124 +1,74 @@
-"""The compare worker: one thread that owns several engines and runs them side by side.
+"""The compare window's host for `sgm_core.compare.CompareTask`: in a process of its own (the
+window's default, so its torch state never enters the GUI process and its training does not share
+the GUI's interpreter lock) or, with SGM_ENGINE=thread, in a QThread (as `EngineWorker`).
 
-Two experiments, one loop:
-- **losses**: K LiveEngines on the same data, seed and network, one loss each, trained in
-  round-robin chunks of the same number of steps (so they are compared after equal steps), with
-  live particles; once trained, every loss samples again from identical starting particles.
-- **samplers**: one model trained first, then K samplers walk their schedules from one shared
-  initial draw (the noise model's prior), each in the same number of rounds so they finish together.
-
-As in `EngineWorker`, the GUI thread only enqueues commands; the worker emits the newest list of
-`CompareFrame`s at most `MAX_FPS` times a second and only once the GUI drew the previous one.
+`CompareCommands` is the API both hosts share: each method sends one typed command
+(`sgm_core.compare`), and the task's events come back as the signals the window listens to.
 """
 
 from __future__ import annotations
 
-import math
-import time
-import traceback
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable
 
-import numpy as np
-import torch
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QObject, Signal
 
-from sgm_core.chain import ParticleChain
-from sgm_core.config import RunConfig, SamplerConfig
-from sgm_core.datasets import Dataset
-from sgm_core.errors import SGMError, TrainingDiverged
-from sgm_core.live import FieldGrid, FieldView, Frame, LiveEngine, decimated_losses
-from sgm_core.losses import loss_spec
-from sgm_core.metrics import SWBaseline
-from sgm_core.noise import make_sde
-from sgm_core.samplers import make_sampler
-from sgm_core.training import device_label
+from sgm_core import compare as core
+from sgm_core.compare import MAX_FPS, CompareEntry, CompareFrame, CompareSpec, eval_sigma
 
-from .queued_worker import IDLE_WAIT, QueuedWorker
-from .views.geometry import in_plane_axes, project_field
+from .engine_link import ProcessHost, uses_processes
+from .queued_worker import QueuedWorker
 
-MAX_FPS = 20.0  # frame lists per second at most (K plots each)
-ROUND_SECONDS = 0.04  # training work per round-robin pass over all engines, between command checks
-MAX_ROUND_STEPS = 200  # steps per engine per round, whatever the speed
-LIVE_STEPS = 3  # sampler steps per drawn frame for the live particles while the models train
-SAMPLE_ROUNDS = 150  # after training, every sampler walks its whole schedule in this many rounds
-METRIC_EVERY = 1.0  # seconds between score-error / SW-ratio refreshes...
-METRIC_COST_FACTOR = 6.0  # ... and never more often than this many times their own cost
-METRIC_POINTS = 500  # particles and data draws the SW ratio compares
-FIELD_RESOLUTION = 24  # arrows per axis in each small plot
-MAX_CURVE_POINTS = 1000  # loss curves are decimated beyond this so frame lists stay small
-# The GUI thread draws K plots per frame list in Python (pyqtgraph), ~20–35 ms on one core, and it
-# shares the GIL with this thread: contended, the same paint took ~100 ms (measured). So while the
-# GUI draws a list this thread waits (at most GUI_WAIT: a bounded loss of training time, ~20%), and
-# the next list comes no sooner than GUI_DUTY x the time the GUI took to draw and acknowledge it.
-GUI_DUTY = 2.5
-GUI_WAIT = 0.05
-PHASES = ("idle", "training", "sampling", "done")
+__all__ = ["CompareEntry", "CompareFrame", "CompareLink", "CompareSpec", "CompareWorker", "eval_sigma",
+           "make_compare_worker"]
+
+GUI_WAIT = 0.05  # thread host: while the GUI draws a frame list this thread waits (it shares the GIL)
 
 
-@dataclass(frozen=True)
-class CompareEntry:
-    label: str  # what the plot's title names: a loss or a sampler
-    config: RunConfig
-    sampler: SamplerConfig
+class CompareCommands:
+    """Mixed into a QObject with the compare signals and a host's `send(command)`."""
+
+    send: Callable[[object], None]
+
+    def setup(self, spec: CompareSpec) -> None:
+        """Build the engines (nothing runs until `run`)."""
+        self.send(core.Setup(spec))
+
+    def run(self) -> None:
+        """Start, or resume after `pause`."""
+        self.send(core.Run())
+
+    def pause(self) -> None:
+        self.send(core.Pause())
+
+    def sample_again(self) -> None:
+        """Every entry samples again from the same starting particles with the current model(s)."""
+        self.send(core.SampleAgain())
+
+    def set_bounds(self, bounds: tuple[tuple[float, float], ...]) -> None:
+        """The plots' view box: 2D bounds (for 3D data, of the plane the plots show)."""
+        self.send(core.SetBounds(tuple(tuple(map(float, pair)) for pair in bounds)))
+
+    def set_view_axis(self, axis: int) -> None:
+        """3D data: look along x (0), y (1) or z (2)."""
+        self.send(core.SetViewAxis(int(axis)))
+
+    def frame_consumed(self) -> None:
+        """The GUI drew the last frame list (call once it is painted): the next one may come."""
+        self.send(core.FrameDrawn())
+
+    def deliver(self, event: object) -> None:
+        match event:
+            case core.CompareFrames(frames):
+                self.frames_emitted += 1
+                self.progressed.emit(frames)
+            case core.CompareFailed(message):
+                self.failed.emit(message)
+            case core.PhaseChanged(phase):
+                self.phase_changed.emit(phase)
 
 
-@dataclass(frozen=True)
-class CompareSpec:
-    """One experiment. In "samplers" mode every entry shares the first entry's run config."""
-
-    dataset: Dataset
-    mode: str  # "losses" | "samplers"
-    entries: tuple[CompareEntry, ...]
-    n_particles: int = 1000
-    train_steps: int = 2000  # per loss ("losses") or for the one shared model ("samplers")
-    bounds: tuple[tuple[float, float], ...] = ((-3.0, 3.0), (-3.0, 3.0))  # field box, data coordinates
-    seed: int = 0  # the starting particles' draw (the networks use their config's seed)
-    view_axis: int = 2  # 3D data: the plots look along this axis (particles projected, field on the mid plane)
-
-
-@dataclass(frozen=True)
-class CompareFrame:
-    """One plot's snapshot: `frame` is what Plot2D draws, the rest is for its title and curves."""
-
-    label: str
-    frame: Frame
-    phase: str  # idle | training | sampling | done
-    steps_per_second: float  # training steps per second of this entry's own training time
-    score_error: float | None  # relative Fisher divergence vs the reference at `eval_sigma`
-    eval_sigma: float
-    sw_ratio: float | None  # sliced Wasserstein particles↔data over data↔data
-    sampler_steps: int  # the schedule length
-    initial_particles: np.ndarray  # (n, D) data coordinates: where this run's particles started
-    sw_history: tuple[tuple[float, float], ...] = ()  # (schedule progress 0..1, SW ratio) while sampling
-
-
-def eval_sigma(config: RunConfig) -> float:
-    """Where a model is judged (as in sgm_core.lessons): its one σ, else the smallest level."""
-    spec = loss_spec(config.loss.name)
-    return config.noise.sigma if spec.noise == "single" else config.noise.sigma_min
-
-
-@dataclass
-class _Run:
-    """One plot's state in the worker thread: its engine (own or shared) and its particle chain
-    (whose blown-up particles restart at the chain's `initial` start)."""
-
-    label: str
-    engine: LiveEngine
-    chain: ParticleChain
-    done: bool = False
-    train_seconds: float = 0.0
-    trained: int = 0
-    step_time: float = 0.0
-    score_error: float | None = None
-    sw_ratio: float | None = None
-    sw_history: list[tuple[float, float]] = field(default_factory=list)
-    field_cache: tuple[Any, FieldGrid] | None = None
-
-
-class CompareWorker(QueuedWorker):
-    """Owns every engine of a comparison in a QThread of its own; public methods are thread-safe."""
+class CompareWorker(CompareCommands, QueuedWorker):
+    """The thread host (SGM_ENGINE=thread); every public method is thread-safe."""
 
     progressed = Signal(object)  # list[CompareFrame], one per entry, in entry order
     failed = Signal(str)
@@ -126,308 +76,41 @@ class CompareWorker(QueuedWorker):
 
     def __init__(self, max_fps: float = MAX_FPS) -> None:
         super().__init__("CompareWorker")
-        self.max_fps = max_fps
         self.frames_emitted = 0
-        # -- worker-thread state --
-        self._spec: CompareSpec | None = None
-        self._runs: list[_Run] = []
-        self._running = False
-        self._phase = "idle"
-        self._needs_frame = False
-        self._next_frame = 0.0
-        self._next_metrics = 0.0
-        self._reference: SWBaseline | None = None  # data draws and the data-vs-data SW
-        self._emitted_at = 0.0
-        self._gui_seconds = 0.0  # how long the GUI took to draw and acknowledge the last frame list
-
-    # -- commands (any thread) --------------------------------------------------------------
-    def setup(self, spec: CompareSpec) -> None:
-        """Build the engines (nothing runs until `run`)."""
-        self._post("setup", spec)
-
-    def run(self) -> None:
-        """Start, or resume after `pause`."""
-        self._post("run")
-
-    def pause(self) -> None:
-        self._post("pause")
-
-    def sample_again(self) -> None:
-        """Every entry samples again from the same starting particles with the current model(s)."""
-        self._post("sample_again")
-
-    def set_bounds(self, bounds: tuple[tuple[float, float], ...]) -> None:
-        """The plots' view box: 2D bounds (for 3D data, of the plane the plots show)."""
-        self._post("set_bounds", bounds)
-
-    def set_view_axis(self, axis: int) -> None:
-        """3D data: look along x (0), y (1) or z (2)."""
-        self._post("set_view_axis", int(axis))
-
-    def frame_consumed(self) -> None:
-        """The GUI drew the last frame list (call once it is painted): the next one may come."""
-        self._gui_seconds = time.perf_counter() - self._emitted_at
-        super().frame_consumed()
-
-    # -- the loop (worker thread) -----------------------------------------------------------
-    def _on_error(self, exc: Exception) -> None:
-        self._running = False
-        traceback.print_exception(exc)
-        self.failed.emit(f"the comparison stopped ({type(exc).__name__}: {exc})")
-
-    def _on_exit(self) -> None:
-        self._runs = []
-
-    def _drain(self) -> None:
-        for name, args in self._pending():
-            try:
-                getattr(self, f"_do_{name}")(*args)
-            except SGMError as exc:
-                self._running = False
-                self.failed.emit(str(exc))
-
-    def _idle(self) -> None:
-        timeout = IDLE_WAIT
-        if self._needs_frame and self._consumed.is_set():
-            timeout = max(0.002, min(IDLE_WAIT, self._next_frame - time.perf_counter()))
-        self._wake.wait(timeout)
-        self._wake.clear()
-
-    def _set_phase(self, phase: str) -> None:
-        if phase != self._phase:
-            self._phase = phase
-            self.phase_changed.emit(phase)
+        self.core = core.CompareTask(self.deliver, max_fps, stopping=self._stop.is_set)
 
     def _work(self) -> bool:
-        if not self._consumed.is_set():
-            self._consumed.wait(GUI_WAIT)  # the GUI is drawing our last list: leave it the GIL
-        busy = False
-        if self._running and self._runs:
-            if self._phase == "training":
-                self._train_round()
-                frame_due = self._consumed.is_set() and time.perf_counter() >= self._next_frame
-                if self._phase == "training" and frame_due:  # live particles move on the frame clock
-                    for run in self._live_runs():
-                        self._advance(run, LIVE_STEPS)
-            elif self._phase == "sampling":
-                for run in self._runs:
-                    if not run.done:
-                        self._advance(run, max(1, math.ceil(run.chain.sampler.n_steps / SAMPLE_ROUNDS)))
-                if all(run.done for run in self._runs):
-                    self._next_metrics = 0.0  # the final SW ratios at once
-                    self._update_metrics(time.perf_counter())
-                    self._running = False
-                    self._set_phase("done")
-            busy = self._running
-            self._needs_frame = True
-        now = time.perf_counter()
-        if self._runs and self._running and now >= self._next_metrics:
-            self._update_metrics(now)
-        if self._runs and self._needs_frame and self._consumed.is_set() and now >= self._next_frame:
-            self._emit_frames(now)
-        return busy
+        if not self.core.drawn:  # the GUI is drawing our last list: leave it the GIL a while
+            self._wake.wait(GUI_WAIT)
+            self._wake.clear()
+            self._drain()  # its FrameDrawn, if it came
+        return self.core.work()
 
-    def _live_runs(self) -> list[_Run]:
-        """Live particles while training: one chain per engine in "losses" mode, none in "samplers"
-        mode (its chains wait for the trained model at their shared start)."""
-        return self._runs if self._spec is not None and self._spec.mode == "losses" else []
 
-    def _engines(self) -> list[tuple[LiveEngine, list[_Run]]]:
-        out: dict[int, tuple[LiveEngine, list[_Run]]] = {}
-        for run in self._runs:
-            out.setdefault(id(run.engine), (run.engine, []))[1].append(run)
-        return list(out.values())
+class CompareLink(CompareCommands, ProcessHost):
+    """The process host: a spawned child runs the task (sgm_core.engine_process, task "compare")."""
 
-    def _train_round(self) -> None:
-        """Every engine trains the same number of steps, sized so one pass costs ~ROUND_SECONDS."""
-        spec = self._spec
-        assert spec is not None
-        engines = self._engines()
-        per_step = sum(runs[0].step_time for _, runs in engines)
-        left = min(spec.train_steps - eng.trainer.step for eng, _ in engines)
-        n = 1 if per_step <= 0 else int(ROUND_SECONDS / per_step)
-        n = max(1, min(n, MAX_ROUND_STEPS, left))
-        for eng, runs in engines:
-            t0 = time.perf_counter()
-            try:
-                eng.train(n)
-            except TrainingDiverged as exc:
-                self._running = False
-                self.failed.emit(f"{runs[0].label}: {exc}")
-                return
-            dt = time.perf_counter() - t0
-            for run in runs:
-                run.train_seconds += dt
-                run.trained += n
-                run.step_time = dt / n if run.step_time <= 0 else 0.7 * run.step_time + 0.3 * dt / n
-        if all(eng.trainer.step >= spec.train_steps for eng, _ in engines):
-            self._begin_sampling()
+    progressed = Signal(object)  # list[CompareFrame], one per entry, in entry order
+    failed = Signal(str)
+    phase_changed = Signal(str)
 
-    def _begin_sampling(self) -> None:
-        for run in self._runs:
-            run.chain.restart(run.chain.initial.clone())
-            run.chain.generator = torch.Generator().manual_seed(self._spec.seed + 7)  # the same noise for every run
-            run.done = False
-            run.sw_history.clear()
-        self._next_metrics = 0.0
-        self._set_phase("sampling")
+    task = "compare"
+    default_fps = MAX_FPS
 
-    def _advance(self, run: _Run, n: int) -> None:
-        model = run.engine.trainer.score_fn()
-        sampling = self._phase == "sampling"  # the schedule ends the chain; while training it goes on
-        run.chain.advance(model, n, stop_at_end=sampling)
-        if sampling and run.chain.done:
-            run.chain.finish(model)  # e.g. the last Tweedie denoise
-            run.done = True
+    def __init__(self, max_fps: float = MAX_FPS) -> None:
+        super().__init__(1, max_fps)
+        self.died.connect(lambda code: self.failed.emit(
+            f"the comparison's process stopped (exit code {code}); press Start to run it again"))
 
-    # -- metrics and frames -----------------------------------------------------------------
-    def _sw_ratio(self, run: _Run) -> float:
-        assert self._reference is not None
-        pts = run.engine.standardizer.inverse(run.chain.particles[:METRIC_POINTS].detach().float().cpu())
-        return self._reference.distance(pts)[1]
+    def setup(self, spec: CompareSpec) -> None:
+        if not self.is_running() and self._proc is None:
+            self.start()  # it died: a fresh one takes the new comparison
+        super().setup(spec)
 
-    def _update_metrics(self, now: float) -> None:
-        t0 = time.perf_counter()
-        errors: dict[int, float] = {}
-        for run in self._runs:
-            eng = run.engine
-            if id(eng) not in errors:
-                errors[id(eng)] = eng.score_error(eval_sigma(eng.config))
-            run.score_error = errors[id(eng)]
-            run.sw_ratio = self._sw_ratio(run)
-            if self._phase in ("sampling", "done"):
-                progress = min(1.0, run.chain.step / max(run.chain.sampler.n_steps, 1))
-                if not run.sw_history or progress > run.sw_history[-1][0]:
-                    run.sw_history.append((progress, run.sw_ratio))
-        cost = time.perf_counter() - t0
-        self._next_metrics = now + max(METRIC_EVERY, METRIC_COST_FACTOR * cost)
+    def _deliver(self, event: object) -> None:
+        self.deliver(event)
 
-    def _field(self, run: _Run) -> tuple[FieldGrid, float]:
-        """The plot's field: at the model's judging σ ("losses"), or at the σ the sampler is at now."""
-        spec = self._spec
-        assert spec is not None
-        eng = run.engine
-        if spec.mode == "samplers":
-            sigma = max(run.chain.sigma, eng.config.noise.sigma_min)
-        else:
-            sigma = eval_sigma(eng.config)
-        ident = (eng.trainer.step, round(sigma, 6), spec.bounds, spec.view_axis)
-        if run.field_cache is None or run.field_cache[0] != ident:
-            if eng.dataset.dim == 3:  # the field on the plane through the box centre, seen face-on
-                lo, hi = spec.bounds[spec.view_axis]
-                grid = eng.field(FieldView(spec.bounds, FIELD_RESOLUTION, sigma, slice_axis=spec.view_axis,
-                                           slice_value=(lo + hi) / 2, truth=False))
-                positions, vectors = project_field(grid.positions, grid.vectors, spec.view_axis)
-                grid = FieldGrid(positions, vectors, (FIELD_RESOLUTION, FIELD_RESOLUTION))
-            else:
-                grid = eng.field(FieldView(spec.bounds, FIELD_RESOLUTION, sigma, truth=False))
-            run.field_cache = (ident, grid)
-        return run.field_cache[1], sigma
 
-    def _shown(self, points: np.ndarray) -> np.ndarray:
-        """Points as the plots show them: 2D as they are, 3D projected along the view axis."""
-        if points.shape[1] != 3 or self._spec is None:
-            return points
-        return np.ascontiguousarray(points[:, list(in_plane_axes(self._spec.view_axis))])
-
-    def _emit_frames(self, now: float) -> None:
-        t0 = time.perf_counter()
-        frames = []
-        for run in self._runs:
-            eng = run.engine
-            losses, steps = decimated_losses(eng.trainer.losses, MAX_CURVE_POINTS)
-            fld, sigma = self._field(run)
-            chain = run.chain
-            particles = self._shown(eng.standardizer.inverse(chain.particles.detach().float().cpu()).numpy())
-            frame = Frame(
-                step=eng.trainer.step, losses=losses, loss_steps=steps, particles=particles, trails=None,
-                sampler_step=chain.step, sampler_sigma=chain.sigma, sampler_done=run.done,
-                field=fld, true_field=None, field_sigma=sigma, heatmap=None, error_map=None, heatmap_bounds=None,
-                score_error=run.score_error, reference_kind=eng.reference_kind,
-                steps_per_second=run.trained / run.train_seconds if run.train_seconds > 0 else 0.0,
-                elapsed=run.train_seconds, eta=None, device=device_label(eng.device), dim=2)
-            frames.append(CompareFrame(
-                label=run.label, frame=frame, phase=self._phase, steps_per_second=frame.steps_per_second,
-                score_error=run.score_error, eval_sigma=eval_sigma(eng.config), sw_ratio=run.sw_ratio,
-                sampler_steps=chain.sampler.n_steps,
-                initial_particles=self._shown(eng.standardizer.inverse(chain.initial.float().cpu()).numpy()),
-                sw_history=tuple(run.sw_history)))
-        cost = time.perf_counter() - t0
-        self._next_frame = now + max(1.0 / self.max_fps, cost / 0.3, GUI_DUTY * self._gui_seconds)
-        self._needs_frame = False
-        self._consumed.clear()
-        self._emitted_at = time.perf_counter()
-        self.frames_emitted += 1
-        self.progressed.emit(frames)
-
-    # -- command handlers (worker thread) ---------------------------------------------------
-    def _do_setup(self, spec: CompareSpec) -> None:
-        if spec.mode not in ("losses", "samplers"):
-            raise SGMError(f"unknown comparison {spec.mode!r}")
-        if not spec.entries:
-            raise SGMError("nothing to compare: tick at least one entry")
-        self._running = False
-        self._runs = []
-        self._spec = spec
-        dim = spec.dataset.dim
-        runs: list[_Run] = []
-        shared: LiveEngine | None = None
-        shared_start: torch.Tensor | None = None
-        for entry in spec.entries:
-            if spec.mode == "samplers" and shared is not None:
-                eng = shared
-            else:
-                eng = LiveEngine(spec.dataset, entry.config, entry.sampler, n_particles=1, seed=spec.seed)
-                shared = eng
-            sampler = make_sampler(entry.sampler, eng.config.noise, eng.config.loss.name)
-            if spec.mode == "samplers":
-                if shared_start is None:  # one draw from the noise model's prior, shared by every sampler
-                    prior = make_sde(eng.config.noise, eng.noise_kind)
-                    shared_start = prior.prior_sample(spec.n_particles, dim, torch.Generator().manual_seed(spec.seed))
-                start = shared_start.clone().to(eng.device)
-            else:  # each loss's own sampler, from the same generator state: equal draws for equal priors
-                start = sampler.init(spec.n_particles, dim, torch.Generator().manual_seed(spec.seed)).to(eng.device)
-            runs.append(_Run(entry.label, eng, ParticleChain(sampler, start.clone(), torch.Generator().manual_seed(
-                spec.seed + 7), initial=start)))
-        self._runs = runs
-        self._reference = SWBaseline(spec.dataset.sample, METRIC_POINTS, seed=spec.seed + 17)  # same draws for every run
-        self._phase = ""
-        self._set_phase("training" if spec.train_steps > 0 else "sampling")
-        self._next_metrics = 0.0
-        self._needs_frame = True
-
-    def _do_run(self) -> None:
-        if self._runs and self._phase != "done":
-            self._running = True
-            for eng, _ in self._engines():
-                eng.pause_clock()
-
-    def _do_pause(self) -> None:
-        self._running = False
-        self._needs_frame = True
-
-    def _do_sample_again(self) -> None:
-        if self._runs and self._phase in ("sampling", "done"):
-            self._begin_sampling()
-            self._running = True
-            self._needs_frame = True
-
-    def _do_set_bounds(self, bounds: tuple[tuple[float, float], ...]) -> None:
-        spec = self._spec
-        if spec is None:
-            return
-        if spec.dataset.dim == 3 and len(bounds) == 2:  # the plane's box; the depth keeps the data's extent
-            full = list(spec.bounds)
-            for axis, pair in zip(in_plane_axes(spec.view_axis), bounds, strict=True):
-                full[axis] = pair
-            bounds = tuple(full)
-        if bounds != spec.bounds:
-            self._spec = replace(spec, bounds=bounds)
-            self._needs_frame = True
-
-    def _do_set_view_axis(self, axis: int) -> None:
-        if axis not in (0, 1, 2):
-            raise SGMError(f"view axis must be 0, 1 or 2, got {axis}")
-        if self._spec is not None and axis != self._spec.view_axis:
-            self._spec = replace(self._spec, view_axis=axis)
-            self._needs_frame = True
+def make_compare_worker() -> QObject:
+    """A compare window's host: its own process, or (SGM_ENGINE=thread) a thread in this one."""
+    return CompareLink() if uses_processes() else CompareWorker()

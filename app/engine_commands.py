@@ -15,10 +15,10 @@ from sgm_core.live import FieldView
 
 
 class EngineCommands:
-    """Mixed into a QObject that has the engine signals and a `send(command)`."""
+    """Mixed into a QObject that has the engine signals and a `send(command)` (the host's:
+    `QueuedWorker.send` or `ProcessHost.send`)."""
 
-    def send(self, command: object) -> None:
-        raise NotImplementedError
+    send: Callable[[object], None]
 
     def frame_consumed(self) -> None:
         """The GUI drew the last frame: the next one may be sent (newest wins)."""

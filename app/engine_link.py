@@ -33,58 +33,48 @@ from .engine_commands import EngineCommands
 KILL_AFTER_S = 0.5  # a child that has not ended this long after Shutdown + timeout is terminated
 
 
-class EngineLink(EngineCommands, QObject):
-    """The engine process's proxy in the GUI thread; public methods only send."""
+class ProcessHost(QObject):
+    """A spawned child that runs one task loop (`sgm_core.engine_process.serve`): its pipe, its
+    events on the GUI thread, its end and its death. Subclasses say what an event means (`_deliver`)."""
 
-    progressed = Signal(object)  # Frame
-    failed = Signal(str)
-    finished_training = Signal(int)
-    stopped = Signal()
-    loaded = Signal(object)  # LoadedData
-    load_failed = Signal(int, str)
-    state_changed = Signal(object)  # EngineState
-    metrics_updated = Signal(object)
-    lesson_checked = Signal(str, object)  # the variant shown, tuple of Claim (sgm_core.engine.LessonChecked)
-    task_finished = Signal(int, object)
-    task_failed = Signal(int, str)
-    ready = Signal(str)  # the engine process is up; its device label
-    died = Signal(int)  # the engine process ended on its own; its exit code (negative: killed by a signal)
+    ready = Signal(str)  # the child is up; its device label
+    died = Signal(int)  # the child ended on its own; its exit code (negative: killed by a signal)
 
-    def __init__(self, threads: int | None = None, max_fps: float = MAX_FPS) -> None:
+    task = "engine"  # what the child runs (sgm_core.engine_process.TASKS)
+    default_fps = MAX_FPS
+
+    def __init__(self, threads: int | None = None, max_fps: float | None = None) -> None:
         super().__init__()
         self.threads = int(threads or os.environ.get("SGM_WORKER_THREADS", 1))
-        self._max_fps = max_fps
+        self._max_fps = self.default_fps if max_fps is None else float(max_fps)
         self.frames_emitted = 0  # frames received
         self.pid: int | None = None
         self.device: str | None = None  # set once ready
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn = None
         self._notifier: QSocketNotifier | None = None
-        self._reader = FrameReader()
         self._closing = False
-        self._asked: set[int] = set()  # task tokens not answered yet: a dying child fails them
-        self._gen = 0  # the engine generation the child last reported
-        self.checkpoint: core.Checkpoint | None = None  # the newest weights of that generation
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         ours, theirs = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=child_main, args=(theirs, os.getpid(), self.threads), name="sgm-engine", daemon=True)
+        proc = ctx.Process(target=child_main, args=(theirs, os.getpid(), self.threads, self.task),
+                           name=f"sgm-{self.task}", daemon=True)
         proc.start()
         theirs.close()  # only the child holds that end now: its death reads as EOF here
         self._proc, self._conn, self.pid, self._closing = proc, ours, proc.pid, False
-        self._reader = FrameReader()
+        self._started()
         self._notifier = QSocketNotifier(ours.fileno(), QSocketNotifier.Type.Read, self)
         self._notifier.activated.connect(self._on_readable)
-        if self._max_fps != MAX_FPS:
+        if self._max_fps != self.default_fps:
             self.send(SetMaxFps(self._max_fps))
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.is_alive()
 
     def shutdown(self, timeout: float = 1.0) -> float:
-        """End the engine process; returns the seconds it took (a second call is a no-op)."""
+        """End the child process; returns the seconds it took (a second call is a no-op)."""
         t0 = time.monotonic()
         proc = self._proc
         if proc is None:
@@ -101,6 +91,12 @@ class EngineLink(EngineCommands, QObject):
         self._detach(unlink=True)
         return time.monotonic() - t0
 
+    def _started(self) -> None:
+        """A new child runs (subclasses reset what they read from the last one)."""
+
+    def _release(self, unlink: bool) -> None:
+        """The child is gone: drop what was shared with it."""
+
     def _detach(self, unlink: bool) -> None:
         if self._notifier is not None:
             self._notifier.setEnabled(False)
@@ -109,14 +105,14 @@ class EngineLink(EngineCommands, QObject):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        self._reader.close(unlink=unlink)  # a killed child could not unlink its frames' segments
+        self._release(unlink)
         if self._proc is not None and not self._proc.is_alive():
             self._proc.close()
         self._proc = None
 
     # -- commands ---------------------------------------------------------------------------
     def send(self, command: object) -> None:
-        """Post one `sgm_core.engine` command (dropped when no engine process runs)."""
+        """Post one typed command (dropped when no child runs)."""
         if self._conn is None:
             return
         try:
@@ -133,14 +129,6 @@ class EngineLink(EngineCommands, QObject):
         self._max_fps = float(value)
         self.send(SetMaxFps(self._max_fps))
 
-    def run_task(self, token: int, fn: Callable[[Any], Any]) -> None:
-        self._asked.add(token)  # a dying child fails it
-        super().run_task(token, fn)
-
-    def replace_engine(self, token: int, build: Callable[[], tuple[Any, EngineSpec, Any]]) -> None:
-        self._asked.add(token)
-        super().replace_engine(token, build)
-
     # -- events (GUI thread) ----------------------------------------------------------------
     def _on_readable(self, *_args: object) -> None:
         conn = self._conn
@@ -148,11 +136,18 @@ class EngineLink(EngineCommands, QObject):
             return
         try:
             while conn.poll():
-                self._deliver(pickle.loads(conn.recv_bytes()))
+                self._receive(pickle.loads(conn.recv_bytes()))
                 if self._conn is None:  # a handler shut us down
                     return
         except (EOFError, OSError):
             self._on_eof()
+
+    def _receive(self, event: object) -> None:
+        if isinstance(event, Ready):
+            self.device = event.device
+            self.ready.emit(event.device)
+        else:
+            self._deliver(event)
 
     def _on_eof(self) -> None:
         proc = self._proc
@@ -161,10 +156,56 @@ class EngineLink(EngineCommands, QObject):
         code = proc.exitcode if proc is not None and proc.exitcode is not None else -1
         self._detach(unlink=True)
         if not self._closing:
-            asked, self._asked = sorted(self._asked), set()
-            for token in asked:  # whoever waits on these gets an answer
-                self.task_failed.emit(token, "the engine process stopped before it finished this")
+            self._on_died()
             self.died.emit(code)
+
+    def _on_died(self) -> None:
+        """The child died on its own, before `died` is emitted (subclasses answer what it owed)."""
+
+    def _deliver(self, event: object) -> None:
+        raise NotImplementedError
+
+
+class EngineLink(EngineCommands, ProcessHost):
+    """The engine process's proxy in the GUI thread; public methods only send."""
+
+    progressed = Signal(object)  # Frame
+    failed = Signal(str)
+    finished_training = Signal(int)
+    stopped = Signal()
+    loaded = Signal(object)  # LoadedData
+    load_failed = Signal(int, str)
+    state_changed = Signal(object)  # EngineState
+    metrics_updated = Signal(object)
+    lesson_checked = Signal(str, object)  # the variant shown, tuple of Claim (sgm_core.engine.LessonChecked)
+    task_finished = Signal(int, object)
+    task_failed = Signal(int, str)
+
+    def __init__(self, threads: int | None = None, max_fps: float = MAX_FPS) -> None:
+        super().__init__(threads, max_fps)
+        self._reader = FrameReader()
+        self._asked: set[int] = set()  # task tokens not answered yet: a dying child fails them
+        self._gen = 0  # the engine generation the child last reported
+        self.checkpoint: core.Checkpoint | None = None  # the newest weights of that generation
+
+    def _started(self) -> None:
+        self._reader = FrameReader()
+
+    def _release(self, unlink: bool) -> None:
+        self._reader.close(unlink=unlink)  # a killed child could not unlink its frames' segments
+
+    def run_task(self, token: int, fn: Callable[[Any], Any]) -> None:
+        self._asked.add(token)  # a dying child fails it
+        super().run_task(token, fn)
+
+    def replace_engine(self, token: int, build: Callable[[], tuple[Any, EngineSpec, Any]]) -> None:
+        self._asked.add(token)
+        super().replace_engine(token, build)
+
+    def _on_died(self) -> None:
+        asked, self._asked = sorted(self._asked), set()
+        for token in asked:  # whoever waits on these gets an answer
+            self.task_failed.emit(token, "the engine process stopped before it finished this")
 
     def _deliver(self, event: object) -> None:
         match event:
@@ -179,20 +220,23 @@ class EngineLink(EngineCommands, QObject):
                 self._gen, self.checkpoint = gen, None
             case core.Checkpoint() if event.gen == self._gen:
                 self.checkpoint = event
-            case Ready(device, _pid):
-                self.device = device
-                self.ready.emit(device)
             case _:
                 self.deliver_common(event)
 
 
+def uses_processes() -> bool:
+    """Torch work runs in child processes (the default), or with SGM_ENGINE=thread in threads of
+    this process (the test suite's windows: a spawned child costs each window ~2 s of start-up)."""
+    return os.environ.get("SGM_ENGINE", "process") != "thread"
+
+
 def make_engine() -> QObject:
     """The window's engine host: the engine process, or SGM_ENGINE=thread for the in-process thread."""
-    if os.environ.get("SGM_ENGINE", "process") == "thread":
+    if not uses_processes():
         from .workers import EngineWorker
 
         return EngineWorker()
     return EngineLink()
 
 
-__all__ = ["EngineLink", "EngineState", "make_engine"]
+__all__ = ["EngineLink", "EngineState", "ProcessHost", "make_engine", "uses_processes"]

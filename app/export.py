@@ -1,8 +1,9 @@
-"""File ▸ Export: an animation (GIF/MP4) rendered in a thread of its own, a PNG of the canvas, the
+"""File ▸ Export: an animation (GIF/MP4) rendered off the GUI thread, a PNG of the canvas, the
 live particles (.npy/.csv), and the trained model as a run directory for `sgm sample` / `sgm render`.
 
-The animation blocks neither the GUI nor training: the engine thread copies its EMA network (a
-frozen snapshot nobody else holds), and an `ExportJob` thread samples with that copy on one torch
+The animation blocks neither the GUI nor training: the engine's host copies its EMA network (a
+frozen snapshot nobody else holds, packed as bytes the GUI never unpickles: no torch here), and an
+`ExportJob` (a process of its own; a thread with SGM_ENGINE=thread) samples with that copy on one torch
 thread, draws frames with `sgm_core.render` and writes them with `sgm_core.video`, whose writers
 verify each file before an atomic rename: a cancelled or failed export (a full disk included)
 leaves no file behind and an existing one intact, and its one-line reason goes to the banner.
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
@@ -41,10 +41,22 @@ from sgm_core.errors import DataError, SGMError
 from sgm_core.io import save_points
 from sgm_core.limits import MAX_FRAMES
 from sgm_core.live import LiveEngine
-from sgm_core.render import ModelSnapshot, RenderCancelled, render_model, snapshot_engine
+from sgm_core.render import (
+    CancelExport,
+    ExportCancelled,
+    ExportFailed,
+    ExportFinished,
+    ExportProgress,
+    ExportRequest,
+    RenderCancelled,
+    StartExport,
+    packed_snapshot,
+    run_export,
+)
 from sgm_core.samplers import SAMPLERS
 from sgm_core.video import MAX_SIDE, check_video_request, save_png
 
+from .engine_link import ProcessHost, uses_processes
 from .panels import int_box
 from .queued_worker import track_thread
 from .session import MAX_PARTICLES
@@ -56,6 +68,7 @@ if TYPE_CHECKING:
 FORMATS = {".gif": "GIF (Pillow, loops)", ".mp4": "MP4 (H.264, small, plays everywhere)"}
 NOTHING_TO_EXPORT = "nothing to export yet: load a preset or draw at least 2 points"
 PROGRESS_AFTER_MS = 400  # short exports finish without a progress window (showing one costs ~0.1 s)
+EXPORT_END_S = 10.0  # an export process ends this long after it was asked to (the current frame first)
 
 
 @dataclass(frozen=True)
@@ -86,48 +99,68 @@ class _JobThread(QThread):
         self._work()
 
 
+class _ExportLink(ProcessHost):
+    """An export's own child process (sgm_core.render.ExportTask): torch stays out of the GUI."""
+
+    task = "export"
+    answered = Signal(object)  # ExportProgress | ExportFinished | ExportFailed | ExportCancelled
+
+    def _deliver(self, event: object) -> None:
+        self.answered.emit(event)
+
+
 class ExportJob(QObject):
-    """Renders one animation in a thread of its own. The job object stays in the GUI thread, so
-    its signals reach GUI slots queued; `cancel()` may be called from any thread."""
+    """Renders one animation off the GUI thread: in a process of its own, or (SGM_ENGINE=thread) in
+    a thread. The job object stays in the GUI thread, so its signals reach GUI slots queued;
+    `cancel()` may be called from any thread."""
 
     progressed = Signal(int, int)  # frames written, frames in all
     finished = Signal(str)  # the written file
     failed = Signal(str)  # one sentence; no file was written
     cancelled = Signal()  # no file was written; an existing one is untouched
+    ended = Signal()  # after one of the three answers: the job's thread or process is gone
 
-    def __init__(self, snapshot: ModelSnapshot, options: ExportOptions, sampler: SamplerConfig,
-                 view_bounds: tuple[tuple[float, float], ...], camera_angles: tuple[float, float] | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(self, request: ExportRequest, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.snapshot, self.options, self.sampler, self.view_bounds = snapshot, options, sampler, view_bounds
-        self.camera_angles = camera_angles
+        self.request = request
         self._cancel = threading.Event()
-        self.thread = _JobThread(self._run)
-        self.thread.setObjectName("ExportJob")
-        track_thread(self.thread)  # the test fixture fails a test that leaks it
+        self.thread: _JobThread | None = None
+        self.link: _ExportLink | None = None
+        if uses_processes():
+            self.link = _ExportLink()
+            self.link.answered.connect(self._on_answer)
+            self.link.died.connect(self._on_died)
+        else:
+            self.thread = _JobThread(self._run)
+            self.thread.setObjectName("ExportJob")
+            self.thread.finished.connect(self.ended.emit)
+            track_thread(self.thread)  # the test fixture fails a test that leaks it
 
     def start(self) -> None:
-        self.thread.start()
+        if self.link is not None:
+            self.link.start()
+            self.link.send(StartExport(self.request))
+        else:
+            self.thread.start()
 
     def cancel(self) -> None:
         self._cancel.set()
+        if self.link is not None:
+            self.link.send(CancelExport())
 
     def is_running(self) -> bool:
-        return self.thread.isRunning()
+        return self.link.is_running() if self.link is not None else self.thread.isRunning()
 
     def wait(self) -> None:
-        """Block until the thread ends (after cancel(): the current frame, at most)."""
-        self.thread.wait()
+        """Block until the job ends (after cancel(): the current frame, at most)."""
+        if self.link is not None:
+            self.link.shutdown(timeout=EXPORT_END_S)  # the child cancels and removes its temp file first
+        else:
+            self.thread.wait()
 
     def _run(self) -> None:
-        torch.set_num_threads(1)  # leave the other core to the GUI and the engine (shared/FACTS.md)
         try:
-            o, snap = self.options, self.snapshot
-            path = render_model(snap, o.path, self.sampler, frames=o.frames, fps=o.fps, size=o.size,
-                                n=o.n_particles, seed=o.seed, bounds=self.view_bounds,
-                                camera_angles=self.camera_angles, field=o.field, trails=o.trails, data=o.data,
-                                note=f"  (trained {snap.step:,} steps)", progress=self.progressed.emit,
-                                should_cancel=self._cancel.is_set)
+            path = run_export(self.request, progress=self.progressed.emit, should_cancel=self._cancel.is_set)
         except RenderCancelled:
             self.cancelled.emit()
         except SGMError as exc:
@@ -137,6 +170,24 @@ class ExportJob(QObject):
             self.failed.emit(f"unexpected error while exporting ({type(exc).__name__}: {exc}); no file was written")
         else:
             self.finished.emit(str(path))
+
+    def _on_answer(self, event: object) -> None:
+        match event:
+            case ExportProgress(done, total):
+                self.progressed.emit(done, total)
+                return
+            case ExportFinished(path):
+                self.finished.emit(path)
+            case ExportFailed(message):
+                self.failed.emit(message)
+            case ExportCancelled():
+                self.cancelled.emit()
+        self.link.shutdown(timeout=EXPORT_END_S)
+        self.ended.emit()
+
+    def _on_died(self, code: int) -> None:
+        self.failed.emit(f"the export process stopped (exit code {code}); no file was written")
+        self.ended.emit()
 
 
 # --------------------------------------------------------------------------- the dialog
@@ -367,7 +418,7 @@ class Exporter(QObject):
         angles = mode3d.camera_angles() if mode3d is not None and mode3d.is_3d else None
         self._starting = True
         self.window.actions_["export_animation"].setEnabled(False)
-        self.tasks.submit(snapshot_engine, lambda snap: self._start_job(snap, options, sampler, bounds, angles),
+        self.tasks.submit(packed_snapshot, lambda snap: self._start_job(snap, options, sampler, bounds, angles),
                           self._on_snapshot_failed)
 
     def _on_snapshot_failed(self, message: str) -> None:
@@ -375,14 +426,18 @@ class Exporter(QObject):
         self.window.actions_["export_animation"].setEnabled(True)
         self._fail(message)
 
-    def _start_job(self, snap: ModelSnapshot | None, options: ExportOptions, sampler: SamplerConfig,
+    def _start_job(self, snap: bytes | None, options: ExportOptions, sampler: SamplerConfig,
                    bounds: tuple[tuple[float, float], ...], angles: tuple[float, float] | None = None) -> None:
         self._starting = False
         if snap is None:
             self.window.actions_["export_animation"].setEnabled(True)
             self._fail(NOTHING_TO_EXPORT)
             return
-        job = ExportJob(snap, options, sampler, bounds, angles)  # no parent: freed once dropped, after its thread
+        o = options
+        request = ExportRequest(snap, str(o.path), sampler, frames=o.frames, fps=o.fps, size=o.size, n=o.n_particles,
+                                seed=o.seed, bounds=bounds, camera_angles=angles, field=o.field, trails=o.trails,
+                                data=o.data)
+        job = ExportJob(request)  # no parent: freed once dropped, after its thread
         progress = QProgressDialog(f"Rendering {options.path.name}…", "Cancel", 0, options.frames, self.window)
         progress.setWindowTitle("Export animation")
         progress.setWindowModality(Qt.WindowModality.NonModal)  # the window stays usable; training goes on
@@ -395,7 +450,7 @@ class Exporter(QObject):
         job.finished.connect(self._on_job_finished)
         job.failed.connect(self._on_job_failed)
         job.cancelled.connect(self._on_job_cancelled)
-        job.thread.finished.connect(self._on_thread_finished)
+        job.ended.connect(self._on_thread_finished)
         self.job, self.progress = job, progress
         self.job_started.emit(job)
         job.start()

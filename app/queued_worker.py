@@ -1,10 +1,11 @@
-"""The thread scaffolding every worker shares: a QThread of its own, a command queue that any
-thread may post to, and the "the GUI drew the last frame" handshake that keeps frames from piling
-up in the GUI's event queue (newest wins, never a backlog).
+"""The thread host of a Qt-free task (SGM_ENGINE=thread): a QThread of its own and a queue of typed
+commands that any thread may post to.
 
-Subclasses hold all their state in the worker thread and say what one loop iteration does
-(`_work`), how to wait when there is nothing to do (`_idle`), and how to report an unexpected
-error (`_on_error`); commands arrive as `_do_<name>(*args)` calls between iterations.
+The task (`self.core`: `sgm_core.engine.Engine` or `sgm_core.compare.CompareTask`) holds all the
+state and the "the GUI drew the last frame" handshake (its `FrameDrawn` command), so frames never
+pile up in the GUI's event queue (newest wins, never a backlog). The loop hands it the commands
+posted since the last iteration (`handle`), runs one `work()`, and waits its `idle_timeout()`.
+The process host (`sgm_core.engine_process` + app.engine_link) runs the very same tasks.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import time
 import weakref
 from typing import Any
 
-import torch
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Slot
 
 IDLE_WAIT = 0.25  # seconds between checks when there is nothing to do (commands wake the loop early)
@@ -55,15 +55,16 @@ def track_thread(thread: QThread) -> None:
 
 
 class QueuedWorker(QObject):
-    """A QObject living in its own QThread; public methods only enqueue, so they are thread-safe."""
+    """A QObject living in its own QThread that runs `self.core` (set by the subclass); public
+    methods only enqueue, so they are thread-safe."""
+
+    core: Any  # the task: handle(commands), work() -> busy, idle_timeout(), on_error(exc), close()
 
     def __init__(self, name: str, threads: int = 1) -> None:
         super().__init__()
         self.threads = threads
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._wake = threading.Event()
-        self._consumed = threading.Event()  # set: the GUI drew the last frame, the next may go
-        self._consumed.set()
         self._stop = threading.Event()
         self._thread = QThread()
         self._thread.setObjectName(name)
@@ -89,23 +90,14 @@ class QueuedWorker(QObject):
         t0 = time.monotonic()
         self._stop.set()
         self._wake.set()
-        self._consumed.set()
         if self._thread.isRunning() and not self._thread.wait(int(timeout * 1000)):
             self._thread.wait()
         return time.monotonic() - t0
 
-    def frame_consumed(self) -> None:
-        """The GUI drew the last frame: the next one may be sent."""
-        self._consumed.set()
-        self._wake.set()
-
     # -- commands (any thread) --------------------------------------------------------------
-    def _post(self, name: str, *args: Any) -> None:
-        self._put((name, args))
-
-    def _put(self, item: Any) -> None:
-        """Enqueue one command (a typed message, or a (name, args) pair for `_drain`) and wake the loop."""
-        self._queue.put(item)
+    def send(self, command: object) -> None:
+        """Post one typed command to the task and wake the loop."""
+        self._queue.put(command)
         self._wake.set()
 
     def _pending(self) -> list[Any]:
@@ -120,6 +112,8 @@ class QueuedWorker(QObject):
     # -- the loop (worker thread) -----------------------------------------------------------
     @Slot()
     def _run(self) -> None:
+        import torch  # the thread host trains in this process (SGM_ENGINE=thread)
+
         torch.set_num_threads(self.threads)  # 1: no contention with the GUI thread (shared/FACTS.md)
         try:
             while not self._stop.is_set():
@@ -141,20 +135,20 @@ class QueuedWorker(QObject):
             self._thread.quit()
 
     def _drain(self) -> None:
-        for name, args in self._pending():
-            getattr(self, f"_do_{name}")(*args)
+        self.core.handle(self._pending())
 
     def _work(self) -> bool:
         """One iteration; True while busy (the loop goes straight on), False to `_idle`."""
-        raise NotImplementedError
+        return self.core.work()
 
     def _idle(self) -> None:
-        self._wake.wait(IDLE_WAIT)
+        self._wake.wait(self.core.idle_timeout())
         self._wake.clear()
 
     def _on_error(self, exc: Exception) -> None:
-        """An unexpected error escaped `_work` or a command: stop what runs and tell the GUI."""
-        raise NotImplementedError
+        """An unexpected error escaped `_work` or a command: the task stops what runs and says so."""
+        self.core.on_error(exc)
 
     def _on_exit(self) -> None:
-        """The loop ended: drop what holds memory (engines, tensors)."""
+        """The loop ended: the task drops what holds memory (engines, tensors)."""
+        self.core.close()

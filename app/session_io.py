@@ -122,7 +122,7 @@ def write_session(request: SaveRequest, engine: LiveEngine | None) -> SavedSessi
 @dataclass(frozen=True)
 class OpenedSession:
     path: Path
-    state: SessionState  # without weights: those live on in the worker's engine
+    state: SessionState  # without weights or resume state: those live on in the worker's engine
     dataset: Dataset | None  # None when the session holds fewer than 2 points
 
 
@@ -147,7 +147,8 @@ def build_engine(path: Path) -> tuple[LiveEngine | None, EngineSpec, OpenedSessi
     engine = LiveEngine.from_state(dataset, state) if dataset is not None else None
     n = len(state.particles) if state.particles is not None else ParticleOptions().n_particles
     spec = EngineSpec(dataset, state.run, state.sampler, n)
-    return engine, spec, OpenedSession(path, replace(state, model=None, ema=None), dataset)
+    # the GUI's copy carries no tensors (weights and resume state live on in the engine): no torch there
+    return engine, spec, OpenedSession(path, replace(state, model=None, ema=None, resume=None), dataset)
 
 
 # --------------------------------------------------------------------------- GUI settings

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 
-import torch
 from PySide6.QtCore import Signal
 
 from sgm_core import engine as core
@@ -28,6 +27,8 @@ __all__ = ["EngineSpec", "EngineWorker", "LoadedData", "WorkerState", "running_t
 def warm_up_torch() -> str:
     """Import torch and take one Adam step so the first Train does not freeze the GUI
     (the first `torch.optim.Adam` imports torch._dynamo, ~1 s). Returns the device label."""
+    import torch  # in this process: the thread host trains here
+
     from sgm_core.training import device_label, make_adam, resolve_device
 
     net = torch.nn.Linear(2, 2)
@@ -77,28 +78,7 @@ class EngineWorker(EngineCommands, QueuedWorker):
 
         self.ready.emit(device_label(resolve_device("auto")))
 
-    # -- commands (any thread) --------------------------------------------------------------
-    def send(self, command: object) -> None:
-        """Post one `sgm_core.engine` command."""
-        self._put(command)
-
-    # -- the loop (worker thread) -----------------------------------------------------------
-    def _drain(self) -> None:
-        self.core.handle(self._pending())
-
-    def _work(self) -> bool:
-        return self.core.work()
-
-    def _idle(self) -> None:
-        self._wake.wait(self.core.idle_timeout())
-        self._wake.clear()
-
-    def _on_error(self, exc: Exception) -> None:
-        self.core.on_error(exc)
-
-    def _on_exit(self) -> None:
-        self.core.close()
-
+    # -- events (worker thread) -------------------------------------------------------------
     def _deliver(self, event: object) -> None:
         """An engine event, as the signal the window listens to (worker thread; queued to the GUI)."""
         match event:

@@ -21,10 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
-import torch
 
 from .checkpoint import LoadedRun, load_run, save_run
 from .config import MAX_SEED, LossConfig, ModelConfig, NoiseConfig, RunConfig, SamplerConfig, TrainConfig, whole_number
@@ -39,6 +38,7 @@ from .datasets import (
     validate_points,
 )
 from .errors import ConfigError, DataError, SessionError
+from .lazy import lazy_module
 from .likelihood import ode_log_likelihood
 from .limits import MAX_POINTS, MAX_SAMPLES, MAX_STEPS
 from .losses import bound_process, loss_spec
@@ -49,7 +49,9 @@ from .samplers import Sampler, make_sampler, run_sampler
 from .sessions import SessionState, save_session
 from .training import Trainer
 
-DataLike = str | os.PathLike | np.ndarray | torch.Tensor
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+
+DataLike = Union[str, os.PathLike, np.ndarray, "torch.Tensor"]  # noqa: UP007 - a forward reference: torch is lazy
 ARRAY_SOURCE = "array"  # RunConfig.data of a run trained on an in-memory array (its points are saved with it)
 SESSION_SUFFIX = ".sgm"
 TRAIN_CHUNK = 50  # steps between progress-bar updates (the CLI's chunk)

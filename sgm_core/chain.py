@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-
+from .lazy import lazy_module
 from .samplers import Sampler
 
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+
+ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 class ParticleChain:

@@ -16,19 +16,24 @@ import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from safetensors.torch import save
 
 from .config import MAX_DATA_DIM, RunConfig, check_format, parse_json, whole_number
 from .datasets import Standardizer
 from .errors import ConfigError, SessionError
+from .lazy import lazy_module
 from .limits import MAX_JSON_BYTES, MAX_NET_PARAMS, MAX_STEPS
 from .losses import loss_spec
-from .nets import ScoreNet
 from .sessions import load_session
 from .stored import fit_state, read_points, read_tensors, require_finite, standardizer_for
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+safetensors_torch = lazy_module("safetensors.torch")  # imports torch
+
+if TYPE_CHECKING:
+    from .nets import ScoreNet
 
 RUN_FORMAT = "sgm-run"
 RUN_VERSION = 1
@@ -70,7 +75,7 @@ def save_run(run_dir: str | os.PathLike, config: RunConfig, model: ScoreNet, ema
         "format": RUN_FORMAT, "version": RUN_VERSION, "dim": model.dim, "step": int(step),
         "standardizer": standardizer.to_json(), "config": config.to_json(),
     }
-    files = {"model.safetensors": save({**model_tensors(ema_model, "ema"), **model_tensors(model, "model")}),
+    files = {"model.safetensors": safetensors_torch.save({**model_tensors(ema_model, "ema"), **model_tensors(model, "model")}),
              "loss.csv": _loss_csv(losses).encode()}
     if data is not None:
         buf = io.BytesIO()

@@ -67,6 +67,9 @@ def checked_float(owner: object, name: str, lo: float, hi: float, *, open_lo: bo
     object.__setattr__(owner, name, value)
 
 
+ACTIVATION_NAMES = ("silu", "softplus", "tanh", "elu", "relu")  # the nets' nonlinearities (sgm_core.nets.ACTIVATIONS)
+
+
 def checked_choice(owner: object, name: str, choices: Any) -> None:
     """Refuse a name that is not one of `choices` (a registry or a tuple of strings)."""
     value = getattr(owner, name)
@@ -138,12 +141,10 @@ class ModelConfig:
     n_frequencies: int = 4  # sinusoidal features of log(sigma); more alias between ladder levels (measured)
 
     def __post_init__(self) -> None:
-        from .nets import ACTIVATIONS  # nets imports this module
-
         checked_choice(self, "kind", ("score", "energy"))
         checked_int(self, "width", 1, MAX_WIDTH)
         checked_int(self, "depth", 1, MAX_DEPTH)
-        checked_choice(self, "activation", ACTIVATIONS)
+        checked_choice(self, "activation", ACTIVATION_NAMES)
         checked_int(self, "n_frequencies", 0, MAX_FREQUENCIES)
         if self.kind == "energy" and self.activation == "relu":
             raise ConfigError("an energy net needs a smooth activation (its score is a gradient); not relu")

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-import torch
 
 from sgm_core.errors import DataError
 from sgm_core.gmm import GaussianMixture
+from sgm_core.lazy import lazy_module
 
-ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
-Sampler = Callable[[int, torch.Generator], torch.Tensor]
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, "torch.Tensor")
+Sampler = Callable[[int, "torch.Generator"], "torch.Tensor"]
 
 _MIN_SCALE = 1e-8  # below this the cloud is a single point: standardising would divide by ~0
 

@@ -23,14 +23,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import torch
 
 from .config import RunConfig, SamplerConfig, fresh_model_reason
 from .datasets import PRESETS, Dataset, load_dataset
 from .errors import SGMError, TrainingDiverged
 from .frames import FrameBuilder, FrameRequest, Throttle
+from .lazy import lazy_module
 from .lessons import Claim, Lesson, LiveVariant, lesson_coordinates, live_claims, needs_particles
 from .live import FieldView, Frame, LiveEngine
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
 IDLE_WAIT = 0.25  # seconds between checks when there is nothing to do (commands wake the loop early)
 CHUNK_SECONDS = 0.025  # training work between command checks: responsive stop, small overhead

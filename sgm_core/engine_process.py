@@ -15,6 +15,7 @@ import pickle
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -54,12 +55,32 @@ def warm_up_torch() -> str:
     return device_label(resolve_device("auto"))
 
 
-def child_main(conn: Connection, parent_pid: int, threads: int = 1) -> None:
+TASKS = ("engine", "compare", "export")  # what a child hosts: the live engine, a compare window's runs, an export
+
+
+def make_task(kind: str, emit: Callable[[object], None], stopping: Callable[[], bool]) -> Any:
+    """The loop object a child runs: `handle(commands)`, `work()`, `idle_timeout()`, `on_error`, `close`."""
+    if kind == "engine":
+        from .engine import Engine
+
+        return Engine(emit, stopping=stopping)
+    if kind == "compare":
+        from .compare import CompareTask
+
+        return CompareTask(emit, stopping=stopping)
+    if kind == "export":
+        from .render import ExportTask
+
+        return ExportTask(emit, stopping=stopping)
+    raise ValueError(f"unknown task {kind!r}; expected one of {TASKS}")
+
+
+def child_main(conn: Connection, parent_pid: int, threads: int = 1, task: str = "engine") -> None:
     """The spawned process's entry: serve, then leave at once (an interpreter teardown with
     torch loaded took ~1 s here, and Close should end the child within a second)."""
     code = 0
     try:
-        serve(conn, parent_pid, threads)
+        serve(conn, parent_pid, threads, task)
     except BaseException:  # noqa: BLE001 - the traceback is the bug report; the GUI sees EOF
         import traceback
 
@@ -71,12 +92,12 @@ def child_main(conn: Connection, parent_pid: int, threads: int = 1) -> None:
         os._exit(code)
 
 
-def serve(conn: Connection, parent_pid: int, threads: int = 1) -> None:
-    """Run the engine loop until Shutdown or until the parent is gone."""
+def serve(conn: Connection, parent_pid: int, threads: int = 1, task: str = "engine") -> None:
+    """Run the task's loop (the engine's by default) until Shutdown or until the parent is gone."""
     import cloudpickle  # a dataset's sampler may be a closure: plain pickle refuses those
     import torch
 
-    from .engine import Engine, FrameReady
+    from .engine import FrameReady
     from .frame_shm import FrameWriter
 
     torch.set_num_threads(threads)  # one: the GUI process keeps the other core (shared/FACTS.md)
@@ -104,7 +125,7 @@ def serve(conn: Connection, parent_pid: int, threads: int = 1) -> None:
 
     sender = threading.Thread(target=send_all, name="engine-sender", daemon=True)
     sender.start()
-    engine = Engine(emit, stopping=parent_gone.is_set)
+    engine = make_task(task, emit, parent_gone.is_set)
     try:
         outbox.put(Ready(warm_up_torch(), os.getpid()))
         busy = False

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
+from sgm_core.lazy import lazy_module
 
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+
+ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def _sigma_like(x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,11 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 
-import torch
+import numpy as np
+
+from sgm_core.lazy import lazy_module, loaded
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,11 @@ class GaussianMixture:
         std = torch.as_tensor(std, dtype=torch.float64).expand(k)
         covs = std[:, None, None] ** 2 * torch.eye(d, dtype=torch.float64)
         return GaussianMixture(w / w.sum(), means, covs)
+
+    def __reduce__(self) -> tuple:
+        """Pickled as numpy arrays: a dataset that crosses to the GUI process (sgm_core.engine.Loaded)
+        must not import torch there (see `_unpickled_mixture`)."""
+        return _unpickled_mixture, tuple(np.asarray(t) for t in (self.weights, self.means, self.covs))
 
     @property
     def dim(self) -> int:
@@ -118,3 +127,12 @@ class GaussianMixture:
         """Posterior component probabilities (N, K): which mode each point belongs to."""
         comp, _ = self._component_log_probs(x.detach().to("cpu", torch.float64))
         return torch.softmax(comp, dim=1)
+
+
+def _unpickled_mixture(weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> GaussianMixture:
+    """A pickled mixture: tensors where torch is loaded (the engine's host imports it first), else
+    its numpy arrays, so the GUI process holds the dataset, and sends it back, without torch (it
+    never evaluates a mixture; shape queries such as `dim` work on either)."""
+    if not loaded("torch"):
+        return GaussianMixture(weights, means, covs)
+    return GaussianMixture(*(torch.as_tensor(a, dtype=torch.float64) for a in (weights, means, covs)))

@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-import torch
 
 from sgm_core.datasets import validate_points
 from sgm_core.errors import DataError
+from sgm_core.lazy import lazy_module
 from sgm_core.limits import MAX_POINTS
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
 TABLE_SUFFIXES = (".csv", ".txt")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # TIFF: where I and F images come from

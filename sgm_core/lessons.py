@@ -21,8 +21,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import torch
-
 from .config import (
     LossConfig,
     ModelConfig,
@@ -36,11 +34,14 @@ from .config import (
 )
 from .datasets import load_dataset
 from .errors import ConfigError
+from .lazy import lazy_module
 from .limits import MAX_JSON_BYTES, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
 from .metrics import mode_weight_error, mode_weights, sliced_wasserstein
 from .samplers import make_sampler, run_sampler
 from .truth import perturb, reference_score_fn, relative_score_error
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
 LESSON_DIR = Path(__file__).resolve().parent.parent / "assets" / "lessons"
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 
-import torch
-
+from .lazy import lazy_module
 from .noise import Process
 from .stepwise import run_to_end
 
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+
+ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def _velocity_and_divergence(score_fn: ScoreFn, sde: Process, x: torch.Tensor, t: float):

@@ -14,17 +14,16 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .chain import ParticleChain
 from .config import RunConfig, SamplerConfig
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, SessionError
 from .fields import relative_curl
+from .lazy import lazy_module
 from .likelihood import ode_log_likelihood_steps
 from .losses import loss_spec
 from .metrics import SWBaseline, energy_distance, mmd_rbf, mode_weights
-from .nets import EnergyNet
 from .noise import geometric_sigmas
 from .param import SCORE
 from .progress import RunClock
@@ -33,6 +32,8 @@ from .sessions import SessionState
 from .stepwise import Steps, run_to_end
 from .training import Trainer, device_label
 from .truth import reference_score_fn, relative_score_error
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,8 @@ class LiveEngine:
 
     def log_density(self, view: FieldView) -> np.ndarray | None:
         """-E_theta(x, sigma) on the heatmap grid (2D energy nets only), rows = y."""
+        from .nets import EnergyNet  # torch.nn at import
+
         model = self.trainer.score_fn()
         if not isinstance(model, EnergyNet) or self.dataset.dim != 2:
             return None

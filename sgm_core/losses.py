@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-import torch
-
 from .config import LossConfig, ModelConfig, NoiseConfig, RunConfig
 from .errors import ConfigError
-from .nets import ScoreNet, make_model
+from .lazy import lazy_module
 from .noise import VESDE, VPSDE, CleanData, DDPMChain, EDMNoise, LinearInterpolant, Process, SigmaLadder, SingleSigma
 from .param import SCORE, DenoiserOutput, EpsOutput, Parameterisation, VelocityOutput
 
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+
 if TYPE_CHECKING:
     from .datasets import Standardizer
+    from .nets import ScoreNet
 
 ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 LossFn = Callable[[ScoreFn, "torch.Tensor", "torch.Generator"], "torch.Tensor"]
@@ -218,6 +219,8 @@ class LossSpec:
     def make_model(self, dim: int, model: ModelConfig, noise: NoiseConfig) -> ScoreNet:
         """The net this loss trains: sigma-conditional or not, its raw output in the loss's own
         parameterisation; called as a score function like every other."""
+        from .nets import make_model  # torch.nn at import: only where a net is built
+
         return make_model(dim, model, self.conditional, self.parameterisation(noise))
 
 

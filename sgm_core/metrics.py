@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-
 from .gmm import GaussianMixture
+from .lazy import lazy_module
 
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+
+ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def _as64(x) -> torch.Tensor:

@@ -14,10 +14,11 @@ import math
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import ACTIVATION_NAMES, ModelConfig
 from .param import SCORE, Parameterisation
 
-ACTIVATIONS = {"silu": nn.SiLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "elu": nn.ELU, "relu": nn.ReLU}
+_MODULES = {"silu": nn.SiLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "elu": nn.ELU, "relu": nn.ReLU}
+ACTIVATIONS = {name: _MODULES[name] for name in ACTIVATION_NAMES}  # config checks the names without torch
 
 
 def append_dims(v: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:

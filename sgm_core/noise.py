@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import torch
-
 from .config import NoiseConfig
 from .errors import ConfigError
+from .lazy import lazy_module
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
 ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-import torch
-
+from .lazy import lazy_module
 from .noise import Process, _column
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
 
 class Parameterisation(Protocol):

@@ -611,3 +611,137 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
     return render_model(run, out, SamplerConfig(name=name, steps=steps or 0), frames=frames, fps=fps, size=size,
                         n=n, seed=seed, orbit=orbit, field=field, trails=trails, style=style, progress=progress,
                         should_cancel=should_cancel)
+
+
+# --------------------------------------------------------------------------- the window's export, as a task
+
+
+def packed_snapshot(engine) -> bytes | None:
+    """In the engine's host: `snapshot_engine` as bytes, so the GUI can hand the frozen network to
+    an export host without unpickling it (that would import torch in the GUI process)."""
+    import cloudpickle
+
+    snap = snapshot_engine(engine)
+    return None if snap is None else cloudpickle.dumps(snap)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """One animation of a packed ModelSnapshot (File ▸ Export ▸ Animation): `render_model`'s arguments."""
+
+    snapshot: bytes  # packed_snapshot(engine)
+    out: str
+    sampler: object  # SamplerConfig
+    frames: int = 60
+    fps: float = 20
+    size: tuple[int, int] = (512, 512)
+    n: int = 2000
+    seed: int = 0
+    bounds: tuple[tuple[float, float], ...] | None = None
+    camera_angles: tuple[float, float] | None = None
+    field: bool = True
+    trails: bool = True
+    data: bool = True
+
+
+def run_export(request: ExportRequest, progress: Callable[[int, int], None] | None = None,
+               should_cancel: Callable[[], bool] | None = None) -> Path:
+    """Render one ExportRequest on one torch thread (the other core stays the GUI's and the engine's)."""
+    import pickle
+
+    import torch
+
+    torch.set_num_threads(1)
+    snap = pickle.loads(request.snapshot)
+    r = request
+    return render_model(snap, r.out, r.sampler, frames=r.frames, fps=r.fps, size=r.size, n=r.n, seed=r.seed,
+                        bounds=r.bounds, camera_angles=r.camera_angles, field=r.field, trails=r.trails, data=r.data,
+                        note=f"  (trained {snap.step:,} steps)", progress=progress, should_cancel=should_cancel)
+
+
+@dataclass(frozen=True)
+class StartExport:
+    request: ExportRequest
+
+
+@dataclass(frozen=True)
+class CancelExport:
+    """Stop after the current frame; no file is written and an existing one stays intact."""
+
+
+@dataclass(frozen=True)
+class ExportProgress:
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ExportFinished:
+    path: str
+
+
+@dataclass(frozen=True)
+class ExportFailed:
+    message: str
+
+
+@dataclass(frozen=True)
+class ExportCancelled:
+    pass
+
+
+class ExportTask:
+    """The export as a task a process host runs (sgm_core.engine_process, task "export"): it renders
+    in a thread of its own there, so a CancelExport is read while frames are drawn."""
+
+    max_fps = 0.0  # SetMaxFps has nothing to pace here
+
+    def __init__(self, emit: Callable[[object], None], stopping: Callable[[], bool] = lambda: False) -> None:
+        import threading
+
+        self.emit = emit
+        self.stopping = stopping
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def handle(self, commands: list[object]) -> None:
+        import threading
+
+        for command in commands:
+            if isinstance(command, CancelExport):
+                self._cancel.set()
+            elif isinstance(command, StartExport) and self._thread is None:
+                self._thread = threading.Thread(target=self._render, args=(command.request,), name="export")
+                self._thread.start()
+
+    def _render(self, request: ExportRequest) -> None:
+        import traceback
+
+        cancelled = lambda: self._cancel.is_set() or self.stopping()  # noqa: E731
+        try:
+            path = run_export(request, lambda done, total: self.emit(ExportProgress(done, total)), cancelled)
+        except RenderCancelled:
+            self.emit(ExportCancelled())
+        except SGMError as exc:
+            self.emit(ExportFailed(str(exc)))
+        except Exception as exc:  # noqa: BLE001 - the GUI waits on one of the three answers
+            traceback.print_exception(exc)
+            self.emit(ExportFailed(f"unexpected error while exporting ({type(exc).__name__}: {exc}); "
+                                   "no file was written"))
+        else:
+            self.emit(ExportFinished(str(path)))
+
+    def work(self) -> bool:
+        return False
+
+    def idle_timeout(self) -> float:
+        return 0.25
+
+    def on_error(self, exc: Exception) -> None:
+        self.emit(ExportFailed(f"unexpected error while exporting ({type(exc).__name__}: {exc})"))
+
+    def close(self) -> None:
+        """The host ends: cancel and wait for the current frame (the writer then removes its temp file)."""
+        self._cancel.set()
+        if self._thread is not None:
+            self._thread.join()

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-import torch
-
 from .config import NoiseConfig, SamplerConfig
 from .errors import ConfigError
+from .lazy import lazy_module
 from .losses import loss_spec
 from .noise import Process, SigmaLadder, karras_noise_levels
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
 ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 INIT_BOX = 3.0  # Langevin starts uniform in [-3, 3]^D: the standardised data live well inside

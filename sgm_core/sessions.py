@@ -21,16 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from safetensors.torch import save as save_safetensors
 
 from .config import RunConfig, SamplerConfig, check_format, finite_number, parse_json, sampler_config_from_json, whole_number
 from .datasets import Standardizer
 from .errors import ConfigError, DataError, SessionError, SGMError
 from .io import atomic_write, load_npy
+from .lazy import lazy_module
 from .limits import MAX_JSON_BYTES, MAX_LOSS_HISTORY, MAX_SESSION_BYTES, MAX_STEPS
 from .losses import loss_spec
 from .stored import fit_state, one_line, read_points, read_tensors, require_finite, standardizer_for
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+safetensors_torch = lazy_module("safetensors.torch")  # imports torch
 
 SESSION_FORMAT = "score-field-playground-session"
 SESSION_VERSION = 1
@@ -90,9 +92,9 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
         members["particles.npy"] = _npy_bytes(np.asarray(state.particles, np.float32))
     if state.model is not None:
         tensors = _cpu_tensors(state.model, "model.") | _cpu_tensors(state.ema or state.model, "ema.")
-        members["model.safetensors"] = save_safetensors(tensors)
+        members["model.safetensors"] = safetensors_torch.save(tensors)
     if state.resume:
-        members["resume.safetensors"] = save_safetensors(_cpu_tensors(state.resume))
+        members["resume.safetensors"] = safetensors_torch.save(_cpu_tensors(state.resume))
 
     def write(f) -> None:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:

@@ -17,14 +17,16 @@ from dataclasses import astuple, dataclass, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .config import NoiseConfig, SamplerConfig
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError
 from .io import atomic_write
+from .lazy import lazy_module
 from .noise import Process
 from .samplers import SAMPLER_SPECS, ScoreFn, log_density_of, make_sampler, run_sampler
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
 if TYPE_CHECKING:
     from .api import Run

@@ -12,16 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from torch import nn
 
 from .config import MAX_DATA_DIM
 from .datasets import Standardizer, validate_points
 from .errors import DataError, SessionError, SGMError
 from .io import load_npy
+from .lazy import lazy_module
 from .limits import MAX_JSON_BYTES, MAX_POINTS
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+safetensors_torch = lazy_module("safetensors.torch")  # imports torch
 
 
 def one_line(exc: BaseException) -> str:
@@ -41,7 +42,7 @@ def read_tensors(blob: bytes, what: str) -> dict[str, torch.Tensor]:
         raise SessionError(f"{what} is truncated or not a safetensors file (its header claims {n_header:,} bytes "
                            f"of {len(blob):,})")
     try:
-        return load_safetensors(blob)
+        return safetensors_torch.load(blob)
     except (SafetensorError, ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as exc:
         raise SessionError(f"{what} is damaged or not a safetensors file ({one_line(exc)})") from exc
 
@@ -54,7 +55,7 @@ def require_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
             raise SessionError(f"{what} contain NaN/Inf (in {name}); they cannot be used to sample or to train on")
 
 
-def fit_state(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+def fit_state(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     """Check that `state` has exactly the model's layers, shapes and float values, so loading it
     cannot fail; the first difference is named in one sentence."""
     expected = model.state_dict()

@@ -11,15 +11,20 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .config import RunConfig, fresh_model_reason
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, TrainingDiverged
+from .lazy import lazy_module, no_grad
 from .losses import bound_process, loss_spec, make_loss
-from .nets import ScoreNet
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+
+if TYPE_CHECKING:
+    from .nets import ScoreNet
 
 
 def resolve_device(name: str) -> torch.device:
@@ -176,7 +181,7 @@ class Trainer:
             self.mark_good()
         return records
 
-    @torch.no_grad()
+    @no_grad
     def _clip_gradients(self, max_norm: float) -> None:
         """Scale the gradients to a global norm of at most max_norm: what clip_grad_norm_ does,
         in three foreach kernels without its per-call grouping (half its ~60 us per step)."""
@@ -186,7 +191,7 @@ class Trainer:
         total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
 
-    @torch.no_grad()
+    @no_grad
     def _update_ema(self) -> None:
         decay = self.config.train.ema
         if decay <= 0:

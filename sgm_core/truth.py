@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-
 from .datasets import Dataset, Standardizer
+from .lazy import lazy_module
 from .noise import VESDE, VPSDE, Process, _column
 from .param import Parameterisation
+
+torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
 ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 EMPIRICAL_SIGMA_FLOOR = 1e-3  # the empirical score at sigma -> 0 is a sum of deltas: floor it

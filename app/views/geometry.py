@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from sgm_core.geometry import in_plane_axes, project_field  # noqa: F401 - the engine projects too
+
 _TINY = 1e-12  # a vector shorter than this has no direction: its arrow collapses to a point
 HEAD_ANGLE = math.radians(25.0)  # half-opening of an arrow head
 
@@ -150,24 +152,6 @@ def splat_counts(xy: np.ndarray, bounds: tuple[tuple[float, float], tuple[float,
     keep = (i >= 0) & (i < w) & (j >= 0) & (j < h)  # NaN compares False: dropped too
     flat = i[keep].astype(np.intp) * h + j[keep].astype(np.intp)
     return np.bincount(flat, minlength=w * h).astype(np.float32).reshape(w, h)
-
-
-def in_plane_axes(axis: int) -> tuple[int, int]:
-    """The two coordinate axes spanning the plane normal to `axis`, in increasing order
-    (x-normal: (y, z), y-normal: (x, z), z-normal: (x, y))."""
-    if axis not in (0, 1, 2):
-        raise ValueError(f"slice axis must be 0, 1 or 2, got {axis!r}")
-    a, b = (i for i in range(3) if i != axis)
-    return a, b
-
-
-def project_field(positions: np.ndarray, vectors: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """A 3D field sampled on the plane x[axis] = c as a 2D field: the in-plane coordinates and
-    the in-plane components (the normal component is dropped: it points out of the picture)."""
-    a, b = in_plane_axes(axis)
-    p = np.asarray(positions, dtype=np.float32).reshape(-1, 3)
-    v = np.asarray(vectors, dtype=np.float32).reshape(-1, 3)
-    return np.ascontiguousarray(p[:, [a, b]]), np.ascontiguousarray(v[:, [a, b]])
 
 
 def slab(points: np.ndarray, axis: int, value: float, half_width: float) -> np.ndarray:
