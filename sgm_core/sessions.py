@@ -63,6 +63,11 @@ class SessionState:
     elapsed: float = 0.0  # wall-clock seconds the model trained (sgm_core.progress.RunClock); 0 in older files
 
 
+def save_safetensors(tensors: dict[str, torch.Tensor]) -> bytes:
+    """safetensors' bytes of `tensors` (its torch module is imported here, not with this module)."""
+    return safetensors_torch.save(tensors)
+
+
 def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.asarray(a), allow_pickle=False)
@@ -92,9 +97,9 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
         members["particles.npy"] = _npy_bytes(np.asarray(state.particles, np.float32))
     if state.model is not None:
         tensors = _cpu_tensors(state.model, "model.") | _cpu_tensors(state.ema or state.model, "ema.")
-        members["model.safetensors"] = safetensors_torch.save(tensors)
+        members["model.safetensors"] = save_safetensors(tensors)
     if state.resume:
-        members["resume.safetensors"] = safetensors_torch.save(_cpu_tensors(state.resume))
+        members["resume.safetensors"] = save_safetensors(_cpu_tensors(state.resume))
 
     def write(f) -> None:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:

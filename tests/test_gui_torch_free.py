@@ -1,6 +1,6 @@
 """The GUI process never imports torch (issue 12): with the engine in its own process (the app's
 default, SGM_ENGINE=process), a fresh interpreter builds the real window, loads a preset, trains
-and draws frames from the child, runs a compare window, exports a GIF and saves and reopens a
+and draws frames from the child, runs a compare window, exports a GIF (and cancels a long one) and saves and reopens a
 session, and torch is still not in its `sys.modules`. A regression names its culprit: an import
 hook records the stack of the first `import torch`."""
 
@@ -28,7 +28,8 @@ FIRST = []  # the stack of the first torch import, if any
 class TorchWatch(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] == "torch" and not FIRST:
-            FIRST.append("".join(traceback.format_stack()[:-1]))
+            stack = [f for f in traceback.extract_stack()[:-1] if not f.filename.startswith("<frozen")]
+            FIRST.append("".join(traceback.format_list(stack)))
         return None
 
 
@@ -92,6 +93,15 @@ w.exporter.export_failed.connect(lambda m: done.append("failed: " + m))
 w.exporter.start_animation(ExportOptions(path=gif, frames=4, size=(64, 48), n_particles=100))
 wait(lambda: done and not w.exporter.busy, what="the export")
 report["export"] = done[0]
+long_gif, ended = out / "long.gif", []  # a long export, cancelled: its process leaves no file
+w.exporter.export_cancelled.connect(lambda: ended.append("cancelled"))
+w.exporter.start_animation(ExportOptions(path=long_gif, frames=400, size=(128, 128), sampler="langevin",
+                                         n_particles=300))
+wait(lambda: w.exporter.progress is not None and w.exporter.progress.value() >= 1, what="the long export")
+w.exporter.cancel()
+wait(lambda: not w.exporter.busy, what="the cancel")
+report["cancelled"] = ended
+report["files_after_cancel"] = sorted(p.name for p in out.iterdir())
 
 saved, opened = [], []
 w.files.saved.connect(saved.append)
@@ -129,4 +139,5 @@ def test_the_gui_process_never_imports_torch(tmp_path):
         assert im.n_frames == 4 and im.size == (64, 48)
         pixels = np.asarray(im.convert("RGB"))
     assert pixels.std() > 0  # drawn, not a blank frame
+    assert report["cancelled"] == ["cancelled"] and report["files_after_cancel"] == ["anim.gif"]  # no temp file
     assert report["reopened_step"] == report["step"] and Path(report["session"]).is_file()
