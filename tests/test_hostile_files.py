@@ -338,6 +338,7 @@ def test_the_nastiest_refusals_fit_in_2_gib_and_seconds(good, tmp_path):
     child = textwrap.dedent(f"""
         import json, resource, signal, sys, time
         resource.setrlimit(resource.RLIMIT_AS, ({ADDRESS_SPACE}, {ADDRESS_SPACE}))
+        import torch  # the core imports it on first use; here before the cases, not inside one's alarm
         from sgm_core.checkpoint import load_run
         from sgm_core.cli import main
         from sgm_core.errors import SGMError
