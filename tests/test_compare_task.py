@@ -1,0 +1,85 @@
+"""The compare runs' Qt-free task (`sgm_core.compare.CompareTask`), driven directly with its typed
+commands as both hosts (a child process, a thread) drive it: no thread, no process, no window."""
+
+from __future__ import annotations
+
+import pickle
+import time
+
+import cloudpickle
+import numpy as np
+import pytest
+
+from sgm_core import compare as core
+from sgm_core.config import LossConfig, ModelConfig, RunConfig, SamplerConfig, TrainConfig
+from sgm_core.datasets import make_preset
+
+SMALL = RunConfig(model=ModelConfig(width=32, depth=2), loss=LossConfig(name="ncsn"),
+                  train=TrainConfig(batch=128, steps=40))
+DEADLINE_S = 60.0  # a loaded 2-core box; the loop below takes about a second alone
+
+
+def run_until(task: core.CompareTask, events: list, done, acknowledge: bool = True) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not done():
+        assert time.monotonic() < deadline, f"no end; events so far: {[type(e).__name__ for e in events]}"
+        task.work()
+        if acknowledge and not task.drawn:
+            task.handle([core.FrameDrawn()])  # the GUI drew the list
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_preset("8gaussians", n_points=500)
+
+
+def test_two_losses_train_equal_steps_then_sample_from_one_start(data):
+    events: list = []
+    task = core.CompareTask(events.append, max_fps=1000.0)
+    entries = tuple(core.CompareEntry(name, RunConfig(model=SMALL.model, loss=LossConfig(name=name),
+                                                      train=SMALL.train), SamplerConfig(name="annealed", steps=5))
+                    for name in ("dsm", "ncsn"))
+    spec = core.CompareSpec(data, "losses", entries, n_particles=64, train_steps=40)
+    task.handle([core.Setup(spec), core.Run()])
+    run_until(task, events, lambda: any(isinstance(e, core.PhaseChanged) and e.phase == "done" for e in events))
+    task.work()  # the final list
+    phases = [e.phase for e in events if isinstance(e, core.PhaseChanged)]
+    assert phases == ["training", "sampling", "done"]
+    last = [e for e in events if isinstance(e, core.CompareFrames)][-1].frames
+    assert [f.label for f in last] == ["dsm", "ncsn"] and all(f.frame.step == 40 for f in last)
+    assert all(f.frame.sampler_done and np.isfinite(f.sw_ratio) for f in last)
+    assert np.array_equal(last[0].initial_particles, last[1].initial_particles)  # equal draws, equal priors
+    assert not any(isinstance(e, core.CompareFailed) for e in events)
+
+
+def test_no_second_frame_list_before_the_gui_drew_the_first(data):
+    events: list = []
+    task = core.CompareTask(events.append, max_fps=1000.0)
+    entry = core.CompareEntry("ncsn", SMALL, SamplerConfig(name="annealed", steps=5))
+    task.handle([core.Setup(core.CompareSpec(data, "losses", (entry, entry), n_particles=32, train_steps=10_000)),
+                 core.Run()])
+    for _ in range(30):
+        task.work()
+    assert sum(isinstance(e, core.CompareFrames) for e in events) == 1 and not task.drawn
+    task.handle([core.FrameDrawn()])
+    deadline = time.monotonic() + DEADLINE_S
+    while sum(isinstance(e, core.CompareFrames) for e in events) < 2:
+        assert time.monotonic() < deadline
+        task.work()
+
+
+def test_bad_commands_answer_one_sentence_and_everything_crosses_a_process_boundary(data):
+    events: list = []
+    task = core.CompareTask(events.append)
+    task.handle([core.Setup(core.CompareSpec(data, "losses", (), train_steps=10)), core.SetViewAxis(5)])
+    task.handle([object()])
+    messages = [e.message for e in events if isinstance(e, core.CompareFailed)]
+    assert messages == ["nothing to compare: tick at least one entry", "view axis must be 0, 1 or 2, got 5",
+                        "unknown compare command object"]
+    entry = core.CompareEntry("ncsn", SMALL, SamplerConfig(name="annealed"))
+    setup = core.Setup(core.CompareSpec(data, "samplers", (entry,)))
+    back = pickle.loads(cloudpickle.dumps(setup))  # as ProcessHost sends and the child reads
+    assert back.spec.entries == setup.spec.entries and np.array_equal(back.spec.dataset.points, data.points)
+    for message in (core.SetBounds(((-1.0, 1.0),) * 2), core.FrameDrawn(), core.PhaseChanged("done"),
+                    core.CompareFailed("x")):
+        assert pickle.loads(cloudpickle.dumps(message)) == message
