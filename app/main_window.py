@@ -53,7 +53,7 @@ from .panels.explain_panel import ExplainPanel
 from .panels.metrics_panel import MetricsPanel
 from .panels.sampler_panel import SamplerPanel
 from .panels.train_panel import TrainPanel
-from .panels.view_panel import ViewPanel
+from .panels.view_panel import ViewPanel, field_shows
 from .progress import ProgressStatus, sampler_step_text
 from .session import DataState, ParticleOptions, Session, ViewOptions
 from .session_io import SESSION_SUFFIX, SessionFiles
@@ -210,6 +210,7 @@ class MainWindow(QMainWindow):
         s = self.session
         s.data_changed.connect(self._on_data_changed)
         s.config_changed.connect(self._on_config_changed)
+        s.config_changed.connect(self._update_legend_names)
         s.view_changed.connect(self._on_view_changed)
         s.frame_arrived.connect(self._draw_frame)
         s.error_reported.connect(self.show_error)
@@ -242,6 +243,7 @@ class MainWindow(QMainWindow):
         self.resize(1440, 900)
         self._restore_window_settings()
         self._on_view_changed()
+        self._update_legend_names()
         self._on_state_changed(self.worker_state)
         self._update_title()
         self.actions_["tool_pan"].setChecked(True)
@@ -761,6 +763,14 @@ class MainWindow(QMainWindow):
             layers.update(field=False, true_field=False, particles=False, trails=False, heatmap="off")
         self.plot.set_layers(**layers)
         self.mode3d.set_layers(layers)
+
+    def _update_legend_names(self) -> None:
+        """The legend names what is drawn: the net's output as the View panel does, and the sampler."""
+        s = self.session
+        follows = "the true score" if s.particles.reference_score else s.sampler_config.name
+        names = (field_shows(s.run_config), f"Particles ({follows})")
+        self.plot.set_legend_names(*names)
+        self.mode3d.set_legend_names(*names)
 
     def _update_noisy_data(self) -> None:
         """q_σ on the canvas: the data plus σ·noise at the field's σ, in data units (σ times the
