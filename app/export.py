@@ -71,6 +71,8 @@ class ExportOptions:
     field: bool = True  # 2D: the score field at the sampler's current σ
     trails: bool = True
     data: bool = True
+    axes: bool = True  # 2D: ticks in data units beside the plot
+    legend: bool = True  # a legend below the plot: the field, the particles, the data
     seed: int = 0  # seeds the particles' prior draw and the sampler noise
 
 
@@ -126,6 +128,7 @@ class ExportJob(QObject):
             path = render_model(snap, o.path, self.sampler, frames=o.frames, fps=o.fps, size=o.size,
                                 n=o.n_particles, seed=o.seed, bounds=self.view_bounds,
                                 camera_angles=self.camera_angles, field=o.field, trails=o.trails, data=o.data,
+                                axes=o.axes, legend=o.legend,
                                 note=f"  (trained {snap.step:,} steps)", progress=self.progressed.emit,
                                 should_cancel=self._cancel.is_set)
         except RenderCancelled:
@@ -192,6 +195,18 @@ class ExportDialog(QDialog):
         for box in (self.field_check, self.trails_check, self.data_check):
             layers.addWidget(box)
         form.addRow("Include", layers)
+        self.axes_check = QCheckBox("Axes")
+        self.axes_check.setToolTip("Ticks in data units left of and below the plot (2D), outside the field")
+        self.axes_check.setChecked(defaults.axes and dim == 2)
+        self.axes_check.setEnabled(dim == 2)
+        self.legend_check = QCheckBox("Legend")
+        self.legend_check.setToolTip("A legend below the plot: the field's colours, the particles, the data")
+        self.legend_check.setChecked(defaults.legend)
+        figure = QHBoxLayout()
+        for box in (self.axes_check, self.legend_check):
+            figure.addWidget(box)
+        figure.addStretch(1)
+        form.addRow("Figure", figure)
         path_row = QHBoxLayout()
         self.path_edit = QLineEdit(str(defaults.path))
         self.path_edit.setToolTip("Output file (.gif or .mp4); written only when the export completes")
@@ -240,7 +255,8 @@ class ExportDialog(QDialog):
             fps=self.fps_box.value(), size=(self.width_box.value(), self.height_box.value()),
             sampler=self.sampler_combo.currentData(), n_particles=self.particles_box.value(),
             field=self.field_check.isChecked() and self.field_check.isEnabled(),
-            trails=self.trails_check.isChecked(), data=self.data_check.isChecked())
+            trails=self.trails_check.isChecked(), data=self.data_check.isChecked(),
+            axes=self.axes_check.isChecked() and self.axes_check.isEnabled(), legend=self.legend_check.isChecked())
 
     def problem(self) -> str | None:
         """Why the settings cannot be exported (shown in the dialog), or None."""

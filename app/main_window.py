@@ -44,6 +44,7 @@ from sgm_core.noise import sigma_max_from_data
 from .compare_window import close_compare_windows, find_menu, install_compare_menu
 from .engine_link import make_engine
 from .export import Exporter
+from .figure_export import install_figure_export
 from .help import HelpMenu
 from .layout_check import layout_problems
 from .lessons_ui import install_lessons
@@ -256,6 +257,7 @@ class MainWindow(QMainWindow):
         self.lessons = install_lessons(self)  # Lessons menu + lesson bar (app/lessons_ui.py)
         install_compare_menu(self)  # Tools ▸ Compare losses / samplers (app/compare_window.py)
         install_steps_menu(self)  # Tools ▸ Steps vs quality (app/steps_window.py)
+        self.figures = install_figure_export(self)  # File ▸ Export figure… (app/figure_export.py)
         self.help = HelpMenu(self, lambda: self.status_labels["device"].text(), self.open_file,
                              find_menu(self.menuBar(), "&File"))  # Help menu, File ▸ Examples (app/help.py)
         if data:

@@ -150,6 +150,7 @@ class Plot2D(pg.PlotWidget):
         self.splat_above = SPLAT_ABOVE  # more particles than this are drawn as a density image
         self._particles_xy = np.zeros((0, 2), np.float32)
         self._has_trails = False
+        self._trails = None
         self._splatting = False
 
         pi = self.getPlotItem()
@@ -464,6 +465,7 @@ class Plot2D(pg.PlotWidget):
 
     def _draw_trails(self, trails: np.ndarray | None) -> None:
         self._has_trails = trails is not None and len(trails) >= 2
+        self._trails = trails if self._has_trails else None
         if not self._has_trails:
             self._trail_item.setData(x=np.zeros(0), y=np.zeros(0))
             return
@@ -527,6 +529,60 @@ class Plot2D(pg.PlotWidget):
         self._heat_item.setVisible(True)
         self._heat_levels = (float(levels[0]), float(levels[1]))
         self._update_legend()
+
+    # -- figures ----------------------------------------------------------------------------
+    def figure_copy(self, width: int, height: int) -> Plot2D:
+        """A new, unshown Plot2D of `width` x `height` pixels drawing what this one draws now
+        (data, field, heatmap, particles, trails, q_σ, legend) over the same region: the view is
+        widened to the new aspect about the same centre. For figure export at a chosen size; the
+        caller deletes it."""
+        fig = Plot2D()
+        fig.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
+        fig.resize(int(width), int(height))
+        fig.show()  # laid out (axes, legend) but never on screen
+        fig.set_points(self._points)
+        fig._layers = dict(self._layers)
+        fig._heatmap_mode = self._heatmap_mode
+        fig._normalized = self._normalized
+        fig._shows, fig._particles_name, fig._legend_on = self._shows, self._particles_name, self._legend_on
+        fig._field, fig._true_field = self._field, self._true_field
+        fig._heat, fig._heat_bounds = dict(self._heat), self._heat_bounds
+        fig.splat_above = self.splat_above
+        (x0, x1), (y0, y1) = self.field_bounds()
+        fig._vb.setRange(QRectF(QPointF(x0, y0), QPointF(x1, y1)), padding=0)
+        fig._draw_fields()
+        fig._draw_heatmap()
+        fig._draw_particles(self._particles_xy)
+        fig._draw_trails(self._trails)
+        if self._noisy_item.isVisible():
+            fig._noisy_item.set_positions(np.column_stack([self._noisy_item.data["x"], self._noisy_item.data["y"]]))
+            fig._noisy_item.setVisible(True)
+        fig._apply_layers()
+        return fig
+
+    def clip_to_view(self) -> None:
+        """Drop what lies outside the visible rectangle: points, particles, q_σ, whole arrows and
+        whole trails. A raster grab clips by itself; a vector painter (QSvgGenerator) does not
+        honour the ViewBox's clip, so a figure copy is clipped before it is painted as SVG."""
+        r = self._vb.viewRect()
+        (x0, x1), (y0, y1) = (r.left(), r.right()), (r.top(), r.bottom())
+
+        def inside(xy: np.ndarray) -> np.ndarray:
+            return (xy[..., 0] >= x0) & (xy[..., 0] <= x1) & (xy[..., 1] >= y0) & (xy[..., 1] <= y1)
+
+        for item in (self._data_item, self._particle_item, self._noisy_item):
+            if len(item.data):
+                xy = np.column_stack([item.data["x"], item.data["y"]]).astype(np.float32)
+                item.set_positions(xy[inside(xy)])
+        for item in (*self._field_items, self._true_item):
+            x, y = item.getData()
+            if x is not None and len(x):
+                pairs = np.column_stack([x, y]).reshape(-1, 2, 2)
+                keep = pairs[inside(pairs).all(axis=1)].reshape(-1, 2)
+                item.setData(x=keep[:, 0], y=keep[:, 1], connect="pairs")
+        if self._trails is not None:
+            t = np.asarray(self._trails)[:, :, :2]
+            self._draw_trails(t[:, inside(t).all(axis=0)] if inside(t).all(axis=0).any() else None)
 
     # -- view -------------------------------------------------------------------------------
     def field_bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
