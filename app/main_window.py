@@ -55,7 +55,7 @@ from .panels.metrics_panel import MetricsPanel
 from .panels.sampler_panel import SamplerPanel
 from .panels.train_panel import TrainPanel
 from .panels.view_panel import ViewPanel, field_shows
-from .progress import ProgressStatus, sampler_step_text
+from .progress import MessageRoom, ProgressStatus, sampler_step_text
 from .session import DataState, ParticleOptions, Session, ViewOptions
 from .session_io import SESSION_SUFFIX, SessionFiles
 from .steps_window import install_steps_menu
@@ -414,6 +414,9 @@ class MainWindow(QMainWindow):
             self.status_labels[key] = label
         labels = self.status_labels
         self.progress = ProgressStatus(bar, labels["step"], labels["elapsed"], labels["eta"])  # app/progress.py
+        # a passing message pushes the least needed labels aside instead of being cut by them
+        self.message_room = MessageRoom(bar, [*labels.values(), self.progress.bar],
+                                        [labels[k] for k in ("fps", "particles", "rate", "device", "sampler")])
         self._set_device(device or "…")
 
     # ------------------------------------------------------------------ settings
