@@ -710,7 +710,7 @@ def open_compare(window, mode: str, checked: tuple[str, ...] | None = None) -> C
     if mode == "samplers":
         from sgm_core.render import snapshot_engine
 
-        from .session_io import EngineTasks
+        from .engine_tasks import EngineTasks
 
         tasks = EngineTasks(window.worker)
 

@@ -45,10 +45,11 @@ from sgm_core.render import ModelSnapshot, RenderCancelled, render_model, snapsh
 from sgm_core.samplers import SAMPLERS
 from sgm_core.video import MAX_SIDE, check_video_request, save_png
 
+from .engine_tasks import EngineTasks
 from .panels import int_box
 from .queued_worker import track_thread
 from .session import MAX_PARTICLES
-from .session_io import EngineTasks, with_suffix
+from .session_io import with_suffix
 
 if TYPE_CHECKING:
     from .main_window import MainWindow

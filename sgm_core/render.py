@@ -832,7 +832,8 @@ def render_model(run, out: str | os.PathLike, sampler, *, frames: int = 60, fps:
 def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: int = 60, fps: float = 20,
                size: tuple[int, int] = (512, 512), sampler: str | None = None, n: int = 2000, seed: int = 0,
                steps: int | None = None, orbit: bool = True, field: bool = True, trails: bool = True,
-               style: FrameStyle = FrameStyle(), axes: bool = True, legend: bool = True, progress: Callable[[int, int], None] | None = None,
+               style: FrameStyle = FrameStyle(), axes: bool = True, legend: bool = True,
+               progress: Callable[[int, int], None] | None = None,
                should_cancel: Callable[[], bool] | None = None) -> Path:
     """Animate a saved run's sampler into `out` (.gif or .mp4) with `render_model`: the run's data
     in grey, `n` particles seeded by `seed`, their trails, and in 2D the model's score field at the

@@ -324,8 +324,9 @@ def test_training_shows_an_eta_and_stop_then_sample_again_keeps_the_header_true(
 
 
 def test_samplers_can_use_the_main_windows_trained_model(qtbot):
-    from app.compare_window import open_compare
     from gui_helpers import frame, open_window
+
+    from app.compare_window import open_compare
 
     main = open_window(qtbot)
     main.session.set_run_config(small_config(steps=120, loss="ve-sde"))

@@ -8,14 +8,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from gui_helpers import open_window, wait
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QApplication
+from test_plot2d import _bump, field_grid, grab_rgb, make_frame, particle_mask
 
 from app.views import colors
 from app.views.legend import HEATMAP_LABELS, legend_entries
 from app.views.plot2d import Plot2D
-from gui_helpers import open_window, wait
-from test_plot2d import _bump, field_grid, grab_rgb, make_frame, particle_mask
 
 NEAR = 40  # max channel distance (0-255) for "this pixel is that colour": antialiased edges blend
 
