@@ -12,13 +12,16 @@ SGM_ENGINE=thread); this window draws the frame lists it receives and ends that 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGridLayout,
@@ -38,14 +41,16 @@ from sgm_core.datasets import Dataset
 from sgm_core.errors import DataError
 from sgm_core.live import default_bounds
 from sgm_core.losses import LOSSES
+from sgm_core.progress import RunClock
 from sgm_core.samplers import SAMPLERS
 
 from .compare_worker import CompareEntry, CompareFrame, CompareSpec, make_compare_worker
 from .panels import int_box
+from .progress import fmt_seconds
 from .views import colors
 from .views.geometry import in_plane_axes
 from .views.loss_view import ema
-from .views.plot2d import Plot2D, style_plot
+from .views.plot2d import Plot2D, cache_axes, style_plot
 
 DEFAULT_LOSSES = ("sm", "ssm", "dsm", "ncsn")
 DEFAULT_SAMPLERS = ("langevin", "annealed", "sde", "ode", "heun")  # one of each family; at most 5 fit the grid
@@ -68,6 +73,8 @@ ENTRY_COLORS = ((31, 119, 180), (44, 160, 44), (148, 103, 189), (214, 39, 40), (
                 (140, 86, 75), (227, 119, 194), (127, 127, 127))
 GRID_SHAPES = {1: (1, 1), 2: (1, 2), 3: (1, 3), 4: (2, 2), 5: (2, 3)}
 VIEW_AXES = (("z (x–y plane)", 2), ("y (x–z plane)", 1), ("x (y–z plane)", 0))  # 3D: what the plots look along
+AXIS_NAMES = "xyz"
+SAMPLING_UNITS = 1000  # the sampling phase's progress, in these units, for its ETA (RunClock counts steps)
 
 
 def _positive(text: str) -> float | None:
@@ -81,6 +88,16 @@ def _positive(text: str) -> float | None:
 
 def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+@dataclass(frozen=True)
+class MainModel:
+    """The main window's trained model, as a comparison may ask for it: how many steps it trained,
+    and `fetch(on_done, on_fail)`, which snapshots its EMA weights in the engine (a ModelSnapshot,
+    or None when there is no model) and calls back in the GUI thread."""
+
+    steps: int
+    fetch: Callable[[Callable[[object], None], Callable[[str], None]], None]
 
 
 class EscapeCloses:
@@ -100,7 +117,8 @@ class CompareWindow(EscapeCloses, QWidget):
 
     def __init__(self, mode: str, dataset: Dataset, points: np.ndarray, config: RunConfig, data_name: str = "data",
                  checked: tuple[str, ...] | None = None, n_particles: int = DEFAULT_PARTICLES,
-                 train_steps: int = DEFAULT_STEPS, parent: QWidget | None = None) -> None:
+                 train_steps: int = DEFAULT_STEPS, main_model: MainModel | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         if mode not in LIMITS:
             raise ValueError(f"mode must be 'losses', 'noise' or 'samplers', not {mode!r}")
@@ -117,6 +135,12 @@ class CompareWindow(EscapeCloses, QWidget):
         self._labels: list[str] = []
         self._built: tuple | None = None
         self._problem = ""  # why Start cannot go (the selection), shown in the hint
+        self._running = False  # Start pressed and neither Stop nor the end since
+        self._clock = RunClock()  # wall clock of the phase under way, for its ETA
+        self._clock_phase = ""
+        self.main_model = main_model if mode == "samplers" else None
+        self._main_snapshot = None  # the main window's model, once fetched for a run
+        self._fetching = False
         self.setWindowTitle(f"Compare {mode} — {data_name} — Score Field Playground")
 
         # -- header --
@@ -134,6 +158,10 @@ class CompareWindow(EscapeCloses, QWidget):
         else:
             sub = (f"{data_name} · one {self._model_loss()} model ({m.kind} net {m.depth}×{m.width}) trained first, then "
                    "every sampler starts from the same draw of the prior")
+        self._own_subtitle = sub
+        self._main_subtitle = (f"{data_name} · the main window's {config.loss.name} model "
+                               f"({m.kind} net {m.depth}×{m.width}), as trained there; every sampler starts from the "
+                               "same draw of the prior")
         self.subtitle = QLabel(sub)
         self.subtitle.setStyleSheet("color: #555;")
         self.subtitle.setWordWrap(True)
@@ -188,6 +216,16 @@ class CompareWindow(EscapeCloses, QWidget):
         self.axis_combo.currentIndexChanged.connect(self._on_axis_changed)
         if self.points.shape[1] == 3:
             form.addRow("Look along", self.axis_combo)
+        self.main_check = QCheckBox("Use the main window's model")
+        self.main_check.setToolTip("Sample with the model trained in the main window (no training here); its "
+                                   "loss sets the noise schedule every sampler follows")
+        if self.main_model is not None:
+            steps = self.main_model.steps
+            self.main_check.setEnabled(steps > 0)
+            self.main_check.setText(f"Use the main window's model ({steps:,} steps)" if steps
+                                    else "Use the main window's model (none trained yet)")
+            self.main_check.toggled.connect(self._on_main_toggled)
+            form.addRow(self.main_check)
         self.start_button = QPushButton("Start")
         self.start_button.setToolTip("Build the engines and run (or resume after Stop)")
         self.start_button.clicked.connect(self.start)
@@ -225,6 +263,14 @@ class CompareWindow(EscapeCloses, QWidget):
         self.grid = QGridLayout(self.grid_widget)
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setSpacing(4)
+        # Compare losses: one small plot per loss, each on its own labelled y axis (the objectives
+        # have unrelated scales and signs: sm/ssm go negative, so no common normalisation is honest)
+        self.loss_row = QWidget()
+        self.loss_row_layout = QHBoxLayout(self.loss_row)
+        self.loss_row_layout.setContentsMargins(0, 0, 0, 0)
+        self.loss_row_layout.setSpacing(4)
+        self.loss_row.hide()
+        self.loss_plots: dict[str, pg.PlotWidget] = {}
         self.curve_plot = pg.PlotWidget(background=colors.BACKGROUND)
         self.curve_plot.setToolTip("Training loss per loss (smoothed), or SW ratio along each sampler's schedule")
         cpi = style_plot(self.curve_plot.getPlotItem())
@@ -235,6 +281,7 @@ class CompareWindow(EscapeCloses, QWidget):
         right = QVBoxLayout()
         right.addWidget(self.grid_widget, 4)
         right.addWidget(self.curve_plot, 1)
+        right.addWidget(self.loss_row, 1)
         body = QHBoxLayout()
         body.addWidget(side_w)
         body.addLayout(right, 1)
@@ -268,8 +315,11 @@ class CompareWindow(EscapeCloses, QWidget):
     def _on_axis_changed(self) -> None:
         self.worker.set_view_axis(self.view_axis)
         shown = self.shown_points()
+        u, v = (AXIS_NAMES[a] for a in in_plane_axes(self.view_axis))
         for plot in self.plots:
             plot.set_points(shown)
+            plot.getPlotItem().setLabel("bottom", u)
+            plot.getPlotItem().setLabel("left", v)
         if self.plots:
             self.plots[0].fit_to(shown)
 
@@ -337,40 +387,86 @@ class CompareWindow(EscapeCloses, QWidget):
                             for text in self.checked()
                             if (value := _positive(text)) is not None and (not whole or value.is_integer()))
         else:
-            model = replace(base, loss=replace(base.loss, name=self._model_loss()))
+            snap = self._main_snapshot if self.uses_main_model else None
+            model = snap.config if snap is not None else replace(base, loss=replace(base.loss, name=self._model_loss()))
             entries = tuple(CompareEntry(name, model, SamplerConfig(name=name)) for name in self.checked())
+            if snap is not None:
+                steps = 0  # the model comes trained: straight to sampling
         worker_mode = "samplers" if self.mode == "samplers" else "losses"  # noise levels train like losses do
         return CompareSpec(self.dataset, worker_mode, entries, int(self.particles_box.value()), steps,
-                           default_bounds(self.points), seed=self.config.train.seed, view_axis=self.view_axis)
+                           default_bounds(self.points), seed=self.config.train.seed, view_axis=self.view_axis,
+                           model=self._main_snapshot if self.mode == "samplers" and self.uses_main_model else None)
 
     # -- run control ------------------------------------------------------------------------
+    def _on_main_toggled(self, on: bool) -> None:
+        self.steps_box.setEnabled(not on)  # nothing is trained here
+        self._main_snapshot = None
+        self.subtitle.setText(self._main_subtitle if on else self._own_subtitle)
+
+    @property
+    def uses_main_model(self) -> bool:
+        return self.main_model is not None and self.main_check.isChecked() and self.main_check.isEnabled()
+
     def start(self) -> None:
         self._on_selection_changed()
-        if self._problem:  # too few or too many ticked, or a value that is not a number
+        if self._problem or self._fetching:  # too few or too many ticked, or a value that is not a number
             return
         labels = self.checked()
-        key = (tuple(labels), self.steps_box.value(), self.particles_box.value())
+        key = (tuple(labels), self.steps_box.value(), self.particles_box.value(), self.uses_main_model)
         if key != self._built or self.phase == "done":
+            if self.uses_main_model and self._main_snapshot is None:
+                self._fetching = True
+                self.status_label.setText("Fetching the main window's model…")
+                self._sync_buttons(running=True)
+                self.main_model.fetch(self._on_main_model, self._on_main_model_failed)
+                return
             spec = self.spec()
             self._build_plots([entry.label for entry in spec.entries])
             self.worker.setup(spec)
             self._built = key
         self.worker.run()
         self.phase = self.phase if self.phase not in ("idle", "done") else "training"
+        self._running = True
         self._sync_buttons(running=True)
+
+    def _on_main_model(self, snapshot) -> None:  # noqa: ANN001 - sgm_core.render.PackedModel or None
+        self._fetching = False
+        if snapshot is None:
+            self._on_main_model_failed("the main window has no trained model")
+            return
+        if snapshot.dim != self.points.shape[1] or len(snapshot.data) != len(self.points) or not np.allclose(
+                snapshot.data, self.points):
+            self._on_main_model_failed("the main window's model was trained on other data than this comparison's")
+            return
+        self._main_snapshot = snapshot
+        self.start()
+
+    def _on_main_model_failed(self, message: str) -> None:
+        self._fetching = False
+        self._sync_buttons(running=False)
+        self._on_failed(message)
+        self.status_label.setText("Press Start")
 
     def stop(self) -> None:
         self.worker.pause()
+        self._running = False
+        self._clock.stop(time.perf_counter(), finished=False)
         self._sync_buttons(running=False)
+        if self.last_frames:
+            self._show_status(self.last_frames)  # the header says it is stopped, at once
 
     def sample_again(self) -> None:
         self.worker.sample_again()
+        self._running = True
+        self._clock.stop(time.perf_counter(), finished=True)  # a new schedule: a new ETA
+        self._clock_phase = ""
+        self.status_label.setText("Sampling again from the same starting particles…")
         self._sync_buttons(running=True)
 
     def _sync_buttons(self, running: bool | None = None) -> None:
         ok = not self._problem
         if running is None:
-            running = self.phase in ("training", "sampling") and self._built is not None
+            running = self.phase in ("training", "sampling") and self._built is not None and self._running
         self.start_button.setEnabled(ok and not running)
         self.stop_button.setEnabled(running)
         self.again_button.setEnabled(self.phase in ("sampling", "done") and not running)
@@ -386,11 +482,16 @@ class CompareWindow(EscapeCloses, QWidget):
             plot.setToolTip(f"{label}: particles (orange) and the learned score field; the views pan and zoom together")
             plot.set_points(self.shown_points())
             plot.set_layers(data=True, field=True, true_field=False, particles=True, trails=False, heatmap="off")
+            plot.set_legend_visible(i == 0)  # one legend says it for all: the plots draw alike
             plot.getPlotItem().setTitle(self._title_html(i, label, ""), size="9pt")
-            # no axes: every frame repaints the whole view, and tick text was ~60% of the paint
-            # (measured, offscreen); the linked views share one scale and the grid stays
-            plot.getPlotItem().hideAxis("left")
-            plot.getPlotItem().hideAxis("bottom")
+            # data units on every plot (the same axes on each, so the linked, aspect-locked views keep
+            # one size and one scale), cached as pixmaps (cache_axes): repainting tick text every
+            # frame was ~60% of the paint, measured offscreen
+            pi = plot.getPlotItem()
+            u, v = (AXIS_NAMES[a] for a in (in_plane_axes(self.view_axis) if self.points.shape[1] == 3 else (0, 1)))
+            pi.setLabel("left", v)
+            pi.setLabel("bottom", u)
+            cache_axes(pi)
             if self.plots:
                 plot.setXLink(self.plots[0])
                 plot.setYLink(self.plots[0])
@@ -440,9 +541,11 @@ class CompareWindow(EscapeCloses, QWidget):
     def _reset_curves(self, kind: str) -> None:
         pi = self.curve_plot.getPlotItem()
         for item in self._curves.values():
-            pi.removeItem(item)
+            if item.getViewBox() is pi.getViewBox():
+                pi.removeItem(item)
         self._curves.clear()
         self._curve_kind = kind
+        self._build_loss_row(kind == "loss" and self.mode == "losses")
         # SW ratios span decades; so do DSM losses across noise levels (they scale like 1/σ²)
         log = kind == "sw" or (kind == "loss" and self.mode == "noise")
         self._log_curves = log
@@ -457,7 +560,7 @@ class CompareWindow(EscapeCloses, QWidget):
         keys = "&nbsp; ".join(f"<span style='color:{_hex(self._color(i))}'><b>{label}</b></span>"
                               for i, label in enumerate(self._labels))
         titles = {
-            "loss": "Training loss, smoothed — each objective has its own scale: compare shapes, not values",
+            "loss": "Training loss, smoothed (log scale: the same objective, its scale grows like 1/σ²)",
             "sw": "SW ratio along each schedule (1 = as close to the data as a second draw of it)",
             "model": "Training loss of the shared model (the samplers start once it is trained)",
         }
@@ -465,10 +568,38 @@ class CompareWindow(EscapeCloses, QWidget):
                     color=colors.FOREGROUND[:3], size="9pt")
         pi.setLabel("bottom", "schedule progress" if kind == "sw" else "step")
 
+    def _build_loss_row(self, on: bool) -> None:
+        """Compare losses: one small loss plot per loss, x linked, each with its own y axis."""
+        for plot in self.loss_plots.values():
+            self.loss_row_layout.removeWidget(plot)
+            plot.deleteLater()
+        self.loss_plots = {}
+        self.loss_row.setVisible(on)
+        self.curve_plot.setVisible(not on)
+        if not on:
+            return
+        first = None
+        for i, label in enumerate(self._labels):
+            plot = pg.PlotWidget(background=colors.BACKGROUND)
+            pi = style_plot(plot.getPlotItem())
+            pi.setTitle(f"<span style='color:{_hex(self._color(i))}; font-weight:600'>{label}</span> "
+                        f"<span style='color:#444'>loss (its own units)</span>", size="9pt")
+            pi.getAxis("bottom").enableAutoSIPrefix(False)
+            pi.setLabel("bottom", "step")
+            plot.setToolTip(f"{label}: its training loss, smoothed, on its own axis — objectives differ in scale "
+                            "and sign, so compare how each falls, not their values")
+            if first is None:
+                first = plot
+            else:
+                plot.setXLink(first)
+            self.loss_plots[label] = plot
+            self.loss_row_layout.addWidget(plot, 1)
+
     def _curve(self, key: str, color: tuple[int, int, int]) -> pg.PlotDataItem:
         item = self._curves.get(key)
         if item is None:
-            item = self.curve_plot.getPlotItem().plot(pen=pg.mkPen(color, width=2), name=key, skipFiniteCheck=True)
+            owner = self.loss_plots.get(key) if self._curve_kind == "loss" and self.loss_plots else self.curve_plot
+            item = owner.getPlotItem().plot(pen=pg.mkPen(color, width=2), name=key, skipFiniteCheck=True)
             self._curves[key] = item
         return item
 
@@ -498,14 +629,31 @@ class CompareWindow(EscapeCloses, QWidget):
                 y = np.clip(y, 1e-6, None)
             self._curve(key, color).setData(x=np.asarray(cf.frame.loss_steps, float)[keep], y=y)
 
+    def _eta_text(self, phase: str, done: int, target: int) -> str:
+        """` · ETA m:ss` of the phase under way (sgm_core.progress.RunClock: wall clock, never rising)."""
+        now = time.perf_counter()
+        if phase != self._clock_phase:
+            self._clock.stop(now, finished=True)
+            self._clock_phase = phase
+        if not self._running:
+            self._clock.stop(now, finished=False)
+            return ""
+        self._clock.start(now, done)
+        return f" · ETA {fmt_seconds(self._clock.eta(now, done, target))}"
+
     def _show_status(self, frames: list[CompareFrame]) -> None:
         cf = frames[0]
+        stopped = "" if self._running else " — stopped (Start resumes)"
         if cf.phase == "training":
-            text = f"Training {cf.frame.step:,} / {int(self.steps_box.value()):,} steps"
+            target = int(self.steps_box.value())
+            step = min(f.frame.step for f in frames)
+            text = f"Training {step:,} / {target:,} steps{self._eta_text('training', step, target)}{stopped}"
         elif cf.phase == "sampling":
             done = sum(f.frame.sampler_done for f in frames)
             progress = np.mean([min(1.0, f.frame.sampler_step / max(f.sampler_steps, 1)) for f in frames])
-            text = f"Sampling from identical starts: {100 * progress:.0f}% ({done}/{len(frames)} done)"
+            eta = self._eta_text("sampling", int(progress * SAMPLING_UNITS), SAMPLING_UNITS)
+            again = " — stopped (Start resumes, Sample again restarts)" if not self._running else ""
+            text = f"Sampling from identical starts: {100 * progress:.0f}% ({done}/{len(frames)} done){eta}{again}"
         elif cf.phase == "done":
             best = min(frames, key=lambda f: f.sw_ratio if f.sw_ratio is not None else np.inf)
             text = f"Done — closest to the data: {best.label} (SW {best.sw_ratio:.2f}×)"
@@ -515,10 +663,14 @@ class CompareWindow(EscapeCloses, QWidget):
 
     def _on_phase_changed(self, phase: str) -> None:
         self.phase = phase
-        self._sync_buttons(running=phase in ("training", "sampling"))
+        if phase == "done":
+            self._running = False
+            self._clock.stop(time.perf_counter(), finished=True)
+        self._sync_buttons(running=phase in ("training", "sampling") and self._running)
 
     def _on_failed(self, message: str) -> None:
         self.hint_label.setText(message[:1].upper() + message[1:])
+        self._running = False
         self._sync_buttons(running=False)
 
     def _send_bounds(self) -> None:
@@ -554,8 +706,23 @@ def open_compare(window, mode: str, checked: tuple[str, ...] | None = None) -> C
         return None
     config = session.run_config
     steps = min(config.train.steps, DEFAULT_STEPS)
+    main_model = None
+    if mode == "samplers":
+        from sgm_core.render import packed_model
+
+        from .engine_tasks import EngineTasks
+
+        tasks = EngineTasks(window.worker)
+
+        def fetch(on_done: Callable[[object], None], on_fail: Callable[[str], None]) -> None:
+            tasks.submit(packed_model, on_done, on_fail)
+
+        main_model = MainModel(window.trained_steps(), fetch)
     compare = CompareWindow(mode, dataset, session.points, config, session.data.name, checked,
-                            n_particles=min(session.particles.n_particles, DEFAULT_PARTICLES), train_steps=steps)
+                            n_particles=min(session.particles.n_particles, DEFAULT_PARTICLES), train_steps=steps,
+                            main_model=main_model)
+    if main_model is not None:
+        tasks.setParent(compare)  # its callbacks live as long as the window
     windows = getattr(window, "compare_windows", None)
     if windows is None:
         windows = window.compare_windows = []

@@ -57,10 +57,11 @@ from sgm_core.samplers import SAMPLERS
 from sgm_core.video import MAX_SIDE, check_video_request, save_png
 
 from .engine_link import ProcessHost, uses_processes
+from .engine_tasks import EngineTasks
 from .panels import int_box
 from .queued_worker import track_thread
 from .session import MAX_PARTICLES
-from .session_io import EngineTasks, with_suffix
+from .session_io import with_suffix
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -84,6 +85,8 @@ class ExportOptions:
     field: bool = True  # 2D: the score field at the sampler's current σ
     trails: bool = True
     data: bool = True
+    axes: bool = True  # 2D: ticks in data units beside the plot
+    legend: bool = True  # a legend below the plot: the field, the particles, the data
     seed: int = 0  # seeds the particles' prior draw and the sampler noise
 
 
@@ -243,6 +246,18 @@ class ExportDialog(QDialog):
         for box in (self.field_check, self.trails_check, self.data_check):
             layers.addWidget(box)
         form.addRow("Include", layers)
+        self.axes_check = QCheckBox("Axes")
+        self.axes_check.setToolTip("Ticks in data units left of and below the plot (2D), outside the field")
+        self.axes_check.setChecked(defaults.axes and dim == 2)
+        self.axes_check.setEnabled(dim == 2)
+        self.legend_check = QCheckBox("Legend")
+        self.legend_check.setToolTip("A legend below the plot: the field's colours, the particles, the data")
+        self.legend_check.setChecked(defaults.legend)
+        figure = QHBoxLayout()
+        for box in (self.axes_check, self.legend_check):
+            figure.addWidget(box)
+        figure.addStretch(1)
+        form.addRow("Figure", figure)
         path_row = QHBoxLayout()
         self.path_edit = QLineEdit(str(defaults.path))
         self.path_edit.setToolTip("Output file (.gif or .mp4); written only when the export completes")
@@ -291,7 +306,8 @@ class ExportDialog(QDialog):
             fps=self.fps_box.value(), size=(self.width_box.value(), self.height_box.value()),
             sampler=self.sampler_combo.currentData(), n_particles=self.particles_box.value(),
             field=self.field_check.isChecked() and self.field_check.isEnabled(),
-            trails=self.trails_check.isChecked(), data=self.data_check.isChecked())
+            trails=self.trails_check.isChecked(), data=self.data_check.isChecked(),
+            axes=self.axes_check.isChecked() and self.axes_check.isEnabled(), legend=self.legend_check.isChecked())
 
     def problem(self) -> str | None:
         """Why the settings cannot be exported (shown in the dialog), or None."""
@@ -436,7 +452,7 @@ class Exporter(QObject):
         o = options
         request = ExportRequest(snap, str(o.path), sampler, frames=o.frames, fps=o.fps, size=o.size, n=o.n_particles,
                                 seed=o.seed, bounds=bounds, camera_angles=angles, field=o.field, trails=o.trails,
-                                data=o.data)
+                                data=o.data, axes=o.axes, legend=o.legend)
         job = ExportJob(request)  # no parent: freed once dropped, after its thread
         progress = QProgressDialog(f"Rendering {options.path.name}…", "Cancel", 0, options.frames, self.window)
         progress.setWindowTitle("Export animation")

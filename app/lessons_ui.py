@@ -14,7 +14,7 @@ from dataclasses import replace
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
@@ -140,8 +140,15 @@ def checks_html(claims: tuple[Claim, ...] | None, lesson: Lesson) -> str:
     return "<br>".join(f"<span style='color:{CHECK_COLORS[c.holds]}'>{escape(c.line)}</span>" for c in claims)
 
 
+CANVAS_MIN_PX = 220  # the canvas under the lesson bar keeps at least this height: the bar folds first
+UNFOLD_SLACK_PX = 40  # a folded bar opens again by itself only with this much room to spare
+
+
 class LessonBar(QFrame):
-    """A banner over the canvas: the lesson's title, caption and what to watch, with its variants."""
+    """A banner over the canvas: the lesson's title, caption and what to watch, with its variants.
+
+    It folds to its title row (the ▾ button, or by itself when the canvas under it would fall
+    below CANVAS_MIN_PX, as at 1024x700, where the open bar left the canvas ~68 px)."""
 
     variant_chosen = Signal(int)
     restart_requested = Signal()
@@ -189,6 +196,12 @@ class LessonBar(QFrame):
         self.close_button.setAutoRaise(True)
         self.close_button.setToolTip("Leave the lesson: your own settings come back")
         self.close_button.clicked.connect(self._dismiss)
+        self.fold_button = QToolButton()
+        self.fold_button.setAutoRaise(True)
+        self.fold_button.clicked.connect(lambda: self.set_folded(not self.folded, by_user=True))
+        self.folded = False
+        self._open = (1, 0)  # (width, height) of the bar when last measured open
+        self._user_fold: bool | None = None  # the user's own choice this lesson (None: fold to fit)
         self._compare: tuple[str, ...] = ()
 
         # Every label wraps and the bar ignores its width hint: it takes the canvas's width and
@@ -196,10 +209,11 @@ class LessonBar(QFrame):
         self.title_label.setWordWrap(True)
         self.variant_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.variant_combo.setMinimumContentsLength(8)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # height: _fit_height
         head = QHBoxLayout()
         head.setSpacing(8)
         head.addWidget(self.title_label, 1)
+        head.addWidget(self.fold_button, 0, Qt.AlignmentFlag.AlignTop)
         head.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
         mode = QHBoxLayout()  # short rows: each fits a canvas of ~350 px (1024 px window)
         mode.addWidget(self.mode_label)
@@ -219,7 +233,107 @@ class LessonBar(QFrame):
         column.addWidget(self.checks_label)  # the proof first: where room runs out, the caption's tail is cut
         column.addWidget(self.caption_label)
         column.addWidget(self.watch_label)
+        self._rows = (mode, controls)
+        self._set_fold_button()
         self.hide()
+
+    # -- folding ----------------------------------------------------------------------------
+    def _set_fold_button(self) -> None:
+        self.fold_button.setText("▸" if self.folded else "▾")
+        self.fold_button.setToolTip("Show the lesson's caption, checks and controls" if self.folded
+                                    else "Fold the lesson to its title: more room for the canvas")
+
+    def set_folded(self, folded: bool, by_user: bool = False) -> None:
+        """Show only the title row (folded) or everything; `by_user` keeps that choice this lesson."""
+        if by_user:
+            self._user_fold = bool(folded)
+        self.folded = bool(folded)
+        for row in self._rows:
+            for i in range(row.count()):
+                widget = row.itemAt(i).widget()
+                if widget is not None:
+                    widget.setVisible(not folded and self._shown_in_row(widget))
+        self.checks_label.setVisible(not folded)
+        self.caption_label.setVisible(not folded)
+        self.watch_label.setVisible(not folded and self.claims is None)
+        self._set_fold_button()
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Hold the bar at the height its rows need at its width. Left to the box layout, a bar of
+        wrapping labels was given the height they need at their narrowest (300+ px at 1024x700),
+        and the canvas only what was left (68 px)."""
+        layout = self.layout()
+        width = max(self.width(), 1)
+        height = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
+        if not self.folded:
+            self._open = (width, height)
+            room = self._room()
+            if room is not None and self.isVisible() and room - height < CANVAS_MIN_PX:
+                # opened by hand where there is no room: the canvas keeps its minimum, the
+                # caption's tail is cut (the checks come first; the whole caption is the tooltip)
+                height = max(room - CANVAS_MIN_PX, 0)
+        if height != self.height() or self.minimumHeight() != height:
+            self.setFixedHeight(height)
+
+    def _shown_in_row(self, widget: QWidget) -> bool:
+        multi = self._lesson is not None and len(self._lesson.variants) > 1
+        if widget in (self.variant_combo, self.variant_label):
+            return multi
+        if widget is self.compare_button:
+            return bool(self._compare)
+        return True
+
+    def open_height(self) -> int:
+        """The bar's height unfolded (as last measured open; at this width when open now)."""
+        if not self.folded:
+            layout = self.layout()
+            width = max(self.width(), 1)
+            return layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
+        return self._open[1]
+
+    def fit(self) -> None:
+        """Fold when the open bar would leave the canvas under CANVAS_MIN_PX, unfold when it fits
+        again with room to spare; the user's own choice stands until the next lesson."""
+        if not self.isVisible() or self._user_fold is not None:
+            return
+        room = self._room()
+        if room is None:
+            return
+        room -= self.open_height()
+        if not self.folded and room < CANVAS_MIN_PX:
+            self.set_folded(True)
+        elif self.folded and room >= CANVAS_MIN_PX + UNFOLD_SLACK_PX:
+            self.set_folded(False)
+
+    def _room(self) -> int | None:
+        """The height the bar and the canvas share (the column less its margins and the banner)."""
+        holder = self.parentWidget()
+        if holder is None or holder.layout() is None:
+            return None
+        banner = holder.findChild(QWidget, "errorBanner")
+        taken = banner.height() if banner is not None and banner.isVisible() else 0
+        margins = holder.layout().contentsMargins()
+        spacing = 2 * max(holder.layout().spacing(), 0)
+        return holder.height() - taken - spacing - margins.top() - margins.bottom()
+
+    def showEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        super().showEvent(event)
+        holder = self.parentWidget()
+        if holder is not None and not getattr(self, "_watching", False):
+            holder.installEventFilter(self)  # the window's height changes the room, not this bar's width
+            self._watching = True
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802, ANN001 - Qt override
+        if event.type() == QEvent.Type.Resize and watched is self.parentWidget():
+            QTimer.singleShot(0, self.fit)
+        return False
+
+    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            QTimer.singleShot(0, self._fit_height)  # wrapped rows: a new width, a new height
+        QTimer.singleShot(0, self.fit)  # after the layout pass that gave this width
 
     def show_lesson(self, lesson: Lesson, variant: int) -> None:
         self.title_label.setText(lesson.title)
@@ -228,6 +342,7 @@ class LessonBar(QFrame):
         else:
             self.mode_label.setText(f"learned score — trains {lesson.train_steps:,} steps")
         self.caption_label.setText(lesson.caption)
+        self.setToolTip(lesson.caption)
         self.watch_label.setText(f"<b>What to watch:</b> {watch_text(lesson)}")
         self._lesson = lesson
         self.show_checks(None)
@@ -242,14 +357,18 @@ class LessonBar(QFrame):
         self.variant_label.setVisible(multi)
         self._compare = tuple(lesson.view.get("compare", ()))
         self.compare_button.setVisible(bool(self._compare))
+        self._user_fold = None  # a new lesson folds to fit again
+        self.set_folded(False)
         self.show()
+        QTimer.singleShot(0, self.fit)
 
     def show_checks(self, claims: tuple[Claim, ...] | None) -> None:
         self.claims = claims
         self.checks_label.setText(checks_html(claims, self._lesson))
         # measured, the checks say what to watch, with the numbers: the static list steps aside
-        self.watch_label.setVisible(claims is None)
+        self.watch_label.setVisible(claims is None and not self.folded)
         self.checks_label.setToolTip(self.watch_label.text())
+        QTimer.singleShot(0, self._fit_height)
 
     def _dismiss(self) -> None:
         self.hide()

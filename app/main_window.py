@@ -44,6 +44,7 @@ from sgm_core.noise import sigma_max_from_data
 from .compare_window import close_compare_windows, find_menu, install_compare_menu
 from .engine_link import make_engine
 from .export import Exporter
+from .figure_export import install_figure_export
 from .help import HelpMenu
 from .layout_check import layout_problems
 from .lessons_ui import install_lessons
@@ -53,8 +54,8 @@ from .panels.explain_panel import ExplainPanel
 from .panels.metrics_panel import MetricsPanel
 from .panels.sampler_panel import SamplerPanel
 from .panels.train_panel import TrainPanel
-from .panels.view_panel import ViewPanel
-from .progress import ProgressStatus, sampler_step_text
+from .panels.view_panel import ViewPanel, field_shows
+from .progress import MessageRoom, ProgressStatus, sampler_step_text
 from .session import DataState, ParticleOptions, Session, ViewOptions
 from .session_io import SESSION_SUFFIX, SessionFiles
 from .steps_window import install_steps_menu
@@ -210,6 +211,7 @@ class MainWindow(QMainWindow):
         s = self.session
         s.data_changed.connect(self._on_data_changed)
         s.config_changed.connect(self._on_config_changed)
+        s.config_changed.connect(self._update_legend_names)
         s.view_changed.connect(self._on_view_changed)
         s.frame_arrived.connect(self._draw_frame)
         s.error_reported.connect(self.show_error)
@@ -242,6 +244,7 @@ class MainWindow(QMainWindow):
         self.resize(1440, 900)
         self._restore_window_settings()
         self._on_view_changed()
+        self._update_legend_names()
         self._on_state_changed(self.worker_state)
         self._update_title()
         self.actions_["tool_pan"].setChecked(True)
@@ -254,6 +257,7 @@ class MainWindow(QMainWindow):
         self.lessons = install_lessons(self)  # Lessons menu + lesson bar (app/lessons_ui.py)
         install_compare_menu(self)  # Tools ▸ Compare losses / samplers (app/compare_window.py)
         install_steps_menu(self)  # Tools ▸ Steps vs quality (app/steps_window.py)
+        self.figures = install_figure_export(self)  # File ▸ Export figure… (app/figure_export.py)
         self.help = HelpMenu(self, lambda: self.status_labels["device"].text(), self.open_file,
                              find_menu(self.menuBar(), "&File"))  # Help menu, File ▸ Examples (app/help.py)
         if data:
@@ -410,6 +414,9 @@ class MainWindow(QMainWindow):
             self.status_labels[key] = label
         labels = self.status_labels
         self.progress = ProgressStatus(bar, labels["step"], labels["elapsed"], labels["eta"])  # app/progress.py
+        # a passing message pushes the least needed labels aside instead of being cut by them
+        self.message_room = MessageRoom(bar, [*labels.values(), self.progress.bar],
+                                        [labels[k] for k in ("fps", "particles", "rate", "device", "sampler")])
         self._set_device(device or "…")
 
     # ------------------------------------------------------------------ settings
@@ -761,6 +768,14 @@ class MainWindow(QMainWindow):
             layers.update(field=False, true_field=False, particles=False, trails=False, heatmap="off")
         self.plot.set_layers(**layers)
         self.mode3d.set_layers(layers)
+
+    def _update_legend_names(self) -> None:
+        """The legend names what is drawn: the net's output as the View panel does, and the sampler."""
+        s = self.session
+        follows = "the true score" if s.particles.reference_score else s.sampler_config.name
+        names = (field_shows(s.run_config), f"Particles ({follows})")
+        self.plot.set_legend_names(*names)
+        self.mode3d.set_legend_names(*names)
 
     def _update_noisy_data(self) -> None:
         """q_σ on the canvas: the data plus σ·noise at the field's σ, in data units (σ times the

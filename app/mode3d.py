@@ -153,6 +153,7 @@ class Mode3D(QObject):
         self.session = window.session
         self.plot2d = window.plot
         self._plot3d: Plot3D | None = None
+        self._legend_names: tuple[str | None, str | None] = (None, None)
         self._is_3d = False
         self._axis: int | None = None
         self._value: float | None = None  # None: the middle of the data along the axis
@@ -222,6 +223,7 @@ class Mode3D(QObject):
             self.stack.addWidget(plot)
             self._plot3d = plot
             plot.set_layers(**self._layers())
+            plot.set_legend_names(*self._legend_names)
             plot.set_normalized_arrows(self.session.view.normalized_arrows)
             plot.set_camera(*self._camera)
             plot.set_spawn_tool(self.window.actions_["tool_spawn"].isChecked())
@@ -276,6 +278,12 @@ class Mode3D(QObject):
             self.plot3d.show_frame(frame)
             self.controls.slice_view.show_frame(frame)
         return True
+
+    def set_legend_names(self, shows: str, particles: str) -> None:
+        """What the 3D legend calls the arrows and the particles (as `Plot2D.set_legend_names`)."""
+        self._legend_names = (shows, particles)
+        if self._plot3d is not None:
+            self._plot3d.set_legend_names(shows, particles)
 
     def set_layers(self, layers: dict[str, Any]) -> None:
         if self._plot3d is not None:

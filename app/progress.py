@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 BAR_RESOLUTION = 1000  # progress-bar units per round: smooth at any step count
 BAR_WIDTH = 110  # px: a status-bar bar, not a page-wide one
@@ -69,3 +70,69 @@ class ProgressStatus:
         self.bar.setValue(round(BAR_RESOLUTION * min(1.0, frame.step / target)) if target > 0 else 0)
         self.elapsed.setText(f"elapsed {fmt_seconds(frame.elapsed)}")
         self.eta.setText(f"ETA {fmt_seconds(frame.eta)}" if training else "ETA –")
+
+
+class MessageRoom(QObject):
+    """Room for the status bar's passing messages ("Training finished at step 1,600 — Train
+    continues for another round"): the permanent labels sit to their right and used to cut them.
+    While a message shows, the labels of `yielding` (least needed first) hide one by one until it
+    fits; they come back when it clears. The message itself is never cut while labels can yield."""
+
+    PAD_PX = 32  # the message's margins and the gap before the first label
+    SLACK_PX = 60  # room kept for the labels left to grow (the sampler's "σ 3" becomes "σ 0.681")
+
+    SPACING_PX = 8  # between two permanent widgets (QStatusBar's own layout, plus their margins)
+
+    def __init__(self, bar: QStatusBar, permanent: list[QWidget], yielding: list[QWidget]) -> None:
+        super().__init__(bar)
+        self.bar, self.permanent, self.yielding = bar, list(permanent), list(yielding)
+        self.hidden: list[QWidget] = []
+        self.text = ""
+        # the labels' texts change with every frame (a longer step count, a new rate): while a
+        # message shows, a label that grows makes room again before the next paint
+        for widget in self.permanent:
+            widget.installEventFilter(self)
+        bar.messageChanged.connect(self._on_message)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if self.text and event.type() == QEvent.Type.Resize:
+            self._make_room()
+        return False
+
+    def _permanent_width(self) -> int:
+        shown = [w for w in self.permanent if w not in self.hidden and not w.isHidden()]
+        return sum(max(w.width(), w.sizeHint().width()) + self.SPACING_PX for w in shown)
+
+    def available(self) -> int:
+        """Pixels left of the permanent labels for a message."""
+        return self.bar.width() - self._permanent_width() - self.PAD_PX
+
+    def _on_message(self, text: str) -> None:
+        for widget in self.hidden:
+            widget.show()
+        self.hidden = []
+        self.text = text
+        if not text:
+            self.bar.setToolTip("")
+            return
+        self._make_room()
+
+    def _relayout(self) -> None:
+        layout = self.bar.layout()
+        if layout is not None:
+            layout.invalidate()
+            layout.activate()
+
+    def _make_room(self) -> None:
+        text = self.text
+        if not text:
+            return
+        need = self.bar.fontMetrics().horizontalAdvance(text) + self.SLACK_PX
+        for widget in self.yielding:
+            if need <= self.available():
+                break
+            if widget.isVisible():
+                widget.hide()
+                self.hidden.append(widget)
+                QTimer.singleShot(0, self._relayout)  # a hide inside a layout pass is not laid out by itself
+        self.bar.setToolTip(text if need > self.available() else "")

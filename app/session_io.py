@@ -4,13 +4,12 @@ the title's `*`.
 The file format is `sgm_core.sessions` (an atomic zip, validated before anything is returned).
 The engine worker builds and writes the file, so the GUI thread never touches torch nor waits on
 the disk; opening loads, validates and rebuilds the engine in one worker command and swaps it in
-only when everything succeeded, so a corrupt or foreign file changes nothing. `EngineTasks`
-routes each worker answer to the GUI-thread callback that asked for it.
+only when everything succeeded, so a corrupt or foreign file changes nothing. Each worker answer
+reaches the GUI-thread callback that asked for it through `app.engine_tasks.EngineTasks`.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections.abc import Callable
@@ -28,9 +27,10 @@ from sgm_core.errors import ConfigError
 from sgm_core.live import LiveEngine
 from sgm_core.sessions import SessionState, load_session, save_session
 
+from .engine_tasks import EngineTasks
 from .panels.data_panel import TOOLS
 from .session import HEATMAPS, MAX_PARTICLES, DataState, ParticleOptions, ViewOptions, empty_state
-from .workers import EngineSpec, EngineWorker
+from .workers import EngineSpec
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -39,51 +39,6 @@ SESSION_SUFFIX = ".sgm"
 SESSION_FILTER = "Playground sessions (*.sgm);;All files (*)"
 GUI_SETTINGS_VERSION = 1
 UNSAVED_CHOICES = ("save", "discard", "cancel")
-
-_TOKENS = itertools.count(1)  # one token space for every EngineTasks: answers never cross
-
-
-class EngineTasks(QObject):
-    """Run functions in the engine worker's thread; their results come back to callbacks here,
-    in the GUI thread (`on_done(result)` or `on_fail(message)`)."""
-
-    def __init__(self, worker: EngineWorker, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.worker = worker
-        self._pending: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
-        worker.task_finished.connect(self._on_finished)
-        worker.task_failed.connect(self._on_failed)
-
-    def submit(self, fn: Callable[[LiveEngine | None], Any], on_done: Callable[[Any], None],
-               on_fail: Callable[[str], None]) -> int:
-        """fn(engine or None) runs in the worker; on_done gets what it returns."""
-        token = next(_TOKENS)
-        self._pending[token] = (on_done, on_fail)
-        self.worker.run_task(token, fn)
-        return token
-
-    def replace_engine(self, build: Callable[[], tuple[LiveEngine | None, EngineSpec, Any]],
-                       on_done: Callable[[Any], None], on_fail: Callable[[str], None]) -> int:
-        """build() makes a new engine in the worker, which installs it; on_done gets the payload."""
-        token = next(_TOKENS)
-        self._pending[token] = (on_done, on_fail)
-        self.worker.replace_engine(token, build)
-        return token
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._pending)
-
-    def _on_finished(self, token: int, result: object) -> None:
-        callbacks = self._pending.pop(token, None)
-        if callbacks is not None:
-            callbacks[0](result)
-
-    def _on_failed(self, token: int, message: str) -> None:
-        callbacks = self._pending.pop(token, None)
-        if callbacks is not None:
-            callbacks[1](message)
-
 
 # --------------------------------------------------------------------------- worker thread (no Qt)
 

@@ -31,7 +31,7 @@ from sgm_core.errors import ConfigError
 from sgm_core.samplers import SAMPLER_SPECS
 
 from .compare_window import EscapeCloses
-from .session_io import EngineTasks
+from .engine_tasks import EngineTasks
 from .views import colors
 from .views.axes import thin_axes
 

@@ -182,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seed", type=_seed, default=0)
     render.add_argument("--steps", type=_count(limits.MAX_STEPS), default=None,
                         help="sampler steps (per level for annealed)")
+    render.add_argument("--no-axes", dest="axes", action="store_false",
+                        help="no axes (in 2D the frame has data-unit ticks beside the plot by default)")
+    render.add_argument("--no-legend", dest="legend", action="store_false",
+                        help="no legend (by default one below the plot names the field, particles and data)")
 
     steps = sub.add_parser("steps", help="steps versus quality: SW ratio, MMD and mode-weight error per sampler and NFE")
     steps.add_argument("run", help="run directory written by `sgm train`, or a .sgm session with a trained model")
@@ -367,7 +371,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .render import render_run
 
     render_run(args.run, args.out, frames=args.frames, fps=args.fps, size=args.size,
-               sampler=args.sampler, n=args.n, seed=args.seed, steps=args.steps)
+               sampler=args.sampler, n=args.n, seed=args.seed, steps=args.steps, axes=args.axes,
+               legend=args.legend)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

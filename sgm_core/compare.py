@@ -76,6 +76,7 @@ class CompareSpec:
     bounds: tuple[tuple[float, float], ...] = ((-3.0, 3.0), (-3.0, 3.0))  # field box, data coordinates
     seed: int = 0  # the starting particles' draw (the networks use their config's seed)
     view_axis: int = 2  # 3D data: the plots look along this axis (particles projected, field on the mid plane)
+    model: Any = None  # "samplers": a render.PackedModel (the main window's trained model) instead of training one
 
 
 @dataclass(frozen=True)
@@ -427,6 +428,10 @@ class CompareTask:
             else:
                 eng = LiveEngine(spec.dataset, entry.config, entry.sampler, n_particles=1, seed=spec.seed)
                 shared = eng
+                if spec.model is not None:  # sample with the main window's EMA weights, as they are
+                    state = spec.model.unpack().model.state_dict()
+                    eng.trainer.model.load_state_dict(state)
+                    eng.trainer.ema_model.load_state_dict(state)
             sampler = make_sampler(entry.sampler, eng.config.noise, eng.config.loss.name)
             if spec.mode == "samplers":
                 if shared_start is None:  # one draw from the noise model's prior, shared by every sampler

@@ -909,8 +909,13 @@ class Engine:
         job = self._metric_job
         if job is not None and job.gen != gen:
             job = self._metric_job = None  # a new engine: its metrics start afresh
+        # The throttle is waived when the particles come to rest or their schedule has just ended:
+        # the state the user now looks at is measured at once, so the Metrics header does not lag
+        # the status bar by a refresh (seen: "1,556/1,600" beside "1,600/1,600").
+        measured = int(m.get("sampler_step") or 0)
+        waive = not self.state.animating or eng.sampler_step >= eng.sampler.n_steps > measured
         if (job is None and self._metric_idents.get("samples") != samples
-                and self._metric_throttles["samples"].due(now) and not self.stopping()):
+                and (waive or self._metric_throttles["samples"].due(now)) and not self.stopping()):
             job = self._metric_job = _Job(gen, samples, self._samples_job(eng))
         if job is not None:
             result = self._run_job_pieces(job)

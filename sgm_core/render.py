@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import palette
 from .errors import ConfigError, SGMError
 from .limits import MAX_SAMPLES, MAX_STEPS
 from .video import check_video_request, open_video
@@ -143,28 +144,37 @@ def grid_points(view: View, n: int = FIELD_GRID) -> np.ndarray:
 # --------------------------------------------------------------------------- style
 
 
+def _rgb(rgba: palette.RGBA) -> RGB:
+    return palette.over_background(rgba)
+
+
 @dataclass(frozen=True)
 class FrameStyle:
-    """Colours and sizes of a frame (pixels, 0-255 RGB)."""
+    """Colours and sizes of a frame (pixels, 0-255 RGB). The defaults are the window's palette
+    (sgm_core/palette.py), so an export looks like the app: translucent colours are taken as
+    one layer over the white background."""
 
-    background: RGB = (255, 255, 255)
-    data_color: RGB = (205, 205, 205)  # the reference points: faint, behind everything
+    background: RGB = palette.BACKGROUND_RGB
+    data_color: RGB = _rgb(palette.DATA)  # the reference points: the app's grey-blue, behind everything
     data_radius: float = 1.0
-    particle_color: RGB = (214, 62, 30)
+    particle_color: RGB = tuple(palette.PARTICLE[:3])
     particle_radius: float = 2.0
     trail_alpha: float = 0.4  # opacity of the newest trail segment; older ones fade linearly
     trail_jump: float = 0.15  # segments longer than this fraction of the frame are noise jumps: not drawn
-    arrow_colors: tuple[RGB, ...] = ((176, 200, 228), (72, 122, 196), (22, 40, 110))  # small -> large |v|
+    # small -> large |v|: the app's arrow colours, viridis up to palette.ARROW_TOP
+    arrow_colors: tuple[RGB, ...] = tuple(c[:3] for c in palette.bin_colors(8))
     arrow_length: float = 0.8  # fraction of the spacing between arrow anchors
     arrow_head: float = 0.35  # head barbs, as a fraction of the arrow's length
     line_width: int = 1  # pixels, for arrows and trails
-    text_color: RGB = (30, 30, 30)
+    text_color: RGB = tuple(palette.FOREGROUND[:3])  # captions, tick labels, legend text
+    axis_color: RGB = tuple(palette.FOREGROUND[:3])  # the plot's frame and ticks
     depth_fade: float = 0.65  # 3D: how far the farthest dots blend into the background
 
 
 DARK_STYLE = FrameStyle(
     background=(17, 18, 22), data_color=(72, 74, 82), particle_color=(255, 146, 60),
-    arrow_colors=((40, 58, 92), (70, 128, 200), (170, 215, 255)), text_color=(225, 225, 225))
+    arrow_colors=((40, 58, 92), (70, 128, 200), (170, 215, 255)), text_color=(225, 225, 225),
+    axis_color=(160, 160, 160))
 
 
 @lru_cache(maxsize=16)
@@ -194,11 +204,46 @@ def _brush(width: int) -> np.ndarray:
     return np.stack([dx.ravel(), dy.ravel()], axis=1)
 
 
+# Fonts with the Greek and maths glyphs the captions use (σ, θ, −, ·), tried in turn; Pillow's
+# bundled default (Aileron) has none of them, so with it the text falls back to ASCII (`_ascii`).
+FONTS = ("DejaVuSans.ttf", "NotoSans-Regular.ttf", "LiberationSans-Regular.ttf", "Arial.ttf", "arial.ttf",
+         "Helvetica.ttc", "FreeSans.ttf", "Verdana.ttf", "segoeui.ttf")
+ASCII = {"σ": "sigma", "θ": "theta", "−": "-", "–": "-", "·": "*", "×": "x", "∇": "grad "}
+
+
 @lru_cache(maxsize=8)
 def _font(size: int):
+    """The first font of FONTS that Pillow finds (its system font folders), else its default."""
     from PIL import ImageFont
 
+    for name in FONTS:
+        try:
+            font = ImageFont.truetype(name, size)
+        except OSError:
+            continue
+        if _has_glyphs(font, "σθ−"):
+            return font
     return ImageFont.load_default(size=size)
+
+
+def _has_glyphs(font, chars: str) -> bool:  # noqa: ANN001 - a PIL font
+    """Whether `font` draws each char as itself, not as its missing-glyph box."""
+    def drawn(c: str) -> bytes:
+        mask = font.getmask(c)
+        return str(mask.size).encode() + bytes(mask)  # (w, h) and the coverage bytes
+
+    try:
+        missing = drawn("\uffff")
+        return all(drawn(c) != missing for c in chars)
+    except Exception:  # noqa: BLE001 - a font Pillow cannot measure: treat as lacking them
+        return False
+
+
+def _ascii(text: str, font) -> str:  # noqa: ANN001
+    """`text` as `font` can draw it: σ, θ, − and friends spelled out where it has no glyph."""
+    if all(ord(c) < 128 for c in text) or _has_glyphs(font, "".join({c for c in text if c in ASCII})):
+        return text
+    return "".join(ASCII.get(c, c) for c in text)
 
 
 # --------------------------------------------------------------------------- rasterisation
@@ -299,10 +344,19 @@ def _draw_trails(img: np.ndarray, trail_px: np.ndarray, style: FrameStyle) -> No
     flat_img[hit] = np.rint(blended).astype(np.uint8)
 
 
+def arrow_top(magnitude: np.ndarray) -> float:
+    """The |v| at which arrow colours top out: the 95th percentile of the finite magnitudes (as the
+    window's `arrow_scale`)."""
+    m = np.asarray(magnitude, dtype=np.float64)
+    m = m[np.isfinite(m)]
+    return float(np.percentile(m, 95)) if m.size else 0.0
+
+
 def _draw_arrows(img: np.ndarray, anchors_px: np.ndarray, dirs_px: np.ndarray, magnitude: np.ndarray,
                  style: FrameStyle) -> None:
-    """Arrows of one length centred on their anchors, pointing along `dirs_px`, coloured by
-    |v| / (|v| + median |v|): scale-free, so the same palette serves any field."""
+    """Arrows of one length centred on their anchors, pointing along `dirs_px`, coloured as the
+    window colours them: |v| on a linear scale from 0 to its 95th percentile (the top colour, which
+    the legend names), so the same palette serves any field."""
     h, w = img.shape[:2]
     norm = np.linalg.norm(dirs_px, axis=1)
     ok = np.isfinite(norm) & (norm > 0) & np.isfinite(magnitude) & _visible(anchors_px, (w, h), w + h)
@@ -319,8 +373,8 @@ def _draw_arrows(img: np.ndarray, anchors_px: np.ndarray, dirs_px: np.ndarray, m
     c, s = math.cos(math.radians(28)), math.sin(math.radians(28))  # barbs 28 degrees off the shaft
     barb_a = tip - head * np.stack([c * unit[:, 0] - s * unit[:, 1], s * unit[:, 0] + c * unit[:, 1]], axis=1)
     barb_b = tip - head * np.stack([c * unit[:, 0] + s * unit[:, 1], -s * unit[:, 0] + c * unit[:, 1]], axis=1)
-    median = float(np.median(magnitude))
-    t = magnitude / (magnitude + median) if median > 0 else np.where(magnitude > 0, 1.0, 0.0)
+    top = arrow_top(magnitude)
+    t = np.clip(magnitude / top, 0.0, 1.0) if top > 0 else np.where(magnitude > 0, 1.0, 0.0)
     lut = colormap(tuple(style.arrow_colors))
     colors = lut[np.clip((t * (len(lut) - 1)).astype(np.int64), 0, len(lut) - 1)]
     _draw_lines(img, np.concatenate([tail, tip, tip]), np.concatenate([tip, barb_a, barb_b]),
@@ -409,6 +463,184 @@ def render_frame(size: tuple[int, int], view: View, *, data: np.ndarray | None =
     return img
 
 
+# --------------------------------------------------------------------------- figure decorations
+
+
+@dataclass(frozen=True)
+class LegendRow:
+    """One legend item of an exported frame: a swatch ("dot" or "ramp") in `colors`, and a label."""
+
+    kind: str
+    colors: tuple[RGB, ...]
+    label: str
+
+
+@dataclass(frozen=True)
+class Decor:
+    """What surrounds the plot in an exported frame, each in a band of its own, so nothing covers
+    the field: the caption above the plot, the axes' ticks and labels left of and below it (2D
+    only), the legend in one or more lines at the bottom. A band that would leave the plot less
+    than MIN_PLOT of the frame is dropped (the legend first, then the axes)."""
+
+    caption: bool = True
+    axes: bool = True
+    legend: tuple[LegendRow, ...] = ()
+
+
+MIN_PLOT = 0.55  # the plot keeps at least this fraction of the frame's width and height
+TICK_PX = 4
+SWATCH_PX = 22  # legend swatch width
+
+
+@dataclass(frozen=True)
+class FigureLayout:
+    """Where the pieces of a decorated frame go, in pixels: `plot` is (x, y, w, h)."""
+
+    size: tuple[int, int]
+    plot: tuple[int, int, int, int]
+    font_px: int
+    margin: int
+    line_h: int
+    caption: bool
+    axes: bool
+    legend_lines: tuple[tuple[int, ...], ...]  # the legend rows on each line, top line first
+
+
+def _text_w(font, text: str) -> int:  # noqa: ANN001
+    return int(math.ceil(font.getlength(_ascii(text, font))))
+
+
+def figure_layout(size: tuple[int, int], decor: Decor, is_3d: bool = False) -> FigureLayout:
+    """Lay out a frame of `size` (W, H) with `decor`: bands for the caption, axes and legend."""
+    w, h = int(size[0]), int(size[1])
+    font_px = max(9, round(min(w, h) / 40))
+    font = _font(font_px)
+    margin = max(2, min(w, h) // 100)
+    line_h = font_px + 4
+    axes = decor.axes and not is_3d  # a camera's screen coordinates are no data units
+    rows = decor.legend
+
+    def lines_for(width: int) -> tuple[tuple[int, ...], ...]:
+        lines, line, used = [], [], 0
+        for i, row in enumerate(rows):
+            item = SWATCH_PX + 4 + _text_w(font, row.label) + 3 * margin
+            if line and used + item > width:
+                lines.append(tuple(line))
+                line, used = [], 0
+            line.append(i)
+            used += item
+        return tuple(lines + ([tuple(line)] if line else []))
+
+    def plot_for(axes_on: bool, legend_on: bool) -> tuple[tuple[int, int, int, int], tuple]:
+        top = margin + (line_h + margin if decor.caption else 0)
+        left = margin + (TICK_PX + _text_w(font, "−0.00") + margin if axes_on else 0)
+        right = margin + (_text_w(font, "0.00") // 2 if axes_on else 0)
+        lines = lines_for(w - 2 * margin) if legend_on and rows else ()
+        bottom = margin + (TICK_PX + line_h if axes_on else 0) + len(lines) * line_h + (margin if lines else 0)
+        return (left, top, w - left - right, h - top - bottom), lines
+
+    for axes_on, legend_on in ((axes, bool(rows)), (axes, False), (False, False)):
+        plot, lines = plot_for(axes_on, legend_on)
+        if plot[2] >= MIN_PLOT * w and plot[3] >= MIN_PLOT * h:
+            break
+    else:
+        plot, lines, axes_on = (0, 0, w, h), (), False
+        if decor.caption:  # even a caption does not fit: the old look, the caption over the plot
+            return FigureLayout((w, h), plot, font_px, margin, line_h, False, False, ())
+    return FigureLayout((w, h), plot, font_px, margin, line_h, decor.caption, axes_on, lines)
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
+    """Round tick positions (1, 2 or 5 times a power of ten apart) inside [lo, hi], about n of them."""
+    span = hi - lo
+    if not (math.isfinite(span) and span > 0):
+        return np.zeros(0)
+    raw = span / max(n, 1)
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks = np.arange(first, hi + step * 1e-9, step)
+    return np.round(ticks / step) * step
+
+
+def _tick_text(value: float, step: float) -> str:
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 0
+    text = f"{value:.{decimals}f}"
+    return "0" if float(text) == 0 else text.replace("-", "−")
+
+
+def decorate(plot_img: np.ndarray, layout: FigureLayout, decor: Decor, view: View, *, caption: str | None,
+             style: FrameStyle) -> np.ndarray:
+    """The full frame: `plot_img` (the plot area, from render_frame) placed in `layout`, with the
+    axes around it, the caption above and the legend below."""
+    from PIL import Image, ImageDraw
+
+    w, h = layout.size
+    x, y, pw, ph = layout.plot
+    if (pw, ph) == (w, h):  # nothing fits around the plot: the caption goes over it, as before
+        img = plot_img.copy()
+        if caption and decor.caption:
+            _draw_text(img, caption, style)
+        return img
+    canvas = Image.new("RGB", (w, h), tuple(style.background))
+    canvas.paste(Image.fromarray(plot_img), (x, y))
+    draw = ImageDraw.Draw(canvas)
+    font = _font(layout.font_px)
+    m, line_h = layout.margin, layout.line_h
+    if layout.axes:
+        draw.rectangle((x - 1, y - 1, x + pw, y + ph), outline=tuple(style.axis_color))
+        for axis, (lo, hi) in enumerate((view.xlim, view.ylim)):
+            ticks = nice_ticks(lo, hi)
+            step = float(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+            for t in ticks:
+                label = _ascii(_tick_text(float(t), step), font)
+                if axis == 0:
+                    px = x + (t - lo) / (hi - lo) * pw - 0.5
+                    draw.line((px, y + ph, px, y + ph + TICK_PX), fill=tuple(style.axis_color))
+                    draw.text((px, y + ph + TICK_PX + 1), label, fill=tuple(style.text_color), font=font, anchor="ma")
+                else:
+                    py = y + (hi - t) / (hi - lo) * ph - 0.5
+                    draw.line((x - 1 - TICK_PX, py, x - 1, py), fill=tuple(style.axis_color))
+                    draw.text((x - TICK_PX - 3, py), label, fill=tuple(style.text_color), font=font, anchor="rm")
+    if caption and layout.caption:
+        text = _ascii(caption, font)
+        while text and font.getlength(text) > w - 2 * m:  # cut to the frame, never over it
+            text = text[:-2] + "…" if len(text) > 2 else ""
+        draw.text((x, m + line_h // 2), text, fill=tuple(style.text_color), font=font, anchor="lm")
+    if layout.legend_lines:
+        top = h - m - len(layout.legend_lines) * line_h
+        for k, line in enumerate(layout.legend_lines):
+            cy = top + k * line_h + line_h // 2
+            cx = x
+            for i in line:
+                row = decor.legend[i]
+                if row.kind == "ramp":
+                    n = len(row.colors)
+                    for j in range(SWATCH_PX):
+                        c = row.colors[min(n - 1, j * n // SWATCH_PX)]
+                        draw.line((cx + j, cy - 3, cx + j, cy + 3), fill=tuple(c))
+                else:
+                    r = max(2, layout.font_px // 5)
+                    for dx in (4, 11, 18):
+                        draw.ellipse((cx + dx - r, cy - r, cx + dx + r, cy + r), fill=tuple(row.colors[0]))
+                draw.text((cx + SWATCH_PX + 4, cy), _ascii(row.label, font), fill=tuple(style.text_color), font=font,
+                          anchor="lm")
+                cx += SWATCH_PX + 4 + _text_w(font, row.label) + 3 * m
+    return np.asarray(canvas)
+
+
+def legend_rows(*, field: bool, particles: str, data: bool, style: FrameStyle = FrameStyle()) -> tuple[LegendRow, ...]:
+    """The legend of an animation: what `render_frame` draws, in its colours. The field is the
+    network's output called as a score (`model(x, σ)`), whatever the net predicts."""
+    rows = []
+    if field:
+        rows.append(LegendRow("ramp", tuple(style.arrow_colors), "Learned score s_θ(x, σ), colour ∝ |s|"))
+    rows.append(LegendRow("dot", (tuple(style.particle_color),), particles))
+    if data:
+        rows.append(LegendRow("dot", (tuple(style.data_color),), "Data"))
+    return tuple(rows)
+
+
 # --------------------------------------------------------------------------- animations
 
 
@@ -424,10 +656,16 @@ class FrameContent:
 
 def render_frames(contents: Iterable[FrameContent], *, size: tuple[int, int], view: View,
                   data: np.ndarray | None = None, camera: Camera | None = None, orbit_step: float = 0.0,
-                  trail_length: int = TRAIL_LENGTH, style: FrameStyle = FrameStyle()) -> Iterator[np.ndarray]:
+                  trail_length: int = TRAIL_LENGTH, style: FrameStyle = FrameStyle(),
+                  decor: Decor | None = None) -> Iterator[np.ndarray]:
     """Lazily render one frame per content: the trails come from the last `trail_length` particle
     sets (reset when the particle count changes), and a 3D camera turns `orbit_step` degrees per
-    frame. Lazy, so a worker thread can check for cancel and report progress between frames."""
+    frame. Lazy, so a worker thread can check for cancel and report progress between frames.
+
+    With `decor` each frame is a figure (`figure_layout`): `view` is the plot area's, the title is
+    its caption above the plot. Without, the title is drawn in the plot's top-left corner."""
+    layout = figure_layout(size, decor, camera is not None) if decor is not None else None
+    plot_size = tuple(size) if layout is None else tuple(layout.plot[2:])
     history: deque[np.ndarray] = deque(maxlen=max(trail_length, 0) + 1)
     for i, content in enumerate(contents):
         particles = content.particles
@@ -437,8 +675,9 @@ def render_frames(contents: Iterable[FrameContent], *, size: tuple[int, int], vi
             history.append(np.asarray(particles))
         trails = np.stack(history) if len(history) >= 2 else None
         cam = camera.orbited(i * orbit_step) if camera is not None else None
-        yield render_frame(size, view, data=data, particles=particles, trails=trails, field=content.field,
-                           title=content.title, style=style, camera=cam)
+        img = render_frame(plot_size, view, data=data, particles=particles, trails=trails, field=content.field,
+                           title=content.title if layout is None else None, style=style, camera=cam)
+        yield img if layout is None else decorate(img, layout, decor, view, caption=content.title, style=style)
 
 
 def write_video(frames: Iterable[np.ndarray], out: str | os.PathLike, *, fps: float, size: tuple[int, int],
@@ -508,7 +747,7 @@ def sample_contents(run, schedule, frames: int, n: int, seed: int, field_anchors
                 field = (field_anchors, score.double().numpy())
             label = "final" if last else f"step {done}/{total}"
             yield FrameContent(particles=standardizer.inverse(x).double().numpy(), field=field,
-                               title=f"{schedule.name}  {label}  sigma {sigma:.3g}{note}")
+                               title=f"{schedule.name}  {label}  σ {sigma:.3g}{note}")
 
 
 @dataclass(frozen=True)
@@ -551,13 +790,16 @@ def render_model(run, out: str | os.PathLike, sampler, *, frames: int = 60, fps:
                  bounds: tuple[tuple[float, float], ...] | None = None,
                  camera_angles: tuple[float, float] | None = None, orbit: bool = True, field: bool = True,
                  trails: bool = True, data: bool = True, note: str = "", style: FrameStyle = FrameStyle(),
+                 axes: bool = True, legend: bool = True,
                  progress: Callable[[int, int], None] | None = None,
                  should_cancel: Callable[[], bool] | None = None) -> Path:
     """The one animation pipeline: sample `n` particles of `run` (a loaded run or a ModelSnapshot:
     `.model`, `.standardizer`, `.config`, `.dim`, `.data`) with `sampler` (a SamplerConfig) and write
     `out` (.gif/.mp4). 2D frames `bounds` (the canvas's view) or else the data, with the score field
     at the sampler's current sigma; 3D orbits a camera once from `camera_angles` (azimuth, elevation)
-    when `orbit`. RenderCancelled when cancelled; SGMError on bad input. Any failure leaves no file."""
+    when `orbit`. Each frame is a figure (`Decor`): the caption above the plot, `axes` in data units
+    (2D) and a `legend` below, each in its own band. RenderCancelled when cancelled; SGMError on
+    bad input. Any failure leaves no file."""
     from .losses import bound_process
     from .samplers import make_sampler
 
@@ -569,16 +811,20 @@ def render_model(run, out: str | os.PathLike, sampler, *, frames: int = 60, fps:
     box = np.array(np.meshgrid(*[[-2.5, 2.5]] * run.dim)).reshape(run.dim, -1).T
     reference = points if points is not None else np.asarray(run.standardizer.inverse(box), dtype=np.float64)
     camera = fit_camera(reference, *(camera_angles or ())) if run.dim == 3 else None
-    if camera is None and bounds is not None:
-        view = frame_view(bounds, w / h)
-    else:
-        view = fit_view(reference, margin=0.15, aspect=w / h, camera=camera)
-    anchors = grid_points(view) if field and run.dim == 2 else None
     shown = points[:: max(1, math.ceil(len(points) / MAX_DATA_POINTS))] if data and points is not None else None
+    rows = legend_rows(field=field and run.dim == 2, particles=f"Particles ({sampler.name})", data=shown is not None,
+                       style=style)
+    decor = Decor(caption=True, axes=axes, legend=rows if legend else ())
+    _, _, pw, ph = figure_layout((w, h), decor, camera is not None).plot
+    if camera is None and bounds is not None:
+        view = frame_view(bounds, pw / ph)
+    else:
+        view = fit_view(reference, margin=0.15, aspect=pw / ph, camera=camera)
+    anchors = grid_points(view) if field and run.dim == 2 else None
     contents = sample_contents(run, schedule, frames, n, seed, anchors, note=note)
     images = render_frames(contents, size=(w, h), view=view, data=shown, camera=camera,
                            orbit_step=360.0 / frames if orbit and camera is not None else 0.0,
-                           trail_length=TRAIL_LENGTH if trails else 0, style=style)
+                           trail_length=TRAIL_LENGTH if trails else 0, style=style, decor=decor)
     return write_video(images, out, fps=fps, size=(w, h), total=frames, progress=progress,
                        should_cancel=should_cancel)
 
@@ -586,7 +832,8 @@ def render_model(run, out: str | os.PathLike, sampler, *, frames: int = 60, fps:
 def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: int = 60, fps: float = 20,
                size: tuple[int, int] = (512, 512), sampler: str | None = None, n: int = 2000, seed: int = 0,
                steps: int | None = None, orbit: bool = True, field: bool = True, trails: bool = True,
-               style: FrameStyle = FrameStyle(), progress: Callable[[int, int], None] | None = None,
+               style: FrameStyle = FrameStyle(), axes: bool = True, legend: bool = True,
+               progress: Callable[[int, int], None] | None = None,
                should_cancel: Callable[[], bool] | None = None) -> Path:
     """Animate a saved run's sampler into `out` (.gif or .mp4) with `render_model`: the run's data
     in grey, `n` particles seeded by `seed`, their trails, and in 2D the model's score field at the
@@ -609,7 +856,8 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
     run = load_run(run_dir)
     name = sampler or loss_spec(run.config.loss.name).default_sampler
     return render_model(run, out, SamplerConfig(name=name, steps=steps or 0), frames=frames, fps=fps, size=size,
-                        n=n, seed=seed, orbit=orbit, field=field, trails=trails, style=style, progress=progress,
+                        n=n, seed=seed, orbit=orbit, field=field, trails=trails, style=style, axes=axes,
+                        legend=legend, progress=progress,
                         should_cancel=should_cancel)
 
 
@@ -623,6 +871,34 @@ def packed_snapshot(engine) -> bytes | None:
 
     snap = snapshot_engine(engine)
     return None if snap is None else cloudpickle.dumps(snap)
+
+
+@dataclass(frozen=True)
+class PackedModel:
+    """A ModelSnapshot for another process: what the GUI reads (config, dim, step, data) in plain
+    types, and the pickled snapshot that only a torch host unpickles (`unpack`)."""
+
+    config: object  # RunConfig
+    dim: int
+    step: int
+    data: np.ndarray
+    packed: bytes
+
+    def unpack(self) -> ModelSnapshot:
+        import pickle
+
+        return pickle.loads(self.packed)
+
+
+def packed_model(engine) -> PackedModel | None:
+    """In the engine's host: `snapshot_engine` packed as a PackedModel (the compare window's
+    "use the main window's model" hands it to the compare host without unpickling it)."""
+    import cloudpickle
+
+    snap = snapshot_engine(engine)
+    if snap is None:
+        return None
+    return PackedModel(snap.config, snap.dim, snap.step, snap.data, cloudpickle.dumps(snap))
 
 
 @dataclass(frozen=True)
@@ -642,6 +918,8 @@ class ExportRequest:
     field: bool = True
     trails: bool = True
     data: bool = True
+    axes: bool = True
+    legend: bool = True
 
 
 def run_export(request: ExportRequest, progress: Callable[[int, int], None] | None = None,
@@ -656,7 +934,7 @@ def run_export(request: ExportRequest, progress: Callable[[int, int], None] | No
     r = request
     return render_model(snap, r.out, r.sampler, frames=r.frames, fps=r.fps, size=r.size, n=r.n, seed=r.seed,
                         bounds=r.bounds, camera_angles=r.camera_angles, field=r.field, trails=r.trails, data=r.data,
-                        note=f"  (trained {snap.step:,} steps)", progress=progress, should_cancel=should_cancel)
+                        axes=r.axes, legend=r.legend, note=f"  (trained {snap.step:,} steps)", progress=progress, should_cancel=should_cancel)
 
 
 @dataclass(frozen=True)

@@ -387,3 +387,36 @@ def save_png(path: str | os.PathLike, frame: np.ndarray) -> Path:
         return atomic_write(path, lambda f: image.save(f, format="PNG"), verify=verify)
     except (OSError, DataError) as exc:
         raise write_error(path, exc) from exc
+
+
+def save_svg(path: str | os.PathLike, svg: bytes | str, size: tuple[int, int] | None = None) -> Path:
+    """Write an SVG document atomically, after reading it back: it must parse as XML with an <svg>
+    root (and, given `size`, have a viewBox of that width and height in user units). A full disk or
+    a bad folder raises DataError in one sentence and leaves no file (and an existing one intact)."""
+    import xml.etree.ElementTree as ET
+
+    path = Path(path)
+    if path.suffix.lower() != ".svg":
+        raise ConfigError(f"cannot write a vector figure to {path.name!r}; use a .svg file name")
+    data = svg.encode("utf-8") if isinstance(svg, str) else bytes(svg)
+
+    def verify(tmp: Path) -> None:
+        try:
+            root = ET.parse(tmp).getroot()
+        except ET.ParseError as exc:
+            raise DataError(f"the SVG written does not read back ({one_line(str(exc), 80)})") from exc
+        if not root.tag.endswith("svg"):
+            raise DataError("the file written is not an SVG document")
+        if size is not None:
+            box = str(root.get("viewBox", "")).replace(",", " ").split()
+            try:
+                declared = tuple(round(float(v)) for v in box[2:4])
+            except ValueError:
+                declared = ()
+            if declared != tuple(int(v) for v in size):
+                raise DataError(f"the SVG written has the view box {' '.join(box) or 'none'}, not 0 0 {size[0]} {size[1]}")
+
+    try:
+        return atomic_write(path, lambda f: f.write(data), verify=verify)
+    except (OSError, DataError) as exc:
+        raise write_error(path, exc) from exc

@@ -172,6 +172,8 @@ def test_3d_data_is_compared_along_a_chosen_axis(qtbot):
     assert xs.min() < lo and xs.max() > hi
     w.axis_combo.setCurrentIndex(w.axis_combo.findData(0))  # look along x: the y–z plane
     np.testing.assert_array_equal(w.shown_points(), data.points[:, 1:])
+    pi = w.plots[0].getPlotItem()  # the axes name the data coordinates shown
+    assert (pi.getAxis("bottom").labelText, pi.getAxis("left").labelText) == ("y", "z")
     wait(qtbot, lambda: w.last_frames is not along_z and w.last_frames[0].frame.field is not along_z[0].frame.field)
     for before, after in zip(along_z, w.last_frames, strict=True):
         # the same particles, now seen along x: their y column moved to the first place
@@ -266,3 +268,94 @@ def test_esc_and_the_close_button_close_a_running_compare(qtbot, data, how):
     else:
         w.close_button.click()
     wait(qtbot, lambda: not w.isVisible() and not w.worker.is_running())
+
+
+def _axis_text(plot, name: str) -> str:
+    return plot.getPlotItem().getAxis(name).labelText
+
+
+def test_losses_each_get_their_own_labelled_loss_axis_and_plots_show_data_units(qtbot, data):
+    """sm's loss is negative, dsm's positive and smaller: one shared axis would flatten one of them.
+    Each loss gets a small plot of its own (x linked), whose y range is its own curve's."""
+    w = compare_window(qtbot, data, "losses", steps=150, checked=("sm", "dsm"))
+    w.start_button.click()
+    wait(qtbot, lambda: w.phase == "done" and w.last_frames and w.last_frames[0].phase == "done")
+    assert w.loss_row.isVisible() and not w.curve_plot.isVisible()
+    assert list(w.loss_plots) == ["sm", "dsm"]
+    for label, plot in w.loss_plots.items():
+        curve = w._curves[label]
+        assert curve.getViewBox() is plot.getPlotItem().getViewBox()  # drawn in its own plot
+        y = curve.getData()[1]
+        lo, hi = plot.getPlotItem().getViewBox().viewRange()[1]
+        assert lo <= y.min() and y.max() <= hi and (hi - lo) < 3 * (y.max() - y.min()) + 1e-6  # fitted to it
+        assert label in plot.getPlotItem().titleLabel.text and "own units" in plot.getPlotItem().titleLabel.text
+    ranges = [p.getPlotItem().getViewBox().viewRange()[1] for p in w.loss_plots.values()]
+    assert ranges[0] != ranges[1]
+    w.loss_plots["sm"].getPlotItem().getViewBox().setXRange(10, 50, padding=0)  # x linked: the same steps
+    assert w.loss_plots["dsm"].getPlotItem().getViewBox().viewRange()[0] == pytest.approx([10, 50])
+    # the particle plots show data units, the same axes on each (linked views, one scale)
+    for plot in w.plots:
+        assert plot.getPlotItem().getAxis("left").isVisible() and plot.getPlotItem().getAxis("bottom").isVisible()
+        assert (_axis_text(plot, "bottom"), _axis_text(plot, "left")) == ("x", "y")
+    w.close()
+
+
+def test_training_shows_an_eta_and_stop_then_sample_again_keeps_the_header_true(qtbot, data):
+    w = compare_window(qtbot, data, "samplers", steps=400, particles=200, checked=("langevin", "annealed"))
+    w.start_button.click()
+    wait(qtbot, lambda: "ETA" in w.status_label.text() and "ETA –" not in w.status_label.text())
+    assert w.status_label.text().startswith("Training")
+    wait(qtbot, lambda: w.last_frames and w.last_frames[0].phase == "sampling"
+         and 0 < w.last_frames[0].frame.sampler_step)
+    w.stop_button.click()
+    assert "stopped" in w.status_label.text() and "ETA" not in w.status_label.text()
+    assert w.again_button.isEnabled() and w.start_button.isEnabled() and not w.stop_button.isEnabled()
+    qtbot.wait(300)  # frames still arriving after Stop must not bring back a running header
+    assert "stopped" in w.status_label.text()
+    w.again_button.click()
+    assert "stopped" not in w.status_label.text() and not w.again_button.isEnabled()
+    wait(qtbot, lambda: w.phase == "done" and w.last_frames[0].phase == "done")
+    assert w.status_label.text().startswith("Done") and "stopped" not in w.status_label.text()
+    assert w.again_button.isEnabled() and not w.stop_button.isEnabled()
+    w.again_button.click()  # and again after the end: a fresh run of the same schedule
+    wait(qtbot, lambda: w.last_frames[0].phase == "sampling" or w.status_label.text().startswith("Sampling"))
+    wait(qtbot, lambda: w.phase == "done" and w.last_frames[0].phase == "done")
+    w.close()
+
+
+def test_samplers_can_use_the_main_windows_trained_model(qtbot):
+    from gui_helpers import frame, open_window
+
+    from app.compare_window import open_compare
+
+    main = open_window(qtbot)
+    main.session.set_run_config(small_config(steps=120, loss="ve-sde"))
+    main.actions_["train"].trigger()
+    wait(qtbot, lambda: frame(main) is not None and frame(main).step >= 120 and not main.worker_state.training)
+    w = open_compare(main, "samplers", checked=("ode", "sde"))
+    qtbot.addWidget(w)
+    assert w.main_check.isEnabled() and "120 steps" in w.main_check.text()
+    w.main_check.setChecked(True)
+    assert not w.steps_box.isEnabled() and "main window" in w.subtitle.text()
+    w.particles_box.setValue(200)
+    w.start_button.click()
+    wait(qtbot, lambda: w.last_frames and w.last_frames[0].phase in ("sampling", "done"))
+    assert all(f.frame.step == 0 for f in w.last_frames)  # nothing trained here
+    wait(qtbot, lambda: w.phase == "done" and w.last_frames[0].phase == "done")
+    # the comparison's network computes exactly what the main window's EMA network does
+    import torch
+
+    got = []
+    x, sigma = torch.randn(16, 2, generator=torch.Generator().manual_seed(3)), torch.full((16,), 0.3)
+
+    def probe(engine) -> None:  # noqa: ANN001 - the main engine, in its worker
+        with torch.no_grad():
+            got.append(engine.trainer.score_fn()(x, sigma).numpy().copy())
+
+    main.worker.call(probe)
+    wait(qtbot, lambda: got)
+    with torch.no_grad():
+        mine = w.worker.core._runs[0].engine.trainer.score_fn()(x, sigma).numpy()  # the worker is idle: done
+    np.testing.assert_allclose(mine, got[0], atol=1e-6)
+    assert all(np.isfinite(f.sw_ratio) for f in w.last_frames)
+    w.close()

@@ -347,3 +347,23 @@ def test_a_lesson_left_open_over_3d_data_is_not_measured_and_raises_nothing():
     for _ in range(5):
         h.engine.work()
     assert not h.of(core.Failed) and not h.of(core.LessonChecked)
+
+
+@pytest.mark.parametrize("sampler", ["ode", "annealed"])
+def test_metrics_measure_the_schedules_end_at_once_not_a_refresh_later(data, monkeypatch, sampler):
+    """With the sample-metrics refresh set to a day, the only measurement past the first is the one
+    the end of the schedule asks for: ode stops there (the particles rest), annealed plays on."""
+    monkeypatch.setattr(core, "METRICS_SAMPLES_EVERY", 86_400.0)
+    h = Driven()
+    h.send(core.SetEngine(core.EngineSpec(data, SMALL, SamplerConfig(name=sampler, steps=4), 30)),
+           core.SetMetrics(True), core.SetStepsPerFrame(3), core.Play())
+    n_steps = h.engine.engine.sampler.n_steps
+
+    def measured_end() -> bool:
+        return any("samples" in e.metrics["updated"] and e.metrics["sampler_step"] >= n_steps
+                   for e in h.of(core.MetricsUpdated))
+
+    h.run_until(measured_end)
+    samples = [e.metrics for e in h.of(core.MetricsUpdated) if "samples" in e.metrics["updated"]]
+    assert samples[0]["sampler_step"] < n_steps  # the first, at the start, on the throttle
+    assert samples[-1]["sampler_step"] >= n_steps and len(samples) <= 3  # then the end, not a stream

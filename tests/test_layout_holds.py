@@ -13,6 +13,7 @@ from gui_helpers import TIMEOUT_MS, open_window, small_config, wait
 from PySide6.QtCore import QSettings
 
 from app.layout_check import layout_problems
+from app.lessons_ui import CANVAS_MIN_PX
 from app.main_window import LAYOUT_VERSION
 from app.session import Session
 from sgm_core.lessons import load_lessons
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.usefixtures("warm_torch")
 @pytest.mark.parametrize("size", [(1280, 800), (1024, 700)], ids=["1280x800", "1024x700"])
 def test_every_lesson_keeps_every_control_whole(qtbot, size):
     w = open_window(qtbot, size=size)
+    folded: list[bool] = []
     try:
         wait(qtbot, lambda: w._docks_sized)
         qtbot.wait(50)
@@ -39,6 +41,11 @@ def test_every_lesson_keeps_every_control_whole(qtbot, size):
             assert combo.width() > text, "the loss combo shows its whole name"
             bar = w.lessons.bar
             assert bar.width() <= w.centralWidget().width()
+            wait(qtbot, lambda: w.mode3d.stack.height() >= CANVAS_MIN_PX)  # the bar folds to leave the canvas room
+            folded.append(bar.folded)
+        print(size, "folded:", folded)
+        # at 1280x800 most lessons have room to stay open; at 1024x700 the open bar never leaves 220 px
+        assert sum(folded) <= len(LESSONS) // 2 if size == (1280, 800) else all(folded)
         w.lessons.bar.close_button.click()
         assert (w.width(), w.height()) == size and layout_problems(w) == []
     finally:
@@ -114,5 +121,51 @@ def test_a_lesson_asks_before_a_trained_model_goes(qtbot):
         w.lessons.load(0)
         assert asked == [(30, "the lesson sets up its own data and network")]
         assert w.lessons.lesson is None and not w.lessons.bar.isVisible()
+    finally:
+        w.close()
+
+
+def test_a_bar_opened_by_hand_where_there_is_no_room_still_leaves_the_canvas_its_minimum(qtbot):
+    w = open_window(qtbot, size=(1024, 700))
+    try:
+        with qtbot.waitSignal(w.lessons.started, timeout=TIMEOUT_MS):
+            w.lessons.menu.actions()[1].trigger()
+        bar = w.lessons.bar
+        wait(qtbot, lambda: bar.folded)  # at 1024x700 the open bar left the canvas ~68 px: it folds
+        assert not bar.caption_label.isVisible() and bar.title_label.isVisible()
+        folded_height = bar.height()
+        bar.fold_button.click()  # the user opens it anyway: their choice stands
+        wait(qtbot, lambda: bar.height() > folded_height)
+        qtbot.wait(30)
+        assert not bar.folded and bar.checks_label.isVisible()
+        assert w.mode3d.stack.height() >= CANVAS_MIN_PX  # the caption's tail is cut, not the canvas
+        assert bar.toolTip() == LESSONS[1].caption  # the whole caption is still there
+        bar.fold_button.click()
+        wait(qtbot, lambda: bar.height() == folded_height)
+        assert layout_problems(w) == []
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1024, 700)], ids=["1280x800", "1024x700"])
+def test_a_status_message_is_never_cut_by_the_permanent_labels(qtbot, size):
+    w = open_window(qtbot, size=size)
+    try:
+        bar = w.statusBar()
+        labels = list(w.status_labels.values())
+        text = "Training finished at step 1,600 — Train continues for another round"
+        bar.showMessage(text, 60_000)
+
+        def first_label_x() -> int:
+            shown = [lab for lab in labels if lab.isVisible()]
+            return min(lab.mapTo(bar, lab.rect().topLeft()).x() for lab in [*shown, w.progress.bar])
+
+        need = bar.fontMetrics().horizontalAdvance(text) + 6
+        wait(qtbot, lambda: need <= first_label_x())  # the message ends before the labels begin (once laid out)
+        assert bar.currentMessage() == text
+        assert w.status_labels["step"].isVisible()  # the step count never yields
+        bar.clearMessage()
+        qtbot.wait(30)
+        assert all(lab.isVisible() for lab in labels)  # all back once the message goes
     finally:
         w.close()

@@ -157,6 +157,7 @@ def make_frame(**overrides) -> Frame:
 @pytest.fixture
 def plot(qtbot) -> Plot2D:
     w = Plot2D(seed=0)
+    w.set_legend_visible(False)  # these tests check each layer's pixels; tests/test_legend.py checks the legend
     qtbot.addWidget(w)
     w.resize(480, 480)
     w.show()

@@ -401,3 +401,23 @@ def test_a_spawn_click_lands_under_the_cursor_and_a_drag_still_orbits(plot, qtbo
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(260, 180))
     assert len(hits) == 2  # a drag is not a click ...
     assert plot.camera()["azimuth"] != azimuth  # ... it orbits, as with any other tool
+
+
+@pytest.mark.gl
+def test_the_3d_legend_overlay_names_what_is_drawn_in_its_colours(plot):
+    from app.views import colors
+
+    plot.set_legend_names("flow −v_θ(x, t) (toward the data)", "Particles (ode)")
+    plot.show_frame(_frame(_particles()))
+    assert plot.legend.isVisible()
+    assert [r.label for r in plot.legend.entries] == ["Particles (ode)", "Data"]  # no field drawn yet
+    img = plot.legend.grab().toImage()
+    rgb = np.array([[img.pixelColor(x, y).getRgb()[:3] for x in range(img.width())] for y in range(img.height())])
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    assert ((r > 190) & (g > 50) & (g < 170) & (b < 120)).sum() >= 10  # the particle swatch's orange
+    assert (np.abs(rgb - np.array(colors.DATA[:3])).max(axis=-1) < 40).sum() >= 10  # the data swatch
+    plot.set_layers(particles=False)
+    assert [r.label for r in plot.legend.entries] == ["Data"]
+    # the overlay lets the mouse through to the view: orbiting still works under it
+    from PySide6.QtCore import Qt
+    assert plot.legend.testAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)

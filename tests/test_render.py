@@ -13,20 +13,24 @@ import pytest
 
 iio = pytest.importorskip("imageio.v3")
 
-from sgm_core import cli  # noqa: E402
+from sgm_core import cli, palette  # noqa: E402
 from sgm_core.errors import ConfigError, DataError, SessionError  # noqa: E402
 from sgm_core.limits import MAX_FRAMES, MAX_SAMPLES, MAX_STEPS  # noqa: E402
 from sgm_core.render import (  # noqa: E402
     DARK_STYLE,
     Camera,
+    Decor,
     FrameContent,
     FrameStyle,
+    LegendRow,
     RenderCancelled,
     View,
     colormap,
+    figure_layout,
     fit_camera,
     fit_view,
     grid_points,
+    nice_ticks,
     render_frame,
     render_frames,
     render_run,
@@ -38,6 +42,7 @@ from sgm_core.video import MAX_SIDE  # noqa: E402
 STYLE = FrameStyle()
 SIZE = (200, 160)  # (W, H): not square, so a swapped axis shows up
 VIEW = fit_view(np.array([[-2.0, -2.0], [2.0, 2.0]]), margin=0.0, aspect=SIZE[0] / SIZE[1])
+TICK_ROWS = 17  # the tick marks and their labels below a 360x300 figure's plot (9 px font)
 FAST_MS = 150  # 10k particles + 32x32 arrows measure ~12 ms at 512x512; 150 only catches a Python loop
 
 
@@ -184,14 +189,16 @@ def test_arrow_tip_and_tail():
 
 
 def test_arrow_colour_follows_magnitude():
-    # Colour runs with t = |v| / (|v| + median |v|); the median here is 1.
-    anchors = np.array([[-1.5, 0.0], [0.0, 0.0], [1.5, 0.0]])
-    img = render_frame(SIZE, VIEW, field=(anchors, np.array([[0.0, 0.01], [0.0, 1.0], [0.0, 100.0]])))
-    weak, middle, strong = (img[pixel(VIEW, a)].astype(int) for a in anchors)
+    # As the window colours arrows: |v| linear from 0 to its 95th percentile (the legend's top), clipped.
+    anchors = np.array([[-1.5, 0.0], [-0.5, 0.0], [0.5, 0.0], [1.5, 0.0]])
+    mags = np.array([0.0, 1.0, 2.0, 3.0])
+    img = render_frame(SIZE, VIEW, field=(anchors, np.stack([np.zeros(4), mags + 1e-9], axis=1)))
+    top = float(np.percentile(mags, 95))  # 2.85
     lut = colormap(STYLE.arrow_colors).astype(int)
-    assert np.abs(weak - lut[2]).max() <= 2  # t = 0.01 / 1.01: the palette's start
-    assert np.abs(middle - lut[127]).max() <= 2  # t = 1/2
-    assert np.abs(strong - lut[252]).max() <= 2  # t = 100 / 101: the palette's end
+    for a, m in zip(anchors[1:], mags[1:], strict=True):
+        drawn = img[pixel(VIEW, a)].astype(int)
+        assert np.abs(drawn - lut[min(255, int(m / top * 255))]).max() <= 2, (m, drawn)
+    assert STYLE.arrow_colors[0] == palette.bin_colors(8)[0][:3]  # the app's arrow colours, low to high
 
 
 def test_trails_fade_with_age():
@@ -215,6 +222,71 @@ def test_title_is_drawn_top_left():
     h, w = SIZE[1], SIZE[0]
     assert (~is_bg(img[: h // 5, : w // 2])).sum() > 30
     assert is_bg(img[h // 3:]).all()
+
+
+def test_the_style_is_the_apps_palette():
+    assert STYLE.particle_color == palette.PARTICLE[:3] and STYLE.text_color == palette.FOREGROUND[:3]
+    assert STYLE.data_color == palette.over_background(palette.DATA)  # translucent grey-blue over white
+    assert STYLE.background == (255, 255, 255)
+
+
+def _figure(size=(360, 300), caption="annealed  step 3/10  σ 0.5", **decor):
+    """One decorated frame of a dense field over the whole plot, particles at its four corners."""
+    rows = (LegendRow("ramp", STYLE.arrow_colors, "Learned score"), LegendRow("dot", (STYLE.particle_color,), "Particles"))
+    d = Decor(**({"legend": rows} | decor))
+    layout = figure_layout(size, d)
+    x, y, pw, ph = layout.plot
+    view = fit_view(np.array([[-2.0, -2.0], [2.0, 2.0]]), margin=0.0, aspect=pw / ph)
+    anchors = grid_points(view, 30)
+    corners = np.array([[view.xlim[i], view.ylim[j]] for i in (0, 1) for j in (0, 1)]) * 0.97
+    content = FrameContent(particles=corners, field=(anchors, -anchors), title=caption)
+    (img,) = render_frames([content], size=size, view=view, trail_length=0, decor=d)
+    return img, layout, view
+
+
+def _arrowish(px: np.ndarray) -> np.ndarray:
+    """Pixels of the arrow palette (viridis is never grey: its channels differ by > 40)."""
+    return (px.max(axis=-1).astype(int) - px.min(axis=-1)) > 40
+
+
+def test_a_figure_puts_caption_axes_and_legend_in_bands_of_their_own():
+    img, layout, view = _figure()
+    x, y, pw, ph = layout.plot
+    assert layout.caption and layout.axes and layout.legend_lines
+    plot = img[y:y + ph, x:x + pw]
+    assert _arrowish(plot[:ph // 4, :pw // 3]).sum() > 100  # the field reaches the plot's top-left: not veiled
+    caption = img[:y - 1]
+    assert (~is_bg(caption)).sum() > 40  # the caption's text...
+    assert not _arrowish(caption).any()  # ...and nothing of the field above the plot
+    left, below = img[y:y + ph, :x - 1], img[y + ph + 1:]
+    assert not (_arrowish(left).any() or _arrowish(below[: TICK_ROWS]).any())  # ticks: grey text only
+    legend = img[y + ph + 1 + TICK_ROWS:]
+    assert (np.abs(legend.astype(int) - STYLE.particle_color).max(axis=-1) <= 10).sum() >= 10  # the particle swatch
+    assert (np.abs(legend.astype(int) - STYLE.arrow_colors[0]).max(axis=-1) <= 10).sum() >= 3  # the field's ramp
+    # a tick mark under x = 0, in the axis colour, right below the plot's frame
+    col = int(round(x + (0 - view.xlim[0]) / (view.xlim[1] - view.xlim[0]) * pw - 0.5))
+    assert tuple(img[y + ph + 2, col]) == STYLE.axis_color
+    assert list(nice_ticks(-2.3, 2.3)) == [-2.0, -1.0, 0.0, 1.0, 2.0]
+
+
+def test_a_frame_too_small_for_the_bands_drops_legend_then_axes():
+    img, layout, _ = _figure(size=(64, 48))
+    assert (layout.axes, layout.legend_lines) == (False, ())
+    assert layout.plot[3] >= 0.55 * 48
+    _, no_axes, _ = _figure(axes=False, legend=())
+    assert not no_axes.axes and no_axes.plot[2] > _figure()[1].plot[2]  # the plot takes the room
+
+
+def test_the_caption_says_sigma_with_its_glyph_or_spells_it_out():
+    from PIL import ImageFont
+
+    from sgm_core.render import _ascii, _font
+
+    font = _font(12)
+    plain = ImageFont.load_default(size=12)  # Pillow's own font has no Greek
+    assert _ascii("σ 0.5", plain) == "sigma 0.5"
+    text = _ascii("σ 0.5", font)
+    assert text == ("σ 0.5" if font.getname()[0] != plain.getname()[0] else "sigma 0.5")
 
 
 def test_fast_enough_for_live_export():
@@ -428,6 +500,15 @@ def test_cli_render(runs, tmp_path, capsys):
     out = tmp_path / "x.gif"
     assert cli.main(["render", str(runs["8gaussians"]), "--out", str(out), "--frames", "6", "--size", "64x48"]) == 0
     assert iio.imread(out, index=None)[..., :3].shape == (6, 48, 64, 3)
+    bare, full = tmp_path / "bare.gif", tmp_path / "full.gif"
+    for out_, flags in ((bare, ["--no-axes", "--no-legend"]), (full, [])):
+        assert cli.main(["render", str(runs["8gaussians"]), "--out", str(out_), "--frames", "2", "--size", "360x300",
+                         "--steps", "2", *flags]) == 0
+    plain, decorated = (iio.imread(p, index=0)[..., :3] for p in (bare, full))
+    def text_pixels(img):  # the legend's words along the bottom: dark grey (antialiased) pixels
+        px = img[-20:].astype(int)
+        return int(((px.max(axis=-1) < 170) & (px.max(axis=-1) - px.min(axis=-1) < 20)).sum())
+    assert text_pixels(decorated) > text_pixels(plain) + 50
     assert cli.main(["render", str(runs["8gaussians"]), "--out", str(tmp_path / "x.webm")]) == 2
     err = capsys.readouterr().err
     assert "sgm: error:" in err and ".gif or .mp4" in err

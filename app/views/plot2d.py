@@ -27,6 +27,7 @@ from app.views.geometry import (
     upsample_bilinear,
     within_any,
 )
+from app.views.legend import CanvasLegend, legend_entries
 
 TOOLS = ("none", "brush", "point", "eraser", "spawn")
 HEATMAPS = ("off", "density", "error", "curl")
@@ -148,6 +149,8 @@ class Plot2D(pg.PlotWidget):
         self._heat_bounds = None
         self.splat_above = SPLAT_ABOVE  # more particles than this are drawn as a density image
         self._particles_xy = np.zeros((0, 2), np.float32)
+        self._has_trails = False
+        self._trails = None
         self._splatting = False
 
         pi = self.getPlotItem()
@@ -189,6 +192,16 @@ class Plot2D(pg.PlotWidget):
         self.set_tool("none")
         self._vb.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
         self._vb.sigRangeChanged.connect(self._resplat)
+        # the legend: top-left of the plot area, fixed on screen; it follows what is shown
+        self._shows = "score s_θ(x, σ)"
+        self._particles_name = "Particles"
+        self._magnitude_top: float | None = None
+        self._heat_levels: tuple[float, float] | None = None
+        self._legend_on = True
+        self.legend = CanvasLegend()
+        self.legend.setParentItem(self._vb)
+        self.legend.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(6, 6))
+        self._update_legend()
 
     # -- tools -----------------------------------------------------------------------------
     @property
@@ -307,6 +320,7 @@ class Plot2D(pg.PlotWidget):
         self._points = np.ascontiguousarray(p[:, :2]) if p.size else np.zeros((0, 2), np.float32)
         self._erased = np.zeros(len(self._points), bool)
         self._data_item.set_positions(self._points)
+        self._update_legend()
 
     def show_frame(self, frame) -> None:
         """Draw an `sgm_core.live.Frame`: particles and trails always; field, true field and
@@ -329,6 +343,7 @@ class Plot2D(pg.PlotWidget):
             self._heat_bounds, heat_changed = frame.heatmap_bounds, True
         if heat_changed:
             self._draw_heatmap()
+        self._update_legend()  # particles or trails may have come or gone (a no-op when the rows agree)
 
     def clear_field(self) -> None:
         """Forget the drawn field, true field and heatmaps (e.g. when the dataset changes)."""
@@ -337,6 +352,8 @@ class Plot2D(pg.PlotWidget):
         for item in (*self._field_items, self._true_item):
             item.setData(x=np.zeros(0), y=np.zeros(0))
         self._heat_item.setVisible(False)
+        self._magnitude_top = None
+        self._update_legend()
 
     def set_layers(self, *, data: bool | None = None, field: bool | None = None, true_field: bool | None = None,
                    particles: bool | None = None, trails: bool | None = None, heatmap: str | None = None) -> None:
@@ -363,14 +380,48 @@ class Plot2D(pg.PlotWidget):
         self._particle_item.setVisible(self._layers["particles"] and not self._splatting)
         self._splat_item.setVisible(self._layers["particles"] and self._splatting)
         self._trail_item.setVisible(self._layers["trails"])
+        self._update_legend()
+
+    # -- legend -----------------------------------------------------------------------------
+    def set_legend_names(self, shows: str | None = None, particles: str | None = None) -> None:
+        """What the arrows are (sgm_core.param's `shows`, e.g. "flow −v_θ(x, t) (toward the data)")
+        and what to call the particles (e.g. "Particles (annealed)"); None keeps a name."""
+        if shows is not None:
+            self._shows = shows
+        if particles is not None:
+            self._particles_name = particles
+        self._update_legend()
+
+    def set_legend_visible(self, on: bool) -> None:
+        self._legend_on = bool(on)
+        self._update_legend()
+
+    def legend_rows(self) -> list:
+        """The legend's rows for what is drawn now (`app.views.legend.LegendEntry`)."""
+        layers = dict(self.layers())
+        layers["field"] = layers["field"] and self._field is not None
+        layers["true_field"] = layers["true_field"] and self._true_field is not None
+        layers["data"] = layers["data"] and len(self._points) > 0
+        layers["particles"] = layers["particles"] and len(self._particles_xy) > 0
+        layers["trails"] = layers["trails"] and self._has_trails
+        shown = self._heat_item.isVisible()
+        return legend_entries(layers, shows=self._shows, magnitude_top=self._magnitude_top,
+                              heat_levels=self._heat_levels if shown else None,
+                              noisy_data=self._noisy_item.isVisible(), particles=self._particles_name)
+
+    def _update_legend(self) -> None:
+        legend = getattr(self, "legend", None)
+        if legend is not None:
+            legend.set_entries(self.legend_rows() if self._legend_on else [])
 
     def set_noisy_points(self, points: np.ndarray | None) -> None:
         """Samples of q_σ (data + σ·noise, data coordinates) under the field; None hides them."""
         if points is None or len(points) == 0:
             self._noisy_item.setVisible(False)
-            return
-        self._noisy_item.set_positions(np.ascontiguousarray(np.asarray(points, np.float32)[:, :2]))
-        self._noisy_item.setVisible(True)
+        else:
+            self._noisy_item.set_positions(np.ascontiguousarray(np.asarray(points, np.float32)[:, :2]))
+            self._noisy_item.setVisible(True)
+        self._update_legend()
 
     def set_normalized_arrows(self, on: bool) -> None:
         """Equal-length arrows (direction only; colour still tells magnitude) vs length ∝ |score|."""
@@ -413,7 +464,9 @@ class Plot2D(pg.PlotWidget):
             self._draw_splat()
 
     def _draw_trails(self, trails: np.ndarray | None) -> None:
-        if trails is None or len(trails) < 2:
+        self._has_trails = trails is not None and len(trails) >= 2
+        self._trails = trails if self._has_trails else None
+        if not self._has_trails:
             self._trail_item.setData(x=np.zeros(0), y=np.zeros(0))
             return
         t = np.asarray(trails)[:, :MAX_TRAILS, :2]  # (T, m, 2), oldest first
@@ -429,6 +482,7 @@ class Plot2D(pg.PlotWidget):
             return
         mag = np.hypot(ref.vectors[:, 0], ref.vectors[:, 1])
         scale, cap, top = arrow_scale(mag, grid_cell(ref.positions), self._normalized)
+        self._magnitude_top = top
         if self._field is not None:
             f = self._field
             segs = arrow_segments(f.positions, f.vectors, scale, self._normalized, max_length=cap)
@@ -443,11 +497,13 @@ class Plot2D(pg.PlotWidget):
             t = self._true_field
             segs = arrow_segments(t.positions, t.vectors, scale, self._normalized, max_length=cap)
             self._true_item.setData(x=segs[:, 0], y=segs[:, 1], connect="pairs")
+        self._update_legend()
 
     def _draw_heatmap(self) -> None:
         img = self._heat.get(self._heatmap_mode) if self._heatmap_mode != "off" else None
         if img is None or self._heat_bounds is None:
             self._heat_item.setVisible(False)
+            self._update_legend()
             return
         img = np.asarray(img, dtype=np.float32)
         finite = img[np.isfinite(img)]
@@ -471,6 +527,62 @@ class Plot2D(pg.PlotWidget):
         dy = (y1 - y0) / max(h - 1, 1)
         self._heat_item.setRect(QRectF(x0 - dx / 2, y0 - dy / 2, (x1 - x0) + dx, (y1 - y0) + dy))
         self._heat_item.setVisible(True)
+        self._heat_levels = (float(levels[0]), float(levels[1]))
+        self._update_legend()
+
+    # -- figures ----------------------------------------------------------------------------
+    def figure_copy(self, width: int, height: int) -> Plot2D:
+        """A new, unshown Plot2D of `width` x `height` pixels drawing what this one draws now
+        (data, field, heatmap, particles, trails, q_σ, legend) over the same region: the view is
+        widened to the new aspect about the same centre. For figure export at a chosen size; the
+        caller deletes it."""
+        fig = Plot2D()
+        fig.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
+        fig.resize(int(width), int(height))
+        fig.show()  # laid out (axes, legend) but never on screen
+        fig.set_points(self._points)
+        fig._layers = dict(self._layers)
+        fig._heatmap_mode = self._heatmap_mode
+        fig._normalized = self._normalized
+        fig._shows, fig._particles_name, fig._legend_on = self._shows, self._particles_name, self._legend_on
+        fig._field, fig._true_field = self._field, self._true_field
+        fig._heat, fig._heat_bounds = dict(self._heat), self._heat_bounds
+        fig.splat_above = self.splat_above
+        (x0, x1), (y0, y1) = self.field_bounds()
+        fig._vb.setRange(QRectF(QPointF(x0, y0), QPointF(x1, y1)), padding=0)
+        fig._draw_fields()
+        fig._draw_heatmap()
+        fig._draw_particles(self._particles_xy)
+        fig._draw_trails(self._trails)
+        if self._noisy_item.isVisible():
+            fig._noisy_item.set_positions(np.column_stack([self._noisy_item.data["x"], self._noisy_item.data["y"]]))
+            fig._noisy_item.setVisible(True)
+        fig._apply_layers()
+        return fig
+
+    def clip_to_view(self) -> None:
+        """Drop what lies outside the visible rectangle: points, particles, q_σ, whole arrows and
+        whole trails. A raster grab clips by itself; a vector painter (QSvgGenerator) does not
+        honour the ViewBox's clip, so a figure copy is clipped before it is painted as SVG."""
+        r = self._vb.viewRect()
+        (x0, x1), (y0, y1) = (r.left(), r.right()), (r.top(), r.bottom())
+
+        def inside(xy: np.ndarray) -> np.ndarray:
+            return (xy[..., 0] >= x0) & (xy[..., 0] <= x1) & (xy[..., 1] >= y0) & (xy[..., 1] <= y1)
+
+        for item in (self._data_item, self._particle_item, self._noisy_item):
+            if len(item.data):
+                xy = np.column_stack([item.data["x"], item.data["y"]]).astype(np.float32)
+                item.set_positions(xy[inside(xy)])
+        for item in (*self._field_items, self._true_item):
+            x, y = item.getData()
+            if x is not None and len(x):
+                pairs = np.column_stack([x, y]).reshape(-1, 2, 2)
+                keep = pairs[inside(pairs).all(axis=1)].reshape(-1, 2)
+                item.setData(x=keep[:, 0], y=keep[:, 1], connect="pairs")
+        if self._trails is not None:
+            t = np.asarray(self._trails)[:, :, :2]
+            self._draw_trails(t[:, inside(t).all(axis=0)] if inside(t).all(axis=0).any() else None)
 
     # -- view -------------------------------------------------------------------------------
     def field_bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:

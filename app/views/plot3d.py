@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.views import colors
 from app.views.geometry import arrow_scale
+from app.views.legend import LegendOverlay, legend_entries
 from sgm_core.live import default_bounds
 
 NO_GL_MESSAGE = "3D view needs OpenGL (not available here); 2D keeps working"
@@ -278,6 +279,12 @@ class Plot3D(QWidget):
         self.gl_available = False
         self.gl_error = ""  # why GL is off, for a tooltip or a log
         self.message_label: QLabel | None = None
+        self.legend: LegendOverlay | None = None  # over the GL view (a scene item cannot be: GL has no scene)
+        self._shows = "score s_θ(x, σ)"
+        self._particles_name = "Particles"
+        self._magnitude_top: float | None = None
+        self._has_particles = False
+        self._has_trails = False
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -360,6 +367,7 @@ class Plot3D(QWidget):
             item.setDepthValue(depth)  # GLViewWidget draws in depth-value order
             view.addItem(item)
         self._view = view
+        self.legend = LegendOverlay(view)
         view.installEventFilter(self)  # clicks for the spawn tool; drags still orbit
         view.setCameraPosition(azimuth=DEFAULT_AZIMUTH, elevation=DEFAULT_ELEVATION)
         self._update_frame_items()
@@ -388,6 +396,8 @@ class Plot3D(QWidget):
             return
         self._particle_item.setData(pos=_as3(frame.particles))
         self._draw_trails(frame.trails)
+        self._has_particles = len(frame.particles) > 0
+        self._has_trails = frame.trails is not None and len(frame.trails) >= 2
         if frame.field is not None and frame.field is not self._field:
             self._field = frame.field
             axis = slice_axis_of(tuple(frame.field.shape))
@@ -395,12 +405,15 @@ class Plot3D(QWidget):
                 self._slice = (axis, float(frame.field.positions[0, axis]))
                 self._update_plane()
             self._draw_field()
+        self._update_legend()
 
     def clear_field(self) -> None:
         """Forget the drawn field (e.g. when the dataset changes)."""
         self._field = None
+        self._magnitude_top = None
         if self._view is not None:
             self._field_item.setData(pos=np.zeros((0, 3), np.float32))
+        self._update_legend()
 
     def set_layers(
         self,
@@ -456,6 +469,28 @@ class Plot3D(QWidget):
         show_plane = self._layers["slice_plane"] and self._slice is not None
         self._plane_item.setVisible(show_plane)
         self._plane_edge_item.setVisible(show_plane)
+        self._update_legend()
+
+    def set_legend_names(self, shows: str | None = None, particles: str | None = None) -> None:
+        """As `Plot2D.set_legend_names`: what the arrows are, what to call the particles."""
+        self._shows = shows if shows is not None else self._shows
+        self._particles_name = particles if particles is not None else self._particles_name
+        self._update_legend()
+
+    def legend_rows(self) -> list:
+        layers = dict(self._layers)
+        layers["field"] = layers["field"] and self._field is not None
+        layers["data"] = layers["data"] and len(self._points) > 0
+        layers["particles"] = layers["particles"] and self._has_particles
+        layers["trails"] = layers["trails"] and self._has_trails
+        return legend_entries(layers, shows=self._shows, magnitude_top=self._magnitude_top,
+                              particles=self._particles_name, dim=3)
+
+    def _update_legend(self) -> None:
+        if self.legend is not None:
+            rows = self.legend_rows()
+            if rows != self.legend.entries:
+                self.legend.set_entries(rows)
 
     # -- drawing ----------------------------------------------------------------------------
     def _draw_trails(self, trails: np.ndarray | None) -> None:
@@ -479,6 +514,7 @@ class Plot3D(QWidget):
             vec[:, axis] = 0.0  # the in-plane part: the field as the 2D slice view shows it
         scale, cap, top = arrow_scale(np.linalg.norm(vec, axis=1), grid_spacing(tuple(f.shape), pos),
                                       self._normalized)
+        self._magnitude_top = top
         normal = None if axis is None else np.eye(3)[axis]
         verts, cols = arrow_lines_3d(pos, vec, scale, self._normalized, max_length=cap, reference=top, plane_normal=normal)
         self._field_item.setData(pos=verts, color=cols)
