@@ -68,8 +68,8 @@ def session_source(state: SessionState) -> Dataset | None:
     draws when `run.loss.source` names a preset (the truth needs the mixture); None when the
     session has none (then `run.loss.source`, a preset or file, is loaded as `sgm train` does)."""
     points = state.source_points
-    if points is None:
-        return None
+    if points is None or not state.run.loss.source:
+        return None  # none, or kept for the window's Source layer while the run's loss does not flow
     spec = PRESETS.get(state.run.loss.source)
     if spec is not None and spec.dim == points.shape[1]:
         return Dataset(state.run.loss.source, points, spec.sampler, spec.gmm() if spec.gmm is not None else None)

@@ -159,13 +159,12 @@ def run_reference(dataset: Dataset, standardizer: Standardizer, process: Process
         score, kind = reference_score_fn(dataset, standardizer, kind=process)
         return Reference(score, kind)
     if coupling != "independent":
-        return Reference(None, "none", "no true field: ot-fm pairs each batch by optimal transport, "
-                                       "whose flow has no closed form")
+        return Reference(None, "none", "ot-fm pairs each batch by optimal transport, whose flow has no closed form")
     if dataset.gmm is None or source.gmm is None:
         which = ("neither end is" if dataset.gmm is None and source.gmm is None
                  else "the data is not" if dataset.gmm is None else "the source is not")
-        return Reference(None, "none", f"no true field: a flow between two sets is exact only between Gaussian "
-                                       f"mixtures, and {which} one")
+        return Reference(None, "none", f"a flow between two sets has an exact field only between Gaussian mixtures, "
+                                       f"and {which} one")
     shift, scale = torch.tensor(standardizer.shift), float(standardizer.scale)
     return Reference(flow_reference_fn(dataset.gmm.transformed(shift, scale), source.gmm.transformed(shift, scale),
                                        process), "analytic")
