@@ -58,6 +58,7 @@ from .panels.view_panel import ViewPanel, field_shows
 from .progress import MessageRoom, ProgressStatus, sampler_step_text
 from .session import DataState, ParticleOptions, Session, ViewOptions
 from .session_io import SESSION_SUFFIX, SessionFiles
+from .source_layer import SourceController
 from .steps_window import install_steps_menu
 from .views.loss_view import LossView
 from .views.plot2d import Plot2D
@@ -207,6 +208,7 @@ class MainWindow(QMainWindow):
         self._rebuild_timer.timeout.connect(self._sync_engine)
         self._view_timer = QTimer(self, singleShot=True, interval=VIEW_DELAY_MS)
         self._view_timer.timeout.connect(self._send_view)
+        self.sources = SourceController(self)  # the Source layer: where fm / ot-fm flows start (app/source_layer.py)
 
         s = self.session
         s.data_changed.connect(self._on_data_changed)
@@ -578,11 +580,21 @@ class MainWindow(QMainWindow):
             self.show_error(message)
 
     def _on_stroke(self, points: np.ndarray) -> None:
-        self.session.add_points(np.asarray(points, dtype=np.float32).reshape(-1, 2))
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        if self.session.source.editing:
+            problem = self.session.source.add_points(points)
+            if problem:
+                self.show_error(problem)
+            return
+        self.session.add_points(points)
 
     def _on_erase(self, centres: np.ndarray) -> None:
-        self.session.erase_points(np.asarray(centres, dtype=np.float32).reshape(-1, 2),
-                                  float(getattr(self.plot, "brush_radius", self.session.brush_radius)))
+        centres = np.asarray(centres, dtype=np.float32).reshape(-1, 2)
+        radius = float(getattr(self.plot, "brush_radius", self.session.brush_radius))
+        if self.session.source.editing:
+            self.session.source.erase_points(centres, radius)
+            return
+        self.session.erase_points(centres, radius)
 
     def _on_spawn(self, x: float, y: float) -> None:
         self.spawn_particles((x, y))
@@ -902,7 +914,8 @@ class MainWindow(QMainWindow):
             dataset = s.dataset()
         except DataError:
             dataset = None  # nothing to train until more is drawn
-        return EngineSpec(dataset, s.run_config, s.sampler_config, s.particles.n_particles)
+        config, source = self.sources.engine_source(s.run_config, dataset.dim if dataset is not None else None)
+        return EngineSpec(dataset, config, s.sampler_config, s.particles.n_particles, source)
 
     def _on_failed(self, message: str) -> None:
         self.show_error(message)

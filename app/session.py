@@ -20,6 +20,7 @@ from sgm_core.errors import DataError
 from sgm_core.losses import loss_spec
 
 from .commands import AddPoints, ClearPoints, ErasePoints, ReplaceData
+from .source_layer import SourceLayer
 
 HEATMAPS = ("off", "density", "error", "curl")
 MAX_PARTICLES = 100_000
@@ -135,6 +136,7 @@ class Session(QObject):
         self.particles = ParticleOptions()
         self.view = ViewOptions()
         self.brush_radius, self.brush_density = BRUSH_DEFAULTS  # data units, points per brush dab
+        self.source = SourceLayer(self.undo_stack, self)  # a flow's source distribution (app/source_layer.py)
         self.dirty = False  # edited since the last load
         self.last_frame = None
 

@@ -30,6 +30,7 @@ from sgm_core.sessions import SessionState, load_session, save_session
 from .engine_tasks import EngineTasks
 from .panels.data_panel import TOOLS
 from .session import HEATMAPS, MAX_PARTICLES, DataState, ParticleOptions, ViewOptions, empty_state
+from .source_layer import restored_source
 from .workers import EngineSpec
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class SaveRequest:
     settings: dict[str, Any]  # gui_settings()
     run: RunConfig  # used when there is no engine yet
     sampler: SamplerConfig
+    source_points: np.ndarray | None = None  # the Source layer's points (kept even when the loss does not flow)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ def write_session(request: SaveRequest, engine: LiveEngine | None) -> SavedSessi
     else:  # nothing trainable yet (an empty or one-point drawing): data and settings only
         state = SessionState(points=np.asarray(request.points, np.float32), source=request.source, run=request.run,
                              sampler=request.sampler, brush_radius=request.brush_radius, settings=request.settings)
+    if request.source_points is not None:
+        state = replace(state, source_points=np.asarray(request.source_points, np.float32))
     save_session(request.path, state)
     return SavedSession(request.path, state.step, state.model is not None)
 
@@ -145,6 +149,7 @@ def gui_settings(window: MainWindow) -> dict[str, Any]:
         "view_range": [[float(lo), float(hi)] for lo, hi in window.plot.field_bounds()],
         "view3d": view3d() if view3d is not None else {},
         "metrics": window.metrics_panel.saved_state(),
+        "source": window.session.source.state.settings(),  # its points: the session's source.npy
         "playing": bool(window.worker_state.playing),
     }
 
@@ -348,6 +353,7 @@ class SessionFiles(QObject):
         if not w.confirm_discard(self.new):
             return
         w.session.replace_data(empty_state())
+        w.session.source.reset()
         w.session.undo_stack.clear()
         w._send_engine(keep=False)  # a new session starts without a model (Clear keeps it; New does not)
         self.path, self.saved_step, self.saved_settings = None, 0, None
@@ -374,7 +380,9 @@ class SessionFiles(QObject):
         data = s.data
         radius = 2.0 * data.jitter if data.kind == "drawn" else 0.0
         source = data.source or "drawn"
-        request = SaveRequest(Path(path), data.points, source, radius, gui_settings(w), s.run_config, s.sampler_config)
+        layer = s.source.state
+        request = SaveRequest(Path(path), data.points, source, radius, gui_settings(w), s.run_config, s.sampler_config,
+                              layer.points if layer.kind != "gaussian" and len(layer.points) else None)
         self._save_index = s.undo_stack.index()
         self._save_settings = self.settings_signature()  # settings changed while it writes stay unsaved
         w.statusBar().showMessage(f"Saving {Path(path).name}…", 3000)
@@ -425,6 +433,8 @@ class SessionFiles(QObject):
             self._opening = False
         w, s = self.window, self.window.session
         state = opened.state
+        source = restored_source(state.settings.get("source"), state.source_points, state.run)
+        state = replace(state, run=state.run.with_(loss=replace(state.run.loss, source="")))  # the layer holds it
         gui = parse_gui_settings(state.settings, s.brush_radius, s.brush_density)
         particles = gui.particles
         if state.particles is not None:
@@ -434,6 +444,8 @@ class SessionFiles(QObject):
         s.restore(run_config=state.run, sampler_config=state.sampler, particles=particles, view=gui.view,
                   brush_radius=gui.brush_radius, brush_density=gui.brush_density)
         s.replace_data(restored_data(opened, gui.data_name, gui.data_kind))
+        s.source.reset(source)
+        s.source.set_editing(False)
         s.undo_stack.clear()  # a new document: undo does not reach into the previous one
         w.adopt_engine(state.run, state.sampler, particles.n_particles, has_engine)  # cancel the data's rebuild
         if state.points.shape[1] == 2:

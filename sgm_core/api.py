@@ -164,7 +164,8 @@ class Run:
         trainer's own for a trained run, else bound once on first use, not on every sample call."""
         if self._process is None:
             self._process = (self._trainer.process if self._trainer is not None
-                             else bound_process(self.config, self.standardizer, self.dim))
+                             else bound_process(self.config, self.standardizer, self.dim,
+                                                self._loaded.source if self._loaded is not None else None))
         return self._process
 
     @property
@@ -271,7 +272,13 @@ class Run:
             points=self.points, source=self.config.data, run=self.config,
             sampler=SamplerConfig(name=self.default_sampler), brush_radius=0.0, model=_cpu_state(raw),
             ema=_cpu_state(self.model), standardizer=self.standardizer, step=self.step, losses=self.losses,
-            resume=trainer.resume_state() if trainer is not None else None))
+            resume=trainer.resume_state() if trainer is not None else None, source_points=self._source_points()))
+
+    def _source_points(self) -> np.ndarray | None:
+        """A flow's source points, which a session keeps (a window drawing has no other home)."""
+        source = (self._trainer.source if self._trainer is not None
+                  else self._loaded.source if self._loaded is not None else None)
+        return None if source is None else np.asarray(source.points, np.float32)
 
 
 def sample_metrics(samples: np.ndarray | torch.Tensor, dataset: Dataset, *, seed: int = 0) -> dict[str, float]:

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import MAX_DATA_DIM, RunConfig, check_format, parse_json, whole_number
-from .datasets import Standardizer
+from .datasets import Dataset, Standardizer
 from .errors import ConfigError, SessionError
 from .lazy import lazy_module
 from .limits import MAX_JSON_BYTES, MAX_NET_PARAMS, MAX_STEPS
 from .losses import loss_spec
-from .sessions import load_session
+from .sessions import load_session, session_source
 from .stored import fit_state, read_points, read_tensors, require_finite, standardizer_for
 
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
@@ -51,6 +51,7 @@ class LoadedRun:
     dim: int
     step: int
     data_source: Path | np.ndarray | None = None  # data.npy (read on first use of `data`), or the points
+    source: Dataset | None = None  # a session's flow source (`sessions.session_source`); run dirs name theirs in config
 
     @cached_property
     def data(self) -> np.ndarray | None:
@@ -240,4 +241,4 @@ def _run_from_session(path: Path) -> LoadedRun:
     model = loss_spec(state.run.loss.name).make_model(dim, state.run.model, state.run.noise)
     model.load_state_dict(state.ema or state.model)
     model.requires_grad_(False).eval()
-    return LoadedRun(state.run, model, state.standardizer, dim, state.step, state.points)
+    return LoadedRun(state.run, model, state.standardizer, dim, state.step, state.points, session_source(state))

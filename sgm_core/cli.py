@@ -313,7 +313,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 points=dataset.points, source=config.data, run=config, sampler=SamplerConfig(name=spec.default_sampler),
                 brush_radius=0.0, model=_cpu_state(trainer.model), ema=_cpu_state(trainer.ema_model),
                 standardizer=trainer.standardizer, step=trainer.step, losses=trainer.loss_history(),
-                resume=trainer.resume_state()))
+                resume=trainer.resume_state(),
+                source_points=None if trainer.source is None else trainer.source.points))
         else:
             save_run(out, config, trainer.model, trainer.ema_model, trainer.standardizer, trainer.step,
                      trainer.loss_history(), dataset.points)

@@ -63,6 +63,7 @@ class EngineSpec:
     config: RunConfig
     sampler: SamplerConfig
     n_particles: int = 2000
+    source: Dataset | None = None  # a flow's source distribution (fm / ot-fm; the window's Source layer)
 
 
 @dataclass(frozen=True)
@@ -375,7 +376,8 @@ def restore_engine(spec: EngineSpec, saved: Checkpoint | None) -> tuple[LiveEngi
     the payload is the step restored. Weights that do not fit the config start afresh."""
     if spec.dataset is None:
         return None, spec, 0
-    eng = LiveEngine(spec.dataset, spec.config, spec.sampler, spec.n_particles, seed=spec.config.train.seed)
+    eng = LiveEngine(spec.dataset, spec.config, spec.sampler, spec.n_particles, seed=spec.config.train.seed,
+                     source=spec.source)
     if saved is None or saved.config != spec.config:
         return eng, spec, 0
     t = eng.trainer
@@ -737,7 +739,8 @@ class Engine:
             self.emit(Stopped())
         if spec.dataset is None:
             return
-        eng = LiveEngine(spec.dataset, spec.config, spec.sampler, spec.n_particles, seed=spec.config.train.seed)
+        eng = LiveEngine(spec.dataset, spec.config, spec.sampler, spec.n_particles, seed=spec.config.train.seed,
+                         source=spec.source)
         eng.set_trails(st.trail_length)
         self.engine = eng
         st.target = spec.config.train.steps
@@ -754,7 +757,7 @@ class Engine:
             st.playing = False
             return
         old_steps = eng.config.train.steps
-        eng.update(spec.dataset, spec.config)
+        eng.update(spec.dataset, spec.config, spec.source)
         if spec.sampler != eng.sampler_config:
             eng.set_sampler(spec.sampler)
         if spec.n_particles != len(eng.particles):
@@ -895,11 +898,13 @@ class Engine:
         if m.get("gen") != gen:
             m.clear()
             self._metric_idents.clear()
-            m.update(gen=gen, reference_kind=eng.reference_kind, sigmas=list(eng.metric_sigmas()),
+            m.update(gen=gen, reference_kind=eng.reference_kind, reference_note=eng.reference_note,
+                     sigmas=list(eng.metric_sigmas()),
                      reference_points=min(len(eng.dataset.points), 2000), conditional=eng.trainer.spec.conditional)
         updated = []
         curve = (gen, eng.trainer.step)
-        if self._metric_idents.get("curve") != curve and self._metric_throttles["curve"].due(now):
+        if (eng.reference is not None and self._metric_idents.get("curve") != curve
+                and self._metric_throttles["curve"].due(now)):
             t0 = time.perf_counter()
             m.update(score_step=eng.trainer.step, score_errors=[eng.score_error(s) for s in m["sigmas"]])
             self._metric_throttles["curve"].done(t0, time.perf_counter())

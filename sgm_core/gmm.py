@@ -136,3 +136,25 @@ def _unpickled_mixture(weights: np.ndarray, means: np.ndarray, covs: np.ndarray)
     if not loaded("torch"):
         return GaussianMixture(weights, means, covs)
     return GaussianMixture(*(torch.as_tensor(a, dtype=torch.float64) for a in (weights, means, covs)))
+
+
+def linear_flow_velocity(data: GaussianMixture, source: GaussianMixture, x: torch.Tensor, t: float) -> torch.Tensor:
+    """E[z - x_0 | x_t = x] on the linear path x_t = (1 - t) x_0 + t z with x_0 ~ `data` and z ~
+    `source` drawn independently (flow matching's marginal velocity, Lipman et al. 2023 eq. 8;
+    Tong et al. 2024 for a non-Gaussian source). Given the component pair (i, j), (x_0, z, x_t) is
+    jointly Gaussian: x_t ~ N((1-t) mu_i + t nu_j, (1-t)^2 Sigma_i + t^2 S_j), and
+    E[z - x_0 | x_t, i, j] = (nu_j - mu_i) + (t S_j - (1-t) Sigma_i) C_ij^{-1} (x_t - m_ij); the answer
+    averages these over the pairs' posteriors, a mixture of K x J components."""
+    d = data.dim
+    mu, nu = data.means[:, None], source.means[None]  # (K, 1, D), (1, J, D)
+    cov_x, cov_z = data.covs[:, None], source.covs[None]
+    pairs = GaussianMixture((data.weights[:, None] * source.weights[None]).reshape(-1),
+                            ((1 - t) * mu + t * nu).reshape(-1, d),
+                            ((1 - t) ** 2 * cov_x + t**2 * cov_z).reshape(-1, d, d))
+    cross = (t * cov_z - (1 - t) * cov_x).reshape(-1, d, d)  # Cov(z - x_0, x_t | i, j)
+    offset = (nu - mu).reshape(-1, d)
+    x64 = x.detach().to("cpu", torch.float64)
+    comp, prec_diff = pairs._component_log_probs(x64)
+    resp = torch.softmax(comp, dim=1)  # (N, K J)
+    conditional = offset[None] + torch.einsum("kij,nkj->nki", cross, prec_diff)
+    return (resp[..., None] * conditional).sum(1).to(x)

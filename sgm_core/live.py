@@ -28,10 +28,10 @@ from .noise import geometric_sigmas
 from .param import SCORE
 from .progress import RunClock
 from .samplers import Sampler, make_sampler
-from .sessions import SessionState
+from .sessions import SessionState, session_source
 from .stepwise import Steps, run_to_end
 from .training import Trainer, device_label
-from .truth import reference_score_fn, relative_score_error
+from .truth import relative_score_error, run_reference
 
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
@@ -87,6 +87,7 @@ class Frame:
     particles_moved: int = 0  # particle-steps taken since the previous frame (n x steps, or a slice)
     particle_rate: float = 0.0  # frames per second that showed moved particles (the engine's count)
     acceptance_rate: float | None = None  # MALA's accepted / proposed so far; None for samplers without one
+    reference_note: str = ""  # reference_kind "none": the one line that says why no truth is shown
 
 
 MAX_LOSS_POINTS = 4000  # the loss curve is decimated beyond this so frames stay small
@@ -104,16 +105,17 @@ class LiveEngine:
 
     def __init__(self, dataset: Dataset, config: RunConfig, sampler: SamplerConfig | None = None,
                  n_particles: int = 2000, seed: int = 0, standardizer: Standardizer | None = None,
-                 use_reference_score: bool = False) -> None:
+                 use_reference_score: bool = False, source: Dataset | None = None) -> None:
         self.dataset = dataset
         self.use_reference_score = use_reference_score  # particles follow the reference (true) score, not the model
         self.config = config
-        self.trainer = Trainer(dataset, config, standardizer)
+        self.trainer = Trainer(dataset, config, standardizer, source)
+        self.source = self.trainer.source  # a flow's source distribution (None: N(0, I))
         self.standardizer = self.trainer.standardizer
         self.device = self.trainer.device
         self.process = self.trainer.process  # how q_sigma is made from data (and a flow's source)
         self.noise_kind = self.process  # its old name (the compare worker reads it)
-        self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
+        self._set_reference()
         # On the GPU the particles' noise is drawn there too: no CPU draw and copy every sampler step.
         gen_device = self.device if self.device.type == "cuda" else "cpu"
         self.sampler_config = sampler or SamplerConfig(name=loss_spec(config.loss.name).default_sampler)
@@ -167,14 +169,21 @@ class LiveEngine:
         if restart:
             self.reset_particles()
 
-    def update(self, dataset: Dataset, config: RunConfig) -> None:
+    def _set_reference(self) -> None:
+        """The truth this run is checked against (`truth.run_reference`): None, with a note, where
+        none is exact (a flow from a point cloud, or paired by minibatch OT)."""
+        ref = run_reference(self.dataset, self.standardizer, self.process, self.source, self.trainer.spec.coupling)
+        self.reference, self.reference_kind, self.reference_note = ref.score, ref.kind, ref.note
+
+    def update(self, dataset: Dataset, config: RunConfig, source: Dataset | None = None) -> None:
         """Keep the model (weights, Adam, step, loss curve) and go on with other data or settings
         (`Trainer.retarget`); the particles stay where they are in data coordinates."""
         shown = self.standardizer.inverse(self.particles.detach().float().cpu())
-        self.trainer.retarget(dataset, config)
+        self.trainer.retarget(dataset, config, source)
         self.dataset, self.config, self.standardizer = dataset, config, self.trainer.standardizer
+        self.source = self.trainer.source
         self.process = self.noise_kind = self.trainer.process
-        self.reference, self.reference_kind = reference_score_fn(dataset, self.standardizer, kind=self.noise_kind)
+        self._set_reference()
         self._sw = None
         self._eval_points = torch.as_tensor(self.standardizer.forward(dataset.points[:1000]), dtype=torch.float32)
         self.chain.sampler = self._make_sampler(self.sampler_config)  # the σ settings may have changed
@@ -226,7 +235,7 @@ class LiveEngine:
         return self.chain.advance_some(self._particle_score(), count)
 
     def _particle_score(self):  # noqa: ANN202 - a ScoreFn
-        return self.reference if self.use_reference_score else self.trainer.score_fn()
+        return self.reference if self.use_reference_score and self.reference is not None else self.trainer.score_fn()
 
     # -- fields ---------------------------------------------------------------------------
     def _grid(self, view: FieldView) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -263,7 +272,9 @@ class LiveEngine:
         pos, shape = self._grid(view)
         return FieldGrid(pos, self._shown_data(self.trainer.score_fn(ema), pos, view.sigma), shape)
 
-    def true_field(self, view: FieldView) -> FieldGrid:
+    def true_field(self, view: FieldView) -> FieldGrid | None:
+        if self.reference is None:
+            return None
         pos, shape = self._grid(view)
         return FieldGrid(pos, self._shown_data(self.reference, pos, max(view.sigma, 1e-3)), shape)
 
@@ -288,7 +299,7 @@ class LiveEngine:
         return (-e).float().cpu().numpy().reshape(r, r)
 
     def error_map(self, view: FieldView) -> np.ndarray | None:
-        if self.dataset.dim != 2:
+        if self.dataset.dim != 2 or self.reference is None:
             return None
         pts = self._heat_points(view)
         sigma = max(view.sigma, 1e-3)
@@ -298,8 +309,11 @@ class LiveEngine:
         r = view.heatmap_resolution
         return err.reshape(r, r)
 
-    def score_error(self, sigma: float) -> float:
-        """Relative Fisher divergence of the EMA model vs the reference on noisy data at sigma."""
+    def score_error(self, sigma: float) -> float | None:
+        """Relative Fisher divergence of the EMA model vs the reference on noisy data at sigma
+        (None where no truth is exact: `reference_note`)."""
+        if self.reference is None:
+            return None
         # A fixed seed: the same noisy points every time, so the curve over training is smooth.
         return relative_score_error(self.trainer.score_fn(), self.reference, self._eval_points, sigma,
                                     self.noise_kind, seed=7, device=self.device)
@@ -363,8 +377,8 @@ class LiveEngine:
     def data_log_likelihood_steps(self, n_points: int = 200, n_steps: int = 50) -> Steps[float | None]:
         """`data_log_likelihood` one ODE step per `next()`. The weights are copied first, so
         training between the pieces does not change the model half-way."""
-        if not self.process.has_path:
-            return None
+        if not self.process.has_path or getattr(self.process, "source", None) is not None:
+            return None  # no path, or a flow from a source: no prior density to integrate from
         sde = self.process.path
         x = torch.as_tensor(self.standardizer.forward(self.dataset.points[:n_points]), dtype=torch.float32)
         model = copy.deepcopy(self.trainer.score_fn())
@@ -387,13 +401,16 @@ class LiveEngine:
             standardizer=self.standardizer, step=self.trainer.step, losses=self.trainer.loss_history(),
             particles=self.particles_data(), sampler_step=self.sampler_step,
             elapsed=self.clock.elapsed(time.perf_counter()),
-            resume={**self.trainer.resume_state(), "rng.particles": self.particle_generator.get_state()})
+            resume={**self.trainer.resume_state(), "rng.particles": self.particle_generator.get_state()},
+            source_points=None if self.source is None else np.asarray(self.source.points, np.float32))
 
     @classmethod
-    def from_state(cls, dataset: Dataset, state: SessionState) -> LiveEngine:
-        """Rebuild an engine from a saved session (weights, loss history, particles, step)."""
+    def from_state(cls, dataset: Dataset, state: SessionState, source: Dataset | None = None) -> LiveEngine:
+        """Rebuild an engine from a saved session (weights, loss history, particles, step); a flow's
+        source is `source`, else the session's own (`sessions.session_source`)."""
         n = len(state.particles) if state.particles is not None else 2000
-        engine = cls(dataset, state.run, state.sampler, n_particles=n, standardizer=state.standardizer)
+        engine = cls(dataset, state.run, state.sampler, n_particles=n, standardizer=state.standardizer,
+                     source=source if source is not None else session_source(state))
         if state.model is not None:
             try:
                 engine.trainer.model.load_state_dict(state.model)
@@ -448,7 +465,8 @@ class LiveEngine:
             sampler_done=self.sampler_step >= self.sampler.n_steps, field=fld, true_field=tfld,
             field_sigma=view.sigma if view else 0.0, heatmap=heat, error_map=err,
             heatmap_bounds=tuple(view.bounds[:2]) if view is not None and self.dataset.dim == 2 else None,
-            score_error=score_err, reference_kind=self.reference_kind, steps_per_second=self._rate,
+            score_error=score_err, reference_kind=self.reference_kind, reference_note=self.reference_note,
+            steps_per_second=self._rate,
             elapsed=self.trainer.elapsed(), eta=eta, device=device_label(self.device), dim=self.dataset.dim,
             sampler_steps=self.sampler.n_steps, acceptance_rate=self.chain.acceptance_rate)
 

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from .config import LossConfig, ModelConfig, NoiseConfig, RunConfig
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .lazy import lazy_module
 from .noise import VESDE, VPSDE, CleanData, DDPMChain, EDMNoise, LinearInterpolant, Process, SigmaLadder, SingleSigma
 from .param import SCORE, DenoiserOutput, EpsOutput, Parameterisation, VelocityOutput
@@ -23,7 +23,7 @@ from .param import SCORE, DenoiserOutput, EpsOutput, Parameterisation, VelocityO
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
 if TYPE_CHECKING:
-    from .datasets import Standardizer
+    from .datasets import Dataset, Standardizer
     from .nets import ScoreNet
 
 ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
@@ -199,6 +199,9 @@ class LossSpec:
     bind: Binder  # (loss settings, process) -> fn(score_fn, x, generator) -> (N,) losses
     default_sampler: str
     output: Callable[[Process], Parameterisation] = lambda process: SCORE  # what the net's raw output means
+    # How x_0 and the noise end are paired: "independent" draws, or "ot" (minibatch optimal transport,
+    # Tong et al. 2024), whose learned field has no closed form (the window's truth says so).
+    coupling: str = "independent"
 
     @property
     def noise(self) -> str:
@@ -257,7 +260,7 @@ LOSSES = MappingProxyType({
     "fm": LossSpec("fm", "Flow matching", "x_t=(1−t)x+tz, net predicts v, target z−x", LinearInterpolant,
                    lambda loss, p: (lambda f, x, g: fm_loss(f, x, p, g)), "heun", VelocityOutput),
     "ot-fm": LossSpec("ot-fm", "OT flow matching", "flow matching, minibatch OT pairs (exact EMD)", LinearInterpolant,
-                      lambda loss, p: (lambda f, x, g: ot_fm_loss(f, x, p, g)), "heun", VelocityOutput),
+                      lambda loss, p: (lambda f, x, g: ot_fm_loss(f, x, p, g)), "heun", VelocityOutput, "ot"),
     "ddpm": LossSpec("ddpm", "DDPM (noise prediction)", "T steps, net predicts ε, |ε̂ − ε|²", DDPMChain,
                      lambda loss, p: (lambda f, x, g: ddpm_loss(f, x, p, g)), "ddpm", lambda p: EpsOutput()),
     "edm": LossSpec("edm", "EDM (preconditioned denoiser)", "log-normal σ, D = c_skip x + c_out F, λ = 1/c_out²",
@@ -281,16 +284,36 @@ def make_loss(loss: LossConfig, noise: NoiseConfig, process: Process | None = No
     return spec.bind(loss, process if process is not None else spec.process(noise))
 
 
-def bound_process(config: RunConfig, standardizer: Standardizer, dim: int) -> Process:
-    """A run's noising process, with a flow's source distribution (LossConfig.source: a preset or a
-    data file) loaded and put in the data's standardised coordinates, where the net lives. The one
-    place training and every sampler of the run get it from, so both see the same source."""
+DRAWN_SOURCE = "drawn"  # LossConfig.source of a flow whose source was drawn in the window (its points go with its session)
+
+
+def run_source(config: RunConfig, dim: int, source: Dataset | None = None) -> Dataset | None:
+    """A run's source distribution: `source` when given (the window's preset, file or drawing),
+    else LossConfig.source loaded (`datasets.source_dataset`), else None (the Gaussian prior);
+    checked against the data's dimension and the loss (only a transporting path takes one)."""
+    if source is None and not config.loss.source:
+        return None
+    if not loss_spec(config.loss.name).process_type.transports:
+        raise ConfigError(f"a source distribution needs --loss fm or ot-fm; {config.loss.name} starts from Gaussian noise")
+    if source is None:
+        if config.loss.source == DRAWN_SOURCE:
+            raise ConfigError("this run's source was drawn in the window and is kept only in its session (.sgm)")
+        from .datasets import source_dataset
+
+        return source_dataset(config.loss.source, dim, seed=config.train.seed)
+    if source.dim != dim:
+        raise DataError(f"the source is {source.dim}D but the data is {dim}D; a flow needs both alike")
+    return source
+
+
+def bound_process(config: RunConfig, standardizer: Standardizer, dim: int, source: Dataset | None = None) -> Process:
+    """A run's noising process, with a flow's source distribution (`run_source`) put in the data's
+    standardised coordinates, where the net lives. The one place training and every sampler of
+    the run get it from, so both see the same source."""
     process = loss_spec(config.loss.name).process(config.noise)
-    if not config.loss.source:
+    source = run_source(config, dim, source)
+    if source is None:
         return process
     from dataclasses import replace
 
-    from .datasets import source_dataset
-
-    points = source_dataset(config.loss.source, dim, seed=config.train.seed).points
-    return replace(process, source=torch.as_tensor(standardizer.forward(points), dtype=torch.float32))
+    return replace(process, source=torch.as_tensor(standardizer.forward(source.points), dtype=torch.float32))

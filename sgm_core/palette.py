@@ -17,6 +17,8 @@ GRID_ALPHA = 0.12
 
 DATA: RGBA = (82, 105, 140, 150)  # dataset points: grey-blue, translucent so density shows
 STROKE_PREVIEW: RGBA = (40, 70, 120, 220)  # points of the stroke being drawn
+SOURCE: RGBA = (40, 150, 90, 150)  # a flow's source distribution (the Source layer): green, beside the data's blue
+SOURCE_PREVIEW: RGBA = (20, 120, 60, 220)  # points of a source stroke being drawn
 PARTICLE: RGBA = (232, 93, 18, 210)  # particles: orange-red, the only warm colour on the plot
 TRAIL: RGBA = (232, 93, 18, 45)  # one path: overlapping trails do not darken
 TRUE_FIELD: RGBA = (120, 120, 120, 170)  # the reference field: thin grey arrows

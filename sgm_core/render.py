@@ -934,7 +934,8 @@ def run_export(request: ExportRequest, progress: Callable[[int, int], None] | No
     r = request
     return render_model(snap, r.out, r.sampler, frames=r.frames, fps=r.fps, size=r.size, n=r.n, seed=r.seed,
                         bounds=r.bounds, camera_angles=r.camera_angles, field=r.field, trails=r.trails, data=r.data,
-                        axes=r.axes, legend=r.legend, note=f"  (trained {snap.step:,} steps)", progress=progress, should_cancel=should_cancel)
+                        axes=r.axes, legend=r.legend, note=f"  (trained {snap.step:,} steps)", progress=progress,
+                        should_cancel=should_cancel)
 
 
 @dataclass(frozen=True)

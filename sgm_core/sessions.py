@@ -1,10 +1,11 @@
 """Session files (.sgm): the whole playground state in one file that runs no code when opened.
 
 A session is a zip archive holding `session.json` (format, version, configs, GUI settings),
-`data.npy`, `particles.npy`, `losses.npy` (NPY without pickles), `model.safetensors` (weights
-of the raw and EMA networks) and `resume.safetensors` (optimiser moments, generator states and the
-data pool, so training continues as if never interrupted; older sessions lack it and resume
-approximately). Saves are atomic (written aside, then renamed), and opening
+`data.npy`, `particles.npy`, `losses.npy`, `source.npy` (a flow's source points; NPY without
+pickles), `model.safetensors` (weights of the raw and EMA networks) and `resume.safetensors`
+(optimiser moments, generator states and the data pool, so training continues as if never
+interrupted; older sessions lack it and resume approximately). Saves are atomic (written aside,
+then renamed), and opening
 validates everything before anything is returned, so a corrupt or foreign file changes nothing.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig, SamplerConfig, check_format, finite_number, parse_json, sampler_config_from_json, whole_number
-from .datasets import Standardizer
+from .datasets import PRESETS, Dataset, EmpiricalDataset, Standardizer
 from .errors import ConfigError, DataError, SessionError, SGMError
 from .io import atomic_write, load_npy
 from .lazy import lazy_module
@@ -61,6 +62,20 @@ class SessionState:
     sampler_step: int = 0
     resume: dict[str, torch.Tensor] | None = None  # Trainer.resume_state() + "rng.particles"
     elapsed: float = 0.0  # wall-clock seconds the model trained (sgm_core.progress.RunClock); 0 in older files
+    source_points: np.ndarray | None = None  # (M, D) a flow's source distribution (run.loss.source names it)
+
+
+def session_source(state: SessionState) -> Dataset | None:
+    """The flow source a session holds: its points, with the preset's exact mixture and fresh
+    draws when `run.loss.source` names a preset (the truth needs the mixture); None when the
+    session has none (then `run.loss.source`, a preset or file, is loaded as `sgm train` does)."""
+    points = state.source_points
+    if points is None or not state.run.loss.source:
+        return None  # none, or kept for the window's Source layer while the run's loss does not flow
+    spec = PRESETS.get(state.run.loss.source)
+    if spec is not None and spec.dim == points.shape[1]:
+        return Dataset(state.run.loss.source, points, spec.sampler, spec.gmm() if spec.gmm is not None else None)
+    return EmpiricalDataset(points, name="source")
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -95,6 +110,8 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
                "losses.npy": _npy_bytes(np.asarray(state.losses, np.float64))}
     if state.particles is not None:
         members["particles.npy"] = _npy_bytes(np.asarray(state.particles, np.float32))
+    if state.source_points is not None:
+        members["source.npy"] = _npy_bytes(np.asarray(state.source_points, np.float32))
     if state.model is not None:
         tensors = _cpu_tensors(state.model, "model.") | _cpu_tensors(state.ema or state.model, "ema.")
         members["model.safetensors"] = save_safetensors(tensors)
@@ -189,6 +206,9 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
     particles = None
     if "particles.npy" in names:
         particles = read_points(_read_member(z, "particles.npy"), "session member particles.npy", dim=dim)
+    source_points = None
+    if "source.npy" in names:  # a flow's source lives in the data's coordinates: the same D
+        source_points = read_points(_read_member(z, "source.npy"), "session member source.npy", dim=dim)
     std = meta.get("standardizer")
     standardizer = standardizer_for(std, dim, "session.json") if std is not None else None
     model = ema = resume = None
@@ -209,7 +229,7 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
     return SessionState(points=points, source=source, run=run, sampler=sampler, brush_radius=brush_radius,
                         settings=dict(settings), model=model, ema=ema, standardizer=standardizer, step=step,
                         losses=losses, particles=particles, sampler_step=sampler_step, resume=resume,
-                        elapsed=elapsed)
+                        elapsed=elapsed, source_points=source_points)
 
 
 def _read_losses(z: zipfile.ZipFile) -> np.ndarray:

@@ -19,7 +19,7 @@ from .config import RunConfig, fresh_model_reason
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, TrainingDiverged
 from .lazy import lazy_module, no_grad
-from .losses import bound_process, loss_spec, make_loss
+from .losses import bound_process, loss_spec, make_loss, run_source
 
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
@@ -81,8 +81,10 @@ class StepRecord:
 class Trainer:
     """Fits s_theta to `dataset` (standardised with a kept transform) under `config`."""
 
-    def __init__(self, dataset: Dataset, config: RunConfig, standardizer: Standardizer | None = None) -> None:
+    def __init__(self, dataset: Dataset, config: RunConfig, standardizer: Standardizer | None = None,
+                 source: Dataset | None = None) -> None:
         self.dataset = dataset
+        self.source = run_source(config, dataset.dim, source)  # a flow's source distribution (None: N(0, I))
         self.config = config
         self.spec = loss_spec(config.loss.name)
         self.device = resolve_device(config.train.device)
@@ -98,7 +100,7 @@ class Trainer:
         self._params = list(self.model.parameters())
         self._ema_params = list(self.ema_model.parameters())
         self.optimizer = make_adam(self._params, config.train.lr)
-        self.process = bound_process(config, self.standardizer, dataset.dim)
+        self.process = bound_process(config, self.standardizer, dataset.dim, self.source)
         self.loss_fn = make_loss(config.loss, config.noise, self.process)
         self.data_generator = torch.Generator().manual_seed(seed + 1)
         self.noise_generator = torch.Generator(self.device if self.device.type == "cuda" else "cpu").manual_seed(seed + 2)
@@ -111,16 +113,16 @@ class Trainer:
         self._good_state = self._snapshot()
         self._blowup_at: float | None = None  # set by the first loss (BLOWUP_FACTOR)
 
-    def retarget(self, dataset: Dataset, config: RunConfig) -> None:
+    def retarget(self, dataset: Dataset, config: RunConfig, source: Dataset | None = None) -> None:
         """Go on training these weights, with Adam's state and the loss history, on other data or
         settings (fine-tuning). The standardiser is refitted, so σ keeps its meaning on the new
         data. ConfigError when `fresh_model_reason` says the model cannot follow."""
         reason = fresh_model_reason(self.config, config, self.dataset.dim, dataset.dim)
         if reason is not None:
             raise ConfigError(f"cannot keep the model: {reason}")
-        self.dataset, self.config = dataset, config
+        self.dataset, self.config, self.source = dataset, config, run_source(config, dataset.dim, source)
         self.standardizer = dataset.standardizer()
-        self.process = bound_process(config, self.standardizer, dataset.dim)
+        self.process = bound_process(config, self.standardizer, dataset.dim, self.source)
         self.loss_fn = make_loss(config.loss, config.noise, self.process)
         output = self.spec.parameterisation(config.noise)
         for net in (self.model, self.ema_model):  # the parameterisation follows the noise settings

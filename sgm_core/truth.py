@@ -14,8 +14,10 @@ density is the data scaled by alpha and smoothed by s, whose score follows from 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .datasets import Dataset, Standardizer
+from .gmm import GaussianMixture, linear_flow_velocity
 from .lazy import lazy_module
 from .noise import VESDE, VPSDE, Process, _column
 from .param import Parameterisation
@@ -80,8 +82,13 @@ def _has_coef(process: Process) -> bool:
 
 def perturb(x: torch.Tensor, sigma: float, kind: Kind, generator: torch.Generator) -> torch.Tensor:
     """Draws of q_sigma given clean x: alpha x + sigma z, alpha = 1 (VE, ladders, single sigma) or
-    the process's mean coefficient at std sigma (VP: sqrt(1 - sigma^2))."""
-    z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    the process's mean coefficient at std sigma (VP: sqrt(1 - sigma^2)); z ~ N(0, I), or draws of
+    a flow's source (x_t = (1 - t) x + t z on the linear path from another distribution)."""
+    process = _process(kind)
+    if getattr(process, "source", None) is not None:
+        z = process.prior_sample(len(x), x.shape[1], generator).to(x)
+    else:
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
     scale = float(_process(kind).coef_of_std(float(sigma)))
     return scale * x + sigma * z
 
@@ -112,6 +119,56 @@ def reference_score_fn(dataset: Dataset, standardizer: Standardizer, max_points:
         score, label = (lambda x, sigma: empirical_score(x, pts, sigma)), "empirical"
     process = _process(kind)
     return (scaled_score(score, process.coef_of_std) if _has_coef(process) else score), label
+
+
+def flow_reference_fn(data: GaussianMixture, source: GaussianMixture, process: Process) -> ScoreFn:
+    """The exact field of a flow between two mixtures (standardised coordinates), as a score in the
+    net's own convention: the velocity `gmm.linear_flow_velocity` at t = sigma, turned into
+    s = -(x + (1 - t) v) / t (`LinearInterpolant.score_from_velocity`), so the field view, the error
+    map, the score error and the samplers read it exactly as they read a velocity net."""
+
+    def score(x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        sig = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
+        sig = sig.expand(x.shape[0]) if sig.numel() == 1 else sig
+        velocity = torch.empty(x.shape, dtype=torch.float64)
+        x64 = x.detach().to("cpu", torch.float64)
+        for value in torch.unique(sig):  # one t per sampler step or field view: few distinct values
+            rows = sig == value
+            velocity[rows] = linear_flow_velocity(data, source, x64[rows], float(value))
+        return process.score_from_velocity(x64, sig, velocity).to(x)
+
+    return score
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a run is checked against: `score` (None where no truth is exact), its kind
+    ("analytic", "empirical" or "none") and, when there is none, the one line that says why."""
+
+    score: ScoreFn | None
+    kind: str
+    note: str = ""
+
+
+def run_reference(dataset: Dataset, standardizer: Standardizer, process: Process, source: Dataset | None = None,
+                  coupling: str = "independent") -> Reference:
+    """The reference of a run: for a flow from a source distribution the exact field when both
+    ends are Gaussian mixtures and the pairs are independent (`flow_reference_fn`), else none, with
+    why (a minibatch-OT coupling's field has no closed form; nor has a flow between point clouds);
+    for every other run `reference_score_fn`."""
+    if source is None:
+        score, kind = reference_score_fn(dataset, standardizer, kind=process)
+        return Reference(score, kind)
+    if coupling != "independent":
+        return Reference(None, "none", "ot-fm pairs each batch by optimal transport, whose flow has no closed form")
+    if dataset.gmm is None or source.gmm is None:
+        which = ("neither end is" if dataset.gmm is None and source.gmm is None
+                 else "the data is not" if dataset.gmm is None else "the source is not")
+        return Reference(None, "none", f"a flow between two sets has an exact field only between Gaussian mixtures, "
+                                       f"and {which} one")
+    shift, scale = torch.tensor(standardizer.shift), float(standardizer.scale)
+    return Reference(flow_reference_fn(dataset.gmm.transformed(shift, scale), source.gmm.transformed(shift, scale),
+                                       process), "analytic")
 
 
 def denoiser_fn(score: ScoreFn, process: Process) -> ScoreFn:

@@ -65,3 +65,97 @@ def test_the_cli_trains_and_samples_a_flow(tmp_path, capsys):
                             "--out", tmp_path / "s.npy"], capsys)
     assert code == 0, err
     assert np.load(tmp_path / "s.npy").shape == (300, 2)
+
+
+# -- the exact field of a flow between two mixtures (sgm_core.gmm.linear_flow_velocity) --------
+MC_DRAWS = 100_000  # pairs (x_0, z) per Monte-Carlo check: ~2 s
+MC_Z = 5.0  # |MC mean - exact| in standard errors: a right field sits within ~2 (measured up to 2.2 at 200k)
+
+
+def _tower_z_scores(velocity, data, source, t: float, seed: int = 0) -> torch.Tensor:
+    """E[(z - x_0) phi(x_t)] = E[v(x_t) phi(x_t)] for any test function phi when v(x) = E[z - x_0 | x_t = x]
+    (the tower property): the Monte-Carlo difference of both sides in standard errors, for Gaussian
+    bumps phi at a few centres. No kernel smoothing, so no bias: a right field reads N(0, 1) noise."""
+    gen = torch.Generator().manual_seed(seed)
+    x0, z = data.sample(MC_DRAWS, gen).double(), source.sample(MC_DRAWS, gen).double()
+    xt = (1 - t) * x0 + t * z
+    centres = torch.tensor([[0.0, 0.0], [2.0, 1.0], [-1.0, -2.0], [3.0, 0.0]], dtype=torch.float64)
+    phi = torch.exp(-((xt[:, None] - centres[None]) ** 2).sum(-1) / 2)[..., None]  # (n, 4, 1)
+    diff = ((z - x0)[:, None] - velocity(xt)[:, None]) * phi
+    return diff.mean(0) / (diff.std(0) / MC_DRAWS**0.5)
+
+
+@pytest.mark.parametrize("t", [0.3, 0.7])
+def test_the_exact_flow_between_two_mixtures_matches_monte_carlo(t):
+    from sgm_core.datasets import make_preset
+    from sgm_core.gmm import GaussianMixture, linear_flow_velocity
+
+    data, source = make_preset("8gaussians").gmm, make_preset("mixture-unequal").gmm
+    z = _tower_z_scores(lambda x: linear_flow_velocity(data, source, x, t), data, source, t)
+    assert z.abs().max() < MC_Z, z
+    # The check can fail: the field of a flow from N(0, I) instead (what the window showed before) is far off.
+    gauss = GaussianMixture.isotropic([1.0], torch.zeros(1, 2, dtype=torch.float64), 1.0)
+    wrong = _tower_z_scores(lambda x: linear_flow_velocity(data, gauss, x, t), data, source, t)
+    assert wrong.abs().max() > 10 * MC_Z
+
+
+def test_from_gaussian_noise_the_flow_is_the_one_the_score_gives():
+    """With a one-component N(0, I) source the pair mixture is the data's marginal: the velocity equals
+    the PF-ODE drift of the exact score (truth.velocity_fn), to rounding."""
+    from sgm_core.datasets import make_preset
+    from sgm_core.gmm import GaussianMixture, linear_flow_velocity
+    from sgm_core.noise import LinearInterpolant
+    from sgm_core.truth import scaled_score, velocity_fn
+
+    data, process = make_preset("8gaussians").gmm, LinearInterpolant()
+    gauss = GaussianMixture.isotropic([1.0], torch.zeros(1, 2, dtype=torch.float64), 1.0)
+    score = scaled_score(lambda x, s: data.score(x, s), process.coef_of_std)
+    x = 2 * torch.randn(400, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for t in (0.1, 0.5, 0.9):
+        exact = velocity_fn(score, process)(x, torch.full((400,), t, dtype=torch.float64))
+        assert torch.allclose(linear_flow_velocity(data, gauss, x, t), exact, atol=1e-9)
+
+
+def test_the_window_engine_shows_truth_only_where_it_is_exact():
+    """fm between two mixtures: the true field is the exact flow (drawn as -v, like the net); ot-fm or a
+    point-cloud end: no truth, no score error, and one line that says why; particles start on the source."""
+    from sgm_core.config import LossConfig, ModelConfig, RunConfig, TrainConfig
+    from sgm_core.datasets import make_preset
+    from sgm_core.gmm import linear_flow_velocity
+    from sgm_core.live import FieldView, LiveEngine
+
+    data, source = make_preset("25gaussians"), make_preset("8gaussians")
+    view = FieldView(bounds=((-3.0, 3.0), (-3.0, 3.0)), resolution=8, sigma=0.5)
+
+    def engine(loss: str, src) -> LiveEngine:
+        cfg = RunConfig(data="25gaussians", loss=LossConfig(name=loss), model=ModelConfig(width=16, depth=1),
+                        train=TrainConfig(steps=10, batch=64))
+        return LiveEngine(data, cfg, n_particles=300, source=src)
+
+    fm = engine("fm", source)
+    assert fm.reference_kind == "analytic"
+    shown = fm.true_field(view)
+    std = fm.standardizer
+    x = torch.as_tensor(std.forward(shown.positions), dtype=torch.float64)
+    v = linear_flow_velocity(data.gmm.transformed(torch.tensor(std.shift), std.scale),
+                             source.gmm.transformed(torch.tensor(std.shift), std.scale), x, 0.5)
+    assert np.allclose(shown.vectors, -v.numpy() * std.scale, atol=1e-4)  # the view draws -v in data units
+    # 8gaussians' modes have std 0.15 (data units), ~1.9 apart: a start within 0.6 (4 std) of one is on it
+    assert torch.all(torch.cdist(torch.as_tensor(fm.particles_data()).double(), source.gmm.means).min(1).values < 0.6)
+    assert fm.data_log_likelihood(10, 2) is None  # a flow from a source has no prior density
+
+    for loss, src, why in (("ot-fm", source, "optimal transport"), ("fm", make_preset("moons"), "the source is not")):
+        eng = engine(loss, src)
+        frame = eng.frame(view)
+        assert eng.reference is None and frame.true_field is None and frame.score_error is None
+        assert why in frame.reference_note and frame.reference_kind == "none"
+
+
+def test_a_session_keeps_the_flow_source(flows, tmp_path):
+    """Run.save(.sgm) stores the source points; api.load samples from them (no preset or file needed)."""
+    run = flows["fm"]
+    path = run.save(tmp_path / "flow.sgm")
+    loaded = api.load(path)
+    start = loaded.schedule("euler", 4).init(500, 2, torch.Generator().manual_seed(0))
+    source = torch.as_tensor(run.standardizer.forward(run._trainer.source.points))
+    assert torch.cdist(start.double(), source.double()).min(1).values.max() < 1e-5  # every start is a source point

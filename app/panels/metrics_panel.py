@@ -263,6 +263,13 @@ class MetricsPanel(QWidget):
         self.status_label.setText(" · ".join(parts))
 
     def _set_reference(self, m: dict[str, Any]) -> None:
+        if m.get("reference_kind") == "none":  # a flow with no exact field (sgm_core.truth.run_reference)
+            note = m.get("reference_note") or "no exact truth for this run"
+            self.reference_label.setText(f"<b>Ground truth:</b> none — {note}")
+            self.reference_label.setToolTip("The score error and the true field need an exact reference; this run has "
+                                            "none, so they are not shown (the sample metrics compare with the data)")
+            self.sigma_legend.setText(f"No score error: {note}")
+            return
         if m.get("reference_kind") == "analytic":
             text = "<b>Ground truth:</b> analytic mixture score"
             tip = "The data is a Gaussian mixture: its perturbed density q_σ is a mixture too, with an exact score"

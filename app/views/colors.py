@@ -17,6 +17,8 @@ from sgm_core.palette import (  # noqa: F401 - re-exported: the views read their
     NOISY_DATA,
     PARTICLE,
     RGBA,
+    SOURCE,
+    SOURCE_PREVIEW,
     STROKE_PREVIEW,
     TRAIL,
     TRUE_FIELD,

@@ -140,6 +140,8 @@ class Plot2D(pg.PlotWidget):
         self._erase_centres: list[np.ndarray] = []
         self._points = np.zeros((0, 2), np.float32)
         self._erased = np.zeros(0, bool)
+        self._edit_layer = "data"  # what brush, point and eraser edit: "data" or "source" (the Source layer)
+        self._source_points = np.zeros((0, 2), np.float32)
         self._layers = {"data": True, "field": True, "true_field": False, "particles": True, "trails": True}
         self._heatmap_mode = "off"
         self._normalized = False
@@ -187,6 +189,11 @@ class Plot2D(pg.PlotWidget):
         self._noisy_item.setZValue(1.5)
         self._noisy_item.setVisible(False)
         pi.addItem(self._noisy_item)
+        # a flow's source distribution (app/source_layer.py), beside the data in its own colour
+        self._source_item = ParticleScatter(pxMode=True, size=4, pen=None, brush=pg.mkBrush(colors.SOURCE))
+        self._source_item.setZValue(1.2)
+        self._source_item.setVisible(False)
+        pi.addItem(self._source_item)
         self._heat_item.setVisible(False)
         self._apply_layers()
         self.set_tool("none")
@@ -253,11 +260,44 @@ class Plot2D(pg.PlotWidget):
             self._stroke.append(np.asarray(xy, np.float32)[None])
         elif self._tool == "eraser":
             self._erase_centres.append(np.asarray(xy, np.float32))
-            if len(self._points):
-                self._erased |= within_any(self._points, xy[None], self.brush_radius)
-                self._data_item.set_positions(self._points[~self._erased])
+            points, item = self._edited()
+            if len(points):
+                self._erased |= within_any(points, xy[None], self.brush_radius)
+                item.set_positions(points[~self._erased])
             return
         self._preview_item.set_positions(np.concatenate(self._stroke))
+
+    def _edited(self) -> tuple[np.ndarray, ParticleScatter]:
+        """The points the tools edit now, and the item that draws them."""
+        if self._edit_layer == "source":
+            return self._source_points, self._source_item
+        return self._points, self._data_item
+
+    def set_edit_layer(self, layer: str) -> None:
+        """"data" or "source": which layer brush, point and eraser edit (the stroke preview takes its colour)."""
+        if layer not in ("data", "source"):
+            raise ValueError(f"unknown layer {layer!r}; expected data or source")
+        self._cancel_stroke()
+        self._edit_layer = layer
+        self._erased = np.zeros(len(self._edited()[0]), bool)
+        preview = colors.SOURCE_PREVIEW if layer == "source" else colors.STROKE_PREVIEW
+        self._preview_item.setBrush(pg.mkBrush(preview))
+
+    @property
+    def edit_layer(self) -> str:
+        return self._edit_layer
+
+    def set_source_points(self, points: np.ndarray | None, faint: bool = False) -> None:
+        """A flow's source distribution (first two coordinates); None hides it. `faint` while the
+        loss does not flow from it."""
+        p = np.zeros((0, 2), np.float32) if points is None else np.asarray(points, np.float32)
+        self._source_points = np.ascontiguousarray(p[:, :2]) if p.size else np.zeros((0, 2), np.float32)
+        if self._edit_layer == "source":
+            self._erased = np.zeros(len(self._source_points), bool)
+        self._source_item.set_positions(self._source_points)
+        rgba = colors.SOURCE if not faint else (*colors.SOURCE[:3], 50)
+        self._source_item.setBrush(pg.mkBrush(rgba))
+        self._source_item.setVisible(points is not None and self._layers["data"])
 
     def _cancel_stroke(self) -> None:
         self._dragging = False
@@ -266,7 +306,8 @@ class Plot2D(pg.PlotWidget):
         self._preview_item.set_positions(np.zeros((0, 2), np.float32))
         if self._erased.any():
             self._erased[:] = False
-            self._data_item.set_positions(self._points)
+            points, item = self._edited()
+            item.set_positions(points)
 
     def mousePressEvent(self, ev) -> None:  # noqa: N802 (Qt override)
         if self._tool == "none" or ev.button() != Qt.MouseButton.LeftButton:
@@ -318,7 +359,8 @@ class Plot2D(pg.PlotWidget):
         """The dataset's display points (N, D >= 2; the first two coordinates are drawn)."""
         p = np.asarray(points, dtype=np.float32)
         self._points = np.ascontiguousarray(p[:, :2]) if p.size else np.zeros((0, 2), np.float32)
-        self._erased = np.zeros(len(self._points), bool)
+        if self._edit_layer == "data":
+            self._erased = np.zeros(len(self._points), bool)
         self._data_item.set_positions(self._points)
         self._update_legend()
 
@@ -332,6 +374,11 @@ class Plot2D(pg.PlotWidget):
             self._field, fields_changed = frame.field, True
         if frame.true_field is not None and frame.true_field is not self._true_field:
             self._true_field, fields_changed = frame.true_field, True
+        stale_truth = self._true_field is not None or self._heat.get("error") is not None
+        if getattr(frame, "reference_kind", "") == "none" and stale_truth:
+            self._true_field, self._heat["error"] = None, None  # no exact truth for this run: none lingers
+            self._true_item.setData(x=np.zeros(0), y=np.zeros(0))
+            self._draw_heatmap()
         if fields_changed:
             self._draw_fields()
         heat_changed = False
@@ -374,6 +421,7 @@ class Plot2D(pg.PlotWidget):
 
     def _apply_layers(self) -> None:
         self._data_item.setVisible(self._layers["data"])
+        self._source_item.setVisible(self._layers["data"] and len(self._source_points) > 0)
         for item in self._field_items:
             item.setVisible(self._layers["field"])
         self._true_item.setVisible(self._layers["true_field"])
