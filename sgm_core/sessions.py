@@ -1,7 +1,8 @@
 """Session files (.sgm): the whole playground state in one file that runs no code when opened.
 
 A session is a zip archive holding `session.json` (format, version, configs, GUI settings),
-`data.npy`, `particles.npy`, `losses.npy` (NPY without pickles), `model.safetensors` (weights
+`data.npy`, `labels.npy` (labelled data: a class index per point; the names in session.json),
+`particles.npy`, `losses.npy` (NPY without pickles), `model.safetensors` (weights
 of the raw and EMA networks) and `resume.safetensors` (optimiser moments, generator states and the
 data pool, so training continues as if never interrupted; older sessions lack it and resume
 approximately). Saves are atomic (written aside, then renamed), and opening
@@ -30,7 +31,7 @@ from .errors import ConfigError, DataError, SessionError, SGMError
 from .io import atomic_write, load_npy
 from .limits import MAX_JSON_BYTES, MAX_LOSS_HISTORY, MAX_SESSION_BYTES, MAX_STEPS
 from .losses import loss_spec
-from .stored import fit_state, one_line, read_points, read_tensors, require_finite, standardizer_for
+from .stored import fit_state, one_line, read_labels, read_points, read_tensors, require_finite, standardizer_for
 
 SESSION_FORMAT = "score-field-playground-session"
 SESSION_VERSION = 1
@@ -59,6 +60,8 @@ class SessionState:
     sampler_step: int = 0
     resume: dict[str, torch.Tensor] | None = None  # Trainer.resume_state() + "rng.particles"
     elapsed: float = 0.0  # wall-clock seconds the model trained (sgm_core.progress.RunClock); 0 in older files
+    labels: np.ndarray | None = None  # (N,) class index of each point (labelled data), else None
+    classes: tuple[str, ...] = ()  # the class names of `labels` (as in the data file, or the palette's)
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -84,8 +87,12 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
         "standardizer": state.standardizer.to_json() if state.standardizer else None,
         "has_model": state.model is not None,
     }
+    if state.labels is not None:
+        meta["classes"] = list(state.classes)
     members = {"session.json": json.dumps(meta, indent=2).encode(), "data.npy": _npy_bytes(state.points),
                "losses.npy": _npy_bytes(np.asarray(state.losses, np.float64))}
+    if state.labels is not None:
+        members["labels.npy"] = _npy_bytes(np.asarray(state.labels, np.int64))
     if state.particles is not None:
         members["particles.npy"] = _npy_bytes(np.asarray(state.particles, np.float32))
     if state.model is not None:
@@ -178,6 +185,10 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
     # keeps the trained model (it waits for data), so such a session may hold a model too.
     points = read_points(_read_member(z, "data.npy"), "session member data.npy", min_points=0)
     dim = points.shape[1]
+    labels, classes = None, ()
+    if "labels.npy" in names:
+        labels, classes = read_labels(_read_member(z, "labels.npy"), "session member labels.npy", len(points),
+                                      meta.get("classes"))
     losses = _read_losses(z) if "losses.npy" in names else np.zeros(0)
     particles = None
     if "particles.npy" in names:
@@ -202,7 +213,7 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
     return SessionState(points=points, source=source, run=run, sampler=sampler, brush_radius=brush_radius,
                         settings=dict(settings), model=model, ema=ema, standardizer=standardizer, step=step,
                         losses=losses, particles=particles, sampler_step=sampler_step, resume=resume,
-                        elapsed=elapsed)
+                        elapsed=elapsed, labels=labels, classes=classes)
 
 
 def _read_losses(z: zipfile.ZipFile) -> np.ndarray:
