@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_helpers import one_thread, run_cli  # noqa: F401 (one_thread: an autouse fixture)
 
 from sgm_core.config import LossConfig, ModelConfig, RunConfig, TrainConfig
 from sgm_core.datasets import make_preset
@@ -19,8 +20,6 @@ from sgm_core.losses import LOSSES
 from sgm_core.noise import VPSDE
 from sgm_core.training import Trainer
 from sgm_core.truth import guided_reference_fn, reference_score_fn, scaled_score
-
-from cli_helpers import one_thread, run_cli  # noqa: F401 (one_thread: an autouse fixture)
 
 ATOL = 1e-9  # float64 mixture arithmetic
 
@@ -51,10 +50,10 @@ def test_guided_truth_follows_a_process_with_a_mean_coefficient():
     st = ds.standardizer()
     x = torch.randn(40, 2, generator=torch.Generator().manual_seed(2))
     sigma = torch.full((40,), 0.6)
+    gmm = ds.gmm.transformed(torch.tensor(st.shift), st.scale)
     for kind in ("vp", LOSSES["fm"].process(RunConfig().noise)):
         got = guided_reference_fn(ds, st, 0, 2.0, kind)(x, sigma)
         uncond = reference_score_fn(ds, st, kind=kind)[0](x, sigma)
-        gmm = ds.gmm.transformed(torch.tensor(st.shift), st.scale)
         process = VPSDE() if kind == "vp" else kind
         cond = scaled_score(lambda a, s: gmm.given_class(0).score(a, s), process.coef_of_std)(x, sigma)
         assert torch.allclose(got, uncond + 3.0 * (cond - uncond), atol=1e-5)  # float32 in and out
