@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cli_helpers import one_thread  # noqa: F401 - one_thread is an autouse fixture
 
 import sgm_core as sgm
 from sgm_core.datasets import make_preset
 from sgm_core.metrics import class_mode_stats
 from sgm_core.samplers import run_sampler
 from sgm_core.truth import guided_reference_fn
-
-from cli_helpers import one_thread  # noqa: F401 - one_thread is an autouse fixture
 
 DATA = "8gaussians-labelled"
 N = 2000
