@@ -5,6 +5,8 @@
     x = run.sample(2000, sampler="annealed", seed=0)              # (2000, 2) numpy, data coordinates
     run.metrics(x)                                                # {"sw_ratio": ..., "mmd": ..., ...}
     run.save("runs/moons")  ;  run = sgm.load("runs/moons")       # a run directory, or a FILE.sgm session
+    run = sgm.train("moons-labelled", conditional=True)           # class-conditional, classifier-free guidance
+    x = run.sample(2000, label="1", guidance=2.0)                 # class 1 (as in the data), guidance w = 2
 
 This is the surface the project promises (named in `sgm_core.__all__`); the CLI's sweeps and
 notebooks call it, and it drives the same `Trainer`, samplers, metrics and writers as `sgm` and
@@ -38,9 +40,10 @@ from .datasets import (
     validate_points,
 )
 from .errors import ConfigError, DataError, SessionError
+from .guidance import guided
 from .lazy import lazy_module
 from .likelihood import ode_log_likelihood
-from .limits import MAX_POINTS, MAX_SAMPLES, MAX_STEPS
+from .limits import MAX_GUIDANCE, MAX_POINTS, MAX_SAMPLES, MAX_STEPS
 from .losses import bound_process, loss_spec
 from .metrics import energy_distance, mmd_rbf, mode_weight_error, mode_weights, sliced_wasserstein
 from .nets import ScoreNet
@@ -67,23 +70,26 @@ def run_config(data: str, *, loss: str = "ncsn", steps: int | None = None, seed:
                width: int | None = None, depth: int | None = None, sigma_min: float | None = None,
                sigma_max: float | None = None, n_levels: int | None = None, sigma: float | None = None,
                ema: float | None = None, timesteps: int | None = None, schedule: str | None = None,
-               source: str | None = None, dataset: Callable[[], Dataset] | None = None) -> RunConfig:
+               source: str | None = None, dataset: Callable[[], Dataset] | None = None,
+               cfg_dropout: float | None = None, classes: tuple[str, ...] | None = None) -> RunConfig:
     """The RunConfig of these settings (None keeps the config's default); the configs check every
     value, so a bad one is a ConfigError naming it. `train`, `sgm train` and the sweep specs share it.
 
     With `dataset` (called only once the settings are checked) and no `sigma_max`, σ_max comes
-    from the data (`default_sigma_max`): the one place a run's default top noise level is chosen."""
+    from the data (`default_sigma_max`): the one place a run's default top noise level is chosen.
+    `classes` (the data's class names) makes the net class-conditional; `cfg_dropout` is its label dropout."""
 
     def given(**values: Any) -> dict[str, Any]:
         return {k: v for k, v in values.items() if v is not None}
 
     config = RunConfig(
         data=data,
-        model=ModelConfig(**given(kind=model, width=width, depth=depth)),
+        model=ModelConfig(**given(kind=model, width=width, depth=depth, classes=classes)),
         noise=NoiseConfig(**given(sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels, sigma=sigma,
                                   timesteps=timesteps, schedule=schedule)),
         loss=LossConfig(**given(name=loss, source=source)),
-        train=TrainConfig(**given(steps=steps, batch=batch, lr=lr, ema=ema, seed=seed, device=device)))
+        train=TrainConfig(**given(steps=steps, batch=batch, lr=lr, ema=ema, seed=seed, device=device,
+                                  cfg_dropout=cfg_dropout)))
     if sigma_max is None and dataset is not None:
         data_set = dataset()
         top = default_sigma_max(data_set.standardizer().forward(data_set.points))
@@ -96,21 +102,31 @@ def train(data: DataLike, *, loss: str = "ncsn", steps: int | None = None, seed:
           depth: int | None = None, sigma_min: float | None = None, sigma_max: float | None = None,
           n_levels: int | None = None, sigma: float | None = None, ema: float | None = None,
           timesteps: int | None = None, schedule: str | None = None, source: str | None = None,
-          progress: bool = True) -> Run:
+          progress: bool = True, conditional: bool = False, cfg_dropout: float | None = None) -> Run:
     """Train a score model on `data`: a preset name (see `sgm datasets`), a data file
     (.npy/.csv/.png/.jpg/.ply/.xyz), or an (N, 2) / (N, 3) array in data coordinates.
 
     The keywords are `sgm train`'s flags and the configs' fields (None: the default; noise levels
-    are in standardised units). `progress` shows a tqdm bar (terminal or notebook)."""
+    are in standardised units). `progress` shows a tqdm bar (terminal or notebook). `conditional`
+    trains a class-conditional net on labelled data (`sgm train --conditional`), its labels dropped
+    to the null class with probability `cfg_dropout` (default 0.1), for classifier-free guidance."""
     if not isinstance(progress, bool):
         raise ConfigError(f"progress must be True or False, not {progress!r}")
+    if not isinstance(conditional, bool):
+        raise ConfigError(f"conditional must be True or False, not {conditional!r}")
+    if cfg_dropout is not None and not conditional:
+        raise ConfigError("cfg_dropout needs conditional=True (it drops class labels in training)")
     data_name = _source_name(data)
     load_data = cache(lambda: _dataset(data, seed))  # read once, after the settings are checked
     config = run_config(data_name, loss=loss, steps=steps, seed=seed, batch=batch, lr=lr, device=device, model=model,
                         width=width, depth=depth, sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels,
                         sigma=sigma, ema=ema, timesteps=timesteps, schedule=schedule, source=source,
-                        dataset=load_data)  # settings first: a typo fails before a file is read
+                        dataset=load_data, cfg_dropout=cfg_dropout)  # settings first: a typo fails before a file is read
     dataset = load_data()
+    if conditional:
+        if not dataset.labelled:
+            raise DataError(f"conditional=True needs labelled data; {data_name!r} has no class labels")
+        config = config.with_(model=replace(config.model, classes=dataset.classes))
     if config.loss.source:
         source_dataset(config.loss.source, dataset.dim, seed=seed)  # loads, and matches the data
     trainer = Trainer(dataset, config)
@@ -169,6 +185,36 @@ class Run:
         return self._process
 
     @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names a class-conditional run samples (`label=`); () for an unconditional run."""
+        return self.config.model.classes
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """The training data's class index per point (into the data's classes), if it was labelled."""
+        return self._data_labels()[0]
+
+    def class_of(self, label: object) -> int:
+        """The class index of `label` as it appears in the data file (a name or a whole number);
+        ConfigError/DataError with one sentence on an unconditional run or an unknown label."""
+        from .datasets import class_index
+
+        if not self.classes:
+            raise ConfigError("this run is not class-conditional, so it has no classes to sample; "
+                              "train it with --conditional (conditional=True) on labelled data")
+        return class_index(self.classes, label)
+
+    def score_fn(self, label: object = None, guidance: float = 0.0) -> torch.nn.Module:
+        """The score function s(x, sigma) the samplers run, in standardised coordinates: the net, or
+        for `label` its classifier-free-guided score with scale `guidance` (w; 0 = conditional)."""
+        if label is None:
+            if guidance:
+                raise ConfigError("guidance needs a class label: guidance steers toward a class")
+            return self.model
+        w = _guidance(guidance)
+        return guided(self.model, self.class_of(label), w)
+
+    @property
     def default_sampler(self) -> str:
         """The sampler that fits the run's loss (annealed for ncsn, the reverse SDE for SDE losses, ...)."""
         return loss_spec(self.config.loss.name).default_sampler
@@ -188,10 +234,12 @@ class Run:
                             self.process)
 
     def sample(self, n: int = 2000, *, sampler: str | Sampler | None = None, steps: int | None = None,
-               seed: int = 0) -> np.ndarray:
+               seed: int = 0, label: object = None, guidance: float = 0.0) -> np.ndarray:
         """`n` samples, an (n, D) float32 array in data coordinates, from `sampler` (a name, default
         the loss's own, with `steps` as in `schedule`; or a schedule from `schedule`). The same seed
-        gives the same samples, whatever n's chunking."""
+        gives the same samples, whatever n's chunking. A class-conditional run samples class `label`
+        (as in the data file) with guidance scale `guidance` (see `score_fn`)."""
+        score_fn = self.score_fn(label, guidance)
         n = whole_number(n, "n", 1, MAX_SAMPLES)
         seed = whole_number(seed, "seed", 0, MAX_SEED)
         if isinstance(sampler, Sampler):
@@ -205,7 +253,7 @@ class Run:
         chunks = []
         for start in range(0, n, SAMPLE_CHUNK):  # one generator across chunks: reproducible
             x = schedule.init(min(SAMPLE_CHUNK, n - start), self.dim, generator).to(device)
-            chunks.append(self.standardizer.inverse(run_sampler(schedule, self.model, x, generator)).float().cpu().numpy())
+            chunks.append(self.standardizer.inverse(run_sampler(schedule, score_fn, x, generator)).float().cpu().numpy())
         samples = np.concatenate(chunks)
         if not np.isfinite(samples).all():
             raise ConfigError("sampling produced NaN/Inf; try a smaller step size or more steps")
@@ -264,21 +312,39 @@ class Run:
             raise SessionError(f"a run is saved to a path, not {type(path).__name__}")
         trainer = self._trainer
         raw = trainer.model if trainer is not None else self.model
+        labels, classes = self._data_labels()
         if Path(path).suffix.lower() != SESSION_SUFFIX:
-            return save_run(path, self.config, raw, self.model, self.standardizer, self.step, self.losses, self.points)
+            return save_run(path, self.config, raw, self.model, self.standardizer, self.step, self.losses, self.points,
+                            labels, classes)
         if self.points is None:
             raise SessionError("this run holds no data points, so it cannot become a session; save a run directory")
         return save_session(path, SessionState(
             points=self.points, source=self.config.data, run=self.config,
             sampler=SamplerConfig(name=self.default_sampler), brush_radius=0.0, model=_cpu_state(raw),
             ema=_cpu_state(self.model), standardizer=self.standardizer, step=self.step, losses=self.losses,
-            resume=trainer.resume_state() if trainer is not None else None, source_points=self._source_points()))
+            resume=trainer.resume_state() if trainer is not None else None, source_points=self._source_points(),
+            labels=labels, classes=classes))
 
     def _source_points(self) -> np.ndarray | None:
         """A flow's source points, which a session keeps (a window drawing has no other home)."""
         source = (self._trainer.source if self._trainer is not None
                   else self._loaded.source if self._loaded is not None else None)
         return None if source is None else np.asarray(source.points, np.float32)
+
+    def _data_labels(self) -> tuple[np.ndarray | None, tuple[str, ...]]:
+        """The saved points' labels and class names: a loaded run's labels.npy, a trained run's data."""
+        if self._loaded is not None:
+            labels = self._loaded.labels
+            return labels, self._loaded.data_classes if labels is not None else ()
+        if self._dataset is not None and self._dataset.labels is not None:
+            return self._dataset.labels, self._dataset.classes
+        return None, ()
+
+
+def _guidance(value: object) -> float:
+    from .config import finite_number
+
+    return finite_number(value, "guidance", 0.0, MAX_GUIDANCE)
 
 
 def sample_metrics(samples: np.ndarray | torch.Tensor, dataset: Dataset, *, seed: int = 0) -> dict[str, float]:

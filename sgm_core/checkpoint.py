@@ -1,4 +1,4 @@
-"""Run directories: config.json + model.safetensors + loss.csv + data.npy.
+"""Run directories: config.json + model.safetensors + loss.csv + data.npy (+ labels.npy for labelled data).
 
 Weights are safetensors and everything else JSON/NPY without pickles, so loading a run never
 executes code. A run is written into a hidden sibling directory and swapped in whole, so an
@@ -27,7 +27,7 @@ from .lazy import lazy_module
 from .limits import MAX_JSON_BYTES, MAX_NET_PARAMS, MAX_STEPS
 from .losses import loss_spec
 from .sessions import load_session, session_source
-from .stored import fit_state, read_points, read_tensors, require_finite, standardizer_for
+from .stored import fit_state, read_labels, read_points, read_tensors, require_finite, standardizer_for
 
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 safetensors_torch = lazy_module("safetensors.torch")  # imports torch
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 RUN_FORMAT = "sgm-run"
 RUN_VERSION = 1
-RUN_FILES = ("config.json", "model.safetensors", "loss.csv", "data.npy")
+RUN_FILES = ("config.json", "model.safetensors", "loss.csv", "data.npy", "labels.npy")
 MAX_WEIGHTS_BYTES = 2 * 4 * MAX_NET_PARAMS + MAX_JSON_BYTES  # raw + EMA float32 nets and a header
 
 
@@ -51,7 +51,23 @@ class LoadedRun:
     dim: int
     step: int
     data_source: Path | np.ndarray | None = None  # data.npy (read on first use of `data`), or the points
+    labels_source: Path | np.ndarray | None = None  # labels.npy (read with `labels`), or the labels
+    data_classes: tuple[str, ...] = ()  # the class names of the saved labels
     source: Dataset | None = None  # a session's flow source (`sessions.session_source`); run dirs name theirs in config
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names a class-conditional model was trained on (() when unconditional)."""
+        return self.config.model.classes
+
+    @cached_property
+    def labels(self) -> np.ndarray | None:
+        """The saved data's class labels (N,), if the data was labelled (read on first use)."""
+        if isinstance(self.labels_source, Path):
+            data = self.data
+            return read_labels(self.labels_source, f"the run's {self.labels_source.name}",
+                               0 if data is None else len(data), list(self.data_classes))[0]
+        return self.labels_source
 
     @cached_property
     def data(self) -> np.ndarray | None:
@@ -68,7 +84,8 @@ def model_tensors(model: ScoreNet, prefix: str) -> dict[str, torch.Tensor]:
 
 
 def save_run(run_dir: str | os.PathLike, config: RunConfig, model: ScoreNet, ema_model: ScoreNet,
-             standardizer: Standardizer, step: int, losses: np.ndarray, data: np.ndarray | None) -> Path:
+             standardizer: Standardizer, step: int, losses: np.ndarray, data: np.ndarray | None,
+             labels: np.ndarray | None = None, classes: tuple[str, ...] = ()) -> Path:
     """Write a complete run directory, atomic as a whole: the files go to a hidden sibling, are
     fsynced and loaded back, and only then does the directory replace the old run. On any failure
     (a full disk, say) the old run stays complete and nothing is left behind; SessionError."""
@@ -82,6 +99,11 @@ def save_run(run_dir: str | os.PathLike, config: RunConfig, model: ScoreNet, ema
         buf = io.BytesIO()
         np.save(buf, np.asarray(data, np.float32), allow_pickle=False)
         files["data.npy"] = buf.getvalue()
+        if labels is not None:
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(labels, np.int64), allow_pickle=False)
+            files["labels.npy"] = buf.getvalue()
+            meta["classes"] = list(classes)
     files["config.json"] = json.dumps(meta, indent=2).encode()
     run = Path(run_dir)
     run = run.resolve() if run.is_symlink() else run
@@ -228,8 +250,12 @@ def load_run(run_dir: str | os.PathLike) -> LoadedRun:
     require_finite(state, "the run's weights")
     model.load_state_dict(state)
     model.requires_grad_(False).eval()
-    data = run / "data.npy"
-    return LoadedRun(config, model, standardizer, dim, step, data if data.is_file() else None)
+    data, labels = run / "data.npy", run / "labels.npy"
+    has_labels = data.is_file() and labels.is_file()
+    classes = meta.get("classes")
+    classes = tuple(classes) if has_labels and isinstance(classes, list) else ()
+    return LoadedRun(config, model, standardizer, dim, step, data if data.is_file() else None,
+                     labels if has_labels else None, classes)
 
 
 def _run_from_session(path: Path) -> LoadedRun:
@@ -241,4 +267,5 @@ def _run_from_session(path: Path) -> LoadedRun:
     model = loss_spec(state.run.loss.name).make_model(dim, state.run.model, state.run.noise)
     model.load_state_dict(state.ema or state.model)
     model.requires_grad_(False).eval()
-    return LoadedRun(state.run, model, state.standardizer, dim, state.step, state.points, session_source(state))
+    return LoadedRun(state.run, model, state.standardizer, dim, state.step, state.points, state.labels, state.classes,
+                     source=session_source(state))

@@ -2,7 +2,8 @@
 
     sgm datasets
     sgm train DATA --out RUN_DIR|FILE.sgm [--config FILE.toml|.json] [--loss LOSS] [--steps N] [--seed S] ...
-    sgm sample RUN_DIR|FILE.sgm --out FILE.npy [--n N] [--sampler NAME] [--steps K] [--seed S]
+              [--conditional [--cfg-dropout P]]
+    sgm sample RUN_DIR|FILE.sgm --out FILE.npy [--n N] [--sampler NAME] [--steps K] [--seed S] [--class K [--guidance W]]
     sgm render RUN_DIR|FILE.sgm --out FILE.gif|FILE.mp4 [--frames F] [--fps R] [--size WxH] ...
     sgm steps RUN_DIR|FILE.sgm --samplers heun,euler --steps 1,2,4,8 --out table.csv [--plot fig.png]
     sgm sweep SPEC.toml --out DIR [--workers N] [--engine local|ray] [--address ADDR]
@@ -45,7 +46,7 @@ TRAIN_FLAGS = {
     "sigma": ("noise", "sigma"), "timesteps": ("noise", "timesteps"), "schedule": ("noise", "schedule"),
     "loss": ("loss", "name"), "source": ("loss", "source"),
     "steps": ("train", "steps"), "batch": ("train", "batch"), "lr": ("train", "lr"), "ema": ("train", "ema"),
-    "seed": ("train", "seed"), "device": ("train", "device"),
+    "seed": ("train", "seed"), "device": ("train", "device"), "cfg_dropout": ("train", "cfg_dropout"),
 }
 EXIT_CLAIM_FAILED = 1  # `sgm lesson`: the run finished, but a claim did not hold (or a net did not learn)
 
@@ -118,6 +119,32 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _guidance_scale(text: str) -> float:
+    from .limits import MAX_GUIDANCE
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= MAX_GUIDANCE:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_GUIDANCE:g}, got {text}")
+    return value
+
+
+def _class_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--class", dest="label", default=None, metavar="K",
+                        help="sample class K (a label as it appears in the data file) of a run trained with --conditional")
+    parser.add_argument("--guidance", type=_guidance_scale, default=None, metavar="W",
+                        help="--class: classifier-free guidance scale w (Ho & Salimans 2022; 0 = the plain "
+                             "class-conditional score, the default; larger sharpens toward the class)")
+
+
+def _class_request(args: argparse.Namespace) -> tuple[str | None, float]:
+    if args.guidance is not None and args.label is None:
+        raise DataError("--guidance needs --class K: guidance steers toward a class")
+    return args.label, 0.0 if args.guidance is None else args.guidance
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import BETA_SCHEDULES
     from .losses import LOSSES
@@ -158,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--sigma", type=float, default=None, help="the one noise level of dsm / dsm-eps (default 0.1)")
     train.add_argument("--timesteps", type=int, default=None, help="ddpm: steps T of the discrete chain (default 1000)")
     train.add_argument("--schedule", default=None, choices=list(BETA_SCHEDULES), help="ddpm: the beta schedule (default linear)")
+    train.add_argument("--conditional", action="store_true",
+                       help="a class-conditional net s(x, σ, c) with a learned null class, for classifier-free "
+                            "guidance; DATA must carry labels (a label/class column, .npz labels, a *-labelled preset)")
+    train.add_argument("--cfg-dropout", type=float, default=None,
+                       help="--conditional: probability a label is dropped to the null class in training (default 0.1)")
 
     sample = sub.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run", help="run directory written by `sgm train`, or a .sgm session with a trained model")
@@ -168,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--steps", type=_count(limits.MAX_STEPS), default=None,
                         help="sampler steps (per level for annealed)")
     sample.add_argument("--seed", type=_seed, default=0)
+    _class_flags(sample)
 
     render = sub.add_parser("render", help="render an animation of Langevin particles (GIF or MP4), no display needed")
     render.add_argument("run", help="run directory written by `sgm train`, or a .sgm session with a trained model")
@@ -186,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="no axes (in 2D the frame has data-unit ticks beside the plot by default)")
     render.add_argument("--no-legend", dest="legend", action="store_false",
                         help="no legend (by default one below the plot names the field, particles and data)")
+    _class_flags(render)
 
     steps = sub.add_parser("steps", help="steps versus quality: SW ratio, MMD and mode-weight error per sampler and NFE")
     steps.add_argument("run", help="run directory written by `sgm train`, or a .sgm session with a trained model")
@@ -276,8 +310,15 @@ def train_config(args: argparse.Namespace) -> tuple[RunConfig, Dataset]:
     chosen = settings.get("noise", {}).get("sigma_max")
     if chosen == AUTO:
         del settings["noise"]["sigma_max"]
+    if args.cfg_dropout is not None and not args.conditional:
+        raise DataError("--cfg-dropout needs --conditional (it drops class labels in training)")
     config = RunConfig.from_json(settings)  # settings first: a typo fails before a file is read
     dataset = load_dataset(config.data, seed=config.train.seed)
+    if args.conditional:
+        if not dataset.labelled:
+            raise DataError(f"--conditional needs labelled data; {config.data!r} has no class labels (give a CSV a "
+                            "label or class column, an .npz a labels array, or use a *-labelled preset)")
+        config = config.with_(model=replace(config.model, classes=dataset.classes))
     if chosen is None or chosen == AUTO:  # auto: the diameter itself; unset: never below 3 (api.run_config's rule)
         standardised = dataset.standardizer().forward(dataset.points)
         top = sigma_max_from_data(standardised, seed=config.train.seed) if chosen == AUTO else default_sigma_max(standardised)
@@ -313,11 +354,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 points=dataset.points, source=config.data, run=config, sampler=SamplerConfig(name=spec.default_sampler),
                 brush_radius=0.0, model=_cpu_state(trainer.model), ema=_cpu_state(trainer.ema_model),
                 standardizer=trainer.standardizer, step=trainer.step, losses=trainer.loss_history(),
-                resume=trainer.resume_state(),
+                resume=trainer.resume_state(), labels=dataset.labels, classes=dataset.classes,
                 source_points=None if trainer.source is None else trainer.source.points))
         else:
             save_run(out, config, trainer.model, trainer.ema_model, trainer.standardizer, trainer.step,
-                     trainer.loss_history(), dataset.points)
+                     trainer.loss_history(), dataset.points, dataset.labels, dataset.classes)
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
@@ -358,22 +399,27 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".npy", ".csv"):
         raise DataError(f"--out must end in .npy or .csv, got {out.name}")
+    label, guidance = _class_request(args)
     run = load(args.run)
+    if label is not None:
+        run.class_of(label)  # an unconditional run or an unknown class: one sentence before sampling
     schedule = run.schedule(args.sampler, args.steps)
-    samples = run.sample(args.n, sampler=schedule, seed=args.seed)  # in bounded chunks
+    samples = run.sample(args.n, sampler=schedule, seed=args.seed, label=label, guidance=guidance)  # bounded chunks
     save_points(out, samples)
     rate = getattr(schedule, "acceptance_rate", None)  # MALA reports how many proposals it accepted
     accepted = f", {rate:.1%} of proposals accepted" if rate is not None else ""
-    print(f"wrote {len(samples)} samples ({schedule.name}{accepted}) to {out}", file=sys.stderr)
+    asked = f", class {label}, guidance {guidance:g}" if label is not None else ""
+    print(f"wrote {len(samples)} samples ({schedule.name}{accepted}{asked}) to {out}", file=sys.stderr)
     return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .render import render_run
 
+    label, guidance = _class_request(args)
     render_run(args.run, args.out, frames=args.frames, fps=args.fps, size=args.size,
                sampler=args.sampler, n=args.n, seed=args.seed, steps=args.steps, axes=args.axes,
-               legend=args.legend)
+               legend=args.legend, label=label, guidance=guidance)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

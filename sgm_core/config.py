@@ -67,6 +67,7 @@ def checked_float(owner: object, name: str, lo: float, hi: float, *, open_lo: bo
     object.__setattr__(owner, name, value)
 
 
+CLASS_FEATURES = 16  # width of a class embedding (2-64 classes; the MLP's first layer mixes it in)
 ACTIVATION_NAMES = ("silu", "softplus", "tanh", "elu", "relu")  # the nets' nonlinearities (sgm_core.nets.ACTIVATIONS)
 
 
@@ -139,8 +140,19 @@ class ModelConfig:
     depth: int = 3  # hidden layers
     activation: str = "silu"  # silu | softplus | tanh | elu | relu (energy nets need a smooth one)
     n_frequencies: int = 4  # sinusoidal features of log(sigma); more alias between ladder levels (measured)
+    classes: tuple[str, ...] = ()  # class-conditional net: the data's class names in index order (): unconditional
 
     def __post_init__(self) -> None:
+        from .datasets import check_classes  # datasets imports nothing of this module's users
+        from .errors import DataError
+
+        if isinstance(self.classes, list | tuple) and len(self.classes) == 0:
+            object.__setattr__(self, "classes", ())  # JSON gives a list
+        else:
+            try:
+                object.__setattr__(self, "classes", check_classes(self.classes))
+            except DataError as exc:
+                raise ConfigError(f"model classes: {exc}") from exc
         checked_choice(self, "kind", ("score", "energy"))
         checked_int(self, "width", 1, MAX_WIDTH)
         checked_int(self, "depth", 1, MAX_DEPTH)
@@ -153,12 +165,20 @@ class ModelConfig:
             raise ConfigError(f"a net of width {self.width} and depth {self.depth} has {n:,} parameters; "
                               f"the most this program builds is {MAX_NET_PARAMS:,}")
 
+    @property
+    def n_classes(self) -> int:
+        """Classes a class-conditional net tells apart (0: unconditional); it also learns a null class."""
+        return len(self.classes)
+
     def n_params(self, dim: int, conditional: bool = True) -> int:
-        """Trainable parameters of this MLP on D-dimensional data (what `nets._mlp` builds)."""
-        n_in = dim + (2 * self.n_frequencies + 1 if conditional else 0)
+        """Trainable parameters of this MLP on D-dimensional data (what `nets._mlp` builds), with
+        the class embedding of a class-conditional net (CLASS_FEATURES per class + null)."""
+        n_class = CLASS_FEATURES if self.n_classes else 0
+        n_in = dim + (2 * self.n_frequencies + 1 if conditional else 0) + n_class
         n_out = 1 if self.kind == "energy" else dim
         w = self.width
-        return (n_in + 1) * w + (self.depth - 1) * (w + 1) * w + (w + 1) * n_out
+        embed = (self.n_classes + 1) * n_class
+        return embed + (n_in + 1) * w + (self.depth - 1) * (w + 1) * w + (w + 1) * n_out
 
 
 @dataclass(frozen=True)
@@ -215,6 +235,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # global gradient-norm clip (0 disables)
     seed: int = 0  # seeds the model init, the data draws and the loss noise
     device: str = "auto"  # auto (cuda -> mps -> cpu) | cpu | cuda | mps
+    cfg_dropout: float = 0.1  # class-conditional nets: P(label -> null class) per draw (Ho & Salimans 2022 use 0.1-0.2)
 
     def __post_init__(self) -> None:
         checked_int(self, "steps", 0, MAX_STEPS)
@@ -226,6 +247,9 @@ class TrainConfig:
         checked_float(self, "grad_clip", 0.0, math.inf)
         checked_int(self, "seed", -MAX_SEED - 1, MAX_SEED)
         checked_choice(self, "device", ("auto", "cpu", "cuda", "mps"))
+        checked_float(self, "cfg_dropout", 0.0, 1.0)
+        if self.cfg_dropout == 1.0:
+            raise ConfigError("train cfg_dropout must be below 1 (1 would never train the class-conditional score)")
 
 
 @dataclass(frozen=True)

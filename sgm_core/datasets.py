@@ -5,6 +5,9 @@ matching needs new draws every step while the views need a stable picture. Prese
 generative processes (the classic 2D/3D toy sets); Gaussian-mixture presets also carry the exact
 mixture so truth-vs-learned comparisons are possible. User data (files, the brush) becomes an
 `EmpiricalDataset`: a resampled point cloud with optional Gaussian jitter.
+
+A dataset may carry class labels: an integer per point in [0, C) and the C class names as they
+appear in the file (or the preset's own), for class-conditional models and guidance.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ torch = lazy_module("torch")  # imported on first use: the GUI process never nee
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, "torch.Tensor")
 Sampler = Callable[[int, "torch.Generator"], "torch.Tensor"]
+LabelledSampler = Callable[[int, "torch.Generator"], "tuple[torch.Tensor, torch.Tensor]"]
 
+MAX_CLASSES = 64  # a class-conditional net has one embedding row per class (plus the null class)
+MAX_CLASS_NAME = 64  # characters of one class name
 _MIN_SCALE = 1e-8  # below this the cloud is a single point: standardising would divide by ~0
 
 
@@ -71,6 +77,93 @@ def validate_points(
             f"data has values beyond the float32 range in {_plural(int(overflow.sum()), 'row')}"
         )
     return out
+
+
+def _rows(rows: np.ndarray) -> str:
+    first = ", ".join(str(int(r) + 1) for r in rows[:3])
+    return f"{_plural(len(rows), 'row')} (row {first}{', ...' if len(rows) > 3 else ''})"
+
+
+def validate_labels(raw: object, n_rows: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Check one label per point and return (index (N,) int64 in [0, C), the C class names).
+
+    Labels are whole numbers (class names are their decimal form, in numeric order) or names
+    (strings, in order of first appearance). Missing labels ('' or None), NaN, fractions, a single
+    class or more than MAX_CLASSES classes are each one DataError sentence.
+    """
+    values = np.asarray(raw, dtype=object).reshape(-1) if not isinstance(raw, np.ndarray) else raw.reshape(-1)
+    if len(values) != n_rows:
+        raise DataError(f"there are {len(values)} labels for {_plural(n_rows, 'point')}; need one label per point")
+    if values.dtype.kind in "iub":
+        ints = values.astype(np.int64)
+    elif values.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise DataError(f"labels are NaN or Inf in {_rows(bad)}")
+        frac = np.flatnonzero(values != np.round(values))
+        if len(frac):
+            raise DataError(f"labels must be whole numbers or names; {_rows(frac)} hold fractions")
+        ints = values.astype(np.int64)
+    else:
+        tokens = [("" if v is None else str(v).strip()) for v in values.tolist()]
+        missing = np.flatnonzero([t == "" for t in tokens])
+        if len(missing):
+            raise DataError(f"labels are missing in {_rows(missing)}; every point needs a class")
+        nan = np.flatnonzero([t.lower() in ("nan", "inf", "-inf", "+inf") for t in tokens])
+        if len(nan):
+            raise DataError(f"labels are NaN or Inf in {_rows(nan)}")
+        try:
+            ints = np.array([int(t) for t in tokens], dtype=np.int64)
+        except (ValueError, OverflowError):
+            ints = None
+        if ints is None:
+            names = tuple(dict.fromkeys(tokens))
+            _check_class_count(names)
+            long = [n for n in names if len(n) > MAX_CLASS_NAME]
+            if long:
+                raise DataError(f"class name {long[0][:20]!r}... is longer than {MAX_CLASS_NAME} characters")
+            lookup = {name: i for i, name in enumerate(names)}
+            return np.array([lookup[t] for t in tokens], dtype=np.int64), names
+    found, index = np.unique(ints, return_inverse=True)
+    names = tuple(str(int(v)) for v in found)
+    _check_class_count(names)
+    return index.astype(np.int64).reshape(-1), names
+
+
+def _check_class_count(names: tuple[str, ...]) -> None:
+    if len(names) < 2:
+        raise DataError(f"the labels name only one class ({names[0]!r}); a class-conditional model needs at least 2"
+                        if names else "there are no labels")
+    if len(names) > MAX_CLASSES:
+        raise DataError(f"the labels name {len(names)} classes; the most this program conditions on is {MAX_CLASSES}")
+
+
+def check_classes(classes: object) -> tuple[str, ...]:
+    """Class names as a tuple of 2..MAX_CLASSES distinct non-empty strings (one DataError otherwise)."""
+    if isinstance(classes, str) or not isinstance(classes, tuple | list):
+        raise DataError(f"class names must be a list of strings, not {type(classes).__name__}")
+    names = tuple(classes)
+    if not all(isinstance(n, str) and n.strip() and len(n) <= MAX_CLASS_NAME for n in names):
+        raise DataError(f"class names must be non-empty strings of at most {MAX_CLASS_NAME} characters")
+    if len(set(names)) != len(names):
+        raise DataError("class names must be distinct")
+    _check_class_count(names)
+    return names
+
+
+def class_index(classes: tuple[str, ...], label: object) -> int:
+    """The index of a class given as it appears in the data (a name, or a whole number); one
+    DataError sentence naming the classes when it is not one of them."""
+    text = str(label).strip()
+    if text in classes:
+        return classes.index(text)
+    try:
+        as_int = str(int(text))
+    except ValueError:
+        as_int = None
+    if as_int is not None and as_int in classes:
+        return classes.index(as_int)
+    raise DataError(f"unknown class {text!r}; the data's classes are {', '.join(classes)}")
 
 
 # --------------------------------------------------------------------------- standardiser
@@ -165,25 +258,45 @@ class Dataset:
 
     `points` is a fixed (N, D) float32 array for drawing and fitting the standardiser; treat it
     as read-only. `sample` gives new (n, D) float32 draws for training. `gmm` is the exact
-    density when the data is a Gaussian mixture, else None.
+    density when the data is a Gaussian mixture, else None. A labelled dataset also has `labels`
+    (N,) int64 for the points, `classes` (the names), and `sample_labelled` for fresh draws with
+    their classes; its `labelled_sampler` returns (x, labels), and `sample` is its x.
     """
 
     def __init__(
         self,
         name: str,
         points: np.ndarray,
-        sampler: Sampler,
+        sampler: Sampler | None,
         gmm: GaussianMixture | None = None,
+        *,
+        labels: np.ndarray | None = None,
+        classes: tuple[str, ...] = (),
+        labelled_sampler: LabelledSampler | None = None,
     ) -> None:
         self.name = name
         self.points = validate_points(np.asarray(points), min_points=1, dims=None)
         self.gmm = gmm
-        self._sampler = sampler
+        self._labelled = labelled_sampler
+        self._sampler = sampler if sampler is not None else (lambda n, g: labelled_sampler(n, g)[0])
         self._standardizer: Standardizer | None = None
+        if (labels is None) != (labelled_sampler is None) or (labels is None) != (not classes):
+            raise DataError("a labelled dataset needs its labels, class names and labelled sampler together")
+        self.classes: tuple[str, ...] = check_classes(classes) if classes else ()
+        self.labels: np.ndarray | None = None
+        if labels is not None:
+            lab = np.asarray(labels).reshape(-1)
+            if len(lab) != len(self.points) or lab.dtype.kind not in "iu" or lab.min() < 0 or lab.max() >= len(self.classes):
+                raise DataError(f"labels must be {len(self.points)} class indices in [0, {len(self.classes)})")
+            self.labels = lab.astype(np.int64)
 
     @property
     def dim(self) -> int:
         return int(self.points.shape[1])
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n fresh (n, D) float32 draws, reproducible from a CPU `generator`."""
@@ -192,6 +305,18 @@ class Dataset:
         if n == 0:
             return torch.empty(0, self.dim, dtype=torch.float32)
         return self._sampler(n, generator).to(torch.float32)
+
+    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """n fresh draws and their class indices ((n, D) float32, (n,) int64); the same random
+        stream as `sample`. DataError when the dataset has no labels."""
+        if self._labelled is None:
+            raise DataError(f"the data {self.name!r} has no class labels")
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if n == 0:
+            return torch.empty(0, self.dim, dtype=torch.float32), torch.empty(0, dtype=torch.int64)
+        x, y = self._labelled(n, generator)
+        return x.to(torch.float32), y.to(torch.int64)
 
     def standardizer(self) -> Standardizer:
         """The map into training coordinates, fitted once on `points`."""
@@ -216,25 +341,36 @@ class EmpiricalDataset(Dataset):
     neighbourhood (a painted stroke becomes a smooth band instead of isolated spikes).
     """
 
-    def __init__(self, points: np.ndarray, name: str = "data", jitter: float = 0.0) -> None:
+    def __init__(self, points: np.ndarray, name: str = "data", jitter: float = 0.0,
+                 labels: np.ndarray | None = None, classes: tuple[str, ...] = ()) -> None:
         jitter = float(jitter)
         if not (math.isfinite(jitter) and jitter >= 0):
             raise DataError(f"jitter must be a finite number >= 0, got {jitter}")
         self.jitter = jitter
         pts = validate_points(_as_numpy(points), dims=None)
-        super().__init__(name, pts, self._resample)
+        if labels is None:
+            super().__init__(name, pts, self._resample)
+        else:
+            super().__init__(name, pts, None, labels=labels, classes=tuple(classes),
+                             labelled_sampler=self._resample_labelled)
 
-    def _resample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def _resample_labelled(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         rows = torch.randint(0, self.points.shape[0], (n,), generator=generator)
         x = torch.from_numpy(self.points)[rows]
         if self.jitter > 0:
             x = x + self.jitter * torch.randn(x.shape, generator=generator, dtype=torch.float32)
-        return x
+        labels = torch.from_numpy(self.labels)[rows] if self.labels is not None else torch.zeros(n, dtype=torch.int64)
+        return x, labels
+
+    def _resample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self._resample_labelled(n, generator)[0]
 
 
-def from_brush(points: np.ndarray, radius: float) -> EmpiricalDataset:
-    """Painted points as data; fresh draws land about a spray radius away (jitter = radius/2)."""
-    return EmpiricalDataset(points, name="brush", jitter=float(radius) / 2)
+def from_brush(points: np.ndarray, radius: float, labels: np.ndarray | None = None,
+               classes: tuple[str, ...] = ()) -> EmpiricalDataset:
+    """Painted points as data; fresh draws land about a spray radius away (jitter = radius/2).
+    With `labels` (one class index per point) and `classes` the painting is labelled."""
+    return EmpiricalDataset(points, name="brush", jitter=float(radius) / 2, labels=labels, classes=classes)
 
 
 # --------------------------------------------------------------------------- presets
@@ -249,6 +385,8 @@ class PresetSpec:
     description: str  # one line shown to users
     sampler: Sampler  # (n, generator) -> (n, dim) float32, data coordinates
     gmm: Callable[[], GaussianMixture] | None = None
+    labelled: LabelledSampler | None = None  # (n, generator) -> (draws, class indices): a labelled preset
+    classes: tuple[str, ...] = ()  # the class names of a labelled preset
 
 
 def _uniform(n: int, g: torch.Generator, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
@@ -277,6 +415,12 @@ def _ring_means(k: int, radius: float) -> torch.Tensor:
 
 def _gmm_8gaussians() -> GaussianMixture:
     return GaussianMixture.isotropic(torch.ones(8), _ring_means(8, 2.5), 0.15)
+
+
+def _gmm_8gaussians_labelled() -> GaussianMixture:
+    # Two classes on alternate modes of the ring: every mode's neighbours are of the other class, so
+    # guidance has something to push away from (Ho & Salimans 2022's trade-off in its smallest form).
+    return GaussianMixture.isotropic(torch.ones(8), _ring_means(8, 2.5), 0.15, labels=torch.arange(8) % 2)
 
 
 def _gmm_25gaussians() -> GaussianMixture:
@@ -311,14 +455,26 @@ def _from_gmm(make: Callable[[], GaussianMixture]) -> Sampler:
     return sampler
 
 
-def _moons(n: int, g: torch.Generator) -> torch.Tensor:
+def _from_labelled_gmm(make: Callable[[], GaussianMixture]) -> LabelledSampler:
+    def sampler(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return make().sample_labelled(n, g)
+
+    return sampler
+
+
+def _moons_labelled(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The moons and which one each point is on (0 upper, 1 lower)."""
     t = _uniform(n, g, 0.0, math.pi)
     lower = torch.rand(n, generator=g) < 0.5
     upper_xy = torch.stack([torch.cos(t), torch.sin(t)], dim=1)
     lower_xy = torch.stack([1 - torch.cos(t), 0.5 - torch.sin(t)], dim=1)
     x = torch.where(lower[:, None], lower_xy, upper_xy)
     x = 2.0 * (x - torch.tensor([0.5, 0.25], dtype=torch.float64))  # centre, span ~[-3, 3]
-    return _finish(x, g, noise=0.1)
+    return _finish(x, g, noise=0.1), lower.to(torch.int64)
+
+
+def _moons(n: int, g: torch.Generator) -> torch.Tensor:
+    return _moons_labelled(n, g)[0]
 
 
 def _swissroll(n: int, g: torch.Generator) -> torch.Tensor:
@@ -352,12 +508,17 @@ def _circles(n: int, g: torch.Generator) -> torch.Tensor:
     return _finish(_polar(radius, _uniform(n, g, 0.0, 2 * math.pi)), g, noise=0.08)
 
 
-def _spirals(n: int, g: torch.Generator) -> torch.Tensor:
+def _spirals_labelled(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two spirals and which arm each point is on."""
     # Two interleaved Archimedean arms; sqrt(u) spreads points evenly along the growing arm.
     t = torch.sqrt(_uniform(n, g)) * 3 * math.pi
     arm = (torch.rand(n, generator=g) < 0.5).to(torch.float64)
     x = _polar(t * (4.0 / (3 * math.pi)), t + math.pi * arm)  # outer radius 4
-    return _finish(x, g, noise=0.1)
+    return _finish(x, g, noise=0.1), arm.to(torch.int64)
+
+
+def _spirals(n: int, g: torch.Generator) -> torch.Tensor:
+    return _spirals_labelled(n, g)[0]
 
 
 def _circle_manifold(n: int, g: torch.Generator) -> torch.Tensor:
@@ -412,6 +573,12 @@ def _gmm_spec(
     return PresetSpec(name, dim, description, _from_gmm(make), make)
 
 
+def _labelled_spec(name: str, dim: int, description: str, labelled: LabelledSampler, classes: tuple[str, ...],
+                   make: Callable[[], GaussianMixture] | None = None) -> PresetSpec:
+    """A labelled preset: its plain sampler is the labelled one's draws (the same random stream)."""
+    return PresetSpec(name, dim, description, lambda n, g: labelled(n, g)[0], make, labelled, classes)
+
+
 _SPECS = (
     _gmm_spec("8gaussians", 2, "8 Gaussians on a ring of radius 2.5 (std 0.15)", _gmm_8gaussians),
     _gmm_spec("25gaussians", 2, "5×5 grid of Gaussians, spacing 1.5 (std 0.15)", _gmm_25gaussians),
@@ -433,6 +600,10 @@ _SPECS = (
     PresetSpec("torus", 3, "a thin shell around a torus (radii 2.5 and 1)", _torus),
     PresetSpec("sphere", 3, "exactly on a sphere of radius 2.5 (zero thickness)", _sphere),
     _gmm_spec("gmm3d", 3, "4 Gaussians at a tetrahedron's corners, weights 0.4 to 0.1", _gmm_3d),
+    _labelled_spec("8gaussians-labelled", 2, "8gaussians in two classes on alternate modes (labels 0, 1)",
+                   _from_labelled_gmm(_gmm_8gaussians_labelled), ("0", "1"), _gmm_8gaussians_labelled),
+    _labelled_spec("moons-labelled", 2, "moons, labelled by moon (0 upper, 1 lower)", _moons_labelled, ("0", "1")),
+    _labelled_spec("spirals-labelled", 2, "the two spirals, labelled by arm (0, 1)", _spirals_labelled, ("0", "1")),
 )
 PRESETS: Mapping[str, PresetSpec] = types.MappingProxyType({s.name: s for s in _SPECS})
 
@@ -448,8 +619,12 @@ def make_preset(name: str, n_points: int = 5000, seed: int = 0) -> Dataset:
         raise _unknown_preset(name)
     if n_points < 2:
         raise DataError(f"n_points must be at least 2, got {n_points}")
-    points = spec.sampler(n_points, torch.Generator().manual_seed(seed)).numpy()
     gmm = spec.gmm() if spec.gmm is not None else None
+    if spec.labelled is not None:
+        points, labels = spec.labelled(n_points, torch.Generator().manual_seed(seed))
+        return Dataset(name, points.numpy(), None, gmm, labels=labels.numpy(), classes=spec.classes,
+                       labelled_sampler=spec.labelled)
+    points = spec.sampler(n_points, torch.Generator().manual_seed(seed)).numpy()
     return Dataset(name, points, spec.sampler, gmm)
 
 
@@ -458,14 +633,15 @@ def load_dataset(source: str, n_points: int = 5000, seed: int = 0) -> Dataset:
     set the preset's display draw or the number of points taken from an image."""
     if source in PRESETS:
         return make_preset(source, n_points=n_points, seed=seed)
-    from sgm_core.io import load_points  # late import: io validates with this module
+    from sgm_core.io import load_labelled_points  # late import: io validates with this module
 
     path = Path(source)
     if not path.exists() and not path.suffix:
         raise DataError(
             f"{source!r} is neither a preset ({', '.join(PRESETS)}) nor an existing file"
         )
-    return EmpiricalDataset(load_points(path, n_image_points=n_points, seed=seed), name=path.stem)
+    points, labels, classes = load_labelled_points(path, n_image_points=n_points, seed=seed)
+    return EmpiricalDataset(points, name=path.stem, labels=labels, classes=classes)
 
 
 def source_dataset(source: str, dim: int, seed: int = 0) -> Dataset:

@@ -64,6 +64,7 @@ class EngineSpec:
     sampler: SamplerConfig
     n_particles: int = 2000
     source: Dataset | None = None  # a flow's source distribution (fm / ot-fm; the window's Source layer)
+    guide: tuple[int, float] | None = None  # (class index, w): particles asked for a class, guided
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,15 @@ class Spawn:
 @dataclass(frozen=True)
 class SetSampler:
     config: SamplerConfig
+
+
+@dataclass(frozen=True)
+class SetGuidance:
+    """Ask the particles and the field for class `c` (an index into the model's classes) with
+    classifier-free guidance scale `w`, live; None: unconditional. An unconditional model: Failed."""
+
+    c: int | None
+    w: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -677,6 +687,12 @@ class Engine:
                 if self.engine is not None:
                     self.engine.set_sampler(cfg)
                     st.frame_due = True
+            case SetGuidance(c, w):
+                if st.spec is not None:
+                    st.spec = replace(st.spec, guide=None if c is None else (int(c), float(w)))
+                if self.engine is not None:
+                    self.engine.set_guidance(c, w)
+                    st.frame_due = True
             case SetStepsPerFrame(n):
                 st.steps_per_frame = max(1, int(n))
             case SetTrails(length):
@@ -742,6 +758,8 @@ class Engine:
         eng = LiveEngine(spec.dataset, spec.config, spec.sampler, spec.n_particles, seed=spec.config.train.seed,
                          source=spec.source)
         eng.set_trails(st.trail_length)
+        if spec.guide is not None and spec.config.model.classes:
+            eng.set_guidance(*spec.guide)
         self.engine = eng
         st.target = spec.config.train.steps
 
@@ -762,6 +780,7 @@ class Engine:
             eng.set_sampler(spec.sampler)
         if spec.n_particles != len(eng.particles):
             eng.reset_particles(spec.n_particles)
+        eng.set_guidance(*(spec.guide if spec.guide is not None and spec.config.model.classes else (None,)))
         if eng.trainer.step < st.target:  # a round under way or not yet begun keeps its start; a new step count moves its end
             st.target = max(eng.trainer.step, st.target - old_steps + spec.config.train.steps)
         st.spec = spec

@@ -2,7 +2,8 @@
 
 Perturbing a mixture with N(0, sigma^2 I) noise gives another mixture whose covariances are
 Sigma_k + sigma^2 I, so every noise level has a closed-form score. Tests, metrics and the
-"truth vs learned" views all compare against this.
+"truth vs learned" views all compare against this. A labelled mixture (each component one class)
+also has the exact class-conditional scores p_sigma(x | c), and so the exact guided score.
 """
 
 from __future__ import annotations
@@ -25,16 +26,53 @@ class GaussianMixture:
     weights: torch.Tensor  # (K,) non-negative, sums to 1
     means: torch.Tensor  # (K, D)
     covs: torch.Tensor  # (K, D, D) symmetric positive definite
+    labels: torch.Tensor | None = None  # (K,) int64 class of each component, or None (unlabelled)
 
     @staticmethod
-    def isotropic(weights, means, std) -> GaussianMixture:
-        """Mixture of N(mu_k, std_k^2 I); `std` is a scalar or one value per component."""
+    def isotropic(weights, means, std, labels=None) -> GaussianMixture:
+        """Mixture of N(mu_k, std_k^2 I); `std` is a scalar or one value per component; `labels`
+        the class index of each component (None: unlabelled)."""
         means = torch.as_tensor(means, dtype=torch.float64)
         k, d = means.shape
         w = torch.as_tensor(weights, dtype=torch.float64)
         std = torch.as_tensor(std, dtype=torch.float64).expand(k)
         covs = std[:, None, None] ** 2 * torch.eye(d, dtype=torch.float64)
-        return GaussianMixture(w / w.sum(), means, covs)
+        lab = None if labels is None else torch.as_tensor(labels, dtype=torch.int64).reshape(k)
+        return GaussianMixture(w / w.sum(), means, covs, lab)
+
+    @property
+    def n_classes(self) -> int:
+        """Classes of a labelled mixture (0 when unlabelled)."""
+        return 0 if self.labels is None else int(self.labels.max()) + 1
+
+    def class_weights(self) -> torch.Tensor:
+        """p(c): the total weight of each class's components, (C,)."""
+        if self.labels is None:
+            raise ValueError("this mixture has no class labels")
+        return torch.zeros(self.n_classes, dtype=torch.float64).index_add_(0, self.labels, self.weights)
+
+    def given_class(self, c: int) -> GaussianMixture:
+        """p(x | c): class c's components, their weights renormalised. Noising commutes with
+        conditioning on the class, so its `score(x, sigma)` is the exact p_sigma(x | c) score."""
+        if self.labels is None:
+            raise ValueError("this mixture has no class labels")
+        keep = self.labels == int(c)
+        if not bool(keep.any()):
+            raise ValueError(f"class {c} has no component in this mixture")
+        w = self.weights[keep]
+        return GaussianMixture(w / w.sum(), self.means[keep], self.covs[keep], self.labels[keep])
+
+    def guided_score(self, x: torch.Tensor, sigma: float | torch.Tensor, c: int, guidance: float) -> torch.Tensor:
+        """The exact classifier-free-guided score (Ho & Salimans 2022, eq. 6, with w = `guidance`):
+        s(x, sigma) + (1 + w)(s(x, sigma | c) - s(x, sigma)); w = 0 is the class-conditional score."""
+        uncond = self.score(x, sigma)
+        return uncond + (1.0 + float(guidance)) * (self.given_class(c).score(x, sigma) - uncond)
+
+    def guided_log_prob(self, x: torch.Tensor, sigma: float, c: int, guidance: float) -> torch.Tensor:
+        """(1 + w) log q_sigma(x | c) - w log q_sigma(x): the unnormalised log-density whose
+        gradient is `guided_score` (MALA's accept step needs it)."""
+        w = float(guidance)
+        return (1.0 + w) * self.given_class(c).log_prob(x, sigma) - w * self.log_prob(x, sigma)
 
     def __reduce__(self) -> tuple:
         """Pickled as numpy arrays: a dataset that crosses to the GUI process (sgm_core.engine.Loaded)
@@ -52,12 +90,12 @@ class GaussianMixture:
     def perturbed(self, sigma: float) -> GaussianMixture:
         """The density q_sigma = p * N(0, sigma^2 I): same means, covariances + sigma^2 I."""
         eye = torch.eye(self.dim, dtype=torch.float64)
-        return GaussianMixture(self.weights, self.means, self.covs + float(sigma) ** 2 * eye)
+        return GaussianMixture(self.weights, self.means, self.covs + float(sigma) ** 2 * eye, self.labels)
 
     def transformed(self, shift: torch.Tensor, scale: float) -> GaussianMixture:
         """The mixture of (x - shift) / scale, so truth follows the data's standardisation."""
         shift = torch.as_tensor(shift, dtype=torch.float64)
-        return GaussianMixture(self.weights, (self.means - shift) / scale, self.covs / scale**2)
+        return GaussianMixture(self.weights, (self.means - shift) / scale, self.covs / scale**2, self.labels)
 
     @cached_property
     def _precisions(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,11 +155,22 @@ class GaussianMixture:
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n draws of shape (n, D) in float32, reproducible from `generator` (a CPU generator)."""
+        return self.sample_components(n, generator)[0]
+
+    def sample_components(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """`sample`'s draws and the component each came from, (n,) int64 (the same random stream)."""
         idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         chol = torch.linalg.cholesky(self.covs)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         x = self.means[idx] + (chol[idx] @ z[..., None])[..., 0]
-        return x.float()
+        return x.float(), idx
+
+    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """`sample`'s draws and their class labels (n,) int64; the same random stream as `sample`."""
+        if self.labels is None:
+            raise ValueError("this mixture has no class labels")
+        x, idx = self.sample_components(n, generator)
+        return x, self.labels[idx]
 
     def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior component probabilities (N, K): which mode each point belongs to."""

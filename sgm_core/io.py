@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from sgm_core.datasets import validate_points
+from sgm_core.datasets import validate_labels, validate_points
 from sgm_core.errors import DataError
 from sgm_core.lazy import lazy_module
 from sgm_core.limits import MAX_POINTS
@@ -33,7 +33,8 @@ torch = lazy_module("torch")  # imported on first use: the GUI process never nee
 
 TABLE_SUFFIXES = (".csv", ".txt")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # TIFF: where I and F images come from
-LOAD_SUFFIXES = (".npy", *TABLE_SUFFIXES, *IMAGE_SUFFIXES, ".ply", ".xyz")
+LOAD_SUFFIXES = (".npy", ".npz", *TABLE_SUFFIXES, *IMAGE_SUFFIXES, ".ply", ".xyz")
+LABEL_COLUMNS = ("label", "class")  # a table header column of either name holds class labels
 SAVE_SUFFIXES = (".npy", ".csv")
 
 IMAGE_HALF_SPAN = 4.0  # the longer image side maps to [-4, 4], the scale of the presets
@@ -188,9 +189,21 @@ def load_points(
 ) -> np.ndarray:
     """Read an (N, 2) or (N, 3) float32 point array from a file, chosen by extension.
 
-    `.npy`; `.csv`/`.txt` (comma or whitespace columns, optional header line); `.xyz` (first 3
-    columns); `.ply` (vertex x, y[, z]); `.png/.jpg/.jpeg/.bmp` as a density, from which
-    `n_image_points` points are drawn reproducibly with `seed`.
+    `.npy`; `.npz` (its `points`); `.csv`/`.txt` (comma or whitespace columns, optional header
+    line; a `label`/`class` column is not a coordinate); `.xyz` (first 3 columns); `.ply` (vertex
+    x, y[, z]); `.png/.jpg/.jpeg/.bmp` as a density, from which `n_image_points` points are drawn
+    reproducibly with `seed`.
+    """
+    return load_labelled_points(path, n_image_points=n_image_points, seed=seed)[0]
+
+
+def load_labelled_points(
+    path: str | os.PathLike, *, n_image_points: int = 5000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    """`load_points`, with the file's class labels: (points, labels (N,) int64 or None, class names).
+
+    Labels come from a table's header column named `label` or `class` (whole numbers or names)
+    or an `.npz` file's `labels` array beside its `points`; `validate_labels` checks them.
     """
     path = Path(path)
     name = repr(path.name)
@@ -204,17 +217,24 @@ def load_points(
         kind = suffix or "(none)"
         raise DataError(f"cannot read {name}: unknown file type {kind!r}; use {kinds}")
     try:
+        raw_labels = None
         if suffix == ".npy":
             x = _read_npy(path)
+        elif suffix == ".npz":
+            x, raw_labels = _read_npz(path)
         elif suffix in TABLE_SUFFIXES:
-            x = _read_table(path, max_columns=None)
+            x, raw_labels = _read_labelled_table(path)
         elif suffix == ".xyz":
             x = _read_table(path, max_columns=3)
         elif suffix == ".ply":
             x = _read_ply(path)
         else:
             x = _read_image(path, n_image_points, seed)
-        return validate_points(x)
+        points = validate_points(x)
+        if raw_labels is None:
+            return points, None, ()
+        labels, classes = validate_labels(raw_labels, len(points))
+        return points, labels, classes
     except DataError as e:
         raise DataError(one_line(f"cannot read {name}: {e}")) from e
     except OSError as e:  # permissions, I/O, or Pillow's "image file is truncated"
@@ -269,6 +289,71 @@ def load_npy(source: str | os.PathLike | bytes, *, max_elements: int) -> np.ndar
 
 def _read_npy(path: Path) -> np.ndarray:
     return load_npy(path, max_elements=MAX_POINTS * 3)
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """An .npz archive's `points` (N, D) and optional `labels` (N,), each read as a checked .npy
+    member (no pickles; sizes refused before allocation)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            if "points.npy" not in names:
+                raise DataError("an .npz file needs a 'points' array (and optionally 'labels')")
+            members = {}
+            for key, limit in (("points", MAX_POINTS * 3), ("labels", MAX_POINTS)):
+                if f"{key}.npy" in names:
+                    if z.getinfo(f"{key}.npy").file_size > 64 * limit + NPY_MAX_HEADER:
+                        raise DataError(f"its '{key}' array is larger than any point set this program reads")
+                    try:
+                        members[key] = load_npy(z.read(f"{key}.npy"), max_elements=limit)
+                    except DataError as e:
+                        raise DataError(f"its '{key}' array cannot be used: {e}") from e
+    except zipfile.BadZipFile as e:
+        raise DataError("it is not a valid .npz archive") from e
+    labels = members.get("labels")
+    if labels is not None and labels.ndim != 1:
+        raise DataError(f"its 'labels' must be one label per point, shape (N,), not {labels.shape}")
+    return members["points"], labels
+
+
+def _read_labelled_table(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    """A table whose header names a `label` or `class` column: the other columns' numbers and that
+    column's tokens ('' where a row has none). Tables without such a header are `_read_table`'s."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError("it is not a text file") from e
+    lines = [(n, raw.split("#", 1)[0].strip()) for n, raw in enumerate(text.splitlines(), start=1)]
+    lines = [(n, line) for n, line in lines if line]
+    if not lines:
+        raise DataError("it contains no rows of numbers")
+
+    def split(line: str) -> list[str]:
+        sep = "," if "," in line else ";" if ";" in line else None
+        return [t.strip() for t in (line.split(sep) if sep else line.split())]
+
+    header = [t.lower() for t in split(lines[0][1])]
+    column = next((i for i, t in enumerate(header) if t in LABEL_COLUMNS), None)
+    if column is None:
+        return _read_table(path, max_columns=None), None
+    rows: list[list[float]] = []
+    labels: list[str] = []
+    for lineno, line in lines[1:]:
+        tokens = split(line)
+        if len(tokens) == len(header) - 1 and column == len(header) - 1:
+            tokens.append("")  # the last column, the label, left off: a missing label
+        if len(tokens) != len(header):
+            raise DataError(f"line {lineno} has {len(tokens)} columns, expected {len(header)}")
+        try:
+            rows.append([float(t) for i, t in enumerate(tokens) if i != column])
+        except ValueError:
+            raise DataError(f"line {lineno} is not numeric: {line[:40]!r}") from None
+        labels.append(tokens[column])
+    if not rows:
+        raise DataError("it contains no rows of numbers")
+    return np.asarray(rows, dtype=np.float64), labels
 
 
 def _read_table(path: Path, max_columns: int | None) -> np.ndarray:

@@ -51,6 +51,7 @@ class Variant:
     label: str
     sampler: SamplerConfig
     run: RunConfig
+    guide: tuple[str, float] | None = None  # (class label, guidance w): sample that class, guided (Ho & Salimans 2022)
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def parse_lesson(raw: dict[str, Any]) -> Lesson:
             own = _sections(v.get("run", {}), "a variant's 'run'")
             run = {k: {**base_run.get(k, {}), **own.get(k, {})} for k in ("model", "noise", "loss", "train")}
             variants.append(Variant(_of_type(v, "label", str), _from_dict(SamplerConfig, v.get("sampler", {})),
-                                    _run_config(run, data)))
+                                    _run_config(run, data), _guide(v.get("guidance"))))
         if not variants:
             raise ConfigError("it has no variants")
         expect = _of_type(raw, "expect", list, [])
@@ -122,6 +123,18 @@ def parse_lesson(raw: dict[str, Any]) -> Lesson:
         raise ConfigError(f"lesson {str(lesson_id)[:40]} is malformed: it has no {exc}") from exc
     except ConfigError as exc:
         raise ConfigError(f"lesson {str(lesson_id)[:40]} is malformed: {exc}") from exc
+
+
+def _guide(raw: object) -> tuple[str, float] | None:
+    """A variant's {"class": K, "w": W} (K as in the data; W >= 0), or None."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"class", "w"} or "class" not in raw:
+        raise ConfigError("a variant's 'guidance' must be an object with a 'class' and optionally 'w'")
+    from .config import finite_number
+    from .limits import MAX_GUIDANCE
+
+    return str(raw["class"]), finite_number(raw.get("w", 0.0), "guidance w", 0.0, MAX_GUIDANCE)
 
 
 def _check_expectations(expect: list[dict[str, Any]], labels: set[str]) -> None:
@@ -202,6 +215,11 @@ METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "gap_closed": ("share of the gap from predicting zero to the exact score's loss that training closed "
                    "((zero - last) / (zero - floor))", SHARE),
     "seconds_per_step": ("seconds per training step (machine-dependent)", "number"),
+    "class_on_mode": ("share of particles within 3 std of a mode of the class they were asked for", SHARE),
+    "class_spread": ("spread of each of that class's modes' particles about their own mean, over the class's "
+                     "own spread (1 = alike; guidance shrinks it)", "number"),
+    "class_offset": ("distance from each of that class's modes to the mean of its particles, in the mode's std "
+                     "(0 = centred on the data's mode)", "number"),
 })
 # What the live checks call each metric (one place: the CLI's sentences and the window's checks).
 METRIC_NAMES: Mapping[str, str] = MappingProxyType({
@@ -214,7 +232,8 @@ METRIC_NAMES: Mapping[str, str] = MappingProxyType({
     "far_wrong_share": "share of far points where the score is wrong", "loss_first": "first loss",
     "loss_last": "last loss", "loss_drop": "drop of the loss", "loss_floor": "loss of the exact score",
     "loss_zero": "loss of predicting zero", "gap_closed": "share of the loss gap closed",
-    "seconds_per_step": "seconds per step",
+    "seconds_per_step": "seconds per step", "class_on_mode": "share on the class's modes",
+    "class_spread": "spread on the class's modes", "class_offset": "offset from the class's modes",
 })
 # The numbers a bound claim rests on, shown beside it (a caption that names them finds them on screen).
 BEHIND: Mapping[str, tuple[str, ...]] = MappingProxyType({
@@ -224,7 +243,7 @@ BEHIND: Mapping[str, tuple[str, ...]] = MappingProxyType({
 })
 # Measured on sampled particles: a lesson whose claims name none of these samples nothing.
 PARTICLE_METRICS = frozenset({"on_mode", "mode_spread", "mode_weight_error", "stayed_in_basin", "sw_ratio",
-                              "off_data", "off_data_exact"})
+                              "off_data", "off_data_exact", "class_on_mode", "class_spread", "class_offset"})
 FLOOR_METRICS = frozenset({"loss_floor", "loss_zero", "gap_closed"})
 CLEAN_METRICS = frozenset({"score_error_clean", "smoothing_bias"})
 LEARNED_ERROR = 0.5  # a trained net has learned when its score error is at most this ...
@@ -375,17 +394,29 @@ def _trained(data: str, seed: int, run: RunConfig) -> _Net:
                 _net_error(trainer.score_fn(), data, seed, run), tuple(trainer.loss_history().tolist()), seconds)
 
 
-def _score(data: str, score: str, run: RunConfig, seed: int):
-    """The score a variant samples with: the reference (truth lessons) or its trained net."""
-    if score == "learned":
-        return _trained(data, seed, run).model
+def _score(data: str, score: str, run: RunConfig, seed: int, guide: tuple[str, float] | None = None):
+    """The score a variant samples with: the reference (truth lessons) or its trained net; with
+    `guide` (class, w) the class's guided score (the exact one of a labelled mixture, or `Guided`)."""
+    from .datasets import class_index
+    from .guidance import Guided
+    from .truth import guided_reference_fn
+
     dataset, standardizer = _data(data, seed)
+    if guide is not None:
+        if not dataset.labelled:
+            raise ConfigError(f"a guided variant needs labelled data; {data!r} has none")
+        c = class_index(dataset.classes, guide[0])
+    if score == "learned":
+        model = _trained(data, seed, run).model
+        return model if guide is None else Guided(model, c, guide[1])
+    if guide is not None:
+        return guided_reference_fn(dataset, standardizer, c, guide[1], _process(run))
     return reference_score_fn(dataset, standardizer, kind=_process(run))[0]
 
 
 @lru_cache(maxsize=64)  # (1000, D) tensors: a few MB in all
 def _particles(data: str, score: str, run: RunConfig, sampler_cfg: SamplerConfig, seed: int,
-               n: int, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               n: int, keep: int | None = None, guide: tuple[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(start, end) particles in standardised coordinates, started on one generator seed, so every
     variant whose sampler starts in the same box starts from the same particles. `keep` runs only
     the first `keep` of those starts, with the exact score of the first EXACT_REFERENCE_POINTS
@@ -396,7 +427,7 @@ def _particles(data: str, score: str, run: RunConfig, sampler_cfg: SamplerConfig
     g = torch.Generator().manual_seed(seed + 5)
     start = sampler.init(n, dataset.dim, g)
     if keep is None:
-        return start, run_sampler(sampler, _score(data, score, run, seed), start.clone(), g)
+        return start, run_sampler(sampler, _score(data, score, run, seed, guide), start.clone(), g)
     exact, _ = reference_score_fn(dataset, standardizer, max_points=EXACT_REFERENCE_POINTS,
                                   kind=_process(run))
     return start[:keep], run_sampler(sampler, exact, start[:keep].clone(), g)
@@ -518,11 +549,13 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None,
         out: dict[str, float] = {}
         run = lesson_training_config(lesson, variant)
         shown = live.get(variant.label)
-        score_fn = _score(lesson.data, lesson.score, run, seed) if lesson.score == "truth" else None
+        score_fn = _score(lesson.data, lesson.score, run, seed, variant.guide) if lesson.score == "truth" else None
+        if variant.guide is not None:
+            shown = None  # the window samples a lesson unguided: a guided variant is measured headless
         if lesson.score == "learned":
             net = (_live_net(lesson.data, seed, run, shown) if shown is not None and shown.model is not None
                    else _trained(lesson.data, seed, run))
-            score_fn = net.model
+            score_fn = net.model if variant.guide is None else _score(lesson.data, "learned", run, seed, variant.guide)
             out.update(score_error=net.error_trained, score_error_untrained=net.error_untrained,
                        score_error_drop=1 - net.error_trained / max(net.error_untrained, 1e-12),
                        score_sigma=net.sigma, seconds_per_step=net.seconds_per_step, **loss_summary(net.losses))
@@ -540,20 +573,20 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None,
             out["far_wrong_share"] = float((errors > FAR_WRONG).double().mean()) if len(errors) else math.nan
         if sample:
             out.update(_sample_metrics(lesson, run, variant.sampler, seed, n, wanted, ref, base_sw, near,
-                                       score_fn, shown))
+                                       score_fn, shown, variant.guide))
         results[variant.label] = out
     return results
 
 
 def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, seed: int, n: int, wanted: set[str],
                     ref: torch.Tensor, base_sw: float, near: torch.Tensor, score_fn,
-                    shown: LiveVariant | None = None) -> dict[str, float]:
+                    shown: LiveVariant | None = None, guide: tuple[str, float] | None = None) -> dict[str, float]:
     """Particle metrics of one variant: its headless run, or the window's (`shown`) with the
     exact-score and gradient-ascent comparisons run from the window's own starts."""
     dataset, standardizer = _data(lesson.data, seed)
     sampler = make_sampler(sampler_cfg, run.noise, run.loss.name)
     if shown is None or shown.end is None:
-        start, x = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n)
+        start, x = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n, guide=guide)
     else:  # the schedule's last move (e.g. the Tweedie denoise), as `run_sampler` ends a headless run
         with torch.no_grad():
             start, x = shown.start, sampler.finish(score_fn, shown.end)
@@ -577,6 +610,17 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
             exact_end = from_start(sampler_cfg, exact, start[:keep])
         out["off_data_exact"] = off(exact_end)
     gmm = dataset.gmm
+    if guide is not None and gmm is not None and gmm.labels is not None and torch.isfinite(samples).all():
+        from .datasets import class_index
+        from .metrics import class_mode_stats
+
+        c = class_index(dataset.classes, guide[0])
+        stats = class_mode_stats(samples, gmm, c)
+        own = gmm.given_class(c)
+        std = torch.diagonal(own.covs, dim1=-2, dim2=-1)  # (K_c, D) per-axis variances of the class's modes
+        out.update(class_on_mode=stats["on_class"],
+                   class_spread=stats["spread"] / float(std.sum(-1).sqrt().mean()),
+                   class_offset=stats["offset"] / float(std.max(-1).values.sqrt().mean()))
     if gmm is not None and torch.isfinite(samples).all():
         out["mode_weight_error"] = mode_weight_error(samples, gmm)
         out["on_mode"] = mode_weights(samples, gmm)[1]

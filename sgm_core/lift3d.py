@@ -140,3 +140,10 @@ def revolve(points2d: np.ndarray, axis: str = "y", n_copies: int = 24, rng: np.r
     a, b = radius * np.cos(t), radius * np.sin(t)
     out = np.column_stack([a, along, b]) if axis == "y" else np.column_stack([along, a, b])
     return out.astype(np.float32)
+
+
+def lift_labels(labels: np.ndarray, n_copies: int = 1) -> np.ndarray:
+    """The class labels of a lifted drawing: each copy keeps the drawing's labels, and the rows
+    of `extrude` and `revolve` are copy-major (n_copies = 1: `place_on_plane`)."""
+    k = _count("n_copies", n_copies)
+    return np.tile(np.asarray(labels, dtype=np.int64).reshape(-1), k)

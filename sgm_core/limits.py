@@ -20,3 +20,4 @@ MAX_LOSS_HISTORY = MAX_STEPS  # entries of a saved loss curve (one float64 per s
 MAX_SESSION_BYTES = 1 * 2**30  # all members of a session, uncompressed, together
 MAX_FRAMES = 10_000  # frames of one rendered animation
 MAX_SIDE = 4096  # pixels per side of a rendered frame: 48 MB of RGB at 4096x4096
+MAX_GUIDANCE = 100.0  # guidance scales above ~10 already leave the data (Ho & Salimans show w <= 4)

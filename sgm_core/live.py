@@ -88,6 +88,8 @@ class Frame:
     particle_rate: float = 0.0  # frames per second that showed moved particles (the engine's count)
     acceptance_rate: float | None = None  # MALA's accepted / proposed so far; None for samplers without one
     reference_note: str = ""  # reference_kind "none": the one line that says why no truth is shown
+    guide_class: int | None = None  # the class the particles are asked for (classifier-free guidance), or None
+    guidance: float = 0.0  # its guidance scale w
 
 
 MAX_LOSS_POINTS = 4000  # the loss curve is decimated beyond this so frames stay small
@@ -128,6 +130,39 @@ class LiveEngine:
         self._rate_clock = (time.perf_counter(), 0)
         self.clock = RunClock()  # wall-clock training time of this model (the engine starts and stops it)
         self._eval_points = torch.as_tensor(self.standardizer.forward(dataset.points[:1000]), dtype=torch.float32)
+        self.guide: tuple[int, float] | None = None  # (class index, w): the particles and field are guided
+
+    # -- guidance -------------------------------------------------------------------------
+    def set_guidance(self, c: int | None, w: float = 0.0) -> None:
+        """Ask the particles (and the field) for class c with guidance scale w (Ho & Salimans 2022),
+        live: the particles go on from where they are. None: the unconditional score. A class the
+        model does not know (an unconditional net) is a ConfigError sentence."""
+        if c is None:
+            self.guide = None
+            return
+        from .config import finite_number
+        from .limits import MAX_GUIDANCE
+
+        w = finite_number(w, "guidance", 0.0, MAX_GUIDANCE)
+        n = self.trainer.model.n_classes
+        if not 0 <= int(c) < n:
+            raise ConfigError("this model is not class-conditional; train it on labelled data with classes on"
+                              if n == 0 else f"class index {c} is not one of the model's {n} classes")
+        self.guide = (int(c), w)
+
+    def _guided(self, model):  # noqa: ANN001, ANN202 - a ScoreFn
+        from .guidance import Guided
+
+        return model if self.guide is None else Guided(model, *self.guide)
+
+    def _guided_reference(self):  # noqa: ANN202 - a ScoreFn
+        """The true guided score where the data is a labelled mixture, else the (unguided) reference."""
+        gmm = self.dataset.gmm
+        if self.guide is None or gmm is None or gmm.labels is None:
+            return self.reference
+        from .truth import guided_reference_fn
+
+        return guided_reference_fn(self.dataset, self.standardizer, self.guide[0], self.guide[1], self.noise_kind)
 
     # -- the particle chain ---------------------------------------------------------------
     @property
@@ -235,7 +270,10 @@ class LiveEngine:
         return self.chain.advance_some(self._particle_score(), count)
 
     def _particle_score(self):  # noqa: ANN202 - a ScoreFn
-        return self.reference if self.use_reference_score and self.reference is not None else self.trainer.score_fn()
+        reference = self._guided_reference()
+        if self.use_reference_score and reference is not None:
+            return reference
+        return self._guided(self.trainer.score_fn())
 
     # -- fields ---------------------------------------------------------------------------
     def _grid(self, view: FieldView) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -270,13 +308,15 @@ class LiveEngine:
 
     def field(self, view: FieldView, ema: bool = True) -> FieldGrid:
         pos, shape = self._grid(view)
-        return FieldGrid(pos, self._shown_data(self.trainer.score_fn(ema), pos, view.sigma), shape)
+        return FieldGrid(pos, self._shown_data(self._guided(self.trainer.score_fn(ema)), pos, view.sigma), shape)
 
     def true_field(self, view: FieldView) -> FieldGrid | None:
+        """The reference field (the exact guided one for a labelled mixture when guidance is on); None
+        where no truth is exact."""
         if self.reference is None:
             return None
         pos, shape = self._grid(view)
-        return FieldGrid(pos, self._shown_data(self.reference, pos, max(view.sigma, 1e-3)), shape)
+        return FieldGrid(pos, self._shown_data(self._guided_reference(), pos, max(view.sigma, 1e-3)), shape)
 
     def _heat_points(self, view: FieldView) -> np.ndarray:
         (x0, x1), (y0, y1) = view.bounds[:2]
@@ -468,7 +508,9 @@ class LiveEngine:
             score_error=score_err, reference_kind=self.reference_kind, reference_note=self.reference_note,
             steps_per_second=self._rate,
             elapsed=self.trainer.elapsed(), eta=eta, device=device_label(self.device), dim=self.dataset.dim,
-            sampler_steps=self.sampler.n_steps, acceptance_rate=self.chain.acceptance_rate)
+            sampler_steps=self.sampler.n_steps, acceptance_rate=self.chain.acceptance_rate,
+            guide_class=None if self.guide is None else self.guide[0],
+            guidance=0.0 if self.guide is None else self.guide[1])
 
 
 def default_bounds(points: np.ndarray, margin: float = 0.15) -> tuple[tuple[float, float], ...]:

@@ -128,3 +128,34 @@ def mode_weight_error(samples, gmm: GaussianMixture) -> float:
     """Max absolute difference between sample mode weights and the mixture weights."""
     weights, _ = mode_weights(samples, gmm)
     return float((weights - gmm.weights).abs().max())
+
+
+def class_mode_stats(samples, gmm: GaussianMixture, c: int, radius_std: float = 3.0) -> dict[str, object]:
+    """How samples asked for class c of a labelled mixture sit on that class's modes:
+
+    - `on_class`: the fraction within `radius_std` std of a mode of class c (as `mode_weights`);
+    - `weights`: the within-class mode weights of those samples (class c's components, in order),
+      to compare with the class's own weights `gmm.given_class(c).weights`;
+    - `spread`: RMS distance of each mode's samples to their own mean, averaged over the modes
+      (guidance shrinks it, Ho & Salimans 2022);
+    - `offset`: the mean distance from each mode's sample mean to the mode's centre (guidance moves
+      the samples past their mode, away from the other classes).
+    """
+    x = _as64(samples)
+    idx = gmm.responsibilities(x).argmax(1)
+    std = torch.sqrt(torch.diagonal(gmm.covs, dim1=-2, dim2=-1).max(-1).values)[idx]
+    near = (x - gmm.means[idx]).norm(dim=1) <= radius_std * std
+    mine = torch.nonzero(gmm.labels == int(c)).flatten()
+    on = near & (gmm.labels[idx] == int(c))
+    counts = torch.stack([(on & (idx == k)).sum() for k in mine]).double()
+    spreads, offsets = [], []
+    for k in mine:
+        xs = x[on & (idx == k)]
+        if len(xs) >= 2:
+            centre = xs.mean(0)
+            spreads.append(((xs - centre) ** 2).sum(1).mean().sqrt())
+            offsets.append((centre - gmm.means[k]).norm())
+    nan = torch.tensor(float("nan"), dtype=torch.float64)
+    return {"on_class": float(on.double().mean()), "weights": counts / counts.sum().clamp_min(1),
+            "spread": float(torch.stack(spreads).mean() if spreads else nan),
+            "offset": float(torch.stack(offsets).mean() if offsets else nan)}

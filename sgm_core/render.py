@@ -171,6 +171,17 @@ class FrameStyle:
     depth_fade: float = 0.65  # 3D: how far the farthest dots blend into the background
 
 
+# One colour per class (Okabe & Ito's colour-blind-safe palette, then two more): the window's brush
+# palette, its particles asked for a class, and `sgm render --class` all take class k's colour here.
+CLASS_COLORS: tuple[RGB, ...] = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (204, 121, 167),
+                                 (213, 94, 0), (0, 114, 178), (240, 228, 66), (120, 120, 120))
+
+
+def class_color(c: int) -> RGB:
+    """Class c's colour (the palette repeats beyond its 8 colours)."""
+    return CLASS_COLORS[int(c) % len(CLASS_COLORS)]
+
+
 DARK_STYLE = FrameStyle(
     background=(17, 18, 22), data_color=(72, 74, 82), particle_color=(255, 146, 60),
     arrow_colors=((40, 58, 92), (70, 128, 200), (170, 215, 255)), text_color=(225, 225, 225),
@@ -834,12 +845,14 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
                steps: int | None = None, orbit: bool = True, field: bool = True, trails: bool = True,
                style: FrameStyle = FrameStyle(), axes: bool = True, legend: bool = True,
                progress: Callable[[int, int], None] | None = None,
-               should_cancel: Callable[[], bool] | None = None) -> Path:
+               should_cancel: Callable[[], bool] | None = None, label: object = None, guidance: float = 0.0) -> Path:
     """Animate a saved run's sampler into `out` (.gif or .mp4) with `render_model`: the run's data
     in grey, `n` particles seeded by `seed`, their trails, and in 2D the model's score field at the
     sampler's current sigma; in 3D the camera orbits 360 degrees over the animation when `orbit`.
 
-    `steps` overrides the sampler's step count (per level for annealed). Counts are bounded by
+    `steps` overrides the sampler's step count (per level for annealed). `label` samples that class
+    of a class-conditional run (as in the data file) with classifier-free guidance `guidance`; its
+    particles take the class's colour and the field is the guided score. Counts are bounded by
     sgm_core.limits (frames <= MAX_FRAMES, n <= MAX_SAMPLES, steps <= MAX_STEPS) and the size by
     video.MAX_SIDE, checked before the run is loaded. Raises ConfigError / DataError /
     SessionError (one sentence) on bad input, RenderCancelled when cancelled.
@@ -854,11 +867,22 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
     if steps is not None and not 1 <= steps <= MAX_STEPS:
         raise ConfigError(f"sampler steps must be 1 to {MAX_STEPS:,}, got {steps:,}")
     run = load_run(run_dir)
+    note = ""
+    if label is not None or guidance:
+        from dataclasses import replace
+
+        from .api import Run  # the one place a label becomes a guided score function
+
+        score_fn = Run(run.config, run.model, run.standardizer, None, run.step, np.zeros(0)).score_fn(label, guidance)
+        c = score_fn.c
+        run = replace(run, model=score_fn)
+        style = replace(style, particle_color=class_color(c))
+        note = f"  class {run.config.model.classes[c]}  w {float(guidance):g}"
     name = sampler or loss_spec(run.config.loss.name).default_sampler
     return render_model(run, out, SamplerConfig(name=name, steps=steps or 0), frames=frames, fps=fps, size=size,
                         n=n, seed=seed, orbit=orbit, field=field, trails=trails, style=style, axes=axes,
                         legend=legend, progress=progress,
-                        should_cancel=should_cancel)
+                        should_cancel=should_cancel, note=note)
 
 
 # --------------------------------------------------------------------------- the window's export, as a task

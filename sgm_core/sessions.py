@@ -1,11 +1,11 @@
 """Session files (.sgm): the whole playground state in one file that runs no code when opened.
 
 A session is a zip archive holding `session.json` (format, version, configs, GUI settings),
-`data.npy`, `particles.npy`, `losses.npy`, `source.npy` (a flow's source points; NPY without
-pickles), `model.safetensors` (weights of the raw and EMA networks) and `resume.safetensors`
-(optimiser moments, generator states and the data pool, so training continues as if never
-interrupted; older sessions lack it and resume approximately). Saves are atomic (written aside,
-then renamed), and opening
+`data.npy`, `labels.npy` (labelled data: a class index per point; the names in session.json),
+`particles.npy`, `losses.npy`, `source.npy` (a flow's source points; NPY without pickles),
+`model.safetensors` (weights of the raw and EMA networks) and `resume.safetensors` (optimiser
+moments, generator states and the data pool, so training continues as if never interrupted; older
+sessions lack it and resume approximately). Saves are atomic (written aside, then renamed), and opening
 validates everything before anything is returned, so a corrupt or foreign file changes nothing.
 """
 
@@ -30,7 +30,7 @@ from .io import atomic_write, load_npy
 from .lazy import lazy_module
 from .limits import MAX_JSON_BYTES, MAX_LOSS_HISTORY, MAX_SESSION_BYTES, MAX_STEPS
 from .losses import loss_spec
-from .stored import fit_state, one_line, read_points, read_tensors, require_finite, standardizer_for
+from .stored import fit_state, one_line, read_labels, read_points, read_tensors, require_finite, standardizer_for
 
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 safetensors_torch = lazy_module("safetensors.torch")  # imports torch
@@ -63,6 +63,8 @@ class SessionState:
     resume: dict[str, torch.Tensor] | None = None  # Trainer.resume_state() + "rng.particles"
     elapsed: float = 0.0  # wall-clock seconds the model trained (sgm_core.progress.RunClock); 0 in older files
     source_points: np.ndarray | None = None  # (M, D) a flow's source distribution (run.loss.source names it)
+    labels: np.ndarray | None = None  # (N,) class index of each point (labelled data), else None
+    classes: tuple[str, ...] = ()  # the class names of `labels` (as in the data file, or the palette's)
 
 
 def session_source(state: SessionState) -> Dataset | None:
@@ -106,8 +108,12 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
         "standardizer": state.standardizer.to_json() if state.standardizer else None,
         "has_model": state.model is not None,
     }
+    if state.labels is not None:
+        meta["classes"] = list(state.classes)
     members = {"session.json": json.dumps(meta, indent=2).encode(), "data.npy": _npy_bytes(state.points),
                "losses.npy": _npy_bytes(np.asarray(state.losses, np.float64))}
+    if state.labels is not None:
+        members["labels.npy"] = _npy_bytes(np.asarray(state.labels, np.int64))
     if state.particles is not None:
         members["particles.npy"] = _npy_bytes(np.asarray(state.particles, np.float32))
     if state.source_points is not None:
@@ -202,6 +208,10 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
     # keeps the trained model (it waits for data), so such a session may hold a model too.
     points = read_points(_read_member(z, "data.npy"), "session member data.npy", min_points=0)
     dim = points.shape[1]
+    labels, classes = None, ()
+    if "labels.npy" in names:
+        labels, classes = read_labels(_read_member(z, "labels.npy"), "session member labels.npy", len(points),
+                                      meta.get("classes"))
     losses = _read_losses(z) if "losses.npy" in names else np.zeros(0)
     particles = None
     if "particles.npy" in names:
@@ -229,7 +239,7 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
     return SessionState(points=points, source=source, run=run, sampler=sampler, brush_radius=brush_radius,
                         settings=dict(settings), model=model, ema=ema, standardizer=standardizer, step=step,
                         losses=losses, particles=particles, sampler_step=sampler_step, resume=resume,
-                        elapsed=elapsed, source_points=source_points)
+                        elapsed=elapsed, source_points=source_points, labels=labels, classes=classes)
 
 
 def _read_losses(z: zipfile.ZipFile) -> np.ndarray:

@@ -98,3 +98,21 @@ def read_points(source: Path | bytes, what: str, *, min_points: int = 1, dim: in
     if dim is not None and x.shape[1] != dim:
         raise SessionError(f"{what} holds {x.shape[1]}D points, but the model is {dim}D")
     return x
+
+
+def read_labels(source: Path | bytes, what: str, n_points: int, classes: object) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Stored class labels: (N,) whole numbers in [0, len(classes)), one per stored point, and the
+    class names (checked as `datasets.check_classes` does); SessionError with one sentence."""
+    from .datasets import check_classes
+
+    try:
+        names = check_classes(classes)
+        labels = load_npy(source, max_elements=MAX_POINTS)
+    except DataError as exc:
+        raise SessionError(f"{what} cannot be used: {exc}") from exc
+    if labels.ndim != 1 or len(labels) != n_points or labels.dtype.kind not in "iu":
+        raise SessionError(f"{what} must hold one whole-number label per point ({n_points:,}), "
+                           f"not {labels.dtype} of shape {labels.shape}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+        raise SessionError(f"{what} holds a label outside its {len(names)} classes")
+    return labels.astype(np.int64), names

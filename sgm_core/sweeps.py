@@ -58,7 +58,7 @@ def _key(kind: type, help: str, sweepable: bool = True) -> KeySpec:
 
 # One place for what a spec may say. The train keys are `api.train`'s keywords (a test keeps them equal).
 TRAIN_KEYS = ("data", "loss", "steps", "seed", "batch", "lr", "device", "model", "width", "depth", "sigma_min",
-              "sigma_max", "n_levels", "sigma", "ema", "timesteps", "schedule", "source")
+              "sigma_max", "n_levels", "sigma", "ema", "timesteps", "schedule", "source", "conditional", "cfg_dropout")
 SPEC_KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "data": _key(str, "a preset name or a data file (relative to the working directory)"),
     "loss": _key(str, "the loss (sgm train --loss)"),
@@ -78,6 +78,8 @@ SPEC_KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "timesteps": _key(int, "ddpm: steps T of the discrete chain"),
     "schedule": _key(str, "ddpm: the beta schedule, linear or cosine"),
     "source": _key(str, "fm / ot-fm: a preset or data file to flow from instead of Gaussian noise"),
+    "conditional": _key(bool, "a class-conditional net on labelled data (sgm train --conditional)"),
+    "cfg_dropout": _key(float, "--conditional: probability a label is dropped to the null class"),
     "sampler": _key(str, "the sampler (default: the loss's own)"),
     "n": _key(int, "samples drawn and scored (default 2000)"),
     "sample_steps": _key(int, "sampler steps, per level for annealed (default: the sampler's)"),
@@ -187,6 +189,7 @@ def _check_cell(where: str, settings: Mapping[str, Any]) -> None:
 
     try:
         train = {k: settings[k] for k in TRAIN_KEYS if k in settings}
+        train.pop("conditional", None)  # needs the data's classes: checked when the cell trains
         run_config(train.pop("data", "8gaussians"), **train)
         whole_number(settings.get("seed", 0), "seed", 0, MAX_SEED)
         if "sampler" in settings:

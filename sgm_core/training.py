@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import RunConfig, fresh_model_reason
 from .datasets import Dataset, Standardizer
-from .errors import ConfigError, TrainingDiverged
+from .errors import ConfigError, DataError, TrainingDiverged
 from .lazy import lazy_module, no_grad
 from .losses import bound_process, loss_spec, make_loss, run_source
 
@@ -71,6 +71,18 @@ BLOWUP_FACTOR = 1e6
 
 
 
+def check_labels(dataset: Dataset, config: RunConfig) -> None:
+    """A class-conditional run (config.model.classes) needs data labelled with those classes."""
+    classes = config.model.classes
+    if not classes:
+        return
+    if not dataset.labelled:
+        raise DataError(f"a class-conditional model needs labelled data; {dataset.name!r} has no class labels")
+    if tuple(dataset.classes) != tuple(classes):
+        raise DataError(f"the data's classes ({', '.join(dataset.classes)}) are not the model's "
+                        f"({', '.join(classes)})")
+
+
 @dataclass(frozen=True)
 class StepRecord:
     step: int
@@ -83,6 +95,7 @@ class Trainer:
 
     def __init__(self, dataset: Dataset, config: RunConfig, standardizer: Standardizer | None = None,
                  source: Dataset | None = None) -> None:
+        check_labels(dataset, config)
         self.dataset = dataset
         self.source = run_source(config, dataset.dim, source)  # a flow's source distribution (None: N(0, I))
         self.config = config
@@ -108,6 +121,7 @@ class Trainer:
         self._loss_buf = np.zeros(1024)  # grows by doubling: one float64 per step, no per-frame copies
         self._n_losses = 0
         self._pool: torch.Tensor | None = None
+        self._label_pool: torch.Tensor | None = None  # a class-conditional run's labels, null where dropped
         self._pool_at = 0
         self._started = time.perf_counter()
         self._good_state = self._snapshot()
@@ -120,6 +134,7 @@ class Trainer:
         reason = fresh_model_reason(self.config, config, self.dataset.dim, dataset.dim)
         if reason is not None:
             raise ConfigError(f"cannot keep the model: {reason}")
+        check_labels(dataset, config)
         self.dataset, self.config, self.source = dataset, config, run_source(config, dataset.dim, source)
         self.standardizer = dataset.standardizer()
         self.process = bound_process(config, self.standardizer, dataset.dim, self.source)
@@ -141,19 +156,42 @@ class Trainer:
     def batch(self) -> torch.Tensor:
         """The next batch of fresh draws, standardised, on the device. Draws come from a pool
         refilled POOL_BATCHES batches at a time: one sampler call instead of one per step."""
+        return self.labelled_batch()[0]
+
+    @property
+    def class_conditional(self) -> bool:
+        return bool(self.config.model.classes)
+
+    def labelled_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`batch` and, for a class-conditional run, its labels: each the null class with
+        probability cfg_dropout (Ho & Salimans 2022, Alg. 1), drawn with the data; else None."""
         b = self.config.train.batch
         if self._pool is None or self._pool_at + b > len(self._pool):
-            x = self.dataset.sample(b * POOL_BATCHES, self.data_generator)
+            n = b * POOL_BATCHES
+            if self.class_conditional:
+                x, y = self.dataset.sample_labelled(n, self.data_generator)
+                from .guidance import drop_labels  # torch.nn at import: only where labels train
+
+                y = drop_labels(y, self.config.train.cfg_dropout, self.model.null_class, self.data_generator)
+                self._label_pool = y.to(self.device)
+            else:
+                x = self.dataset.sample(n, self.data_generator)
+                self._label_pool = None
             self._pool = self.standardizer.forward(x).to(self.device, torch.float32)
             self._pool_at = 0
         self._pool_at += b
-        return self._pool[self._pool_at - b:self._pool_at]
+        rows = slice(self._pool_at - b, self._pool_at)
+        return self._pool[rows], None if self._label_pool is None else self._label_pool[rows]
 
     def train_step(self) -> float:
         cfg = self.config.train
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
-        loss = self.loss_fn(self.model, self.batch(), self.noise_generator).mean()
+        x, labels = self.labelled_batch()
+        from .guidance import WithLabels
+
+        score_fn = self.model if labels is None else WithLabels(self.model, labels)
+        loss = self.loss_fn(score_fn, x, self.noise_generator).mean()
         value = float(loss.detach())
         if self._blowup_at is None:
             self._blowup_at = BLOWUP_FACTOR * max(1.0, abs(value)) if math.isfinite(value) else 0.0
@@ -241,6 +279,8 @@ class Trainer:
         out["rng.noise"] = self.noise_generator.get_state()
         if self._pool is not None and self._pool_at < len(self._pool):
             out["pool"] = self._pool[self._pool_at:].detach().cpu().clone()
+            if self._label_pool is not None:
+                out["pool.labels"] = self._label_pool[self._pool_at:].detach().cpu().clone()
         return out
 
     def load_resume_state(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -271,9 +311,14 @@ class Trainer:
                     generator.set_state(tensors[key].to(torch.uint8))
                 except RuntimeError:  # a CUDA generator's state on a CPU run, or the reverse
                     pass
-        pool = tensors.get("pool")
+        pool, labels = tensors.get("pool"), tensors.get("pool.labels")
         if pool is not None and pool.ndim == 2 and pool.shape[1] == self.dataset.dim:
-            self._pool, self._pool_at = pool.to(self.device, torch.float32), 0
+            if not self.class_conditional:
+                self._pool, self._pool_at = pool.to(self.device, torch.float32), 0
+            elif (labels is not None and labels.shape == (len(pool),) and not labels.is_floating_point()
+                  and bool(((labels >= 0) & (labels <= self.model.null_class)).all())):
+                self._pool, self._pool_at = pool.to(self.device, torch.float32), 0
+                self._label_pool = labels.to(self.device, torch.int64)
 
     # -- using the model ------------------------------------------------------------------
     def score_fn(self, ema: bool = True):

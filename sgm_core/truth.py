@@ -169,6 +169,21 @@ def run_reference(dataset: Dataset, standardizer: Standardizer, process: Process
     shift, scale = torch.tensor(standardizer.shift), float(standardizer.scale)
     return Reference(flow_reference_fn(dataset.gmm.transformed(shift, scale), source.gmm.transformed(shift, scale),
                                        process), "analytic")
+def guided_reference_fn(dataset: Dataset, standardizer: Standardizer, c: int, guidance: float,
+                        kind: Kind = "ve") -> ScoreFn:
+    """The exact classifier-free-guided score of a labelled mixture's class c at scale `guidance`, in
+    standardised coordinates, for the marginal of `kind` (see `reference_score_fn`). The guided
+    score is linear in the two exact scores, so a mean coefficient rescales it as it does each.
+    ValueError when the data is not a labelled mixture."""
+    from .guidance import ExactGuided
+
+    gmm = dataset.gmm
+    if gmm is None or gmm.labels is None:
+        raise ValueError("exact guided scores need a labelled Gaussian mixture")
+    exact = ExactGuided(gmm.transformed(torch.tensor(standardizer.shift), float(standardizer.scale)), int(c),
+                        float(guidance))
+    process = _process(kind)
+    return scaled_score(exact, process.coef_of_std) if _has_coef(process) else exact
 
 
 def denoiser_fn(score: ScoreFn, process: Process) -> ScoreFn:

@@ -40,9 +40,9 @@ SEEDS = (0, 1, 2)
 FLOOR_SIGMAS = 4.0  # the Monte-Carlo floor and a direct Monte-Carlo loss agree within 4 combined s.e.
 
 
-def test_all_eight_lessons_ship_as_data_files():
-    assert len(LESSONS) == 8
-    assert len({lesson.id for lesson in LESSONS}) == 8
+def test_all_nine_lessons_ship_as_data_files():
+    assert len(LESSONS) == 9
+    assert len({lesson.id for lesson in LESSONS}) == 9
     assert all(lesson.caption and lesson.expect for lesson in LESSONS)
     assert all(e["metric"] in METRICS for lesson in LESSONS for e in lesson.expect)
 
@@ -263,3 +263,13 @@ def test_every_metric_has_a_human_name_for_the_live_checks():
 
     assert set(METRIC_NAMES) == set(METRICS)
     assert all("_" not in name for name in METRIC_NAMES.values())
+
+
+def test_a_guided_variant_names_a_class_and_a_scale():
+    raw = json.loads((LESSON_DIR / "12-guidance.json").read_text())
+    lesson = parse_lesson(raw)
+    assert [v.guide for v in lesson.variants] == [("1", 0.0), ("1", 4.0), ("1", 12.0)]
+    for bad in ({"w": 2}, {"class": "1", "w": -1}, {"class": "1", "scale": 2}, "1"):
+        broken = {**raw, "variants": [{**raw["variants"][0], "guidance": bad}]}
+        with pytest.raises(ConfigError, match="guidance"):
+            parse_lesson(broken)

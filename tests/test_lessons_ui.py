@@ -35,9 +35,9 @@ def choose(qtbot, window: MainWindow, index: int) -> None:
         window.lessons.menu.actions()[index].trigger()
 
 
-def test_the_menu_lists_the_eight_lessons_in_order(window):
+def test_the_menu_lists_the_nine_lessons_in_order(window):
     titles = [a.text() for a in window.lessons.menu.actions()]
-    assert titles == [lesson.title for lesson in LESSONS] and len(titles) == 8
+    assert titles == [lesson.title for lesson in LESSONS] and len(titles) == 9
     assert all(a.toolTip() for a in window.lessons.menu.actions())
     assert not window.lessons.bar.isVisible()
 
