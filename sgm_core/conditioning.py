@@ -281,3 +281,48 @@ def conditional_weights(mixture: GaussianMixture, condition: Condition, samples:
     idx = cond.responsibilities(y).argmax(1)
     return torch.bincount(idx, minlength=cond.n_components).double() / len(y), cond.weights
 
+
+
+CURVE_POINTS = 200  # samples of the window's 1D conditional density
+
+
+@dataclass(frozen=True)
+class ConditionalCurve:
+    """The truth's p(y | x_f = v) along the one free axis, in data units (numpy only: it rides in a
+    Frame to the window): `axis` is the free coordinate, `kind` "analytic" or "empirical"."""
+
+    axis: int
+    grid: np.ndarray  # (M,) values of the free coordinate
+    density: np.ndarray  # (M,) p(y | v) per data unit
+    kind: str
+    weights: np.ndarray  # (K,) the conditional mixture's component weights (analytic kind; else empty)
+    means: np.ndarray  # (K,) their means along the axis, data units
+
+
+def conditional_curve(dataset, standardizer, given: Mapping[int, float], n: int = CURVE_POINTS) -> ConditionalCurve | None:
+    """p(y | given) of the dataset's truth (`reference_mixture`) on a grid over the data's range of
+    the free axis; None when more than one axis is free (a 3D plane) or the condition is invalid."""
+    dim = dataset.dim
+    try:
+        cond = Condition.from_data(given, standardizer, dim)
+    except ConfigError:
+        return None
+    if len(cond.free) != 1:
+        return None
+    axis = cond.free[0]
+    mixture, kind = reference_mixture(dataset, standardizer)
+    col = np.asarray(dataset.points[:, axis], dtype=np.float64)
+    lo, hi = float(col.min()), float(col.max())
+    pad = 0.15 * (hi - lo or 1.0)
+    grid = np.linspace(lo - pad, hi + pad, n)
+    shift = float(np.broadcast_to(np.asarray(standardizer.shift, dtype=np.float64), (dim,))[axis])
+    scale = float(standardizer.scale)
+    grid_std = torch.as_tensor((grid - shift) / scale)[:, None]
+    c = mixture.conditional(cond.fixed, cond.values)
+    density = c.log_prob(grid_std).exp().numpy() / scale
+    if not np.isfinite(density).all():
+        return None
+    analytic = kind == "analytic"
+    return ConditionalCurve(axis, grid, density, kind,
+                            c.weights.numpy() if analytic else np.zeros(0),
+                            (c.means[:, 0].numpy() * scale + shift) if analytic else np.zeros(0))

@@ -38,6 +38,8 @@ ERROR = np.array([(255, 255, 255), (252, 236, 243), (242, 204, 224), (228, 164, 
                  dtype=np.float64)
 # diverging map for signed curl: blue (clockwise) through white (curl-free) to red (anticlockwise)
 CURL = np.array([(44, 98, 166), (150, 188, 224), (255, 255, 255), (240, 164, 140), (186, 48, 42)], dtype=np.float64)
+CONDITION_LINE: RGBA = (20, 20, 20, 200)  # the Condition tool's line x = x0 / y = y0
+CONDITION_TRUTH: RGBA = (40, 40, 40, 255)  # the analytic p(y | x0) in the conditional plot
 NOISY_DATA: RGBA = (0, 150, 136, 90)  # q_σ samples (data + σ·noise): teal, fainter than the data
 
 
