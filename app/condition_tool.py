@@ -1,7 +1,8 @@
 """The Condition tool (issue 16, inpainting): drag a line on the canvas, x = x0 (drag) or y = y0
 (Shift+drag), and the particles sample p(. | line) live (sgm_core.conditioning, in the engine's
 chain); a "Conditional" dock plots the truth's p(y | x0) along the line against the particles'
-histogram, with both sets of mode weights. Another tool: the joint again.
+histogram, with both sets of mode weights. In 3D the tool holds the slice plane: the particles
+sample the plane's conditional and follow its slider. Another tool: the joint again.
 
 It gets the window's canvas, engine commands, session and actions, nothing else (STYLE 16).
 """
@@ -86,24 +87,57 @@ class ConditionTool:
         window.plot.condition_moved.connect(self._on_moved)
         window.actions_["tool_condition"].toggled.connect(self._on_toggled)
         window.session.frame_arrived.connect(self._on_frame)
+        window.mode3d.slice_changed.connect(self._hold_slice)
+        window.mode3d.mode_changed.connect(self._on_mode_changed)
         self.given: dict[int, float] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.window.actions_["tool_condition"].isChecked()
 
     def _on_toggled(self, on: bool) -> None:
         if on:
             self.dock.show()
             self.dock.raise_()
-        elif self.given is not None:  # off: the joint again
+            self._hold_slice()
+        else:
+            self._release()
+            self.dock.hide()
+
+    def _release(self) -> None:
+        if self.given is not None:  # the joint again
             self.given = None
             self.view.given = ()
             self.window.worker.set_condition(None)
-            self.dock.hide()
-        else:
-            self.dock.hide()
+
+    def _on_mode_changed(self, is_3d: bool) -> None:
+        self._release()
+        self.window.plot.set_condition(None)
+        if self.active:
+            self._hold_slice()
+
+    def _hold_slice(self) -> None:
+        """3D: hold the slice plane's coordinate at its position (no slice: say how to get one)."""
+        mode3d = self.window.mode3d
+        if not (self.active and mode3d.is_3d):
+            return
+        axis = mode3d.slice_axis()
+        if axis is None:
+            self._release()
+            self.view.caption.setText("3D: choose a slice axis (x, y or z) and the particles sample its plane's "
+                                      "conditional; move the slider to move the plane")
+            return
+        self._set({axis: float(mode3d.slice_value())})
+        self.view.caption.setText(f"particles sample p(· | {AXES[axis]} = {mode3d.slice_value():.3g}) on the slice "
+                                  "plane (the 1D truth is drawn for a line, not a plane)")
 
     def _on_moved(self, axis: int, value: float) -> None:
-        self.given = {axis: value}
-        self.view.given = ((axis, value),)
-        self.window.worker.set_condition(self.given)
+        self._set({axis: value})
+
+    def _set(self, given: dict[int, float]) -> None:
+        self.given = given
+        self.view.given = tuple(given.items())
+        self.window.worker.set_condition(given)
 
     def _on_frame(self, frame) -> None:  # noqa: ANN001
         if self.given is not None and self.dock.isVisible():

@@ -53,3 +53,36 @@ def test_dragging_the_condition_line_samples_the_analytic_conditional(qtbot, tmp
         wait(qtbot, lambda: frame(w).conditional is None and frame(w).particles[:, 0].std() > 0.5, timeout=60_000)
     finally:
         w.close()
+
+
+def test_in_3d_the_tool_holds_the_slice_plane(qtbot):
+    """3D: with a slice on z the tool holds z at the plane and the particles sample the plane's
+    conditional p(x, y | z = z0) with the analytic weights; moving the slice moves the condition."""
+    import torch
+
+    from sgm_core.datasets import make_preset
+
+    w = open_window(qtbot, data="gmm3d")
+    try:
+        wait(qtbot, lambda: w.mode3d.is_3d)
+        w.session.set_particles(n_particles=2000, steps_per_frame=80, reference_score=True)
+        w.mode3d.set_slice(2, 0.8)
+        w.actions_["tool_condition"].trigger()
+        assert w.condition_tool.given == {2: 0.8}
+        w.mode3d.set_slice(2, 0.5)  # the plane moved: the condition follows
+        assert w.condition_tool.given == {2: 0.5}
+        w.actions_["play"].trigger()
+
+        def settled() -> bool:
+            f = frame(w)
+            return (f is not None and f.dim == 3 and f.sampler_step >= f.sampler_steps
+                    and np.allclose(f.particles[:, 2], 0.5, atol=1e-4))
+        wait(qtbot, settled, timeout=120_000)
+        cond = make_preset("gmm3d").gmm.conditional([2], [0.5])
+        xy = torch.as_tensor(frame(w).particles[:, :2], dtype=torch.float64)
+        got = torch.bincount(cond.responsibilities(xy).argmax(1), minlength=cond.n_components).double() / len(xy)
+        assert float((got - cond.weights).abs().max()) < WEIGHT_TOL, (got, cond.weights)
+        w.actions_["tool_pan"].trigger()
+        assert w.condition_tool.given is None
+    finally:
+        w.close()
