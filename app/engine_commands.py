@@ -68,6 +68,10 @@ class EngineCommands:
     def set_sampler(self, cfg: SamplerConfig) -> None:
         self.send(core.SetSampler(cfg))
 
+    def set_condition(self, given: dict[int, float] | None) -> None:
+        """Hold these coordinates (axis index: value, data units) and sample the conditional; None: the joint."""
+        self.send(core.SetCondition(tuple(sorted((int(k), float(v)) for k, v in (given or {}).items()))))
+
     def set_steps_per_frame(self, n: int) -> None:
         self.send(core.SetStepsPerFrame(max(1, int(n))))
 

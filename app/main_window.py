@@ -42,6 +42,7 @@ from sgm_core.losses import loss_spec
 from sgm_core.noise import sigma_max_from_data
 
 from .compare_window import close_compare_windows, find_menu, install_compare_menu
+from .condition_tool import install_condition_tool
 from .engine_link import make_engine
 from .export import Exporter
 from .figure_export import install_figure_export
@@ -72,15 +73,18 @@ FIELD_RESOLUTION = 32  # arrows per axis: one PlotCurveItem of 1024 arrows draws
 REBUILD_DELAY_MS = 80  # coalesce a burst of setting edits into one engine rebuild
 VIEW_DELAY_MS = 60  # coalesce pan/zoom into one field request
 LOSS_REDRAW_S = 0.2  # the loss curve redraws at 5 Hz while training (each repaint ~3-10 ms of GIL)
-TOOL_KEYS = {"pan": "Esc", "brush": "B", "point": "P", "eraser": "E", "spawn": "S"}
+TOOL_KEYS = {"pan": "Esc", "brush": "B", "point": "P", "eraser": "E", "spawn": "S", "condition": "C"}
 TOOL_TIPS = {
     "pan": "Pan and zoom the canvas (no drawing)",
     "brush": "Spray points where you drag",
     "point": "Add one point per click",
     "eraser": "Remove points under the drag",
     "spawn": "Click to restart the particles in a blob there (3D: on the slice plane, else at the depth of the view centre)",
+    "condition": "Drag a line x = x₀ (Shift: y = y₀): the particles sample the conditional p(· | line); "
+                 "another tool samples the joint again",
 }
-PLOT_TOOL = {"pan": "none", "brush": "brush", "point": "point", "eraser": "eraser", "spawn": "spawn"}
+PLOT_TOOL = {"pan": "none", "brush": "brush", "point": "point", "eraser": "eraser", "spawn": "spawn",
+             "condition": "condition"}
 
 
 def settings() -> QSettings:
@@ -260,6 +264,7 @@ class MainWindow(QMainWindow):
         install_compare_menu(self)  # Tools ▸ Compare losses / samplers (app/compare_window.py)
         install_steps_menu(self)  # Tools ▸ Steps vs quality (app/steps_window.py)
         self.figures = install_figure_export(self)  # File ▸ Export figure… (app/figure_export.py)
+        self.condition_tool = install_condition_tool(self)  # the Condition tool's engine link and dock
         self.help = HelpMenu(self, lambda: self.status_labels["device"].text(), self.open_file,
                              find_menu(self.menuBar(), "&File"))  # Help menu, File ▸ Examples (app/help.py)
         if data:

@@ -146,6 +146,7 @@ class Mode3D(QObject):
     """Switches the window between its 2D canvas and the 3D view by the data's dimension."""
 
     mode_changed = Signal(bool)  # True: now showing 3D data
+    slice_changed = Signal()  # the slice plane's axis or position moved (the Condition tool holds it)
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -308,6 +309,7 @@ class Mode3D(QObject):
         self._axis = axis
         self._sync_slice()
         self._request_field()
+        self.slice_changed.emit()
 
     def _on_slider(self, position: int) -> None:
         if self._axis is None:

@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sampler steps (per level for annealed)")
     sample.add_argument("--seed", type=_seed, default=0)
     _class_flags(sample)
+    sample.add_argument("--given", default=None, metavar="x=V[,y=V]",
+                        help="fix these coordinates (data units; z too in 3D) and sample the rest from the model's "
+                             "conditional")
 
     render = sub.add_parser("render", help="render an animation of Langevin particles (GIF or MP4), no display needed")
     render.add_argument("run", help="run directory written by `sgm train`, or a .sgm session with a trained model")
@@ -220,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--no-legend", dest="legend", action="store_false",
                         help="no legend (by default one below the plot names the field, particles and data)")
     _class_flags(render)
+    render.add_argument("--given", default=None, metavar="x=V[,y=V]",
+                        help="animate the conditional: these coordinates fixed (data units), the rest sampled")
 
     steps = sub.add_parser("steps", help="steps versus quality: SW ratio, MMD and mode-weight error per sampler and NFE")
     steps.add_argument("run", help="run directory written by `sgm train`, or a .sgm session with a trained model")
@@ -404,22 +409,37 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if label is not None:
         run.class_of(label)  # an unconditional run or an unknown class: one sentence before sampling
     schedule = run.schedule(args.sampler, args.steps)
-    samples = run.sample(args.n, sampler=schedule, seed=args.seed, label=label, guidance=guidance)  # bounded chunks
+    condition = _warned(run.condition, args.given) if args.given is not None else None
+    samples = run.sample(args.n, sampler=schedule, seed=args.seed, label=label, guidance=guidance,
+                         given=condition)  # in bounded chunks
     save_points(out, samples)
     rate = getattr(schedule, "acceptance_rate", None)  # MALA reports how many proposals it accepted
     accepted = f", {rate:.1%} of proposals accepted" if rate is not None else ""
     asked = f", class {label}, guidance {guidance:g}" if label is not None else ""
-    print(f"wrote {len(samples)} samples ({schedule.name}{accepted}{asked}) to {out}", file=sys.stderr)
+    given = f", given {condition.describe(run.standardizer)}" if condition is not None else ""
+    print(f"wrote {len(samples)} samples ({schedule.name}{accepted}{asked}{given}) to {out}", file=sys.stderr)
     return 0
+
+
+def _warned(fn, *args, **kwargs):
+    """fn(*args, **kwargs), its RuntimeWarnings printed as plain lines on stderr (a far-off --given)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        out = fn(*args, **kwargs)
+    for w in caught:
+        print(str(w.message), file=sys.stderr)
+    return out
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .render import render_run
 
     label, guidance = _class_request(args)
-    render_run(args.run, args.out, frames=args.frames, fps=args.fps, size=args.size,
-               sampler=args.sampler, n=args.n, seed=args.seed, steps=args.steps, axes=args.axes,
-               legend=args.legend, label=label, guidance=guidance)
+    _warned(render_run, args.run, args.out, frames=args.frames, fps=args.fps, size=args.size,
+            sampler=args.sampler, n=args.n, seed=args.seed, steps=args.steps, axes=args.axes,
+            legend=args.legend, label=label, guidance=guidance, given=args.given)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .config import RunConfig, SamplerConfig, fresh_model_reason
 from .datasets import PRESETS, Dataset, load_dataset
-from .errors import SGMError, TrainingDiverged
+from .errors import ConfigError, SGMError, TrainingDiverged
 from .frames import FrameBuilder, FrameRequest, Throttle
 from .lazy import lazy_module
 from .lessons import Claim, Lesson, LiveVariant, lesson_coordinates, live_claims, needs_particles
@@ -110,6 +110,7 @@ class RunState:
     lesson: CheckLesson | None = None  # the lesson whose claims are measured live
     moved: int = 0  # particle-steps taken for the next frame (a slice of the set, or all x steps)
     update_rate: float = 0.0  # frames per second that showed moved particles
+    given: tuple[tuple[int, float], ...] = ()  # the Condition tool's fixed coordinates, kept across rebuilds
 
     @property
     def animating(self) -> bool:
@@ -215,6 +216,13 @@ class SetGuidance:
 
     c: int | None
     w: float = 0.0
+
+
+@dataclass(frozen=True)
+class SetCondition:
+    """Hold coordinates fixed ((axis, value) pairs, data units) and sample the conditional; () for the joint."""
+
+    given: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -692,6 +700,11 @@ class Engine:
                     st.spec = replace(st.spec, guide=None if c is None else (int(c), float(w)))
                 if self.engine is not None:
                     self.engine.set_guidance(c, w)
+            case SetCondition(given):
+                st.given = tuple(given)
+                self._particle_cost = 0.0
+                if self.engine is not None:
+                    self._apply_condition(self.engine)
                     st.frame_due = True
             case SetStepsPerFrame(n):
                 st.steps_per_frame = max(1, int(n))
@@ -760,8 +773,20 @@ class Engine:
         eng.set_trails(st.trail_length)
         if spec.guide is not None and spec.config.model.classes:
             eng.set_guidance(*spec.guide)
+        self._apply_condition(eng)
         self.engine = eng
         st.target = spec.config.train.steps
+
+    def _apply_condition(self, eng: LiveEngine) -> None:
+        """The Condition tool's fixed coordinates on this engine; one that does not fit its data
+        (an axis it lacks, every axis fixed) is dropped and the joint sampled."""
+        if not self.state.given and eng.given is None:
+            return  # nothing held, nothing to undo: the chain is left as it is
+        try:
+            eng.set_condition(dict(self.state.given) or None)
+        except ConfigError:
+            self.state.given = ()
+            eng.set_condition(None)
 
     def _update_engine(self, spec: EngineSpec) -> None:
         st, eng = self.state, self.engine
@@ -796,6 +821,7 @@ class Engine:
         self.state.spec, self.state.playing = spec, False  # Reset rebuilds a fresh engine on the same data
         if engine is not None:
             engine.set_trails(self.state.trail_length)
+            self._apply_condition(engine)
             self.engine = engine
             self.state.target = engine.trainer.step  # Train starts another round from the saved step
             self._checkpoint(engine, rest=False)  # the host holds these weights from the start

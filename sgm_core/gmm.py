@@ -9,6 +9,7 @@ also has the exact class-conditional scores p_sigma(x | c), and so the exact gui
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -177,6 +178,33 @@ class GaussianMixture:
         comp, _ = self._component_log_probs(x.detach().to("cpu", torch.float64))
         return torch.softmax(comp, dim=1)
 
+    def conditional(self, fixed: Sequence[int], values: Sequence[float] | torch.Tensor) -> GaussianMixture:
+        """p(x_u | x_f = values) over the free coordinates u (the rest, in order): again a mixture.
+
+        Bayes on each component (Bishop 2006, eqs. 2.81-2.82): w_k' ∝ w_k N(values; mu_kf, S_kff),
+        mu_k' = mu_ku + S_kuf S_kff^-1 (values - mu_kf), S_k' = S_kuu - S_kuf S_kff^-1 S_kfu.
+        The conditional of the noisy density q_sigma is `perturbed(sigma).conditional(...)`."""
+        fixed_idx = torch.as_tensor(list(fixed), dtype=torch.long)
+        free_idx = torch.as_tensor([i for i in range(self.dim) if i not in set(fixed_idx.tolist())], dtype=torch.long)
+        if not len(fixed_idx) or not len(free_idx):
+            raise ValueError("a conditional fixes at least one coordinate and leaves at least one free")
+        v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+        marginal = self.marginal(fixed_idx.tolist())  # p(x_f)
+        s_ff = marginal.covs
+        s_uf = self.covs[:, free_idx][:, :, fixed_idx]
+        s_uu = self.covs[:, free_idx][:, :, free_idx]
+        comp, prec_diff = marginal._component_log_probs(v[None])  # (1, K), S_ff^-1 (v - mu_f): (1, K, F)
+        weights = torch.softmax(comp[0], dim=0)
+        means = self.means[:, free_idx] + torch.einsum("kuf,kf->ku", s_uf, prec_diff[0])
+        gain = torch.linalg.solve(s_ff, s_uf.transpose(1, 2))  # S_ff^-1 S_fu: (K, F, U)
+        covs = s_uu - s_uf @ gain
+        return GaussianMixture(weights, means, 0.5 * (covs + covs.transpose(1, 2)))
+
+    def marginal(self, coords: Sequence[int]) -> GaussianMixture:
+        """The mixture of the coordinates `coords` alone (the others integrated out): same weights,
+        the means' and covariances' sub-blocks. Bayes' denominator p(x_f) of `conditional`."""
+        idx = torch.as_tensor(list(coords), dtype=torch.long)
+        return GaussianMixture(self.weights, self.means[:, idx], self.covs[:, idx][:, :, idx])
 
 def _unpickled_mixture(weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> GaussianMixture:
     """A pickled mixture: tensors where torch is loaded (the engine's host imports it first), else

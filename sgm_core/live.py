@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .chain import ParticleChain
+from .conditioning import Condition, ConditionalCurve, condition_sampler, conditional_curve
 from .config import RunConfig, SamplerConfig
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, SessionError
@@ -90,6 +91,7 @@ class Frame:
     reference_note: str = ""  # reference_kind "none": the one line that says why no truth is shown
     guide_class: int | None = None  # the class the particles are asked for (classifier-free guidance), or None
     guidance: float = 0.0  # its guidance scale w
+    conditional: ConditionalCurve | None = None  # the Condition tool's analytic p(y | x0) along its line
 
 
 MAX_LOSS_POINTS = 4000  # the loss curve is decimated beyond this so frames stay small
@@ -121,6 +123,8 @@ class LiveEngine:
         # On the GPU the particles' noise is drawn there too: no CPU draw and copy every sampler step.
         gen_device = self.device if self.device.type == "cuda" else "cpu"
         self.sampler_config = sampler or SamplerConfig(name=loss_spec(config.loss.name).default_sampler)
+        self.given: dict[int, float] | None = None  # coordinates held fixed (data units): the Condition tool
+        self._curve: tuple[object, ConditionalCurve | None] | None = None  # (its key, the analytic curve)
         if n_particles < 1:
             raise ConfigError("need at least one particle")
         self.chain = ParticleChain.from_prior(self._make_sampler(self.sampler_config), n_particles, dataset.dim,
@@ -195,7 +199,26 @@ class LiveEngine:
 
     # -- configuration --------------------------------------------------------------------
     def _make_sampler(self, cfg: SamplerConfig) -> Sampler:
-        return make_sampler(cfg, self.config.noise, self.process)
+        condition = Condition.from_data(self.given, self.standardizer, self.dataset.dim) if self.given else None
+        return condition_sampler(make_sampler(cfg, self.config.noise, self.process), condition, self.process)
+
+    def set_condition(self, given: dict[int, float] | None) -> None:
+        """Hold these coordinates (data units) and sample the rest from the conditional, or the joint
+        again (None). The chain restarts from the prior: annealing must carry the new line's weights."""
+        if given:
+            Condition.from_data(given, self.standardizer, self.dataset.dim)  # ConfigError before anything changes
+        self.given = dict(given) if given else None
+        self.chain.sampler = self._make_sampler(self.sampler_config)
+        self.reset_particles()
+
+    def conditional_curve(self) -> ConditionalCurve | None:
+        """The truth's p(y | fixed) along the one free axis (None without a condition, or with two free axes)."""
+        if not self.given:
+            return None
+        key = (tuple(sorted(self.given.items())), id(self.dataset), self.standardizer)
+        if self._curve is None or self._curve[0] != key:
+            self._curve = (key, conditional_curve(self.dataset, self.standardizer, self.given))
+        return self._curve[1]
 
     def set_sampler(self, cfg: SamplerConfig, restart: bool = True) -> None:
         """Switch sampler; particles restart from the new sampler's initial distribution."""
@@ -510,7 +533,8 @@ class LiveEngine:
             elapsed=self.trainer.elapsed(), eta=eta, device=device_label(self.device), dim=self.dataset.dim,
             sampler_steps=self.sampler.n_steps, acceptance_rate=self.chain.acceptance_rate,
             guide_class=None if self.guide is None else self.guide[0],
-            guidance=0.0 if self.guide is None else self.guide[1])
+            guidance=0.0 if self.guide is None else self.guide[1],
+            conditional=self.conditional_curve())
 
 
 def default_bounds(points: np.ndarray, margin: float = 0.15) -> tuple[tuple[float, float], ...]:

@@ -24,6 +24,8 @@ TRAIL: RGBA = (232, 93, 18, 45)  # one path: overlapping trails do not darken
 TRUE_FIELD: RGBA = (120, 120, 120, 170)  # the reference field: thin grey arrows
 CURSOR: RGBA = (30, 30, 30, 200)
 ERASER_CURSOR: RGBA = (200, 40, 40, 220)
+CONDITION_LINE: RGBA = (20, 20, 20, 200)  # the Condition tool's line x = x0 / y = y0
+CONDITION_TRUTH: RGBA = (40, 40, 40, 255)  # the analytic p(y | x0) in the conditional plot
 NOISY_DATA: RGBA = (0, 150, 136, 90)  # q_σ samples (data + σ·noise): teal, fainter than the data
 
 LOSS: RGBA = (150, 170, 200, 255)  # raw loss, light

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -803,20 +804,25 @@ def render_model(run, out: str | os.PathLike, sampler, *, frames: int = 60, fps:
                  trails: bool = True, data: bool = True, note: str = "", style: FrameStyle = FrameStyle(),
                  axes: bool = True, legend: bool = True,
                  progress: Callable[[int, int], None] | None = None,
-                 should_cancel: Callable[[], bool] | None = None) -> Path:
+                 should_cancel: Callable[[], bool] | None = None, condition=None) -> Path:
     """The one animation pipeline: sample `n` particles of `run` (a loaded run or a ModelSnapshot:
     `.model`, `.standardizer`, `.config`, `.dim`, `.data`) with `sampler` (a SamplerConfig) and write
     `out` (.gif/.mp4). 2D frames `bounds` (the canvas's view) or else the data, with the score field
     at the sampler's current sigma; 3D orbits a camera once from `camera_angles` (azimuth, elevation)
     when `orbit`. Each frame is a figure (`Decor`): the caption above the plot, `axes` in data units
-    (2D) and a `legend` below, each in its own band. RenderCancelled when cancelled; SGMError on
-    bad input. Any failure leaves no file."""
+    (2D) and a `legend` below, each in its own band. `condition` (a conditioning.Condition) animates
+    the conditional sampler instead. RenderCancelled when cancelled; SGMError on bad input. Any
+    failure leaves no file."""
+    from .conditioning import condition_sampler
     from .losses import bound_process
     from .samplers import make_sampler
 
     out = check_video_request(out, frames, size)  # before any sampling
     w, h = int(size[0]), int(size[1])
-    schedule = make_sampler(sampler, run.config.noise, bound_process(run.config, run.standardizer, run.dim))
+    process = bound_process(run.config, run.standardizer, run.dim)
+    schedule = condition_sampler(make_sampler(sampler, run.config.noise, process), condition, process)
+    if condition is not None:
+        note = f"  given {condition.describe(run.standardizer)}{note}"
     points = None if run.data is None or not len(run.data) else np.asarray(run.data, dtype=np.float64)
     # Without saved data, frame where standardised data would lie (about +-2.5 std).
     box = np.array(np.meshgrid(*[[-2.5, 2.5]] * run.dim)).reshape(run.dim, -1).T
@@ -845,14 +851,16 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
                steps: int | None = None, orbit: bool = True, field: bool = True, trails: bool = True,
                style: FrameStyle = FrameStyle(), axes: bool = True, legend: bool = True,
                progress: Callable[[int, int], None] | None = None,
-               should_cancel: Callable[[], bool] | None = None, label: object = None, guidance: float = 0.0) -> Path:
+               should_cancel: Callable[[], bool] | None = None, label: object = None, guidance: float = 0.0,
+               given=None) -> Path:
     """Animate a saved run's sampler into `out` (.gif or .mp4) with `render_model`: the run's data
     in grey, `n` particles seeded by `seed`, their trails, and in 2D the model's score field at the
     sampler's current sigma; in 3D the camera orbits 360 degrees over the animation when `orbit`.
 
     `steps` overrides the sampler's step count (per level for annealed). `label` samples that class
     of a class-conditional run (as in the data file) with classifier-free guidance `guidance`; its
-    particles take the class's colour and the field is the guided score. Counts are bounded by
+    particles take the class's colour and the field is the guided score. `given` ('x=0.5' or
+    {'x': 0.5}, data units) animates the conditional, as `sgm sample --given`. Counts are bounded by
     sgm_core.limits (frames <= MAX_FRAMES, n <= MAX_SAMPLES, steps <= MAX_STEPS) and the size by
     video.MAX_SIDE, checked before the run is loaded. Raises ConfigError / DataError /
     SessionError (one sentence) on bad input, RenderCancelled when cancelled.
@@ -879,10 +887,19 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
         style = replace(style, particle_color=class_color(c))
         note = f"  class {run.config.model.classes[c]}  w {float(guidance):g}"
     name = sampler or loss_spec(run.config.loss.name).default_sampler
+    condition = None
+    if given is not None:
+        from .conditioning import Condition, given_axes, range_warning
+
+        fixed = given_axes(given, run.dim)
+        warning = range_warning(fixed, None if run.data is None else np.asarray(run.data))
+        if warning is not None:
+            warnings.warn(warning, RuntimeWarning, stacklevel=2)
+        condition = Condition.from_data(fixed, run.standardizer, run.dim)
     return render_model(run, out, SamplerConfig(name=name, steps=steps or 0), frames=frames, fps=fps, size=size,
                         n=n, seed=seed, orbit=orbit, field=field, trails=trails, style=style, axes=axes,
                         legend=legend, progress=progress,
-                        should_cancel=should_cancel, note=note)
+                        should_cancel=should_cancel, note=note, condition=condition)
 
 
 # --------------------------------------------------------------------------- the window's export, as a task

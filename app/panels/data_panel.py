@@ -21,7 +21,7 @@ from sgm_core.datasets import PRESETS
 from ..session import Session
 from . import action_button, int_box
 
-TOOLS = ("pan", "brush", "point", "eraser", "spawn")  # action keys "tool_<name>" in the window
+TOOLS = ("pan", "brush", "point", "eraser", "spawn", "condition")  # action keys "tool_<name>" in the window
 THREE_D_TIP = "3D: shown in the orbitable 3D view (drag to turn it)"
 
 

@@ -4,6 +4,8 @@ what only pyqtgraph needs (its background name)."""
 from __future__ import annotations
 
 from sgm_core.palette import (  # noqa: F401 - re-exported: the views read their colours here
+    CONDITION_LINE,
+    CONDITION_TRUTH,
     CURL,
     CURSOR,
     DATA,

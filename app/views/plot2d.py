@@ -29,7 +29,7 @@ from app.views.geometry import (
 )
 from app.views.legend import CanvasLegend, legend_entries
 
-TOOLS = ("none", "brush", "point", "eraser", "spawn")
+TOOLS = ("none", "brush", "point", "eraser", "spawn", "condition")
 HEATMAPS = ("off", "density", "error", "curl")
 N_BINS = 8  # arrow colour bins: one PlotCurveItem each
 MAX_TRAILS = 1000  # trails of more particles cost painting time without showing more
@@ -128,6 +128,7 @@ class Plot2D(pg.PlotWidget):
     stroke_finished = Signal(object)  # (k, 2) float32: points a brush stroke / point click added
     erase_finished = Signal(object)  # (k, 2) float32: eraser centres; radius is `brush_radius`
     spawn_requested = Signal(float, float)  # a click in "spawn" mode, data coordinates
+    condition_moved = Signal(int, float)  # "condition" mode: (axis held fixed, its value); the line x = v or y = v
 
     def __init__(self, parent=None, *, seed: int = 0) -> None:
         super().__init__(parent, background=colors.BACKGROUND)
@@ -194,6 +195,12 @@ class Plot2D(pg.PlotWidget):
         self._source_item.setZValue(1.2)
         self._source_item.setVisible(False)
         pi.addItem(self._source_item)
+        # the Condition tool's line: x = v (drag) or y = v (Shift+drag)
+        self._condition_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(colors.CONDITION_LINE, width=2))
+        self._condition_line.setZValue(len(items) + 1)
+        self._condition_line.setVisible(False)
+        pi.addItem(self._condition_line)
+        self.condition: tuple[int, float] | None = None  # (axis, value) while the line is shown
         self._heat_item.setVisible(False)
         self._apply_layers()
         self.set_tool("none")
@@ -228,6 +235,22 @@ class Plot2D(pg.PlotWidget):
         self._cursor.setBrush(pg.mkBrush(*color[:3], 22))  # a faint fill shows the area covered
         if tool not in ("brush", "eraser"):
             self._cursor.setVisible(False)
+        if tool != "condition":
+            self.set_condition(None)
+
+    def set_condition(self, condition: tuple[int, float] | None) -> None:
+        """Show the line x = v (axis 0) or y = v (axis 1), or hide it (None); no signal."""
+        self.condition = condition
+        self._condition_line.setVisible(condition is not None)
+        if condition is not None:
+            axis, value = condition
+            self._condition_line.setAngle(90 if axis == 0 else 0)
+            self._condition_line.setValue(value)
+
+    def _drag_condition(self, ev, xy: np.ndarray) -> None:
+        axis = 1 if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier else 0
+        self.set_condition((axis, float(xy[axis])))
+        self.condition_moved.emit(axis, float(xy[axis]))
 
     def set_brush(self, radius: float, density: int) -> None:
         """Spray radius (data units; also the eraser's) and points added per mouse-move event."""
@@ -319,6 +342,10 @@ class Plot2D(pg.PlotWidget):
             self.spawn_requested.emit(float(xy[0]), float(xy[1]))
             return
         self._cancel_stroke()
+        if self._tool == "condition":
+            self._dragging = True
+            self._drag_condition(ev, xy)
+            return
         self._dragging = True
         self._place_cursor(xy)
         self._extend_stroke(xy)
@@ -329,7 +356,10 @@ class Plot2D(pg.PlotWidget):
             return
         xy = self._data_pos(ev)
         self._place_cursor(xy)
-        if self._dragging:
+        if self._dragging and self._tool == "condition":
+            ev.accept()
+            self._drag_condition(ev, xy)
+        elif self._dragging:
             ev.accept()
             self._extend_stroke(xy)
         else:
