@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QLabel, QVBoxLayout, QWidget
 
-from sgm_core.conditioning import AXES
+from sgm_core.conditioning import AXES, is_exact
 
 from .views import colors
 from .views.plot2d import style_plot
@@ -142,6 +142,10 @@ class ConditionTool:
     def _on_frame(self, frame) -> None:  # noqa: ANN001
         if self.given is not None and self.dock.isVisible():
             self.view.show_frame(frame)
+            name = self.window.session.sampler_config.name
+            if getattr(frame, "conditional", None) is not None and not is_exact(name):
+                self.view.caption.setText(self.view.caption.text() + f"<br>{name} with a joint score is not exact "
+                                          "for a conditional (its weights are biased; docs/conditioning.md)")
 
 
 def install_condition_tool(window) -> ConditionTool:  # noqa: ANN001

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -29,7 +28,7 @@ from typing import Any, Union
 import numpy as np
 
 from .checkpoint import LoadedRun, load_run, save_run
-from .conditioning import Condition, condition_sampler, given_axes, range_warning
+from .conditioning import Condition, condition_sampler, make_condition
 from .config import MAX_SEED, LossConfig, ModelConfig, NoiseConfig, RunConfig, SamplerConfig, TrainConfig, whole_number
 from .datasets import (
     PRESETS,
@@ -273,11 +272,7 @@ class Run:
     def condition(self, given: str | Mapping[str | int, float]) -> Condition:
         """The Condition (standardised units) that `sample(given=...)` holds: 'x=0.5' or {'x': 0.5}
         in data units. Warns (RuntimeWarning) when a value lies far outside the training data."""
-        axes = given_axes(given, self.dim)
-        note = range_warning(axes, self._points_or_none())
-        if note is not None:
-            warnings.warn(note, RuntimeWarning, stacklevel=3)
-        return Condition.from_data(axes, self.standardizer, self.dim)
+        return make_condition(given, self.standardizer, self.dim, self._points_or_none())
 
     def _points_or_none(self) -> np.ndarray | None:
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -889,13 +888,9 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
     name = sampler or loss_spec(run.config.loss.name).default_sampler
     condition = None
     if given is not None:
-        from .conditioning import Condition, given_axes, range_warning
+        from .conditioning import make_condition
 
-        fixed = given_axes(given, run.dim)
-        warning = range_warning(fixed, None if run.data is None else np.asarray(run.data))
-        if warning is not None:
-            warnings.warn(warning, RuntimeWarning, stacklevel=2)
-        condition = Condition.from_data(fixed, run.standardizer, run.dim)
+        condition = make_condition(given, run.standardizer, run.dim, None if run.data is None else np.asarray(run.data))
     return render_model(run, out, SamplerConfig(name=name, steps=steps or 0), frames=frames, fps=fps, size=size,
                         n=n, seed=seed, orbit=orbit, field=field, trails=trails, style=style, axes=axes,
                         legend=legend, progress=progress,

@@ -4,6 +4,8 @@ samples the joint again. Particles follow the exact mixture score (no training n
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from gui_helpers import frame, open_window, wait
@@ -46,7 +48,10 @@ def test_dragging_the_condition_line_samples_the_analytic_conditional(qtbot, tmp
         assert len(truth) == 2 and abs(truth[0] - 0.75) < 0.03  # low to high y: the mode at y ~ -2.17 weighs 6 of 8
         assert np.abs(truth - got).max() < WEIGHT_TOL, (truth, got)
         assert "particles" in w.condition_tool.view.caption.text()
+        assert "not exact" not in w.condition_tool.view.caption.text()
         w.grab().save(str(tmp_path / "condition.png"))
+        w.session.set_sampler_config(replace(w.session.sampler_config, name="sde"))  # measured biased: said so
+        wait(qtbot, lambda: "sde with a joint score is not exact" in w.condition_tool.view.caption.text())
 
         w.actions_["tool_pan"].trigger()  # the tool off: the joint again, off the line
         assert w.plot.condition is None and not w.condition_tool.dock.isVisible()
