@@ -201,6 +201,11 @@ METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "gap_closed": ("share of the gap from predicting zero to the exact score's loss that training closed "
                    "((zero - last) / (zero - floor))", SHARE),
     "seconds_per_step": ("seconds per training step (machine-dependent)", "number"),
+    "variance_ratio": ("the particles' mean squared distance to their mode over that of the law the sampler targets "
+                       "(the data smoothed by its σ): 1 = unbiased", "number"),
+    "ula_variance": ("that ratio in closed form for unadjusted Langevin at this step size ε, each mode taken as a "
+                     "Gaussian alone of per-axis variance v: 1 / (1 - ε/2v)", "number"),
+    "acceptance_rate": ("share of MALA's proposals accepted over the whole run", SHARE),
 })
 # What the live checks call each metric (one place: the CLI's sentences and the window's checks).
 METRIC_NAMES: Mapping[str, str] = MappingProxyType({
@@ -213,17 +218,19 @@ METRIC_NAMES: Mapping[str, str] = MappingProxyType({
     "far_wrong_share": "share of far points where the score is wrong", "loss_first": "first loss",
     "loss_last": "last loss", "loss_drop": "drop of the loss", "loss_floor": "loss of the exact score",
     "loss_zero": "loss of predicting zero", "gap_closed": "share of the loss gap closed",
-    "seconds_per_step": "seconds per step",
+    "seconds_per_step": "seconds per step", "variance_ratio": "variance over the target's",
+    "ula_variance": "closed form for unadjusted Langevin", "acceptance_rate": "acceptance rate",
 })
 # The numbers a bound claim rests on, shown beside it (a caption that names them finds them on screen).
 BEHIND: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "gap_closed": ("loss_zero", "loss_floor", "loss_last"), "loss_drop": ("loss_first", "loss_last"),
     "score_error_drop": ("score_error_untrained", "score_error"),
     "score_error_clean": ("smoothing_bias", "seconds_per_step"),
+    "variance_ratio": ("ula_variance", "acceptance_rate"),
 })
 # Measured on sampled particles: a lesson whose claims name none of these samples nothing.
 PARTICLE_METRICS = frozenset({"on_mode", "mode_spread", "mode_weight_error", "stayed_in_basin", "sw_ratio",
-                              "off_data", "off_data_exact"})
+                              "off_data", "off_data_exact", "variance_ratio", "ula_variance", "acceptance_rate"})
 FLOOR_METRICS = frozenset({"loss_floor", "loss_zero", "gap_closed"})
 CLEAN_METRICS = frozenset({"score_error_clean", "smoothing_bias"})
 LEARNED_ERROR = 0.5  # a trained net has learned when its score error is at most this ...
@@ -325,6 +332,7 @@ class LiveVariant:
     model: torch.nn.Module | None = None
     losses: tuple[float, ...] = ()
     seconds_per_step: float = math.nan
+    acceptance_rate: float | None = None  # MALA's accepted / proposed over the chain's run so far
 
 
 @lru_cache(maxsize=16)
@@ -384,8 +392,8 @@ def _score(data: str, score: str, run: RunConfig, seed: int):
 
 @lru_cache(maxsize=64)  # (1000, D) tensors: a few MB in all
 def _particles(data: str, score: str, run: RunConfig, sampler_cfg: SamplerConfig, seed: int,
-               n: int, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(start, end) particles in standardised coordinates, started on one generator seed, so every
+               n: int, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float | None]:
+    """(start, end, MALA's acceptance rate or None) particles in standardised coordinates, started on one generator seed, so every
     variant whose sampler starts in the same box starts from the same particles. `keep` runs only
     the first `keep` of those starts, with the exact score of the first EXACT_REFERENCE_POINTS
     data points: the exact-score comparison of a learned lesson, at a fraction of the cost of an
@@ -395,10 +403,11 @@ def _particles(data: str, score: str, run: RunConfig, sampler_cfg: SamplerConfig
     g = torch.Generator().manual_seed(seed + 5)
     start = sampler.init(n, dataset.dim, g)
     if keep is None:
-        return start, run_sampler(sampler, _score(data, score, run, seed), start.clone(), g)
+        end = run_sampler(sampler, _score(data, score, run, seed), start.clone(), g)
+        return start, end, getattr(sampler, "acceptance_rate", None)
     exact, _ = reference_score_fn(dataset, standardizer, max_points=EXACT_REFERENCE_POINTS,
                                   kind=_process(run))
-    return start[:keep], run_sampler(sampler, exact, start[:keep].clone(), g)
+    return start[:keep], run_sampler(sampler, exact, start[:keep].clone(), g), None
 
 
 # --------------------------------------------------------------------------- metrics of one variant
@@ -416,6 +425,17 @@ def _mode_spread(samples: torch.Tensor, gmm) -> float:
     rms = ((x - gmm.means[idx]) ** 2).sum(1).mean().sqrt()
     expected = torch.diagonal(gmm.covs, dim1=-2, dim2=-1).sum(-1)[idx].mean().sqrt()
     return float(rms / expected)
+
+
+def _ula_variance(samples: torch.Tensor, gmm, step_size: float) -> float:
+    """`variance_ratio` in closed form for unadjusted Langevin at `step_size` (in the units of
+    `gmm`), each mode alone an isotropic Gaussian N(mu, v I): x' = x - (ε/v)(x - mu) + sqrt(2ε) z
+    has the stationary variance v' = (1 - ε/v)² v' + 2ε, so v' = v / (1 - ε/2v) (stable for ε < 2v;
+    inf beyond). Weighted as `_mode_spread` weighs the modes: by the particles in each."""
+    v = (torch.diagonal(gmm.covs, dim1=-2, dim2=-1).sum(-1) / gmm.dim)[gmm.responsibilities(samples.double()).argmax(1)]
+    if bool((step_size >= 2 * v).any()):
+        return math.inf
+    return float((v / (1 - step_size / (2 * v))).sum() / v.sum())
 
 
 def _distance_to_data(x: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
@@ -552,10 +572,10 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
     dataset, standardizer = _data(lesson.data, seed)
     sampler = make_sampler(sampler_cfg, run.noise, run.loss.name)
     if shown is None or shown.end is None:
-        start, x = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n)
+        start, x, accepted = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n)
     else:  # the schedule's last move (e.g. the Tweedie denoise), as `run_sampler` ends a headless run
         with torch.no_grad():
-            start, x = shown.start, sampler.finish(score_fn, shown.end)
+            start, x, accepted = shown.start, sampler.finish(score_fn, shown.end), shown.acceptance_rate
     last_sigma = sampler.sigma_at(sampler.n_steps)
     samples = standardizer.inverse(x.float())
 
@@ -567,6 +587,8 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
                            torch.Generator().manual_seed(seed + 5))
 
     out = {"sw_ratio": _sw_ratio(samples, ref, base_sw), "off_data": off(x)}
+    if accepted is not None:
+        out["acceptance_rate"] = float(accepted)
     if "off_data_exact" in wanted and lesson.score == "learned":
         keep = min(len(start), EXACT_PARTICLES)
         if shown is None or shown.end is None:
@@ -581,10 +603,13 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
         out["on_mode"] = mode_weights(samples, gmm)[1]
         target = gmm if getattr(sampler, "denoise", False) else gmm.perturbed(last_sigma * float(standardizer.scale))
         out["mode_spread"] = _mode_spread(samples, target)
+        out["variance_ratio"] = out["mode_spread"] ** 2
+        if sampler.name in ("langevin", "mala"):
+            out["ula_variance"] = _ula_variance(samples, target, sampler.step_size * float(standardizer.scale) ** 2)
         if "stayed_in_basin" in wanted and sampler.name == "langevin":
             ascent_cfg = replace(sampler_cfg, noise_scale=0.0)  # lesson 2's gradient-ascent variant: one run
             if shown is None or shown.end is None:
-                _, ascent = _particles(lesson.data, lesson.score, run, ascent_cfg, seed, n)
+                ascent = _particles(lesson.data, lesson.score, run, ascent_cfg, seed, n)[1]
             else:
                 ascent = from_start(ascent_cfg, score_fn, start)
             end = gmm.responsibilities(samples.double()).argmax(1)

@@ -20,6 +20,7 @@ import torch
 from .datasets import Dataset, Standardizer
 from .noise import VESDE, VPSDE, Process, _column
 from .param import Parameterisation
+from .samplers import WithLogDensity
 
 ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 EMPIRICAL_SIGMA_FLOOR = 1e-3  # the empirical score at sigma -> 0 is a sum of deltas: floor it
@@ -102,15 +103,26 @@ def reference_score_fn(dataset: Dataset, standardizer: Standardizer, max_points:
                        kind: Kind = "ve") -> tuple[ScoreFn, str]:
     """A score function in standardised coordinates, and its kind: "analytic" or "empirical".
     A process with a mean coefficient (kind "vp", say) gives the score of its marginal at std sigma
-    instead of data + sigma z."""
+    instead of data + sigma z. The analytic score of a VE-type process also carries its log-density
+    (`WithLogDensity`), which MALA's accept/reject step needs."""
+    process = _process(kind)
     if dataset.gmm is not None:
         gmm = dataset.gmm.transformed(torch.tensor(standardizer.shift), float(standardizer.scale))
         score, label = (lambda x, sigma: gmm.score(x, sigma)), "analytic"
+        if not _has_coef(process):  # MALA's accept/reject step needs log q_sigma itself: the analytic truth has it
+            return WithLogDensity(score, lambda x, sigma: gmm.log_prob(x, _one_sigma(sigma))), label
     else:
         pts = torch.as_tensor(standardizer.forward(dataset.points[:max_points]), dtype=torch.float64)
         score, label = (lambda x, sigma: empirical_score(x, pts, sigma)), "empirical"
-    process = _process(kind)
     return (scaled_score(score, process.coef_of_std) if _has_coef(process) else score), label
+
+
+def _one_sigma(sigma: torch.Tensor | float) -> float:
+    """The one σ of a batch (MALA evaluates log q at a single level): a float."""
+    values = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
+    if values.numel() > 1 and not bool((values == values[0]).all()):
+        raise ValueError("the analytic log-density is evaluated at one σ per call")
+    return float(values[0])
 
 
 def denoiser_fn(score: ScoreFn, process: Process) -> ScoreFn:
