@@ -378,6 +378,18 @@ class LessonController(QObject):
             w.worker.pause_particles()
         self.started.emit(lesson)
 
+    def engine_restarted(self) -> None:
+        """The engine process was started again after a crash (MainWindow._on_engine_died): the new
+        one knows no lesson, so its checks are asked for again, and a playing lesson plays again;
+        the bar says "measuring…" until the new engine has measured them."""
+        lesson = self.lesson
+        if lesson is None or self._pending:
+            return
+        self.bar.show_checks(None)
+        self.window.worker.check_lesson(lesson, lesson.variants[self.variant].label)
+        if lesson.view.get("play", False):
+            self.window.worker.play()
+
     def _on_finished_training(self, _step: int) -> None:
         """A playing lesson samples once more with the trained model, from fresh particles."""
         lesson = self.lesson

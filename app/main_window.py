@@ -879,6 +879,7 @@ class MainWindow(QMainWindow):
         self._engine_ok = spec.dataset is not None
         self._model = (spec.config, spec.dataset.dim) if spec.dataset is not None else None
         self.files.tasks.replace_engine(partial(restore_engine, spec, saved), lambda _step: None, self.show_error)
+        self.lessons.engine_restarted()  # after the engine: its checks and play go to the restored one
 
     def _engine_spec(self) -> EngineSpec:
         """The engine the session describes (no dataset for an empty or one-point drawing)."""
