@@ -16,7 +16,9 @@ from sgm_core.config import LossConfig, NoiseConfig, RunConfig
 from sgm_core.datasets import load_dataset
 from sgm_core.errors import ConfigError
 from sgm_core.lessons import (
+    FLOW_CHECK_SAMPLER,
     LEARNED_ERROR,
+    LEARNED_SW_RATIO,
     LESSON_DIR,
     METRICS,
     Claim,
@@ -24,6 +26,7 @@ from sgm_core.lessons import (
     check_lesson,
     evaluate_claims,
     learned_claim,
+    learned_measure,
     load_lessons,
     loss_floor,
     loss_summary,
@@ -51,7 +54,8 @@ def test_every_lesson_file_ships_and_loads():
 @pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.id for lesson in LESSONS])
 def test_lesson_holds_and_its_nets_have_learned(lesson, seed):
     """The lesson as shipped (its own particle count and steps): every claim holds, and each
-    trained variant carries a learned claim that holds (error ≤ 0.5 and ≤ half the untrained one)."""
+    trained variant carries a learned claim that holds (score nets: error ≤ 0.5 and ≤ half the
+    untrained one; flows: many-step SW ratio ≤ LEARNED_SW_RATIO and ≤ half the untrained one)."""
     results = run_lesson(lesson, seed=seed)
     claims = evaluate_claims(lesson, results)
     assert [c.sentence for c in claims if not c.holds] == [], results
@@ -59,8 +63,13 @@ def test_lesson_holds_and_its_nets_have_learned(lesson, seed):
     if lesson.score == "learned":
         assert [n.name for n in nets] == [v.label for v in lesson.variants]
         for net in nets:
-            assert net.score_error_trained <= min(LEARNED_ERROR, 0.5 * net.score_error_untrained)
-            assert net.sigma == pytest.approx(own_sigma(next(v.run for v in lesson.variants if v.label == net.name))[0])
+            run = next(v.run for v in lesson.variants if v.label == net.name)
+            assert net.measure == learned_measure(run)
+            if net.measure == "sw_ratio":
+                assert net.trained <= min(LEARNED_SW_RATIO, 0.5 * net.untrained)
+            else:
+                assert net.trained <= min(LEARNED_ERROR, 0.5 * net.untrained)
+                assert net.sigma == pytest.approx(own_sigma(run)[0])
         assert sum(c.name.startswith("learned[") for c in claims) == len(lesson.variants)
     else:
         assert nets == []
@@ -132,8 +141,39 @@ def test_every_trained_variant_gets_a_learned_claim():
     assert [c.name for c in learned] == [f"learned[{worse}]", f"learned[{better}]"]
     assert not any(c.holds for c in learned)  # an untrained net fails the lesson whatever else holds
     nets = trained_networks(results, lesson)
-    assert nets[0].to_json() == {"name": worse, "sigma": 0.05, "sigma_is": "the one σ it is trained at",
+    assert nets[0].to_json() == {"name": worse, "learned_by": "score_error", "sigma": 0.05,
+                                 "sigma_is": "the one σ it is trained at",
                                  "score_error_trained": 0.9, "score_error_untrained": 1.0}
+
+
+STRAIGHT = next(lesson for lesson in LESSONS if lesson.id == "straight-paths")
+
+
+def test_flows_are_judged_by_many_step_samples_and_score_nets_by_their_score_error():
+    assert {learned_measure(v.run) for v in STRAIGHT.variants} == {"sw_ratio"}
+    assert learned_measure(RunConfig(loss=LossConfig(name="dsm"))) == "score_error"
+    assert learned_measure(RunConfig(loss=LossConfig(name="edm"))) == "score_error"
+    claim = learned_claim(TrainedNet("flow", math.nan, "", 1.9, 4.0, "sw_ratio"))
+    assert claim.holds and claim.threshold == LEARNED_SW_RATIO  # min(3, 0.5 × 4)
+    assert f"{FLOW_CHECK_SAMPLER.steps} Heun steps" in claim.sentence and "σ" not in claim.sentence
+    assert not learned_claim(TrainedNet("flow", math.nan, "", 2.1, 4.0, "sw_ratio")).holds  # > half of 4
+    assert not learned_claim(TrainedNet("flow", math.nan, "", 3.2, 9.0, "sw_ratio")).holds  # > 3
+    results = {v.label: {"sw_ratio": 1.0, "learned_sw_ratio": 1.9, "learned_sw_ratio_untrained": 4.0}
+               for v in STRAIGHT.variants}
+    label = STRAIGHT.variants[0].label
+    assert trained_networks(results, STRAIGHT)[0].to_json() == {
+        "name": label, "learned_by": "sw_ratio", "solver": "32 Heun steps", "sw_ratio_trained": 1.9,
+        "sw_ratio_untrained": 4.0}
+
+
+def test_an_untrained_flow_has_not_learned():
+    """The flow lesson with 0 training steps: its nets' many-step samples are those of the
+    untrained nets, so every learned claim fails while the measured values are the real ones."""
+    results = run_lesson(replace(STRAIGHT, train_steps=0), seed=0)
+    learned = [c for c in evaluate_claims(STRAIGHT, results) if c.name.startswith("learned[")]
+    assert len(learned) == len(STRAIGHT.variants) and not any(c.holds for c in learned)
+    for m in results.values():
+        assert m["learned_sw_ratio"] == m["learned_sw_ratio_untrained"] > 2.0  # a Gaussian is not 8 Gaussians
 
 
 def test_claims_are_frozen_records():
