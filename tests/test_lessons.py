@@ -154,7 +154,8 @@ def test_flows_are_judged_by_many_step_samples_and_score_nets_by_their_score_err
     assert learned_measure(RunConfig(loss=LossConfig(name="dsm"))) == "score_error"
     assert learned_measure(RunConfig(loss=LossConfig(name="edm"))) == "score_error"
     claim = learned_claim(TrainedNet("flow", math.nan, "", 1.9, 4.0, "sw_ratio"))
-    assert claim.holds and claim.threshold == LEARNED_SW_RATIO  # min(3, 0.5 × 4)
+    assert claim.holds and claim.threshold == min(LEARNED_SW_RATIO, 2.0)  # min(3, 0.5 × 4)
+    assert learned_claim(TrainedNet("flow", math.nan, "", 1.9, 9.0, "sw_ratio")).threshold == LEARNED_SW_RATIO
     assert f"{FLOW_CHECK_SAMPLER.steps} Heun steps" in claim.sentence and "σ" not in claim.sentence
     assert not learned_claim(TrainedNet("flow", math.nan, "", 2.1, 4.0, "sw_ratio")).holds  # > half of 4
     assert not learned_claim(TrainedNet("flow", math.nan, "", 3.2, 9.0, "sw_ratio")).holds  # > 3
