@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from sgm_core.config import RunConfig
-from sgm_core.lessons import METRIC_NAMES, Claim, Lesson, Variant, load_lessons, needs_particles
+from sgm_core.lessons import METRIC_NAMES, Claim, Lesson, Variant, learned_measure, load_lessons, needs_particles
 from sgm_core.losses import LOSSES
 
 # How the lesson files' measured quantities read in the GUI (and where to see them).
@@ -226,7 +226,8 @@ class LessonBar(QFrame):
         if lesson.score == "truth":
             self.mode_label.setText("true score — nothing to train")
         else:
-            self.mode_label.setText(f"learned score — trains {lesson.train_steps:,} steps")
+            flows = all(learned_measure(v.run) == "sw_ratio" for v in lesson.variants)  # fm, ot-fm learn a velocity
+            self.mode_label.setText(f"learned {'velocity' if flows else 'score'} — trains {lesson.train_steps:,} steps")
         self.caption_label.setText(lesson.caption)
         self.watch_label.setText(f"<b>What to watch:</b> {watch_text(lesson)}")
         self._lesson = lesson

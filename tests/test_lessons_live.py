@@ -21,7 +21,8 @@ def window(qtbot):
     w.close()
 
 
-@pytest.mark.parametrize("lesson_id", ["score-field", "tiny-sigma", "mixture-weights", "manifold", "langevin-bias", "why-diffusion"])
+@pytest.mark.parametrize("lesson_id", ["score-field", "tiny-sigma", "mixture-weights", "manifold", "langevin-bias", "why-diffusion",
+                                      "straight-paths"])
 def test_the_live_checks_turn_green_in_the_window(qtbot, window, lesson_id):
     """Truth lessons (their sampler pass with the true score; one a ratio of two variants, the
     other run headless in the engine) and learned ones at their own settings (the net trained in
