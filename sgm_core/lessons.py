@@ -558,8 +558,9 @@ def loss_summary(losses: Sequence[float]) -> dict[str, float]:
 
 def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None,
                live: Mapping[str, LiveVariant] | None = None) -> dict[str, dict[str, float]]:
-    """Measure every variant: for trained ones the score error near the data at their own σ
-    (before and after), the loss curve and seconds per step; for lessons whose claims name a
+    """Measure every variant: for trained ones their learned measure before and after training
+    (`learned_measure`: the score error near the data at their own σ, or a flow's many-step SW
+    ratio), the loss curve and seconds per step; for lessons whose claims name a
     particle metric, the samples (SW ratio, mode weights, distance to the data). Metrics that
     cost extra (far-field error, exact-score loss, basins) are measured when a claim names them.
     `live` gives, by label, what the window ran for a variant (its net and particles): those
