@@ -324,6 +324,21 @@ def test_cli_lesson_exits_1_when_a_trained_net_did_not_learn(monkeypatch, capsys
     assert "learned" in capsys.readouterr().err
 
 
+def test_cli_lesson_json_says_a_flow_was_judged_by_its_many_step_samples(monkeypatch, capsys):
+    from sgm_core import cli, lessons
+
+    results = {v.label: {"sw_ratio": 8.0 if v.label.startswith("FM") else 1.0, "learned_sw_ratio": 1.5,
+                         "learned_sw_ratio_untrained": 4.0} for v in STRAIGHT.variants}
+    monkeypatch.setattr(lessons, "run_lesson", lambda lesson, seed=0: results)
+    assert cli.main(["lesson", "straight-paths", "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)["trained"]
+    assert [t["learned_by"] for t in trained] == ["sw_ratio"] * len(STRAIGHT.variants)
+    assert all(t["solver"] == "32 Heun steps" and "score_error_trained" not in t for t in trained)
+    results[STRAIGHT.variants[0].label]["learned_sw_ratio"] = 3.5  # above 3: not learned
+    assert cli.main(["lesson", "straight-paths"]) == 1
+    assert "32 Heun steps" in capsys.readouterr().err
+
+
 def test_every_metric_has_a_human_name_for_the_live_checks():
     from sgm_core.lessons import METRIC_NAMES
 
