@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from sgm_core.config import RunConfig
-from sgm_core.lessons import METRIC_NAMES, Claim, Lesson, Variant, load_lessons, needs_particles
+from sgm_core.lessons import METRIC_NAMES, Claim, Lesson, Variant, learned_measure, load_lessons, needs_particles
 from sgm_core.losses import LOSSES
 
 # How the lesson files' measured quantities read in the GUI (and where to see them).
@@ -340,7 +340,8 @@ class LessonBar(QFrame):
         if lesson.score == "truth":
             self.mode_label.setText("true score — nothing to train")
         else:
-            self.mode_label.setText(f"learned score — trains {lesson.train_steps:,} steps")
+            flows = all(learned_measure(v.run) == "sw_ratio" for v in lesson.variants)  # fm, ot-fm learn a velocity
+            self.mode_label.setText(f"learned {'velocity' if flows else 'score'} — trains {lesson.train_steps:,} steps")
         self.caption_label.setText(lesson.caption)
         self.setToolTip(lesson.caption)
         self.watch_label.setText(f"<b>What to watch:</b> {watch_text(lesson)}")
@@ -496,6 +497,18 @@ class LessonController(QObject):
         else:
             w.worker.pause_particles()
         self.started.emit(lesson)
+
+    def engine_restarted(self) -> None:
+        """The engine process was started again after a crash (MainWindow._on_engine_died): the new
+        one knows no lesson, so its checks are asked for again, and a playing lesson plays again;
+        the bar says "measuring…" until the new engine has measured them."""
+        lesson = self.lesson
+        if lesson is None or self._pending:
+            return
+        self.bar.show_checks(None)
+        self.window.worker.check_lesson(lesson, lesson.variants[self.variant].label)
+        if lesson.view.get("play", False):
+            self.window.worker.play()
 
     def _on_finished_training(self, _step: int) -> None:
         """A playing lesson samples once more with the trained model, from fresh particles."""

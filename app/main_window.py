@@ -11,7 +11,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from sgm_core.errors import DataError, SGMError
 from sgm_core.frames import particle_status
 from sgm_core.live import FieldView
 from sgm_core.losses import loss_spec
-from sgm_core.noise import sigma_max_from_data
+from sgm_core.noise import default_sigma_max, sigma_max_from_data
 
 from .compare_window import close_compare_windows, find_menu, install_compare_menu
 from .condition_tool import install_condition_tool
@@ -154,10 +154,17 @@ class MainWindow(QMainWindow):
         self._model: tuple[RunConfig, int] | None = None  # (config, D) of the model the engine holds
         self._model_index = 0  # the undo-stack index of the data that model last trained on
         self._asking = False  # the "Discard the trained model?" question is open
+        # σ max follows the data (sgm_core.noise.default_sigma_max, as api.run_config and `sgm train`
+        # choose it) until the user sets one: a value typed, "From data", an opened session or a
+        # launch's saved value that was the user's. Then loading other data keeps it (and says so).
+        self._sigma_max_auto = True
+        self._sigma_max_choosing = False  # the window itself is setting σ max: not the user's
+        self.sigma_max_pending = False  # a data-chosen σ max is being computed (tests wait for it)
         self._frame_times: deque[float] = deque(maxlen=30)
         self._loss_drawn_at = 0.0
         self.fps = 0.0
         self._restore_session_settings()
+        self._sigma_max_seen = self.session.run_config.noise.sigma_max
 
         # -- central: banner over the canvas --
         self.plot = Plot2D()
@@ -442,6 +449,7 @@ class MainWindow(QMainWindow):
                 s.view = ViewOptions(**{k: v[k] for k in v if k in ViewOptions.__dataclass_fields__ and k != "bounds"})
             s.brush_radius = float(st.value("brush_radius", s.brush_radius))
             s.brush_density = int(st.value("brush_density", s.brush_density))
+            self._sigma_max_auto = str(st.value("sigma_max_auto", "true")).lower() == "true"
         except (SGMError, ValueError, TypeError) as exc:  # a foreign or older settings file: defaults
             self._settings_problem = str(exc)
 
@@ -487,7 +495,9 @@ class MainWindow(QMainWindow):
         """Settings ▸ Restore defaults: out of a lesson, then every setting as a new session has it."""
         self.lessons.leave()
         self.session.restore(**Session.default_settings())
+        self._sigma_max_auto = True  # the default σ max is the data's
         self.statusBar().showMessage("Settings restored to their defaults", 4000)
+        self._choose_sigma_max()
 
     def reset_layout(self) -> None:
         """View ▸ Reset layout: every dock back where it starts, shown, at its default size."""
@@ -511,6 +521,7 @@ class MainWindow(QMainWindow):
         st.setValue("view", json.dumps(view))
         st.setValue("brush_radius", own["brush_radius"])
         st.setValue("brush_density", own["brush_density"])
+        st.setValue("sigma_max_auto", "true" if self._sigma_max_auto else "false")
         st.sync()
 
     def recent_files(self) -> list[str]:
@@ -579,6 +590,7 @@ class MainWindow(QMainWindow):
         if result.kind == "file":
             self._add_recent(str(Path(result.source).resolve()))
         self.statusBar().showMessage(f"Loaded {name}: {len(ds.points)} points", 4000)
+        self._choose_sigma_max()
 
     def _on_load_failed(self, token: int, message: str) -> None:
         if token == self._load_token:
@@ -603,6 +615,51 @@ class MainWindow(QMainWindow):
 
     def _on_spawn(self, x: float, y: float) -> None:
         self.spawn_particles((x, y))
+
+    def _choose_sigma_max(self) -> None:
+        """Loaded data (or Restore defaults): σ max := default_sigma_max of the data, computed in the
+        worker, unless the user has set σ max (then it is kept, and the status bar says so) or a
+        lesson brings its own."""
+        if self.lessons.lesson is not None or len(self.session.points) < 2:
+            return
+        noise = self.session.run_config.noise
+        if not self._sigma_max_auto:
+            self.statusBar().showMessage(f"σ max kept at {noise.sigma_max:.3g}, the value you set; \"From data\" "
+                                         "fits it to these data", 6000)
+            return
+        points = self.session.points
+
+        def compute(_engine: object) -> float:
+            import torch  # in the engine's host, which owns torch
+
+            return default_sigma_max(torch.as_tensor(Standardizer.fit(points).forward(points)))
+
+        def apply(value: float) -> None:
+            self.sigma_max_pending = False
+            s = self.session
+            if not self._sigma_max_auto or self.lessons.lesson is not None or s.points is not points:
+                return  # the user set one meanwhile, a lesson began, or other data came
+            self._sigma_max_choosing = True
+            try:
+                s.set_run_config(s.run_config.with_(noise=replace(s.run_config.noise, sigma_max=float(value))))
+            finally:
+                self._sigma_max_choosing = False
+            self.statusBar().showMessage(f"Loaded {s.data.name}: σ max {value:.3g}, from the data (their diameter, "
+                                         "at least 3)", 6000)
+
+        def failed(message: str) -> None:
+            self.sigma_max_pending = False
+            self.show_error(message)
+
+        self.sigma_max_pending = True
+        self.files.tasks.submit(compute, apply, failed)
+
+    def _note_sigma_max(self) -> None:
+        """A σ max the window did not choose itself is the user's (a lesson's is the lesson's)."""
+        top = self.session.run_config.noise.sigma_max
+        if top != self._sigma_max_seen and not self._sigma_max_choosing and self.lessons.lesson is None:
+            self._sigma_max_auto = False
+        self._sigma_max_seen = top
 
     def sigma_max_from_data(self) -> None:
         """σ max := the largest distance between two (standardised) data points, computed in the
@@ -643,6 +700,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ engine sync
     def _on_config_changed(self) -> None:
         s = self.session
+        self._note_sigma_max()
         sent = self._sent
         if sent is None or s.run_config != sent[0]:
             self._rebuild_timer.start()
@@ -911,6 +969,7 @@ class MainWindow(QMainWindow):
         self._engine_ok = spec.dataset is not None
         self._model = (spec.config, spec.dataset.dim) if spec.dataset is not None else None
         self.files.tasks.replace_engine(partial(restore_engine, spec, saved), lambda _step: None, self.show_error)
+        self.lessons.engine_restarted()  # after the engine: its checks and play go to the restored one
 
     def _engine_spec(self) -> EngineSpec:
         """The engine the session describes (no dataset for an empty or one-point drawing)."""

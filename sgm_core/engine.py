@@ -898,7 +898,8 @@ class Engine:
             shown = LiveVariant(theirs(eng.chain.start) if particles else None,
                                 theirs(eng.particles) if particles else None, model,
                                 tuple(eng.trainer.loss_history().tolist()),
-                                eng.clock.elapsed(time.perf_counter()) / max(eng.trainer.step, 1))
+                                eng.clock.elapsed(time.perf_counter()) / max(eng.trainer.step, 1),
+                                eng.chain.acceptance_rate if particles else None)
             claims = live_claims(lesson, check.label, shown, check.seed)
         except SGMError as exc:
             self.emit(Failed(f"the lesson's checks could not be measured: {exc}"))

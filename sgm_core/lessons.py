@@ -38,6 +38,7 @@ from .lazy import lazy_module
 from .limits import MAX_JSON_BYTES, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
 from .metrics import mode_weight_error, mode_weights, sliced_wasserstein
+from .noise import LinearInterpolant
 from .samplers import make_sampler, run_sampler
 from .truth import perturb, reference_score_fn, relative_score_error
 
@@ -220,6 +221,11 @@ METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
                      "own spread (1 = alike; guidance shrinks it)", "number"),
     "class_offset": ("distance from each of that class's modes to the mean of its particles, in the mode's std "
                      "(0 = centred on the data's mode)", "number"),
+    "variance_ratio": ("the particles' mean squared distance to their mode over that of the law the sampler targets "
+                       "(the data smoothed by its σ): 1 = unbiased", "number"),
+    "ula_variance": ("that ratio in closed form for unadjusted Langevin at this step size ε, each mode taken as a "
+                     "Gaussian alone of per-axis variance v: 1 / (1 - ε/2v)", "number"),
+    "acceptance_rate": ("share of MALA's proposals accepted over the whole run", SHARE),
 })
 # What the live checks call each metric (one place: the CLI's sentences and the window's checks).
 METRIC_NAMES: Mapping[str, str] = MappingProxyType({
@@ -234,20 +240,30 @@ METRIC_NAMES: Mapping[str, str] = MappingProxyType({
     "loss_zero": "loss of predicting zero", "gap_closed": "share of the loss gap closed",
     "seconds_per_step": "seconds per step", "class_on_mode": "share on the class's modes",
     "class_spread": "spread on the class's modes", "class_offset": "offset from the class's modes",
+    "variance_ratio": "variance over the target's",
+    "ula_variance": "closed form for unadjusted Langevin", "acceptance_rate": "acceptance rate",
 })
 # The numbers a bound claim rests on, shown beside it (a caption that names them finds them on screen).
 BEHIND: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "gap_closed": ("loss_zero", "loss_floor", "loss_last"), "loss_drop": ("loss_first", "loss_last"),
     "score_error_drop": ("score_error_untrained", "score_error"),
     "score_error_clean": ("smoothing_bias", "seconds_per_step"),
+    "variance_ratio": ("ula_variance", "acceptance_rate"),
 })
 # Measured on sampled particles: a lesson whose claims name none of these samples nothing.
 PARTICLE_METRICS = frozenset({"on_mode", "mode_spread", "mode_weight_error", "stayed_in_basin", "sw_ratio",
-                              "off_data", "off_data_exact", "class_on_mode", "class_spread", "class_offset"})
+                              "off_data", "off_data_exact", "class_on_mode", "class_spread", "class_offset",
+                              "variance_ratio", "ula_variance", "acceptance_rate"})
 FLOOR_METRICS = frozenset({"loss_floor", "loss_zero", "gap_closed"})
 CLEAN_METRICS = frozenset({"score_error_clean", "smoothing_bias"})
 LEARNED_ERROR = 0.5  # a trained net has learned when its score error is at most this ...
-LEARNED_FRACTION = 0.5  # ... and at most this fraction of its untrained error
+LEARNED_FRACTION = 0.5  # ... and at most this fraction of its untrained error (flows: of its untrained SW ratio)
+# A flow (fm, ot-fm) has no score worth judging: velocity -> score divides by t, which is 0.001 at its
+# own σ, and ot-fm's net learns the OT-coupled velocity, which has no closed form. It has learned when
+# its samples with many solver steps (the same for every flow) are near the data (see `learned_measure`).
+LEARNED_SW_RATIO = 3.0  # a flow has learned when its many-step SW ratio is at most this ...
+FLOW_CHECK_SAMPLER = SamplerConfig("heun", steps=32)  # ... with these steps, whatever its lesson samples with
+FLOW_CHECK_PARTICLES = 1000  # particles of that check, and of each of the two data draws its SW ratio uses
 FAR_SIGMAS = 10.0  # "far from the data": more than this many σ from every data point
 FAR_WRONG = 0.5  # a pointwise |s_θ - s|² / |s|² above this is "wrong" (|s_θ - s| > 0.71 |s|)
 OFF_DATA_SIGMAS = 3.0  # a particle is "on the data" within this many σ of a data point
@@ -279,18 +295,25 @@ class Claim:
 
 @dataclass(frozen=True)
 class TrainedNet:
-    """A network a lesson trained, judged near the data at its own σ."""
+    """A network a lesson trained, judged by its `learned_measure`: a score net by its score error
+    near the data at its own σ, a flow by the SW ratio of its many-step samples; each against the
+    same measure of its untrained (seeded initial) net."""
 
     name: str  # the variant's label
     sigma: float  # the σ of its score error (see `own_sigma`)
     sigma_is: str  # why that σ
-    score_error_trained: float
-    score_error_untrained: float
+    trained: float  # the measure of the trained net ...
+    untrained: float  # ... and of the net it started from
+    measure: str = "score_error"  # "score_error" | "sw_ratio" (see `learned_measure`)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "sigma": self.sigma, "sigma_is": self.sigma_is,
-                "score_error_trained": _json_number(self.score_error_trained),
-                "score_error_untrained": _json_number(self.score_error_untrained)}
+        base = {"name": self.name, "learned_by": self.measure}
+        if self.measure == "sw_ratio":
+            return {**base, "solver": _check_solver(), "sw_ratio_trained": _json_number(self.trained),
+                    "sw_ratio_untrained": _json_number(self.untrained)}
+        return {**base, "sigma": self.sigma, "sigma_is": self.sigma_is,
+                "score_error_trained": _json_number(self.trained),
+                "score_error_untrained": _json_number(self.untrained)}
 
 
 def _json_number(value: float) -> float | None:
@@ -314,6 +337,19 @@ def _process(run: RunConfig):
     return loss_spec(run.loss.name).process(run.noise)
 
 
+def learned_measure(run: RunConfig) -> str:
+    """What "has learned" measures for the net of `run`, the one place this is decided: "sw_ratio"
+    for flows (a LinearInterpolant process: fm, ot-fm), the SW ratio of samples with
+    FLOW_CHECK_SAMPLER's many steps, whose velocity-to-score conversion at their own σ (t = eps)
+    divides by t and whose OT-coupled target (ot-fm; Tong et al. 2024) has no closed form;
+    "score_error" for score-based nets, the relative score error near the data at `own_sigma`."""
+    return "sw_ratio" if isinstance(_process(run), LinearInterpolant) else "score_error"
+
+
+def _check_solver() -> str:
+    return f"{FLOW_CHECK_SAMPLER.steps} {FLOW_CHECK_SAMPLER.name.capitalize()} steps"
+
+
 def lesson_training_config(lesson: Lesson, variant: Variant) -> RunConfig:
     """A variant's run with the lesson's step count (the learning-rate schedule spans it), as the GUI trains it."""
     return replace(variant.run, train=replace(variant.run.train, steps=lesson.train_steps))
@@ -327,8 +363,8 @@ def lesson_training_config(lesson: Lesson, variant: Variant) -> RunConfig:
 class _Net:
     model: torch.nn.Module  # the EMA weights, read-only
     sigma: float  # own_sigma of its run
-    error_untrained: float
-    error_trained: float
+    error_untrained: float  # its `learned_measure`, before ...
+    error_trained: float  # ... and after training
     losses: tuple[float, ...]
     seconds_per_step: float
 
@@ -345,11 +381,12 @@ class LiveVariant:
     model: torch.nn.Module | None = None
     losses: tuple[float, ...] = ()
     seconds_per_step: float = math.nan
+    acceptance_rate: float | None = None  # MALA's accepted / proposed over the chain's run so far
 
 
 @lru_cache(maxsize=16)
 def _untrained_error(data: str, seed: int, run: RunConfig) -> float:
-    """The score error of the net `run` starts from (its seeded initial weights), as `_trained` measures it."""
+    """The learned measure of the net `run` starts from (its seeded initial weights), as `_trained` measures it."""
     from .training import Trainer
 
     dataset, standardizer = _data(data, seed)
@@ -357,8 +394,16 @@ def _untrained_error(data: str, seed: int, run: RunConfig) -> float:
 
 
 def _net_error(model: torch.nn.Module, data: str, seed: int, run: RunConfig) -> float:
-    """Relative score error near the data at the net's own σ: what "has learned" judges."""
+    """What "has learned" judges (`learned_measure`): the relative score error near the data at the
+    net's own σ, or a flow's SW ratio with FLOW_CHECK_SAMPLER."""
     dataset, standardizer = _data(data, seed)
+    if learned_measure(run) == "sw_ratio":
+        sampler = make_sampler(FLOW_CHECK_SAMPLER, run.noise, run.loss.name)
+        g = torch.Generator().manual_seed(seed + 7)
+        device = next(model.parameters()).device
+        x = run_sampler(sampler, model, sampler.init(FLOW_CHECK_PARTICLES, dataset.dim, g).to(device), g)
+        ref, base = _data_draws(dataset, seed, FLOW_CHECK_PARTICLES)
+        return _sw_ratio(standardizer.inverse(x.float().cpu()), ref, base)
     reference, _ = reference_score_fn(dataset, standardizer, kind=_process(run))
     device = next(model.parameters()).device
     return relative_score_error(model, reference, _near_points(dataset, standardizer, ERROR_POINTS),
@@ -416,8 +461,9 @@ def _score(data: str, score: str, run: RunConfig, seed: int, guide: tuple[str, f
 
 @lru_cache(maxsize=64)  # (1000, D) tensors: a few MB in all
 def _particles(data: str, score: str, run: RunConfig, sampler_cfg: SamplerConfig, seed: int,
-               n: int, keep: int | None = None, guide: tuple[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(start, end) particles in standardised coordinates, started on one generator seed, so every
+               n: int, keep: int | None = None,
+               guide: tuple[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor, float | None]:
+    """(start, end, MALA's acceptance rate or None) particles in standardised coordinates, started on one generator seed, so every
     variant whose sampler starts in the same box starts from the same particles. `keep` runs only
     the first `keep` of those starts, with the exact score of the first EXACT_REFERENCE_POINTS
     data points: the exact-score comparison of a learned lesson, at a fraction of the cost of an
@@ -427,13 +473,21 @@ def _particles(data: str, score: str, run: RunConfig, sampler_cfg: SamplerConfig
     g = torch.Generator().manual_seed(seed + 5)
     start = sampler.init(n, dataset.dim, g)
     if keep is None:
-        return start, run_sampler(sampler, _score(data, score, run, seed, guide), start.clone(), g)
+        end = run_sampler(sampler, _score(data, score, run, seed, guide), start.clone(), g)
+        return start, end, getattr(sampler, "acceptance_rate", None)
     exact, _ = reference_score_fn(dataset, standardizer, max_points=EXACT_REFERENCE_POINTS,
                                   kind=_process(run))
-    return start[:keep], run_sampler(sampler, exact, start[:keep].clone(), g)
+    return start[:keep], run_sampler(sampler, exact, start[:keep].clone(), g), None
 
 
 # --------------------------------------------------------------------------- metrics of one variant
+
+def _data_draws(dataset, seed: int, n: int) -> tuple[torch.Tensor, float]:
+    """A draw of n data points and the SW distance of a second draw to it: the base of an SW ratio."""
+    g_ref = torch.Generator().manual_seed(seed + 11)
+    ref, ref2 = dataset.sample(n, g_ref), dataset.sample(n, g_ref)
+    return ref, sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123))
+
 
 def _sw_ratio(samples: torch.Tensor, ref: torch.Tensor, base: float) -> float:
     if not torch.isfinite(samples).all():
@@ -448,6 +502,17 @@ def _mode_spread(samples: torch.Tensor, gmm) -> float:
     rms = ((x - gmm.means[idx]) ** 2).sum(1).mean().sqrt()
     expected = torch.diagonal(gmm.covs, dim1=-2, dim2=-1).sum(-1)[idx].mean().sqrt()
     return float(rms / expected)
+
+
+def _ula_variance(samples: torch.Tensor, gmm, step_size: float) -> float:
+    """`variance_ratio` in closed form for unadjusted Langevin at `step_size` (in the units of
+    `gmm`), each mode alone an isotropic Gaussian N(mu, v I): x' = x - (ε/v)(x - mu) + sqrt(2ε) z
+    has the stationary variance v' = (1 - ε/v)² v' + 2ε, so v' = v / (1 - ε/2v) (stable for ε < 2v;
+    inf beyond). Weighted as `_mode_spread` weighs the modes: by the particles in each."""
+    v = (torch.diagonal(gmm.covs, dim1=-2, dim2=-1).sum(-1) / gmm.dim)[gmm.responsibilities(samples.double()).argmax(1)]
+    if bool((step_size >= 2 * v).any()):
+        return math.inf
+    return float((v / (1 - step_size / (2 * v))).sum() / v.sum())
 
 
 def _distance_to_data(x: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
@@ -528,8 +593,9 @@ def loss_summary(losses: Sequence[float]) -> dict[str, float]:
 
 def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None,
                live: Mapping[str, LiveVariant] | None = None) -> dict[str, dict[str, float]]:
-    """Measure every variant: for trained ones the score error near the data at their own σ
-    (before and after), the loss curve and seconds per step; for lessons whose claims name a
+    """Measure every variant: for trained ones their learned measure before and after training
+    (`learned_measure`: the score error near the data at their own σ, or a flow's many-step SW
+    ratio), the loss curve and seconds per step; for lessons whose claims name a
     particle metric, the samples (SW ratio, mode weights, distance to the data). Metrics that
     cost extra (far-field error, exact-score loss, basins) are measured when a claim names them.
     `live` gives, by label, what the window ran for a variant (its net and particles): those
@@ -541,9 +607,7 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None,
     near = _near_points(dataset, standardizer, REFERENCE_POINTS)
     sample = bool(wanted & PARTICLE_METRICS)
     if sample:
-        g_ref = torch.Generator().manual_seed(seed + 11)
-        ref, ref2 = dataset.sample(n, g_ref), dataset.sample(n, g_ref)
-        base_sw = sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123))
+        ref, base_sw = _data_draws(dataset, seed, n)
     results: dict[str, dict[str, float]] = {}
     for variant in lesson.variants:
         out: dict[str, float] = {}
@@ -556,9 +620,13 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None,
             net = (_live_net(lesson.data, seed, run, shown) if shown is not None and shown.model is not None
                    else _trained(lesson.data, seed, run))
             score_fn = net.model if variant.guide is None else _score(lesson.data, "learned", run, seed, variant.guide)
-            out.update(score_error=net.error_trained, score_error_untrained=net.error_untrained,
-                       score_error_drop=1 - net.error_trained / max(net.error_untrained, 1e-12),
-                       score_sigma=net.sigma, seconds_per_step=net.seconds_per_step, **loss_summary(net.losses))
+            if learned_measure(run) == "sw_ratio":
+                out.update(learned_sw_ratio=net.error_trained, learned_sw_ratio_untrained=net.error_untrained)
+            else:
+                out.update(score_error=net.error_trained, score_error_untrained=net.error_untrained,
+                           score_error_drop=1 - net.error_trained / max(net.error_untrained, 1e-12),
+                           score_sigma=net.sigma)
+            out.update(seconds_per_step=net.seconds_per_step, **loss_summary(net.losses))
             if wanted & FLOOR_METRICS:
                 floor, se, zero = loss_floor(dataset, standardizer, run, torch.Generator().manual_seed(seed + 13))
                 out.update(loss_floor=floor, loss_floor_se=se, loss_zero=zero,
@@ -586,10 +654,10 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
     dataset, standardizer = _data(lesson.data, seed)
     sampler = make_sampler(sampler_cfg, run.noise, run.loss.name)
     if shown is None or shown.end is None:
-        start, x = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n, guide=guide)
+        start, x, accepted = _particles(lesson.data, lesson.score, run, sampler_cfg, seed, n, guide=guide)
     else:  # the schedule's last move (e.g. the Tweedie denoise), as `run_sampler` ends a headless run
         with torch.no_grad():
-            start, x = shown.start, sampler.finish(score_fn, shown.end)
+            start, x, accepted = shown.start, sampler.finish(score_fn, shown.end), shown.acceptance_rate
     last_sigma = sampler.sigma_at(sampler.n_steps)
     samples = standardizer.inverse(x.float())
 
@@ -601,6 +669,8 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
                            torch.Generator().manual_seed(seed + 5))
 
     out = {"sw_ratio": _sw_ratio(samples, ref, base_sw), "off_data": off(x)}
+    if accepted is not None:
+        out["acceptance_rate"] = float(accepted)
     if "off_data_exact" in wanted and lesson.score == "learned":
         keep = min(len(start), EXACT_PARTICLES)
         if shown is None or shown.end is None:
@@ -626,10 +696,13 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
         out["on_mode"] = mode_weights(samples, gmm)[1]
         target = gmm if getattr(sampler, "denoise", False) else gmm.perturbed(last_sigma * float(standardizer.scale))
         out["mode_spread"] = _mode_spread(samples, target)
+        out["variance_ratio"] = out["mode_spread"] ** 2
+        if sampler.name in ("langevin", "mala"):
+            out["ula_variance"] = _ula_variance(samples, target, sampler.step_size * float(standardizer.scale) ** 2)
         if "stayed_in_basin" in wanted and sampler.name == "langevin":
             ascent_cfg = replace(sampler_cfg, noise_scale=0.0)  # lesson 2's gradient-ascent variant: one run
             if shown is None or shown.end is None:
-                _, ascent = _particles(lesson.data, lesson.score, run, ascent_cfg, seed, n)
+                ascent = _particles(lesson.data, lesson.score, run, ascent_cfg, seed, n)[1]
             else:
                 ascent = from_start(ascent_cfg, score_fn, start)
             end = gmm.responsibilities(samples.double()).argmax(1)
@@ -706,23 +779,35 @@ def _measured(lesson_id: str, results: dict[str, dict[str, float]], variant: str
 
 
 def trained_networks(results: dict[str, dict[str, float]], lesson: Lesson | None = None) -> list[TrainedNet]:
-    """One record per network the lesson trained (the variants with an untrained error)."""
+    """One record per network the lesson trained (the variants with an untrained measure)."""
     whys = {v.label: own_sigma(v.run)[1] for v in lesson.variants} if lesson is not None else {}
-    return [TrainedNet(label, float(m["score_sigma"]), whys.get(label, ""), float(m["score_error"]),
-                       float(m["score_error_untrained"]))
-            for label, m in results.items() if "score_error_untrained" in m]
+    nets = []
+    for label, m in results.items():
+        if "score_error_untrained" in m:
+            nets.append(TrainedNet(label, float(m["score_sigma"]), whys.get(label, ""), float(m["score_error"]),
+                                   float(m["score_error_untrained"])))
+        elif "learned_sw_ratio_untrained" in m:
+            nets.append(TrainedNet(label, math.nan, "", float(m["learned_sw_ratio"]),
+                                   float(m["learned_sw_ratio_untrained"]), "sw_ratio"))
+    return nets
 
 
 def learned_claim(net: TrainedNet) -> Claim:
-    """A trained net has learned when its error is ≤ LEARNED_ERROR and ≤ LEARNED_FRACTION of its untrained error."""
-    threshold = min(LEARNED_ERROR, LEARNED_FRACTION * net.score_error_untrained)
-    value = net.score_error_trained
-    return Claim(f"learned[{net.name}]", value, threshold, bool(value <= threshold),
-                 f"{net.name}: score error near the data at σ = {net.sigma:g} is {value:.3g} "
-                 f"(untrained {net.score_error_untrained:.3g}); learned means at most {threshold:.3g} "
-                 f"(≤ {LEARNED_ERROR:g} and ≤ {LEARNED_FRACTION:g}× untrained)",
-                 f"{net.name} learned: score error at σ = {net.sigma:g} {value:.3g}, untrained "
-                 f"{net.score_error_untrained:.3g} — {_mark(value <= threshold)} at most {threshold:.3g}")
+    """A trained net has learned when its measure (`learned_measure`) is at most an absolute bound
+    (LEARNED_ERROR for a score error, LEARNED_SW_RATIO for a flow's SW ratio) and at most
+    LEARNED_FRACTION of the same measure of its untrained net."""
+    bound = LEARNED_SW_RATIO if net.measure == "sw_ratio" else LEARNED_ERROR
+    threshold = min(bound, LEARNED_FRACTION * net.untrained)
+    value, holds = net.trained, bool(net.trained <= threshold)
+    if net.measure == "sw_ratio":
+        what, short = f"SW ratio to the data with {_check_solver()}", f"SW ratio with {_check_solver()}"
+    else:
+        what, short = f"score error near the data at σ = {net.sigma:g}", f"score error at σ = {net.sigma:g}"
+    return Claim(f"learned[{net.name}]", value, threshold, holds,
+                 f"{net.name}: {what} is {_said('sw_ratio', value)} (untrained {_said('sw_ratio', net.untrained)}); "
+                 f"learned means at most {threshold:.3g} (≤ {bound:g} and ≤ {LEARNED_FRACTION:g}× untrained)",
+                 f"{net.name} learned: {short} {_said('sw_ratio', value)}, untrained "
+                 f"{_said('sw_ratio', net.untrained)} — {_mark(holds)} at most {threshold:.3g}")
 
 
 def evaluate_claims(lesson: Lesson, results: dict[str, dict[str, float]]) -> list[Claim]:

@@ -21,6 +21,7 @@ from .gmm import GaussianMixture, linear_flow_velocity
 from .lazy import lazy_module
 from .noise import VESDE, VPSDE, Process, _column
 from .param import Parameterisation
+from .samplers import WithLogDensity
 
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
@@ -110,14 +111,17 @@ def reference_score_fn(dataset: Dataset, standardizer: Standardizer, max_points:
                        kind: Kind = "ve") -> tuple[ScoreFn, str]:
     """A score function in standardised coordinates, and its kind: "analytic" or "empirical".
     A process with a mean coefficient (kind "vp", say) gives the score of its marginal at std sigma
-    instead of data + sigma z."""
+    instead of data + sigma z. The analytic score of a VE-type process also carries its log-density
+    (`WithLogDensity`), which MALA's accept/reject step needs."""
+    process = _process(kind)
     if dataset.gmm is not None:
         gmm = dataset.gmm.transformed(torch.tensor(standardizer.shift), float(standardizer.scale))
         score, label = (lambda x, sigma: gmm.score(x, sigma)), "analytic"
+        if not _has_coef(process):  # MALA's accept/reject step needs log q_sigma itself: the analytic truth has it
+            return WithLogDensity(score, lambda x, sigma: gmm.log_prob(x, _one_sigma(sigma))), label
     else:
         pts = torch.as_tensor(standardizer.forward(dataset.points[:max_points]), dtype=torch.float64)
         score, label = (lambda x, sigma: empirical_score(x, pts, sigma)), "empirical"
-    process = _process(kind)
     return (scaled_score(score, process.coef_of_std) if _has_coef(process) else score), label
 
 
@@ -169,6 +173,8 @@ def run_reference(dataset: Dataset, standardizer: Standardizer, process: Process
     shift, scale = torch.tensor(standardizer.shift), float(standardizer.scale)
     return Reference(flow_reference_fn(dataset.gmm.transformed(shift, scale), source.gmm.transformed(shift, scale),
                                        process), "analytic")
+
+
 def guided_reference_fn(dataset: Dataset, standardizer: Standardizer, c: int, guidance: float,
                         kind: Kind = "ve") -> ScoreFn:
     """The exact classifier-free-guided score of a labelled mixture's class c at scale `guidance`, in
@@ -184,6 +190,14 @@ def guided_reference_fn(dataset: Dataset, standardizer: Standardizer, c: int, gu
                         float(guidance))
     process = _process(kind)
     return scaled_score(exact, process.coef_of_std) if _has_coef(process) else exact
+
+
+def _one_sigma(sigma: torch.Tensor | float) -> float:
+    """The one σ of a batch (MALA evaluates log q at a single level): a float."""
+    values = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
+    if values.numel() > 1 and not bool((values == values[0]).all()):
+        raise ValueError("the analytic log-density is evaluated at one σ per call")
+    return float(values[0])
 
 
 def denoiser_fn(score: ScoreFn, process: Process) -> ScoreFn:

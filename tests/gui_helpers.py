@@ -40,8 +40,8 @@ def open_window(qtbot, data: str | None = "8gaussians", size: tuple[int, int] | 
     if size is not None:
         w.resize(*size)
     w.show()
-    if data is not None:
-        wait(qtbot, lambda: len(w.session.points) == N_POINTS, timeout)
+    if data is not None:  # the points, and the σ max the window chooses from them
+        wait(qtbot, lambda: len(w.session.points) == N_POINTS and not w.sigma_max_pending, timeout)
     return w
 
 

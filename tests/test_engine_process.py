@@ -215,3 +215,22 @@ def test_a_lessons_live_checks_cross_from_a_real_engine_process(qtbot, monkeypat
         assert claim.holds and "share on a mode" in claim.line
     finally:
         window.close()
+
+
+def test_a_lessons_live_checks_are_asked_again_after_the_engine_restarts(qtbot, monkeypatch):
+    """The restarted child knows no lesson: the bar goes back to "measuring…" and the new engine
+    measures the lesson's claims again (a truth lesson that plays: it plays again)."""
+    monkeypatch.setenv("SGM_ENGINE", "process")
+    window = gui_helpers.open_window(qtbot, timeout=TIMEOUT_MS)
+    link, bar = window.worker, window.lessons.bar
+    window.lessons.load("score-field")
+    wait(qtbot, lambda: bar.claims is not None, timeout=120_000)
+    assert all(c.holds for c in bar.claims)
+    dead = link.pid
+    os.kill(dead, signal.SIGKILL)
+    wait(qtbot, lambda: window.banner.isVisible() and "restarted" in window.banner.text())
+    assert bar.claims is None and "measuring" in bar.checks_label.text()
+    wait(qtbot, lambda: link.is_running() and link.pid != dead)
+    wait(qtbot, lambda: bar.claims is not None, timeout=120_000)
+    assert all(c.holds for c in bar.claims) and window.lessons.lesson is not None
+    window.close()

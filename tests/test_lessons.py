@@ -16,7 +16,9 @@ from sgm_core.config import LossConfig, NoiseConfig, RunConfig
 from sgm_core.datasets import load_dataset
 from sgm_core.errors import ConfigError
 from sgm_core.lessons import (
+    FLOW_CHECK_SAMPLER,
     LEARNED_ERROR,
+    LEARNED_SW_RATIO,
     LESSON_DIR,
     METRICS,
     Claim,
@@ -24,6 +26,7 @@ from sgm_core.lessons import (
     check_lesson,
     evaluate_claims,
     learned_claim,
+    learned_measure,
     load_lessons,
     loss_floor,
     loss_summary,
@@ -40,9 +43,9 @@ SEEDS = (0, 1, 2)
 FLOOR_SIGMAS = 4.0  # the Monte-Carlo floor and a direct Monte-Carlo loss agree within 4 combined s.e.
 
 
-def test_all_nine_lessons_ship_as_data_files():
-    assert len(LESSONS) == 9
-    assert len({lesson.id for lesson in LESSONS}) == 9
+def test_every_lesson_file_ships_and_loads():
+    assert len(LESSONS) == len(list(LESSON_DIR.glob("*.json"))) >= 9
+    assert len({lesson.id for lesson in LESSONS}) == len(LESSONS)
     assert all(lesson.caption and lesson.expect for lesson in LESSONS)
     assert all(e["metric"] in METRICS for lesson in LESSONS for e in lesson.expect)
 
@@ -51,7 +54,8 @@ def test_all_nine_lessons_ship_as_data_files():
 @pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.id for lesson in LESSONS])
 def test_lesson_holds_and_its_nets_have_learned(lesson, seed):
     """The lesson as shipped (its own particle count and steps): every claim holds, and each
-    trained variant carries a learned claim that holds (error ≤ 0.5 and ≤ half the untrained one)."""
+    trained variant carries a learned claim that holds (score nets: error ≤ 0.5 and ≤ half the
+    untrained one; flows: many-step SW ratio ≤ LEARNED_SW_RATIO and ≤ half the untrained one)."""
     results = run_lesson(lesson, seed=seed)
     claims = evaluate_claims(lesson, results)
     assert [c.sentence for c in claims if not c.holds] == [], results
@@ -59,8 +63,13 @@ def test_lesson_holds_and_its_nets_have_learned(lesson, seed):
     if lesson.score == "learned":
         assert [n.name for n in nets] == [v.label for v in lesson.variants]
         for net in nets:
-            assert net.score_error_trained <= min(LEARNED_ERROR, 0.5 * net.score_error_untrained)
-            assert net.sigma == pytest.approx(own_sigma(next(v.run for v in lesson.variants if v.label == net.name))[0])
+            run = next(v.run for v in lesson.variants if v.label == net.name)
+            assert net.measure == learned_measure(run)
+            if net.measure == "sw_ratio":
+                assert net.trained <= min(LEARNED_SW_RATIO, 0.5 * net.untrained)
+            else:
+                assert net.trained <= min(LEARNED_ERROR, 0.5 * net.untrained)
+                assert net.sigma == pytest.approx(own_sigma(run)[0])
         assert sum(c.name.startswith("learned[") for c in claims) == len(lesson.variants)
     else:
         assert nets == []
@@ -132,8 +141,40 @@ def test_every_trained_variant_gets_a_learned_claim():
     assert [c.name for c in learned] == [f"learned[{worse}]", f"learned[{better}]"]
     assert not any(c.holds for c in learned)  # an untrained net fails the lesson whatever else holds
     nets = trained_networks(results, lesson)
-    assert nets[0].to_json() == {"name": worse, "sigma": 0.05, "sigma_is": "the one σ it is trained at",
+    assert nets[0].to_json() == {"name": worse, "learned_by": "score_error", "sigma": 0.05,
+                                 "sigma_is": "the one σ it is trained at",
                                  "score_error_trained": 0.9, "score_error_untrained": 1.0}
+
+
+STRAIGHT = next(lesson for lesson in LESSONS if lesson.id == "straight-paths")
+
+
+def test_flows_are_judged_by_many_step_samples_and_score_nets_by_their_score_error():
+    assert {learned_measure(v.run) for v in STRAIGHT.variants} == {"sw_ratio"}
+    assert learned_measure(RunConfig(loss=LossConfig(name="dsm"))) == "score_error"
+    assert learned_measure(RunConfig(loss=LossConfig(name="edm"))) == "score_error"
+    claim = learned_claim(TrainedNet("flow", math.nan, "", 1.9, 4.0, "sw_ratio"))
+    assert claim.holds and claim.threshold == min(LEARNED_SW_RATIO, 2.0)  # min(3, 0.5 × 4)
+    assert learned_claim(TrainedNet("flow", math.nan, "", 1.9, 9.0, "sw_ratio")).threshold == LEARNED_SW_RATIO
+    assert f"{FLOW_CHECK_SAMPLER.steps} Heun steps" in claim.sentence and "σ" not in claim.sentence
+    assert not learned_claim(TrainedNet("flow", math.nan, "", 2.1, 4.0, "sw_ratio")).holds  # > half of 4
+    assert not learned_claim(TrainedNet("flow", math.nan, "", 3.2, 9.0, "sw_ratio")).holds  # > 3
+    results = {v.label: {"sw_ratio": 1.0, "learned_sw_ratio": 1.9, "learned_sw_ratio_untrained": 4.0}
+               for v in STRAIGHT.variants}
+    label = STRAIGHT.variants[0].label
+    assert trained_networks(results, STRAIGHT)[0].to_json() == {
+        "name": label, "learned_by": "sw_ratio", "solver": "32 Heun steps", "sw_ratio_trained": 1.9,
+        "sw_ratio_untrained": 4.0}
+
+
+def test_an_untrained_flow_has_not_learned():
+    """The flow lesson with 0 training steps: its nets' many-step samples are those of the
+    untrained nets, so every learned claim fails while the measured values are the real ones."""
+    results = run_lesson(replace(STRAIGHT, train_steps=0), seed=0)
+    learned = [c for c in evaluate_claims(STRAIGHT, results) if c.name.startswith("learned[")]
+    assert len(learned) == len(STRAIGHT.variants) and not any(c.holds for c in learned)
+    for m in results.values():
+        assert m["learned_sw_ratio"] == m["learned_sw_ratio_untrained"] > 2.0  # a Gaussian is not 8 Gaussians
 
 
 def test_claims_are_frozen_records():
@@ -180,6 +221,31 @@ def test_own_sigma_follows_the_loss():
     assert own_sigma(replace(base, loss=LossConfig(name="ve-sde")))[0] == 0.02
     vp_sigma = own_sigma(replace(base, loss=LossConfig(name="vp-sde")))[0]
     assert 0 < vp_sigma < 0.05
+
+
+def test_ula_closed_form_variance_matches_a_direct_simulation_and_the_truth_has_its_log_density():
+    """Lesson langevin-bias: ULA on N(mu, v I), x' = x - (ε/v)(x - mu) + sqrt(2ε) z, has stationary
+    variance v / (1 - ε/2v) (`_ula_variance`), checked against 20,000 chains; and the analytic
+    reference carries log q_σ, whose gradient is its score (what MALA's accept step relies on)."""
+    from sgm_core.gmm import GaussianMixture
+    from sgm_core.lessons import _ula_variance
+
+    v, eps = 0.04, 0.03
+    gmm = GaussianMixture.isotropic(torch.ones(1), torch.zeros(1, 2), math.sqrt(v))
+    x = torch.zeros(20_000, 2, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        x = x + eps * gmm.score(x) + math.sqrt(2 * eps) * torch.randn(x.shape, generator=g, dtype=x.dtype)
+    measured = float((x**2).sum(1).mean()) / (2 * v)
+    assert _ula_variance(x, gmm, eps) == pytest.approx(1 / (1 - eps / (2 * v)))  # 1.6
+    assert measured == pytest.approx(1.6, abs=0.05)  # s.e. ~0.016
+    assert _ula_variance(x, gmm, 2.5 * v) == math.inf  # unstable from ε = 2v on
+    dataset = load_dataset("8gaussians", seed=0)
+    reference, _ = reference_score_fn(dataset, dataset.standardizer())
+    y = torch.randn(50, 2, generator=g).requires_grad_(True)
+    sigma = torch.full((50,), 0.1)
+    grad = torch.autograd.grad(reference.log_density(y, sigma).sum(), y)[0]
+    assert torch.allclose(grad, reference(y.detach(), sigma), atol=1e-4)
 
 
 # --------------------------------------------------------------------------- files and the CLI
@@ -256,6 +322,21 @@ def test_cli_lesson_exits_1_when_a_trained_net_did_not_learn(monkeypatch, capsys
     monkeypatch.setattr(lessons, "run_lesson", lambda lesson, seed=0: untrained)
     assert cli.main(["lesson", "tiny-sigma"]) == 1
     assert "learned" in capsys.readouterr().err
+
+
+def test_cli_lesson_json_says_a_flow_was_judged_by_its_many_step_samples(monkeypatch, capsys):
+    from sgm_core import cli, lessons
+
+    results = {v.label: {"sw_ratio": 8.0 if v.label.startswith("FM") else 1.0, "learned_sw_ratio": 1.5,
+                         "learned_sw_ratio_untrained": 4.0} for v in STRAIGHT.variants}
+    monkeypatch.setattr(lessons, "run_lesson", lambda lesson, seed=0: results)
+    assert cli.main(["lesson", "straight-paths", "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)["trained"]
+    assert [t["learned_by"] for t in trained] == ["sw_ratio"] * len(STRAIGHT.variants)
+    assert all(t["solver"] == "32 Heun steps" and "score_error_trained" not in t for t in trained)
+    results[STRAIGHT.variants[0].label]["learned_sw_ratio"] = 3.5  # above 3: not learned
+    assert cli.main(["lesson", "straight-paths"]) == 1
+    assert "32 Heun steps" in capsys.readouterr().err
 
 
 def test_every_metric_has_a_human_name_for_the_live_checks():
