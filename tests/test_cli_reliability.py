@@ -24,9 +24,17 @@ START_TIMEOUT_S = 60.0  # import torch + build the trainer on a loaded 2-core ma
 EXIT_TIMEOUT_S = 30.0  # a signalled run unwinds, removes its files and exits
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default. A shell without job control starts
+    background jobs with SIGINT ignored, and an ignored SIGINT stays ignored across exec, so a
+    suite launched as `pytest &` would see `sgm` ignore the signal these tests send."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _sgm(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "sgm_core.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=_default_sigint)
 
 
 def _wait_until(predicate, what: str) -> None:
@@ -39,7 +47,12 @@ def _wait_until(predicate, what: str) -> None:
 
 def _signal_and_finish(proc: subprocess.Popen, signum: int) -> tuple[int, str]:
     proc.send_signal(signum)
-    _, err = proc.communicate(timeout=EXIT_TIMEOUT_S)
+    try:
+        _, err = proc.communicate(timeout=EXIT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # never leave the child training on after the test
+        _, err = proc.communicate()
+        pytest.fail(f"sgm did not exit within {EXIT_TIMEOUT_S} s of signal {signum}; its stderr: {err[-500:]}")
     return proc.returncode, err
 
 
