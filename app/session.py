@@ -124,6 +124,7 @@ class Session(QObject):
     config_changed = Signal()  # run config, sampler config or particle options
     view_changed = Signal()
     frame_arrived = Signal(object)  # sgm_core.live.Frame
+    guidance_changed = Signal()  # the class the particles are asked for, or its guidance scale w
     error_reported = Signal(str)  # one sentence for the banner
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -139,6 +140,8 @@ class Session(QObject):
         self.source = SourceLayer(self.undo_stack, self)  # a flow's source distribution (app/source_layer.py)
         self.dirty = False  # edited since the last load
         self.last_frame = None
+        self.guide_class: int | None = None  # the class the particles are asked for (None: unconditional)
+        self.guidance = 0.0  # classifier-free guidance scale w (Ho & Salimans 2022; 0: the plain conditional)
 
     # -- data -------------------------------------------------------------------------------
     @property
@@ -197,6 +200,41 @@ class Session(QObject):
             raise DataError(f"the drawing has {len(state.points)} point(s); draw at least 2 to train")
         points = validate_points(np.array(state.points), dims=None)
         return EmpiricalDataset(points, name=state.name, jitter=state.jitter)
+
+    def classes(self) -> tuple[str, ...]:
+        """The class names of the data (its labels' order), () when it is unlabelled or untrainable."""
+        try:
+            dataset = self.dataset()
+        except DataError:
+            return ()
+        return tuple(dataset.classes) if dataset.labelled else ()
+
+    def labels(self) -> np.ndarray | None:
+        """The canvas points' class indices (None: unlabelled), in the order of `points`."""
+        ds = self._data.dataset
+        if ds is None or not ds.labelled or len(ds.labels) != len(self._data.points):
+            return None
+        return ds.labels
+
+    def model_config(self) -> RunConfig:
+        """The run config the engine trains: the user's, class-conditional exactly when the data is
+        labelled (ModelConfig.classes follows the data; the Train panel says so)."""
+        classes = self.classes()
+        if classes == self.run_config.model.classes:
+            return self.run_config
+        return replace(self.run_config, model=replace(self.run_config.model, classes=classes))
+
+    def guide(self) -> tuple[int, float] | None:
+        """(class index, w) for the engine, or None: unconditional (or the data has no such class)."""
+        c = self.guide_class
+        return None if c is None or c >= len(self.classes()) else (int(c), float(self.guidance))
+
+    def set_guidance(self, c: int | None, w: float | None = None) -> None:
+        """Ask the particles for class c (None: unconditional) with guidance scale w (None keeps it)."""
+        w = self.guidance if w is None else float(w)
+        if (c, w) != (self.guide_class, self.guidance):
+            self.guide_class, self.guidance = c, w
+            self.guidance_changed.emit()
 
     # -- configuration ----------------------------------------------------------------------
     def set_run_config(self, config: RunConfig) -> None:

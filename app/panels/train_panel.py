@@ -114,6 +114,12 @@ class TrainPanel(QWidget):
         form.addRow("Width × depth", size_w)
         self.seed_box = int_box(0, 2**31 - 1, 0, "Seeds the network's initial weights, the data draws and the noise")
         form.addRow("Seed", self.seed_box)
+        self.classes_label = QLabel()
+        self.classes_label.setWordWrap(True)
+        self.classes_label.setToolTip("Labelled data trains a class-conditional net s_θ(x, σ, c) with a learned null "
+                                      f"class; the label is dropped with probability {session.run_config.train.cfg_dropout:g}"
+                                      " so one net gives both scores (classifier-free guidance, Ho & Salimans 2022)")
+        form.addRow("Classes", self.classes_label)
         self.device_label = QLabel("…")
         self.device_label.setToolTip("Where the network trains (a GPU when torch sees one, else the CPU)")
         form.addRow("Device", self.device_label)
@@ -127,7 +133,9 @@ class TrainPanel(QWidget):
         layout.addStretch(1)
 
         self._sync()
+        self._sync_classes()
         session.config_changed.connect(self._sync)
+        session.data_changed.connect(self._sync_classes)
         self.loss_combo.currentIndexChanged.connect(self._commit)
         self.model_combo.currentIndexChanged.connect(self._commit)
         self.schedule_combo.currentIndexChanged.connect(self._commit)
@@ -157,6 +165,12 @@ class TrainPanel(QWidget):
         shown = LOSSES[cfg.loss.name].process_type.settings  # the NoiseConfig fields the loss's process reads
         for key, row in self._rows.items():
             self._form.setRowVisible(row, key in shown)
+
+    def _sync_classes(self) -> None:
+        """Say whether the next model is class-conditional: it is exactly when the data is labelled."""
+        classes = self.session.classes()
+        self.classes_label.setText(f"conditional on {len(classes)}: {', '.join(classes)}" if classes
+                                   else "none (unlabelled data: unconditional)")
 
     # -- widgets -> session -----------------------------------------------------------------
     def config_from_widgets(self) -> RunConfig:
