@@ -91,3 +91,47 @@ def test_guidance_slider_moves_the_particles_onto_the_class(qtbot, tmp_path):
         print(tmp_path / "guidance.png", plain, guided)
     finally:
         w.close()
+
+
+def test_painted_classes_keep_their_labels_through_undo_erase_and_a_session(qtbot, tmp_path, monkeypatch):
+    w = open_window(qtbot, data=None)
+    try:
+        s = w.session
+        assert "none" in w.train_panel.classes_label.text()
+        w.data_panel.class_combo.setCurrentIndex(1)  # palette class 0 (index 0: unlabelled)
+        w.data_panel.class_combo.activated.emit(1)
+        rng = np.random.default_rng(0)
+        s.add_points((rng.normal(size=(60, 2)) * 0.2 + (-2, 0)).astype(np.float32))
+        w.data_panel.class_combo.setCurrentIndex(2)
+        w.data_panel.class_combo.activated.emit(2)
+        s.add_points((rng.normal(size=(40, 2)) * 0.2 + (2, 0)).astype(np.float32))
+        assert np.array_equal(s.labels(), np.r_[np.zeros(60), np.ones(40)])
+        assert s.classes() == ("0", "1") and "conditional on 2" in w.train_panel.classes_label.text()
+        assert tuple(s.dataset().classes) == ("0", "1") and s.model_config().model.classes == ("0", "1")
+
+        s.undo_stack.undo()  # class 1's stroke goes: one class left, an unconditional drawing
+        assert s.labels().tolist() == [0] * 60 and s.classes() == ()
+        s.undo_stack.redo()
+        assert s.erase_points(np.array([[-2.0, 0.0]], np.float32), radius=0.3) > 0
+        left = s.labels()
+        assert len(left) == len(s.points) and (left == 1).sum() == 40 and 0 < (left == 0).sum() < 60
+
+        w.plot.fit_to(s.points)
+        qtbot.wait(100)
+        image = w.plot.grab().toImage()
+        w.grab().save(str(tmp_path / "painted.png"))
+        from app.views.plot2d import DATA_CLASS_ALPHA
+        pale = [tuple(round(255 + (c - 255) * DATA_CLASS_ALPHA / 255) for c in class_color(k)) for k in (0, 1)]
+        assert _colour_pixels(image, pale[0], 15) > 20 and _colour_pixels(image, pale[1], 15) > 20
+
+        path = tmp_path / "painted.sgm"
+        monkeypatch.setattr(w, "ask_save_path", lambda *_: str(path))
+        with qtbot.waitSignal(w.files.saved, timeout=30_000):
+            w.actions_["save_session_as"].trigger()
+        saved = s.labels().copy()
+        s.clear_points()
+        with qtbot.waitSignal(w.files.opened, timeout=30_000):
+            w.files.open(path)
+        assert np.array_equal(s.labels(), saved) and s.classes() == ("0", "1")
+    finally:
+        w.close()
