@@ -97,7 +97,7 @@ def test_painted_classes_keep_their_labels_through_undo_erase_and_a_session(qtbo
     w = open_window(qtbot, data=None)
     try:
         s = w.session
-        assert "none" in w.train_panel.classes_label.text()
+        assert not w.train_panel.classes_label.isVisibleTo(w.train_panel)
         w.data_panel.class_combo.setCurrentIndex(1)  # palette class 0 (index 0: unlabelled)
         w.data_panel.class_combo.activated.emit(1)
         rng = np.random.default_rng(0)
