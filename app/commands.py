@@ -54,7 +54,14 @@ class AddPoints(DataCommand):
         before = session.data
         merged = np.concatenate([before.points, np.asarray(points, np.float32)], axis=0)
         n = len(points)
-        super().__init__(session, before.edited(merged, jitter), f"Add {n} point{'s' * (n != 1)}")
+        c = session.brush_class
+        if c is None and before.labels is None:
+            after = before.edited(merged, jitter)
+        else:  # labelled: the new points take the brush's class (class 0 when it paints none, or for old unlabelled points)
+            old = before.labels if before.labels is not None else np.zeros(len(before.points), np.int64)
+            labels = np.concatenate([old, np.full(n, 0 if c is None else c, np.int64)])
+            after = before.edited(merged, jitter, labels, session.palette_classes())
+        super().__init__(session, after, f"Add {n} point{'s' * (n != 1)}")
 
 
 class ErasePoints(DataCommand):
@@ -64,7 +71,8 @@ class ErasePoints(DataCommand):
         before = session.data
         mask = points_near(before.points, centres, radius)
         self.n_removed = int(mask.sum())
-        after = before.edited(before.points[~mask], jitter) if self.n_removed else before
+        labels = None if before.labels is None else before.labels[~mask]
+        after = before.edited(before.points[~mask], jitter, labels) if self.n_removed else before
         super().__init__(session, after, f"Erase {self.n_removed} point{'s' * (self.n_removed != 1)}")
 
 

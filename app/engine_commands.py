@@ -72,6 +72,10 @@ class EngineCommands:
         """Hold these coordinates (axis index: value, data units) and sample the conditional; None: the joint."""
         self.send(core.SetCondition(tuple(sorted((int(k), float(v)) for k, v in (given or {}).items()))))
 
+    def set_guidance(self, c: int | None, w: float = 0.0) -> None:
+        """Ask the particles and the field for class index c with guidance scale w, live; None: unconditional."""
+        self.send(core.SetGuidance(None if c is None else int(c), float(w)))
+
     def set_steps_per_frame(self, n: int) -> None:
         self.send(core.SetStepsPerFrame(max(1, int(n))))
 

@@ -228,6 +228,7 @@ class MainWindow(QMainWindow):
         s.view_changed.connect(self._on_view_changed)
         s.frame_arrived.connect(self._draw_frame)
         s.error_reported.connect(self.show_error)
+        s.guidance_changed.connect(self._on_guidance_changed)
         s.undo_stack.cleanChanged.connect(self._update_title)
         self.data_panel.preset_chosen.connect(self.load_data)
         self.plot.stroke_finished.connect(self._on_stroke)
@@ -688,7 +689,7 @@ class MainWindow(QMainWindow):
         self.worker.spawn(point, self.session.particles.n_particles, self.session.brush_radius)
 
     def _on_data_changed(self) -> None:
-        self.plot.set_points(self.session.points)
+        self.plot.set_points(self.session.points, self.session.labels())
         self._update_title()
         self._rebuild_timer.start()
 
@@ -716,6 +717,14 @@ class MainWindow(QMainWindow):
         self._send_trails()
         self._view_timer.start()  # the field σ depends on the loss's noise settings
 
+    def _on_guidance_changed(self) -> None:
+        """The Sampler dock's class or w moved: the engine follows live (a pending rebuild carries it)."""
+        if self._engine_ok and self._model is not None and self._model[0].model.classes:
+            self.worker.set_guidance(*(self.session.guide() or (None,)))
+            if not self.worker_state.training:  # a finished chain would hold still: sample afresh under the new w
+                self.worker.reset_particles(self.session.particles.n_particles)
+                self.worker.play()
+
     def _flush_rebuild(self) -> None:
         """Send a pending (debounced) sync now, so the next command reaches the engine it is for."""
         if self._rebuild_timer.isActive() or self._sent is None:
@@ -735,7 +744,7 @@ class MainWindow(QMainWindow):
         except DataError:
             return None  # nothing to train on: the model waits for data
         config, model_dim = self._model
-        return fresh_model_reason(config, self.session.run_config, model_dim, dim)
+        return fresh_model_reason(config, self.session.model_config(), model_dim, dim)
 
     def _sync_engine(self, ask: bool = True) -> None:
         """Bring the engine to the session's data and settings: the same model wherever it fits
@@ -764,8 +773,9 @@ class MainWindow(QMainWindow):
         """Cancel of the question: the settings the model was trained with, and its data's D."""
         config, dim = self._model
         s = self.session
-        if fresh_model_reason(config, s.run_config, dim, dim) is not None:
-            s.restore(run_config=config, sampler_config=self._sent[1], particles=s.particles, view=s.view,
+        if fresh_model_reason(config, s.model_config(), dim, dim) is not None:
+            own = replace(config, model=replace(config.model, classes=s.run_config.model.classes))  # classes follow the data
+            s.restore(run_config=own, sampler_config=self._sent[1], particles=s.particles, view=s.view,
                       brush_radius=s.brush_radius, brush_density=s.brush_density)
         if s.data.dim != dim:
             s.undo_stack.setIndex(self._model_index)  # back to the data the model was trained on
@@ -797,7 +807,7 @@ class MainWindow(QMainWindow):
         self._engine_ok = dataset is not None
         self._sent = (s.run_config, s.sampler_config, s.particles.n_particles)
         if dataset is not None:
-            self._model, self._model_index = (s.run_config, dataset.dim), s.undo_stack.index()
+            self._model, self._model_index = (s.model_config(), dataset.dim), s.undo_stack.index()
         else:
             self.metrics_panel.clear_stale()  # the empty canvas shows no metrics of the data before
             if not keep:
@@ -978,8 +988,9 @@ class MainWindow(QMainWindow):
             dataset = s.dataset()
         except DataError:
             dataset = None  # nothing to train until more is drawn
-        config, source = self.sources.engine_source(s.run_config, dataset.dim if dataset is not None else None)
-        return EngineSpec(dataset, config, s.sampler_config, s.particles.n_particles, source)
+        config, source = self.sources.engine_source(s.model_config(), dataset.dim if dataset is not None else None)
+        guide = s.guide() if config.model.classes else None
+        return EngineSpec(dataset, config, s.sampler_config, s.particles.n_particles, source, guide)
 
     def _on_failed(self, message: str) -> None:
         self.show_error(message)

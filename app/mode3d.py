@@ -465,7 +465,9 @@ class Mode3D(QObject):
         except DataError as exc:
             self.window.show_error(str(exc))
             return False
-        state = DataState(points, dialog.description(), "drawn", None, before.jitter, "")
+        kept = before.labels is not None and len(before.labels) == len(points)  # a lift maps point i to point i
+        state = DataState(points, dialog.description(), "drawn", None, before.jitter, "",
+                          before.labels if kept else None, before.classes if kept else ())
         self.session.undo_stack.push(ReplaceData(self.session, state))
         self.window.statusBar().showMessage(f"Made {len(points):,} 3D points ({dialog.description()}); "
                                             "Undo brings the drawing back", 6000)

@@ -50,20 +50,35 @@ class DataState:
     dataset: Dataset | None = None
     jitter: float = 0.0
     source: str = ""  # preset name or file path that produced it (empty for drawings)
+    labels: np.ndarray | None = None  # (N,) class index per point of edited labelled data (else the dataset's)
+    classes: tuple[str, ...] = ()  # the names of those classes (the palette's, or the labelled data's)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "points", _frozen(np.asarray(self.points, dtype=np.float32)))
+        if self.labels is None and self.dataset is not None and self.dataset.labelled \
+                and len(self.dataset.labels) == len(self.points):
+            object.__setattr__(self, "labels", self.dataset.labels)  # a labelled preset or file: its labels
+            object.__setattr__(self, "classes", tuple(self.dataset.classes))
+        if self.labels is not None:
+            lab = np.array(self.labels, dtype=np.int64).reshape(-1)
+            if len(lab) != len(self.points):
+                raise DataError(f"{len(lab)} labels for {len(self.points)} points")
+            lab.setflags(write=False)
+            object.__setattr__(self, "labels", lab)
 
     @property
     def dim(self) -> int:
         return int(self.points.shape[1])
 
-    def edited(self, points: np.ndarray, jitter: float) -> DataState:
-        """The same data after a brush edit: empirical from here on (a preset loses its sampler)."""
+    def edited(self, points: np.ndarray, jitter: float, labels: np.ndarray | None = None,
+               classes: tuple[str, ...] | None = None) -> DataState:
+        """The same data after a brush edit: empirical from here on (a preset loses its sampler);
+        `labels` (one class per point) keep the classes, named `classes` (None: this data's)."""
         name = self.name if self.kind == "drawn" or self.name.endswith("(edited)") else f"{self.name} (edited)"
         if len(points) == 0:
             name = "drawing"
-        return DataState(points, name, "drawn", None, jitter, "")
+        names = self.classes if classes is None else classes
+        return DataState(points, name, "drawn", None, jitter, "", labels if names else None, names if labels is not None else ())
 
 
 def empty_state() -> DataState:
@@ -124,6 +139,7 @@ class Session(QObject):
     config_changed = Signal()  # run config, sampler config or particle options
     view_changed = Signal()
     frame_arrived = Signal(object)  # sgm_core.live.Frame
+    guidance_changed = Signal()  # the class the particles are asked for, or its guidance scale w
     error_reported = Signal(str)  # one sentence for the banner
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -139,6 +155,10 @@ class Session(QObject):
         self.source = SourceLayer(self.undo_stack, self)  # a flow's source distribution (app/source_layer.py)
         self.dirty = False  # edited since the last load
         self.last_frame = None
+        self.brush_class: int | None = None  # the class the brush paints (None: unlabelled points)
+        self.palette_size = 2  # classes in the Data dock's palette (2-8)
+        self.guide_class: int | None = None  # the class the particles are asked for (None: unconditional)
+        self.guidance = 0.0  # classifier-free guidance scale w (Ho & Salimans 2022; 0: the plain conditional)
 
     # -- data -------------------------------------------------------------------------------
     @property
@@ -196,7 +216,54 @@ class Session(QObject):
         if len(state.points) < 2:
             raise DataError(f"the drawing has {len(state.points)} point(s); draw at least 2 to train")
         points = validate_points(np.array(state.points), dims=None)
+        if state.labels is not None and len(np.unique(state.labels)) >= 2:  # one painted class: unconditional
+            return EmpiricalDataset(points, name=state.name, jitter=state.jitter, labels=np.array(state.labels),
+                                    classes=state.classes)
         return EmpiricalDataset(points, name=state.name, jitter=state.jitter)
+
+    def classes(self) -> tuple[str, ...]:
+        """The class names of the data (its labels' order), () when it is unlabelled or untrainable."""
+        try:
+            dataset = self.dataset()
+        except DataError:
+            return ()
+        return tuple(dataset.classes) if dataset.labelled else ()
+
+    def labels(self) -> np.ndarray | None:
+        """The canvas points' class indices (None: unlabelled), in the order of `points`."""
+        return self._data.labels
+
+    def palette_classes(self) -> tuple[str, ...]:
+        """The class names the brush paints with: the data's when labelled, else "0".."k-1"."""
+        own = self._data.classes
+        extra = tuple(str(i) for i in range(len(own), max(self.palette_size, len(own))) if str(i) not in own)
+        return own + extra
+
+    def set_brush_class(self, c: int | None, palette_size: int | None = None) -> None:
+        """Paint class c (None: unlabelled points) from a palette of `palette_size` classes (2-8)."""
+        self.palette_size = int(min(8, max(2, palette_size or self.palette_size)))
+        self.brush_class = None if c is None else int(c)
+        self.view_changed.emit()
+
+    def model_config(self) -> RunConfig:
+        """The run config the engine trains: the user's, class-conditional exactly when the data is
+        labelled (ModelConfig.classes follows the data; the Train panel says so)."""
+        classes = self.classes()
+        if classes == self.run_config.model.classes:
+            return self.run_config
+        return replace(self.run_config, model=replace(self.run_config.model, classes=classes))
+
+    def guide(self) -> tuple[int, float] | None:
+        """(class index, w) for the engine, or None: unconditional (or the data has no such class)."""
+        c = self.guide_class
+        return None if c is None or c >= len(self.classes()) else (int(c), float(self.guidance))
+
+    def set_guidance(self, c: int | None, w: float | None = None) -> None:
+        """Ask the particles for class c (None: unconditional) with guidance scale w (None keeps it)."""
+        w = self.guidance if w is None else float(w)
+        if (c, w) != (self.guide_class, self.guidance):
+            self.guide_class, self.guidance = c, w
+            self.guidance_changed.emit()
 
     # -- configuration ----------------------------------------------------------------------
     def set_run_config(self, config: RunConfig) -> None:

@@ -56,6 +56,8 @@ class SaveRequest:
     run: RunConfig  # used when there is no engine yet
     sampler: SamplerConfig
     source_points: np.ndarray | None = None  # the Source layer's points (kept even when the loss does not flow)
+    labels: np.ndarray | None = None  # the points' class indices (labelled data), with their names in `classes`
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ def write_session(request: SaveRequest, engine: LiveEngine | None) -> SavedSessi
                              sampler=request.sampler, brush_radius=request.brush_radius, settings=request.settings)
     if request.source_points is not None:
         state = replace(state, source_points=np.asarray(request.source_points, np.float32))
+    if request.labels is not None:
+        state = replace(state, labels=np.asarray(request.labels, np.int64), classes=tuple(request.classes))
     save_session(request.path, state)
     return SavedSession(request.path, state.step, state.model is not None)
 
@@ -96,6 +100,8 @@ def session_dataset(state: SessionState) -> Dataset | None:
         preset = make_preset(state.source, n_points=len(points))
         if np.array_equal(preset.points, points):
             return preset
+    if state.labels is not None and len(np.unique(state.labels)) >= 2:
+        return from_brush(points, state.brush_radius, np.asarray(state.labels, np.int64), tuple(state.classes))
     return from_brush(points, state.brush_radius)
 
 
@@ -221,7 +227,9 @@ def restored_data(opened: OpenedSession, name: str | None, kind: str | None) -> 
     jitter = state.brush_radius / 2
     if kind == "file" and jitter == 0:
         return DataState(state.points, name or Path(source).stem, "file", dataset, 0.0, source)
-    return DataState(state.points, name or "drawing", "drawn", dataset, jitter, "")
+    labels = state.labels if state.labels is not None and len(state.labels) == len(state.points) else None
+    return DataState(state.points, name or "drawing", "drawn", dataset, jitter, "", labels,
+                     tuple(state.classes) if labels is not None else ())
 
 
 # --------------------------------------------------------------------------- the controller
@@ -382,7 +390,8 @@ class SessionFiles(QObject):
         source = data.source or "drawn"
         layer = s.source.state
         request = SaveRequest(Path(path), data.points, source, radius, gui_settings(w), s.run_config, s.sampler_config,
-                              layer.points if layer.kind != "gaussian" and len(layer.points) else None)
+                              layer.points if layer.kind != "gaussian" and len(layer.points) else None,
+                              data.labels, data.classes)
         self._save_index = s.undo_stack.index()
         self._save_settings = self.settings_signature()  # settings changed while it writes stay unsaved
         w.statusBar().showMessage(f"Saving {Path(path).name}…", 3000)

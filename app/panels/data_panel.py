@@ -11,15 +11,18 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QVBoxLayout,
     QWidget,
 )
 
 from sgm_core.datasets import PRESETS
+from sgm_core.render import class_color
 
 from ..session import Session
 from . import action_button, int_box
+from .sampler_panel import swatch
 
 TOOLS = ("pan", "brush", "point", "eraser", "spawn", "condition")  # action keys "tool_<name>" in the window
 THREE_D_TIP = "3D: shown in the orbitable 3D view (drag to turn it)"
@@ -48,6 +51,16 @@ class DataPanel(QWidget):
         form.addRow("Radius", self.radius_box)
         self.density_box = int_box(1, 1000, 20, "Points sprayed per brush dab")
         form.addRow("Density", self.density_box)
+        self.class_combo = QComboBox()
+        self.class_combo.setToolTip("The class the brush and point tools paint (a labelled drawing trains a "
+                                    "class-conditional net; guide it from the Sampler dock)")
+        self.palette_box = int_box(2, 8, 2, "Classes in the palette (2-8)")
+        palette = QWidget()
+        line = QHBoxLayout(palette)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addWidget(self.class_combo, 1)
+        line.addWidget(self.palette_box)
+        form.addRow("Class", palette)
 
         self.preset_combo = QComboBox()
         self.preset_combo.setToolTip("Load a preset distribution (replaces the data; undo brings it back)")
@@ -78,6 +91,8 @@ class DataPanel(QWidget):
         session.view_changed.connect(self._sync)
         self.radius_box.valueChanged.connect(self._commit_brush)
         self.density_box.valueChanged.connect(self._commit_brush)
+        self.class_combo.activated.connect(self._commit_class)
+        self.palette_box.valueChanged.connect(self._commit_class)
         self.preset_combo.activated.connect(self._on_preset_activated)
 
     def preset_enabled(self, name: str) -> bool:
@@ -90,12 +105,23 @@ class DataPanel(QWidget):
         if name:
             self.preset_chosen.emit(name)
 
+    def _commit_class(self, *_args: object) -> None:
+        self.session.set_brush_class(self.class_combo.currentData(), int(self.palette_box.value()))
+
     def _commit_brush(self) -> None:
         self.session.set_brush(self.radius_box.value(), self.density_box.value())
 
     def _sync(self) -> None:
         s = self.session
-        blockers = [QSignalBlocker(w) for w in (self.radius_box, self.density_box, self.preset_combo)]
+        blockers = [QSignalBlocker(w) for w in (self.radius_box, self.density_box, self.preset_combo,
+                                                self.class_combo, self.palette_box)]
+        self.palette_box.setValue(s.palette_size)
+        self.class_combo.clear()
+        self.class_combo.addItem("none (unlabelled)", None)
+        for i, name in enumerate(s.palette_classes()):
+            self.class_combo.addItem(swatch(class_color(i)), name, i)
+        self.class_combo.setCurrentIndex(0 if s.brush_class is None else min(s.brush_class + 1,
+                                                                              self.class_combo.count() - 1))
         self.radius_box.setValue(s.brush_radius)
         self.density_box.setValue(s.brush_density)
         state = s.data

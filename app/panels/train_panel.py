@@ -50,7 +50,6 @@ class TrainPanel(QWidget):
 
         self.model_combo = tipped_combo((kind, kind, text) for kind, text in MODEL_KINDS.items())
         self.model_combo.setToolTip("Score network (direct output) or energy network (score = −gradient)")
-        form.addRow("Model", self.model_combo)
 
         self.noise_boxes: dict[str, QWidget] = {
             "sigma": SciSpinBox(1e-4, 100.0),
@@ -114,6 +113,16 @@ class TrainPanel(QWidget):
         form.addRow("Width × depth", size_w)
         self.seed_box = int_box(0, 2**31 - 1, 0, "Seeds the network's initial weights, the data draws and the noise")
         form.addRow("Seed", self.seed_box)
+        self.classes_label = QLabel()
+        self.classes_label.setToolTip("Labelled data trains a class-conditional net s_θ(x, σ, c) with a learned null "
+                                      f"class; the label is dropped with probability {session.run_config.train.cfg_dropout:g}"
+                                      " so one net gives both scores (classifier-free guidance, Ho & Salimans 2022)")
+        model_row = QWidget()  # the class note sits beside the model kind: no row of its own (the dock fits 1280x800)
+        line = QHBoxLayout(model_row)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addWidget(self.model_combo, 1)
+        line.addWidget(self.classes_label)
+        form.insertRow(1, "Model", model_row)
         self.device_label = QLabel("…")
         self.device_label.setToolTip("Where the network trains (a GPU when torch sees one, else the CPU)")
         form.addRow("Device", self.device_label)
@@ -127,7 +136,9 @@ class TrainPanel(QWidget):
         layout.addStretch(1)
 
         self._sync()
+        self._sync_classes()
         session.config_changed.connect(self._sync)
+        session.data_changed.connect(self._sync_classes)
         self.loss_combo.currentIndexChanged.connect(self._commit)
         self.model_combo.currentIndexChanged.connect(self._commit)
         self.schedule_combo.currentIndexChanged.connect(self._commit)
@@ -157,6 +168,12 @@ class TrainPanel(QWidget):
         shown = LOSSES[cfg.loss.name].process_type.settings  # the NoiseConfig fields the loss's process reads
         for key, row in self._rows.items():
             self._form.setRowVisible(row, key in shown)
+
+    def _sync_classes(self) -> None:
+        """Say whether the next model is class-conditional: it is exactly when the data is labelled."""
+        classes = self.session.classes()
+        self.classes_label.setText(f"conditional on {len(classes)} classes" if classes else "")
+        self.classes_label.setVisible(bool(classes))  # unlabelled data: an unconditional net, as always
 
     # -- widgets -> session -----------------------------------------------------------------
     def config_from_widgets(self) -> RunConfig:

@@ -60,7 +60,8 @@ def _ramp(anchors) -> tuple[colors.RGBA, ...]:  # noqa: ANN001 - (k, 3) float an
 
 def legend_entries(layers: dict, *, shows: str = "score s_θ(x, σ)", magnitude_top: float | None = None,
                    heat_levels: tuple[float, float] | None = None, noisy_data: bool = False,
-                   particles: str = "Particles", dim: int = 2) -> list[LegendEntry]:
+                   particles: str = "Particles", dim: int = 2,
+                   particle_color: colors.RGBA = colors.PARTICLE) -> list[LegendEntry]:
     """The rows for what is on the canvas now: `layers` as `Plot2D.layers()` gives them, `shows`
     what the arrows are (sgm_core.param's `shows`: a score, a flow −v, a denoiser displacement),
     `magnitude_top` the |·| at which the arrow colours top out (None: no field drawn yet),
@@ -73,7 +74,7 @@ def legend_entries(layers: dict, *, shows: str = "score s_θ(x, σ)", magnitude_
     if layers.get("true_field") and dim == 2:
         rows.append(LegendEntry("line", (colors.TRUE_FIELD,), f"True {shows.replace('_θ', '')}"))
     if layers.get("particles"):
-        rows.append(LegendEntry("dot", (colors.PARTICLE,), particles))
+        rows.append(LegendEntry("dot", (particle_color,), particles))
     if layers.get("trails"):
         rows.append(LegendEntry("line", (colors.TRAIL[:3] + (160,),), "Particle trails"))
     if layers.get("data"):

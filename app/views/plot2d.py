@@ -28,6 +28,7 @@ from app.views.geometry import (
     within_any,
 )
 from app.views.legend import CanvasLegend, legend_entries
+from sgm_core.render import CLASS_COLORS, class_color
 
 TOOLS = ("none", "brush", "point", "eraser", "spawn", "condition")
 HEATMAPS = ("off", "density", "error", "curl")
@@ -48,11 +49,14 @@ SPLAT_CELL_PX = 2  # screen pixels per histogram cell: a lone particle still sho
 SPLAT_MAX_CELLS = 600  # per axis, whatever the window size
 
 
-def _splat_lut() -> np.ndarray:
+DATA_CLASS_ALPHA = 110  # labelled data points: their class colour, pale, so the particles' full colour stands out
+
+
+def _splat_lut(rgb: tuple[int, ...] = colors.PARTICLE[:3]) -> np.ndarray:
     """(256, 4): the particle colour throughout; transparent for an empty cell, then an opacity
     ramp over log(1 + count), so one particle is visible and a dense mode is solid."""
     lut = np.empty((256, 4), np.uint8)
-    lut[:, :3] = colors.PARTICLE[:3]
+    lut[:, :3] = rgb[:3]
     lut[0, 3] = 0
     lut[1:, 3] = np.round(np.linspace(90, 235, 255)).astype(np.uint8)
     return lut
@@ -95,6 +99,16 @@ class ParticleScatter(pg.ScatterPlotItem):
         self.informViewBoundsChanged()
         self.bounds = [None, None]
         self.invalidate()
+
+    def set_brushes(self, brushes: list | None) -> None:
+        """One brush per point (e.g. by class), or None: every point in the item's own brush."""
+        if len(self.data) == 0:
+            return
+        if brushes is None and self.data["brush"][0] is None:
+            return  # already all default: nothing to re-render
+        self.data["brush"] = brushes if brushes is not None else None
+        self.data["sourceRect"] = 0
+        self.updateSpots(self.data)
 
 
 def style_plot(plot_item: pg.PlotItem) -> pg.PlotItem:
@@ -140,6 +154,10 @@ class Plot2D(pg.PlotWidget):
         self._stroke: list[np.ndarray] = []
         self._erase_centres: list[np.ndarray] = []
         self._points = np.zeros((0, 2), np.float32)
+        self._labels: np.ndarray | None = None  # the data points' class indices (None: unlabelled)
+        self._data_brushes = [pg.mkBrush(*class_color(i), DATA_CLASS_ALPHA) for i in range(len(CLASS_COLORS))]
+        self._particle_rgba: tuple[int, ...] = colors.PARTICLE  # the asked-for class's colour while guided
+        self._splat_lut = SPLAT_LUT
         self._erased = np.zeros(0, bool)
         self._edit_layer = "data"  # what brush, point and eraser edit: "data" or "source" (the Source layer)
         self._source_points = np.zeros((0, 2), np.float32)
@@ -287,6 +305,8 @@ class Plot2D(pg.PlotWidget):
             if len(points):
                 self._erased |= within_any(points, xy[None], self.brush_radius)
                 item.set_positions(points[~self._erased])
+                if item is self._data_item:
+                    self._color_data(~self._erased)
             return
         self._preview_item.set_positions(np.concatenate(self._stroke))
 
@@ -385,18 +405,45 @@ class Plot2D(pg.PlotWidget):
             self._cursor.setVisible(False)
 
     # -- data and frames --------------------------------------------------------------------
-    def set_points(self, points: np.ndarray) -> None:
-        """The dataset's display points (N, D >= 2; the first two coordinates are drawn)."""
+    def set_points(self, points: np.ndarray, labels: np.ndarray | None = None) -> None:
+        """The dataset's display points (N, D >= 2; the first two coordinates are drawn), coloured
+        by their class (`labels`, class indices, pale `render.class_color`s) when they have one."""
         p = np.asarray(points, dtype=np.float32)
         self._points = np.ascontiguousarray(p[:, :2]) if p.size else np.zeros((0, 2), np.float32)
+        self._labels = None if labels is None or len(labels) != len(self._points) else np.asarray(labels)
         if self._edit_layer == "data":
             self._erased = np.zeros(len(self._points), bool)
         self._data_item.set_positions(self._points)
+        self._color_data()
         self._update_legend()
+
+    def _color_data(self, keep: np.ndarray | None = None) -> None:
+        """Per-point class brushes on the drawn data (`keep`: the points still drawn mid-erase)."""
+        if self._labels is None:
+            self._data_item.set_brushes(None)
+            return
+        labels = self._labels if keep is None else self._labels[keep]
+        n = len(self._data_brushes)
+        self._data_item.set_brushes([self._data_brushes[int(c) % n] for c in labels])
+
+    def particle_color(self) -> tuple[int, ...]:
+        """The particles' RGBA now: the class they are asked for, or the plain particle colour."""
+        return self._particle_rgba
+
+    def _set_particle_class(self, c: int | None) -> None:
+        rgba = colors.PARTICLE if c is None else (*class_color(c), 235)
+        if rgba == self._particle_rgba:
+            return
+        self._particle_rgba = rgba
+        self._particle_item.setBrush(pg.mkBrush(rgba))
+        self._splat_lut = _splat_lut(rgba[:3])
+        if self._splatting:
+            self._draw_splat()
 
     def show_frame(self, frame) -> None:
         """Draw an `sgm_core.live.Frame`: particles and trails always; field, true field and
         heatmaps when the frame carries new ones (identity check, so repeats cost nothing)."""
+        self._set_particle_class(getattr(frame, "guide_class", None))
         self._draw_particles(np.asarray(frame.particles)[:, :2])
         self._draw_trails(frame.trails)
         fields_changed = False
@@ -485,7 +532,8 @@ class Plot2D(pg.PlotWidget):
         shown = self._heat_item.isVisible()
         return legend_entries(layers, shows=self._shows, magnitude_top=self._magnitude_top,
                               heat_levels=self._heat_levels if shown else None,
-                              noisy_data=self._noisy_item.isVisible(), particles=self._particles_name)
+                              noisy_data=self._noisy_item.isVisible(), particles=self._particles_name,
+                              particle_color=self._particle_rgba)
 
     def _update_legend(self) -> None:
         legend = getattr(self, "legend", None)
@@ -534,7 +582,7 @@ class Plot2D(pg.PlotWidget):
                  min(SPLAT_MAX_CELLS, max(1, vp.height() // SPLAT_CELL_PX)))
         level = np.log1p(splat_counts(self._particles_xy, bounds, shape))
         top = max(float(level.max()) if level.size else 0.0, float(np.log(2.0)))
-        self._splat_item.setImage(level, autoLevels=False, levels=(0.0, top), lut=SPLAT_LUT)
+        self._splat_item.setImage(level, autoLevels=False, levels=(0.0, top), lut=self._splat_lut)
         self._splat_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def _resplat(self, *_args: object) -> None:
