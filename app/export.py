@@ -196,6 +196,24 @@ class ExportJob(QObject):
 # --------------------------------------------------------------------------- the dialog
 
 
+def finish_dialog(dialog: QDialog, form: QFormLayout) -> QLabel:
+    """Lay out an export dialog: its form, a hidden one-line error message (returned, shown by the
+    dialog when a choice is refused) and Export / Cancel buttons."""
+    message = QLabel()
+    message.setStyleSheet("color: #8a1c1c;")
+    message.setWordWrap(True)
+    message.hide()
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    layout = QVBoxLayout(dialog)
+    layout.addLayout(form)
+    layout.addWidget(message)
+    layout.addWidget(buttons)
+    return message
+
+
 class ExportDialog(QDialog):
     """Format, frames, fps, size, sampler, particles, layers and the output file of an animation."""
 
@@ -267,18 +285,7 @@ class ExportDialog(QDialog):
         path_row.addWidget(self.path_edit, 1)
         path_row.addWidget(self.browse_button)
         form.addRow("File", path_row)
-        self.message = QLabel()
-        self.message.setStyleSheet("color: #8a1c1c;")
-        self.message.setWordWrap(True)
-        self.message.hide()
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.message)
-        layout.addWidget(buttons)
+        self.message = finish_dialog(self, form)
         suffix = defaults.path.suffix.lower()
         self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(suffix)))
         self.format_combo.currentIndexChanged.connect(self._on_format)

@@ -22,18 +22,17 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QVBoxLayout,
 )
 
 from sgm_core.errors import SGMError
 from sgm_core.video import save_png, save_svg
 
+from .export import finish_dialog
 from .panels import int_box
 
 if TYPE_CHECKING:
@@ -128,18 +127,7 @@ class FigureDialog(QDialog):
         path_row.addWidget(self.path_edit, 1)
         path_row.addWidget(browse)
         form.addRow("File", path_row)
-        self.message = QLabel()
-        self.message.setStyleSheet("color: #8a1c1c;")
-        self.message.setWordWrap(True)
-        self.message.hide()
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.message)
-        layout.addWidget(buttons)
+        self.message = finish_dialog(self, form)
         self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(defaults.path.suffix.lower())))
         self.format_combo.currentIndexChanged.connect(self._on_format)
 
