@@ -70,3 +70,15 @@ def over_background(rgba: RGBA, background: tuple[int, int, int] = BACKGROUND_RG
     """The opaque colour a translucent RGBA shows over the background (one layer of it)."""
     a = rgba[3] / 255.0
     return tuple(int(round(a * c + (1 - a) * b)) for c, b in zip(rgba[:3], background, strict=True))
+
+
+# One colour per class (Okabe & Ito's colour-blind-safe palette, then two more): the window's brush
+# palette, its particles asked for a class, and `sgm render --class` all take class k's colour here.
+CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
+    (230, 159, 0), (86, 180, 233), (0, 158, 115), (204, 121, 167), (213, 94, 0), (0, 114, 178), (240, 228, 66),
+    (120, 120, 120))
+
+
+def class_color(c: int) -> tuple[int, int, int]:
+    """Class c's colour (the palette repeats beyond its 8 colours)."""
+    return CLASS_COLORS[int(c) % len(CLASS_COLORS)]

@@ -171,17 +171,6 @@ class FrameStyle:
     depth_fade: float = 0.65  # 3D: how far the farthest dots blend into the background
 
 
-# One colour per class (Okabe & Ito's colour-blind-safe palette, then two more): the window's brush
-# palette, its particles asked for a class, and `sgm render --class` all take class k's colour here.
-CLASS_COLORS: tuple[RGB, ...] = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (204, 121, 167),
-                                 (213, 94, 0), (0, 114, 178), (240, 228, 66), (120, 120, 120))
-
-
-def class_color(c: int) -> RGB:
-    """Class c's colour (the palette repeats beyond its 8 colours)."""
-    return CLASS_COLORS[int(c) % len(CLASS_COLORS)]
-
-
 DARK_STYLE = FrameStyle(
     background=(17, 18, 22), data_color=(72, 74, 82), particle_color=(255, 146, 60),
     arrow_colors=((40, 58, 92), (70, 128, 200), (170, 215, 255)), text_color=(225, 225, 225),
@@ -883,7 +872,7 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
         score_fn = Run(run.config, run.model, run.standardizer, None, run.step, np.zeros(0)).score_fn(label, guidance)
         c = score_fn.c
         run = replace(run, model=score_fn)
-        style = replace(style, particle_color=class_color(c))
+        style = replace(style, particle_color=palette.class_color(c))
         note = f"  class {run.config.model.classes[c]}  w {float(guidance):g}"
     name = sampler or loss_spec(run.config.loss.name).default_sampler
     condition = None

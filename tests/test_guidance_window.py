@@ -15,7 +15,7 @@ from gui_helpers import frame, open_window, small_config, wait
 
 from sgm_core.datasets import make_preset
 from sgm_core.metrics import class_mode_stats
-from sgm_core.render import class_color
+from sgm_core.palette import class_color
 
 pytestmark = pytest.mark.usefixtures("warm_torch")
 PRESET = "8gaussians-labelled"

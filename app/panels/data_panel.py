@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from sgm_core.datasets import PRESETS
-from sgm_core.render import class_color
+from sgm_core.palette import class_color
 
 from ..session import Session
 from . import action_button, int_box

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sgm_core.render import class_color
+from sgm_core.palette import class_color
 from sgm_core.samplers import SAMPLERS
 
 from ..session import MAX_PARTICLES, Session

@@ -28,7 +28,7 @@ from app.views.geometry import (
     within_any,
 )
 from app.views.legend import CanvasLegend, legend_entries
-from sgm_core.render import CLASS_COLORS, class_color
+from sgm_core.palette import CLASS_COLORS, class_color
 
 TOOLS = ("none", "brush", "point", "eraser", "spawn", "condition")
 HEATMAPS = ("off", "density", "error", "curl")
@@ -407,7 +407,7 @@ class Plot2D(pg.PlotWidget):
     # -- data and frames --------------------------------------------------------------------
     def set_points(self, points: np.ndarray, labels: np.ndarray | None = None) -> None:
         """The dataset's display points (N, D >= 2; the first two coordinates are drawn), coloured
-        by their class (`labels`, class indices, pale `render.class_color`s) when they have one."""
+        by their class (`labels`, class indices, pale `palette.class_color`s) when they have one."""
         p = np.asarray(points, dtype=np.float32)
         self._points = np.ascontiguousarray(p[:, :2]) if p.size else np.zeros((0, 2), np.float32)
         self._labels = None if labels is None or len(labels) != len(self._points) else np.asarray(labels)
