@@ -49,7 +49,7 @@ from .figure_export import install_figure_export
 from .help import HelpMenu
 from .layout_check import layout_problems
 from .lessons_ui import install_lessons
-from .mode3d import Mode3D
+from .mode3d import NO_GL_DETAIL, Mode3D
 from .panels.data_panel import TOOLS, DataPanel
 from .panels.explain_panel import ExplainPanel
 from .panels.metrics_panel import MetricsPanel
@@ -645,8 +645,9 @@ class MainWindow(QMainWindow):
                 s.set_run_config(s.run_config.with_(noise=replace(s.run_config.noise, sigma_max=float(value))))
             finally:
                 self._sigma_max_choosing = False
-            self.statusBar().showMessage(f"Loaded {s.data.name}: σ max {value:.3g}, from the data (their diameter, "
-                                         "at least 3)", 6000)
+            if self.statusBar().currentMessage() != NO_GL_DETAIL:  # "3D needs OpenGL" matters more: it stays
+                self.statusBar().showMessage(f"Loaded {s.data.name}: σ max {value:.3g}, from the data (their "
+                                             "diameter, at least 3)", 6000)
 
         def failed(message: str) -> None:
             self.sigma_max_pending = False

@@ -164,6 +164,7 @@ def test_curl_heatmap_draws_a_score_net_and_leaves_an_energy_net_white(qtbot):
         plot.show()
         plot.fit_to(data.points)
         plot.set_layers(data=False, field=False, particles=False, trails=False, heatmap="off")
+        plot.set_legend_visible(False)  # its colour bar names the heatmap: this test reads the heatmap's pixels
         plot.show_frame(frame)
         blank = pixels(plot)
         plot.set_layers(heatmap="curl")

@@ -18,14 +18,18 @@ SIZE = (1280, 800)
 TARGET = 10_000  # the run's step count
 N_MODES = 8
 COLOUR_TOL = 40  # per channel: antialiasing and the grid's alpha tint bar pixels slightly
-BASE = {"gen": 1, "reference_kind": "analytic", "sigmas": [0.01, 0.1, 0.5, 1.0], "conditional": True,
-        "train_target": TARGET}
+BASE = {"gen": 10**6, "reference_kind": "analytic", "sigmas": [0.01, 0.1, 0.5, 1.0], "conditional": True,
+        "train_target": TARGET}  # gen: newer than any data the window itself loaded (older ones are stale)
 
 
 @pytest.fixture
 def window(qtbot):
     w = open_window(qtbot, data=None, size=SIZE)  # no engine metrics: the test feeds its own
     qtbot.waitExposed(w)
+    # the window's own start-up sends to the engine once more (a debounced rebuild), and with no data
+    # that forgets every metric shown: let it happen before the test feeds its own
+    qtbot.waitUntil(lambda: not w._rebuild_timer.isActive(), timeout=10_000)
+    qtbot.wait(50)
     yield w
     w.close()
 
