@@ -301,7 +301,7 @@ def test_losses_each_get_their_own_labelled_loss_axis_and_plots_show_data_units(
 
 
 def test_training_shows_an_eta_and_stop_then_sample_again_keeps_the_header_true(qtbot, data):
-    w = compare_window(qtbot, data, "samplers", steps=400, particles=200, checked=("langevin", "annealed"))
+    w = compare_window(qtbot, data, "samplers", steps=3000, particles=200, checked=("langevin", "annealed"))
     w.start_button.click()
     wait(qtbot, lambda: "ETA" in w.status_label.text() and "ETA –" not in w.status_label.text())
     assert w.status_label.text().startswith("Training")
