@@ -892,10 +892,8 @@ def render_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, frames: in
 def packed_snapshot(engine) -> bytes | None:
     """In the engine's host: `snapshot_engine` as bytes, so the GUI can hand the frozen network to
     an export host without unpickling it (that would import torch in the GUI process)."""
-    import cloudpickle
-
-    snap = snapshot_engine(engine)
-    return None if snap is None else cloudpickle.dumps(snap)
+    packed = packed_model(engine)
+    return None if packed is None else packed.packed
 
 
 @dataclass(frozen=True)
