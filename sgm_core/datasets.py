@@ -23,7 +23,7 @@ import numpy as np
 
 from sgm_core.errors import DataError
 from sgm_core.gmm import GaussianMixture
-from sgm_core.lazy import lazy_module
+from sgm_core.lazy import lazy_module, loaded
 
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
@@ -263,6 +263,14 @@ class Dataset:
     their classes; its `labelled_sampler` returns (x, labels), and `sample` is its x.
     """
 
+    @property
+    def gmm(self) -> GaussianMixture | None:
+        """The exact density, or None. A dataset unpickled before torch was loaded holds it as numpy
+        (the GUI process never loads torch); read after, it comes back as tensors."""
+        if self._gmm is not None and loaded("torch"):
+            self._gmm = self._gmm.on_torch()
+        return self._gmm
+
     def __init__(
         self,
         name: str,
@@ -276,7 +284,7 @@ class Dataset:
     ) -> None:
         self.name = name
         self.points = validate_points(np.asarray(points), min_points=1, dims=None)
-        self.gmm = gmm
+        self._gmm = gmm
         self._labelled = labelled_sampler
         self._sampler = sampler if sampler is not None else (lambda n, g: labelled_sampler(n, g)[0])
         self._standardizer: Standardizer | None = None

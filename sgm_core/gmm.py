@@ -77,8 +77,16 @@ class GaussianMixture:
 
     def __reduce__(self) -> tuple:
         """Pickled as numpy arrays: a dataset that crosses to the GUI process (sgm_core.engine.Loaded)
-        must not import torch there (see `_unpickled_mixture`)."""
-        return _unpickled_mixture, tuple(np.asarray(t) for t in (self.weights, self.means, self.covs))
+        must not import torch there (see `_unpickled_mixture`). The labels travel too."""
+        labels = None if self.labels is None else np.asarray(self.labels)
+        return _unpickled_mixture, (*(np.asarray(t) for t in (self.weights, self.means, self.covs)), labels)
+
+    def on_torch(self) -> GaussianMixture:
+        """This mixture with float64 CPU tensors: itself when it has them, else a copy of the numpy
+        arrays it was unpickled with in a process that had not loaded torch yet (the GUI's)."""
+        if isinstance(self.means, torch.Tensor):
+            return self
+        return _unpickled_mixture(self.weights, self.means, self.covs, self.labels)
 
     @property
     def dim(self) -> int:
@@ -206,13 +214,17 @@ class GaussianMixture:
         idx = torch.as_tensor(list(coords), dtype=torch.long)
         return GaussianMixture(self.weights, self.means[:, idx], self.covs[:, idx][:, :, idx])
 
-def _unpickled_mixture(weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> GaussianMixture:
+def _unpickled_mixture(
+    weights: np.ndarray, means: np.ndarray, covs: np.ndarray, labels: np.ndarray | None = None
+) -> GaussianMixture:
     """A pickled mixture: tensors where torch is loaded (the engine's host imports it first), else
     its numpy arrays, so the GUI process holds the dataset, and sends it back, without torch (it
-    never evaluates a mixture; shape queries such as `dim` work on either)."""
+    never evaluates a mixture; shape queries such as `dim` work on either; `Dataset.gmm` turns it
+    into tensors once torch is there)."""
     if not loaded("torch"):
-        return GaussianMixture(weights, means, covs)
-    return GaussianMixture(*(torch.as_tensor(a, dtype=torch.float64) for a in (weights, means, covs)))
+        return GaussianMixture(weights, means, covs, labels)
+    lab = None if labels is None else torch.as_tensor(labels, dtype=torch.int64)
+    return GaussianMixture(*(torch.as_tensor(a, dtype=torch.float64) for a in (weights, means, covs)), lab)
 
 
 def linear_flow_velocity(data: GaussianMixture, source: GaussianMixture, x: torch.Tensor, t: float) -> torch.Tensor:

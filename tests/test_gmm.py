@@ -222,3 +222,35 @@ def test_responsibilities_are_a_posterior() -> None:
     # Bayes' rule against the reference components
     comp = MultivariateNormal(gmm.means, gmm.covs).log_prob(x[:, None, :]) + gmm.weights.log()
     torch.testing.assert_close(r, torch.softmax(comp, 1), rtol=FLOAT64_TOL, atol=FLOAT64_TOL)
+
+
+def test_a_pickled_mixture_keeps_its_labels_and_a_torch_free_copy_evaluates_once_torch_is_there():
+    """A dataset crosses to the torch-free GUI process and back as numpy (GaussianMixture.__reduce__).
+    The labels must travel with it (the exact guided truth needs them), and a mixture unpickled
+    before torch was loaded (the GUI's copy, handed to an engine in the same process, as
+    benchmarks/gui_fps.py does) must evaluate once torch is."""
+    import pickle
+    import subprocess
+    import sys
+
+    import cloudpickle  # as the engine process sends a dataset: its sampler is a closure
+
+    from sgm_core.datasets import make_preset
+
+    ds = make_preset("8gaussians-labelled", n_points=200)
+    back = pickle.loads(pickle.dumps(ds.gmm))
+    assert back.labels is not None and torch.equal(back.labels, ds.gmm.labels)
+    script = (
+        "import pickle, sys\n"
+        "from sgm_core.datasets import make_preset\n"
+        "ds = pickle.loads(sys.stdin.buffer.read())\n"
+        "assert 'torch' not in sys.modules and ds.gmm.labels is not None\n"
+        "import torch\n"
+        "x = torch.zeros(3, 2, dtype=torch.float64)\n"
+        "print(float(ds.gmm.transformed(torch.zeros(2), 2.0).score(x, 0.1).abs().sum()), list(ds.gmm.labels.tolist()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], input=cloudpickle.dumps(ds), capture_output=True, check=True)
+    total, labels = out.stdout.decode().split(" ", 1)
+    want = ds.gmm.transformed(torch.zeros(2), 2.0).score(torch.zeros(3, 2, dtype=torch.float64), 0.1).abs().sum()
+    assert abs(float(total) - float(want)) < 1e-9
+    assert labels.strip() == str(ds.gmm.labels.tolist())
