@@ -568,7 +568,10 @@ class Engine:
         st = self.state
         left = st.target - eng.trainer.step
         budget = self.chunk_seconds
-        if self.drawn:  # end the chunk when the next frame is due: a steady frame clock
+        if st.wants_frame():
+            # End the chunk when the next frame is due: a steady frame clock. Waiting for the GUI's
+            # FrameDrawn past that time, chunks stay short, so the frame goes out soon after it
+            # arrives (a full 25 ms chunk there held 10k particles + training to 24 fps, not 30).
             budget = min(budget, max(MIN_CHUNK_SECONDS, self._next_frame - time.perf_counter()))
         n = 1 if self._step_time <= 0 else int(budget / self._step_time)
         n = max(1, min(n, MAX_CHUNK_STEPS, left))

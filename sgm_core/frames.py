@@ -17,6 +17,8 @@ from .live import FieldView, Frame, LiveEngine
 
 SLOW_EVERY = 0.5  # seconds between refreshes of costly frame parts (error map, curl)
 SLOW_COST_FACTOR = 8.0  # ... and never more often than this many times their own cost
+TRAINING_FIELD_EVERY = 0.1  # seconds between learned-field refreshes while training (the eye sees 10 Hz
+# as motion; at 30 Hz the field cost ~5% of the engine's time that training now gets)
 HEATMAPS = ("off", "error", "density", "curl")
 
 
@@ -58,7 +60,7 @@ class FrameBuilder:
     def __init__(self) -> None:
         self._cache: dict[str, tuple[Any, Any]] = {}
         self._slow = {"error": Throttle(SLOW_EVERY), "score": Throttle(1.0), "density": Throttle(0.2, 4.0),
-                      "curl": Throttle(SLOW_EVERY)}
+                      "curl": Throttle(SLOW_EVERY), "field": Throttle(TRAINING_FIELD_EVERY, 1.0)}
 
     def clear(self) -> None:
         """A new engine: nothing cached belongs to it."""
@@ -80,7 +82,8 @@ class FrameBuilder:
             return hit[1]
         t0 = time.perf_counter()
         value = compute()
-        self._slow[key].done(t0, time.perf_counter())
+        cost = time.perf_counter() - t0
+        self._slow[key].record(now + cost, cost)  # on the frame's clock (`now`), which tests may set
         self._cache[key] = (ident, value)
         return value
 
@@ -99,7 +102,10 @@ class FrameBuilder:
             view = None  # the view of the data before (2D <-> 3D): its own view follows the new engine
         if view is not None:
             ident = (gen, view, step)
-            changes["field"] = self._cached("field", ident, lambda: eng.field(view))
+            if request.training:  # the model steps every frame: refresh on a throttle
+                changes["field"] = self._slow_part("field", ident, now, lambda: eng.field(view))
+            else:  # paused or done: the field of this very step, at once
+                changes["field"] = self._cached("field", ident, lambda: eng.field(view))
             changes["field_sigma"] = view.sigma
             if view.truth:
                 changes["true_field"] = self._cached("true", (gen, view), lambda: eng.true_field(view))

@@ -17,7 +17,7 @@ from sgm_core import engine as core
 from sgm_core.chain import ParticleChain
 from sgm_core.config import LossConfig, ModelConfig, RunConfig, SamplerConfig, TrainConfig
 from sgm_core.datasets import make_preset
-from sgm_core.frames import FrameBuilder, FrameRequest, particle_status
+from sgm_core.frames import TRAINING_FIELD_EVERY, FrameBuilder, FrameRequest, particle_status
 from sgm_core.live import FieldView, LiveEngine, decimated_losses, default_bounds
 from sgm_core.metrics import SWBaseline
 from sgm_core.samplers import make_sampler
@@ -150,6 +150,26 @@ def test_frame_builder_caches_the_field_until_the_model_steps(data):
     stepped = builder.build(eng, request, gen=1)
     assert stepped.field is not first.field and stepped.true_field is first.true_field  # truth has no step
     assert builder.build(eng, request, gen=2).true_field is not first.true_field  # a new engine generation
+
+
+def test_while_training_the_field_refreshes_on_its_throttle_and_at_once_when_training_stops(data):
+    """At 30 frames/s the field of a model that steps every frame took ~5% of the engine's time that
+    training gets; while training it refreshes every TRAINING_FIELD_EVERY, else at once."""
+    eng = LiveEngine(data, SMALL, n_particles=30)
+    builder = FrameBuilder()
+    view = FieldView(default_bounds(data.points), resolution=8, sigma=0.2)
+    training = FrameRequest(view, "off", training=True)
+    first = builder.build(eng, training, gen=1, now=100.0)
+    eng.train(2)
+    soon = builder.build(eng, training, gen=1, now=100.0 + TRAINING_FIELD_EVERY / 2)
+    assert soon.field is first.field  # the model stepped, the throttle holds the field
+    later = builder.build(eng, training, gen=1, now=100.0 + 2 * TRAINING_FIELD_EVERY)
+    assert later.field is not first.field
+    np.testing.assert_allclose(later.field.vectors, eng.field(view).vectors)
+    eng.train(1)
+    stopped = builder.build(eng, FrameRequest(view, "off", training=False), gen=1, now=100.0 + 2 * TRAINING_FIELD_EVERY)
+    np.testing.assert_allclose(stopped.field.vectors, eng.field(view).vectors)  # this step's field, at once
+    assert not np.allclose(stopped.field.vectors, later.field.vectors)
 
 
 def test_frame_builder_ignores_a_view_of_another_dimension_and_gives_an_eta(data):
