@@ -8,6 +8,8 @@ trains with no view (`train_steps_per_s_headless`, one torch thread), so the liv
 compares like with like on the machine's load of the moment.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/gui_fps.py [--seconds 10] [--particles 10000] [--json OUT.json]
+    xvfb-run -a -s "-screen 0 1600x1200x24" env QT_QPA_PLATFORM=xcb python benchmarks/gui_fps.py --data helix
+        (3D: the window's GL view, which needs a real X display; Mesa llvmpipe under Xvfb)
 Appends its table to benchmarks/RESULTS.md; --json also writes particle_fps, worst_stall_ms,
 train_steps_per_s_live and train_steps_per_s_headless (the "playing + training" scenario), and
 sampler_steps_per_s: whole-set sampler steps (a round-robin sweep over many frames counts once).
@@ -101,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--particles", type=int, default=10_000)
+    parser.add_argument("--data", default="8gaussians", help="a preset; a 3D one (helix) measures the GL view")
     parser.add_argument("--max-fps", type=float, default=None, help="the worker's frame clock (default: MAX_FPS)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
     parser.add_argument("--json", default=None, help="also write the headline numbers to this JSON file")
@@ -115,7 +118,7 @@ def main() -> None:
     from app.main_window import MainWindow
 
     started = time.perf_counter()
-    window = MainWindow(data="8gaussians", device=None)  # the engine process warms torch up itself
+    window = MainWindow(data=args.data, device=None)  # the engine process warms torch up itself
     if args.max_fps:
         window.worker.max_fps = args.max_fps
     window.resize(1280, 860)
@@ -139,7 +142,7 @@ def main() -> None:
     window.close()
     headless = headless_steps_per_s(window, args.seconds)
     live = rows[1][1]
-    summary = {"particles": args.particles, "seconds": args.seconds, "engine": engine_kind,
+    summary = {"data": args.data, "particles": args.particles, "seconds": args.seconds, "engine": engine_kind,
                "particle_fps": live["particle_fps"], "worst_stall_ms": live["worst_stall_ms"],
                "p99_stall_ms": live["p99_stall_ms"], "sampler_steps_per_s": live["sampler_steps_per_s"],
                "train_steps_per_s_live": live["steps_per_s"],
@@ -150,7 +153,8 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))
     lines = [f"\n## GUI fluidity — {date.today()} — {platform.machine()}, {os.cpu_count()} cores, "
-             f"platform {app.platformName()}, {args.particles} particles, 32x32 field, {args.seconds:.0f} s each, "
+             f"platform {app.platformName()}, {args.data}, {args.particles} particles, "
+             f"{'10x10x10' if window.session.points.shape[1] == 3 else '32x32'} field, {args.seconds:.0f} s each, "
              f"frame clock {window.worker.max_fps:g} fps, engine {engine_kind}, load {os.getloadavg()[0]:.1f}; "
              f"headless {headless:.0f} steps/s, live/headless {summary['live_over_headless']:.2f}\n",
              "| scenario | frames/s | particle updates/s | sampler steps/s | worst stall ms | p99 stall ms "
