@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from .config import RunConfig, SamplerConfig
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError, SessionError
 from .fields import relative_curl
+from .gmm import GaussianMixture
 from .lazy import lazy_module
 from .likelihood import ode_log_likelihood_steps
 from .losses import loss_spec
@@ -35,6 +37,32 @@ from .training import Trainer, device_label
 from .truth import relative_score_error, run_reference
 
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
+
+
+@dataclass(frozen=True)
+class MetricTarget:
+    """What the sample metrics compare the particles with (LiveEngine.metric_target)."""
+
+    name: str  # shown beside the metrics: "the data", "class 1", "p(y | x = 1.25)"
+    sample: Callable[[int, torch.Generator], torch.Tensor]  # fresh (n, D) draws, data coordinates
+    modes: GaussianMixture | None  # its mixture over `coords` (data units), for the mode weights; None: not one
+    coords: tuple[int, ...]  # the coordinates `modes` is over (the free ones under a condition)
+    key: tuple  # what the reference draws depend on
+
+
+def _class_draws(dataset: Dataset, c: int) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """Fresh draws of class c of a labelled dataset that is not a mixture: its labelled sampler's
+    draws of that class (drawn in rounds until there are n)."""
+    def sample(n: int, g: torch.Generator) -> torch.Tensor:
+        got, have = [], 0
+        for _ in range(1000):
+            x, lab = dataset.sample_labelled(max(2 * n, 64), g)
+            got.append(x[lab == c])
+            have += len(got[-1])
+            if have >= n:
+                break
+        return torch.cat(got)[:n]
+    return sample
 
 
 @dataclass(frozen=True)
@@ -129,7 +157,7 @@ class LiveEngine:
             raise ConfigError("need at least one particle")
         self.chain = ParticleChain.from_prior(self._make_sampler(self.sampler_config), n_particles, dataset.dim,
                                               torch.Generator(gen_device).manual_seed(seed + 101), self.device)
-        self._sw: SWBaseline | None = None  # the sample metrics' reference draws, made once per size
+        self._sw: tuple[tuple, SWBaseline] | None = None  # the sample metrics' reference draws, per size and target
         self._rate = 0.0
         self._rate_clock = (time.perf_counter(), 0)
         self.clock = RunClock()  # wall-clock training time of this model (the engine starts and stops it)
@@ -400,27 +428,62 @@ class LiveEngine:
         return run_to_end(self.sample_metrics_steps(max_points))
 
     def sample_metrics_steps(self, max_points: int = 1000) -> Steps[dict[str, float | list[float]]]:
-        """`sample_metrics` one metric per `next()` (each ~10-25 ms at 500 points on one core)."""
+        """`sample_metrics` one metric per `next()` (each ~10-25 ms at 500 points on one core),
+        against what the particles are asked to sample (`metric_target`); `target` names it."""
         parts = torch.as_tensor(self.particles_data()[:max_points])
         n = len(parts)
         if n < 2:
             return {}
-        if self._sw is None or len(self._sw.reference) != n:
-            self._sw = SWBaseline(self.dataset.sample, n, seed=17)  # the same reference draws every time
-        ref = self._sw.reference
-        sw, ratio = self._sw.distance(parts)
-        out: dict[str, float | list[float]] = {"sw": sw, "sw_ratio": ratio}
+        target = self.metric_target()
+        if self._sw is None or self._sw[0] != (n, target.key):  # the same reference draws every time
+            self._sw = ((n, target.key), SWBaseline(target.sample, n, seed=17))
+        baseline = self._sw[1]
+        ref = baseline.reference
+        sw, ratio = baseline.distance(parts)
+        out: dict[str, float | list[float]] = {"sw": sw, "sw_ratio": ratio, "target": target.name}
         yield
         out["mmd"] = mmd_rbf(parts, ref)
         yield
         out["energy"] = energy_distance(parts, ref)
         yield
-        if self.dataset.gmm is not None:
-            weights, on_mode = mode_weights(parts, self.dataset.gmm)
+        if target.modes is not None:
+            weights, on_mode = mode_weights(parts[:, list(target.coords)], target.modes)
             out["mode_weights"] = weights.tolist()
-            out["true_weights"] = self.dataset.gmm.weights.tolist()
+            out["true_weights"] = target.modes.weights.tolist()
             out["on_mode"] = on_mode
         return out
+
+    def metric_target(self) -> MetricTarget:
+        """The distribution the particles are asked for, which the sample metrics compare them with:
+        the data; with the Condition tool, the truth's p(y | x_f = v) (analytic for a mixture, else
+        the data's kernel density, as the Conditional dock draws it); with a class asked for, that
+        class's data. Under guidance w > 0 that is still the class's data: the guided density is
+        not the class density (Ho & Salimans 2022; lesson 12), and the metrics say how far."""
+        if self.given:
+            from .conditioning import reference_mixture
+
+            cond = Condition.from_data(self.given, self.standardizer, self.dataset.dim)
+            mixture, _ = reference_mixture(self.dataset, self.standardizer)  # standardised coordinates
+            free = mixture.conditional(cond.fixed, cond.values)
+            std = self.standardizer
+
+            def sample_given(n: int, g: torch.Generator) -> torch.Tensor:
+                y = free.sample(n, g).double()
+                return torch.as_tensor(std.inverse(cond.assemble(y, cond.fixed_tensor(y)).numpy()), dtype=torch.float32)
+
+            gmm = self.dataset.gmm
+            modes = None if gmm is None else gmm.conditional(cond.fixed, cond.data_values(std))
+            return MetricTarget(f"p(y | {cond.describe(std)})", sample_given, modes, cond.free,
+                                ("given", tuple(sorted(self.given.items()))))
+        if self.guide is not None and self.dataset.labels is not None:
+            c = self.guide[0]
+            name = f"class {self.dataset.classes[c]}"
+            gmm = self.dataset.gmm
+            if gmm is not None and gmm.labels is not None:
+                own = gmm.given_class(c)
+                return MetricTarget(name, own.sample, own, tuple(range(self.dataset.dim)), ("class", c))
+            return MetricTarget(name, _class_draws(self.dataset, c), None, (), ("class", c))
+        return MetricTarget("the data", self.dataset.sample, self.dataset.gmm, tuple(range(self.dataset.dim)), ())
 
     def metric_sigmas(self, n: int = 4) -> tuple[float, ...]:
         """Noise levels (standardised) at which to track the score error: n geometric levels across

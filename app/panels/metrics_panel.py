@@ -260,6 +260,9 @@ class MetricsPanel(QWidget):
             parts.append(f"score at step {metrics['score_step']:,}")
         if "sampler_step" in metrics:
             parts.append(f"particles at {sampler_step_text(metrics['sampler_step'], metrics.get('sampler_steps', 0))}")
+        target = metrics.get("target")
+        if target and target != "the data":  # a class or a condition asked for: the metrics compare with it
+            parts.append(f"vs {target}")
         self.status_label.setText(" · ".join(parts))
 
     def _set_reference(self, m: dict[str, Any]) -> None:

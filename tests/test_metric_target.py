@@ -1,0 +1,74 @@
+"""The sample metrics compare the particles with what they are asked to sample: the data, a class's
+data (guidance), or the truth's conditional p(y | x = v) (the Condition tool), never the joint data
+while something else was asked for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sgm_core.config import RunConfig
+from sgm_core.datasets import make_preset
+from sgm_core.live import LiveEngine
+
+
+def _as_particles(eng: LiveEngine, x: torch.Tensor) -> None:
+    eng.particles = torch.as_tensor(eng.standardizer.forward(x.numpy()), dtype=torch.float32)
+
+
+def test_under_a_condition_exact_conditional_draws_score_as_data_and_joint_draws_do_not():
+    data = make_preset("6gaussians-unequal", 2000)
+    eng = LiveEngine(data, RunConfig(), n_particles=400)
+    eng.set_condition({0: 1.25})
+    target = eng.metric_target()
+    assert target.name == "p(y | x = 1.25)"
+    exact = target.sample(400, torch.Generator().manual_seed(3))
+    assert torch.allclose(exact[:, 0], torch.full((400,), 1.25), atol=1e-5)
+    # the analytic conditional of the mixture at x = 1.25: two modes weighted 1/4 and 3/4
+    np.testing.assert_allclose(sorted(target.modes.weights.tolist())[-2:], [0.25, 0.75], atol=1e-6)
+    _as_particles(eng, exact)
+    good = eng.sample_metrics(400)
+    assert good["target"] == "p(y | x = 1.25)" and good["sw_ratio"] < 2.5
+    weights = sorted(good["mode_weights"])[-2:]
+    assert abs(weights[0] - 0.25) < 0.06 and abs(weights[1] - 0.75) < 0.06 and good["on_mode"] > 0.95
+    _as_particles(eng, data.sample(400, torch.Generator().manual_seed(4)))  # the joint: not what was asked
+    assert eng.sample_metrics(400)["sw_ratio"] > 3 * good["sw_ratio"]
+    eng.set_condition(None)  # the chain restarts from the prior: the joint draws go back in
+    assert eng.metric_target().name == "the data"
+    _as_particles(eng, data.sample(400, torch.Generator().manual_seed(4)))
+    assert eng.sample_metrics(400)["sw_ratio"] < 2.5  # joint draws are the data again
+
+
+@pytest.mark.parametrize("preset", ["8gaussians-labelled", "moons-labelled"])
+def test_with_a_class_asked_for_the_metrics_compare_with_that_class(preset):
+    from sgm_core.config import ModelConfig
+
+    data = make_preset(preset, 2000)
+    cfg = RunConfig(model=ModelConfig(width=16, depth=1, classes=data.classes))
+    eng = LiveEngine(data, cfg, n_particles=400)
+    eng.set_guidance(1, 2.0)
+    target = eng.metric_target()
+    assert target.name == f"class {data.classes[1]}"
+    x, lab = data.sample_labelled(800, torch.Generator().manual_seed(5))
+    _as_particles(eng, x[lab == 1][:300])
+    own = eng.sample_metrics(300)
+    _as_particles(eng, x[lab == 0][:300])
+    other = eng.sample_metrics(300)
+    assert own["target"] == target.name and own["sw_ratio"] < 2.5 and other["sw_ratio"] > 1.5 * own["sw_ratio"]
+    if data.gmm is not None:  # the class's own modes and weights: the other class's points are on none
+        assert len(own["true_weights"]) == int((data.gmm.labels == 1).sum())
+        assert own["on_mode"] > 0.95 and other["on_mode"] < 0.05
+
+
+def test_the_metrics_dock_says_what_the_particles_are_compared_with(qtbot):
+    from app.panels.metrics_panel import MetricsPanel
+
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    base = {"gen": 1, "reference_kind": "analytic", "sigmas": [0.1], "train_step": 10, "sampler_step": 5,
+            "sampler_steps": 10, "sw_ratio": 1.2, "mmd": 0.0, "energy": 0.01, "updated": ("samples",)}
+    panel.show_metrics({**base, "target": "the data"})
+    assert "vs" not in panel.status_label.text()
+    panel.show_metrics({**base, "target": "p(y | x = 1.25)"})
+    assert panel.status_label.text().endswith("vs p(y | x = 1.25)")
