@@ -348,7 +348,11 @@ class SourceController(QObject):
     def _show(self) -> None:
         state = self.layer.state
         shown = state.kind != "gaussian" and state.points.shape[1] >= 2
-        self.window.plot.set_source_points(state.points if shown else None, faint=not self.panel.uses_source)
+        points = state.points if shown else None
+        self.window.plot.set_source_points(points, faint=not self.panel.uses_source)
+        mode3d = getattr(self.window, "mode3d", None)  # the 3D view draws the source too
+        if mode3d is not None:
+            mode3d.set_source_points(points, faint=not self.panel.uses_source)
 
 
 __all__ = ["SourceController", "SourceLayer", "SourcePanel", "SourceState", "restored_source"]
