@@ -314,6 +314,12 @@ class SourceController(QObject):
         self.window.set_tool("brush")
 
     # -- what the engine gets ----------------------------------------------------------------
+    def dataset_for(self, dim: int) -> Dataset | None:
+        """The source as a dataset for data of `dim` (Tools ▸ Compare's flows start from it), or None
+        for N(0, I) or a source of another dimension."""
+        dataset = self.layer.state.as_dataset()
+        return dataset if dataset is not None and dataset.dim == dim else None
+
     def engine_source(self, config: RunConfig, dim: int | None) -> tuple[RunConfig, Dataset | None]:
         """The run config (LossConfig.source set) and source dataset to send for data of `dim`;
         (config, None) for N(0, I), a loss without a source, or a source the data cannot use: a

@@ -159,3 +159,25 @@ def test_the_3d_view_draws_the_source_too(qtbot):
         wait(qtbot, lambda: len(w.mode3d.plot3d.source_points()) == 0)
     finally:
         w.close()
+
+
+def test_tools_compare_flows_from_the_windows_source(qtbot, window):
+    """Tools ▸ Compare losses on fm from 8gaussians: the comparison's spec carries the window's source
+    (its fm run then starts on it: tests/test_compare_task.py); a Gaussian source sends none."""
+    from app.compare_window import open_compare
+
+    choose_source(qtbot, window, "8gaussians")
+    compare = open_compare(window, "losses", checked=("fm", "dsm"))
+    qtbot.addWidget(compare)
+    try:
+        spec = compare.spec()
+        assert spec.source is not None and np.array_equal(spec.source.points, window.session.source.state.points)
+    finally:
+        compare.close()
+    choose_source(qtbot, window, "")
+    compare = open_compare(window, "losses", checked=("fm",))
+    qtbot.addWidget(compare)
+    try:
+        assert compare.spec().source is None
+    finally:
+        compare.close()
