@@ -507,7 +507,7 @@ class DDPMChain(_VariancePreserving):
         return (i.to(like.device, like.dtype)) / self.timesteps
 
     def time_grid(self, n: int) -> torch.Tensor:
-        """n distinct grid times (all T when n >= T; t = 1 alone for n = 1) for DDIM's sub-sequence (Song, Meng & Ermon
+        """n distinct grid times (all T when n >= T) for DDIM's sub-sequence (Song, Meng & Ermon
         2021): from 1 + (n - 1) floor(T / n), the top of their uniform sub-sequence, down to 1,
         spaced quadratically (their App. D.2, tau_i ~ c i^2), so the small noise levels, where an
         8-mode mixture's score changes fastest, get the steps.
@@ -521,9 +521,8 @@ class DDPMChain(_VariancePreserving):
         T = self.timesteps
         if n >= T:
             return torch.arange(T, 0, -1, dtype=torch.float64) / T
-        if n <= 1:
-            return torch.tensor([1.0], dtype=torch.float64)  # one step: the denoiser's guess from the prior
-        top = 1 + (n - 1) * (T // n)
+        n = max(n, 1)
+        top = 1 + (n - 1) * (T // n)  # n = 1: t = 1 / T alone, as DDIM's sub-sequence of one
         u = torch.linspace(math.sqrt(top), 1.0, n, dtype=torch.float64) ** 2
         steps = [1]  # from the clean end up: each time at least one grid step above the next
         for value in u.round().long().flip(0)[1:].tolist():
