@@ -518,7 +518,8 @@ class CompareWindow(EscapeCloses, QWidget):
         if mode in ("losses", "noise"):
             rate = f"{cf.steps_per_second:,.0f} steps/s" if cf.steps_per_second else "– steps/s"
             err = "–" if cf.score_error is None else f"{cf.score_error:.3g}"
-            return f"{rate} · score err {err} (σ {cf.eval_sigma:.2g}) · SW {sw}"
+            name, level = ("vel. err", "t") if cf.error_measure == "velocity" else ("score err", "σ")
+            return f"{rate} · {name} {err} ({level} {cf.eval_sigma:.2g}) · SW {sw}"
         done = " ✓" if cf.frame.sampler_done else ""
         return (f"step {min(cf.frame.sampler_step, cf.sampler_steps):,}/{cf.sampler_steps:,} · "
                 f"σ {cf.frame.sampler_sigma:.2g} · SW {sw}{done}")

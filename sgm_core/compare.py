@@ -88,12 +88,13 @@ class CompareFrame:
     frame: Frame
     phase: str  # idle | training | sampling | done
     steps_per_second: float  # training steps per second of this entry's own training time
-    score_error: float | None  # relative Fisher divergence vs the reference at `eval_sigma`
+    score_error: float | None  # relative error vs the reference at `eval_sigma` (`LiveEngine.field_error`)
     eval_sigma: float
     sw_ratio: float | None  # sliced Wasserstein particles↔data over data↔data
     sampler_steps: int  # the schedule length
     initial_particles: np.ndarray  # (n, D) data coordinates: where this run's particles started
     sw_history: tuple[tuple[float, float], ...] = ()  # (schedule progress 0..1, SW ratio) while sampling
+    error_measure: str = "score"  # what score_error compares: "score", or "velocity" for a flow net
 
 
 def _with_source(config: RunConfig, source: Dataset | None) -> tuple[RunConfig, Dataset | None]:
@@ -352,7 +353,7 @@ class CompareTask:
         for run in self._runs:
             eng = run.engine
             if id(eng) not in errors:
-                errors[id(eng)] = eng.score_error(eval_sigma(eng.config))
+                errors[id(eng)] = eng.field_error(eval_sigma(eng.config))  # a flow net: its velocity's
             run.score_error = errors[id(eng)]
             run.sw_ratio = self._sw_ratio(run)
             if self._phase in ("sampling", "done"):
@@ -411,7 +412,7 @@ class CompareTask:
                 score_error=run.score_error, eval_sigma=eval_sigma(eng.config), sw_ratio=run.sw_ratio,
                 sampler_steps=chain.sampler.n_steps,
                 initial_particles=self._shown(eng.standardizer.inverse(chain.initial.float().cpu()).numpy()),
-                sw_history=tuple(run.sw_history)))
+                sw_history=tuple(run.sw_history), error_measure=eng.error_measure))
         cost = time.perf_counter() - t0
         self._next_frame = now + max(1.0 / self.max_fps, cost / 0.3, GUI_DUTY * self._gui_seconds)
         self._needs_frame = False

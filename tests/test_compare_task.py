@@ -113,3 +113,20 @@ def test_compared_flows_start_from_the_windows_source_and_the_others_from_noise(
     assert on_source(dsm) < 0.5
     heun, euler = initial("samplers", ("fm", "fm"), ("heun", "euler"))
     assert np.array_equal(heun, euler) and on_source(heun) > 0.99
+
+
+def test_a_compared_flow_is_judged_by_its_velocity(data):
+    """fm's error in the compare titles is its velocity's (`LiveEngine.field_error`) at t = σmin: O(1)
+    after a few steps, where the score form at t = 0.01 reads ~10² (it divides by t); dsm keeps the score's."""
+    events: list = []
+    task = core.CompareTask(events.append, max_fps=1000.0)
+    entries = tuple(core.CompareEntry(name, RunConfig(model=SMALL.model, loss=LossConfig(name=name), train=SMALL.train),
+                                      SamplerConfig(name=sampler, steps=4))
+                    for name, sampler in (("fm", "heun"), ("dsm", "annealed")))
+    task.handle([core.Setup(core.CompareSpec(data, "losses", entries, n_particles=64, train_steps=40)), core.Run()])
+    run_until(task, events, lambda: any(isinstance(e, core.PhaseChanged) and e.phase == "done" for e in events))
+    task.work()
+    last = [e for e in events if isinstance(e, core.CompareFrames)][-1].frames
+    fm, dsm = last
+    assert (fm.error_measure, dsm.error_measure) == ("velocity", "score")
+    assert fm.score_error is not None and 0 < fm.score_error < 3, fm.score_error
