@@ -118,7 +118,7 @@ class CompareWindow(EscapeCloses, QWidget):
     def __init__(self, mode: str, dataset: Dataset, points: np.ndarray, config: RunConfig, data_name: str = "data",
                  checked: tuple[str, ...] | None = None, n_particles: int = DEFAULT_PARTICLES,
                  train_steps: int = DEFAULT_STEPS, main_model: MainModel | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, source: Dataset | None = None) -> None:
         super().__init__(parent)
         if mode not in LIMITS:
             raise ValueError(f"mode must be 'losses', 'noise' or 'samplers', not {mode!r}")
@@ -126,6 +126,7 @@ class CompareWindow(EscapeCloses, QWidget):
             config = replace(config, loss=replace(config.loss, name=NOISELESS_STAND_IN))
         self.mode = mode
         self.dataset = dataset
+        self.source = source  # the main window's Source layer: fm / ot-fm runs flow from it too
         self.points = np.asarray(points, np.float32)
         self.config = config
         self.frames_received = 0
@@ -395,7 +396,8 @@ class CompareWindow(EscapeCloses, QWidget):
         worker_mode = "samplers" if self.mode == "samplers" else "losses"  # noise levels train like losses do
         return CompareSpec(self.dataset, worker_mode, entries, int(self.particles_box.value()), steps,
                            default_bounds(self.points), seed=self.config.train.seed, view_axis=self.view_axis,
-                           model=self._main_snapshot if self.mode == "samplers" and self.uses_main_model else None)
+                           model=self._main_snapshot if self.mode == "samplers" and self.uses_main_model else None,
+                           source=self.source)
 
     # -- run control ------------------------------------------------------------------------
     def _on_main_toggled(self, on: bool) -> None:
@@ -516,7 +518,8 @@ class CompareWindow(EscapeCloses, QWidget):
         if mode in ("losses", "noise"):
             rate = f"{cf.steps_per_second:,.0f} steps/s" if cf.steps_per_second else "– steps/s"
             err = "–" if cf.score_error is None else f"{cf.score_error:.3g}"
-            return f"{rate} · score err {err} (σ {cf.eval_sigma:.2g}) · SW {sw}"
+            name, level = ("vel. err", "t") if cf.error_measure == "velocity" else ("score err", "σ")
+            return f"{rate} · {name} {err} ({level} {cf.eval_sigma:.2g}) · SW {sw}"
         done = " ✓" if cf.frame.sampler_done else ""
         return (f"step {min(cf.frame.sampler_step, cf.sampler_steps):,}/{cf.sampler_steps:,} · "
                 f"σ {cf.frame.sampler_sigma:.2g} · SW {sw}{done}")
@@ -718,9 +721,11 @@ def open_compare(window, mode: str, checked: tuple[str, ...] | None = None) -> C
             tasks.submit(packed_model, on_done, on_fail)
 
         main_model = MainModel(window.trained_steps(), fetch)
+    sources = getattr(window, "sources", None)  # the Source layer: compared flows start where the window's do
+    source = sources.dataset_for(dataset.dim) if sources is not None else None
     compare = CompareWindow(mode, dataset, session.points, config, session.data.name, checked,
                             n_particles=min(session.particles.n_particles, DEFAULT_PARTICLES), train_steps=steps,
-                            main_model=main_model)
+                            main_model=main_model, source=source)
     if main_model is not None:
         tasks.setParent(compare)  # its callbacks live as long as the window
     windows = getattr(window, "compare_windows", None)

@@ -155,6 +155,7 @@ class Mode3D(QObject):
         self.plot2d = window.plot
         self._plot3d: Plot3D | None = None
         self._legend_names: tuple[str | None, str | None] = (None, None)
+        self._source: tuple[np.ndarray | None, bool] = (None, False)  # the Source layer's points, faint
         self._is_3d = False
         self._axis: int | None = None
         self._value: float | None = None  # None: the middle of the data along the axis
@@ -225,6 +226,7 @@ class Mode3D(QObject):
             self._plot3d = plot
             plot.set_layers(**self._layers())
             plot.set_legend_names(*self._legend_names)
+            plot.set_source_points(*self._source)
             plot.set_normalized_arrows(self.session.view.normalized_arrows)
             plot.set_camera(*self._camera)
             plot.set_spawn_tool(self.window.actions_["tool_spawn"].isChecked())
@@ -279,6 +281,12 @@ class Mode3D(QObject):
             self.plot3d.show_frame(frame)
             self.controls.slice_view.show_frame(frame)
         return True
+
+    def set_source_points(self, points: np.ndarray | None, faint: bool = False) -> None:
+        """A flow's source distribution, for the 3D view too (kept until the view is built)."""
+        self._source = (None if points is None else np.asarray(points, np.float32), bool(faint))
+        if self._plot3d is not None:
+            self._plot3d.set_source_points(*self._source)
 
     def set_legend_names(self, shows: str, particles: str) -> None:
         """What the 3D legend calls the arrows and the particles (as `Plot2D.set_legend_names`)."""

@@ -314,6 +314,12 @@ class SourceController(QObject):
         self.window.set_tool("brush")
 
     # -- what the engine gets ----------------------------------------------------------------
+    def dataset_for(self, dim: int) -> Dataset | None:
+        """The source as a dataset for data of `dim` (Tools ▸ Compare's flows start from it), or None
+        for N(0, I) or a source of another dimension."""
+        dataset = self.layer.state.as_dataset()
+        return dataset if dataset is not None and dataset.dim == dim else None
+
     def engine_source(self, config: RunConfig, dim: int | None) -> tuple[RunConfig, Dataset | None]:
         """The run config (LossConfig.source set) and source dataset to send for data of `dim`;
         (config, None) for N(0, I), a loss without a source, or a source the data cannot use: a
@@ -348,7 +354,11 @@ class SourceController(QObject):
     def _show(self) -> None:
         state = self.layer.state
         shown = state.kind != "gaussian" and state.points.shape[1] >= 2
-        self.window.plot.set_source_points(state.points if shown else None, faint=not self.panel.uses_source)
+        points = state.points if shown else None
+        self.window.plot.set_source_points(points, faint=not self.panel.uses_source)
+        mode3d = getattr(self.window, "mode3d", None)  # the 3D view draws the source too
+        if mode3d is not None:
+            mode3d.set_source_points(points, faint=not self.panel.uses_source)
 
 
 __all__ = ["SourceController", "SourceLayer", "SourcePanel", "SourceState", "restored_source"]

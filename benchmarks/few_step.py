@@ -5,7 +5,9 @@
 Each loss trains once (`sgm train` defaults but for the step count; seed 0) and is sampled at a
 few step counts from the same seed. Quality only: the machine is shared, so nothing is timed.
 
-    python benchmarks/few_step.py [--steps 5000] [--n 5000] [--seeds 0]
+    python benchmarks/few_step.py [--steps 5000] [--n 5000] [--seeds 0] [--losses ddpm] [--schedules linear,cosine]
+
+`--schedules` trains ddpm once per β schedule (the other losses ignore it).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000, help="samples per cell")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--losses", default=",".join(PLAN))
+    parser.add_argument("--schedules", default="linear", help="ddpm's β schedules, comma-separated")
     parser.add_argument("--out-table", default=str(Path(__file__).with_name("RESULTS.md")))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -41,12 +44,16 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         for loss in args.losses.split(","):
             sampler, counts = PLAN[loss]
-            run = sgm.train("8gaussians", loss=loss, steps=args.steps, seed=seed, progress=False)
-            for steps in counts:
-                m = run.metrics(run.sample(args.n, sampler=sampler, steps=steps, seed=seed + 1), seed=seed, nll=False)
-                met = m["on_mode"] >= ON_MODE and m["weight_error"] <= WEIGHT
-                rows.append((seed, loss, sampler, steps, m["on_mode"], m["weight_error"], m["sw_ratio"], met))
-                print(rows[-1], flush=True)
+            for schedule in args.schedules.split(",") if loss == "ddpm" else ("linear",):
+                run = sgm.train("8gaussians", loss=loss, steps=args.steps, seed=seed, progress=False,
+                                schedule=schedule if loss == "ddpm" else None)
+                name = f"{loss} ({schedule})" if loss == "ddpm" else loss
+                for steps in counts:
+                    m = run.metrics(run.sample(args.n, sampler=sampler, steps=steps, seed=seed + 1), seed=seed,
+                                    nll=False)
+                    met = m["on_mode"] >= ON_MODE and m["weight_error"] <= WEIGHT
+                    rows.append((seed, name, sampler, steps, m["on_mode"], m["weight_error"], m["sw_ratio"], met))
+                    print(rows[-1], flush=True)
     load = os.getloadavg()[0]
     lines = [f"\n## Few-step quality on trained nets (8gaussians) — {date.today()} — {platform.machine()}, "
              f"{os.cpu_count()} cores, torch {torch.__version__}, 1 thread, load average {load:.1f} at the end "

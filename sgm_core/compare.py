@@ -77,6 +77,7 @@ class CompareSpec:
     seed: int = 0  # the starting particles' draw (the networks use their config's seed)
     view_axis: int = 2  # 3D data: the plots look along this axis (particles projected, field on the mid plane)
     model: Any = None  # "samplers": a render.PackedModel (the main window's trained model) instead of training one
+    source: Dataset | None = None  # a flow's source (the window's Source layer): fm / ot-fm entries start from it
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,22 @@ class CompareFrame:
     frame: Frame
     phase: str  # idle | training | sampling | done
     steps_per_second: float  # training steps per second of this entry's own training time
-    score_error: float | None  # relative Fisher divergence vs the reference at `eval_sigma`
+    score_error: float | None  # relative error vs the reference at `eval_sigma` (`LiveEngine.field_error`)
     eval_sigma: float
     sw_ratio: float | None  # sliced Wasserstein particles↔data over data↔data
     sampler_steps: int  # the schedule length
     initial_particles: np.ndarray  # (n, D) data coordinates: where this run's particles started
     sw_history: tuple[tuple[float, float], ...] = ()  # (schedule progress 0..1, SW ratio) while sampling
+    error_measure: str = "score"  # what score_error compares: "score", or "velocity" for a flow net
+
+
+def _with_source(config: RunConfig, source: Dataset | None) -> tuple[RunConfig, Dataset | None]:
+    """An entry's config and source: the window's source for a loss whose path transports one (fm,
+    ot-fm), as the main window's engine gets it; none (and no LossConfig.source) for the others,
+    which start from their Gaussian prior."""
+    if source is not None and loss_spec(config.loss.name).process_type.transports:
+        return config, source
+    return (replace(config, loss=replace(config.loss, source="")) if config.loss.source else config), None
 
 
 def eval_sigma(config: RunConfig) -> float:
@@ -342,7 +353,7 @@ class CompareTask:
         for run in self._runs:
             eng = run.engine
             if id(eng) not in errors:
-                errors[id(eng)] = eng.score_error(eval_sigma(eng.config))
+                errors[id(eng)] = eng.field_error(eval_sigma(eng.config))  # a flow net: its velocity's
             run.score_error = errors[id(eng)]
             run.sw_ratio = self._sw_ratio(run)
             if self._phase in ("sampling", "done"):
@@ -401,7 +412,7 @@ class CompareTask:
                 score_error=run.score_error, eval_sigma=eval_sigma(eng.config), sw_ratio=run.sw_ratio,
                 sampler_steps=chain.sampler.n_steps,
                 initial_particles=self._shown(eng.standardizer.inverse(chain.initial.float().cpu()).numpy()),
-                sw_history=tuple(run.sw_history)))
+                sw_history=tuple(run.sw_history), error_measure=eng.error_measure))
         cost = time.perf_counter() - t0
         self._next_frame = now + max(1.0 / self.max_fps, cost / 0.3, GUI_DUTY * self._gui_seconds)
         self._needs_frame = False
@@ -426,13 +437,14 @@ class CompareTask:
             if spec.mode == "samplers" and shared is not None:
                 eng = shared
             else:
-                eng = LiveEngine(spec.dataset, entry.config, entry.sampler, n_particles=1, seed=spec.seed)
+                config, source = _with_source(entry.config, spec.source)
+                eng = LiveEngine(spec.dataset, config, entry.sampler, n_particles=1, seed=spec.seed, source=source)
                 shared = eng
                 if spec.model is not None:  # sample with the main window's EMA weights, as they are
                     state = spec.model.unpack().model.state_dict()
                     eng.trainer.model.load_state_dict(state)
                     eng.trainer.ema_model.load_state_dict(state)
-            sampler = make_sampler(entry.sampler, eng.config.noise, eng.config.loss.name)
+            sampler = make_sampler(entry.sampler, eng.config.noise, eng.process)  # a flow's starts on its source
             if spec.mode == "samplers":
                 if shared_start is None:  # one draw from the noise model's prior, shared by every sampler
                     prior = make_sde(eng.config.noise, eng.noise_kind)

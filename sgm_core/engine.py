@@ -949,7 +949,7 @@ class Engine:
             m.clear()
             self._metric_idents.clear()
             m.update(gen=gen, reference_kind=eng.reference_kind, reference_note=eng.reference_note,
-                     sigmas=list(eng.metric_sigmas()),
+                     sigmas=list(eng.metric_sigmas()), measure=eng.error_measure,
                      reference_points=min(len(eng.dataset.points), 2000), conditional=eng.trainer.spec.conditional)
         updated = []
         # The score error per σ, one σ a piece: against an empirical reference (a 3D point cloud)
@@ -996,10 +996,11 @@ class Engine:
 
 
 def _score_errors(eng: LiveEngine, sigmas: list[float]) -> Any:
-    """`LiveEngine.score_error` at each σ, one per `next()`; the list is the generator's value."""
+    """`LiveEngine.field_error` (the score's, or a flow net's velocity's) at each σ, one per `next()`;
+    the list is the generator's value."""
     errors = []
     for sigma in sigmas:
-        errors.append(eng.score_error(sigma))
+        errors.append(eng.field_error(sigma))
         yield
     return errors
 

@@ -409,6 +409,27 @@ class LiveEngine:
         return relative_score_error(self.trainer.score_fn(), self.reference, self._eval_points, sigma,
                                     self.noise_kind, seed=7, device=self.device)
 
+    @property
+    def error_measure(self) -> str:
+        """What `field_error` compares with the truth: "score", or "velocity" for a flow net
+        (`Parameterisation.measures`)."""
+        output = getattr(self.trainer.model, "output", SCORE)
+        return output.measures if self.trainer.spec.conditional else SCORE.measures
+
+    def field_error(self, sigma: float) -> float | None:
+        """The relative error of what the EMA net predicts against the truth's, at noise level (or
+        flow time) sigma: `score_error` for score-type nets; for a flow net E|v_θ - v|² / E|v|² of
+        its velocity against the exact one (`gmm.linear_flow_velocity` from a source, else the
+        mixture's), whose score form divides by t and reads 10²-10⁴ at t = 0.001. None where no
+        truth is exact (`reference_note`)."""
+        if self.reference is None:
+            return None
+        if self.error_measure == SCORE.measures:
+            return self.score_error(sigma)
+        return relative_score_error(self.trainer.score_fn(), self.reference, self._eval_points, sigma,
+                                    self.noise_kind, seed=7, device=self.device,
+                                    measured=self.trainer.model.output.measured)
+
     def curl_map(self, view: FieldView) -> np.ndarray | None:
         """Relative curl of the learned (EMA) score on the heatmap grid (2D only), rows = y.
 

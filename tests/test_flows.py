@@ -159,3 +159,58 @@ def test_a_session_keeps_the_flow_source(flows, tmp_path):
     start = loaded.schedule("euler", 4).init(500, 2, torch.Generator().manual_seed(0))
     source = torch.as_tensor(run.standardizer.forward(run._trainer.source.points))
     assert torch.cdist(start.double(), source.double()).min(1).values.max() < 1e-5  # every start is a source point
+
+
+EXACT_TOL = 1e-8  # the exact velocity through a float32 score and back: roundoff (~1e-7 relative, squared)
+UNTRAINED = (0.3, 3.0)  # an untrained net's relative velocity error: O(1) ("predicts zero" reads 1)
+
+
+@pytest.mark.parametrize("source", [None, "8gaussians"])
+def test_a_flow_net_is_judged_by_its_velocity_against_the_exact_one(source):
+    """The Metrics dock's curve for fm: E|v_θ - v|² / E|v|² at each t. The exact velocity
+    (gmm.linear_flow_velocity, or the mixture's from N(0, I)) plugged in as the model — through a
+    float32 score s = -(x + (1 - t) v) / t, as a net gives it — reads ~0 at every t, t = 0.001 too;
+    an untrained net reads O(1), where the score form of the same error read 10²-10⁴."""
+    from sgm_core.config import LossConfig, ModelConfig, RunConfig, TrainConfig
+    from sgm_core.datasets import make_preset
+    from sgm_core.gmm import linear_flow_velocity
+    from sgm_core.live import LiveEngine
+    from sgm_core.truth import velocity_fn
+
+    data = make_preset("25gaussians" if source else "8gaussians", n_points=600)
+    src = make_preset(source, n_points=600) if source else None
+    cfg = RunConfig(loss=LossConfig(name="fm"), model=ModelConfig(width=16, depth=1), train=TrainConfig(steps=10))
+    eng = LiveEngine(data, cfg, n_particles=10, source=src)
+    assert eng.error_measure == "velocity" and eng.reference_kind == "analytic"
+    std = eng.standardizer
+    shift = torch.tensor(std.shift)
+    gmm = data.gmm.transformed(shift, std.scale)
+
+    def exact_velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        x64, t0 = x.double(), float(t.reshape(-1)[0])
+        if src is None:
+            score = lambda y, s: gmm.score(y / (1 - s[:, None]), s / (1 - s)) / (1 - s[:, None])  # noqa: E731
+            return velocity_fn(score, eng.process)(x64, t.double())
+        return linear_flow_velocity(gmm, src.gmm.transformed(shift, std.scale), x64, t0)
+
+    def exact_net(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # what a perfect velocity net returns
+        return eng.process.score_from_velocity(x, t, exact_velocity(x, t).float()).float()
+
+    untrained = [eng.field_error(t) for t in eng.metric_sigmas()]
+    assert all(UNTRAINED[0] < e < UNTRAINED[1] for e in untrained), untrained
+    assert eng.score_error(eng.metric_sigmas()[0]) > 30  # the score form at t = 0.001: what the dock showed
+    eng.trainer.score_fn = lambda ema=True: exact_net
+    exact = [eng.field_error(t) for t in eng.metric_sigmas()]
+    assert all(e < EXACT_TOL for e in exact), exact
+
+
+def test_ot_fm_has_no_exact_velocity_even_from_gaussian_noise():
+    """Minibatch-OT pairs change the path's marginals, so the independent pairs' flow is not ot-fm's
+    truth: no reference (and no error curve), with the one line that says why."""
+    from sgm_core.config import LossConfig, ModelConfig, RunConfig
+    from sgm_core.datasets import make_preset
+    from sgm_core.live import LiveEngine
+
+    eng = LiveEngine(make_preset("8gaussians", n_points=300),
+                     RunConfig(loss=LossConfig(name="ot-fm"), model=ModelConfig(width=16, depth=1)), n_particles=10)
+    assert eng.reference is None and eng.field_error(0.5) is None and "optimal transport" in eng.reference_note

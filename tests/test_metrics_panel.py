@@ -133,3 +133,27 @@ def test_curl_heatmap_mode_reaches_the_canvas(qtbot, window):
     curl = frame(window).curl_map
     assert curl.shape == (64, 64) and np.isfinite(curl).all()
     wait(qtbot, lambda: window.plot._heat_item.isVisible())
+
+
+def test_a_flow_run_labels_its_curve_as_velocity_error_and_one_without_truth_reads_a_dash(qtbot):
+    """fm's curve is the velocity error at flow times t (the engine's `measure`); a run with no exact
+    velocity (ot-fm) shows "—" and says why in the tooltip; a session keeps the label."""
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    base = {"gen": 1, "reference_kind": "analytic", "sigmas": [0.001, 0.1], "measure": "velocity", "conditional": True}
+    panel.show_metrics({**base, "updated": ("curve",), "score_step": 10, "score_errors": [0.8, 0.5]})
+    assert panel.tabs.tabText(0) == "Velocity error vs truth"
+    assert "v<sub>θ</sub>" in panel.score_plot.getPlotItem().getAxis("left").labelText
+    assert "t=0.001" in panel.sigma_legend.text() and "velocity" in panel.reference_label.text()
+    restored = MetricsPanel()
+    qtbot.addWidget(restored)
+    restored.restore(panel.saved_state())
+    assert restored.tabs.tabText(0) == "Velocity error vs truth" and restored.curves == panel.curves
+    note = "ot-fm pairs each batch by optimal transport, whose flow has no closed form"
+    panel.show_metrics({**base, "gen": 2, "reference_kind": "none", "reference_note": note, "updated": ("samples",),
+                        "sw_ratio": 2.0})
+    assert panel.curves == {} and panel.sigma_legend.text().startswith("Velocity error: —")
+    assert "optimal transport" in panel.sigma_legend.toolTip()
+    panel.show_metrics({"gen": 3, "reference_kind": "analytic", "sigmas": [0.1], "updated": ("curve",),
+                        "score_step": 5, "score_errors": [0.3]})  # a score net again
+    assert panel.tabs.tabText(0) == "Score error vs truth" and "σ=0.1" in panel.sigma_legend.text()

@@ -421,3 +421,32 @@ def test_the_3d_legend_overlay_names_what_is_drawn_in_its_colours(plot):
     # the overlay lets the mouse through to the view: orbiting still works under it
     from PySide6.QtCore import Qt
     assert plot.legend.testAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+
+
+def _green(rgb: np.ndarray) -> int:
+    """Pixels of the Source layer's green over white (palette SOURCE (40, 150, 90) at alpha 150:
+    about (128, 193, 158)); the data's blue, the particles' orange and the grey grid fail it."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return int(((g - r > 40) & (g - b > 20) & (g < 235)).sum())
+
+
+@pytest.mark.gl
+def test_the_source_layer_is_drawn_in_green_and_follows_the_data_layer(plot):
+    """A flow's source points (app/source_layer.py) in the 3D view, as on the 2D canvas: palette
+    SOURCE, hidden with the data layer and with None; faint (alpha 50) while the loss ignores it."""
+    blank = _green(_rgb(plot))  # the green y axis
+    source = np.random.default_rng(3).normal(scale=0.7, size=(1500, 3)).astype(np.float32) + [1.5, -1.0, 0.5]
+    plot.set_source_points(source)
+    drawn = _green(_rgb(plot))
+    assert drawn > blank + 1500, (blank, drawn)  # 1,500 points of 3 px, minus overlaps
+    assert plot.source_points().shape == (1500, 3)
+    plot.set_layers(data=False)
+    assert _green(_rgb(plot)) <= blank + 20
+    plot.set_layers(data=True)
+    plot.set_source_points(source, faint=True)
+    faint = _green(_rgb(plot))
+    assert faint < drawn - 500, (faint, drawn)  # alpha 50 over white is too pale to pass as the green
+    plot.set_source_points(None)
+    assert _green(_rgb(plot)) <= blank + 20 and len(plot.source_points()) == 0
+    plot.set_source_points(source[:, :2])  # a 2D source sits in the z = 0 plane
+    assert np.all(plot.source_points()[:, 2] == 0) and _green(_rgb(plot)) > blank + 500

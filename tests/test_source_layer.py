@@ -141,3 +141,43 @@ def test_the_exact_flow_between_two_mixtures_is_drawn(qtbot):
         assert "optimal transport" in frame(w).reference_note
     finally:
         w.close()
+
+
+def test_the_3d_view_draws_the_source_too(qtbot):
+    """3D data flowing from a 3D preset: the 3D view holds the source's points (drawn in green under GL:
+    tests/test_plot3d.py), faint while the loss does not flow from it, and none for N(0, I)."""
+    w = open_window(qtbot, "gmm3d")
+    try:
+        w.session.set_run_config(small_config(steps=20, loss="fm"))
+        choose_source(qtbot, w, "sphere")
+        wait(qtbot, lambda: w.mode3d.is_3d and len(w.mode3d.plot3d.source_points()) > 0)
+        shown = w.mode3d.plot3d.source_points()
+        assert np.allclose(shown, w.session.source.state.points) and not w.mode3d.plot3d.source_faint
+        w.session.set_run_config(small_config(steps=20, loss="dsm"))  # a loss from N(0, I): the source greys out
+        wait(qtbot, lambda: w.mode3d.plot3d.source_faint)
+        choose_source(qtbot, w, "")  # N(0, I): nothing to draw
+        wait(qtbot, lambda: len(w.mode3d.plot3d.source_points()) == 0)
+    finally:
+        w.close()
+
+
+def test_tools_compare_flows_from_the_windows_source(qtbot, window):
+    """Tools ▸ Compare losses on fm from 8gaussians: the comparison's spec carries the window's source
+    (its fm run then starts on it: tests/test_compare_task.py); a Gaussian source sends none."""
+    from app.compare_window import open_compare
+
+    choose_source(qtbot, window, "8gaussians")
+    compare = open_compare(window, "losses", checked=("fm", "dsm"))
+    qtbot.addWidget(compare)
+    try:
+        spec = compare.spec()
+        assert spec.source is not None and np.array_equal(spec.source.points, window.session.source.state.points)
+    finally:
+        compare.close()
+    choose_source(qtbot, window, "")
+    compare = open_compare(window, "losses", checked=("fm",))
+    qtbot.addWidget(compare)
+    try:
+        assert compare.spec().source is None
+    finally:
+        compare.close()

@@ -34,6 +34,20 @@ BAR_SAMPLE: colors.RGBA = colors.PARTICLE  # particles' mode weights: the partic
 BAR_TRUE: colors.RGBA = (150, 150, 150, 255)  # the mixture's weights: grey, like the true field
 NOT_MEANINGFUL = "—"
 TABS = ("Score error vs truth", "SW ratio", "Mode weights")
+# What the error curve measures (the engine's `measure`, `Parameterisation.measures`): a flow net
+# is judged by its velocity, whose score form divides by t and reads 10²-10⁴ at t = 0.001.
+MEASURES = {
+    "score": {"tab": TABS[0], "axis": "E|s<sub>θ</sub> − s|² / E|s|²", "level": "σ", "name": "score error",
+              "tip": "E|s_θ − s_ref|² / E|s_ref|² on noisy data at each σ, over the whole run: 0 is perfect, 1 is "
+                     "'predicts zero'. Lower curves: the net has learned that noise level",
+              "levels": "Noise levels σ of the curves (standardised units), coloured like them"},
+    "velocity": {"tab": "Velocity error vs truth", "axis": "E|v<sub>θ</sub> − v|² / E|v|²", "level": "t",
+                 "name": "velocity error",
+                 "tip": "E|v_θ − v|² / E|v|² of the flow net's velocity against the exact one on x_t drawn at each "
+                        "time t, over the whole run: 0 is perfect, 1 is 'predicts zero'. (A flow's score is "
+                        "−(x + (1 − t) v) / t: its error divides by t, so the velocity the net predicts is compared)",
+                 "levels": "Flow times t of the curves (0 is the data), coloured like them"},
+}
 
 TIPS = {
     "sw_ratio": "Sliced-Wasserstein distance particles ↔ data over data ↔ data (two draws of the data): "
@@ -46,8 +60,7 @@ TIPS = {
     "log_likelihood": "Mean log-likelihood of 100 data points under the model's probability-flow ODE (Song et al. 2021, "
                       "exact divergence, 30 Heun steps), nats per point in data units: higher is better. "
                       f"'{NOT_MEANINGFUL}' when the estimate is not meaningful (not finite, or beyond ±{LL_PLAUSIBLE:g})",
-    "score": "E|s_θ − s_ref|² / E|s_ref|² on noisy data at each σ, over the whole run: 0 is perfect, 1 is "
-             "'predicts zero'. Lower curves: the net has learned that noise level",
+    "score": MEASURES["score"]["tip"],
     "sw_plot": "The SW ratio at each metrics update, oldest left (log scale; the dashed line is 1×)",
     "bars": "Share of particles per mixture component (orange) next to the true weights (grey)",
 }
@@ -116,6 +129,7 @@ class MetricsPanel(QWidget):
         self.history: list[dict[str, Any]] = []  # one entry per sample-metrics update
         self.last: dict[str, Any] = {}
         self._note = ""  # appended to the σ legend (e.g. "particles use the true score")
+        self.measure = "score"  # what the error curve measures: a key of MEASURES
 
         self.reference_label = QLabel()
         self.reference_label.setTextFormat(Qt.TextFormat.RichText)
@@ -208,6 +222,16 @@ class MetricsPanel(QWidget):
         self.setMinimumHeight(180)
         self.reset()
 
+    def _set_measure(self, measure: object) -> None:
+        """Label the error curve for what it measures: the score, or a flow net's velocity."""
+        self.measure = measure if measure in MEASURES else "score"
+        words = MEASURES[self.measure]
+        self.tabs.setTabText(0, words["tab"])
+        self.tabs.setTabToolTip(0, words["tip"])
+        self.score_plot.setToolTip(words["tip"])
+        self.score_plot.getPlotItem().setLabel("left", words["axis"])
+        self.sigma_legend.setToolTip(words["levels"])
+
     # -- drawing ----------------------------------------------------------------------------
     def reset(self, text: str = "<b>Ground truth</b> — metrics appear once the model trains or particles move") -> None:
         """Forget every curve and number (a new engine: new data, loss or network)."""
@@ -218,6 +242,7 @@ class MetricsPanel(QWidget):
             self.score_plot.getPlotItem().removeItem(item)
         self._score_items.clear()
         self._note = ""
+        self._set_measure("score")
         self._set_legend()
         self._set_x_range()
         self._sw_item.setData(x=np.zeros(0), y=np.zeros(0))
@@ -246,6 +271,7 @@ class MetricsPanel(QWidget):
                 self.reset()
             self._adopt_next = False
             self._gen = gen
+            self._set_measure(metrics.get("measure"))
             self._set_reference(metrics)
         self.last = dict(metrics)
         self._target = int(metrics.get("train_target", self._target) or 0)
@@ -269,11 +295,18 @@ class MetricsPanel(QWidget):
         if m.get("reference_kind") == "none":  # a flow with no exact field (sgm_core.truth.run_reference)
             note = m.get("reference_note") or "no exact truth for this run"
             self.reference_label.setText(f"<b>Ground truth:</b> none — {note}")
-            self.reference_label.setToolTip("The score error and the true field need an exact reference; this run has "
+            name = MEASURES[self.measure]["name"]
+            self.reference_label.setToolTip(f"The {name} and the true field need an exact reference; this run has "
                                             "none, so they are not shown (the sample metrics compare with the data)")
-            self.sigma_legend.setText(f"No score error: {note}")
+            self.sigma_legend.setText(f"{name.capitalize()}: {NOT_MEANINGFUL} ({note})")
+            self.sigma_legend.setToolTip(f"No {name} is shown: {note}. The SW ratio, MMD and mode weights compare "
+                                         "the particles with the data instead")
             return
-        if m.get("reference_kind") == "analytic":
+        if m.get("reference_kind") == "analytic" and self.measure == "velocity":
+            text = "<b>Ground truth:</b> exact velocity of the mixture's flow"
+            tip = ("The data (and the source, if any) is a Gaussian mixture: every x_t on the straight path is a "
+                   "mixture too, with an exact velocity E[x₁ − x₀ | x_t]")
+        elif m.get("reference_kind") == "analytic":
             text = "<b>Ground truth:</b> analytic mixture score"
             tip = "The data is a Gaussian mixture: its perturbed density q_σ is a mixture too, with an exact score"
         else:
@@ -290,9 +323,10 @@ class MetricsPanel(QWidget):
         return tuple(int(round(c)) for c in rgb)
 
     def _set_legend(self) -> None:
-        keys = "&nbsp; ".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'><b>σ={sigma:.2g}</b></span>"
+        words = MEASURES[self.measure]
+        keys = "&nbsp; ".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'><b>{words['level']}={sigma:.2g}</b></span>"
                               for sigma, (r, g, b) in ((s, self._sigma_rgb(i)) for i, s in enumerate(self.curves)))
-        self.sigma_legend.setText((keys or "No score-error points yet") + self._note)
+        self.sigma_legend.setText((keys or f"No {words['name']} points yet") + self._note)
 
     def _set_x_range(self) -> None:
         """From step 0 to the end of the run (or the last point, when training went past it)."""
@@ -382,7 +416,7 @@ class MetricsPanel(QWidget):
                            "errors": [v if math.isfinite(v) else None for v in values[::stride]]})
         history = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in h.items()}
                    for h in self.history]
-        return {"curves": curves, "history": history, "target": self._target}
+        return {"curves": curves, "history": history, "target": self._target, "measure": self.measure}
 
     def restore(self, saved: object) -> None:
         """Show what `saved_state` gave (an opened session); entries that do not parse are skipped.
@@ -403,6 +437,7 @@ class MetricsPanel(QWidget):
         history = [h for h in saved.get("history") or [] if isinstance(h, dict)][-SW_HISTORY:]
         self.history = [{k: _number(h.get(k)) for k in ("train_step", "sampler_step", "sw_ratio", "mmd", "energy",
                                                         "on_mode", "log_likelihood")} for h in history]
+        self._set_measure(saved.get("measure"))
         target = saved.get("target")
         self._target = target if isinstance(target, int) and target >= 0 else 0
         self._draw_curves()

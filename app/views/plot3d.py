@@ -43,6 +43,8 @@ CLICK_SLOP_PX = 4.0  # a press and release closer than this is a click (spawn), 
 # float RGBA (0..1) for GL, from the shared palette
 _DATA = tuple(c / 255 for c in colors.DATA)
 _PARTICLE = tuple(c / 255 for c in colors.PARTICLE)
+_SOURCE = tuple(c / 255 for c in colors.SOURCE)
+SOURCE_FAINT_ALPHA = 50 / 255  # as the 2D canvas: the source shown while the loss does not flow from it
 _TRAIL = tuple(c / 255 for c in colors.TRAIL)
 _GRID = (0, 0, 0, 40)  # 0..255: mkColor for GLGridItem
 _AXES = ((0.85, 0.25, 0.25, 1.0), (0.2, 0.65, 0.3, 1.0), (0.2, 0.4, 0.85, 1.0))  # x red, y green, z blue
@@ -270,6 +272,8 @@ class Plot3D(QWidget):
         self._spawn_tool = False
         self._press: QPointF | None = None
         self._points = np.zeros((0, 3), np.float32)
+        self._source_points = np.zeros((0, 3), np.float32)  # a flow's source distribution (app/source_layer.py)
+        self._source_faint = False
         self._bounds: tuple[tuple[float, float], ...] = ((-1.0, 1.0),) * 3
         self._layers = {"data": True, "field": True, "particles": True, "trails": True, "slice_plane": True}
         self._normalized = False
@@ -328,6 +332,10 @@ class Plot3D(QWidget):
         self._data_item = gl.GLScatterPlotItem(
             pos=np.zeros((0, 3), np.float32), color=_DATA, size=3.0, pxMode=True, glOptions=behind
         )
+        # a flow's source distribution beside the data, in its own colour (as the 2D canvas draws it)
+        self._source_item = gl.GLScatterPlotItem(
+            pos=np.zeros((0, 3), np.float32), color=_SOURCE, size=3.0, pxMode=True, glOptions=behind
+        )
         # trails unsmoothed: line smoothing on llvmpipe costs ~25 ms per 40k faint segments
         self._trail_item = gl.GLLinePlotItem(
             pos=np.zeros((0, 3), np.float32), color=_TRAIL, width=1.0, mode="lines", antialias=False, glOptions=behind
@@ -356,6 +364,7 @@ class Plot3D(QWidget):
         order = [
             self._grid_item,
             self._data_item,
+            self._source_item,
             self._trail_item,
             self._axes_item,
             self._field_item,
@@ -386,6 +395,27 @@ class Plot3D(QWidget):
         self._data_item.setData(pos=self._points)
         self._update_frame_items()
         self._update_plane()
+
+    def set_source_points(self, points: np.ndarray | None, faint: bool = False) -> None:
+        """A flow's source distribution (as `Plot2D.set_source_points`; 2D points in the z = 0 plane);
+        None hides it. `faint` while the loss does not flow from it."""
+        p = np.asarray(points, np.float32) if points is not None else np.zeros((0, 3), np.float32)
+        self._source_points = _as3(p) if p.size else np.zeros((0, 3), np.float32)
+        self._source_faint = bool(faint)
+        if self._view is None:
+            return
+        color = (*_SOURCE[:3], SOURCE_FAINT_ALPHA) if faint else _SOURCE
+        self._source_item.setData(pos=self._source_points, color=color)
+        self._apply_layers()
+
+    def source_points(self) -> np.ndarray:
+        """The source points drawn now ((0, 3) when hidden)."""
+        return self._source_points.copy()
+
+    @property
+    def source_faint(self) -> bool:
+        """Is the source drawn faint (the loss does not flow from it)?"""
+        return self._source_faint
 
     def show_frame(self, frame) -> None:
         """Draw an `sgm_core.live.Frame`: particles and trails always; the field when the frame
@@ -463,6 +493,7 @@ class Plot3D(QWidget):
         if self._view is None:
             return
         self._data_item.setVisible(self._layers["data"])
+        self._source_item.setVisible(self._layers["data"] and len(self._source_points) > 0)
         self._field_item.setVisible(self._layers["field"])
         self._particle_item.setVisible(self._layers["particles"])
         self._trail_item.setVisible(self._layers["trails"])
