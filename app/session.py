@@ -265,6 +265,12 @@ class Session(QObject):
             self.guide_class, self.guidance = c, w
             self.guidance_changed.emit()
 
+    def adopt_guidance(self, guide: tuple[int, float] | None) -> None:
+        """An opened session's class and w, set without `guidance_changed`: its engine guides
+        already, and that signal would resample the saved particles (the Sampler dock reads them
+        on the `data_changed` that follows)."""
+        self.guide_class, self.guidance = (None, 0.0) if guide is None else (int(guide[0]), float(guide[1]))
+
     # -- configuration ----------------------------------------------------------------------
     def set_run_config(self, config: RunConfig) -> None:
         if config == self.run_config:

@@ -16,6 +16,7 @@ from gui_helpers import frame, open_window, small_config, wait
 from sgm_core.datasets import make_preset
 from sgm_core.metrics import class_mode_stats
 from sgm_core.palette import class_color
+from sgm_core.sessions import load_session
 
 pytestmark = pytest.mark.usefixtures("warm_torch")
 PRESET = "8gaussians-labelled"
@@ -133,5 +134,50 @@ def test_painted_classes_keep_their_labels_through_undo_erase_and_a_session(qtbo
         with qtbot.waitSignal(w.files.opened, timeout=30_000):
             w.files.open(path)
         assert np.array_equal(s.labels(), saved) and s.classes() == ("0", "1")
+    finally:
+        w.close()
+
+
+def test_a_session_keeps_the_guided_class_and_w(qtbot, tmp_path, monkeypatch):
+    """Class 1 at w = 3 is saved; after the window moves on (unconditional, w = 0), opening the file
+    shows class 1 and w = 3 in the Sampler dock, the engine's frames are guided so, and the saved
+    (guided) particles come back as they were, not resampled."""
+    w = open_window(qtbot, data=PRESET)
+    try:
+        s, panel = w.session, w.sampler_panel
+        s.set_run_config(small_config(steps=30))
+        s.set_particles(n_particles=200, follow_training=False)
+        w._flush_rebuild()
+        w.actions_["train"].trigger()
+        wait(qtbot, lambda: frame(w) is not None and frame(w).step >= 30 and not w.worker_state.training)
+        panel.class_combo.setCurrentIndex(2)  # class 1 (index 0 is "None (unconditional)")
+        panel.guidance_slider.setValue(round(panel.guidance_slider.maximum() * 3.0 / 10))
+        assert s.guide() == (1, 3.0)
+        wait(qtbot, _settled(w, 1, 3.0), timeout=60_000)
+        if w.worker_state.playing:  # a finished Langevin chain goes on at its last σ: hold it still
+            w.actions_["play"].trigger()
+            wait(qtbot, lambda: not w.worker_state.playing)
+        path = tmp_path / "guided.sgm"
+        monkeypatch.setattr(w, "ask_save_path", lambda *_: str(path))
+        with qtbot.waitSignal(w.files.saved, timeout=30_000):
+            w.actions_["save_session_as"].trigger()
+        assert not w.isWindowModified()
+        saved = load_session(path)
+        assert saved.guide == (1, 3.0)
+
+        panel.class_combo.setCurrentIndex(0)  # the window moves on: unconditional, w = 0
+        panel.guidance_slider.setValue(0)
+        assert s.guide() is None and w.files.is_dirty()  # the guidance is part of what a session saves
+        wait(qtbot, _settled(w, None, 0.0), timeout=60_000)
+
+        with qtbot.waitSignal(w.files.opened, timeout=30_000):
+            w.files.open(path)
+        assert s.guide() == (1, 3.0)
+        assert panel.class_combo.currentIndex() == 2 and panel.class_combo.currentText() == s.classes()[1]
+        assert panel.guidance_slider.value() == 30 and panel.guidance_label.text() == "w = 3.0"
+        assert panel.guidance_slider.isEnabled() and not w.files.is_dirty()
+        wait(qtbot, lambda: frame(w) is not None and frame(w).guide_class == 1 and frame(w).guidance == 3.0)
+        np.testing.assert_allclose(frame(w).particles, saved.particles, atol=1e-5)  # not resampled on open
+        assert w.plot.particle_color()[:3] == class_color(1)
     finally:
         w.close()
