@@ -28,7 +28,7 @@ from app.views.geometry import (
     within_any,
 )
 from app.views.legend import CanvasLegend, legend_entries
-from sgm_core.palette import CLASS_COLORS, class_color
+from sgm_core.palette import CLASS_COLORS, class_color, particle_color
 
 TOOLS = ("none", "brush", "point", "eraser", "spawn", "condition")
 HEATMAPS = ("off", "density", "error", "curl")
@@ -431,7 +431,7 @@ class Plot2D(pg.PlotWidget):
         return self._particle_rgba
 
     def _set_particle_class(self, c: int | None) -> None:
-        rgba = colors.PARTICLE if c is None else (*class_color(c), 235)
+        rgba = particle_color(c)
         if rgba == self._particle_rgba:
             return
         self._particle_rgba = rgba

@@ -24,6 +24,7 @@ from app.views import colors
 from app.views.geometry import arrow_scale
 from app.views.legend import LegendOverlay, legend_entries
 from sgm_core.live import default_bounds
+from sgm_core.palette import particle_color
 
 NO_GL_MESSAGE = "3D view needs OpenGL (not available here); 2D keeps working"
 NO_GL_PLATFORMS = frozenset({"offscreen", "minimal"})  # Qt platforms that cannot host a QOpenGLWidget
@@ -285,6 +286,7 @@ class Plot3D(QWidget):
         self._magnitude_top: float | None = None
         self._has_particles = False
         self._has_trails = False
+        self._particle_rgba: colors.RGBA = colors.PARTICLE  # the asked-for class's colour while guided
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -394,6 +396,7 @@ class Plot3D(QWidget):
         if self._view is None:
             self._field = frame.field if frame.field is not None else self._field
             return
+        self._set_particle_class(getattr(frame, "guide_class", None))
         self._particle_item.setData(pos=_as3(frame.particles))
         self._draw_trails(frame.trails)
         self._has_particles = len(frame.particles) > 0
@@ -406,6 +409,16 @@ class Plot3D(QWidget):
                 self._update_plane()
             self._draw_field()
         self._update_legend()
+
+    def particle_color(self) -> colors.RGBA:
+        """The particles' RGBA now: the class they are asked for, or the plain particle colour."""
+        return self._particle_rgba
+
+    def _set_particle_class(self, c: int | None) -> None:
+        rgba = particle_color(c)  # as the 2D view: the particles take the colour of the class asked for
+        if rgba != self._particle_rgba:
+            self._particle_rgba = rgba
+            self._particle_item.setData(color=tuple(v / 255 for v in rgba))
 
     def clear_field(self) -> None:
         """Forget the drawn field (e.g. when the dataset changes)."""
@@ -484,7 +497,7 @@ class Plot3D(QWidget):
         layers["particles"] = layers["particles"] and self._has_particles
         layers["trails"] = layers["trails"] and self._has_trails
         return legend_entries(layers, shows=self._shows, magnitude_top=self._magnitude_top,
-                              particles=self._particles_name, dim=3)
+                              particles=self._particles_name, dim=3, particle_color=self._particle_rgba)
 
     def _update_legend(self) -> None:
         if self.legend is not None:

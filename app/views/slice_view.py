@@ -17,6 +17,7 @@ from PySide6.QtGui import QPen
 from app.views import colors
 from app.views.geometry import arrow_scale, arrow_segments, grid_cell, in_plane_axes, magnitude_bins, project_field, slab
 from app.views.plot2d import style_plot
+from sgm_core.palette import particle_color
 
 AXIS_NAMES = ("x", "y", "z")
 N_BINS = 6  # arrow colour bins: one PlotCurveItem each
@@ -55,6 +56,7 @@ class SliceView(pg.PlotWidget):
             for c in colors.bin_colors(N_BINS)
         ]
         self._particle_item = pg.ScatterPlotItem(pxMode=True, size=4, pen=None, brush=pg.mkBrush(colors.PARTICLE))
+        self._particle_rgba: colors.RGBA = colors.PARTICLE
         for z, item in enumerate([self._data_item, *self._field_items, self._particle_item]):
             item.setZValue(z)
             pi.addItem(item)
@@ -111,6 +113,10 @@ class SliceView(pg.PlotWidget):
         if self._axis is None or frame.dim != 3:
             return
         near = slab(frame.particles, self._axis, self._value, self._half_width())[:MAX_DRAWN]
+        rgba = particle_color(getattr(frame, "guide_class", None))  # the class asked for, as in the 3D view
+        if rgba != self._particle_rgba:
+            self._particle_rgba = rgba
+            self._particle_item.setBrush(pg.mkBrush(rgba))
         self._particle_item.setData(x=near[:, 0], y=near[:, 1])
         f = frame.field
         if f is not None and f is not self._field and self._is_this_plane(f):
