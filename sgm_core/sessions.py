@@ -2,7 +2,8 @@
 
 A session is a zip archive holding `session.json` (format, version, configs, GUI settings),
 `data.npy`, `labels.npy` (labelled data: a class index per point; the names in session.json),
-`particles.npy` (with the class they were asked for and its guidance scale in session.json), `losses.npy`, `source.npy` (a flow's source points; NPY without pickles),
+`particles.npy` (the class they are asked for and its guidance scale w: session.json's guide),
+`losses.npy`, `source.npy` (a flow's source points; NPY without pickles),
 `model.safetensors` (weights of the raw and EMA networks) and `resume.safetensors` (optimiser
 moments, generator states and the data pool, so training continues as if never interrupted; older
 sessions lack it and resume approximately). Saves are atomic (written aside, then renamed), and opening
