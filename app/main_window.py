@@ -691,6 +691,7 @@ class MainWindow(QMainWindow):
 
     def _on_data_changed(self) -> None:
         self.plot.set_points(self.session.points, self.session.labels())
+        self.plot.set_stroke_class(self.session.painted_class())  # labelled data: unpainted strokes are class 0
         self._update_title()
         self._rebuild_timer.start()
 
@@ -842,6 +843,7 @@ class MainWindow(QMainWindow):
     def _on_view_changed(self) -> None:
         s = self.session
         self.plot.set_brush(s.brush_radius, s.brush_density)
+        self.plot.set_stroke_class(s.painted_class())
         self.plot.set_normalized_arrows(s.view.normalized_arrows)
         self.loss_view.set_log(s.view.log_loss)
         self._apply_layers()

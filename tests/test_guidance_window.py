@@ -181,3 +181,50 @@ def test_a_session_keeps_the_guided_class_and_w(qtbot, tmp_path, monkeypatch):
         assert w.plot.particle_color()[:3] == class_color(1)
     finally:
         w.close()
+
+
+def _stroke_preview_pixels(qtbot, w, rgb_of: tuple[int, int, int]) -> tuple[int, int]:
+    """Press and drag the brush (no release) across the canvas; pixels of the preview's colour
+    (`rgb_of` at the preview's alpha over white) and of the plain preview colour, then release."""
+    from PySide6.QtCore import QPoint, Qt
+
+    from sgm_core.palette import STROKE_PREVIEW, over_background
+
+    vp = w.plot.viewport()
+    path = [QPoint(vp.width() // 4 + 12 * i, vp.height() // 2) for i in range(25)]
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=path[0])
+    for p in path[1:]:
+        qtbot.mouseMove(vp, p)
+    qtbot.wait(50)
+    image = w.plot.grab().toImage()
+    tinted = _colour_pixels(image, over_background((*rgb_of, STROKE_PREVIEW[3])), 25)
+    plain = _colour_pixels(image, over_background(STROKE_PREVIEW), 25)
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=path[-1])
+    return tinted, plain
+
+
+def test_the_brush_stroke_preview_takes_the_painted_class_colour(qtbot, tmp_path):
+    w = open_window(qtbot, data=None)
+    try:
+        s, panel = w.session, w.data_panel
+        w.set_tool("brush")
+        s.set_brush(0.4, 40)
+        panel.class_combo.setCurrentIndex(2)  # palette class 1 (index 0: unlabelled)
+        panel.class_combo.activated.emit(2)
+        assert s.painted_class() == 1 and w.plot.stroke_preview_color()[:3] == class_color(1)
+        tinted, plain = _stroke_preview_pixels(qtbot, w, class_color(1))
+        assert tinted > 300 and plain < 10, (tinted, plain)  # 25 dabs x 40 points of 4 px, sky blue
+        assert len(s.points) > 0 and set(s.labels().tolist()) == {1}
+        panel.class_combo.setCurrentIndex(0)  # "unlabelled" into labelled data paints class 0: its colour shows
+        panel.class_combo.activated.emit(0)
+        assert s.painted_class() == 0
+        tinted, plain = _stroke_preview_pixels(qtbot, w, class_color(0))
+        assert tinted > 300 and plain < 10, (tinted, plain)
+        assert set(s.labels().tolist()) == {0, 1}
+        w.grab().save(str(tmp_path / "preview.png"))
+        s.clear_points()  # unlabelled again: the plain preview colour
+        assert s.painted_class() is None
+        tinted, plain = _stroke_preview_pixels(qtbot, w, class_color(0))
+        assert plain > 300 and tinted < 10, (tinted, plain)
+    finally:
+        w.close()
