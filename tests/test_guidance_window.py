@@ -228,3 +228,70 @@ def test_the_brush_stroke_preview_takes_the_painted_class_colour(qtbot, tmp_path
         assert plain > 300 and tinted < 10, (tinted, plain)
     finally:
         w.close()
+
+
+def test_labelled_csv_and_npz_files_open_through_the_window_as_conditional_data(qtbot, tmp_path):
+    """File ▸ Open on a CSV with a `label` column of names and on .npz files of points + labels
+    (ints in 2D, names in 3D): the Sampler dock's class combo lists the file's class names, the
+    Train panel says conditional on N classes, the canvas colours the points by class, and the
+    trained net guides towards a named class."""
+    rng = np.random.default_rng(0)
+    centres = {"cat": (-2.0, 0.0), "dog": (2.0, 0.0), "eel": (0.0, 2.0)}
+    rows = [(x, y, name) for name, (cx, cy) in centres.items()
+            for x, y in rng.normal(size=(100, 2)) * 0.2 + (cx, cy)]
+    csv = tmp_path / "animals.csv"
+    csv.write_text("x,y,label\n" + "".join(f"{x:.5f},{y:.5f},{name}\n" for x, y, name in rows))
+    flat = tmp_path / "pairs.npz"
+    np.savez(flat, points=rng.normal(size=(200, 2)) + np.repeat([[-1.5, 0.0], [1.5, 0.0]], 100, 0),
+             labels=np.repeat([5, 2], 100))
+    solid = tmp_path / "solid.npz"
+    np.savez(solid, points=rng.normal(size=(120, 3)), labels=np.array(["in", "out"] * 60))
+
+    w = open_window(qtbot, data=None)
+    try:
+        s, panel = w.session, w.sampler_panel
+
+        def opened(path, n) -> None:  # noqa: ANN001
+            w.open_file(path)
+            wait(qtbot, lambda: (s.data.name == path.stem and len(s.points) == n) or w.banner.isVisible())
+            assert not w.banner.isVisible(), w.banner.text()
+
+        def combo_names() -> list[str]:
+            return [panel.class_combo.itemText(i) for i in range(1, panel.class_combo.count())]
+
+        opened(csv, 300)
+        assert s.data.kind == "file" and s.classes() == ("cat", "dog", "eel")
+        assert combo_names() == ["cat", "dog", "eel"] and panel.class_combo.isEnabled()
+        assert w.train_panel.classes_label.text() == "conditional on 3 classes"
+        assert w.train_panel.classes_label.isVisibleTo(w.train_panel)
+        assert s.labels().tolist() == [0] * 100 + [1] * 100 + [2] * 100
+        w.plot.fit_to(s.points)
+        qtbot.wait(100)
+        from app.views.plot2d import DATA_CLASS_ALPHA
+        image = w.plot.grab().toImage()
+        for k in range(3):  # each class in its own pale colour
+            pale = tuple(round(255 + (c - 255) * DATA_CLASS_ALPHA / 255) for c in class_color(k))
+            assert _colour_pixels(image, pale, 15) > 20, k
+        w.grab().save(str(tmp_path / "animals.png"))
+
+        s.set_run_config(small_config(steps=20))
+        s.set_particles(n_particles=200, follow_training=False)
+        w._flush_rebuild()
+        w.actions_["train"].trigger()
+        wait(qtbot, lambda: frame(w) is not None and frame(w).step >= 20 and not w.worker_state.training)
+        assert w._model[0].model.classes == ("cat", "dog", "eel")
+        panel.class_combo.setCurrentIndex(3)  # "eel"
+        assert s.guide() == (2, 0.0)
+        wait(qtbot, lambda: frame(w).guide_class == 2)
+
+        opened(flat, 200)  # int labels: named as in the file, in sorted order
+        assert s.classes() == ("2", "5") and combo_names() == ["2", "5"]
+        assert w.train_panel.classes_label.text() == "conditional on 2 classes"
+        assert s.labels().tolist() == [1] * 100 + [0] * 100
+        assert s.guide() is None  # the previous file's class 2 ("eel") is not one of these two
+
+        opened(solid, 120)  # 3D
+        assert s.data.dim == 3 and s.classes() == ("in", "out") and combo_names() == ["in", "out"]
+        assert w.train_panel.classes_label.text() == "conditional on 2 classes"
+    finally:
+        w.close()
