@@ -350,8 +350,8 @@ class Mode3D(QObject):
         is_3d = state.dim == 3
         if is_3d:
             plot = self.plot3d
-            plot.set_points(state.points)
-            self.controls.slice_view.set_points(state.points)
+            plot.set_points(state.points, state.labels)
+            self.controls.slice_view.set_points(state.points, state.labels)
         if is_3d != self._is_3d:
             self._switch(is_3d)
         if is_3d:

@@ -343,6 +343,26 @@ def test_particles_take_the_colour_of_the_class_they_are_asked_for(plot):
     assert plot.particle_color() == colors.PARTICLE
 
 
+@pytest.mark.gl
+def test_labelled_data_is_drawn_in_its_classes_pale_colours(plot):
+    """As in the 2D view: each labelled point in its class's colour at DATA_CLASS_ALPHA (a lifted
+    labelled drawing shows its classes); unlabelled data keeps the plain data colour."""
+    from app.views.plot2d import DATA_CLASS_ALPHA
+    from sgm_core.palette import class_color, over_background
+
+    rng = np.random.default_rng(0)
+    data = np.concatenate([rng.normal(size=(300, 3)) * 0.5 + (-1.5, 0, 0), rng.normal(size=(300, 3)) * 0.5 + (1.5, 0, 0)])
+    pale = [over_background((*class_color(k), DATA_CLASS_ALPHA)) for k in (0, 1)]
+    plot.set_points(data.astype(np.float32))
+    plain = _rgb(plot)
+    plot.set_points(data.astype(np.float32), np.repeat([0, 1], 300))
+    labelled = _rgb(plot)
+    for k in (0, 1):  # single-layer dots of each class (overlaps are darker)
+        assert _near(labelled, pale[k], 20) > 300 + _near(plain, pale[k], 20), k  # measured 689 and 959 vs 0 and 4
+    plot.set_points(data.astype(np.float32), None)
+    np.testing.assert_array_equal(_rgb(plot), plain)
+
+
 def test_the_slice_view_draws_the_particles_in_the_asked_class_colour(qtbot):
     """The 3D mode's face-on slice: the particles near the plane take the class colour too."""
     from app.views import colors
@@ -369,6 +389,17 @@ def test_the_slice_view_draws_the_particles_in_the_asked_class_colour(qtbot):
     assert green > 500 and orange < 20, (green, orange)
     green, orange = pixels(None)
     assert orange > 500 and green < 20, (green, orange)
+    # labelled data near the plane: in its classes' pale colours, as in the 2D view
+    from app.views.plot2d import DATA_CLASS_ALPHA
+    from sgm_core.palette import class_color
+
+    view.show_frame(_frame(np.zeros((0, 3), np.float32)))
+    view.set_points(flat, np.arange(len(flat)) % 2)
+    qtbot.wait(50)
+    img = view.grab().toImage().convertToFormat(view.grab().toImage().Format.Format_RGB32)
+    rgb = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[..., 2::-1]
+    for k in (0, 1):
+        assert _near(rgb.astype(np.int32), over_background((*class_color(k), DATA_CLASS_ALPHA)), 20) > 200, k
 
 
 @pytest.mark.gl
