@@ -54,12 +54,12 @@ class AddPoints(DataCommand):
         before = session.data
         merged = np.concatenate([before.points, np.asarray(points, np.float32)], axis=0)
         n = len(points)
-        c = session.brush_class
-        if c is None and before.labels is None:
+        c = session.painted_class()
+        if c is None:
             after = before.edited(merged, jitter)
         else:  # labelled: the new points take the brush's class (class 0 when it paints none, or for old unlabelled points)
             old = before.labels if before.labels is not None else np.zeros(len(before.points), np.int64)
-            labels = np.concatenate([old, np.full(n, 0 if c is None else c, np.int64)])
+            labels = np.concatenate([old, np.full(n, c, np.int64)])
             after = before.edited(merged, jitter, labels, session.palette_classes())
         super().__init__(session, after, f"Add {n} point{'s' * (n != 1)}")
 

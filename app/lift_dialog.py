@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from sgm_core.errors import DataError
-from sgm_core.lift3d import extrude, place_on_plane, revolve
+from sgm_core.lift3d import extrude, lift_sources, place_on_plane, revolve
 
 from .panels import int_box, tipped_combo
 
@@ -180,6 +180,11 @@ class LiftDialog(QDialog):
 
     def points(self) -> np.ndarray:
         """The (M, 3) float32 points; DataError when the drawing or a setting cannot be used."""
+        return self.lifted()[0]
+
+    def lifted(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (M, 3) float32 points and, for each, the index of the drawn point it came from (so
+        a labelled drawing's classes follow the lift); DataError as `points`."""
         if len(self._points2d) == 0:
             raise DataError("the drawing is empty: draw some points in 2D first")
         rng = np.random.default_rng(self._seed)  # randomness is an argument: the run's seed
@@ -192,9 +197,11 @@ class LiftDialog(QDialog):
         else:
             out = revolve(self._points2d, self.axis_combo.currentData(), self.copies_box.value(),
                           rng if self.random_angles_check.isChecked() else None)
+        sources = lift_sources(len(self._points2d), len(out) // len(self._points2d))
         if len(out) > MAX_POINTS:
-            out = out[np.sort(rng.choice(len(out), MAX_POINTS, replace=False))]
-        return out
+            keep = np.sort(rng.choice(len(out), MAX_POINTS, replace=False))
+            out, sources = out[keep], sources[keep]
+        return out, sources
 
     # -- slots ------------------------------------------------------------------------------
     def _on_method(self) -> None:

@@ -37,6 +37,7 @@ from sgm_core.datasets import Standardizer
 from sgm_core.engine import restore_engine
 from sgm_core.errors import DataError, SGMError
 from sgm_core.frames import particle_status
+from sgm_core.io import LOAD_SUFFIXES
 from sgm_core.live import FieldView
 from sgm_core.losses import loss_spec
 from sgm_core.noise import default_sigma_max, sigma_max_from_data
@@ -66,7 +67,7 @@ from .views.plot2d import Plot2D
 from .workers import EngineSpec, EngineWorker, LoadedData, WorkerState
 
 ORGANIZATION, APPLICATION = "ScoreFieldPlayground", "Playground"
-OPEN_SUFFIXES = (".npy", ".csv", ".txt", ".png", ".jpg", ".jpeg", ".bmp", ".ply", ".xyz")
+OPEN_SUFFIXES = LOAD_SUFFIXES  # what the core loads (.npz points + labels too): the window opens the same files
 MAX_RECENT = 8
 LAYOUT_VERSION = 3  # of the saved dock layout: 3 adds the Explain dock (2: the lesson bar wraps)
 FIELD_RESOLUTION = 32  # arrows per axis: one PlotCurveItem of 1024 arrows draws in < 1 ms
@@ -691,6 +692,7 @@ class MainWindow(QMainWindow):
 
     def _on_data_changed(self) -> None:
         self.plot.set_points(self.session.points, self.session.labels())
+        self.plot.set_stroke_class(self.session.painted_class())  # labelled data: unpainted strokes are class 0
         self._update_title()
         self._rebuild_timer.start()
 
@@ -842,6 +844,7 @@ class MainWindow(QMainWindow):
     def _on_view_changed(self) -> None:
         s = self.session
         self.plot.set_brush(s.brush_radius, s.brush_density)
+        self.plot.set_stroke_class(s.painted_class())
         self.plot.set_normalized_arrows(s.view.normalized_arrows)
         self.loss_view.set_log(s.view.log_loss)
         self._apply_layers()

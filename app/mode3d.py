@@ -358,8 +358,8 @@ class Mode3D(QObject):
         is_3d = state.dim == 3
         if is_3d:
             plot = self.plot3d
-            plot.set_points(state.points)
-            self.controls.slice_view.set_points(state.points)
+            plot.set_points(state.points, state.labels)
+            self.controls.slice_view.set_points(state.points, state.labels)
         if is_3d != self._is_3d:
             self._switch(is_3d)
         if is_3d:
@@ -469,13 +469,14 @@ class Mode3D(QObject):
         """Replace the 2D drawing with the dialog's 3D points (undo restores the drawing)."""
         before = self.session.data
         try:
-            points = dialog.points()
+            points, sources = dialog.lifted()
         except DataError as exc:
             self.window.show_error(str(exc))
             return False
-        kept = before.labels is not None and len(before.labels) == len(points)  # a lift maps point i to point i
+        # each lifted point keeps the class of the drawn point it came from (extrude and revolve copy it)
+        kept = before.labels is not None and len(before.labels) == len(before.points)
         state = DataState(points, dialog.description(), "drawn", None, before.jitter, "",
-                          before.labels if kept else None, before.classes if kept else ())
+                          np.asarray(before.labels)[sources] if kept else None, before.classes if kept else ())
         self.session.undo_stack.push(ReplaceData(self.session, state))
         self.window.statusBar().showMessage(f"Made {len(points):,} 3D points ({dialog.description()}); "
                                             "Undo brings the drawing back", 6000)

@@ -239,6 +239,13 @@ class Session(QObject):
         extra = tuple(str(i) for i in range(len(own), max(self.palette_size, len(own))) if str(i) not in own)
         return own + extra
 
+    def painted_class(self) -> int | None:
+        """The class the brush's next points take: its own, class 0 when it paints none into
+        labelled data (every point of labelled data has a class), None for unlabelled data."""
+        if self.brush_class is not None:
+            return self.brush_class
+        return 0 if self._data.labels is not None else None
+
     def set_brush_class(self, c: int | None, palette_size: int | None = None) -> None:
         """Paint class c (None: unlabelled points) from a palette of `palette_size` classes (2-8)."""
         self.palette_size = int(min(8, max(2, palette_size or self.palette_size)))
@@ -264,6 +271,12 @@ class Session(QObject):
         if (c, w) != (self.guide_class, self.guidance):
             self.guide_class, self.guidance = c, w
             self.guidance_changed.emit()
+
+    def adopt_guidance(self, guide: tuple[int, float] | None) -> None:
+        """An opened session's class and w, set without `guidance_changed`: its engine guides
+        already, and that signal would resample the saved particles (the Sampler dock reads them
+        on the `data_changed` that follows)."""
+        self.guide_class, self.guidance = (None, 0.0) if guide is None else (int(guide[0]), float(guide[1]))
 
     # -- configuration ----------------------------------------------------------------------
     def set_run_config(self, config: RunConfig) -> None:

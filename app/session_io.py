@@ -111,7 +111,7 @@ def build_engine(path: Path) -> tuple[LiveEngine | None, EngineSpec, OpenedSessi
     dataset = session_dataset(state)
     engine = LiveEngine.from_state(dataset, state) if dataset is not None else None
     n = len(state.particles) if state.particles is not None else ParticleOptions().n_particles
-    spec = EngineSpec(dataset, state.run, state.sampler, n)
+    spec = EngineSpec(dataset, state.run, state.sampler, n, guide=state.guide)  # Reset keeps the guidance
     # the GUI's copy carries no tensors (weights and resume state live on in the engine): no torch there
     return engine, spec, OpenedSession(path, replace(state, model=None, ema=None, resume=None), dataset)
 
@@ -239,10 +239,10 @@ class SessionFiles(QObject):
     """File ▸ New / Open session / Save session / Save session as, and whether work is unsaved.
 
     The session is dirty when the undo stack is not clean or training advanced since the last
-    save (or open), or, once it has a file, when a setting that shapes results (run, sampler or
-    particle settings) differs from the file's; view toggles alone do not count. Questions go
-    through the window (`ask_save_path`, `ask_open_path`, `ask_unsaved_changes`), so tests answer
-    them without a dialog.
+    save (or open), or, once it has a file, when a setting that shapes results (run, sampler,
+    particle settings, the guided class and w) differs from the file's; view toggles alone do not
+    count. Questions go through the window (`ask_save_path`, `ask_open_path`,
+    `ask_unsaved_changes`), so tests answer them without a dialog.
     """
 
     saved = Signal(str)  # path
@@ -273,6 +273,7 @@ class SessionFiles(QObject):
           lambda: self.save_as())
         window.session.frame_arrived.connect(self._refresh_modified)
         window.session.config_changed.connect(self._refresh_modified)
+        window.session.guidance_changed.connect(self._refresh_modified)
         window.worker.state_changed.connect(self._refresh_modified)
 
     # -- state -------------------------------------------------------------------------------
@@ -283,7 +284,8 @@ class SessionFiles(QObject):
     def settings_signature(self) -> str:
         """The settings that shape results, as one comparable string."""
         s = self.window.session
-        return json.dumps([s.run_config.to_json(), asdict(s.sampler_config), asdict(s.particles)], sort_keys=True)
+        return json.dumps([s.run_config.to_json(), asdict(s.sampler_config), asdict(s.particles), s.guide()],
+                          sort_keys=True)
 
     def is_dirty(self) -> bool:
         """Unsaved work: data edits or training since the last save/open, or changed settings
@@ -452,6 +454,7 @@ class SessionFiles(QObject):
         w.adopt_engine(state.run, state.sampler, particles.n_particles, has_engine)
         s.restore(run_config=state.run, sampler_config=state.sampler, particles=particles, view=gui.view,
                   brush_radius=gui.brush_radius, brush_density=gui.brush_density)
+        s.adopt_guidance(state.guide)
         s.replace_data(restored_data(opened, gui.data_name, gui.data_kind))
         s.source.reset(source)
         s.source.set_editing(False)

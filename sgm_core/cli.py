@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_argument("--n", type=_count(limits.MAX_SAMPLES, lowest=2), default=2000,
                        help=f"samples per cell (default 2000, at most {limits.MAX_SAMPLES:,})")
     steps.add_argument("--seed", type=_seed, default=0)
+    steps.add_argument("--given", default=None, metavar="x=V[,y=V]",
+                       help="fix these coordinates (data units) and score each sampler's conditional samples against "
+                            "the truth's conditional (exact for a preset mixture, the smoothed data otherwise)")
 
     sub.add_parser("lessons", help="list the built-in lessons")
     lesson = sub.add_parser("lesson", help="run a lesson headless and print what it measures")
@@ -455,14 +458,16 @@ def cmd_steps(args: argparse.Namespace) -> int:
     if plot is not None and plot.suffix.lower() != ".png":
         raise DataError(f"--plot must end in .png, got {plot.name}")
     run = load(args.run)
-    rows = run_steps_vs_quality(run, samplers, args.steps, n=args.n, seed=args.seed)
+    condition = _warned(run.condition, args.given) if args.given is not None else None  # checked before anything runs
+    rows = run_steps_vs_quality(run, samplers, args.steps, n=args.n, seed=args.seed, given=condition)
     write_csv(rows, out)
     if plot is not None:
         write_png(plot_rows(rows), plot)
     for row in rows:
         print(f"{row.sampler:<12} steps={row.steps:<5} nfe={row.nfe:<5} sw_ratio={row.sw_ratio:.3g} mmd={row.mmd:.3g} "
               f"mode_weight_error={row.mode_weight_error:.3g}")
-    print(f"wrote {out}" + (f" and {plot}" if plot else ""), file=sys.stderr)
+    given = f" (given {condition.describe(run.standardizer)})" if condition is not None else ""
+    print(f"wrote {out}" + (f" and {plot}" if plot else "") + given, file=sys.stderr)
     return 0
 
 

@@ -297,6 +297,24 @@ def reference_mixture(dataset, standardizer, sigma: float = 0.0) -> tuple[Gaussi
     return GaussianMixture.isotropic(torch.ones(len(pts)), pts, max(float(sigma), EMPIRICAL_TRUTH_FLOOR)), "empirical"
 
 
+def conditional_reference(dataset, standardizer, condition: Condition):  # noqa: ANN201 - (Dataset, GaussianMixture)
+    """What conditional samples are scored against (`sgm steps --given`): the truth's p(x | x_f = v)
+    as a Dataset of fresh draws in data coordinates (the free coordinates from the conditional of
+    `reference_mixture`, exact for a preset, the smoothed data otherwise; the fixed ones held at v),
+    and that truth (standardised, all D coordinates) for `conditional_weights`."""
+    from .datasets import Dataset
+
+    mixture, _kind = reference_mixture(dataset, standardizer)
+    cond = mixture.conditional(condition.fixed, condition.values)
+
+    def draw(n: int, generator: torch.Generator) -> torch.Tensor:
+        y = cond.sample(n, generator).double()
+        return standardizer.inverse(condition.assemble(y, condition.fixed_tensor(y))).float()
+
+    points = draw(EMPIRICAL_TRUTH_POINTS, torch.Generator().manual_seed(0)).numpy()
+    return Dataset(f"{dataset.name} given {condition.describe(standardizer)}", points, draw), mixture
+
+
 def conditional_density(mixture: GaussianMixture, condition: Condition, grid: torch.Tensor) -> torch.Tensor:
     """p(y | x_f = v) on `grid` (M, U) of free coordinates, for the window's 1D plot and the tests."""
     cond = mixture.conditional(condition.fixed, condition.values)

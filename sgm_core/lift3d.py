@@ -142,8 +142,14 @@ def revolve(points2d: np.ndarray, axis: str = "y", n_copies: int = 24, rng: np.r
     return out.astype(np.float32)
 
 
+def lift_sources(n_points: int, n_copies: int = 1) -> np.ndarray:
+    """Which drawn point each row of a lifted drawing came from: the rows of `extrude` and
+    `revolve` are copy-major, so row r is point r mod N (n_copies = 1: `place_on_plane`). A
+    subsample of the lift takes the same rows of this index, so every point keeps its source's class."""
+    return np.tile(np.arange(int(n_points), dtype=np.int64), _count("n_copies", n_copies))
+
+
 def lift_labels(labels: np.ndarray, n_copies: int = 1) -> np.ndarray:
-    """The class labels of a lifted drawing: each copy keeps the drawing's labels, and the rows
-    of `extrude` and `revolve` are copy-major (n_copies = 1: `place_on_plane`)."""
-    k = _count("n_copies", n_copies)
-    return np.tile(np.asarray(labels, dtype=np.int64).reshape(-1), k)
+    """The class labels of a lifted drawing: each row takes the label of the point it came from."""
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    return labels[lift_sources(len(labels), n_copies)]

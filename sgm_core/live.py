@@ -549,7 +549,8 @@ class LiveEngine:
             particles=self.particles_data(), sampler_step=self.sampler_step,
             elapsed=self.clock.elapsed(time.perf_counter()),
             resume={**self.trainer.resume_state(), "rng.particles": self.particle_generator.get_state()},
-            source_points=None if self.source is None else np.asarray(self.source.points, np.float32))
+            source_points=None if self.source is None else np.asarray(self.source.points, np.float32),
+            guide=self.guide)
 
     @classmethod
     def from_state(cls, dataset: Dataset, state: SessionState, source: Dataset | None = None) -> LiveEngine:
@@ -582,6 +583,8 @@ class LiveEngine:
             engine.particles = torch.as_tensor(engine.standardizer.forward(state.particles), dtype=torch.float32).to(
                 engine.device)
             engine.sampler_step = state.sampler_step
+        if state.guide is not None:  # load_session checked it against the run's classes
+            engine.set_guidance(*state.guide)
         return engine
 
     # -- frames ---------------------------------------------------------------------------

@@ -79,6 +79,14 @@ CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
     (120, 120, 120))
 
 
+PARTICLE_CLASS_ALPHA = 235  # particles asked for a class: nearly opaque, so the class colour reads at 5 px
+
+
 def class_color(c: int) -> tuple[int, int, int]:
     """Class c's colour (the palette repeats beyond its 8 colours)."""
     return CLASS_COLORS[int(c) % len(CLASS_COLORS)]
+
+
+def particle_color(guide_class: int | None) -> RGBA:
+    """The particles' RGBA: the class they are asked for (every view draws them so), else `PARTICLE`."""
+    return PARTICLE if guide_class is None else (*class_color(guide_class), PARTICLE_CLASS_ALPHA)

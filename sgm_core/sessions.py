@@ -2,7 +2,8 @@
 
 A session is a zip archive holding `session.json` (format, version, configs, GUI settings),
 `data.npy`, `labels.npy` (labelled data: a class index per point; the names in session.json),
-`particles.npy`, `losses.npy`, `source.npy` (a flow's source points; NPY without pickles),
+`particles.npy` (the class they are asked for and its guidance scale w: session.json's guide),
+`losses.npy`, `source.npy` (a flow's source points; NPY without pickles),
 `model.safetensors` (weights of the raw and EMA networks) and `resume.safetensors` (optimiser
 moments, generator states and the data pool, so training continues as if never interrupted; older
 sessions lack it and resume approximately). Saves are atomic (written aside, then renamed), and opening
@@ -28,7 +29,7 @@ from .datasets import PRESETS, Dataset, EmpiricalDataset, Standardizer
 from .errors import ConfigError, DataError, SessionError, SGMError
 from .io import atomic_write, load_npy
 from .lazy import lazy_module
-from .limits import MAX_JSON_BYTES, MAX_LOSS_HISTORY, MAX_SESSION_BYTES, MAX_STEPS
+from .limits import MAX_GUIDANCE, MAX_JSON_BYTES, MAX_LOSS_HISTORY, MAX_SESSION_BYTES, MAX_STEPS
 from .losses import loss_spec
 from .stored import fit_state, one_line, read_labels, read_points, read_tensors, require_finite, standardizer_for
 
@@ -65,6 +66,7 @@ class SessionState:
     source_points: np.ndarray | None = None  # (M, D) a flow's source distribution (run.loss.source names it)
     labels: np.ndarray | None = None  # (N,) class index of each point (labelled data), else None
     classes: tuple[str, ...] = ()  # the class names of `labels` (as in the data file, or the palette's)
+    guide: tuple[int, float] | None = None  # (class index, w): the particles' classifier-free guidance, else None
 
 
 def session_source(state: SessionState) -> Dataset | None:
@@ -110,6 +112,8 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
     }
     if state.labels is not None:
         meta["classes"] = list(state.classes)
+    if state.guide is not None:
+        meta["guide"] = {"class": int(state.guide[0]), "w": float(state.guide[1])}
     members = {"session.json": json.dumps(meta, indent=2).encode(), "data.npy": _npy_bytes(state.points),
                "losses.npy": _npy_bytes(np.asarray(state.losses, np.float64))}
     if state.labels is not None:
@@ -219,6 +223,7 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
     source_points = None
     if "source.npy" in names:  # a flow's source lives in the data's coordinates: the same D
         source_points = read_points(_read_member(z, "source.npy"), "session member source.npy", dim=dim)
+    guide = _read_guide(meta.get("guide"), run)  # absent before sessions kept it: unconditional particles
     std = meta.get("standardizer")
     standardizer = standardizer_for(std, dim, "session.json") if std is not None else None
     model = ema = resume = None
@@ -239,7 +244,21 @@ def _read_session(z: zipfile.ZipFile, name: str) -> SessionState:
     return SessionState(points=points, source=source, run=run, sampler=sampler, brush_radius=brush_radius,
                         settings=dict(settings), model=model, ema=ema, standardizer=standardizer, step=step,
                         losses=losses, particles=particles, sampler_step=sampler_step, resume=resume,
-                        elapsed=elapsed, source_points=source_points, labels=labels, classes=classes)
+                        elapsed=elapsed, source_points=source_points, labels=labels, classes=classes,
+                        guide=guide)
+
+
+def _read_guide(raw: object, run: RunConfig) -> tuple[int, float] | None:
+    """The saved guidance: a class index of the run's class-conditional model and a scale w."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"guide must be an object with a class and w, not {raw!r:.40}")
+    n = len(run.model.classes)
+    if n == 0:
+        raise ConfigError("the session guides its particles towards a class, but its model is not class-conditional")
+    return (whole_number(raw.get("class"), "guide class", 0, n - 1),
+            finite_number(raw.get("w"), "guidance scale w", 0.0, MAX_GUIDANCE))
 
 
 def _read_losses(z: zipfile.ZipFile) -> np.ndarray:

@@ -4,7 +4,8 @@ Few-step samplers are compared by what they cost, the network evaluations (NFE) 
 and what they give: SW ratio, MMD and mode-weight error against the data (`api.sample_metrics`,
 the metrics every other table uses). NFE is counted, not declared: the score function is wrapped
 in a counter, so Heun's two evaluations per step and annealed Langevin's levels show as they are.
-The rows feed `sgm steps`' CSV and plot, and the window's Tools ▸ Steps vs quality.
+The rows feed `sgm steps`' CSV and plot, and the window's Tools ▸ Steps vs quality. With `--given`
+the samplers sample the conditional and are scored against the truth's conditional.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .conditioning import Condition, condition_sampler, conditional_reference, conditional_weights
 from .config import NoiseConfig, SamplerConfig
 from .datasets import Dataset, Standardizer
 from .errors import ConfigError
@@ -83,16 +85,25 @@ def check_samplers(names: Sequence[str]) -> tuple[str, ...]:
 
 def steps_vs_quality(score_fn: ScoreFn, process: Process, noise: NoiseConfig, dataset: Dataset,
                      standardizer: Standardizer, samplers: Sequence[str], steps: Sequence[int] = DEFAULT_STEPS, *,
-                     n: int = 2000, seed: int = 0, device: torch.device | str = "cpu") -> list[StepsRow]:
+                     n: int = 2000, seed: int = 0, device: torch.device | str = "cpu",
+                     condition: Condition | None = None) -> list[StepsRow]:
     """Run each sampler at each step count from the same seed on `score_fn` (standardised
     coordinates, trained under `process` and `noise`) and score n samples against `dataset`.
-    An impossible sampler for the process is the sampler's own ConfigError."""
+    An impossible sampler for the process is the sampler's own ConfigError.
+
+    With a `condition` every sampler runs on the free coordinates (`conditioning.condition_sampler`)
+    and is scored against the truth's conditional p(x | x_f = v) (`conditioning.conditional_reference`):
+    SW ratio and MMD against its draws, the mode-weight error against its weights."""
     from .api import sample_metrics  # api imports much of the core
 
+    truth = None
+    if condition is not None:
+        dataset, truth = conditional_reference(dataset, standardizer, condition)
     rows = []
     for name in check_samplers(samplers):
         for k in steps:
-            sampler = make_sampler(SamplerConfig(name=name, steps=int(k)), noise, process)
+            sampler = condition_sampler(make_sampler(SamplerConfig(name=name, steps=int(k)), noise, process),
+                                        condition, process)
             counted = _Counted(score_fn)
             g = torch.Generator().manual_seed(seed)
             x = run_sampler(sampler, counted, sampler.init(n, dataset.dim, g).to(device), g)
@@ -102,16 +113,23 @@ def steps_vs_quality(score_fn: ScoreFn, process: Process, noise: NoiseConfig, da
                 rows.append(StepsRow(name, int(k), nfe, math.inf, math.inf, math.inf))
                 continue
             m = sample_metrics(samples, dataset, seed=seed)
-            rows.append(StepsRow(name, int(k), nfe, m["sw_ratio"], m["mmd"], m.get("weight_error", math.nan)))
+            weight_error = m.get("weight_error", math.nan)
+            if truth is not None:
+                got, want = conditional_weights(truth, condition, x.detach().double().cpu())
+                weight_error = float((got - want).abs().max())
+            rows.append(StepsRow(name, int(k), nfe, m["sw_ratio"], m["mmd"], weight_error))
     return rows
 
 
 def run_steps_vs_quality(run: Run, samplers: Sequence[str], steps: Sequence[int] = DEFAULT_STEPS, *,
-                         n: int = 2000, seed: int = 0) -> list[StepsRow]:
-    """`steps_vs_quality` on a trained run: its EMA net, its process, its data."""
+                         n: int = 2000, seed: int = 0, given: str | Condition | None = None) -> list[StepsRow]:
+    """`steps_vs_quality` on a trained run: its EMA net, its process, its data; `given`
+    ('x=0.5' as `sgm steps --given`, or `run.condition`'s) scores conditional samples against the
+    truth's conditional."""
     device = next(run.model.parameters()).device
+    condition = given if isinstance(given, Condition) or given is None else run.condition(given)
     return steps_vs_quality(run.model, run.process, run.config.noise, run.reference(), run.standardizer, samplers, steps,
-                            n=n, seed=seed, device=device)
+                            n=n, seed=seed, device=device, condition=condition)
 
 
 def write_csv(rows: Sequence[StepsRow], path: str | os.PathLike) -> None:

@@ -11,7 +11,7 @@ from sgm_core.datasets import MAX_CLASSES, PRESETS, class_index, load_dataset, m
 from sgm_core.errors import DataError, SessionError
 from sgm_core.gmm import GaussianMixture
 from sgm_core.io import load_labelled_points, load_points
-from sgm_core.lift3d import extrude, lift_labels, revolve
+from sgm_core.lift3d import extrude, lift_labels, lift_sources, revolve
 
 LABELLED_PRESETS = [name for name, spec in PRESETS.items() if spec.labelled is not None]
 
@@ -101,6 +101,35 @@ def test_labels_survive_lifting():
     assert np.array_equal(lifted[:, :2], np.tile(drawing, (3, 1)).astype(np.float32))
     assert np.array_equal(tiled, np.tile(labels, 3))
     assert len(revolve(drawing, "y", n_copies=5)) == len(lift_labels(labels, 5))
+
+
+@pytest.mark.parametrize(("method", "copies"), [("extrude", 4), ("revolve-y", 7), ("revolve-x", 3)])
+def test_each_lifted_point_keeps_the_label_of_the_point_it_came_from(method, copies):
+    """A labelled dataset lifted with random depths or angles: the source index names the drawn
+    point each row came from (its kept coordinates prove it), its label is that point's, and a
+    random subsample (the dialog's cap) keeps the classes in proportion."""
+    data = make_preset("moons-labelled", n_points=400)
+    p, labels = data.points, data.labels
+    rng = np.random.default_rng(3)
+    if method == "extrude":
+        lifted = extrude(p, 2.0, layers=copies, rng=rng)
+    else:
+        lifted = revolve(p, method[-1], n_copies=copies, rng=rng)
+    src = lift_sources(len(p), copies)
+    assert len(src) == len(lifted) and np.array_equal(lift_labels(labels, copies), labels[src])
+    if method == "extrude":  # x and y are kept
+        np.testing.assert_array_equal(lifted[:, :2], p[src].astype(np.float32))
+    elif method == "revolve-y":  # the height and the distance to the axis are kept
+        np.testing.assert_allclose(lifted[:, 1], p[src, 1], atol=1e-6)
+        np.testing.assert_allclose(np.hypot(lifted[:, 0], lifted[:, 2]), np.abs(p[src, 0]), atol=1e-5)
+    else:
+        np.testing.assert_allclose(lifted[:, 0], p[src, 0], atol=1e-6)
+        np.testing.assert_allclose(np.hypot(lifted[:, 1], lifted[:, 2]), np.abs(p[src, 1]), atol=1e-5)
+    counts = np.bincount(labels, minlength=2)
+    assert np.array_equal(np.bincount(lift_labels(labels, copies), minlength=2), copies * counts)
+    keep = np.sort(rng.choice(len(lifted), len(lifted) // 3, replace=False))
+    share = np.bincount(labels[src[keep]], minlength=2) / len(keep)
+    assert np.abs(share - counts / counts.sum()).max() < 0.05  # a third of 1200-2800 rows: within 0.05
 
 
 def test_labels_survive_a_session(tmp_path):

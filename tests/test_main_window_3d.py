@@ -461,3 +461,33 @@ def test_every_sampler_runs_on_3d_data(qtbot, worker3d, dataset3d, sampler):
     assert f.dim == 3 and f.particles.shape == (200, 3) and np.isfinite(f.particles).all()
     assert frames.failures == []
 
+
+
+@pytest.mark.parametrize(("method", "copies"), [("extrude", 3), ("revolve", 24)])
+def test_make_3d_keeps_each_points_class(qtbot, window, method, copies):
+    """A labelled preset lifted with random depths (15,000 points) or angles (120,000, subsampled
+    to the cap): every 3D point has the class of the drawn point its kept coordinates name, the
+    classes stay in proportion, and the lifted data trains conditional on the same classes."""
+    s = window.session
+    choose_preset(qtbot, window, "moons-labelled")
+    art, labels = s.points.copy(), s.labels().copy()
+    dlg = window.mode3d.open_lift_dialog()
+    dlg.set_method(method)
+    if method == "extrude":
+        dlg.layers_box.setValue(copies)
+        key_2d, key_3d = art[:, :2], None  # x and y are kept exactly
+    else:
+        dlg.axis_combo.setCurrentIndex(dlg.axis_combo.findData("y"))
+        dlg.copies_box.setValue(copies)
+        key_2d = art[:, 1:2]  # about y the height is kept exactly (float32)
+    dlg.accept()
+    pts, lifted = s.points, s.labels()
+    assert pts.shape == (min(len(art) * copies, MAX_POINTS), 3) and lifted is not None and len(lifted) == len(pts)
+    key_3d = pts[:, :2] if method == "extrude" else pts[:, 1:2]
+    source = {tuple(k): int(c) for k, c in zip(key_2d.tolist(), labels, strict=True)}
+    assert len(source) == len(art)  # every drawn point has its own key
+    assert [source[tuple(k)] for k in key_3d.tolist()] == lifted.tolist()
+    share, drawn = np.bincount(lifted) / len(lifted), np.bincount(labels) / len(labels)
+    assert np.abs(share - drawn).max() < 0.02, (share, drawn)  # all copies, or a random half of them
+    assert s.classes() == make_preset("moons-labelled").classes
+    assert "conditional on 2" in window.train_panel.classes_label.text()

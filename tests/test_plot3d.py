@@ -230,7 +230,8 @@ def test_offscreen_platform_falls_back_to_a_label_without_crashing():
 # --------------------------------------------------------------------------- GL pixels
 
 
-def _frame(particles: np.ndarray, trails: np.ndarray | None = None, field: FieldGrid | None = None) -> Frame:
+def _frame(particles: np.ndarray, trails: np.ndarray | None = None, field: FieldGrid | None = None,
+           guide_class: int | None = None) -> Frame:
     return Frame(
         step=0,
         losses=np.zeros(0),
@@ -253,6 +254,8 @@ def _frame(particles: np.ndarray, trails: np.ndarray | None = None, field: Field
         eta=None,
         device="cpu",
         dim=3,
+        guide_class=guide_class,
+        guidance=0.0 if guide_class is None else 2.0,
     )
 
 
@@ -311,6 +314,92 @@ def test_particles_render_and_toggle_off(plot):
     assert _orange(_rgb(plot)) <= blank + 20
     plot.set_layers(particles=True)
     assert _orange(_rgb(plot)) > blank + 1000
+
+
+def _near(rgb: np.ndarray, colour: tuple[int, int, int], tol: int = 30) -> int:
+    """Pixels within `tol` of `colour` in every channel."""
+    return int((np.abs(rgb - np.array(colour)).max(axis=-1) <= tol).sum())
+
+
+@pytest.mark.gl
+def test_particles_take_the_colour_of_the_class_they_are_asked_for(plot):
+    """As in the 2D view: particles asked for class k are drawn in class_color(k) (over the white
+    background at their alpha), the legend's swatch follows, and unguided frames turn them back."""
+    from app.views import colors
+    from sgm_core.palette import class_color, over_background, particle_color
+
+    blue = over_background(particle_color(1))  # class 1: sky blue, about (88, 181, 234)
+    plain = _rgb(plot)
+    before = (_near(plain, blue), _orange(plain))
+    plot.show_frame(_frame(_particles(), guide_class=1))
+    guided = _rgb(plot)
+    assert plot.particle_color() == (*class_color(1), particle_color(1)[3])
+    assert _near(guided, blue) > before[0] + 1000, (before, _near(guided, blue))  # 500 discs of ~20 px
+    assert _orange(guided) <= before[1] + 20  # none left in the plain particle colour
+    assert plot.legend.entries[0].swatch == (particle_color(1),)
+    plot.show_frame(_frame(_particles(), guide_class=None))
+    unguided = _rgb(plot)
+    assert _orange(unguided) > before[1] + 1000 and _near(unguided, blue) <= before[0] + 20
+    assert plot.particle_color() == colors.PARTICLE
+
+
+@pytest.mark.gl
+def test_labelled_data_is_drawn_in_its_classes_pale_colours(plot):
+    """As in the 2D view: each labelled point in its class's colour at DATA_CLASS_ALPHA (a lifted
+    labelled drawing shows its classes); unlabelled data keeps the plain data colour."""
+    from app.views.plot2d import DATA_CLASS_ALPHA
+    from sgm_core.palette import class_color, over_background
+
+    rng = np.random.default_rng(0)
+    data = np.concatenate([rng.normal(size=(300, 3)) * 0.5 + (-1.5, 0, 0), rng.normal(size=(300, 3)) * 0.5 + (1.5, 0, 0)])
+    pale = [over_background((*class_color(k), DATA_CLASS_ALPHA)) for k in (0, 1)]
+    plot.set_points(data.astype(np.float32))
+    plain = _rgb(plot)
+    plot.set_points(data.astype(np.float32), np.repeat([0, 1], 300))
+    labelled = _rgb(plot)
+    for k in (0, 1):  # single-layer dots of each class (overlaps are darker)
+        assert _near(labelled, pale[k], 20) > 300 + _near(plain, pale[k], 20), k  # measured 689 and 959 vs 0 and 4
+    plot.set_points(data.astype(np.float32), None)
+    np.testing.assert_array_equal(_rgb(plot), plain)
+
+
+def test_the_slice_view_draws_the_particles_in_the_asked_class_colour(qtbot):
+    """The 3D mode's face-on slice: the particles near the plane take the class colour too."""
+    from app.views import colors
+    from app.views.slice_view import SliceView
+    from sgm_core.palette import over_background, particle_color
+
+    view = SliceView()
+    qtbot.addWidget(view)
+    view.resize(320, 320)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_slice(2, 0.0, ((-3.0, 3.0),) * 3)
+    flat = _particles(2000) * np.array([1.0, 1.0, 0.01], np.float32)  # all inside the slab around z = 0
+
+    def pixels(guide_class: int | None) -> tuple[int, int]:
+        view.show_frame(_frame(flat, guide_class=guide_class))
+        qtbot.wait(50)
+        img = view.grab().toImage().convertToFormat(view.grab().toImage().Format.Format_RGB32)
+        rgb = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[..., 2::-1]
+        rgb = rgb.astype(np.int32)
+        return _near(rgb, over_background(particle_color(2))), _near(rgb, over_background(colors.PARTICLE))
+
+    green, orange = pixels(2)  # class 2: bluish green (0, 158, 115)
+    assert green > 500 and orange < 20, (green, orange)
+    green, orange = pixels(None)
+    assert orange > 500 and green < 20, (green, orange)
+    # labelled data near the plane: in its classes' pale colours, as in the 2D view
+    from app.views.plot2d import DATA_CLASS_ALPHA
+    from sgm_core.palette import class_color
+
+    view.show_frame(_frame(np.zeros((0, 3), np.float32)))
+    view.set_points(flat, np.arange(len(flat)) % 2)
+    qtbot.wait(50)
+    img = view.grab().toImage().convertToFormat(view.grab().toImage().Format.Format_RGB32)
+    rgb = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[..., 2::-1]
+    for k in (0, 1):
+        assert _near(rgb.astype(np.int32), over_background((*class_color(k), DATA_CLASS_ALPHA)), 20) > 200, k
 
 
 @pytest.mark.gl

@@ -225,3 +225,32 @@ def test_the_training_time_round_trips_and_older_files_open_with_none(members, s
     old = write_zip(tmp_path / "old.sgm", {**members, "session.json": json.dumps(meta)})
     assert load_session(old).elapsed == 0.0
     refused(write_zip(tmp_path / "bad.sgm", with_meta(members, "elapsed", -1.0)), "elapsed")
+
+
+def test_the_guided_class_and_w_round_trip_and_older_files_open_unguided(members, tmp_path):
+    data = make_preset("8gaussians-labelled", n_points=300)
+    cfg = RunConfig(model=ModelConfig(width=16, depth=2, classes=tuple(data.classes)),
+                    train=TrainConfig(batch=64, device="cpu"))
+    engine = LiveEngine(data, cfg, n_particles=40)
+    engine.train(3)
+    engine.set_guidance(1, 3.0)
+    state = engine.export_state(data.points, "8gaussians-labelled")
+    assert state.guide == (1, 3.0)
+    path = save_session(tmp_path / "guided.sgm", state)
+    back = load_session(path)
+    assert back.guide == (1, 3.0)
+    reopened = LiveEngine.from_state(data, back)
+    assert reopened.guide == (1, 3.0) and reopened.frame(None).guide_class == 1 and reopened.frame(None).guidance == 3.0
+    with zipfile.ZipFile(path) as z:
+        guided = {name: z.read(name) for name in z.namelist()}
+    meta = json.loads(guided["session.json"])
+    meta.pop("guide")  # a file written before sessions kept the guidance
+    old = load_session(write_zip(tmp_path / "old.sgm", {**guided, "session.json": json.dumps(meta)}))
+    assert old.guide is None and LiveEngine.from_state(data, old).guide is None
+    for value, fragment in (({"class": 2, "w": 1.0}, "guide class must be from 0 to 1"),
+                            ({"class": 0, "w": -1.0}, "guidance scale w must be"),
+                            ({"class": 0, "w": float("nan")}, "not nan"), ("class 1", "guide must be an object")):
+        refused(write_zip(tmp_path / "bad.sgm", with_meta(guided, "guide", value)), fragment)
+    # an unconditional model cannot be guided towards a class
+    refused(write_zip(tmp_path / "plain.sgm", with_meta(members, "guide", {"class": 0, "w": 1.0})),
+            "not class-conditional")

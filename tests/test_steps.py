@@ -44,6 +44,49 @@ def test_heun_improves_with_steps_on_the_exact_score() -> None:
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 4  # lines in several colours, not a blank page
 
 
+GIVEN_X = 1.25  # on 6gaussians-unequal the line x = 1.25 meets two modes, truth weights 0.25 / 0.75
+ODE_CONDITIONAL_BIAS = 0.09  # heun holding x with the exact joint score: weight error 0.07-0.09 (docs/conditioning.md)
+
+
+def test_conditional_reference_is_the_analytic_conditional() -> None:
+    """`sgm steps --given`'s reference: draws on the line x = x0 (data units) whose y-weights are
+    the preset mixture's p(y | x0), and weights for the samples from the same conditional."""
+    import torch
+
+    from sgm_core.conditioning import Condition, conditional_reference, conditional_weights
+
+    data = make_preset("6gaussians-unequal")
+    std = data.standardizer()
+    cond = Condition.from_data({0: GIVEN_X}, std, 2)
+    reference, truth = conditional_reference(data, std, cond)
+    x = reference.sample(4000, torch.Generator().manual_seed(1))
+    np.testing.assert_allclose(x[:, 0].numpy(), GIVEN_X, atol=1e-5)
+    exact = data.gmm.conditional([0], [GIVEN_X])  # data units
+    idx = exact.responsibilities(x[:, 1:].double()).argmax(1)
+    got = torch.bincount(idx, minlength=exact.n_components).double() / len(x)
+    assert float((got - exact.weights).abs().max()) < 0.02  # 4000 exact draws: SE ~0.007
+    got, want = conditional_weights(truth, cond, torch.as_tensor(std.forward(x.numpy())))
+    assert float((got - want).abs().max()) < 0.02
+    assert sorted(np.round(want[want > 0.01].numpy(), 2).tolist()) == [0.25, 0.75]
+
+
+def test_steps_given_scores_the_conditional_against_its_truth() -> None:
+    """Heun on the exact VE score with x held at x0: one step misses p(y | x0), 32 steps come within
+    the held ODE's known bias; SW ratio against the conditional truth falls with the steps."""
+    from sgm_core.conditioning import Condition
+
+    dataset = make_preset("6gaussians-unequal", seed=0)
+    standardizer = dataset.standardizer()
+    process = VESDE.from_noise(NoiseConfig())
+    score, _ = reference_score_fn(dataset, standardizer, kind=process)
+    cond = Condition.from_data({0: GIVEN_X}, standardizer, 2)
+    one, many = steps_vs_quality(score, process, NoiseConfig(), dataset, standardizer, ["heun"], [1, 32], n=2000,
+                                 seed=0, condition=cond)
+    assert (one.nfe, many.nfe) == (2, 64)  # the reduced score is counted as the joint one
+    assert many.mode_weight_error < ODE_CONDITIONAL_BIAS < one.mode_weight_error, (one, many)  # measured 0.071, 0.229
+    assert many.sw_ratio < 0.5 * one.sw_ratio and many.mmd < 0.2 * one.mmd, (one, many)  # 2.6 vs 6.6; 0.013 vs 0.10
+
+
 def test_unknown_sampler_is_one_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown sampler 'ddim-typo'"):
         truth_rows(["heun", "ddim-typo"], [1])
@@ -80,11 +123,26 @@ def test_sgm_steps_writes_a_table_and_a_plot(trained, tmp_path, capsys) -> None:
     assert len(out.strip().splitlines()) == 9
 
 
+def test_sgm_steps_given_samples_the_conditional(trained, tmp_path, capsys) -> None:
+    table = tmp_path / "given.csv"
+    code, out, err = run_cli(["steps", trained / "ve", "--samplers", "heun", "--steps", "1,4", "--out", table,
+                              "--n", 200, "--given", "x=0.5"], capsys)
+    assert code == 0, err
+    assert "given x = 0.5" in err
+    with table.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["sampler"], int(r["steps"])) for r in rows] == [("heun", 1), ("heun", 4)]
+    assert all(math.isfinite(float(r["sw_ratio"])) and math.isfinite(float(r["mode_weight_error"])) for r in rows)
+
+
 @pytest.mark.parametrize(("case", "run", "args", "out"), [
     ("unknown sampler", "ve", ["--samplers", "heun,nope"], "t.csv"),
     ("zero steps", "ve", ["--samplers", "heun", "--steps", "1,0"], "t.csv"),
     ("not a csv", "ve", ["--samplers", "heun"], "t.txt"),
     ("an ODE sampler on an sm run", "sm", ["--samplers", "heun"], "t.csv"),
+    ("a given axis the run lacks", "ve", ["--samplers", "heun", "--given", "z=0"], "t.csv"),
+    ("every axis given", "ve", ["--samplers", "heun", "--given", "x=0,y=1"], "t.csv"),
+    ("a given that is not a number", "ve", ["--samplers", "heun", "--given", "x=one"], "t.csv"),
 ])
 def test_sgm_steps_refuses_in_one_line(trained, tmp_path, capsys, case, run, args, out) -> None:
     code, _, err = run_cli(["steps", trained / run, *args, "--out", tmp_path / out, "--n", 50], capsys)

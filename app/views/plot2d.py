@@ -28,7 +28,7 @@ from app.views.geometry import (
     within_any,
 )
 from app.views.legend import CanvasLegend, legend_entries
-from sgm_core.palette import CLASS_COLORS, class_color
+from sgm_core.palette import CLASS_COLORS, class_color, particle_color
 
 TOOLS = ("none", "brush", "point", "eraser", "spawn", "condition")
 HEATMAPS = ("off", "density", "error", "curl")
@@ -160,6 +160,7 @@ class Plot2D(pg.PlotWidget):
         self._splat_lut = SPLAT_LUT
         self._erased = np.zeros(0, bool)
         self._edit_layer = "data"  # what brush, point and eraser edit: "data" or "source" (the Source layer)
+        self._stroke_class: int | None = None  # the class a data stroke paints: its preview takes the colour
         self._source_points = np.zeros((0, 2), np.float32)
         self._layers = {"data": True, "field": True, "true_field": False, "particles": True, "trails": True}
         self._heatmap_mode = "off"
@@ -323,8 +324,24 @@ class Plot2D(pg.PlotWidget):
         self._cancel_stroke()
         self._edit_layer = layer
         self._erased = np.zeros(len(self._edited()[0]), bool)
-        preview = colors.SOURCE_PREVIEW if layer == "source" else colors.STROKE_PREVIEW
-        self._preview_item.setBrush(pg.mkBrush(preview))
+        self._tint_preview()
+
+    def set_stroke_class(self, c: int | None) -> None:
+        """The class a data stroke paints (None: unlabelled): its preview takes the class colour."""
+        if c != self._stroke_class:
+            self._stroke_class = c
+            self._tint_preview()
+
+    def stroke_preview_color(self) -> colors.RGBA:
+        """The stroke preview's RGBA: the source layer's green, the painted class's colour, or plain."""
+        if self._edit_layer == "source":
+            return colors.SOURCE_PREVIEW
+        if self._stroke_class is None:
+            return colors.STROKE_PREVIEW
+        return (*class_color(self._stroke_class), colors.STROKE_PREVIEW[3])
+
+    def _tint_preview(self) -> None:
+        self._preview_item.setBrush(pg.mkBrush(self.stroke_preview_color()))
 
     @property
     def edit_layer(self) -> str:
@@ -431,7 +448,7 @@ class Plot2D(pg.PlotWidget):
         return self._particle_rgba
 
     def _set_particle_class(self, c: int | None) -> None:
-        rgba = colors.PARTICLE if c is None else (*class_color(c), 235)
+        rgba = particle_color(c)
         if rgba == self._particle_rgba:
             return
         self._particle_rgba = rgba

@@ -23,7 +23,9 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 from app.views import colors
 from app.views.geometry import arrow_scale
 from app.views.legend import LegendOverlay, legend_entries
+from app.views.plot2d import DATA_CLASS_ALPHA
 from sgm_core.live import default_bounds
+from sgm_core.palette import CLASS_COLORS, class_color, particle_color
 
 NO_GL_MESSAGE = "3D view needs OpenGL (not available here); 2D keeps working"
 NO_GL_PLATFORMS = frozenset({"offscreen", "minimal"})  # Qt platforms that cannot host a QOpenGLWidget
@@ -255,6 +257,15 @@ def _as3(points: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- the widget
 
 
+def data_colors(labels: np.ndarray | None, n: int) -> tuple[float, ...] | np.ndarray:
+    """The data cloud's GL colour: one plain RGBA, or (N, 4) class colours at the 2D view's pale
+    alpha (`plot2d.DATA_CLASS_ALPHA`) for labelled points."""
+    if labels is None or len(labels) != n:
+        return _DATA
+    table = np.array([(*class_color(k), DATA_CLASS_ALPHA) for k in range(len(CLASS_COLORS))], np.float32) / 255
+    return table[np.asarray(labels, np.int64) % len(CLASS_COLORS)]
+
+
 class Plot3D(QWidget):
     """Data, particles, trails, the learned score field (full 3D grid or a slice plane) and a
     floor grid with axes, in a `GLViewWidget` the user orbits (drag), pans (ctrl/middle drag)
@@ -289,6 +300,7 @@ class Plot3D(QWidget):
         self._magnitude_top: float | None = None
         self._has_particles = False
         self._has_trails = False
+        self._particle_rgba: colors.RGBA = colors.PARTICLE  # the asked-for class's colour while guided
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -384,15 +396,16 @@ class Plot3D(QWidget):
         self._apply_layers()
 
     # -- data and frames --------------------------------------------------------------------
-    def set_points(self, points: np.ndarray) -> None:
-        """The dataset's display points (N, 3; 2D data is drawn in the z = 0 plane). Sets the
-        field bounds and the floor grid; the camera moves only on `fit_to`."""
+    def set_points(self, points: np.ndarray, labels: np.ndarray | None = None) -> None:
+        """The dataset's display points (N, 3; 2D data is drawn in the z = 0 plane), each in its
+        class's pale colour when `labels` (N,) gives one, as in the 2D view. Sets the field bounds
+        and the floor grid; the camera moves only on `fit_to`."""
         self._points = _as3(points)
         finite = self._points[np.isfinite(self._points).all(axis=1)]
         self._bounds = default_bounds(finite) if len(finite) else ((-1.0, 1.0),) * 3
         if self._view is None:
             return
-        self._data_item.setData(pos=self._points)
+        self._data_item.setData(pos=self._points, color=data_colors(labels, len(self._points)))
         self._update_frame_items()
         self._update_plane()
 
@@ -424,6 +437,7 @@ class Plot3D(QWidget):
         if self._view is None:
             self._field = frame.field if frame.field is not None else self._field
             return
+        self._set_particle_class(getattr(frame, "guide_class", None))
         self._particle_item.setData(pos=_as3(frame.particles))
         self._draw_trails(frame.trails)
         self._has_particles = len(frame.particles) > 0
@@ -436,6 +450,16 @@ class Plot3D(QWidget):
                 self._update_plane()
             self._draw_field()
         self._update_legend()
+
+    def particle_color(self) -> colors.RGBA:
+        """The particles' RGBA now: the class they are asked for, or the plain particle colour."""
+        return self._particle_rgba
+
+    def _set_particle_class(self, c: int | None) -> None:
+        rgba = particle_color(c)  # as the 2D view: the particles take the colour of the class asked for
+        if rgba != self._particle_rgba:
+            self._particle_rgba = rgba
+            self._particle_item.setData(color=tuple(v / 255 for v in rgba))
 
     def clear_field(self) -> None:
         """Forget the drawn field (e.g. when the dataset changes)."""
@@ -515,7 +539,7 @@ class Plot3D(QWidget):
         layers["particles"] = layers["particles"] and self._has_particles
         layers["trails"] = layers["trails"] and self._has_trails
         return legend_entries(layers, shows=self._shows, magnitude_top=self._magnitude_top,
-                              particles=self._particles_name, dim=3)
+                              particles=self._particles_name, dim=3, particle_color=self._particle_rgba)
 
     def _update_legend(self) -> None:
         if self.legend is not None:

@@ -16,7 +16,8 @@ from PySide6.QtGui import QPen
 
 from app.views import colors
 from app.views.geometry import arrow_scale, arrow_segments, grid_cell, in_plane_axes, magnitude_bins, project_field, slab
-from app.views.plot2d import style_plot
+from app.views.plot2d import DATA_CLASS_ALPHA, style_plot
+from sgm_core.palette import CLASS_COLORS, class_color, particle_color
 
 AXIS_NAMES = ("x", "y", "z")
 N_BINS = 6  # arrow colour bins: one PlotCurveItem each
@@ -39,6 +40,8 @@ class SliceView(pg.PlotWidget):
         self._value = 0.0
         self._bounds: tuple[tuple[float, float], ...] = ((-1.0, 1.0),) * 3
         self._points = np.zeros((0, 3), np.float32)
+        self._labels: np.ndarray | None = None  # (N,) class index per point (labelled data)
+        self._data_brushes = [pg.mkBrush(*class_color(k), DATA_CLASS_ALPHA) for k in range(len(CLASS_COLORS))]
         self._field = None
         self._normalized = False
         self._layers = {"data": True, "field": True, "particles": True}
@@ -55,15 +58,17 @@ class SliceView(pg.PlotWidget):
             for c in colors.bin_colors(N_BINS)
         ]
         self._particle_item = pg.ScatterPlotItem(pxMode=True, size=4, pen=None, brush=pg.mkBrush(colors.PARTICLE))
+        self._particle_rgba: colors.RGBA = colors.PARTICLE
         for z, item in enumerate([self._data_item, *self._field_items, self._particle_item]):
             item.setZValue(z)
             pi.addItem(item)
         self.setMinimumHeight(160)
 
     # -- inputs -----------------------------------------------------------------------------
-    def set_points(self, points: np.ndarray) -> None:
-        """The 3D data; the part near the plane is drawn."""
+    def set_points(self, points: np.ndarray, labels: np.ndarray | None = None) -> None:
+        """The 3D data; the part near the plane is drawn, in its classes' pale colours when labelled."""
         self._points = np.asarray(points, dtype=np.float32).reshape(-1, 3) if len(points) else np.zeros((0, 3), np.float32)
+        self._labels = None if labels is None or len(labels) != len(self._points) else np.asarray(labels, np.int64)
         self._draw_data()
 
     def set_slice(self, axis: int | None, value: float, bounds: tuple[tuple[float, float], ...]) -> None:
@@ -111,6 +116,10 @@ class SliceView(pg.PlotWidget):
         if self._axis is None or frame.dim != 3:
             return
         near = slab(frame.particles, self._axis, self._value, self._half_width())[:MAX_DRAWN]
+        rgba = particle_color(getattr(frame, "guide_class", None))  # the class asked for, as in the 3D view
+        if rgba != self._particle_rgba:
+            self._particle_rgba = rgba
+            self._particle_item.setBrush(pg.mkBrush(rgba))
         self._particle_item.setData(x=near[:, 0], y=near[:, 1])
         f = frame.field
         if f is not None and f is not self._field and self._is_this_plane(f):
@@ -141,7 +150,13 @@ class SliceView(pg.PlotWidget):
         if self._axis is None:
             return
         near = slab(self._points, self._axis, self._value, self._half_width())[:MAX_DRAWN]
-        self._data_item.setData(x=near[:, 0], y=near[:, 1])
+        brushes = None
+        if self._labels is not None:  # the same points slab() keeps, in the same order
+            kept = np.abs(self._points[:, self._axis] - self._value) <= self._half_width()
+            labels = self._labels[kept][:MAX_DRAWN]
+            brushes = [self._data_brushes[int(c) % len(self._data_brushes)] for c in labels]
+        self._data_item.setData(x=near[:, 0], y=near[:, 1], brush=brushes if brushes is not None else
+                                pg.mkBrush(colors.DATA))
 
     def _draw_field(self) -> None:
         f = self._field
