@@ -72,3 +72,26 @@ def test_the_metrics_dock_says_what_the_particles_are_compared_with(qtbot):
     assert "vs" not in panel.status_label.text()
     panel.show_metrics({**base, "target": "p(y | x = 1.25)"})
     assert panel.status_label.text().endswith("vs p(y | x = 1.25)")
+
+
+def test_the_data_docks_class_combo_shows_the_class_a_stroke_paints(qtbot):
+    """On labelled data a brush set to 'none' paints class 0 (every point has a class): the combo
+    shows class 0, not 'none (unlabelled)'; on unlabelled data it shows 'none'."""
+    from gui_helpers import open_window
+
+    w = open_window(qtbot, data="8gaussians-labelled")
+    try:
+        combo, s = w.data_panel.class_combo, w.session
+        assert s.brush_class is None and s.painted_class() == 0
+        assert combo.currentData() == 0 and combo.currentText() == s.palette_classes()[0]
+        s.set_brush_class(1)
+        assert combo.currentData() == 1
+        s.set_brush_class(None)
+        assert combo.currentData() == 0
+    finally:
+        w.close()
+    w = open_window(qtbot, data=None)  # nothing labelled: 'none' paints unlabelled points
+    try:
+        assert w.session.painted_class() is None and w.data_panel.class_combo.currentIndex() == 0
+    finally:
+        w.close()

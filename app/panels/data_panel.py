@@ -117,11 +117,11 @@ class DataPanel(QWidget):
                                                 self.class_combo, self.palette_box)]
         self.palette_box.setValue(s.palette_size)
         self.class_combo.clear()
+        painted = s.painted_class()  # on labelled data "none" paints class 0: the combo shows what is painted
         self.class_combo.addItem("none (unlabelled)", None)
         for i, name in enumerate(s.palette_classes()):
             self.class_combo.addItem(swatch(class_color(i)), name, i)
-        self.class_combo.setCurrentIndex(0 if s.brush_class is None else min(s.brush_class + 1,
-                                                                              self.class_combo.count() - 1))
+        self.class_combo.setCurrentIndex(0 if painted is None else min(painted + 1, self.class_combo.count() - 1))
         self.radius_box.setValue(s.brush_radius)
         self.density_box.setValue(s.brush_density)
         state = s.data
