@@ -26,6 +26,7 @@ def window(qtbot, monkeypatch):
     w = open_window(qtbot)
     w.session.set_run_config(small_config(steps=400))
     w.session.set_particles(n_particles=400)
+    wait(qtbot, lambda: frame(w) is not None)  # the tests' predicates read the newest frame
     yield w
     w.close()
 
