@@ -38,7 +38,7 @@ from sgm_core.engine import restore_engine
 from sgm_core.errors import DataError, SGMError
 from sgm_core.frames import particle_status
 from sgm_core.live import FieldView
-from sgm_core.losses import loss_spec
+from sgm_core.losses import field_shows, loss_spec
 from sgm_core.noise import default_sigma_max, sigma_max_from_data
 
 from .compare_window import close_compare_windows, find_menu, install_compare_menu
@@ -55,7 +55,7 @@ from .panels.explain_panel import ExplainPanel
 from .panels.metrics_panel import MetricsPanel
 from .panels.sampler_panel import SamplerPanel
 from .panels.train_panel import TrainPanel
-from .panels.view_panel import ViewPanel, field_shows
+from .panels.view_panel import ViewPanel
 from .progress import MessageRoom, ProgressStatus, sampler_step_text
 from .session import DataState, ParticleOptions, Session, ViewOptions
 from .session_io import SESSION_SUFFIX, SessionFiles
