@@ -43,6 +43,7 @@ from sgm_core.noise import default_sigma_max, sigma_max_from_data
 
 from .compare_window import close_compare_windows, find_menu, install_compare_menu
 from .condition_tool import install_condition_tool
+from .context import ActionRegistry, window_context
 from .engine_link import make_engine
 from .export import Exporter
 from .figure_export import install_figure_export
@@ -181,7 +182,8 @@ class MainWindow(QMainWindow):
             if target is not None:
                 target.installEventFilter(self)
 
-        self.actions_: dict[str, QAction] = {}
+        self.action_registry = ActionRegistry(self)  # every named action (app/context.py)
+        self.actions_: dict[str, QAction] = self.action_registry.actions
         self._make_actions()
         self.loss_view = LossView()
         self.loss_view.setToolTip("Training loss per step")
@@ -208,8 +210,9 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._size_docks()
         self._docks_sized = False  # sized again once shown: before that the layout has no real size
+        self.context = window_context(self, self.action_registry)  # what features may use (app/context.py)
         self.files = SessionFiles(self)  # File ▸ New / Open / Save session (app/session_io.py)
-        self.exporter = Exporter(self)  # File ▸ Export (app/export.py)
+        self.exporter = Exporter(self.context)  # File ▸ Export (app/export.py)
         self._make_toolbar()
         self._make_menus()
         self._make_status_bar(device)
@@ -271,7 +274,8 @@ class MainWindow(QMainWindow):
         self.lessons = install_lessons(self)  # Lessons menu + lesson bar (app/lessons_ui.py)
         install_compare_menu(self)  # Tools ▸ Compare losses / samplers (app/compare_window.py)
         install_steps_menu(self)  # Tools ▸ Steps vs quality (app/steps_window.py)
-        self.figures = install_figure_export(self)  # File ▸ Export figure… (app/figure_export.py)
+        self.figures = install_figure_export(self.context, find_menu(self.menuBar(), "&File"),
+                                             self.export_menu.menuAction())  # File ▸ Export figure…
         self.condition_tool = install_condition_tool(self)  # the Condition tool's engine link and dock
         self.help = HelpMenu(self, lambda: self.status_labels["device"].text(), self.open_file,
                              find_menu(self.menuBar(), "&File"))  # Help menu, File ▸ Examples (app/help.py)
@@ -281,18 +285,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ construction
     def _action(self, key: str, text: str, tip: str, shortcut: str | QKeySequence | None = None,
                 slot=None, checkable: bool = False) -> QAction:  # noqa: ANN001
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-            tip = f"{tip} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})"
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
-        action.setCheckable(checkable)
-        if slot is not None:
-            action.triggered.connect(slot)
-        self.addAction(action)  # shortcuts work even when a dock is hidden
-        self.actions_[key] = action
-        return action
+        return self.action_registry.add(key, text, tip, shortcut, slot, checkable)
 
     def _make_actions(self) -> None:
         a = self._action
