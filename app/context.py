@@ -49,6 +49,9 @@ class ActionRegistry:
         self.actions[key] = action
         return action
 
+    def get(self, key: str) -> QAction | None:
+        return self.actions.get(key)
+
     def __getitem__(self, key: str) -> QAction:
         return self.actions[key]
 

@@ -50,7 +50,7 @@ from .figure_export import install_figure_export
 from .help import HelpMenu
 from .layout_check import layout_problems
 from .lessons_ui import install_lessons
-from .mode3d import NO_GL_DETAIL, Mode3D
+from .mode3d import NO_GL_DETAIL, Mode3D, Places3D
 from .panels.data_panel import TOOLS, DataPanel
 from .panels.explain_panel import ExplainPanel
 from .panels.metrics_panel import MetricsPanel
@@ -216,12 +216,15 @@ class MainWindow(QMainWindow):
         self._make_toolbar()
         self._make_menus()
         self._make_status_bar(device)
-        self.mode3d = Mode3D(self)  # 3D data: Plot3D in a stack with the canvas, slice controls, Make 3D
-
         self._rebuild_timer = QTimer(self, singleShot=True, interval=REBUILD_DELAY_MS)
         self._rebuild_timer.timeout.connect(self._sync_engine)
         self._view_timer = QTimer(self, singleShot=True, interval=VIEW_DELAY_MS)
         self._view_timer.timeout.connect(self._send_view)
+        # 3D data: Plot3D in a stack with the canvas, slice controls, Make 3D (app/mode3d.py)
+        self.mode3d = Mode3D(self.context, Places3D(
+            status_bar=self.statusBar(), tools_menu=find_menu(self.menuBar(), "T&ools"),
+            data_layout=self.data_panel.layout(), view_panel=self.view_panel, drop_target=self,
+            set_tool=self.set_tool, spawn=self.spawn_particles, request_view=self._view_timer.start))
         self.sources = SourceController(self)  # the Source layer: where fm / ot-fm flows start (app/source_layer.py)
 
         s = self.session

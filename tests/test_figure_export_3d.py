@@ -1,6 +1,7 @@
 """File ▸ Export figure… in 3D: the GL view rendered off-screen as a PNG at the chosen size, with
-its legend; SVG is refused in one sentence (GL draws pixels). And the figure exporter is a feature
-on a narrow context: it works against a bare canvas and a recording notifier, no window."""
+its legend; SVG is refused in one sentence (GL draws pixels). And the figure exporter and the 3D
+mode are features on a narrow context (app/context.py): they work against a bare canvas, a plain
+Session and a recording notifier, no window."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def test_the_figure_exporter_needs_only_its_context(qtbot, plot2d, tmp_path):
     assert recorder.news == [f"Exported the figure (500×400) to {tmp_path / 'f.png'}"] and recorder.errors == []
     assert not figures.save(FigureOptions(tmp_path / "no such folder" / "f.png", (500, 400)))
     assert len(recorder.errors) == 1 and "\n" not in recorder.errors[0]  # one sentence on the banner
-    for module in ("export.py", "figure_export.py"):  # no window in these features
+    for module in ("export.py", "figure_export.py", "mode3d.py"):  # no window in these features
         text = (Path(__file__).parents[1] / "app" / module).read_text()
         assert "MainWindow" not in text and "main_window" not in text and "self.window" not in text
 
@@ -171,3 +172,40 @@ def test_the_window_exports_its_3d_view_from_the_menu(qtbot, tmp_path):
     assert (np.abs(rgb - np.array([82, 105, 140])).max(axis=-1) < 60).sum() > 200  # the helix's data points
     assert f"({FIG[0]}×{FIG[1]})" in w.statusBar().currentMessage()
     w.close()
+
+
+def test_the_3d_mode_runs_on_its_context_and_places_without_a_window(qtbot, plot2d):
+    """Mode3D gets the session, the canvas and the action registry, and its places and hooks: 3D
+    data switches the stack to the 3D view, asks for the pan tool, disables the drawing tools
+    and the View panel's 2D-only controls; 2D data undoes it."""
+    from PySide6.QtWidgets import QStatusBar, QVBoxLayout
+
+    from app.mode3d import Mode3D, Places3D
+    from app.panels.view_panel import ViewPanel
+    from app.session import DataState, Session
+
+    holder = QWidget()
+    qtbot.addWidget(holder)
+    QVBoxLayout(holder).addWidget(plot2d)
+    session = Session()
+    recorder = Recorder()
+    ctx = context(qtbot, BareCanvas(plot2d), recorder)
+    ctx = FeatureContext(session=session, engine=None, actions=ctx.actions, notifier=recorder, questions=recorder,
+                         canvas=ctx.canvas, parent=ctx.parent, session_path=ctx.session_path)
+    brush = ctx.actions.add("tool_brush", "Brush", "Draw points", checkable=True)
+    tools, views = [], []
+    view_panel = ViewPanel(session)
+    qtbot.addWidget(view_panel)
+    mode = Mode3D(ctx, Places3D(status_bar=QStatusBar(), tools_menu=None, data_layout=None, view_panel=view_panel,
+                                drop_target=holder, set_tool=tools.append, spawn=lambda _p: None,
+                                request_view=lambda: views.append(1)))
+    assert "make_3d" in ctx.actions and not mode.is_3d and mode.stack.currentWidget() is plot2d
+    helix = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
+    session.apply_data(DataState(helix, "cloud", "drawn"))
+    assert mode.is_3d and mode.stack.currentWidget() is mode.plot3d and ctx.canvas.plot is plot2d
+    assert tools == ["pan"] and not brush.isEnabled() and not view_panel.heatmap_combo.isEnabled()
+    assert not ctx.actions["make_3d"].isEnabled()
+    mode.set_slice(2, 0.0)
+    assert views  # a new slice asks the engine for its field, through the hook
+    session.apply_data(DataState(helix[:, :2].copy(), "flat", "drawn"))
+    assert not mode.is_3d and brush.isEnabled() and view_panel.heatmap_combo.isEnabled()
