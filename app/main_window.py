@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from sgm_core.config import RunConfig, fresh_model_reason, sampler_config_from_json
 from sgm_core.datasets import Standardizer
 from sgm_core.engine import restore_engine
-from sgm_core.errors import DataError, SGMError
+from sgm_core.errors import ConfigError, DataError, SGMError
 from sgm_core.frames import particle_status
 from sgm_core.live import FieldView
 from sgm_core.losses import field_shows, loss_spec
@@ -59,7 +59,7 @@ from .panels.train_panel import TrainPanel
 from .panels.view_panel import ViewPanel
 from .progress import MessageRoom, ProgressStatus, sampler_step_text
 from .session import DataState, ParticleOptions, Session, ViewOptions
-from .session_io import SESSION_SUFFIX, SessionFiles
+from .session_io import SESSION_SUFFIX, GuiSettings, SessionFiles, WindowView
 from .source_layer import SourceController
 from .steps_window import install_steps_menu
 from .views.loss_view import LossView
@@ -211,7 +211,7 @@ class MainWindow(QMainWindow):
         self._size_docks()
         self._docks_sized = False  # sized again once shown: before that the layout has no real size
         self.context = window_context(self, self.action_registry)  # what features may use (app/context.py)
-        self.files = SessionFiles(self)  # File ▸ New / Open / Save session (app/session_io.py)
+        self.files = SessionFiles(self.context, _SessionHost(self))  # File ▸ New / Open / Save session (app/session_io.py)
         self.exporter = Exporter(self.context)  # File ▸ Export (app/export.py)
         self._make_toolbar()
         self._make_menus()
@@ -1143,3 +1143,65 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.close_seconds = self.worker.shutdown(timeout=1.0)
         super().closeEvent(event)
+
+
+class _SessionHost:
+    """The window's side of `session_io.SessionHost`: what a session document asks of it. Looks
+    the window's methods up when called (tests replace `confirm_discard` and `ask_unsaved_changes`)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self._w = window
+
+    def engine_ok(self) -> bool:
+        return self._w._engine_ok
+
+    def flush_rebuild(self) -> None:
+        self._w._flush_rebuild()
+
+    def reset_engine(self) -> None:
+        self._w._send_engine(keep=False)
+
+    def adopt_engine(self, run: RunConfig, sampler, n_particles: int, has_engine: bool) -> None:  # noqa: ANN001
+        self._w.adopt_engine(run, sampler, n_particles, has_engine)
+
+    def confirm_discard(self, then: Callable[[], None] | None = None) -> bool:
+        return self._w.confirm_discard(then)
+
+    def ask_unsaved_changes(self, answer: Callable[[str], None]) -> None:
+        self._w.ask_unsaved_changes(answer)
+
+    def set_modified(self, dirty: bool) -> None:
+        if dirty != self._w.isWindowModified():
+            self._w.setWindowModified(dirty)
+
+    def document_changed(self, path: str | None) -> None:
+        if path is not None:
+            self._w._add_recent(path)
+        self._w._update_title()
+
+    def window_view(self) -> WindowView:
+        w = self._w
+        tool = next((t for t in TOOLS if w.actions_[f"tool_{t}"].isChecked()), "pan")
+        return WindowView(tool, w.plot.field_bounds(), w.view_settings(), w.metrics_panel.saved_state(),
+                          bool(w.worker_state.playing))
+
+    def restore_view(self, gui: GuiSettings, points: np.ndarray, has_engine: bool) -> None:
+        """An opened session's tool, view range (2D) or slice and camera (3D), metrics curves and
+        play state; the banner of an earlier problem goes."""
+        w = self._w
+        if points.shape[1] == 2:
+            w.set_tool(gui.tool)
+            if gui.view_range is not None:
+                (x0, x1), (y0, y1) = gui.view_range
+                w.plot.getPlotItem().getViewBox().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+            else:
+                w.plot.fit_to(points)
+        if gui.view3d:
+            try:
+                w.apply_view_settings(gui.view3d)
+            except (ConfigError, TypeError, ValueError):
+                pass  # a hand-edited slice or camera: keep the current one
+        w.metrics_panel.restore(gui.metrics)  # the engine's next metrics add to these curves
+        if gui.playing and has_engine:
+            w.toggle_play()
+        w.clear_error()

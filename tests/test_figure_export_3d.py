@@ -91,7 +91,7 @@ def test_the_figure_exporter_needs_only_its_context(qtbot, plot2d, tmp_path):
     assert recorder.news == [f"Exported the figure (500×400) to {tmp_path / 'f.png'}"] and recorder.errors == []
     assert not figures.save(FigureOptions(tmp_path / "no such folder" / "f.png", (500, 400)))
     assert len(recorder.errors) == 1 and "\n" not in recorder.errors[0]  # one sentence on the banner
-    for module in ("export.py", "figure_export.py", "mode3d.py"):  # no window in these features
+    for module in ("export.py", "figure_export.py", "mode3d.py", "session_io.py"):  # no window in these features
         text = (Path(__file__).parents[1] / "app" / module).read_text()
         assert "MainWindow" not in text and "main_window" not in text and "self.window" not in text
 
