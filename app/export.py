@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -64,7 +65,9 @@ from .session import MAX_PARTICLES
 from .session_io import with_suffix
 
 if TYPE_CHECKING:
-    from .main_window import MainWindow
+    from PySide6.QtWidgets import QWidget
+
+    from .context import FeatureContext, FileQuestions
 
 FORMATS = {".gif": "GIF (Pillow, loops)", ".mp4": "MP4 (H.264, small, plays everywhere)"}
 NOTHING_TO_EXPORT = "nothing to export yet: load a preset or draw at least 2 points"
@@ -217,9 +220,10 @@ def finish_dialog(dialog: QDialog, form: QFormLayout) -> QLabel:
 class ExportDialog(QDialog):
     """Format, frames, fps, size, sampler, particles, layers and the output file of an animation."""
 
-    def __init__(self, window: MainWindow, defaults: ExportOptions, dim: int = 2) -> None:
-        super().__init__(window)
-        self.window_ = window
+    def __init__(self, parent: QWidget | None, defaults: ExportOptions, dim: int = 2,
+                 questions: FileQuestions | None = None) -> None:
+        super().__init__(parent)
+        self.questions = questions  # Browse… asks here (None: no Browse answers)
         self.setWindowTitle("Export animation")
         form = QFormLayout()
         self.format_combo = QComboBox()
@@ -301,8 +305,8 @@ class ExportDialog(QDialog):
 
     def _browse(self) -> None:
         suffix = self.format_combo.currentData()
-        chosen = self.window_.ask_save_path("Export animation", f"{suffix[1:].upper()} (*{suffix})",
-                                            self.path_edit.text())
+        args = ("Export animation", f"{suffix[1:].upper()} (*{suffix})", self.path_edit.text())
+        chosen = self.questions.ask_save_path(*args) if self.questions else QFileDialog.getSaveFileName(self, *args)[0]
         if chosen:
             self.path_edit.setText(str(self._with_format(Path(chosen))))
 
@@ -357,16 +361,16 @@ class Exporter(QObject):
     export_cancelled = Signal()
     job_started = Signal(object)  # ExportJob
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
-        self.tasks = EngineTasks(window.worker, self)
+    def __init__(self, ctx: FeatureContext) -> None:
+        super().__init__(ctx.parent)
+        self.ctx = ctx
+        self.tasks = EngineTasks(ctx.engine, self)
         self.job: ExportJob | None = None
         self.dialog: ExportDialog | None = None
         self.progress: QProgressDialog | None = None
         self._starting = False  # a snapshot was asked for; the job starts when it arrives
         self._last_dir: Path | None = None
-        a = window._action
+        a = ctx.actions.add
         a("export_animation", "Animation…", "Render the sampler to a GIF or MP4 in the background "
           "(training goes on)", None, self.export_animation)
         a("export_png", "Snapshot PNG…", "Save the canvas as a PNG image", None, self.export_png)
@@ -377,12 +381,12 @@ class Exporter(QObject):
 
     # -- helpers -----------------------------------------------------------------------------
     def _default_path(self, stem: str, suffix: str = "") -> str:
-        files = getattr(self.window, "files", None)
-        folder = self._last_dir or (files.path.parent if files is not None and files.path else Path.home())
+        session_file = self.ctx.session_path()
+        folder = self._last_dir or (session_file.parent if session_file is not None else Path.home())
         return str(folder / f"{stem}{suffix}")
 
     def _ask(self, title: str, file_filter: str, stem: str, suffix: str) -> Path | None:
-        chosen = self.window.ask_save_path(title, file_filter, self._default_path(stem, suffix))
+        chosen = self.ctx.questions.ask_save_path(title, file_filter, self._default_path(stem, suffix))
         if not chosen:
             return None
         path = Path(chosen)
@@ -390,11 +394,11 @@ class Exporter(QObject):
         return path
 
     def _done(self, path: str | Path, what: str) -> None:
-        self.window.statusBar().showMessage(f"Exported {what} to {path}", 8000)
+        self.ctx.notifier.status(f"Exported {what} to {path}", 8000)
         self.exported.emit(str(path))
 
     def _fail(self, message: str) -> None:
-        self.window.show_error(message)
+        self.ctx.notifier.error(message)
         self.export_failed.emit(message)
 
     # -- animation ---------------------------------------------------------------------------
@@ -407,11 +411,11 @@ class Exporter(QObject):
         if self.busy:
             self._fail("an animation export is already running")
             return
-        s = self.window.session
+        s = self.ctx.session
         defaults = ExportOptions(path=Path(self._default_path("animation", ".gif")), sampler=s.sampler_config.name,
                                  n_particles=s.particles.n_particles, field=s.view.field, data=s.view.data,
                                  seed=s.run_config.train.seed)
-        dialog = ExportDialog(self.window, defaults, s.data.dim)
+        dialog = ExportDialog(self.ctx.parent, defaults, s.data.dim, self.ctx.questions)
         dialog.accepted.connect(self._on_dialog_accepted)
         dialog.finished.connect(self._on_dialog_finished)
         self.dialog = dialog
@@ -431,29 +435,28 @@ class Exporter(QObject):
         if self.busy:
             self._fail("an animation export is already running")
             return
-        s = self.window.session
+        s = self.ctx.session
         self._last_dir = options.path.parent
         current = s.sampler_config
         sampler = current if options.sampler == current.name else SamplerConfig(name=options.sampler)
         options = replace(options, seed=s.run_config.train.seed)
-        bounds = self.window.plot.field_bounds()
-        mode3d = getattr(self.window, "mode3d", None)
-        angles = mode3d.camera_angles() if mode3d is not None and mode3d.is_3d else None
+        bounds = self.ctx.canvas.plot.field_bounds()
+        angles = self.ctx.canvas.camera_angles()
         self._starting = True
-        self.window.actions_["export_animation"].setEnabled(False)
+        self.ctx.actions["export_animation"].setEnabled(False)
         self.tasks.submit(packed_snapshot, lambda snap: self._start_job(snap, options, sampler, bounds, angles),
                           self._on_snapshot_failed)
 
     def _on_snapshot_failed(self, message: str) -> None:
         self._starting = False
-        self.window.actions_["export_animation"].setEnabled(True)
+        self.ctx.actions["export_animation"].setEnabled(True)
         self._fail(message)
 
     def _start_job(self, snap: bytes | None, options: ExportOptions, sampler: SamplerConfig,
                    bounds: tuple[tuple[float, float], ...], angles: tuple[float, float] | None = None) -> None:
         self._starting = False
         if snap is None:
-            self.window.actions_["export_animation"].setEnabled(True)
+            self.ctx.actions["export_animation"].setEnabled(True)
             self._fail(NOTHING_TO_EXPORT)
             return
         o = options
@@ -461,7 +464,7 @@ class Exporter(QObject):
                                 seed=o.seed, bounds=bounds, camera_angles=angles, field=o.field, trails=o.trails,
                                 data=o.data, axes=o.axes, legend=o.legend)
         job = ExportJob(request)  # no parent: freed once dropped, after its thread
-        progress = QProgressDialog(f"Rendering {options.path.name}…", "Cancel", 0, options.frames, self.window)
+        progress = QProgressDialog(f"Rendering {options.path.name}…", "Cancel", 0, options.frames, self.ctx.parent)
         progress.setWindowTitle("Export animation")
         progress.setWindowModality(Qt.WindowModality.NonModal)  # the window stays usable; training goes on
         progress.setAutoClose(False)
@@ -497,7 +500,7 @@ class Exporter(QObject):
         self._fail(message)
 
     def _on_job_cancelled(self) -> None:
-        self.window.statusBar().showMessage("Export cancelled; no file was written", 6000)
+        self.ctx.notifier.status("Export cancelled; no file was written", 6000)
         self.export_cancelled.emit()
 
     def _on_thread_finished(self) -> None:
@@ -507,7 +510,7 @@ class Exporter(QObject):
             progress.hide()
             progress.deleteLater()
         self.job = None
-        self.window.actions_["export_animation"].setEnabled(True)
+        self.ctx.actions["export_animation"].setEnabled(True)
 
     def shutdown(self) -> None:
         """Cancel a running export and wait for its thread (the window is closing)."""
@@ -524,8 +527,7 @@ class Exporter(QObject):
 
     def canvas_image(self) -> QImage:
         """The view in the middle as drawn: the 2D canvas, or the 3D view's framebuffer."""
-        mode3d = getattr(self.window, "mode3d", None)
-        view = mode3d.active_view() if mode3d is not None else self.window.plot
+        view = self.ctx.canvas.active_view()
         grab_image = getattr(view, "grab_image", None)
         return grab_image() if grab_image is not None else view.grab().toImage()
 

@@ -1,4 +1,6 @@
-"""File ▸ Export figure…: the 2D canvas as a PNG or SVG at a chosen size, for slides and papers.
+"""File ▸ Export figure…: the 2D canvas as a PNG or SVG at a chosen size, for slides and papers;
+the 3D view as a PNG at a chosen size (`Plot3D.figure_image`: the GL scene rendered off-screen at
+that size, the legend painted over it; GL draws pixels, so there is no SVG of it).
 
 The figure is a fresh, unshown copy of the canvas at the asked size (`Plot2D.figure_copy`): the
 same layers over the same region, with its axes and legend, so the window itself never moves.
@@ -17,30 +19,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRect, QSize, Signal
-from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter
+from PySide6.QtGui import QAction, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QWidget,
 )
 
-from sgm_core.errors import SGMError
+from sgm_core.errors import ConfigError, SGMError
 from sgm_core.video import save_png, save_svg
 
 from .export import finish_dialog
 from .panels import int_box
 
 if TYPE_CHECKING:
-    from .main_window import MainWindow
+    from PySide6.QtWidgets import QMenu
+
+    from .context import FeatureContext, FileQuestions
 
 FIGURE_FORMATS = {".png": "PNG (pixels)", ".svg": "SVG (vector: arrows, axes, legend)"}
 MIN_SIDE, MAX_SIDE = 200, 8000  # px: smaller has no room for the axes; larger is a poster, not a figure
-NOT_2D = "figure export draws the 2D canvas; for the 3D view use File ▸ Export ▸ Snapshot PNG"
+NOT_SVG_3D = "the 3D view is drawn in pixels by OpenGL: export it as a PNG (SVG is for the 2D canvas)"
+NO_GL = "the 3D view is not drawn (no OpenGL), so there is no figure of it to export"
 
 
 @dataclass(frozen=True)
@@ -99,15 +106,18 @@ def render_figure(plot, options: FigureOptions) -> Path:  # noqa: ANN001 - app.v
 class FigureDialog(QDialog):
     """Format, size and file of a figure; says what is wrong in the dialog, which then stays open."""
 
-    def __init__(self, window: MainWindow, defaults: FigureOptions) -> None:
-        super().__init__(window)
-        self.window_ = window
-        self.setWindowTitle("Export figure")
+    def __init__(self, parent: QWidget | None, defaults: FigureOptions, is_3d: bool = False,
+                 questions: FileQuestions | None = None) -> None:
+        super().__init__(parent)
+        self.questions = questions  # Browse… asks here
+        self.setWindowTitle("Export figure (3D view)" if is_3d else "Export figure")
         form = QFormLayout()
         self.format_combo = QComboBox()
         for suffix, text in FIGURE_FORMATS.items():
-            self.format_combo.addItem(text, suffix)
-        self.format_combo.setToolTip("PNG for slides; SVG for papers (scales without blur)")
+            if not (is_3d and suffix == ".svg"):
+                self.format_combo.addItem(text, suffix)
+        self.format_combo.setToolTip("PNG of the 3D view as shown (OpenGL draws pixels)" if is_3d else
+                                     "PNG for slides; SVG for papers (scales without blur)")
         form.addRow("Format", self.format_combo)
         size = QHBoxLayout()
         self.width_box = int_box(MIN_SIDE, MAX_SIDE, defaults.size[0], "Width in pixels")
@@ -144,7 +154,8 @@ class FigureDialog(QDialog):
 
     def _browse(self) -> None:
         suffix = self.format_combo.currentData()
-        chosen = self.window_.ask_save_path("Export figure", f"{suffix[1:].upper()} (*{suffix})", self.path_edit.text())
+        args = ("Export figure", f"{suffix[1:].upper()} (*{suffix})", self.path_edit.text())
+        chosen = self.questions.ask_save_path(*args) if self.questions else QFileDialog.getSaveFileName(self, *args)[0]
         if chosen:
             self.path_edit.setText(str(self._with_format(Path(chosen))))
 
@@ -171,23 +182,20 @@ class FigureExporter(QObject):
     exported = Signal(str)
     export_failed = Signal(str)
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, ctx: FeatureContext) -> None:
+        super().__init__(ctx.parent)
+        self.ctx = ctx
         self.dialog: FigureDialog | None = None
         self._last: FigureOptions | None = None
 
     def export_figure(self) -> None:
         """Show the dialog (window-modal, non-blocking); Export writes the file."""
-        if self.window.mode3d.is_3d:
-            self._fail(NOT_2D)
-            return
         if self.dialog is not None:
             return
-        files = getattr(self.window, "files", None)
-        folder = files.path.parent if files is not None and files.path else Path.home()
+        session_file = self.ctx.session_path()
+        folder = session_file.parent if session_file is not None else Path.home()
         defaults = self._last or FigureOptions(folder / "figure.png")
-        dialog = FigureDialog(self.window, defaults)
+        dialog = FigureDialog(self.ctx.parent, defaults, self.ctx.canvas.is_3d, self.ctx.questions)
         dialog.accepted.connect(lambda: self.save(dialog.options()))
         dialog.finished.connect(self._on_dialog_finished)
         self.dialog = dialog
@@ -199,42 +207,45 @@ class FigureExporter(QObject):
             self.dialog = None
 
     def save(self, options: FigureOptions) -> bool:
-        """Write the figure; the banner gets the one-line reason when it cannot be."""
+        """Write the figure of the view shown (2D: PNG or SVG; 3D: PNG); the banner gets the
+        one-line reason when it cannot be."""
         self._last = options
-        if self.window.mode3d.is_3d:
-            self._fail(NOT_2D)
-            return False
         try:
-            path = render_figure(self.window.plot, options)
+            if self.ctx.canvas.is_3d:
+                path = render_figure_3d(self.ctx.canvas.active_view(), options)
+            else:
+                path = render_figure(self.ctx.canvas.plot, options)
         except SGMError as exc:
             self._fail(str(exc))
             return False
         w, h = options.size
-        self.window.statusBar().showMessage(f"Exported the figure ({w}×{h}) to {path}", 8000)
+        self.ctx.notifier.status(f"Exported the figure ({w}×{h}) to {path}", 8000)
         self.exported.emit(str(path))
         return True
 
     def _fail(self, message: str) -> None:
-        self.window.show_error(message)
+        self.ctx.notifier.error(message)
         self.export_failed.emit(message)
 
 
-def install_figure_export(window: MainWindow) -> FigureExporter:
-    """File ▸ Export figure… (Ctrl+Shift+E), after the Export submenu."""
-    from .compare_window import find_menu
+def render_figure_3d(view, options: FigureOptions) -> Path:  # noqa: ANN001 - app.views.plot3d.Plot3D
+    """Write the 3D view as a PNG of `options.size`; SGMError (one sentence) when it cannot be."""
+    if options.path.suffix.lower() == ".svg":
+        raise ConfigError(NOT_SVG_3D)
+    w, h = options.size
+    image = view.figure_image(w, h)
+    if image is None or image.isNull():
+        raise ConfigError(NO_GL)
+    return save_png(options.path, qimage_rgb(image))
 
-    exporter = FigureExporter(window)
-    action = QAction("Export &figure…", window)
-    action.setShortcut(QKeySequence("Ctrl+Shift+E"))
-    tip = "Save the 2D canvas with its axes and legend as a PNG or SVG at a chosen size (Ctrl+Shift+E)"
-    action.setToolTip(tip)
-    action.setStatusTip(tip)
-    action.triggered.connect(exporter.export_figure)
-    window.addAction(action)  # the shortcut works wherever the focus is
-    window.actions_["export_figure"] = action  # the window's action registry (shortcut list, tests)
-    file_menu = find_menu(window.menuBar(), "&File")
+
+def install_figure_export(ctx: FeatureContext, file_menu: QMenu | None, after: QAction | None) -> FigureExporter:
+    """File ▸ Export figure… (Ctrl+Shift+E), in `file_menu` after `after` (the Export submenu)."""
+    exporter = FigureExporter(ctx)
+    ctx.actions.add("export_figure", "Export &figure…", "Save the canvas with its axes and legend at a chosen "
+                    "size: the 2D canvas as PNG or SVG, the 3D view as PNG", "Ctrl+Shift+E", exporter.export_figure)
+    action = ctx.actions["export_figure"]
     if file_menu is not None:
-        after = window.export_menu.menuAction()
         actions = file_menu.actions()
         index = actions.index(after) if after in actions else len(actions) - 1
         before = actions[index + 1] if index + 1 < len(actions) else None

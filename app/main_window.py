@@ -35,31 +35,32 @@ from PySide6.QtWidgets import (
 from sgm_core.config import RunConfig, fresh_model_reason, sampler_config_from_json
 from sgm_core.datasets import Standardizer
 from sgm_core.engine import restore_engine
-from sgm_core.errors import DataError, SGMError
+from sgm_core.errors import ConfigError, DataError, SGMError
 from sgm_core.frames import particle_status
 from sgm_core.io import LOAD_SUFFIXES
 from sgm_core.live import FieldView
-from sgm_core.losses import loss_spec
+from sgm_core.losses import field_shows, loss_spec
 from sgm_core.noise import default_sigma_max, sigma_max_from_data
 
 from .compare_window import close_compare_windows, find_menu, install_compare_menu
 from .condition_tool import install_condition_tool
+from .context import ActionRegistry, window_context
 from .engine_link import make_engine
 from .export import Exporter
 from .figure_export import install_figure_export
 from .help import HelpMenu
 from .layout_check import layout_problems
 from .lessons_ui import install_lessons
-from .mode3d import NO_GL_DETAIL, Mode3D
+from .mode3d import NO_GL_DETAIL, Mode3D, Places3D
 from .panels.data_panel import TOOLS, DataPanel
 from .panels.explain_panel import ExplainPanel
 from .panels.metrics_panel import MetricsPanel
 from .panels.sampler_panel import SamplerPanel
 from .panels.train_panel import TrainPanel
-from .panels.view_panel import ViewPanel, field_shows
+from .panels.view_panel import ViewPanel
 from .progress import MessageRoom, ProgressStatus, sampler_step_text
 from .session import DataState, ParticleOptions, Session, ViewOptions
-from .session_io import SESSION_SUFFIX, SessionFiles
+from .session_io import SESSION_SUFFIX, GuiSettings, SessionFiles, WindowView
 from .source_layer import SourceController
 from .steps_window import install_steps_menu
 from .views.loss_view import LossView
@@ -182,7 +183,8 @@ class MainWindow(QMainWindow):
             if target is not None:
                 target.installEventFilter(self)
 
-        self.actions_: dict[str, QAction] = {}
+        self.action_registry = ActionRegistry(self)  # every named action (app/context.py)
+        self.actions_: dict[str, QAction] = self.action_registry.actions
         self._make_actions()
         self.loss_view = LossView()
         self.loss_view.setToolTip("Training loss per step")
@@ -209,17 +211,21 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._size_docks()
         self._docks_sized = False  # sized again once shown: before that the layout has no real size
-        self.files = SessionFiles(self)  # File ▸ New / Open / Save session (app/session_io.py)
-        self.exporter = Exporter(self)  # File ▸ Export (app/export.py)
+        self.context = window_context(self, self.action_registry)  # what features may use (app/context.py)
+        self.files = SessionFiles(self.context, _SessionHost(self))  # File ▸ New / Open / Save session (app/session_io.py)
+        self.exporter = Exporter(self.context)  # File ▸ Export (app/export.py)
         self._make_toolbar()
         self._make_menus()
         self._make_status_bar(device)
-        self.mode3d = Mode3D(self)  # 3D data: Plot3D in a stack with the canvas, slice controls, Make 3D
-
         self._rebuild_timer = QTimer(self, singleShot=True, interval=REBUILD_DELAY_MS)
         self._rebuild_timer.timeout.connect(self._sync_engine)
         self._view_timer = QTimer(self, singleShot=True, interval=VIEW_DELAY_MS)
         self._view_timer.timeout.connect(self._send_view)
+        # 3D data: Plot3D in a stack with the canvas, slice controls, Make 3D (app/mode3d.py)
+        self.mode3d = Mode3D(self.context, Places3D(
+            status_bar=self.statusBar(), tools_menu=find_menu(self.menuBar(), "T&ools"),
+            data_layout=self.data_panel.layout(), view_panel=self.view_panel, drop_target=self,
+            set_tool=self.set_tool, spawn=self.spawn_particles, request_view=self._view_timer.start))
         self.sources = SourceController(self)  # the Source layer: where fm / ot-fm flows start (app/source_layer.py)
 
         s = self.session
@@ -272,7 +278,8 @@ class MainWindow(QMainWindow):
         self.lessons = install_lessons(self)  # Lessons menu + lesson bar (app/lessons_ui.py)
         install_compare_menu(self)  # Tools ▸ Compare losses / samplers (app/compare_window.py)
         install_steps_menu(self)  # Tools ▸ Steps vs quality (app/steps_window.py)
-        self.figures = install_figure_export(self)  # File ▸ Export figure… (app/figure_export.py)
+        self.figures = install_figure_export(self.context, find_menu(self.menuBar(), "&File"),
+                                             self.export_menu.menuAction())  # File ▸ Export figure…
         self.condition_tool = install_condition_tool(self)  # the Condition tool's engine link and dock
         self.help = HelpMenu(self, lambda: self.status_labels["device"].text(), self.open_file,
                              find_menu(self.menuBar(), "&File"))  # Help menu, File ▸ Examples (app/help.py)
@@ -282,18 +289,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ construction
     def _action(self, key: str, text: str, tip: str, shortcut: str | QKeySequence | None = None,
                 slot=None, checkable: bool = False) -> QAction:  # noqa: ANN001
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-            tip = f"{tip} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})"
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
-        action.setCheckable(checkable)
-        if slot is not None:
-            action.triggered.connect(slot)
-        self.addAction(action)  # shortcuts work even when a dock is hidden
-        self.actions_[key] = action
-        return action
+        return self.action_registry.add(key, text, tip, shortcut, slot, checkable)
 
     def _make_actions(self) -> None:
         a = self._action
@@ -1150,3 +1146,65 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.close_seconds = self.worker.shutdown(timeout=1.0)
         super().closeEvent(event)
+
+
+class _SessionHost:
+    """The window's side of `session_io.SessionHost`: what a session document asks of it. Looks
+    the window's methods up when called (tests replace `confirm_discard` and `ask_unsaved_changes`)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self._w = window
+
+    def engine_ok(self) -> bool:
+        return self._w._engine_ok
+
+    def flush_rebuild(self) -> None:
+        self._w._flush_rebuild()
+
+    def reset_engine(self) -> None:
+        self._w._send_engine(keep=False)
+
+    def adopt_engine(self, run: RunConfig, sampler, n_particles: int, has_engine: bool) -> None:  # noqa: ANN001
+        self._w.adopt_engine(run, sampler, n_particles, has_engine)
+
+    def confirm_discard(self, then: Callable[[], None] | None = None) -> bool:
+        return self._w.confirm_discard(then)
+
+    def ask_unsaved_changes(self, answer: Callable[[str], None]) -> None:
+        self._w.ask_unsaved_changes(answer)
+
+    def set_modified(self, dirty: bool) -> None:
+        if dirty != self._w.isWindowModified():
+            self._w.setWindowModified(dirty)
+
+    def document_changed(self, path: str | None) -> None:
+        if path is not None:
+            self._w._add_recent(path)
+        self._w._update_title()
+
+    def window_view(self) -> WindowView:
+        w = self._w
+        tool = next((t for t in TOOLS if w.actions_[f"tool_{t}"].isChecked()), "pan")
+        return WindowView(tool, w.plot.field_bounds(), w.view_settings(), w.metrics_panel.saved_state(),
+                          bool(w.worker_state.playing))
+
+    def restore_view(self, gui: GuiSettings, points: np.ndarray, has_engine: bool) -> None:
+        """An opened session's tool, view range (2D) or slice and camera (3D), metrics curves and
+        play state; the banner of an earlier problem goes."""
+        w = self._w
+        if points.shape[1] == 2:
+            w.set_tool(gui.tool)
+            if gui.view_range is not None:
+                (x0, x1), (y0, y1) = gui.view_range
+                w.plot.getPlotItem().getViewBox().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+            else:
+                w.plot.fit_to(points)
+        if gui.view3d:
+            try:
+                w.apply_view_settings(gui.view3d)
+            except (ConfigError, TypeError, ValueError):
+                pass  # a hand-edited slice or camera: keep the current one
+        w.metrics_panel.restore(gui.metrics)  # the engine's next metrics add to these curves
+        if gui.playing and has_engine:
+            w.toggle_play()
+        w.clear_error()

@@ -8,18 +8,20 @@ within the data, and a small face-on view of the field in that plane. Tools ▸ 
 drawing… lifts the 2D canvas into 3D as one undoable step.
 
 Everything here listens to the Session and talks to the window through a few hooks it calls
-(`field_view`, `show_frame`, `set_layers`, `clear_field`), so the window's own code stays 2D.
+(`field_view`, `show_frame`, `set_layers`, `clear_field`), so the window's own code stays 2D. It
+gets a `FeatureContext` (app/context.py) and `Places3D` (where its widgets go, the window hooks it
+calls), never the window itself.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -43,7 +45,10 @@ from .views.plot3d import DEFAULT_AZIMUTH, DEFAULT_ELEVATION, Plot3D
 from .views.slice_view import SliceView
 
 if TYPE_CHECKING:
-    from .main_window import MainWindow
+    from PySide6.QtWidgets import QLayout, QMenu, QStatusBar
+
+    from .context import FeatureContext
+    from .panels.view_panel import ViewPanel
 
 AXIS_CHOICES = ("off", "x", "y", "z")  # "off": the field on a coarse full 3D grid, no plane
 SLICE_TICKS = 200  # slider resolution over the data's extent along the slice axis
@@ -142,17 +147,32 @@ class SliceControls(QGroupBox):
         layout.addWidget(self.slice_view)
 
 
+@dataclass(frozen=True)
+class Places3D:
+    """Where the 3D mode puts its widgets in the window, and the window's hooks it calls."""
+
+    status_bar: QStatusBar  # the "no OpenGL" note
+    tools_menu: QMenu | None  # Tools ▸ Make 3D from drawing…
+    data_layout: QLayout | None  # the Data panel's: the Make 3D button
+    view_panel: ViewPanel  # the slice controls go in; its 2D-only controls are disabled in 3D
+    drop_target: QObject  # file drops on the 3D view reach it (the window's event filter)
+    set_tool: Callable[[str], None]  # the window's tool ("pan" when 3D data arrives)
+    spawn: Callable[[tuple[float, ...]], None]  # a spawn click at a 3D point
+    request_view: Callable[[], None]  # ask the engine for a field on the new slice (debounced)
+
+
 class Mode3D(QObject):
     """Switches the window between its 2D canvas and the 3D view by the data's dimension."""
 
     mode_changed = Signal(bool)  # True: now showing 3D data
     slice_changed = Signal()  # the slice plane's axis or position moved (the Condition tool holds it)
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
-        self.session = window.session
-        self.plot2d = window.plot
+    def __init__(self, ctx: FeatureContext, places: Places3D) -> None:
+        super().__init__(ctx.parent)
+        self.ctx = ctx
+        self.places = places
+        self.session = ctx.session
+        self.plot2d = ctx.canvas.plot
         self._plot3d: Plot3D | None = None
         self._legend_names: tuple[str | None, str | None] = (None, None)
         self._source: tuple[np.ndarray | None, bool] = (None, False)  # the Source layer's points, faint
@@ -172,30 +192,26 @@ class Mode3D(QObject):
         self.stack.addWidget(self.plot2d)
         self.stack.setCurrentWidget(self.plot2d)
 
-        bar = window.statusBar()
+        bar = places.status_bar
         self.gl_status = QLabel(NO_GL_STATUS)
         self.gl_status.setStyleSheet("color: #8a1c1c;")
         self.gl_status.setToolTip(NO_GL_DETAIL)
         self.gl_status.hide()
         bar.addPermanentWidget(self.gl_status)
 
-        self.make_3d_action = QAction("Make 3D from drawing…", window)
-        self.make_3d_action.setToolTip(MAKE_3D_TIP)
-        self.make_3d_action.setStatusTip(MAKE_3D_TIP)
-        self.make_3d_action.triggered.connect(self.open_lift_dialog)
-        window.addAction(self.make_3d_action)
-        window.actions_["make_3d"] = self.make_3d_action
-        tools = self._menu("T&ools")
+        self.make_3d_action = ctx.actions.add("make_3d", "Make 3D from drawing…", MAKE_3D_TIP,
+                                              slot=self.open_lift_dialog)
+        tools = places.tools_menu
         if tools is not None:
             tools.addSeparator()
             tools.addAction(self.make_3d_action)
-        panel_layout = window.data_panel.layout()
+        panel_layout = places.data_layout
         if panel_layout is not None:  # under the Open / Clear buttons, above the stretch
             panel_layout.insertWidget(max(panel_layout.count() - 1, 0), action_button(self.make_3d_action))
 
         self.controls = SliceControls()
         self.controls.hide()
-        view_layout = window.view_panel.layout()
+        view_layout = places.view_panel.layout()
         if view_layout is not None:
             view_layout.insertWidget(max(view_layout.count() - 1, 0), self.controls)
         self.controls.axis_combo.currentIndexChanged.connect(
@@ -219,7 +235,7 @@ class Mode3D(QObject):
             plot.setToolTip("The 3D view: data, learned score field and particles (drag orbits, wheel zooms, "
                             "ctrl-drag pans)")
             for target in (plot, *plot.findChildren(QWidget)):
-                target.installEventFilter(self.window)  # file drops reach the window, as on the canvas
+                target.installEventFilter(self.places.drop_target)  # file drops reach the window, as on the canvas
             if plot.message_label is not None:  # no OpenGL: say so plainly, in the middle of the window
                 plot.message_label.setStyleSheet("color: #8a1c1c; font-size: 15px;")
             self.stack.addWidget(plot)
@@ -229,8 +245,9 @@ class Mode3D(QObject):
             plot.set_source_points(*self._source)
             plot.set_normalized_arrows(self.session.view.normalized_arrows)
             plot.set_camera(*self._camera)
-            plot.set_spawn_tool(self.window.actions_["tool_spawn"].isChecked())
-            plot.spawn_requested.connect(lambda x, y, z: self.window.spawn_particles((x, y, z)))
+            spawn = self.ctx.actions.get("tool_spawn")
+            plot.set_spawn_tool(spawn is not None and spawn.isChecked())
+            plot.spawn_requested.connect(lambda x, y, z: self.places.spawn((x, y, z)))
         return self._plot3d
 
     def set_tool(self, tool: str) -> None:
@@ -348,9 +365,7 @@ class Mode3D(QObject):
     def _request_field(self) -> None:
         """Ask for a field on the new slice once the slider settles (the window's view debounce)."""
         if self._is_3d:
-            timer = getattr(self.window, "_view_timer", None)
-            if timer is not None:
-                timer.start()
+            self.places.request_view()
 
     # ------------------------------------------------------------------ mode switching
     def _on_data_changed(self) -> None:
@@ -372,13 +387,12 @@ class Mode3D(QObject):
 
     def _switch(self, is_3d: bool) -> None:
         self._is_3d = is_3d
-        w = self.window
         self.stack.setCurrentWidget(self.plot3d if is_3d else self.plot2d)
         self.controls.setVisible(is_3d)
         if is_3d:
-            w.set_tool("pan")
+            self.places.set_tool("pan")
         for tool in DRAW_TOOLS:
-            act = w.actions_.get(f"tool_{tool}")
+            act = self.ctx.actions.get(f"tool_{tool}")
             if act is None:
                 continue
             if is_3d:
@@ -387,7 +401,7 @@ class Mode3D(QObject):
             elif tool in self._tool_tips:
                 act.setToolTip(self._tool_tips.pop(tool))
             act.setEnabled(not is_3d)
-        panel = w.view_panel
+        panel = self.places.view_panel
         for widget, tip in ((getattr(panel, "heatmap_combo", None), HEATMAP_TIP_3D),
                             (getattr(panel, "layer_checks", {}).get("true_field"), TRUE_FIELD_TIP_3D),
                             (getattr(panel, "noisy_check", None), NOISY_TIP_3D)):
@@ -402,7 +416,7 @@ class Mode3D(QObject):
         no_gl = is_3d and not self.gl_available()
         self.gl_status.setVisible(no_gl)
         if no_gl:  # after the load's own "Loaded …" message, which follows this switch
-            QTimer.singleShot(0, self, lambda: w.statusBar().showMessage(NO_GL_DETAIL, 10000))
+            QTimer.singleShot(0, self, lambda: self.ctx.notifier.status(NO_GL_DETAIL, 10000))
         self.mode_changed.emit(is_3d)
 
     def _on_view_changed(self) -> None:
@@ -413,12 +427,6 @@ class Mode3D(QObject):
 
     def _layers(self) -> dict[str, bool]:
         return {k: bool(v) for k, v in self.session.view.layers().items() if k in _LAYER_KEYS}
-
-    def _menu(self, title: str) -> QMenu | None:
-        for action in self.window.menuBar().actions():
-            if action.text() == title and action.menu() is not None:
-                return action.menu()
-        return None
 
     # ------------------------------------------------------------------ settings
     def settings(self) -> dict[str, Any]:
@@ -451,14 +459,14 @@ class Mode3D(QObject):
         replaces the data with the lifted points as one undoable step."""
         state = self.session.data
         if state.dim != 2:
-            self.window.show_error("the data is already 3D: undo or load 2D data to lift a drawing")
+            self.ctx.notifier.error("the data is already 3D: undo or load 2D data to lift a drawing")
             return None
         if len(state.points) == 0:
-            self.window.show_error("the drawing is empty: draw some points in 2D first, then Make 3D")
+            self.ctx.notifier.error("the drawing is empty: draw some points in 2D first, then Make 3D")
             return None
         if self._dialog is not None:
             self._dialog.deleteLater()
-        dialog = LiftDialog(state.points, seed=self.session.run_config.train.seed, parent=self.window)
+        dialog = LiftDialog(state.points, seed=self.session.run_config.train.seed, parent=self.ctx.parent)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.accepted.connect(lambda: self.apply_lift(dialog))
         self._dialog = dialog
@@ -471,16 +479,16 @@ class Mode3D(QObject):
         try:
             points, sources = dialog.lifted()
         except DataError as exc:
-            self.window.show_error(str(exc))
+            self.ctx.notifier.error(str(exc))
             return False
         # each lifted point keeps the class of the drawn point it came from (extrude and revolve copy it)
         kept = before.labels is not None and len(before.labels) == len(before.points)
         state = DataState(points, dialog.description(), "drawn", None, before.jitter, "",
                           np.asarray(before.labels)[sources] if kept else None, before.classes if kept else ())
         self.session.undo_stack.push(ReplaceData(self.session, state))
-        self.window.statusBar().showMessage(f"Made {len(points):,} 3D points ({dialog.description()}); "
-                                            "Undo brings the drawing back", 6000)
+        self.ctx.notifier.status(f"Made {len(points):,} 3D points ({dialog.description()}); "
+                                 "Undo brings the drawing back", 6000)
         return True
 
 
-__all__ = ["AXIS_CHOICES", "Mode3D", "SliceControls", "axis_index", "axis_name", "data_extent"]
+__all__ = ["AXIS_CHOICES", "Mode3D", "Places3D", "SliceControls", "axis_index", "axis_name", "data_extent"]

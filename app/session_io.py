@@ -16,14 +16,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from sgm_core.config import RunConfig, SamplerConfig
 from sgm_core.datasets import PRESETS, Dataset, from_brush, make_preset
-from sgm_core.errors import ConfigError
 from sgm_core.live import LiveEngine
 from sgm_core.sessions import SessionState, load_session, save_session
 
@@ -34,7 +33,8 @@ from .source_layer import restored_source
 from .workers import EngineSpec
 
 if TYPE_CHECKING:
-    from .main_window import MainWindow
+    from .context import FeatureContext
+    from .session import Session
 
 SESSION_SUFFIX = ".sgm"
 SESSION_FILTER = "Playground sessions (*.sgm);;All files (*)"
@@ -131,32 +131,64 @@ class GuiSettings:
     view_range: tuple[tuple[float, float], tuple[float, float]] | None  # the 2D canvas
     data_name: str | None
     data_kind: str | None
-    view3d: dict[str, Any]  # the 3D view's slice and camera (MainWindow.view_settings), checked on apply
+    view3d: dict[str, Any]  # the 3D view's slice and camera (Mode3D.settings), checked on apply
     metrics: dict[str, Any]  # the Metrics dock's curves (MetricsPanel.saved_state), checked on restore
     playing: bool  # the particles were playing
 
 
-def current_tool(window: MainWindow) -> str:
-    return next((t for t in TOOLS if window.actions_[f"tool_{t}"].isChecked()), "pan")
+@dataclass(frozen=True)
+class WindowView:
+    """What a session file keeps of the window beyond the session (`SessionHost.window_view`)."""
+
+    tool: str  # one of TOOLS, or "pan"
+    view_range: tuple[tuple[float, float], tuple[float, float]]  # the 2D canvas's visible rectangle
+    view3d: dict[str, Any]  # the 3D view's slice and camera (Mode3D.settings)
+    metrics: dict[str, Any]  # the Metrics dock's curves (MetricsPanel.saved_state)
+    playing: bool  # the particles are playing
 
 
-def gui_settings(window: MainWindow) -> dict[str, Any]:
+class SessionHost(Protocol):
+    """What a session document needs of the window, and nothing more: the engine's model (is
+    there one, wait for a pending rebuild, drop it, adopt an opened one), the unsaved-changes
+    question, the title and recent files, and the view state a file saves and restores."""
+
+    def engine_ok(self) -> bool: ...  # the engine holds a model of the data on screen
+
+    def flush_rebuild(self) -> None: ...  # send a pending rebuild now
+
+    def reset_engine(self) -> None: ...  # a fresh engine without a model (New)
+
+    def adopt_engine(self, run: RunConfig, sampler: SamplerConfig, n_particles: int, has_engine: bool) -> None: ...
+
+    def confirm_discard(self, then: Callable[[], None] | None = None) -> bool: ...
+
+    def ask_unsaved_changes(self, answer: Callable[[str], None]) -> None: ...
+
+    def set_modified(self, dirty: bool) -> None: ...  # the title's unsaved-changes mark
+
+    def document_changed(self, path: str | None) -> None: ...  # the title; a saved/opened file joins the recent ones
+
+    def window_view(self) -> WindowView: ...
+
+    def restore_view(self, gui: GuiSettings, points: np.ndarray, has_engine: bool) -> None: ...
+
+
+def gui_settings(session: Session, view: WindowView) -> dict[str, Any]:
     """JSON-able view settings of the window: field σ, layers, heatmap, arrows, tool, steps per
     frame, trails, view range (2D) or slice and camera (3D), brush, and the data's display name."""
-    s = window.session
-    view3d = getattr(window, "view_settings", None)
+    s = session
     return {
         "version": GUI_SETTINGS_VERSION,
         "data": {"name": s.data.name, "kind": s.data.kind},
         "view": {k: v for k, v in asdict(s.view).items() if k != "bounds"},
         "particles": asdict(s.particles),
         "brush": {"radius": float(s.brush_radius), "density": int(s.brush_density)},
-        "tool": current_tool(window),
-        "view_range": [[float(lo), float(hi)] for lo, hi in window.plot.field_bounds()],
-        "view3d": view3d() if view3d is not None else {},
-        "metrics": window.metrics_panel.saved_state(),
-        "source": window.session.source.state.settings(),  # its points: the session's source.npy
-        "playing": bool(window.worker_state.playing),
+        "tool": view.tool,
+        "view_range": [[float(lo), float(hi)] for lo, hi in view.view_range],
+        "view3d": dict(view.view3d),
+        "metrics": view.metrics,
+        "source": s.source.state.settings(),  # its points: the session's source.npy
+        "playing": bool(view.playing),
     }
 
 
@@ -250,10 +282,10 @@ class SessionFiles(QObject):
     opened = Signal(str)  # path
     open_failed = Signal(str)  # message (also on the banner)
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
-        self.tasks = EngineTasks(window.worker, self)
+    def __init__(self, ctx: FeatureContext, host: SessionHost) -> None:
+        super().__init__(ctx.parent)
+        self.ctx, self.host, self.session = ctx, host, ctx.session
+        self.tasks = EngineTasks(ctx.engine, self)
         self.path: Path | None = None  # the session file, once saved or opened
         self.saved_step = 0  # training step of the last save/open (0: nothing trained)
         self.saved_settings: str | None = None  # settings_signature() of the file (None: no file)
@@ -263,7 +295,7 @@ class SessionFiles(QObject):
         self._open_token = 0
         self._opening = False  # an Open is in flight: its engine replaces the worker's before a save would run
         self._save_index: int | None = None  # undo index when the pending save was taken
-        a = window._action
+        a = ctx.actions.add
         a("new_session", "New", "Start an empty drawing (asks to save unsaved work)", "Ctrl+N", self.new)
         a("open_session", "Open session…", "Open a saved session (.sgm): data, settings, model, particles",
           "Ctrl+O", self.open_dialog)
@@ -271,40 +303,39 @@ class SessionFiles(QObject):
           lambda: self.save())
         a("save_session_as", "Save session as…", "Save the session under a new name", "Ctrl+Shift+S",
           lambda: self.save_as())
-        window.session.frame_arrived.connect(self._refresh_modified)
-        window.session.config_changed.connect(self._refresh_modified)
-        window.session.guidance_changed.connect(self._refresh_modified)
-        window.worker.state_changed.connect(self._refresh_modified)
+        self.session.frame_arrived.connect(self._refresh_modified)
+        self.session.config_changed.connect(self._refresh_modified)
+        self.session.guidance_changed.connect(self._refresh_modified)
+        ctx.engine.state_changed.connect(self._refresh_modified)
 
     # -- state -------------------------------------------------------------------------------
     def current_step(self) -> int:
-        frame = self.window.session.last_frame
-        return int(frame.step) if frame is not None and self.window._engine_ok else 0
+        frame = self.session.last_frame
+        return int(frame.step) if frame is not None and self.host.engine_ok() else 0
 
     def settings_signature(self) -> str:
         """The settings that shape results, as one comparable string."""
-        s = self.window.session
+        s = self.session
         return json.dumps([s.run_config.to_json(), asdict(s.sampler_config), asdict(s.particles), s.guide()],
                           sort_keys=True)
 
     def is_dirty(self) -> bool:
         """Unsaved work: data edits or training since the last save/open, or changed settings
         when there is a file they would differ from."""
-        if not self.window.session.undo_stack.isClean() or self.current_step() != self.saved_step:
+        if not self.session.undo_stack.isClean() or self.current_step() != self.saved_step:
             return True
         return self.saved_settings is not None and self.settings_signature() != self.saved_settings
 
     def title_name(self) -> str:
-        return self.path.name if self.path is not None else self.window.session.data.name
+        return self.path.name if self.path is not None else self.session.data.name
 
     def _refresh_modified(self, *_args: object) -> None:
         dirty = self.is_dirty()
-        if dirty != self.window.isWindowModified():
-            self.window.setWindowModified(dirty)
+        self.host.set_modified(dirty)
 
     def _default_path(self, suffix: str, stem: str | None = None) -> str:
         folder = self.path.parent if self.path is not None else Path.home()
-        stem = stem or (self.path.stem if self.path is not None else _slug(self.window.session.data.name))
+        stem = stem or (self.path.stem if self.path is not None else _slug(self.session.data.name))
         return str(folder / f"{stem}{suffix}")
 
     # -- unsaved changes ---------------------------------------------------------------------
@@ -327,7 +358,7 @@ class SessionFiles(QObject):
 
         self._asking = True
         try:
-            self.window.ask_unsaved_changes(answer)
+            self.host.ask_unsaved_changes(answer)
         except BaseException:
             self._asking = False
             raise
@@ -359,15 +390,15 @@ class SessionFiles(QObject):
     # -- commands ----------------------------------------------------------------------------
     def new(self) -> None:
         """An empty drawing with the current settings, not yet saved anywhere."""
-        w = self.window
-        if not w.confirm_discard(self.new):
+        if not self.host.confirm_discard(self.new):
             return
-        w.session.replace_data(empty_state())
-        w.session.source.reset()
-        w.session.undo_stack.clear()
-        w._send_engine(keep=False)  # a new session starts without a model (Clear keeps it; New does not)
+        s = self.session
+        s.replace_data(empty_state())
+        s.source.reset()
+        s.undo_stack.clear()
+        self.host.reset_engine()  # a new session starts without a model (Clear keeps it; New does not)
         self.path, self.saved_step, self.saved_settings = None, 0, None
-        w._update_title()
+        self.host.document_changed(None)
 
     def save(self, then: Callable[[], None] | None = None) -> None:
         if self.path is None:
@@ -376,58 +407,58 @@ class SessionFiles(QObject):
             self.save_to(self.path, then)
 
     def save_as(self, then: Callable[[], None] | None = None) -> None:
-        chosen = self.window.ask_save_path("Save session", SESSION_FILTER, self._default_path(SESSION_SUFFIX))
+        chosen = self.ctx.questions.ask_save_path("Save session", SESSION_FILTER, self._default_path(SESSION_SUFFIX))
         if chosen:
             self.save_to(with_suffix(chosen, SESSION_SUFFIX), then)
 
     def save_to(self, path: str | Path, then: Callable[[], None] | None = None) -> None:
         """Write the session to `path` in the worker; `saved` or `save_failed` answers."""
-        w, s = self.window, self.window.session
+        s = self.session
         if self._opening:  # the worker would save the opening session's engine with the data on screen now
             self._on_save_failed("a session is still opening; save once it is open")
             return
-        w._flush_rebuild()  # the engine must hold the data on screen, not the data before a pending edit
+        self.host.flush_rebuild()  # the engine must hold the data on screen, not the data before a pending edit
         data = s.data
         radius = 2.0 * data.jitter if data.kind == "drawn" else 0.0
         source = data.source or "drawn"
         layer = s.source.state
-        request = SaveRequest(Path(path), data.points, source, radius, gui_settings(w), s.run_config, s.sampler_config,
+        settings = gui_settings(s, self.host.window_view())
+        request = SaveRequest(Path(path), data.points, source, radius, settings, s.run_config, s.sampler_config,
                               layer.points if layer.kind != "gaussian" and len(layer.points) else None,
                               data.labels, data.classes)
         self._save_index = s.undo_stack.index()
         self._save_settings = self.settings_signature()  # settings changed while it writes stay unsaved
-        w.statusBar().showMessage(f"Saving {Path(path).name}…", 3000)
+        self.ctx.notifier.status(f"Saving {Path(path).name}…", 3000)
         self.tasks.submit(partial(write_session, request), lambda done: self._on_saved(done, then),
                           self._on_save_failed)
 
     def _on_saved(self, done: SavedSession, then: Callable[[], None] | None) -> None:
-        w, stack = self.window, self.window.session.undo_stack
+        stack = self.session.undo_stack
         if stack.index() == self._save_index:
             stack.setClean()  # edits made while the worker wrote stay unsaved
         self.path, self.saved_step, self.saved_settings = done.path, done.step, self._save_settings
-        w._add_recent(str(done.path.resolve()))
-        w.statusBar().showMessage(f"Saved {done.path}", 6000)
-        w._update_title()
+        self.ctx.notifier.status(f"Saved {done.path}", 6000)
+        self.host.document_changed(str(done.path.resolve()))
         self.saved.emit(str(done.path))
         if then is not None:
             QTimer.singleShot(0, lambda: self._go_ahead(then))
 
     def _on_save_failed(self, message: str) -> None:
-        self.window.show_error(message)
+        self.ctx.notifier.error(message)
         self.save_failed.emit(message)
 
     def open_dialog(self) -> None:
-        chosen = self.window.ask_open_path("Open session", SESSION_FILTER, self._default_path(SESSION_SUFFIX))
+        chosen = self.ctx.questions.ask_open_path("Open session", SESSION_FILTER, self._default_path(SESSION_SUFFIX))
         if chosen:
             self.open(chosen)
 
     def open(self, path: str | Path) -> None:
         """Open a session file (after the unsaved-changes question); `opened` or `open_failed`."""
         path = Path(path)
-        if not self.window.confirm_discard(lambda: self.open(path)):
+        if not self.host.confirm_discard(lambda: self.open(path)):
             return
-        self.window._flush_rebuild()  # a pending rebuild must not land after (and over) the opened engine
-        self.window.statusBar().showMessage(f"Opening {path.name}…", 3000)
+        self.host.flush_rebuild()  # a pending rebuild must not land after (and over) the opened engine
+        self.ctx.notifier.status(f"Opening {path.name}…", 3000)
         token = self.tasks.replace_engine(partial(build_engine, path), lambda o: self._on_opened(o, token),
                                           lambda m: self._on_open_failed(m, token))
         self._open_token, self._opening = token, True
@@ -435,14 +466,14 @@ class SessionFiles(QObject):
     def _on_open_failed(self, message: str, token: int) -> None:
         if token == self._open_token:
             self._opening = False
-            self.window.show_error(f"session not opened: {message}")  # the sentence often starts with the file name
+            self.ctx.notifier.error(f"session not opened: {message}")  # the sentence often starts with the file name
             self.open_failed.emit(message)
 
     def _on_opened(self, opened: OpenedSession, token: int) -> None:
         """The worker holds the session's engine now: show its data and settings without a rebuild."""
         if token == self._open_token:
             self._opening = False
-        w, s = self.window, self.window.session
+        s = self.session
         state = opened.state
         source = restored_source(state.settings.get("source"), state.source_points, state.run)
         state = replace(state, run=state.run.with_(loss=replace(state.run.loss, source="")))  # the layer holds it
@@ -451,7 +482,7 @@ class SessionFiles(QObject):
         if state.particles is not None:
             particles = replace(particles, n_particles=len(state.particles))
         has_engine = opened.dataset is not None
-        w.adopt_engine(state.run, state.sampler, particles.n_particles, has_engine)
+        self.host.adopt_engine(state.run, state.sampler, particles.n_particles, has_engine)
         s.restore(run_config=state.run, sampler_config=state.sampler, particles=particles, view=gui.view,
                   brush_radius=gui.brush_radius, brush_density=gui.brush_density)
         s.adopt_guidance(state.guide)
@@ -459,29 +490,12 @@ class SessionFiles(QObject):
         s.source.reset(source)
         s.source.set_editing(False)
         s.undo_stack.clear()  # a new document: undo does not reach into the previous one
-        w.adopt_engine(state.run, state.sampler, particles.n_particles, has_engine)  # cancel the data's rebuild
-        if state.points.shape[1] == 2:
-            w.set_tool(gui.tool)
-            if gui.view_range is not None:
-                (x0, x1), (y0, y1) = gui.view_range
-                w.plot.getPlotItem().getViewBox().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
-            else:
-                w.plot.fit_to(state.points)
-        apply_view3d = getattr(w, "apply_view_settings", None)
-        if apply_view3d is not None and gui.view3d:
-            try:
-                apply_view3d(gui.view3d)
-            except (ConfigError, TypeError, ValueError):
-                pass  # a hand-edited slice or camera: keep the current one
-        w.metrics_panel.restore(gui.metrics)  # the engine's next metrics add to these curves
-        if gui.playing and has_engine:
-            w.toggle_play()
-        w.clear_error()
+        self.host.adopt_engine(state.run, state.sampler, particles.n_particles, has_engine)  # cancel the data's rebuild
+        self.host.restore_view(gui, state.points, has_engine)
         self.path, self.saved_step = opened.path, state.step if has_engine else 0
         self.saved_settings = self.settings_signature()
-        w._add_recent(str(opened.path.resolve()))
-        w.statusBar().showMessage(f"Opened {opened.path.name}: {len(state.points)} points, step {state.step:,}", 6000)
-        w._update_title()
+        self.ctx.notifier.status(f"Opened {opened.path.name}: {len(state.points)} points, step {state.step:,}", 6000)
+        self.host.document_changed(str(opened.path.resolve()))
         self.opened.emit(str(opened.path))
 
 

@@ -275,6 +275,22 @@ def loss_spec(name: str) -> LossSpec:
     return LOSSES[name]
 
 
+def field_output(config: RunConfig, process: Process | None = None) -> Parameterisation:
+    """What a run's field view draws, for the window and for exported animations alike: the net's
+    own output (a flow −v, EDM's denoiser displacement: `param.field`) for a σ-conditional score net,
+    else the score (energy nets, sm / ssm). Its `.shows` names it. `process` is the run's bound one
+    (a flow from a source: `bound_process`); by default the one its noise settings describe."""
+    spec = loss_spec(config.loss.name)
+    if config.model.kind == "energy" or not spec.conditional:
+        return SCORE
+    return spec.output(process if process is not None else spec.process(config.noise))
+
+
+def field_shows(config: RunConfig) -> str:
+    """The field's name for legends and labels, e.g. "flow −v_θ(x, t) (toward the data)"."""
+    return field_output(config).shows
+
+
 def make_loss(loss: LossConfig, noise: NoiseConfig, process: Process | None = None) -> LossFn:
     """Bind a loss's hyperparameters and its process (by default the one `noise` describes; a run's
     `bound_process` for a flow from a source): returns fn(score_fn, x, generator) -> (N,) losses."""

@@ -26,6 +26,7 @@ import numpy as np
 from . import palette
 from .errors import ConfigError, SGMError
 from .limits import MAX_SAMPLES, MAX_STEPS
+from .param import SCORE
 from .video import check_video_request, open_video
 
 RGB = tuple[int, int, int]
@@ -629,12 +630,17 @@ def decorate(plot_img: np.ndarray, layout: FigureLayout, decor: Decor, view: Vie
     return np.asarray(canvas)
 
 
-def legend_rows(*, field: bool, particles: str, data: bool, style: FrameStyle = FrameStyle()) -> tuple[LegendRow, ...]:
-    """The legend of an animation: what `render_frame` draws, in its colours. The field is the
-    network's output called as a score (`model(x, σ)`), whatever the net predicts."""
+SCORE_SHOWS = SCORE.shows  # "score s_θ(x, σ)"
+
+
+def legend_rows(*, field: bool, particles: str, data: bool, shows: str = SCORE_SHOWS,
+                style: FrameStyle = FrameStyle()) -> tuple[LegendRow, ...]:
+    """The legend of an animation: what `render_frame` draws, in its colours. `shows` names the
+    field as the window's legend does (`losses.field_shows`: a score, a flow −v, a denoiser's
+    displacement)."""
     rows = []
     if field:
-        rows.append(LegendRow("ramp", tuple(style.arrow_colors), "Learned score s_θ(x, σ), colour ∝ |s|"))
+        rows.append(LegendRow("ramp", tuple(style.arrow_colors), f"Learned {shows}, colour ∝ |·|"))
     rows.append(LegendRow("dot", (tuple(style.particle_color),), particles))
     if data:
         rows.append(LegendRow("dot", (tuple(style.data_color),), "Data"))
@@ -715,12 +721,14 @@ def write_video(frames: Iterable[np.ndarray], out: str | os.PathLike, *, fps: fl
 
 
 def sample_contents(run, schedule, frames: int, n: int, seed: int, field_anchors: np.ndarray | None,
-                    note: str = "") -> Iterator[FrameContent]:
+                    note: str = "", output=SCORE) -> Iterator[FrameContent]:  # noqa: ANN001 - param.Parameterisation
     """Drive `schedule` over `frames` frames: frame 0 shows the initial particles, frame j those
     after round(n_steps * j / (frames - 1)) steps, and the last frame is after `finish`.
 
     `run` is anything with `.model`, `.standardizer` and `.dim` (a loaded run, or the GUI's
-    snapshot of its engine); `note` ends each frame's label."""
+    snapshot of its engine); `note` ends each frame's label; the field at `field_anchors` is what
+    `output` draws (`losses.field_output`: the score, or the net's flow −v or displacement), in data
+    coordinates as the window's field view draws it."""
     import torch
 
     model, standardizer = run.model, run.standardizer
@@ -743,8 +751,9 @@ def sample_contents(run, schedule, frames: int, n: int, seed: int, field_anchors
             sigma = schedule.sigma_at(done)
             field = None
             if anchors_t is not None:
-                score = standardizer.score_to_data(model(anchors_t, sigma))
-                field = (field_anchors, score.double().numpy())
+                sig = torch.full((len(anchors_t),), float(sigma))
+                shown, power = output.field(model(anchors_t, sig), anchors_t, sig)  # the score: (s, -1)
+                field = (field_anchors, (shown * standardizer.scale**power).double().numpy())
             label = "final" if last else f"step {done}/{total}"
             yield FrameContent(particles=standardizer.inverse(x).double().numpy(), field=field,
                                title=f"{schedule.name}  {label}  σ {sigma:.3g}{note}")
@@ -802,12 +811,13 @@ def render_model(run, out: str | os.PathLike, sampler, *, frames: int = 60, fps:
     the conditional sampler instead. RenderCancelled when cancelled; SGMError on bad input. Any
     failure leaves no file."""
     from .conditioning import condition_sampler
-    from .losses import bound_process
+    from .losses import bound_process, field_output
     from .samplers import make_sampler
 
     out = check_video_request(out, frames, size)  # before any sampling
     w, h = int(size[0]), int(size[1])
     process = bound_process(run.config, run.standardizer, run.dim)
+    output = field_output(run.config, process)
     schedule = condition_sampler(make_sampler(sampler, run.config.noise, process), condition, process)
     if condition is not None:
         note = f"  given {condition.describe(run.standardizer)}{note}"
@@ -818,7 +828,7 @@ def render_model(run, out: str | os.PathLike, sampler, *, frames: int = 60, fps:
     camera = fit_camera(reference, *(camera_angles or ())) if run.dim == 3 else None
     shown = points[:: max(1, math.ceil(len(points) / MAX_DATA_POINTS))] if data and points is not None else None
     rows = legend_rows(field=field and run.dim == 2, particles=f"Particles ({sampler.name})", data=shown is not None,
-                       style=style)
+                       shows=output.shows, style=style)
     decor = Decor(caption=True, axes=axes, legend=rows if legend else ())
     _, _, pw, ph = figure_layout((w, h), decor, camera is not None).plot
     if camera is None and bounds is not None:
@@ -826,7 +836,7 @@ def render_model(run, out: str | os.PathLike, sampler, *, frames: int = 60, fps:
     else:
         view = fit_view(reference, margin=0.15, aspect=pw / ph, camera=camera)
     anchors = grid_points(view) if field and run.dim == 2 else None
-    contents = sample_contents(run, schedule, frames, n, seed, anchors, note=note)
+    contents = sample_contents(run, schedule, frames, n, seed, anchors, note=note, output=output)
     images = render_frames(contents, size=(w, h), view=view, data=shown, camera=camera,
                            orbit_step=360.0 / frames if orbit and camera is not None else 0.0,
                            trail_length=TRAIL_LENGTH if trails else 0, style=style, decor=decor)

@@ -14,8 +14,9 @@ from PySide6.QtWidgets import QApplication
 from test_plot2d import _bump, field_grid, grab_rgb, make_frame, particle_mask
 
 from app.views import colors
-from app.views.legend import HEATMAP_LABELS, legend_entries
+from app.views.legend import HEATMAP_LABELS, SWATCH_W, legend_entries
 from app.views.plot2d import Plot2D
+from sgm_core.palette import over_background
 
 NEAR = 40  # max channel distance (0-255) for "this pixel is that colour": antialiased edges blend
 
@@ -124,3 +125,80 @@ def test_the_window_legend_names_the_loss_output_and_the_sampler(qtbot):
     wait(qtbot, lambda: any(r.label == "Particles (ode)" for r in w.plot.legend.entries))
     s.set_view(true_field=True)
     wait(qtbot, lambda: any(r.label.startswith("True flow −v(x, t)") for r in w.plot.legend.entries))
+
+
+def _swatch_strip(plot: Plot2D, rgb: np.ndarray) -> np.ndarray:
+    """The legend's swatch column (left of its labels: no text is drawn there)."""
+    rows, cols = legend_box(plot)
+    return rgb[rows, cols.start : cols.start + int(SWATCH_W)]
+
+
+def source_mask(rgb: np.ndarray) -> np.ndarray:
+    """The Source layer's green (palette.SOURCE over white, alone or overlapping); the data's blue is not."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return (g - r > 40) & (g - b > 20)
+
+
+def test_the_source_layer_gets_a_green_row_while_its_points_are_drawn(plot):
+    rng = np.random.default_rng(1)
+    data = (np.array([-1.2, 1.2]) + 0.05 * rng.standard_normal((100, 2))).astype(np.float32)
+    source = (np.array([1.2, -1.2]) + 0.05 * rng.standard_normal((200, 2))).astype(np.float32)  # bottom right
+    plot.set_points(data)
+    plot.set_source_points(source)
+    QApplication.processEvents()
+    assert [r.label for r in plot.legend.entries] == ["Data", "Source: flows start here"]
+    assert plot.legend.entries[1].swatch == (colors.SOURCE,)
+    rgb = grab_rgb(plot)
+    assert source_mask(_swatch_strip(plot, rgb)).sum() >= 10  # the source's dots, in its green
+    rows, cols = legend_box(plot)
+    outside = source_mask(rgb)
+    outside[rows, cols] = False
+    r, c = np.nonzero(outside)
+    assert len(r) > 20 and r.min() > rgb.shape[0] / 2 and c.min() > rgb.shape[1] / 2  # elsewhere: the points only
+    plot.set_source_points(source, faint=True)  # a loss that does not flow from it: faint, and said so
+    assert [r.label for r in plot.legend.entries][1] == "Source (used by fm / ot-fm only)"
+    plot.set_layers(data=False)  # the data layer hides the source too, and the rows go with them
+    assert plot.legend.entries == []
+    plot.set_layers(data=True)
+    plot.set_source_points(None)
+    QApplication.processEvents()
+    assert [r.label for r in plot.legend.entries] == ["Data"]
+    assert source_mask(grab_rgb(plot)).sum() == 0  # no green left: swatch and points went
+
+
+def test_the_condition_line_gets_a_row_while_it_is_drawn(plot):
+    plot.set_points(np.array([[-1.0, -1.0], [1.0, 1.0]], np.float32))
+    QApplication.processEvents()
+    line = over_background(colors.CONDITION_LINE)
+    before = _near(_swatch_strip(plot, grab_rgb(plot)), line, 25).sum()
+    plot.set_tool("condition")
+    plot.set_condition((0, 1.5))  # x = 1.5: right of the legend
+    QApplication.processEvents()
+    rows = plot.legend.entries
+    assert [r.label for r in rows] == ["Data", "Condition x = 1.5: particles sample p(y | x)"]
+    assert rows[1].kind == "line" and rows[1].swatch == (colors.CONDITION_LINE,)
+    after = _near(_swatch_strip(plot, grab_rgb(plot)), line, 25).sum()
+    assert after >= before + 20  # a ~30 px line in the line's grey
+    plot.set_condition((1, -0.25))  # Shift+drag holds y
+    assert plot.legend.entries[1].label == "Condition y = -0.25: particles sample p(x | y)"
+    plot.set_tool("none")  # leaving the tool removes the line and its row
+    QApplication.processEvents()
+    assert [r.label for r in plot.legend.entries] == ["Data"]
+    assert _near(_swatch_strip(plot, grab_rgb(plot)), line, 25).sum() == before
+    assert legend_entries({"data": True}, condition=(0, 1.0), dim=3)[-1].label == "Data"  # 3D: the slice plane, no line
+
+
+def test_the_window_legend_follows_the_source_layer_and_its_loss(qtbot):
+    from app.source_layer import SourceState
+
+    w = open_window(qtbot)
+    labels = lambda: [r.label for r in w.plot.legend.entries]  # noqa: E731
+    assert not any(label.startswith("Source") for label in labels())  # N(0, I): nothing drawn, nothing listed
+    pts = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    w.session.source.choose(SourceState("drawn", "drawing", pts))
+    wait(qtbot, lambda: "Source (used by fm / ot-fm only)" in labels())  # the default loss does not flow from it
+    s = w.session
+    s.set_run_config(replace(s.run_config, loss=replace(s.run_config.loss, name="fm")))
+    wait(qtbot, lambda: "Source: flows start here" in labels())
+    w.session.undo_stack.undo()  # back to N(0, I): the row goes with the points
+    wait(qtbot, lambda: not any(label.startswith("Source") for label in labels()))

@@ -15,8 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sgm_core.config import RunConfig
-from sgm_core.losses import LOSSES
+from sgm_core.losses import LOSSES, field_shows
 
 from ..session import Session, sigma_range
 from . import tipped_combo
@@ -36,15 +35,6 @@ HEATMAP_TIPS = {
     "curl": "Curl ∂s_y/∂x − ∂s_x/∂y of the learned score over its typical |∂s/∂x|: red turns anticlockwise, "
             "blue clockwise, white is curl-free — an energy net is white by construction, a true score has none",
 }
-
-
-def field_shows(config: RunConfig) -> str:
-    """What the field arrows are for this run (sgm_core.param's `shows`): a score, the flow of a
-    velocity net (fm), EDM's denoiser displacement; energy nets and unconditional ones show a score."""
-    spec = LOSSES[config.loss.name]
-    if config.model.kind == "energy" or not spec.conditional:
-        return "score s_θ(x, σ)"
-    return spec.parameterisation(config.noise).shows
 
 
 def slider_to_sigma(position: int, lo: float, hi: float) -> float:

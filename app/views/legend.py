@@ -61,11 +61,15 @@ def _ramp(anchors) -> tuple[colors.RGBA, ...]:  # noqa: ANN001 - (k, 3) float an
 def legend_entries(layers: dict, *, shows: str = "score s_θ(x, σ)", magnitude_top: float | None = None,
                    heat_levels: tuple[float, float] | None = None, noisy_data: bool = False,
                    particles: str = "Particles", dim: int = 2,
-                   particle_color: colors.RGBA = colors.PARTICLE) -> list[LegendEntry]:
+                   particle_color: colors.RGBA = colors.PARTICLE, source: str | None = None,
+                   source_color: colors.RGBA = colors.SOURCE,
+                   condition: tuple[int, float] | None = None) -> list[LegendEntry]:
     """The rows for what is on the canvas now: `layers` as `Plot2D.layers()` gives them, `shows`
     what the arrows are (sgm_core.param's `shows`: a score, a flow −v, a denoiser displacement),
     `magnitude_top` the |·| at which the arrow colours top out (None: no field drawn yet),
-    `heat_levels` the heatmap's (low, high) as drawn. 3D has no true field and no heatmap."""
+    `heat_levels` the heatmap's (low, high) as drawn, `source` the Source layer's row label while
+    its points are drawn (in `source_color`), `condition` the Condition tool's line (axis, value)
+    while it is drawn (2D only: in 3D the slice plane holds a coordinate). 3D has no true field and no heatmap."""
     rows: list[LegendEntry] = []
     if layers.get("field"):
         known = magnitude_top is not None
@@ -79,6 +83,8 @@ def legend_entries(layers: dict, *, shows: str = "score s_θ(x, σ)", magnitude_
         rows.append(LegendEntry("line", (colors.TRAIL[:3] + (160,),), "Particle trails"))
     if layers.get("data"):
         rows.append(LegendEntry("dot", (colors.DATA,), "Data"))
+    if source is not None:
+        rows.append(LegendEntry("dot", (source_color,), source))
     if noisy_data and dim == 2:
         rows.append(LegendEntry("dot", (colors.NOISY_DATA[:3] + (200,),), "q_σ: data + σ·noise"))
     heat = layers.get("heatmap", "off")
@@ -86,6 +92,12 @@ def legend_entries(layers: dict, *, shows: str = "score s_θ(x, σ)", magnitude_
         label, anchors = HEATMAP_LABELS[heat]
         lo, hi = heat_levels
         rows.append(LegendEntry("ramp", _ramp(anchors), label, _fmt(lo, hi - lo), _fmt(hi, hi - lo)))
+    if condition is not None and dim == 2:
+        axis, value = condition
+        fixed = "xyz"[axis]
+        free = "y" if axis == 0 else "x"
+        rows.append(LegendEntry("line", (colors.CONDITION_LINE,), f"Condition {fixed} = {value:.3g}: particles "
+                                f"sample p({free} | {fixed})"))
     return rows
 
 

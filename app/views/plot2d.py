@@ -162,6 +162,7 @@ class Plot2D(pg.PlotWidget):
         self._edit_layer = "data"  # what brush, point and eraser edit: "data" or "source" (the Source layer)
         self._stroke_class: int | None = None  # the class a data stroke paints: its preview takes the colour
         self._source_points = np.zeros((0, 2), np.float32)
+        self._source_faint = False  # the loss does not flow from the source: drawn faint
         self._layers = {"data": True, "field": True, "true_field": False, "particles": True, "trails": True}
         self._heatmap_mode = "off"
         self._normalized = False
@@ -265,6 +266,7 @@ class Plot2D(pg.PlotWidget):
             axis, value = condition
             self._condition_line.setAngle(90 if axis == 0 else 0)
             self._condition_line.setValue(value)
+        self._update_legend()
 
     def _drag_condition(self, ev, xy: np.ndarray) -> None:
         axis = 1 if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier else 0
@@ -356,8 +358,10 @@ class Plot2D(pg.PlotWidget):
             self._erased = np.zeros(len(self._source_points), bool)
         self._source_item.set_positions(self._source_points)
         rgba = colors.SOURCE if not faint else (*colors.SOURCE[:3], 50)
+        self._source_faint = bool(faint)
         self._source_item.setBrush(pg.mkBrush(rgba))
         self._source_item.setVisible(points is not None and self._layers["data"])
+        self._update_legend()
 
     def _cancel_stroke(self) -> None:
         self._dragging = False
@@ -547,10 +551,14 @@ class Plot2D(pg.PlotWidget):
         layers["particles"] = layers["particles"] and len(self._particles_xy) > 0
         layers["trails"] = layers["trails"] and self._has_trails
         shown = self._heat_item.isVisible()
+        source = None
+        if self._layers["data"] and len(self._source_points):
+            source = "Source: flows start here" if not self._source_faint else "Source (used by fm / ot-fm only)"
         return legend_entries(layers, shows=self._shows, magnitude_top=self._magnitude_top,
                               heat_levels=self._heat_levels if shown else None,
                               noisy_data=self._noisy_item.isVisible(), particles=self._particles_name,
-                              particle_color=self._particle_rgba)
+                              particle_color=self._particle_rgba, source=source,
+                              condition=self.condition)
 
     def _update_legend(self) -> None:
         legend = getattr(self, "legend", None)
@@ -676,9 +684,9 @@ class Plot2D(pg.PlotWidget):
     # -- figures ----------------------------------------------------------------------------
     def figure_copy(self, width: int, height: int) -> Plot2D:
         """A new, unshown Plot2D of `width` x `height` pixels drawing what this one draws now
-        (data, field, heatmap, particles, trails, q_σ, legend) over the same region: the view is
-        widened to the new aspect about the same centre. For figure export at a chosen size; the
-        caller deletes it."""
+        (data, source, field, heatmap, particles, trails, q_σ, condition line, legend) over the same
+        region: the view is widened to the new aspect about the same centre. For figure export at
+        a chosen size; the caller deletes it."""
         fig = Plot2D()
         fig.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
         fig.resize(int(width), int(height))
@@ -697,6 +705,9 @@ class Plot2D(pg.PlotWidget):
         fig._draw_heatmap()
         fig._draw_particles(self._particles_xy)
         fig._draw_trails(self._trails)
+        if len(self._source_points):
+            fig.set_source_points(self._source_points, faint=self._source_faint)
+        fig.set_condition(self.condition)
         if self._noisy_item.isVisible():
             fig._noisy_item.set_positions(np.column_stack([self._noisy_item.data["x"], self._noisy_item.data["y"]]))
             fig._noisy_item.setVisible(True)
@@ -713,7 +724,7 @@ class Plot2D(pg.PlotWidget):
         def inside(xy: np.ndarray) -> np.ndarray:
             return (xy[..., 0] >= x0) & (xy[..., 0] <= x1) & (xy[..., 1] >= y0) & (xy[..., 1] <= y1)
 
-        for item in (self._data_item, self._particle_item, self._noisy_item):
+        for item in (self._data_item, self._particle_item, self._noisy_item, self._source_item):
             if len(item.data):
                 xy = np.column_stack([item.data["x"], item.data["y"]]).astype(np.float32)
                 item.set_positions(xy[inside(xy)])

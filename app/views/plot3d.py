@@ -17,12 +17,12 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPointF, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtGui import QGuiApplication, QImage, QPainter
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.views import colors
 from app.views.geometry import arrow_scale
-from app.views.legend import LegendOverlay, legend_entries
+from app.views.legend import LegendOverlay, legend_entries, legend_font, paint_legend
 from app.views.plot2d import DATA_CLASS_ALPHA
 from sgm_core.live import default_bounds
 from sgm_core.palette import CLASS_COLORS, class_color, particle_color
@@ -682,6 +682,24 @@ class Plot3D(QWidget):
         """Turn the camera `degrees` about the vertical axis (an orbiting export calls this per frame)."""
         if self._view is not None:
             self._view.orbit(float(degrees), 0.0)
+
+    def figure_image(self, width: int, height: int) -> QImage | None:
+        """The scene rendered off-screen at `width` x `height` pixels for a figure (the camera as
+        shown; the field of view is vertical, so a wider figure shows more at the sides), with
+        the legend painted top-left as the overlay shows it. None without GL."""
+        if self._view is None:
+            return None
+        w, h = int(width), int(height)
+        bgra = self._view.renderToArray((w, h))  # tiles of an off-screen framebuffer
+        rgb = np.ascontiguousarray(bgra[..., [2, 1, 0]])
+        image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        self._view.doneCurrent()
+        if self.legend is not None and self.legend.isVisibleTo(self) and self.legend.entries:
+            p = QPainter(image)
+            p.translate(8, 8)
+            paint_legend(p, self.legend.entries, legend_font(self.legend.font()))
+            p.end()
+        return image
 
     def grab_image(self) -> QImage:
         """The rendered scene (the GL framebuffer, device pixels), or the widget when GL is off."""
