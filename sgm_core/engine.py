@@ -954,9 +954,9 @@ class Engine:
         updated = []
         # The score error per σ, one σ a piece: against an empirical reference (a 3D point cloud)
         # the four levels took 220 ms at once, a 7-frame hitch every two seconds.
-        curve = (gen, eng.trainer.step)
+        curve = (gen, eng.trainer.step, eng.error_target)  # a class asked for: its guided score error
         cjob = self._curve_job
-        if cjob is not None and cjob.gen != gen:
+        if cjob is not None and (cjob.gen != gen or cjob.ident[2] != curve[2]):
             cjob = self._curve_job = None
         if (cjob is None and eng.reference is not None and self._metric_idents.get("curve") != curve
                 and self._metric_throttles["curve"].due(now)):
@@ -965,7 +965,7 @@ class Engine:
             errors = self._run_job_pieces(cjob)
             if errors is not None:
                 self._curve_job = None
-                m.update(score_step=cjob.ident[1], score_errors=errors)  # the step it started at
+                m.update(score_step=cjob.ident[1], score_errors=errors, error_target=cjob.ident[2])  # at its start
                 self._metric_throttles["curve"].record(time.perf_counter(), cjob.spent)
                 self._metric_idents["curve"] = cjob.ident
                 updated.append("curve")

@@ -402,12 +402,33 @@ class LiveEngine:
 
     def score_error(self, sigma: float) -> float | None:
         """Relative Fisher divergence of the EMA model vs the reference on noisy data at sigma
-        (None where no truth is exact: `reference_note`)."""
+        (None where no truth is exact: `reference_note`). With a class asked for on a labelled
+        mixture (`error_target`), of the guided net against the exact guided score on that class's
+        points: the score error of the class the particles sample."""
         if self.reference is None:
             return None
+        model, reference, points = self._error_inputs()
         # A fixed seed: the same noisy points every time, so the curve over training is smooth.
-        return relative_score_error(self.trainer.score_fn(), self.reference, self._eval_points, sigma,
-                                    self.noise_kind, seed=7, device=self.device)
+        return relative_score_error(model, reference, points, sigma, self.noise_kind, seed=7, device=self.device)
+
+    @property
+    def error_target(self) -> str:
+        """What the score-error curve compares: "" (the net against the truth on the data), or
+        "class c, w = …" when a class is asked for and the data is a labelled mixture, whose exact
+        class-conditional scores give the exact guided score (Ho & Salimans 2022)."""
+        gmm = self.dataset.gmm
+        if self.guide is None or gmm is None or gmm.labels is None or self.reference is None:
+            return ""
+        return f"class {self.dataset.classes[self.guide[0]]}, w = {self.guide[1]:g}"
+
+    def _error_inputs(self):  # noqa: ANN202 - (ScoreFn, ScoreFn, Tensor)
+        """(model, reference, points) of the field error: see `error_target`."""
+        if not self.error_target:
+            return self.trainer.score_fn(), self.reference, self._eval_points
+        c = self.guide[0]
+        own = self.dataset.points[self.dataset.labels == c][:1000]
+        points = torch.as_tensor(self.standardizer.forward(own), dtype=torch.float32)
+        return self._guided(self.trainer.score_fn()), self._guided_reference(), points
 
     @property
     def error_measure(self) -> str:
@@ -426,8 +447,8 @@ class LiveEngine:
             return None
         if self.error_measure == SCORE.measures:
             return self.score_error(sigma)
-        return relative_score_error(self.trainer.score_fn(), self.reference, self._eval_points, sigma,
-                                    self.noise_kind, seed=7, device=self.device,
+        model, reference, points = self._error_inputs()
+        return relative_score_error(model, reference, points, sigma, self.noise_kind, seed=7, device=self.device,
                                     measured=self.trainer.model.output.measured)
 
     def curl_map(self, view: FieldView) -> np.ndarray | None:

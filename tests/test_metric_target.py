@@ -95,3 +95,48 @@ def test_the_data_docks_class_combo_shows_the_class_a_stroke_paints(qtbot):
         assert w.session.painted_class() is None and w.data_panel.class_combo.currentIndex() == 0
     finally:
         w.close()
+
+
+def test_with_a_class_asked_for_the_score_error_is_the_guided_nets_against_the_exact_guided_score():
+    """The issue's 'score error for each class': on a labelled mixture the curve compares the guided
+    net with the exact guided score (Ho & Salimans 2022, eq. 6, from the class-conditional mixture
+    scores) on that class's own points; with no class, the net with the truth on all the data."""
+    from sgm_core.config import ModelConfig
+    from sgm_core.datasets import Standardizer
+
+    data = make_preset("8gaussians-labelled", 1000)
+    eng = LiveEngine(data, RunConfig(model=ModelConfig(width=16, depth=1, classes=data.classes)), n_particles=10)
+    eng.train(3)
+    assert eng.error_target == ""
+    plain = eng.score_error(0.2)
+    eng.set_guidance(1, 2.0)
+    assert eng.error_target == "class 1, w = 2"
+    model, reference, points = eng._error_inputs()
+    std: Standardizer = eng.standardizer
+    own = data.points[data.labels == 1]
+    np.testing.assert_allclose(points.numpy(), std.forward(own[:1000]), atol=1e-6)  # class 1's points only
+    x = points[:50].double()
+    gmm = data.gmm.transformed(torch.as_tensor(std.shift, dtype=torch.float64), float(std.scale))
+    exact = gmm.guided_score(x, 0.2, 1, 2.0)  # the exact guided score in the net's coordinates
+    np.testing.assert_allclose(reference(x.float(), torch.full((50,), 0.2)).double().numpy(), exact.numpy(),
+                               rtol=1e-4, atol=1e-4)
+    guided = eng.score_error(0.2)
+    assert np.isfinite(guided) and guided != plain
+    eng.set_guidance(None)
+    assert eng.error_target == "" and eng.score_error(0.2) == pytest.approx(plain)
+
+
+def test_the_error_curves_start_afresh_when_what_they_compare_changes(qtbot):
+    from app.panels.metrics_panel import MetricsPanel
+
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    base = {"gen": 1, "reference_kind": "analytic", "sigmas": [0.1, 1.0], "updated": ("curve",)}
+    panel.show_metrics({**base, "score_step": 10, "score_errors": [0.5, 0.1], "error_target": ""})
+    panel.show_metrics({**base, "score_step": 20, "score_errors": [0.4, 0.1], "error_target": ""})
+    assert [len(s) for s, _ in panel.curves.values()] == [2, 2]
+    panel.show_metrics({**base, "score_step": 30, "score_errors": [0.9, 0.3], "error_target": "class 1, w = 2"})
+    assert [s for s, _ in panel.curves.values()] == [[30], [30]]  # a new quantity: no jump in the old line
+    assert "class 1, w = 2" in panel.sigma_legend.text()
+    panel.show_metrics({**base, "score_step": 40, "score_errors": [0.4, 0.1], "error_target": ""})
+    assert [s for s, _ in panel.curves.values()] == [[40], [40]] and "class" not in panel.sigma_legend.text()

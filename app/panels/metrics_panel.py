@@ -129,6 +129,7 @@ class MetricsPanel(QWidget):
         self.history: list[dict[str, Any]] = []  # one entry per sample-metrics update
         self.last: dict[str, Any] = {}
         self._note = ""  # appended to the σ legend (e.g. "particles use the true score")
+        self._error_target = ""  # what the error curve compares: "" (the data) or "class c, w = …"
         self.measure = "score"  # what the error curve measures: a key of MEASURES
 
         self.reference_label = QLabel()
@@ -235,12 +236,9 @@ class MetricsPanel(QWidget):
     # -- drawing ----------------------------------------------------------------------------
     def reset(self, text: str = "<b>Ground truth</b> — metrics appear once the model trains or particles move") -> None:
         """Forget every curve and number (a new engine: new data, loss or network)."""
-        self.curves.clear()
         self.history.clear()
         self.last = {}
-        for item in self._score_items.values():
-            self.score_plot.getPlotItem().removeItem(item)
-        self._score_items.clear()
+        self._clear_curves()
         self._note = ""
         self._set_measure("score")
         self._set_legend()
@@ -254,6 +252,13 @@ class MetricsPanel(QWidget):
             label.setToolTip(TIPS[key])
         self.reference_label.setText(text)
         self.status_label.setText("")
+
+    def _clear_curves(self) -> None:
+        self.curves.clear()
+        for item in self._score_items.values():
+            self.score_plot.getPlotItem().removeItem(item)
+        self._score_items.clear()
+        self._error_target = ""
 
     def clear_stale(self) -> None:
         """No data on the canvas (Clear, New): forget the old data's metrics, and ignore those of
@@ -277,7 +282,12 @@ class MetricsPanel(QWidget):
         self._target = int(metrics.get("train_target", self._target) or 0)
         updated = metrics.get("updated", ("curve", "samples"))
         if "curve" in updated and "score_errors" in metrics:
+            what = metrics.get("error_target") or ""
+            if what != self._error_target:  # another quantity (a class asked for, or none): new curves
+                self._clear_curves()
+                self._error_target = what
             self._add_curve_points(metrics["score_step"], metrics["sigmas"], metrics["score_errors"])
+            self._set_legend()
         if "samples" in updated and "sw_ratio" in metrics:
             self._show_samples(metrics)
         self._set_x_range()
@@ -326,7 +336,8 @@ class MetricsPanel(QWidget):
         words = MEASURES[self.measure]
         keys = "&nbsp; ".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'><b>{words['level']}={sigma:.2g}</b></span>"
                               for sigma, (r, g, b) in ((s, self._sigma_rgb(i)) for i, s in enumerate(self.curves)))
-        self.sigma_legend.setText((keys or f"No {words['name']} points yet") + self._note)
+        what = (f"&nbsp;· {self._error_target}: guided net vs exact guided score" if self._error_target else "")
+        self.sigma_legend.setText((keys or f"No {words['name']} points yet") + what + self._note)
 
     def _set_x_range(self) -> None:
         """From step 0 to the end of the run (or the last point, when training went past it)."""
