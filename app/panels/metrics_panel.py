@@ -336,7 +336,7 @@ class MetricsPanel(QWidget):
         words = MEASURES[self.measure]
         keys = "&nbsp; ".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'><b>{words['level']}={sigma:.2g}</b></span>"
                               for sigma, (r, g, b) in ((s, self._sigma_rgb(i)) for i, s in enumerate(self.curves)))
-        what = (f"&nbsp;· {self._error_target}: guided net vs exact guided score" if self._error_target else "")
+        what = (f"&nbsp;· {self._error_target}: guided net vs the exact guided truth" if self._error_target else "")
         self.sigma_legend.setText((keys or f"No {words['name']} points yet") + what + self._note)
 
     def _set_x_range(self) -> None:
