@@ -720,7 +720,7 @@ def open_compare(window, mode: str, checked: tuple[str, ...] | None = None) -> C
         def fetch(on_done: Callable[[object], None], on_fail: Callable[[str], None]) -> None:
             tasks.submit(packed_model, on_done, on_fail)
 
-        main_model = MainModel(window.trained_steps(), fetch)
+        main_model = MainModel(window.engine_sync.trained_steps(), fetch)
     sources = getattr(window, "sources", None)  # the Source layer: compared flows start where the window's do
     source = sources.dataset_for(dataset.dim) if sources is not None else None
     compare = CompareWindow(mode, dataset, session.points, config, session.data.name, checked,

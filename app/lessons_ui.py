@@ -407,7 +407,7 @@ class LessonController(QObject):
         user's settings are kept aside until the lesson is left."""
         lesson = self._find(which)
         w = self.window
-        steps = w.trained_steps()
+        steps = w.engine_sync.trained_steps()
         if self.lesson is None and steps:
             w.ask_discard_model(steps, "the lesson sets up its own data and network",
                                 lambda discard: self._enter(lesson, variant) if discard else None)
@@ -441,7 +441,7 @@ class LessonController(QObject):
         self.window.worker.check_lesson(None)
         if self._user is not None:
             self.window.session.restore(**self._user)
-        self.window._flush_rebuild()  # while the lesson is still on: no question about its model
+        self.window.engine_sync.flush_rebuild()  # while the lesson is still on: no question about its model
         self.lesson, self._pending, self._user = None, False, None
         self.window.statusBar().showMessage("Left the lesson: your own settings are back", 4000)
 
@@ -499,7 +499,7 @@ class LessonController(QObject):
         self.started.emit(lesson)
 
     def engine_restarted(self) -> None:
-        """The engine process was started again after a crash (MainWindow._on_engine_died): the new
+        """The engine process was started again after a crash (EngineSync.on_engine_died): the new
         one knows no lesson, so its checks are asked for again, and a playing lesson plays again;
         the bar says "measuring…" until the new engine has measured them."""
         lesson = self.lesson

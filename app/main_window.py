@@ -12,7 +12,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sgm_core.config import RunConfig, fresh_model_reason, sampler_config_from_json
+from sgm_core.config import RunConfig, sampler_config_from_json
 from sgm_core.datasets import Standardizer
-from sgm_core.engine import restore_engine
 from sgm_core.errors import ConfigError, DataError, SGMError
 from sgm_core.frames import particle_status
 from sgm_core.io import LOAD_SUFFIXES
@@ -46,6 +44,7 @@ from .compare_window import close_compare_windows, find_menu, install_compare_me
 from .condition_tool import install_condition_tool
 from .context import ActionRegistry, window_context
 from .engine_link import make_engine
+from .engine_sync import EngineSync
 from .export import Exporter
 from .figure_export import install_figure_export
 from .help import HelpMenu
@@ -65,14 +64,13 @@ from .source_layer import SourceController
 from .steps_window import install_steps_menu
 from .views.loss_view import LossView
 from .views.plot2d import Plot2D
-from .workers import EngineSpec, EngineWorker, LoadedData, WorkerState
+from .workers import EngineWorker, LoadedData, WorkerState
 
 ORGANIZATION, APPLICATION = "ScoreFieldPlayground", "Playground"
 OPEN_SUFFIXES = LOAD_SUFFIXES  # what the core loads (.npz points + labels too): the window opens the same files
 MAX_RECENT = 8
 LAYOUT_VERSION = 3  # of the saved dock layout: 3 adds the Explain dock (2: the lesson bar wraps)
 FIELD_RESOLUTION = 32  # arrows per axis: one PlotCurveItem of 1024 arrows draws in < 1 ms
-REBUILD_DELAY_MS = 80  # coalesce a burst of setting edits into one engine rebuild
 VIEW_DELAY_MS = 60  # coalesce pan/zoom into one field request
 LOSS_REDRAW_S = 0.2  # the loss curve redraws at 5 Hz while training (each repaint ~3-10 ms of GIL)
 TOOL_KEYS = {"pan": "Esc", "brush": "B", "point": "P", "eraser": "E", "spawn": "S", "condition": "C"}
@@ -151,11 +149,6 @@ class MainWindow(QMainWindow):
         self.worker_state = WorkerState()
         self.close_seconds: float | None = None
         self._load_token = 0
-        self._sent: tuple | None = None  # (run config, sampler config, n_particles) the engine was built with
-        self._engine_ok = False  # the last rebuild had trainable data
-        self._model: tuple[RunConfig, int] | None = None  # (config, D) of the model the engine holds
-        self._model_index = 0  # the undo-stack index of the data that model last trained on
-        self._asking = False  # the "Discard the trained model?" question is open
         # σ max follows the data (sgm_core.noise.default_sigma_max, as api.run_config and `sgm train`
         # choose it) until the user sets one: a value typed, "From data", an opened session or a
         # launch's saved value that was the user's. Then loading other data keeps it (and says so).
@@ -217,8 +210,9 @@ class MainWindow(QMainWindow):
         self._make_toolbar()
         self._make_menus()
         self._make_status_bar(device)
-        self._rebuild_timer = QTimer(self, singleShot=True, interval=REBUILD_DELAY_MS)
-        self._rebuild_timer.timeout.connect(self._sync_engine)
+        # the engine's model and what was sent to it; the debounced rebuild (app/engine_sync.py)
+        self.engine_sync = EngineSync(self.session, self.worker, self.files.tasks, None,
+                                      self.context.notifier, _SyncHost(self), self)
         self._view_timer = QTimer(self, singleShot=True, interval=VIEW_DELAY_MS)
         self._view_timer.timeout.connect(self._send_view)
         # 3D data: Plot3D in a stack with the canvas, slice controls, Make 3D (app/mode3d.py)
@@ -227,6 +221,7 @@ class MainWindow(QMainWindow):
             data_layout=self.data_panel.layout(), view_panel=self.view_panel, drop_target=self,
             set_tool=self.set_tool, spawn=self.spawn_particles, request_view=self._view_timer.start))
         self.sources = SourceController(self)  # the Source layer: where fm / ot-fm flows start (app/source_layer.py)
+        self.engine_sync.sources = self.sources  # built after the sync: it asks for a rebuild as it starts
 
         s = self.session
         s.data_changed.connect(self._on_data_changed)
@@ -235,7 +230,7 @@ class MainWindow(QMainWindow):
         s.view_changed.connect(self._on_view_changed)
         s.frame_arrived.connect(self._draw_frame)
         s.error_reported.connect(self.show_error)
-        s.guidance_changed.connect(self._on_guidance_changed)
+        s.guidance_changed.connect(self.engine_sync.on_guidance_changed)
         s.undo_stack.cleanChanged.connect(self._update_title)
         self.data_panel.preset_chosen.connect(self.load_data)
         self.plot.stroke_finished.connect(self._on_stroke)
@@ -254,7 +249,7 @@ class MainWindow(QMainWindow):
         w.load_failed.connect(self._on_load_failed)
         w.state_changed.connect(self._on_state_changed)
         w.ready.connect(self._on_engine_ready)
-        w.died.connect(self._on_engine_died)
+        w.died.connect(self.engine_sync.on_engine_died)
         w.metrics_updated.connect(self.metrics_panel.show_metrics)
         # computed only while shown; a lambda: a slot of the worker object would be queued to its thread
         self.docks["Metrics"].visibilityChanged.connect(lambda shown: self.worker.set_metrics(shown))
@@ -272,9 +267,7 @@ class MainWindow(QMainWindow):
         if not self.worker.is_running():
             self._set_device("engine starting…")  # the window is up while the engine process warms up
             self.worker.start()
-        self.worker.set_steps_per_frame(s.particles.steps_per_frame)
-        self.worker.set_reference_score(s.particles.reference_score)
-        self.worker.set_follow_training(s.particles.follow_training)
+        self.engine_sync.send_particle_options()
         self.lessons = install_lessons(self)  # Lessons menu + lesson bar (app/lessons_ui.py)
         install_compare_menu(self)  # Tools ▸ Compare losses / samplers (app/compare_window.py)
         install_steps_menu(self)  # Tools ▸ Steps vs quality (app/steps_window.py)
@@ -690,7 +683,7 @@ class MainWindow(QMainWindow):
         self.plot.set_points(self.session.points, self.session.labels())
         self.plot.set_stroke_class(self.session.painted_class())  # labelled data: unpainted strokes are class 0
         self._update_title()
-        self._rebuild_timer.start()
+        self.engine_sync.rebuild_later()
 
     def set_tool(self, tool: str) -> None:
         self.actions_[f"tool_{tool}"].setChecked(True)
@@ -698,87 +691,33 @@ class MainWindow(QMainWindow):
         self.mode3d.set_tool(tool)
 
     # ------------------------------------------------------------------ engine sync
-    def _on_config_changed(self) -> None:
-        s = self.session
-        self._note_sigma_max()
-        sent = self._sent
-        if sent is None or s.run_config != sent[0]:
-            self._rebuild_timer.start()
-        elif not self._rebuild_timer.isActive():
-            if s.sampler_config != sent[1]:
-                self.worker.set_sampler(s.sampler_config)
-            if s.particles.n_particles != sent[2]:
-                self.worker.reset_particles(s.particles.n_particles)
-            self._sent = (sent[0], s.sampler_config, s.particles.n_particles)
-        self.worker.set_steps_per_frame(s.particles.steps_per_frame)
-        self.worker.set_reference_score(s.particles.reference_score)
-        self.worker.set_follow_training(s.particles.follow_training)
-        self._send_trails()
-        self._view_timer.start()  # the field σ depends on the loss's noise settings
+    # The engine's model and what was sent to it live in `self.engine_sync` (app/engine_sync.py);
+    # these thin members keep the names tests and features use.
+    @property
+    def _rebuild_timer(self) -> QTimer:
+        return self.engine_sync.rebuild_timer
 
-    def _on_guidance_changed(self) -> None:
-        """The Sampler dock's class or w moved: the engine follows live (a pending rebuild carries it)."""
-        if self._engine_ok and self._model is not None and self._model[0].model.classes:
-            self.worker.set_guidance(*(self.session.guide() or (None,)))
-            if not self.worker_state.training:  # a finished chain would hold still: sample afresh under the new w
-                self.worker.reset_particles(self.session.particles.n_particles)
-                self.worker.play()
+    @property
+    def _engine_ok(self) -> bool:
+        return self.engine_sync.engine_ok
+
+    @property
+    def _model(self) -> tuple[RunConfig, int] | None:
+        return self.engine_sync.model
 
     def _flush_rebuild(self) -> None:
         """Send a pending (debounced) sync now, so the next command reaches the engine it is for."""
-        if self._rebuild_timer.isActive() or self._sent is None:
-            self._sync_engine()
+        self.engine_sync.flush_rebuild()
 
     def trained_steps(self) -> int:
         """Training steps the engine's model holds (0: nothing to lose)."""
-        frame = self.session.last_frame
-        return int(frame.step) if frame is not None and self._model is not None else 0
+        return self.engine_sync.trained_steps()
 
-    def model_change_reason(self) -> str | None:
-        """Why the session's data or settings need a new model (None: the trained one goes on)."""
-        if self._model is None:
-            return None
-        try:
-            dim = self.session.dataset().dim
-        except DataError:
-            return None  # nothing to train on: the model waits for data
-        config, model_dim = self._model
-        return fresh_model_reason(config, self.session.model_config(), model_dim, dim)
-
-    def _sync_engine(self, ask: bool = True) -> None:
-        """Bring the engine to the session's data and settings: the same model wherever it fits
-        (training goes on from it, fine-tuning); where it cannot (another net, loss or D) a fresh
-        one, asked first when the model holds training (Cancel puts the data and settings back)."""
-        self._rebuild_timer.stop()
-        if self._asking:
-            return  # the open question decides, on the state it finds when answered
-        reason = self.model_change_reason()
-        steps = self.trained_steps()
-        lesson = getattr(self, "lessons", None)
-        if reason is None or not steps or not ask or (lesson is not None and lesson.lesson is not None):
-            self._send_engine(keep=reason is None)
-            return
-        self._asking = True
-
-        def answered(discard: bool) -> None:
-            self._asking = False
-            if not discard:
-                self._put_back_model_settings()
-            self._sync_engine(ask=False)
-
-        self.ask_discard_model(steps, reason, answered)
-
-    def _put_back_model_settings(self) -> None:
-        """Cancel of the question: the settings the model was trained with, and its data's D."""
-        config, dim = self._model
-        s = self.session
-        if fresh_model_reason(config, s.model_config(), dim, dim) is not None:
-            own = replace(config, model=replace(config.model, classes=s.run_config.model.classes))  # classes follow the data
-            s.restore(run_config=own, sampler_config=self._sent[1], particles=s.particles, view=s.view,
-                      brush_radius=s.brush_radius, brush_density=s.brush_density)
-        if s.data.dim != dim:
-            s.undo_stack.setIndex(self._model_index)  # back to the data the model was trained on
-        self.statusBar().showMessage("Kept the trained model and its settings", 6000)
+    def _on_config_changed(self) -> None:
+        self._note_sigma_max()
+        self.engine_sync.on_config_changed()  # a rebuild, or the sampler and particles live
+        self._send_trails()
+        self._view_timer.start()  # the field σ depends on the loss's noise settings
 
     def ask_discard_model(self, steps: int, reason: str, answer: Callable[[bool], None]) -> None:
         """Discard / Cancel, window-modal and opened with open(): answer(True) discards (tests replace this)."""
@@ -793,34 +732,6 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.finished.connect(lambda _r: answer(box.clickedButton() is box.button(QMessageBox.StandardButton.Discard)))
         box.open()
-
-    def _send_engine(self, keep: bool = False) -> None:
-        """Send the session to the engine: keep=True goes on with the same model (UpdateEngine),
-        else a fresh one is built (Reset; training stops, Train starts afresh)."""
-        self._rebuild_timer.stop()
-        s = self.session
-        spec = self._engine_spec()
-        dataset = spec.dataset
-        if self.worker_state.training and self._sent is not None and not keep:
-            self.statusBar().showMessage("Settings changed: training stopped — press Train to start again", 6000)
-        self._engine_ok = dataset is not None
-        self._sent = (s.run_config, s.sampler_config, s.particles.n_particles)
-        if dataset is not None:
-            self._model, self._model_index = (s.model_config(), dataset.dim), s.undo_stack.index()
-        else:
-            self.metrics_panel.clear_stale()  # the empty canvas shows no metrics of the data before
-            if not keep:
-                self._model = None
-                self.progress.clear()  # no model: the old one's step count and time go too
-        if not keep:
-            self.plot.clear_field()  # the old model's arrows must not linger over new data
-            self.mode3d.clear_field()
-        self._send_view()  # first, so the engine's next frame already carries the field
-        if keep:
-            self.worker.update_engine(spec)
-        else:
-            self.worker.set_engine(spec)
-        self._apply_layers()
 
     def field_view(self) -> FieldView:
         if self.mode3d.is_3d:  # the 3D view's box, the slice; no heatmaps or reference field
@@ -917,7 +828,7 @@ class MainWindow(QMainWindow):
         self.worker.stop_training()
 
     def reset_training(self) -> None:
-        self._send_engine()
+        self.engine_sync.send_engine()
 
     def toggle_play(self) -> None:
         self._flush_rebuild()
@@ -954,43 +865,6 @@ class MainWindow(QMainWindow):
 
     def _on_engine_ready(self, device: str) -> None:
         self._set_device(device)
-
-    def _on_engine_died(self, code: int) -> None:
-        """The engine process ended on its own (a crash, an OOM kill): start another and give it
-        what this process holds, the data, every setting and the last weights the engine sent."""
-        saved = getattr(self.worker, "checkpoint", None)
-        spec = self._engine_spec()
-        if saved is not None and saved.config != spec.config:
-            saved = None  # weights of settings changed since: they would not fit
-        how = f"with the weights of step {saved.step:,}" if saved is not None else "with a fresh model"
-        self.show_error(f"the engine stopped unexpectedly (exit code {code}) and was restarted {how}; "
-                        "your data and settings were kept")
-        self._on_state_changed(WorkerState())
-        self._set_device("engine starting…")
-        self.worker.start()
-        s = self.session
-        self.worker.set_steps_per_frame(s.particles.steps_per_frame)
-        self.worker.set_reference_score(s.particles.reference_score)
-        self.worker.set_follow_training(s.particles.follow_training)
-        self.worker.set_metrics(self.docks["Metrics"].isVisible())
-        self._send_trails()
-        self._send_view()
-        self._sent = (s.run_config, s.sampler_config, s.particles.n_particles)
-        self._engine_ok = spec.dataset is not None
-        self._model = (spec.config, spec.dataset.dim) if spec.dataset is not None else None
-        self.files.tasks.replace_engine(partial(restore_engine, spec, saved), lambda _step: None, self.show_error)
-        self.lessons.engine_restarted()  # after the engine: its checks and play go to the restored one
-
-    def _engine_spec(self) -> EngineSpec:
-        """The engine the session describes (no dataset for an empty or one-point drawing)."""
-        s = self.session
-        try:
-            dataset = s.dataset()
-        except DataError:
-            dataset = None  # nothing to train until more is drawn
-        config, source = self.sources.engine_source(s.model_config(), dataset.dim if dataset is not None else None)
-        guide = s.guide() if config.model.classes else None
-        return EngineSpec(dataset, config, s.sampler_config, s.particles.n_particles, source, guide)
 
     def _on_failed(self, message: str) -> None:
         self.show_error(message)
@@ -1043,18 +917,6 @@ class MainWindow(QMainWindow):
         self.setWindowModified(self.files.is_dirty())
 
     # ------------------------------------------------------------------ sessions and export
-    def adopt_engine(self, run: RunConfig, sampler, n_particles: int, has_engine: bool) -> None:  # noqa: ANN001
-        """The worker already holds the engine of an opened session: record it as the one sent, so
-        the session edits that follow rebuild nothing (a rebuild would discard its weights)."""
-        self._rebuild_timer.stop()
-        self._sent = (run, sampler, n_particles)
-        self._engine_ok = has_engine
-        self._model = (run, self.session.data.dim) if has_engine else None
-        self._model_index = self.session.undo_stack.index()
-        self.plot.clear_field()  # the previous model's arrows must not linger
-        self.mode3d.clear_field()
-        self._apply_layers()
-
     def confirm_discard(self, then: Callable[[], None] | None = None) -> bool:
         """True when nothing unsaved would be lost; else asks Save / Discard / Cancel and returns
         False, running `then` once the answer allows (see SessionFiles.confirm_discard)."""
@@ -1141,7 +1003,7 @@ class MainWindow(QMainWindow):
         close_compare_windows(self)  # each stops its own thread
         if getattr(self, "steps_window", None) is not None:
             self.steps_window.close()
-        self._rebuild_timer.stop()
+        self.engine_sync.rebuild_timer.stop()
         self._view_timer.stop()
         self.save_settings()
         self.close_seconds = self.worker.shutdown(timeout=1.0)
@@ -1156,16 +1018,16 @@ class _SessionHost:
         self._w = window
 
     def engine_ok(self) -> bool:
-        return self._w._engine_ok
+        return self._w.engine_sync.engine_ok
 
     def flush_rebuild(self) -> None:
-        self._w._flush_rebuild()
+        self._w.engine_sync.flush_rebuild()
 
     def reset_engine(self) -> None:
-        self._w._send_engine(keep=False)
+        self._w.engine_sync.send_engine(keep=False)
 
     def adopt_engine(self, run: RunConfig, sampler, n_particles: int, has_engine: bool) -> None:  # noqa: ANN001
-        self._w.adopt_engine(run, sampler, n_particles, has_engine)
+        self._w.engine_sync.adopt_engine(run, sampler, n_particles, has_engine)
 
     def confirm_discard(self, then: Callable[[], None] | None = None) -> bool:
         return self._w.confirm_discard(then)
@@ -1208,3 +1070,50 @@ class _SessionHost:
         if gui.playing and has_engine:
             w.toggle_play()
         w.clear_error()
+
+
+class _SyncHost:
+    """The window's side of `engine_sync.SyncHost`: the effects of engine sync on the window.
+    Looks the window's members up when called (tests replace `ask_discard_model`)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self._w = window
+
+    def clear_field(self) -> None:
+        self._w.plot.clear_field()
+        self._w.mode3d.clear_field()
+
+    def apply_layers(self) -> None:
+        self._w._apply_layers()
+
+    def send_view(self) -> None:
+        self._w._send_view()
+
+    def send_trails(self) -> None:
+        self._w._send_trails()
+
+    def clear_metrics(self) -> None:
+        self._w.metrics_panel.clear_stale()
+
+    def clear_progress(self) -> None:
+        self._w.progress.clear()
+
+    def training(self) -> bool:
+        return self._w.worker_state.training
+
+    def in_lesson(self) -> bool:
+        lessons = getattr(self._w, "lessons", None)  # installed after the engine sync
+        return lessons is not None and lessons.lesson is not None
+
+    def metrics_shown(self) -> bool:
+        return self._w.docks["Metrics"].isVisible()
+
+    def ask_discard_model(self, steps: int, reason: str, answer: Callable[[bool], None]) -> None:
+        self._w.ask_discard_model(steps, reason, answer)
+
+    def engine_restarting(self) -> None:
+        self._w._on_state_changed(WorkerState())
+        self._w._set_device("engine starting…")
+
+    def engine_restarted(self) -> None:
+        self._w.lessons.engine_restarted()

@@ -346,7 +346,7 @@ class SourceController(QObject):
     def _on_changed(self) -> None:
         self._problem = None
         self._show()
-        self.window._rebuild_timer.start()  # the engine flows from the new source (same model)
+        self.window.engine_sync.rebuild_later()  # the engine flows from the new source (same model)
 
     def _on_editing(self, on: bool) -> None:
         self.window.plot.set_edit_layer("source" if on else "data")
