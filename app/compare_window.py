@@ -297,6 +297,8 @@ class CompareWindow(EscapeCloses, QWidget):
         self.worker.progressed.connect(self._on_progressed)
         self.worker.failed.connect(self._on_failed)
         self.worker.phase_changed.connect(self._on_phase_changed)
+        if hasattr(self.worker, "died"):  # the process host: its child can be killed (the OOM killer, a user)
+            self.worker.died.connect(self._on_host_died)
         self.worker.start()
         self._on_selection_changed()
         self._sync_buttons()
@@ -674,6 +676,15 @@ class CompareWindow(EscapeCloses, QWidget):
     def _on_failed(self, message: str) -> None:
         self.hint_label.setText(message[:1].upper() + message[1:])
         self._running = False
+        self._clock.stop(time.perf_counter(), finished=False)
+        self.status_label.setText("Stopped — see the note on the left")  # not a stale "Training … ETA"
+        self._sync_buttons(running=False)
+
+    def _on_host_died(self, _code: int) -> None:
+        """The compare process died (its `failed` message is shown): what it built died with it, so
+        Start builds the comparison again in a fresh process, and Sample again, which would ask the
+        dead one, is off."""
+        self._built, self.phase = None, "idle"
         self._sync_buttons(running=False)
 
     def _send_bounds(self) -> None:

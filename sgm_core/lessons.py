@@ -425,7 +425,11 @@ def _near_points(dataset, standardizer, n: int) -> torch.Tensor:
     return torch.as_tensor(standardizer.forward(dataset.points[:n]), dtype=torch.float32)
 
 
-@lru_cache(maxsize=16)
+# Room for every lesson's nets at three seeds (9 x 3 = 27 runs, each a small MLP): a window that
+# checks lessons live trains a headless variant once per session, and the test suite's live checks
+# reuse the nets tests/test_lessons.py trained at seed 0 (straight-paths' headless FM and OT-FM: 50 s
+# of its live check when trained again, 6 s when cached, on a loaded 2-core machine).
+@lru_cache(maxsize=32)
 def _trained(data: str, seed: int, run: RunConfig) -> _Net:
     from .training import Trainer  # torch's nets: loaded where a lesson trains, not where it is listed
 

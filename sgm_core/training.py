@@ -96,6 +96,9 @@ class Trainer:
     def __init__(self, dataset: Dataset, config: RunConfig, standardizer: Standardizer | None = None,
                  source: Dataset | None = None) -> None:
         check_labels(dataset, config)
+        from .guidance import WithLabels  # torch.nn at import: bound here, engine-side, not once a step
+
+        self._with_labels = WithLabels
         self.dataset = dataset
         self.source = run_source(config, dataset.dim, source)  # a flow's source distribution (None: N(0, I))
         self.config = config
@@ -188,9 +191,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         x, labels = self.labelled_batch()
-        from .guidance import WithLabels
-
-        score_fn = self.model if labels is None else WithLabels(self.model, labels)
+        score_fn = self.model if labels is None else self._with_labels(self.model, labels)
         loss = self.loss_fn(score_fn, x, self.noise_generator).mean()
         value = float(loss.detach())
         if self._blowup_at is None:

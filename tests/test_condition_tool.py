@@ -12,8 +12,19 @@ from gui_helpers import frame, open_window, wait
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 pytestmark = pytest.mark.usefixtures("warm_torch")
+PLAY_BUDGET_S = 0.25  # particle steps per frame: these tests check where the chain ends, not the frame clock
 PRESET = "6gaussians-unequal"  # the line x ~ 1.25 crosses the modes of weight 2 and 6: 0.25 / 0.75
 WEIGHT_TOL = 0.06  # 2000 particles (SE ~0.01) + annealed Langevin's measured bias with the exact score (~0.03)
+
+
+@pytest.fixture(autouse=True)
+def whole_steps_per_frame(monkeypatch):
+    """The engine's play budget (22 ms of particle steps a frame) held a frame to one or two of the
+    steps-per-frame asked for on a loaded machine: 1,600 annealed steps took hundreds of frames. The
+    chain, and so what is asserted, does not depend on how its steps are split into frames."""
+    from sgm_core import engine
+
+    monkeypatch.setattr(engine, "PLAY_BUDGET", PLAY_BUDGET_S)
 
 
 def _viewport_pos(plot, x: float, y: float) -> QPoint:

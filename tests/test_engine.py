@@ -322,6 +322,25 @@ def test_too_many_particles_for_the_budget_move_round_robin_and_all_move_within_
     assert text.startswith("20,000 particles, ") and "updates/s (" in text and text.endswith(" move per update)")
 
 
+def test_a_chain_begun_by_a_measuring_slice_goes_on_in_whole_steps_per_frame(data, monkeypatch):
+    """More particles than FIRST_SLICE: a new chain's first frame moves a slice to measure the
+    cost; with room in the budget the next frame ends that sweep and the ones after take
+    steps-per-frame whole steps (it used to stay mid-sweep: one step a frame for good)."""
+    n, per_frame = core.FIRST_SLICE + 500, 6
+    monkeypatch.setattr(core, "PLAY_BUDGET", 10.0)  # room for every step asked
+    h = Driven()
+    h.send(core.SetEngine(core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), n)),
+           core.SetStepsPerFrame(per_frame), core.Play())
+    h.run_until(lambda: len(h.of(core.FrameReady)) >= 4)
+    frames = [e.frame for e in h.of(core.FrameReady)]
+    first = next(i for i, f in enumerate(frames) if f.particles_moved == core.FIRST_SLICE)  # the measuring slice
+    assert frames[first + 1].particles_moved == n - core.FIRST_SLICE + (per_frame - 1) * n  # its sweep, then whole steps
+    later = frames[first + 2:]
+    assert later and all(f.particles_moved == per_frame * n for f in later), [f.particles_moved for f in frames]
+    steps = [f.sampler_step for f in frames[first + 1:]]
+    assert all(b - a == per_frame for a, b in zip(steps, steps[1:], strict=False)), steps
+
+
 def test_engine_measures_a_lessons_claims_from_its_own_particle_pass_only_once_it_ends():
     """CheckLesson (issue 14): nothing is measured before the sampler's pass ends; then one
     LessonChecked with the lesson's claims, measured on the engine's own particles (the pass is

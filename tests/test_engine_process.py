@@ -234,3 +234,48 @@ def test_a_lessons_live_checks_are_asked_again_after_the_engine_restarts(qtbot, 
     wait(qtbot, lambda: bar.claims is not None, timeout=120_000)
     assert all(c.holds for c in bar.claims) and window.lessons.lesson is not None
     window.close()
+
+
+def test_a_killed_compare_process_is_reported_the_window_stays_live_and_close_leaves_no_process(qtbot, monkeypatch):
+    """Issue 12: a compare window's child SIGKILLed mid-training: the window says so (its hint and
+    its header), keeps answering, Start runs the comparison again in a fresh child, and closing the
+    window ends that one."""
+    from PySide6.QtCore import QTimer
+
+    from app.compare_window import CompareWindow
+    from sgm_core.datasets import make_preset
+
+    monkeypatch.setenv("SGM_ENGINE", "process")
+    data = make_preset("8gaussians", n_points=1000)
+    w = CompareWindow("losses", data, data.points, small_config(), "8gaussians", checked=("dsm", "ncsn"),
+                      train_steps=1_000_000, n_particles=100)
+    qtbot.addWidget(w)
+    w.show()
+    link = w.worker
+    w.start_button.click()
+    wait(qtbot, lambda: w.frames_received >= 2 and w.status_label.text().startswith("Training"))
+    dead = link.pid
+    assert dead != os.getpid() and _alive(dead)
+    ticks = []  # a 10 ms timer in the GUI thread: its longest gap is how long the window froze
+    timer = QTimer(interval=10)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start()
+    os.kill(dead, signal.SIGKILL)  # as the OOM killer would
+    wait(qtbot, lambda: "process stopped" in w.hint_label.text())
+    qtbot.wait(100)
+    timer.stop()
+    assert len(ticks) > 2 and max(np.diff(ticks)) < CLOSE_BOUND_S  # reaping the child waits at most ~1 s
+    assert "-9" in w.hint_label.text() and "Start" in w.hint_label.text()
+    assert w.status_label.text().startswith("Stopped")  # not a frozen "Training … ETA"
+    assert w.start_button.isEnabled() and not w.stop_button.isEnabled() and not w.again_button.isEnabled()
+    assert _gone_within(dead, 1.0) and not link.is_running()
+    received = w.frames_received
+    w.start_button.click()  # a fresh child takes the comparison from the start
+    wait(qtbot, lambda: link.is_running() and link.pid != dead and w.frames_received > received
+         and w.status_label.text().startswith("Training"))
+    assert all(f.frame.step < 1_000_000 for f in w.last_frames)
+    fresh = link.pid
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 < CLOSE_BOUND_S
+    assert _gone_within(fresh, 1.0) and not link.is_running()

@@ -14,9 +14,20 @@ pytestmark = pytest.mark.usefixtures("warm_torch")
 LIVE_MS = 120_000  # a lesson's own settings: 500 training steps or a 500-step sampler pass, on a loaded 2-core machine
 
 
+STEPS_PER_FRAME = 50  # the sampler pass in few frames (the window's default, 5, held a 1000-step pass to 200 frames)
+PLAY_BUDGET_S = 0.25  # ... and room in a frame for them: see below
+
+
 @pytest.fixture
-def window(qtbot):
+def window(qtbot, monkeypatch):
+    """The window, its sampler passes taken in whole frames of STEPS_PER_FRAME steps: the claims
+    are measured on the finished pass, whose steps do not depend on how they split into frames;
+    what the frame clock paces (at most 30 frames a second) is tested in tests/test_engine.py."""
+    from sgm_core import engine
+
+    monkeypatch.setattr(engine, "PLAY_BUDGET", PLAY_BUDGET_S)
     w = open_window(qtbot)
+    w.session.set_particles(steps_per_frame=STEPS_PER_FRAME)
     yield w
     w.close()
 
