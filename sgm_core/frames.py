@@ -32,9 +32,6 @@ class Throttle:
     def due(self, now: float) -> bool:
         return now - self.last >= max(self.every, self.factor * self.cost)
 
-    def done(self, start: float, end: float) -> None:
-        self.record(end, end - start)
-
     def record(self, end: float, cost: float) -> None:
         """A computation that ended at `end` after `cost` seconds of its own work."""
         self.last, self.cost = end, cost
