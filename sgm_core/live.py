@@ -157,7 +157,7 @@ class LiveEngine:
             raise ConfigError("need at least one particle")
         self.chain = ParticleChain.from_prior(self._make_sampler(self.sampler_config), n_particles, dataset.dim,
                                               torch.Generator(gen_device).manual_seed(seed + 101), self.device)
-        self._sw: tuple[tuple, SWBaseline] | None = None  # the sample metrics' reference draws, per size and target
+        self._sw: tuple[tuple, MetricTarget, SWBaseline] | None = None  # the metrics' target and draws, per size
         self._rate = 0.0
         self._rate_clock = (time.perf_counter(), 0)
         self.clock = RunClock()  # wall-clock training time of this model (the engine starts and stops it)
@@ -476,10 +476,11 @@ class LiveEngine:
         n = len(parts)
         if n < 2:
             return {}
-        target = self.metric_target()
-        if self._sw is None or self._sw[0] != (n, target.key):  # the same reference draws every time
-            self._sw = ((n, target.key), SWBaseline(target.sample, n, seed=17))
-        baseline = self._sw[1]
+        key = (n, self._metric_target_key())
+        if self._sw is None or self._sw[0] != key:  # the same target and reference draws every time
+            target = self.metric_target()
+            self._sw = (key, target, SWBaseline(target.sample, n, seed=17))
+        _, target, baseline = self._sw
         ref = baseline.reference
         sw, ratio = baseline.distance(parts)
         out: dict[str, float | list[float]] = {"sw": sw, "sw_ratio": ratio, "target": target.name}
@@ -494,6 +495,14 @@ class LiveEngine:
             out["true_weights"] = target.modes.weights.tolist()
             out["on_mode"] = on_mode
         return out
+
+    def _metric_target_key(self) -> tuple:
+        """What `metric_target` depends on besides the data (a data change clears the cache)."""
+        if self.given:
+            return ("given", tuple(sorted(self.given.items())))
+        if self.guide is not None and self.dataset.labels is not None:
+            return ("class", self.guide[0])
+        return ()
 
     def metric_target(self) -> MetricTarget:
         """The distribution the particles are asked for, which the sample metrics compare them with:
@@ -516,15 +525,15 @@ class LiveEngine:
             gmm = self.dataset.gmm
             modes = None if gmm is None else gmm.conditional(cond.fixed, cond.data_values(std))
             return MetricTarget(f"p(y | {cond.describe(std)})", sample_given, modes, cond.free,
-                                ("given", tuple(sorted(self.given.items()))))
+                                self._metric_target_key())
         if self.guide is not None and self.dataset.labels is not None:
             c = self.guide[0]
             name = f"class {self.dataset.classes[c]}"
             gmm = self.dataset.gmm
             if gmm is not None and gmm.labels is not None:
                 own = gmm.given_class(c)
-                return MetricTarget(name, own.sample, own, tuple(range(self.dataset.dim)), ("class", c))
-            return MetricTarget(name, _class_draws(self.dataset, c), None, (), ("class", c))
+                return MetricTarget(name, own.sample, own, tuple(range(self.dataset.dim)), self._metric_target_key())
+            return MetricTarget(name, _class_draws(self.dataset, c), None, (), self._metric_target_key())
         return MetricTarget("the data", self.dataset.sample, self.dataset.gmm, tuple(range(self.dataset.dim)), ())
 
     def metric_sigmas(self, n: int = 4) -> tuple[float, ...]:
