@@ -47,6 +47,7 @@ from sgm_core.samplers import SAMPLERS
 from .compare_worker import CompareEntry, CompareFrame, CompareSpec, make_compare_worker
 from .panels import int_box
 from .progress import fmt_seconds
+from .source_layer import flows_from_source
 from .views import colors
 from .views.geometry import in_plane_axes
 from .views.loss_view import ema
@@ -133,6 +134,7 @@ class CompareWindow(EscapeCloses, QWidget):
         self.last_frames: list[CompareFrame] = []
         self.phase = "idle"
         self.plots: list[Plot2D] = []
+        self._flows: list[bool] = []  # per plot: its run starts from the source
         self._labels: list[str] = []
         self._built: tuple | None = None
         self._problem = ""  # why Start cannot go (the selection), shown in the hint
@@ -309,18 +311,27 @@ class CompareWindow(EscapeCloses, QWidget):
     def view_axis(self) -> int:
         return int(self.axis_combo.currentData())
 
-    def shown_points(self) -> np.ndarray:
-        """The data as the plots draw it: 2D as it is, 3D projected along the view axis."""
-        if self.points.shape[1] != 3:
-            return self.points
-        return np.ascontiguousarray(self.points[:, list(in_plane_axes(self.view_axis))])
+    def shown_points(self, points: np.ndarray | None = None) -> np.ndarray:
+        """The data (or other points of its dimension) as the plots draw them: 2D as they are, 3D
+        projected along the view axis."""
+        points = self.points if points is None else points
+        if points.shape[1] != 3:
+            return points
+        return np.ascontiguousarray(points[:, list(in_plane_axes(self.view_axis))])
+
+    def _show_source(self, plot: Plot2D, flows: bool) -> None:
+        """A flow's source on its plot, in the main window's colour, where that run starts from it
+        (faint on the others: they start from N(0, I)); nothing without a source."""
+        source = None if self.source is None else self.shown_points(np.asarray(self.source.points, np.float32))
+        plot.set_source_points(source, faint=not flows)
 
     def _on_axis_changed(self) -> None:
         self.worker.set_view_axis(self.view_axis)
         shown = self.shown_points()
         u, v = (AXIS_NAMES[a] for a in in_plane_axes(self.view_axis))
-        for plot in self.plots:
+        for plot, flows in zip(self.plots, self._flows, strict=True):
             plot.set_points(shown)
+            self._show_source(plot, flows)
             plot.getPlotItem().setLabel("bottom", u)
             plot.getPlotItem().setLabel("left", v)
         if self.plots:
@@ -425,7 +436,8 @@ class CompareWindow(EscapeCloses, QWidget):
                 self.main_model.fetch(self._on_main_model, self._on_main_model_failed)
                 return
             spec = self.spec()
-            self._build_plots([entry.label for entry in spec.entries])
+            self._build_plots([entry.label for entry in spec.entries],
+                              [flows_from_source(entry.config) for entry in spec.entries])
             self.worker.setup(spec)
             self._built = key
         self.worker.run()
@@ -475,16 +487,19 @@ class CompareWindow(EscapeCloses, QWidget):
         self.stop_button.setEnabled(running)
         self.again_button.setEnabled(self.phase in ("sampling", "done") and not running)
 
-    def _build_plots(self, labels: list[str]) -> None:
+    def _build_plots(self, labels: list[str], flows: list[bool] | None = None) -> None:
+        """One plot per entry; `flows[i]`: entry i's run transports the window's source."""
         for plot in self.plots:
             self.grid.removeWidget(plot)
             plot.deleteLater()
         self.plots, self._labels = [], list(labels)
+        self._flows = list(flows) if flows is not None else [False] * len(labels)
         rows, cols = GRID_SHAPES.get(len(labels), (2, (len(labels) + 1) // 2))
         for i, label in enumerate(labels):
             plot = Plot2D()
             plot.setToolTip(f"{label}: particles (orange) and the learned score field; the views pan and zoom together")
             plot.set_points(self.shown_points())
+            self._show_source(plot, self._flows[i])
             plot.set_layers(data=True, field=True, true_field=False, particles=True, trails=False, heatmap="off")
             plot.set_legend_visible(i == 0)  # one legend says it for all: the plots draw alike
             plot.getPlotItem().setTitle(self._title_html(i, label, ""), size="9pt")

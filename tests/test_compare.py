@@ -359,3 +359,19 @@ def test_samplers_can_use_the_main_windows_trained_model(qtbot):
     np.testing.assert_allclose(mine, got[0], atol=1e-6)
     assert all(np.isfinite(f.sw_ratio) for f in w.last_frames)
     w.close()
+
+
+def test_compared_flows_draw_the_source_they_start_from(qtbot, data):
+    """With the window's Source layer set, the plot of a run that transports it (fm) draws the
+    source points in the source colour, the others (dsm: from N(0, I)) draw them faint."""
+    source = make_preset("moons", n_points=300)
+    w = compare_window(qtbot, data, "losses", steps=5, particles=50, checked=("fm", "dsm"), source=source)
+    w.start_button.click()
+    wait(qtbot, lambda: len(w.plots) == 2)
+    plots = dict(zip(w._labels, w.plots, strict=True))
+    fm, dsm = plots["fm"], plots["dsm"]
+    for plot in (fm, dsm):
+        np.testing.assert_allclose(plot._source_points, source.points, atol=1e-6)
+        assert plot._source_item.isVisible()
+    assert not fm._source_faint and dsm._source_faint
+    w.close()
