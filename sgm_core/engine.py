@@ -9,7 +9,9 @@ test drives it directly, without either.
 
 One iteration trains a chunk sized to ~25 ms (ending when the next frame is due), advances the
 particles on the frame clock within a time budget, and builds the newest frame only once the host
-said the last one was drawn (`FrameDrawn`): newest wins, never a backlog.
+said the last one was drawn (`FrameDrawn`): newest wins, never a backlog. While training, the
+particle steps run on a second thread beside the chunk (`_start_particles`); everything else that
+reads the particles waits for them first (`_join_particles`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -438,10 +441,13 @@ class Engine:
         self._checkpoint_at = 0.0
         self._lesson_ident: Any = None  # what the last lesson check measured
         self._chain_at_finish = -1  # the particle pass running when training last finished
+        self._mover: ThreadPoolExecutor | None = None  # the particle thread, started on first use
+        self._moving: tuple[LiveEngine, Future] | None = None  # particle steps under way beside training
 
     # -- the host's calls ---------------------------------------------------------------------
     def handle(self, commands: list[object]) -> None:
         """Apply a batch of commands, oldest first; of several rebuilds only the newest runs."""
+        self._join_particles()  # a command may touch the chain: the particle thread ends its steps first
         last_build = max((i for i, c in enumerate(commands) if isinstance(c, SetEngine)), default=-1)
         for i, command in enumerate(commands):
             if isinstance(command, SetEngine) and i != last_build:
@@ -468,20 +474,29 @@ class Engine:
         True while busy (the host goes straight on), False when it may wait."""
         busy = False
         st, eng = self.state, self.engine
-        if eng is not None:
+        if self._moving is not None and self._moving[1].done():
+            self._join_particles()
+        if eng is not None and self._moving is None:
             self._maybe_restart_chain(eng)
         if eng is not None and st.playing and not st.advanced:
             # The next frame's particle steps run right after the last frame went out, i.e. while
-            # the GUI draws it: on two cores the two overlap instead of taking turns.
-            self._advance_particles(eng)
+            # the GUI draws it: on two cores the two overlap instead of taking turns. While training
+            # they run beside the chunk, on the particle thread.
+            if st.training:
+                self._start_particles(eng)
+            else:
+                self._advance_particles(eng)
         if eng is not None and st.training:
             self._train_chunk(eng)
             busy = True
         now = time.perf_counter()
         if eng is not None and st.wants_frame() and self.drawn and now >= self._next_frame:
+            self._join_particles()
             if st.playing and not st.advanced:
                 self._advance_particles(eng)
             self._emit_frame(now)
+        if self._moving is not None:
+            return busy  # the metrics and the lesson read the particles: after their steps
         if st.metrics_on and eng is not None and not self.stopping():
             self._maybe_metrics(eng, now)
             # a metric job left with nothing animating goes on at once; while animating, the frame
@@ -493,17 +508,26 @@ class Engine:
 
     def on_error(self, exc: Exception) -> None:
         """An unexpected error escaped `work` or a command: stop what runs and say so."""
+        try:
+            self._join_particles()
+        except Exception:  # noqa: BLE001, S110 - the error being reported comes first
+            pass
         self.state.training = self.state.playing = False
         self.state.frame_due = False  # a frame that failed would only fail again
         self._publish_state()
         self.emit(Failed(describe(exc)))
 
     def close(self) -> None:
+        self._moving = None
+        if self._mover is not None:
+            self._mover.shutdown(wait=True, cancel_futures=True)
+            self._mover = None
         self.engine = None
 
     def build_frame(self) -> Frame:
         """The newest snapshot; costly parts are cached per engine/view/step."""
         assert self.engine is not None
+        self._join_particles()
         now = time.perf_counter()
         return self.frames.build(self.engine, self.state.request(self.engine, now), self.state.gen, now)
 
@@ -528,19 +552,47 @@ class Engine:
             st.frame_due = True
 
     def _advance_particles(self, eng: LiveEngine) -> None:
-        """As many particle-steps as fit PARTICLE_BUDGET (PLAY_BUDGET when not training): up to
-        steps-per-frame whole steps, or, when not even one fits (100k particles: ~0.2 s a step on
-        one core), the next slice round-robin,
-        so the frame clock never waits on the sampler and every particle moves within
-        ceil(n / slice) frames (measured: 10k x 5 steps took ~50 ms a frame on one core, 12 fps)."""
+        """The next frame's particle steps, here and now."""
+        self._particles_moved(eng, *self._move_particles(eng, *self._particle_plan(eng)))
+
+    def _start_particles(self, eng: LiveEngine) -> None:
+        """The next frame's particle steps on the particle thread, beside the training chunk: both
+        are torch ops that release the GIL, so on two cores training keeps the time the particles
+        took from it (issue 12: 0.36 of the engine's one core at 10k particles). The steps read the
+        weights the trainer updates in place; a frame's particles may mix two adjacent steps' weights."""
+        plan = self._particle_plan(eng)
+        self.state.advanced = True
+        if self._mover is None:
+            self._mover = ThreadPoolExecutor(1, thread_name_prefix="particles")
+        self._moving = (eng, self._mover.submit(self._move_particles, eng, *plan))
+
+    def _join_particles(self) -> None:
+        """Wait for the particle thread's steps and book them (its error, if any, is raised here)."""
+        if self._moving is None:
+            return
+        (eng, future), self._moving = self._moving, None
+        self._particles_moved(eng, *future.result())
+
+    def _particle_plan(self, eng: LiveEngine) -> tuple[int, int]:
+        """(particle-steps, steps per frame) that fit PARTICLE_BUDGET (PLAY_BUDGET when not training):
+        up to steps-per-frame whole steps, or, when not even one fits (100k particles: ~0.2 s a step on
+        one core), the next slice round-robin, so the frame clock never waits on the sampler and every
+        particle moves within ceil(n / slice) frames (measured: 10k x 5 steps took ~50 ms a frame on
+        one core, 12 fps)."""
         st = self.state
-        n = len(eng.particles)
         seconds = PARTICLE_BUDGET if st.training else PLAY_BUDGET
+        n = len(eng.particles)
         budget = n * st.steps_per_frame if self._particle_cost <= 0 else int(seconds / self._particle_cost)
         if self._particle_cost <= 0:  # no estimate yet (new chain or count): a small slice measures it
             budget = min(budget, FIRST_SLICE)
+        return budget, st.steps_per_frame
+
+    @staticmethod
+    def _move_particles(eng: LiveEngine, budget: int, steps: int) -> tuple[int, float]:
+        """Take the planned steps; (particle-steps taken, seconds). Touches the chain only."""
+        n = len(eng.particles)
         t0 = time.perf_counter()
-        moved, steps = 0, st.steps_per_frame
+        moved = 0
         if budget >= n and eng.chain.cursor:
             # A sweep a slice began (the first slice of a chain, which measures the cost): end it, so
             # whole steps follow. Left mid-sweep, a budget of n moved n round-robin from the same
@@ -554,7 +606,11 @@ class Engine:
             moved += steps * n
         elif not moved:
             moved = eng.advance_some(max(1, min(budget, n)))
-        per_particle = (time.perf_counter() - t0) / max(moved, 1)
+        return moved, time.perf_counter() - t0
+
+    def _particles_moved(self, eng: LiveEngine, moved: int, seconds: float) -> None:
+        st = self.state
+        per_particle = seconds / max(moved, 1)
         self._particle_cost = (per_particle if self._particle_cost <= 0
                                else 0.7 * self._particle_cost + 0.3 * per_particle)
         st.moved += moved

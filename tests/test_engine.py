@@ -6,6 +6,7 @@ caches), and `Engine` (typed commands in, typed events out) as its hosts drive i
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 
@@ -217,6 +218,49 @@ def test_engine_trains_to_its_target_and_reports_each_state(data):
     h.run_until(lambda: h.of(core.FrameReady)[-1].frame.step == 60)
     frame = h.of(core.FrameReady)[-1].frame
     assert frame.field is not None and len(frame.losses) == 60 and frame.elapsed > 0
+
+
+def test_particles_step_on_their_own_thread_beside_training_and_every_reader_waits_for_them(data):
+    """While training, a frame's particle steps run on the particle thread, overlapping the chunk
+    (issue 12: on one thread they took a third of the engine's time from training); a command
+    that touches the chain, a frame and the metrics come only after those steps ended."""
+    h = Driven()
+    h.send(core.SetEngine(core.EngineSpec(data, replace(SMALL, train=replace(SMALL.train, steps=100_000)),
+                                          SamplerConfig(name="annealed"), 200)), core.SetMetrics(True), core.Train())
+    eng = h.engine.engine
+    threads, overlapped, moving = set(), [], threading.Event()
+    advance, train = eng.advance, eng.train
+
+    def slow_advance(n: int) -> None:
+        threads.add(threading.current_thread().name)
+        moving.set()
+        time.sleep(0.01)  # long enough that the main thread's chunk runs meanwhile
+        advance(n)
+        moving.clear()
+
+    def watched_train(n: int) -> None:
+        overlapped.append(moving.is_set())
+        train(n)
+
+    eng.advance, eng.train = slow_advance, watched_train
+    h.run_until(lambda: len(h.of(core.FrameReady)) >= 8 and h.of(core.MetricsUpdated))
+    assert threads and all(name.startswith("particles") for name in threads)
+    assert any(overlapped), "no training chunk ran while the particles stepped"
+    before = eng.sampler_step
+    h.send(core.ResetParticles(50))  # joins the particle thread first: the chain is reset, not raced
+    assert h.engine._moving is None and len(eng.particles) == 50 and eng.sampler_step == 0 <= before
+    frame = h.engine.build_frame()
+    assert frame.particles.shape == (50, 2)
+    h.send(core.StopTraining())
+    h.engine.close()  # the thread ends with the engine
+    assert not any(t.name.startswith("particles") for t in threading.enumerate())
+
+
+def test_engine_steps_particles_inline_when_not_training(data):
+    h = Driven()
+    h.send(core.SetEngine(core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), 40)), core.Play())
+    h.run_until(lambda: len(h.of(core.FrameReady)) >= 3)
+    assert h.engine._mover is None  # nothing to overlap with: no second thread
 
 
 def test_engine_sends_no_frame_until_the_last_was_drawn(data):
