@@ -256,6 +256,29 @@ def test_particles_step_on_their_own_thread_beside_training_and_every_reader_wai
     assert not any(t.name.startswith("particles") for t in threading.enumerate())
 
 
+def test_one_costly_frame_does_not_slow_the_frame_clock_but_steadily_costly_frames_do(data):
+    """FRAME_BUDGET caps the share of the engine's time that frames take, on their mean cost: a
+    single 30 ms frame (a slow part's refresh) keeps the 30 Hz clock, frames that cost 30 ms
+    every time stretch it to 30 / FRAME_BUDGET ms."""
+    h = Driven()
+    h.send(core.SetEngine(core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), 40)))
+    build, costs = h.engine.build_frame, iter([0.0] * 5 + [0.03] + [0.0] * 3 + [0.03] * 30)
+
+    def timed_build():  # noqa: ANN202
+        time.sleep(next(costs))
+        return build()
+
+    h.engine.build_frame = timed_build
+    periods = []
+    for _ in range(39):
+        now = time.perf_counter()
+        h.engine._next_frame = now  # due now
+        h.engine._emit_frame(now)
+        periods.append(h.engine._next_frame - now)
+    assert max(periods[:9]) == pytest.approx(1 / core.MAX_FPS)
+    assert periods[-1] > 0.8 * 0.03 / core.FRAME_BUDGET
+
+
 def test_engine_steps_particles_inline_when_not_training(data):
     h = Driven()
     h.send(core.SetEngine(core.EngineSpec(data, SMALL, SamplerConfig(name="annealed"), 40)), core.Play())
