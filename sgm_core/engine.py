@@ -677,8 +677,8 @@ class Engine:
         frame = self.build_frame()
         cost = time.perf_counter() - t0
         # The budget is a share of the engine's time, so it holds for the mean cost: one costly
-        # frame (a 3D score error against the 5,000-point cloud, ~30 ms once a second) stretched
-        # the next period to 100 ms and held the 3D view to ~28 fps.
+        # frame (a slow part's refresh, e.g. an error map) must not stretch the next period (a
+        # 30 ms one once a second set it to ~100 ms and held the 3D view to ~28 fps).
         self._frame_cost = cost if self._frame_cost <= 0 else 0.8 * self._frame_cost + 0.2 * cost
         period = max(1.0 / self.max_fps, self._frame_cost / FRAME_BUDGET)
         # On a schedule, not "a period after this one": a frame that went out a little late does

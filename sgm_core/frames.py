@@ -2,7 +2,7 @@
 
 `FrameBuilder` turns a `LiveEngine` plus what the view asks for (`FrameRequest`) into one
 immutable `Frame`. The costly parts are cached: the field and the reference field until the model
-or the view changes, the heatmaps and the score error at most on a throttle sized by their own
+or the view changes, the heatmaps at most on a throttle sized by their own
 cost, so a frame clock at 30 Hz does not recompute a 64x64 error map 30 times a second.
 """
 
@@ -56,7 +56,7 @@ class FrameBuilder:
 
     def __init__(self) -> None:
         self._cache: dict[str, tuple[Any, Any]] = {}
-        self._slow = {"error": Throttle(SLOW_EVERY), "score": Throttle(1.0), "density": Throttle(0.2, 4.0),
+        self._slow = {"error": Throttle(SLOW_EVERY), "density": Throttle(0.2, 4.0),
                       "curl": Throttle(SLOW_EVERY), "field": Throttle(TRAINING_FIELD_EVERY, 1.0)}
 
     def clear(self) -> None:
@@ -114,7 +114,6 @@ class FrameBuilder:
                     changes["heatmap"] = self._slow_part("density", ident, now, lambda: eng.log_density(view))
                 elif request.heatmap == "curl":
                     changes["curl_map"] = self._slow_part("curl", ident, now, lambda: eng.curl_map(view))
-            changes["score_error"] = self._slow_part("score", ident, now, lambda: eng.score_error(view.sigma))
         return replace(base, **changes)
 
 
