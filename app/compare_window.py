@@ -320,10 +320,11 @@ class CompareWindow(EscapeCloses, QWidget):
         return np.ascontiguousarray(points[:, list(in_plane_axes(self.view_axis))])
 
     def _show_source(self, plot: Plot2D, flows: bool) -> None:
-        """A flow's source on its plot, in the main window's colour, where that run starts from it
-        (faint on the others: they start from N(0, I)); nothing without a source."""
-        source = None if self.source is None else self.shown_points(np.asarray(self.source.points, np.float32))
-        plot.set_source_points(source, faint=not flows)
+        """A flow's source on the plot of each run that starts from it (fm, ot-fm), in the main
+        window's colour; the other runs start from N(0, I) and draw none (drawn faint, a dense
+        source still read as opaque)."""
+        shown = self.source is not None and flows
+        plot.set_source_points(self.shown_points(np.asarray(self.source.points, np.float32)) if shown else None)
 
     def _on_axis_changed(self) -> None:
         self.worker.set_view_axis(self.view_axis)
@@ -334,8 +335,7 @@ class CompareWindow(EscapeCloses, QWidget):
             self._show_source(plot, flows)
             plot.getPlotItem().setLabel("bottom", u)
             plot.getPlotItem().setLabel("left", v)
-        if self.plots:
-            self.plots[0].fit_to(shown)
+        self._fit(shown)
 
     # -- selection --------------------------------------------------------------------------
     def checked(self) -> list[str]:
@@ -501,7 +501,10 @@ class CompareWindow(EscapeCloses, QWidget):
             plot.set_points(self.shown_points())
             self._show_source(plot, self._flows[i])
             plot.set_layers(data=True, field=True, true_field=False, particles=True, trails=False, heatmap="off")
-            plot.set_legend_visible(i == 0)  # one legend says it for all: the plots draw alike
+            # one legend says it for all, and a second on the first plot that draws the source
+            # when the first does not (its legend has no Source row)
+            first_source = self.source is not None and self._flows[i] and not any(self._flows[:i])
+            plot.set_legend_visible(i == 0 or (first_source and not self._flows[0]))
             plot.getPlotItem().setTitle(self._title_html(i, label, ""), size="9pt")
             # data units on every plot (the same axes on each, so the linked, aspect-locked views keep
             # one size and one scale), cached as pixmaps (cache_axes): repainting tick text every
@@ -511,15 +514,27 @@ class CompareWindow(EscapeCloses, QWidget):
             pi.setLabel("left", v)
             pi.setLabel("bottom", u)
             cache_axes(pi)
-            if self.plots:
-                plot.setXLink(self.plots[0])
-                plot.setYLink(self.plots[0])
+            plot.getViewBox().sigRangeChangedManually.connect(lambda *_, leader=plot: self._follow(leader))
             self.plots.append(plot)
             self.grid.addWidget(plot, i // cols, i % cols)
         if self.plots:
-            self.plots[0].fit_to(self.shown_points())
+            self._fit(self.shown_points())
             self.plots[0].sigRangeChanged.connect(lambda *_: self._bounds_timer.start())
         self._reset_curves("")
+
+    def _fit(self, points: np.ndarray) -> None:
+        for plot in self.plots:
+            plot.fit_to(points)
+
+    def _follow(self, leader: Plot2D) -> None:
+        """The user panned or zoomed one plot: the others show the same rectangle. Not pyqtgraph's
+        X + Y links: between aspect-locked views whose heights differ by a pixel (the loss plots
+        appearing below them), each link's aspect fix widened the other view, and the plots
+        zoomed out to ~3x the data within a second of the first frame."""
+        rect = leader.getViewBox().viewRect()
+        for plot in self.plots:
+            if plot is not leader:
+                plot.getViewBox().setRange(rect, padding=0)
 
     # -- drawing ----------------------------------------------------------------------------
     def _color(self, i: int) -> tuple[int, int, int]:
