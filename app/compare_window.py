@@ -40,7 +40,7 @@ from sgm_core.config import RunConfig, SamplerConfig
 from sgm_core.datasets import Dataset
 from sgm_core.errors import DataError
 from sgm_core.live import default_bounds
-from sgm_core.losses import LOSSES
+from sgm_core.losses import LOSSES, field_shows
 from sgm_core.progress import RunClock
 from sgm_core.samplers import SAMPLERS
 
@@ -436,8 +436,7 @@ class CompareWindow(EscapeCloses, QWidget):
                 self.main_model.fetch(self._on_main_model, self._on_main_model_failed)
                 return
             spec = self.spec()
-            self._build_plots([entry.label for entry in spec.entries],
-                              [flows_from_source(entry.config) for entry in spec.entries])
+            self._build_plots(spec.entries)
             self.worker.setup(spec)
             self._built = key
         self.worker.run()
@@ -487,27 +486,32 @@ class CompareWindow(EscapeCloses, QWidget):
         self.stop_button.setEnabled(running)
         self.again_button.setEnabled(self.phase in ("sampling", "done") and not running)
 
-    def _build_plots(self, labels: list[str], flows: list[bool] | None = None) -> None:
-        """One plot per entry; `flows[i]`: entry i's run transports the window's source."""
+    def _build_plots(self, entries: tuple[CompareEntry, ...]) -> None:
+        """One plot per entry, its legend naming what that run's arrows and particles are."""
         for plot in self.plots:
             self.grid.removeWidget(plot)
             plot.deleteLater()
-        self.plots, self._labels = [], list(labels)
-        self._flows = list(flows) if flows is not None else [False] * len(labels)
+        labels = [entry.label for entry in entries]
+        self.plots, self._labels = [], labels
+        self._flows = [flows_from_source(entry.config) for entry in entries]
         rows, cols = GRID_SHAPES.get(len(labels), (2, (len(labels) + 1) // 2))
-        for i, label in enumerate(labels):
+        kinds: set[tuple[str, bool]] = set()
+        for i, (label, entry) in enumerate(zip(labels, entries, strict=True)):
             plot = Plot2D()
-            plot.setToolTip(f"{label}: particles (orange) and the learned score field; the views pan and zoom together")
+            shows = field_shows(entry.config)
+            plot.set_legend_names(shows, "Particles")  # the title names the run and its sampler
+            plot.setToolTip(f"{label}: particles (orange) and the learned {shows}; the views pan and zoom together")
             plot.set_points(self.shown_points())
             self._show_source(plot, self._flows[i])
             plot.set_layers(data=True, field=True, true_field=False, particles=True, trails=False, heatmap="off")
-            # one legend says it for all, and a second on the first plot that draws the source
-            # when the first does not (its legend has no Source row)
-            first_source = self.source is not None and self._flows[i] and not any(self._flows[:i])
-            plot.set_legend_visible(i == 0 or (first_source and not self._flows[0]))
+            # a legend on the first plot of each kind (what the arrows are, whether the source is drawn):
+            # the plots after it draw alike
+            kind = (shows, self.source is not None and self._flows[i])
+            plot.set_legend_visible(kind not in kinds)
+            kinds.add(kind)
             plot.getPlotItem().setTitle(self._title_html(i, label, ""), size="9pt")
-            # data units on every plot (the same axes on each, so the linked, aspect-locked views keep
-            # one size and one scale), cached as pixmaps (cache_axes): repainting tick text every
+            # data units on every plot (the same axes on each, so the aspect-locked views that follow
+            # each other keep one size and one scale), cached as pixmaps (cache_axes): repainting tick text every
             # frame was ~60% of the paint, measured offscreen
             pi = plot.getPlotItem()
             u, v = (AXIS_NAMES[a] for a in (in_plane_axes(self.view_axis) if self.points.shape[1] == 3 else (0, 1)))

@@ -379,6 +379,8 @@ def test_compared_flows_draw_the_source_they_start_from(qtbot, data):
     fm, dsm = plots["fm"], plots["dsm"]
     np.testing.assert_allclose(fm._source_points, source.points, atol=1e-6)
     assert fm._source_item.isVisible() and not dsm._source_item.isVisible() and len(dsm._source_points) == 0
-    assert fm._legend_on and dsm._legend_on  # dsm's plot comes first: both have a legend
-    assert any("Source" in str(row) for row in fm.legend_rows())
+    assert fm._legend_on and dsm._legend_on  # a legend each: they draw different fields, only fm's the source
+    fm_rows, dsm_rows = (" ".join(str(row) for row in p.legend_rows()) for p in (fm, dsm))
+    assert "Source" in fm_rows and "Source" not in dsm_rows
+    assert fm._shows.startswith("flow") and dsm._shows.startswith("score")  # what each plot's arrows are
     w.close()
