@@ -302,6 +302,11 @@ class FrameDrawn:
     """The GUI drew the last frame: the next one may be sent."""
 
 
+# Commands that touch no particle: they need not wait for the particle thread (FrameDrawn comes
+# every frame, a few ms after it went out, while the next frame's particle steps still run).
+CHAIN_FREE = (FrameDrawn,)
+
+
 # -- events (engine -> host) ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class FrameReady:
@@ -448,7 +453,8 @@ class Engine:
     # -- the host's calls ---------------------------------------------------------------------
     def handle(self, commands: list[object]) -> None:
         """Apply a batch of commands, oldest first; of several rebuilds only the newest runs."""
-        self._join_particles()  # a command may touch the chain: the particle thread ends its steps first
+        if not all(isinstance(c, CHAIN_FREE) for c in commands):
+            self._join_particles()  # a command may touch the chain: the particle thread ends its steps first
         last_build = max((i for i, c in enumerate(commands) if isinstance(c, SetEngine)), default=-1)
         for i, command in enumerate(commands):
             if isinstance(command, SetEngine) and i != last_build:

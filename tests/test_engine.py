@@ -246,6 +246,9 @@ def test_particles_step_on_their_own_thread_beside_training_and_every_reader_wai
     h.run_until(lambda: len(h.of(core.FrameReady)) >= 8 and h.of(core.MetricsUpdated))
     assert threads and all(name.startswith("particles") for name in threads)
     assert any(overlapped), "no training chunk ran while the particles stepped"
+    h.run_until(lambda: h.engine._moving is not None, ack=False)
+    h.send(core.FrameDrawn())  # touches no particle: the particle steps go on beside training
+    assert h.engine._moving is not None
     before = eng.sampler_step
     h.send(core.ResetParticles(50))  # joins the particle thread first: the chain is reset, not raced
     assert h.engine._moving is None and len(eng.particles) == 50 and eng.sampler_step == 0 <= before
