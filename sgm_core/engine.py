@@ -618,8 +618,7 @@ class Engine:
     def _particles_moved(self, eng: LiveEngine, moved: int, seconds: float) -> None:
         st = self.state
         per_particle = seconds / max(moved, 1)
-        self._particle_cost = (per_particle if self._particle_cost <= 0
-                               else 0.7 * self._particle_cost + 0.3 * per_particle)
+        self._particle_cost = _ema(self._particle_cost, per_particle, 0.7)
         st.moved += moved
         st.advanced = True
         following = st.training and st.follow_training  # the chain will restart: keep playing
@@ -660,7 +659,7 @@ class Engine:
         finally:
             dt = time.perf_counter() - t0
         per_step = dt / n
-        self._step_time = per_step if self._step_time <= 0 else 0.7 * self._step_time + 0.3 * per_step
+        self._step_time = _ema(self._step_time, per_step, 0.7)
         if eng.trainer.step >= st.target:
             st.training = False
             self._checkpoint(eng)
@@ -685,7 +684,7 @@ class Engine:
         # The budget is a share of the engine's time, so it holds for the mean cost: one costly
         # frame (a slow part's refresh, e.g. an error map) must not stretch the next period (a
         # 30 ms one once a second set it to ~100 ms and held the 3D view to ~28 fps).
-        self._frame_cost = cost if self._frame_cost <= 0 else 0.8 * self._frame_cost + 0.2 * cost
+        self._frame_cost = _ema(self._frame_cost, cost, 0.8)
         period = max(1.0 / self.max_fps, self._frame_cost / FRAME_BUDGET)
         # On a schedule, not "a period after this one": a frame that went out a little late does
         # not push every later frame back (that alone held 30 fps to ~28).
@@ -1068,6 +1067,12 @@ class Engine:
                 updated.append("samples")
         if updated:  # train_target: the score-error axis spans the whole run
             self.emit(MetricsUpdated({**m, "train_target": self.state.target, "updated": tuple(updated)}))
+
+
+def _ema(mean: float, value: float, keep: float) -> float:
+    """An exponential moving average of the engine's timings; a mean of 0 (none yet, or reset
+    when what it times changed) starts from `value`."""
+    return value if mean <= 0 else keep * mean + (1 - keep) * value
 
 
 def _score_errors(eng: LiveEngine, sigmas: list[float]) -> Any:
