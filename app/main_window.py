@@ -709,10 +709,6 @@ class MainWindow(QMainWindow):
         """Send a pending (debounced) sync now, so the next command reaches the engine it is for."""
         self.engine_sync.flush_rebuild()
 
-    def trained_steps(self) -> int:
-        """Training steps the engine's model holds (0: nothing to lose)."""
-        return self.engine_sync.trained_steps()
-
     def _on_config_changed(self) -> None:
         self._note_sigma_max()
         self.engine_sync.on_config_changed()  # a rebuild, or the sampler and particles live
