@@ -71,7 +71,7 @@ def run_config(data: str, *, loss: str = "ncsn", steps: int | None = None, seed:
                width: int | None = None, depth: int | None = None, sigma_min: float | None = None,
                sigma_max: float | None = None, n_levels: int | None = None, sigma: float | None = None,
                ema: float | None = None, timesteps: int | None = None, schedule: str | None = None,
-               source: str | None = None, dataset: Callable[[], Dataset] | None = None,
+               t_sampling: str | None = None, source: str | None = None, dataset: Callable[[], Dataset] | None = None,
                cfg_dropout: float | None = None, classes: tuple[str, ...] | None = None) -> RunConfig:
     """The RunConfig of these settings (None keeps the config's default); the configs check every
     value, so a bad one is a ConfigError naming it. `train`, `sgm train` and the sweep specs share it.
@@ -87,7 +87,7 @@ def run_config(data: str, *, loss: str = "ncsn", steps: int | None = None, seed:
         data=data,
         model=ModelConfig(**given(kind=model, width=width, depth=depth, classes=classes)),
         noise=NoiseConfig(**given(sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels, sigma=sigma,
-                                  timesteps=timesteps, schedule=schedule)),
+                                  timesteps=timesteps, schedule=schedule, t_sampling=t_sampling)),
         loss=LossConfig(**given(name=loss, source=source)),
         train=TrainConfig(**given(steps=steps, batch=batch, lr=lr, ema=ema, seed=seed, device=device,
                                   cfg_dropout=cfg_dropout)))
@@ -102,8 +102,8 @@ def train(data: DataLike, *, loss: str = "ncsn", steps: int | None = None, seed:
           lr: float | None = None, device: str = "auto", model: str = "score", width: int | None = None,
           depth: int | None = None, sigma_min: float | None = None, sigma_max: float | None = None,
           n_levels: int | None = None, sigma: float | None = None, ema: float | None = None,
-          timesteps: int | None = None, schedule: str | None = None, source: str | None = None,
-          progress: bool = True, conditional: bool = False, cfg_dropout: float | None = None) -> Run:
+          timesteps: int | None = None, schedule: str | None = None, t_sampling: str | None = None,
+          source: str | None = None, progress: bool = True, conditional: bool = False, cfg_dropout: float | None = None) -> Run:
     """Train a score model on `data`: a preset name (see `sgm datasets`), a data file
     (.npy/.csv/.png/.jpg/.ply/.xyz), or an (N, 2) / (N, 3) array in data coordinates.
 
@@ -121,8 +121,8 @@ def train(data: DataLike, *, loss: str = "ncsn", steps: int | None = None, seed:
     load_data = cache(lambda: _dataset(data, seed))  # read once, after the settings are checked
     config = run_config(data_name, loss=loss, steps=steps, seed=seed, batch=batch, lr=lr, device=device, model=model,
                         width=width, depth=depth, sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels,
-                        sigma=sigma, ema=ema, timesteps=timesteps, schedule=schedule, source=source,
-                        dataset=load_data, cfg_dropout=cfg_dropout)  # settings first: a typo fails before a file is read
+                        sigma=sigma, ema=ema, timesteps=timesteps, schedule=schedule, t_sampling=t_sampling,
+                        source=source, dataset=load_data, cfg_dropout=cfg_dropout)  # settings first: a typo fails before a file is read
     dataset = load_data()
     if conditional:
         if not dataset.labelled:

@@ -44,6 +44,7 @@ TRAIN_FLAGS = {
     "model": ("model", "kind"), "width": ("model", "width"), "depth": ("model", "depth"),
     "sigma_min": ("noise", "sigma_min"), "sigma_max": ("noise", "sigma_max"), "levels": ("noise", "n_levels"),
     "sigma": ("noise", "sigma"), "timesteps": ("noise", "timesteps"), "schedule": ("noise", "schedule"),
+    "t_sampling": ("noise", "t_sampling"),
     "loss": ("loss", "name"), "source": ("loss", "source"),
     "steps": ("train", "steps"), "batch": ("train", "batch"), "lr": ("train", "lr"), "ema": ("train", "ema"),
     "seed": ("train", "seed"), "device": ("train", "device"), "cfg_dropout": ("train", "cfg_dropout"),
@@ -146,7 +147,7 @@ def _class_request(args: argparse.Namespace) -> tuple[str | None, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import BETA_SCHEDULES
+    from .config import BETA_SCHEDULES, TIME_SAMPLINGS
     from .losses import LOSSES
     from .samplers import SAMPLERS
 
@@ -185,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--sigma", type=float, default=None, help="the one noise level of dsm / dsm-eps (default 0.1)")
     train.add_argument("--timesteps", type=int, default=None, help="ddpm: steps T of the discrete chain (default 1000)")
     train.add_argument("--schedule", default=None, choices=list(BETA_SCHEDULES), help="ddpm: the beta schedule (default linear)")
+    train.add_argument("--t-sampling", default=None, choices=list(TIME_SAMPLINGS),
+                       help="fm / ot-fm: training times uniform (default) or logit-normal (Esser et al. 2024)")
     train.add_argument("--conditional", action="store_true",
                        help="a class-conditional net s(x, σ, c) with a learned null class, for classifier-free "
                             "guidance; DATA must carry labels (a label/class column, .npz labels, a *-labelled preset)")

@@ -30,6 +30,9 @@ MAX_SNR = 100.0  # PC corrector signal-to-noise ratio (0.16 is the image default
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit seed
 MAX_TIMESTEPS = 100_000  # DDPM chain length (1000 is the paper's)
 BETA_SCHEDULES = ("linear", "cosine")
+# fm / ot-fm training times: uniform (Lipman et al. 2023) | logit-normal, t = sigmoid(z), z ~ N(0, 1)
+# (Esser et al. 2024, sec. 3.1: more weight on the middle of the path, where the velocity is hardest)
+TIME_SAMPLINGS = ("uniform", "logit-normal")
 
 
 def whole_number(value: object, label: str, lo: int, hi: int) -> int:
@@ -191,6 +194,7 @@ class NoiseConfig:
     beta_max: float = 20.0  # VP-SDE beta(1)
     timesteps: int = 1000  # DDPM's T: steps of the discrete chain (Ho et al. 2020)
     schedule: str = "linear"  # DDPM's beta schedule: linear (Ho et al. 2020) | cosine (Nichol & Dhariwal 2021)
+    t_sampling: str = "uniform"  # fm / ot-fm training times: uniform | logit-normal (Esser et al. 2024)
 
     def __post_init__(self) -> None:
         for name in ("sigma_min", "sigma_max", "sigma"):
@@ -200,6 +204,7 @@ class NoiseConfig:
             checked_float(self, name, *BETA_BOUNDS)
         checked_int(self, "timesteps", 1, MAX_TIMESTEPS)
         checked_choice(self, "schedule", BETA_SCHEDULES)
+        checked_choice(self, "t_sampling", TIME_SAMPLINGS)
         if not self.sigma_min < self.sigma_max:
             raise ConfigError("need 0 < sigma_min < sigma_max")
         if not self.beta_min < self.beta_max:

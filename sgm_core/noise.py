@@ -397,8 +397,9 @@ class LinearInterpolant(Process):
 
     eps: float = 1e-3  # t = 0 is clean data: the net's std never reaches 0
     T: float = 0.99  # t = 1 is pure noise: coef = 1 - t stays positive (the loss weighs |eps error|^2 by 1/coef^2)
+    t_sampling: str = "uniform"  # NoiseConfig.t_sampling: how training draws t
     kind: ClassVar[str] = "linear"
-    settings: ClassVar[tuple[str, ...]] = ()
+    settings: ClassVar[tuple[str, ...]] = ("t_sampling",)
     transports: ClassVar[bool] = True  # x_1 may come from any source distribution (torchcfm's 8gaussians -> moons)
     # A flow between two distributions: the standardised points of LossConfig.source replace N(0, I)
     # at t = 1 (losses.bound_process puts them here). None: the Gaussian prior.
@@ -418,6 +419,15 @@ class LinearInterpolant(Process):
 
     def marginal(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return 1 - t, t
+
+    def sample_t(self, n: int, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Training times in (eps, T): uniform (Lipman et al. 2023), or logit-normal, t = sigmoid(z)
+        with z ~ N(0, 1) rescaled to (eps, T) (Esser et al. 2024, eq. 19), which spends the batch
+        on the middle of the path, where x_t is most ambiguous, and few draws near either end."""
+        if self.t_sampling == "uniform":
+            return super().sample_t(n, like, generator)
+        z = torch.randn(n, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
+        return self.eps + (self.T - self.eps) * torch.sigmoid(z)
 
     def coef_of_std(self, std: torch.Tensor) -> torch.Tensor:
         return 1 - torch.as_tensor(std, dtype=torch.float64).clamp(0.0, self.T)
@@ -442,7 +452,7 @@ class LinearInterpolant(Process):
 
     @classmethod
     def from_noise(cls, noise: NoiseConfig) -> LinearInterpolant:
-        return cls()
+        return cls(t_sampling=noise.t_sampling)
 
 
 COSINE_OFFSET = 0.008  # s of Nichol & Dhariwal's cosine schedule: beta_1 is not vanishingly small

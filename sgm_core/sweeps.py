@@ -58,7 +58,7 @@ def _key(kind: type, help: str, sweepable: bool = True) -> KeySpec:
 
 # One place for what a spec may say. The train keys are `api.train`'s keywords (a test keeps them equal).
 TRAIN_KEYS = ("data", "loss", "steps", "seed", "batch", "lr", "device", "model", "width", "depth", "sigma_min",
-              "sigma_max", "n_levels", "sigma", "ema", "timesteps", "schedule", "source", "conditional", "cfg_dropout")
+              "sigma_max", "n_levels", "sigma", "ema", "timesteps", "schedule", "t_sampling", "source", "conditional", "cfg_dropout")
 SPEC_KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "data": _key(str, "a preset name or a data file (relative to the working directory)"),
     "loss": _key(str, "the loss (sgm train --loss)"),
@@ -77,6 +77,7 @@ SPEC_KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "ema": _key(float, "EMA decay of the sampling weights"),
     "timesteps": _key(int, "ddpm: steps T of the discrete chain"),
     "schedule": _key(str, "ddpm: the beta schedule, linear or cosine"),
+    "t_sampling": _key(str, "fm / ot-fm: training times uniform or logit-normal"),
     "source": _key(str, "fm / ot-fm: a preset or data file to flow from instead of Gaussian noise"),
     "conditional": _key(bool, "a class-conditional net on labelled data (sgm train --conditional)"),
     "cfg_dropout": _key(float, "--conditional: probability a label is dropped to the null class"),

@@ -220,6 +220,9 @@ def test_run_config_takes_the_ddpm_and_source_settings() -> None:
         api.run_config("8gaussians", loss="ncsn", source="moons")
     with pytest.raises(ConfigError, match="schedule"):
         api.run_config("8gaussians", schedule="quadratic")
+    assert api.run_config("8gaussians", loss="fm", t_sampling="logit-normal").noise.t_sampling == "logit-normal"
+    with pytest.raises(ConfigError, match="t_sampling"):
+        api.run_config("8gaussians", t_sampling="beta")
 def test_default_sigma_max_comes_from_the_data_never_below_3():
     """NCSNv2 technique 1 in the one place a run's default σ_max is chosen: mixture-unequal's
     standardised diameter (4.96) is above the fixed 3; a given σ_max is kept."""

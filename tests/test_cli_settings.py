@@ -40,12 +40,13 @@ def test_every_flag_reaches_its_field(tmp_path, capsys) -> None:
     code, _, err = run_cli(["train", "8gaussians", "--out", run, "--steps", "20", "--batch", "32", "--width", "12",
                             "--depth", "2", "--ema", "0.9", "--lr", "1e-3", "--sigma-min", "0.02", "--sigma-max", "4",
                             "--levels", "5", "--sigma", "0.2", "--timesteps", "100", "--schedule", "cosine",
+                            "--t-sampling", "logit-normal",
                             "--model", "energy", "--seed", "3", "--device", "cpu"], capsys)
     assert code == 0, err
     c = saved_config(run)
     assert (c.model.kind, c.model.width, c.model.depth) == ("energy", 12, 2)
     assert (c.noise.sigma_min, c.noise.sigma_max, c.noise.n_levels, c.noise.sigma) == (0.02, 4.0, 5, 0.2)
-    assert (c.noise.timesteps, c.noise.schedule) == (100, "cosine")
+    assert (c.noise.timesteps, c.noise.schedule, c.noise.t_sampling) == (100, "cosine", "logit-normal")
     assert (c.train.steps, c.train.batch, c.train.lr, c.train.ema, c.train.seed) == (20, 32, 1e-3, 0.9, 3)
 
 
@@ -93,6 +94,7 @@ BAD_SETTINGS = {
     "one level": (["--levels", "1"], "n_levels"),
     "zero timesteps": (["--timesteps", "0"], "timesteps"),
     "unknown schedule": (["--schedule", "quadratic"], "--schedule"),
+    "unknown time sampling": (["--t-sampling", "beta"], "--t-sampling"),
     "source on ncsn": (["--source", "moons"], "--source needs --loss fm or ot-fm"),
     "missing config": (["--config", "nope.toml"], "nope.toml"),
     "config of another kind": (["--config", "CONFIG.yaml"], ".toml or .json"),

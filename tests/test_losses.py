@@ -94,7 +94,8 @@ def test_marginal_score_helper_matches_gmm(dim: int) -> None:
     torch.testing.assert_close(got, scaled.score(x, 0.4), rtol=FLOAT64_TOL, atol=FLOAT64_TOL)
 
 
-def per_sample_theta_grads(name: str, dim: int, theta: float, seed: int) -> torch.Tensor:
+def per_sample_theta_grads(name: str, dim: int, theta: float, seed: int,
+                           noise: NoiseConfig = NoiseConfig()) -> torch.Tensor:
     """Per-sample d loss_i / d(a, b) at a = theta, b = theta * 1: rows (N, 1 + D).
 
     Each row owns a copy of (a, b); since loss_i only sees row i, the gradient of the summed loss
@@ -106,7 +107,7 @@ def per_sample_theta_grads(name: str, dim: int, theta: float, seed: int) -> torc
     b = torch.full((N_GRAD, dim), theta, dtype=torch.float64, requires_grad=True)
     truth = true_score_for(name, gmm)
     spec = loss_spec(name)
-    output = spec.parameterisation(NoiseConfig())
+    output = spec.parameterisation(noise)
 
     def score_fn(xx: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if output is SCORE or not spec.conditional:
@@ -114,7 +115,7 @@ def per_sample_theta_grads(name: str, dim: int, theta: float, seed: int) -> torc
         # the net's own output (velocity, noise, preconditioned denoiser) is what is perturbed
         return output.to_score(output.from_score(truth(xx, sigma), xx, sigma) + a * xx + b, xx, sigma)
 
-    loss_fn = make_loss(LossConfig(name=name), NoiseConfig())
+    loss_fn = make_loss(LossConfig(name=name), noise)
     losses = loss_fn(score_fn, x, torch.Generator().manual_seed(seed + 1))
     assert losses.shape == (N_GRAD,)
     grad_a, grad_b = torch.autograd.grad(losses.sum(), (a, b))
@@ -137,6 +138,33 @@ def test_true_score_is_a_stationary_point_of_the_loss(name: str, dim: int) -> No
     perturbed = z_scores(per_sample_theta_grads(name, dim, PERTURBATION, seed=7 * dim))
     assert at_truth.abs().max() < N_SE_ZERO, f"gradient at the true score is {at_truth.tolist()} standard errors"
     assert perturbed.abs().max() > N_SE_SIGNAL, f"perturbed gradient only {perturbed.tolist()} standard errors"
+
+
+@pytest.mark.parametrize("dim", DIMS)
+def test_flow_matching_with_logit_normal_times_still_has_the_true_velocity_at_its_minimum(dim: int) -> None:
+    """Reweighting t (Esser et al. 2024) changes how much each time counts, not which field is
+    best at each t: the mixture path's exact velocity is still where the gradient vanishes."""
+    noise = NoiseConfig(t_sampling="logit-normal")
+    at_truth = z_scores(per_sample_theta_grads("fm", dim, 0.0, seed=11 * dim, noise=noise))
+    perturbed = z_scores(per_sample_theta_grads("fm", dim, PERTURBATION, seed=11 * dim, noise=noise))
+    assert at_truth.abs().max() < N_SE_ZERO, f"gradient at the true velocity is {at_truth.tolist()} standard errors"
+    assert perturbed.abs().max() > N_SE_SIGNAL, f"perturbed gradient only {perturbed.tolist()} standard errors"
+
+
+def test_logit_normal_times_are_a_standard_normal_through_the_logit() -> None:
+    """t = eps + (T - eps) sigmoid(z), z ~ N(0, 1): logit of the rescaled t has mean 0 and std 1,
+    half of the draws fall in the middle (sigmoid(+-0.674)), against 27 % for uniform t."""
+    like, n = torch.zeros(1, dtype=torch.float64), 200_000
+    ln = LinearInterpolant(t_sampling="logit-normal")
+    t = ln.sample_t(n, like, torch.Generator().manual_seed(0))
+    assert ((t > ln.eps) & (t < ln.T)).all()
+    z = torch.logit((t - ln.eps) / (ln.T - ln.eps))
+    assert abs(float(z.mean())) < 0.01 and abs(float(z.std()) - 1) < 0.01
+    lo, hi = ln.eps + (ln.T - ln.eps) * torch.sigmoid(torch.tensor([-0.6745, 0.6745], dtype=torch.float64))
+    uniform = LinearInterpolant().sample_t(n, like, torch.Generator().manual_seed(0))
+    middle = [float(((s > lo) & (s < hi)).double().mean()) for s in (t, uniform)]
+    assert middle[0] == pytest.approx(0.5, abs=0.01) and middle[1] == pytest.approx(float(hi - lo) / (ln.T - ln.eps), abs=0.01)
+    assert LinearInterpolant.from_noise(NoiseConfig(t_sampling="logit-normal")).t_sampling == "logit-normal"
 
 
 class RandomField(torch.nn.Module):

@@ -205,7 +205,7 @@ def test_every_sampler_runs_from_the_gui(qtbot, window, sampler):
 def test_noise_rows_follow_the_loss(window):
     panel = window.train_panel
     expected = {"none": set(), "single": {"sigma"}, "ladder": {"sigma_min", "sigma_max", "n_levels"},
-                "ve": {"sigma_min", "sigma_max"}, "vp": {"beta_min", "beta_max"}, "linear": set(),
+                "ve": {"sigma_min", "sigma_max"}, "vp": {"beta_min", "beta_max"}, "linear": {"t_sampling"},
                 "ddpm": {"timesteps", "schedule"}, "edm": set()}
     for name, spec in LOSSES.items():
         panel.loss_combo.setCurrentIndex(panel.loss_combo.findData(name))

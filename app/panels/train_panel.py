@@ -26,6 +26,9 @@ from . import SciSpinBox, action_button, int_box, tipped_combo
 
 SCHEDULES = {"linear": "β from 1e-4 to 0.02 at T = 1000 (Ho et al. 2020)",
              "cosine": "ᾱ(t) = cos² schedule (Nichol & Dhariwal 2021): less noise wasted at the end"}
+TIME_SAMPLINGS = {"uniform": "t ~ U(0, 1), as flow matching was introduced (Lipman et al. 2023)",
+                  "logit-normal": "t = sigmoid(z), z ~ N(0, 1): more training on the middle of the path "
+                                  "(Esser et al. 2024); on the 2D presets fewer steps to quality, measured"}
 MODEL_KINDS = {
     "score": "s_θ(x, σ) is the network output directly",
     "energy": "s_θ = −∇ₓE_θ(x, σ): a conservative field with a density you can plot",
@@ -91,6 +94,10 @@ class TrainPanel(QWidget):
         self.schedule_combo.setToolTip("DDPM's β schedule")
         self._rows["schedule"] = self.schedule_combo
         form.addRow("β schedule", self.schedule_combo)
+        self.t_sampling_combo = tipped_combo((name, name, text) for name, text in TIME_SAMPLINGS.items())
+        self.t_sampling_combo.setToolTip("How flow matching draws its training times t")
+        self._rows["t_sampling"] = self.t_sampling_combo
+        form.addRow("Training t", self.t_sampling_combo)
         self._form = form
 
         self.lr_box = SciSpinBox(1e-7, 1e7)
@@ -142,6 +149,7 @@ class TrainPanel(QWidget):
         self.loss_combo.currentIndexChanged.connect(self._commit)
         self.model_combo.currentIndexChanged.connect(self._commit)
         self.schedule_combo.currentIndexChanged.connect(self._commit)
+        self.t_sampling_combo.currentIndexChanged.connect(self._commit)
         for box in (*self.noise_boxes.values(), self.lr_box, self.batch_box, self.steps_box, self.width_box,
                     self.depth_box, self.seed_box):
             box.valueChanged.connect(self._commit)
@@ -149,15 +157,15 @@ class TrainPanel(QWidget):
     # -- session -> widgets -----------------------------------------------------------------
     def _sync(self) -> None:
         cfg = self.session.run_config
-        widgets = [self.loss_combo, self.model_combo, self.schedule_combo, *self.noise_boxes.values(), self.lr_box,
-                   self.batch_box,
-                   self.steps_box, self.width_box, self.depth_box, self.seed_box]
+        widgets = [self.loss_combo, self.model_combo, self.schedule_combo, self.t_sampling_combo,
+                   *self.noise_boxes.values(), self.lr_box, self.batch_box, self.steps_box, self.width_box, self.depth_box, self.seed_box]
         blockers = [QSignalBlocker(w) for w in widgets]
         self.loss_combo.setCurrentIndex(self.loss_combo.findData(cfg.loss.name))
         self.model_combo.setCurrentIndex(self.model_combo.findData(cfg.model.kind))
         for key, box in self.noise_boxes.items():
             box.setValue(getattr(cfg.noise, key))
         self.schedule_combo.setCurrentIndex(self.schedule_combo.findData(cfg.noise.schedule))
+        self.t_sampling_combo.setCurrentIndex(self.t_sampling_combo.findData(cfg.noise.t_sampling))
         self.lr_box.setValue(cfg.train.lr)
         self.batch_box.setValue(cfg.train.batch)
         self.steps_box.setValue(cfg.train.steps)
@@ -180,7 +188,7 @@ class TrainPanel(QWidget):
         """The RunConfig the widgets show (ConfigError when a combination is invalid)."""
         cfg = self.session.run_config
         noise = replace(cfg.noise, **{k: b.value() for k, b in self.noise_boxes.items()},
-                        schedule=self.schedule_combo.currentData())
+                        schedule=self.schedule_combo.currentData(), t_sampling=self.t_sampling_combo.currentData())
         return replace(
             cfg,
             loss=replace(cfg.loss, name=self.loss_combo.currentData()),
