@@ -160,7 +160,7 @@ def test_frames_are_paced_while_training(qtbot, worker, dataset):
     fps = (len(h.frames) - n0) / (time.perf_counter() - t0)
     worker.stop_training()
     wait(qtbot, lambda: h.stops == 1)
-    assert fps <= 40  # the 30 Hz clock, with slack for timer jitter
+    assert fps <= engine_module.MAX_FPS * 4 / 3  # the engine's frame clock, with slack for timer jitter
     steps = [f.step for f in h.frames]
     assert steps == sorted(steps)
 
