@@ -122,7 +122,8 @@ def train(data: DataLike, *, loss: str = "ncsn", steps: int | None = None, seed:
     config = run_config(data_name, loss=loss, steps=steps, seed=seed, batch=batch, lr=lr, device=device, model=model,
                         width=width, depth=depth, sigma_min=sigma_min, sigma_max=sigma_max, n_levels=n_levels,
                         sigma=sigma, ema=ema, timesteps=timesteps, schedule=schedule, t_sampling=t_sampling,
-                        source=source, dataset=load_data, cfg_dropout=cfg_dropout)  # settings first: a typo fails before a file is read
+                        source=source, dataset=load_data,
+                        cfg_dropout=cfg_dropout)  # settings first: a typo fails before a file is read
     dataset = load_data()
     if conditional:
         if not dataset.labelled:

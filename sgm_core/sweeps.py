@@ -58,7 +58,8 @@ def _key(kind: type, help: str, sweepable: bool = True) -> KeySpec:
 
 # One place for what a spec may say. The train keys are `api.train`'s keywords (a test keeps them equal).
 TRAIN_KEYS = ("data", "loss", "steps", "seed", "batch", "lr", "device", "model", "width", "depth", "sigma_min",
-              "sigma_max", "n_levels", "sigma", "ema", "timesteps", "schedule", "t_sampling", "source", "conditional", "cfg_dropout")
+              "sigma_max", "n_levels", "sigma", "ema", "timesteps", "schedule", "t_sampling", "source", "conditional",
+              "cfg_dropout")
 SPEC_KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "data": _key(str, "a preset name or a data file (relative to the working directory)"),
     "loss": _key(str, "the loss (sgm train --loss)"),

@@ -95,7 +95,7 @@ def test_marginal_score_helper_matches_gmm(dim: int) -> None:
 
 
 def per_sample_theta_grads(name: str, dim: int, theta: float, seed: int,
-                           noise: NoiseConfig = NoiseConfig()) -> torch.Tensor:
+                           noise: NoiseConfig | None = None) -> torch.Tensor:
     """Per-sample d loss_i / d(a, b) at a = theta, b = theta * 1: rows (N, 1 + D).
 
     Each row owns a copy of (a, b); since loss_i only sees row i, the gradient of the summed loss
@@ -107,6 +107,7 @@ def per_sample_theta_grads(name: str, dim: int, theta: float, seed: int,
     b = torch.full((N_GRAD, dim), theta, dtype=torch.float64, requires_grad=True)
     truth = true_score_for(name, gmm)
     spec = loss_spec(name)
+    noise = noise or NoiseConfig()
     output = spec.parameterisation(noise)
 
     def score_fn(xx: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

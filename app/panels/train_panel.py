@@ -158,7 +158,8 @@ class TrainPanel(QWidget):
     def _sync(self) -> None:
         cfg = self.session.run_config
         widgets = [self.loss_combo, self.model_combo, self.schedule_combo, self.t_sampling_combo,
-                   *self.noise_boxes.values(), self.lr_box, self.batch_box, self.steps_box, self.width_box, self.depth_box, self.seed_box]
+                   *self.noise_boxes.values(), self.lr_box, self.batch_box, self.steps_box, self.width_box,
+                   self.depth_box, self.seed_box]
         blockers = [QSignalBlocker(w) for w in widgets]
         self.loss_combo.setCurrentIndex(self.loss_combo.findData(cfg.loss.name))
         self.model_combo.setCurrentIndex(self.model_combo.findData(cfg.model.kind))
