@@ -30,8 +30,6 @@ from sgm_core.frame_shm import FrameReader
 
 from .engine_commands import EngineCommands
 
-KILL_AFTER_S = 0.5  # a child that has not ended this long after Shutdown + timeout is terminated
-
 
 class ProcessHost(QObject):
     """A spawned child that runs one task loop (`sgm_core.engine_process.serve`): its pipe, its
@@ -82,10 +80,7 @@ class ProcessHost(QObject):
         self._closing = True
         self.send(Shutdown())
         proc.join(timeout)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(KILL_AFTER_S)
-        if proc.is_alive():
+        if proc.is_alive():  # busy past the timeout; SIGTERM would not do (the child ignores it)
             proc.kill()
             proc.join()
         self._detach(unlink=True)

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import MainWindow
 
 NO_DISPLAY_MESSAGE = ("sgm-playground: no display found; use the `sgm` CLI for headless work "
                       "(or set QT_QPA_PLATFORM=offscreen)")
@@ -75,7 +83,58 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(data=args.data, device=device)
     window.show()
     splash.finish(window)
-    return int(app.exec())
+    return run_window(app, window)
+
+
+def run_window(app: QApplication, window: MainWindow) -> int:
+    """Run the event loop until the window closes; the exit code (128 + the signal's number when
+    a signal ended it, as shells report it, with one line on stderr saying what became of the work)."""
+    received = end_on_signals(window)
+    code = int(app.exec())
+    if not received:
+        return code
+    kept = window.recovery.path.exists()
+    print(f"sgm-playground: ended by {signal.Signals(received[0]).name}; "
+          + ("the unsaved work was written aside and is offered when the playground next opens" if kept
+             else "there was no unsaved work"), file=sys.stderr)
+    return 128 + received[0]  # as shells report a death by that signal
+
+
+def end_on_signals(window: MainWindow) -> list[int]:
+    """SIGINT (Ctrl+C), SIGTERM and SIGHUP end the window as Quit does, but unsaved work is written
+    aside for recovery instead of asked about (`MainWindow.end_by_signal`). Returns the list the
+    signals received are appended to.
+
+    Qt's event loop runs in C++, where Python's handlers wait for the next Python bytecode, which
+    an idle window may not run for a long time: the signal also writes a byte to a socket that a
+    QSocketNotifier watches (`signal.set_wakeup_fd`), so the window answers at once."""
+    from PySide6.QtCore import QSocketNotifier
+
+    received: list[int] = []
+    ours, theirs = socket.socketpair()
+    for end in (ours, theirs):
+        end.setblocking(False)
+    signal.set_wakeup_fd(theirs.fileno())
+
+    def record(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):  # no SIGHUP on Windows
+            signal.signal(getattr(signal, name), record)
+    notifier = QSocketNotifier(ours.fileno(), QSocketNotifier.Type.Read, window)
+
+    def wake() -> None:
+        try:
+            ours.recv(64)
+        except OSError:
+            pass
+        if received:
+            window.end_by_signal()
+
+    notifier.activated.connect(wake)
+    window.signal_wakeup = (ours, theirs, notifier)  # kept alive with the window
+    return received
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ from .panels.sampler_panel import SamplerPanel
 from .panels.train_panel import TrainPanel
 from .panels.view_panel import ViewPanel
 from .progress import MessageRoom, ProgressStatus, sampler_step_text
+from .recovery import Recovery, RecoveryBar
 from .session import DataState, ParticleOptions, Session, ViewOptions
 from .session_io import SESSION_SUFFIX, GuiSettings, SessionFiles, WindowView
 from .source_layer import SourceController
@@ -69,6 +70,7 @@ from .workers import EngineWorker, LoadedData, WorkerState
 ORGANIZATION, APPLICATION = "ScoreFieldPlayground", "Playground"
 OPEN_SUFFIXES = LOAD_SUFFIXES  # what the core loads (.npz points + labels too): the window opens the same files
 MAX_RECENT = 8
+SIGNAL_SAVE_S = 5.0  # ended by a signal: the longest wait for unsaved work to be written aside
 LAYOUT_VERSION = 3  # of the saved dock layout: 3 adds the Explain dock (2: the lesson bar wraps)
 FIELD_RESOLUTION = 32  # arrows per axis: one PlotCurveItem of 1024 arrows draws in < 1 ms
 VIEW_DELAY_MS = 60  # coalesce pan/zoom into one field request
@@ -170,6 +172,8 @@ class MainWindow(QMainWindow):
         column.setContentsMargins(4, 4, 4, 0)
         column.setSpacing(4)
         column.addWidget(self.banner)
+        self.recovery_bar = RecoveryBar()  # a lost session's offer (app/recovery.py)
+        column.addWidget(self.recovery_bar)
         column.addWidget(self.plot, 1)
         self.setCentralWidget(central)
         for target in (self.plot, getattr(self.plot, "viewport", lambda: None)()):
@@ -207,6 +211,8 @@ class MainWindow(QMainWindow):
         self.context = window_context(self, self.action_registry)  # what features may use (app/context.py)
         self.files = SessionFiles(self.context, _SessionHost(self))  # File ▸ New / Open / Save session (app/session_io.py)
         self.exporter = Exporter(self.context)  # File ▸ Export (app/export.py)
+        self.recovery = Recovery(self.context, self.files, self.recovery_bar)  # unsaved work kept aside (app/recovery.py)
+        self.ended_by_signal = False  # SIGINT / SIGTERM / SIGHUP: work written aside, closed without asking
         self._make_toolbar()
         self._make_menus()
         self._make_status_bar(device)
@@ -278,6 +284,7 @@ class MainWindow(QMainWindow):
                              find_menu(self.menuBar(), "&File"))  # Help menu, File ▸ Examples (app/help.py)
         if data:
             self.load_data(data)
+        self.recovery.offer()  # a session that a window which died had not saved
 
     # ------------------------------------------------------------------ construction
     def _action(self, key: str, text: str, tip: str, shortcut: str | QKeySequence | None = None,
@@ -991,10 +998,25 @@ class MainWindow(QMainWindow):
         return super().eventFilter(obj, event)
 
     # ------------------------------------------------------------------ closing
+    def end_by_signal(self) -> None:
+        """SIGINT (Ctrl+C in the terminal), SIGTERM or SIGHUP arrived: write unsaved work aside,
+        then close without asking; the next window offers it back (app/recovery.py). A stuck
+        engine does not hold the end up past SIGNAL_SAVE_S."""
+        if self.ended_by_signal:
+            return
+        self.ended_by_signal = True
+        self.recovery.autosave(then=self._close_if_open)
+        QTimer.singleShot(int(SIGNAL_SAVE_S * 1000), self._close_if_open)
+
+    def _close_if_open(self) -> None:
+        if self.close_seconds is None:  # set once a close went through
+            self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        if not self.confirm_discard(self.close):  # unsaved work: asked first (Cancel keeps the window)
+        if not self.ended_by_signal and not self.confirm_discard(self.close):  # Cancel keeps the window
             event.ignore()
             return
+        self.recovery.release(keep=self.ended_by_signal)  # answered Save or Discard: nothing to recover
         self.exporter.shutdown()  # a running export is cancelled: no partial file
         close_compare_windows(self)  # each stops its own thread
         if getattr(self, "steps_window", None) is not None:

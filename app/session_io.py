@@ -295,6 +295,8 @@ class SessionFiles(QObject):
         self._open_token = 0
         self._opening = False  # an Open is in flight: its engine replaces the worker's before a save would run
         self._save_index: int | None = None  # undo index when the pending save was taken
+        self.recovered = False  # the session on screen came back from a crash's recovery file: unsaved
+        self._recovering: tuple[Path, Path | None] | None = None  # (recovery file, the document it stands for)
         a = ctx.actions.add
         a("new_session", "New", "Start an empty drawing (asks to save unsaved work)", "Ctrl+N", self.new)
         a("open_session", "Open session…", "Open a saved session (.sgm): data, settings, model, particles",
@@ -322,7 +324,7 @@ class SessionFiles(QObject):
     def is_dirty(self) -> bool:
         """Unsaved work: data edits or training since the last save/open, or changed settings
         when there is a file they would differ from."""
-        if not self.session.undo_stack.isClean() or self.current_step() != self.saved_step:
+        if self.recovered or not self.session.undo_stack.isClean() or self.current_step() != self.saved_step:
             return True
         return self.saved_settings is not None and self.settings_signature() != self.saved_settings
 
@@ -397,8 +399,18 @@ class SessionFiles(QObject):
         s.source.reset()
         s.undo_stack.clear()
         self.host.reset_engine()  # a new session starts without a model (Clear keeps it; New does not)
-        self.path, self.saved_step, self.saved_settings = None, 0, None
+        self.path, self.saved_step, self.saved_settings, self.recovered = None, 0, None, False
         self.host.document_changed(None)
+
+    def open_recovered(self, path: Path, document: Path | None) -> None:
+        """Open a recovery file (app/recovery.py) as the session it saved: it stands for `document`
+        (the file the lost session had, or None: untitled), is unsaved until saved, and the
+        recovery file itself never becomes the document nor a recent file."""
+        if not self.host.confirm_discard(lambda: self.open_recovered(path, document)):
+            return
+        self.open(path)
+        if self._opening:
+            self._recovering = (Path(path), document)
 
     def save(self, then: Callable[[], None] | None = None) -> None:
         if self.path is None:
@@ -411,21 +423,35 @@ class SessionFiles(QObject):
         if chosen:
             self.save_to(with_suffix(chosen, SESSION_SUFFIX), then)
 
+    @property
+    def opening(self) -> bool:
+        """An Open is in flight: its engine replaces the worker's before a save would run."""
+        return self._opening
+
+    def save_request(self, path: str | Path) -> SaveRequest:
+        """What a save of the session on screen to `path` sends the engine (which adds its weights)."""
+        s = self.session
+        self.host.flush_rebuild()  # the engine must hold the data on screen, not the data before a pending edit
+        data = s.data
+        radius = 2.0 * data.jitter if data.kind == "drawn" else 0.0
+        layer = s.source.state
+        return SaveRequest(Path(path), data.points, data.source or "drawn", radius, gui_settings(s, self.host.window_view()),
+                           s.run_config, s.sampler_config,
+                           layer.points if layer.kind != "gaussian" and len(layer.points) else None,
+                           data.labels, data.classes)
+
+    def work_signature(self) -> tuple[object, ...]:
+        """Changes whenever the work on screen does: an edit, undo or redo, a training step, a setting."""
+        stack = self.session.undo_stack
+        return stack.index(), stack.count(), self.current_step(), self.settings_signature(), self.path
+
     def save_to(self, path: str | Path, then: Callable[[], None] | None = None) -> None:
         """Write the session to `path` in the worker; `saved` or `save_failed` answers."""
         s = self.session
         if self._opening:  # the worker would save the opening session's engine with the data on screen now
             self._on_save_failed("a session is still opening; save once it is open")
             return
-        self.host.flush_rebuild()  # the engine must hold the data on screen, not the data before a pending edit
-        data = s.data
-        radius = 2.0 * data.jitter if data.kind == "drawn" else 0.0
-        source = data.source or "drawn"
-        layer = s.source.state
-        settings = gui_settings(s, self.host.window_view())
-        request = SaveRequest(Path(path), data.points, source, radius, settings, s.run_config, s.sampler_config,
-                              layer.points if layer.kind != "gaussian" and len(layer.points) else None,
-                              data.labels, data.classes)
+        request = self.save_request(path)
         self._save_index = s.undo_stack.index()
         self._save_settings = self.settings_signature()  # settings changed while it writes stay unsaved
         self.ctx.notifier.status(f"Saving {Path(path).name}…", 3000)
@@ -437,6 +463,7 @@ class SessionFiles(QObject):
         if stack.index() == self._save_index:
             stack.setClean()  # edits made while the worker wrote stay unsaved
         self.path, self.saved_step, self.saved_settings = done.path, done.step, self._save_settings
+        self.recovered = False
         self.ctx.notifier.status(f"Saved {done.path}", 6000)
         self.host.document_changed(str(done.path.resolve()))
         self.saved.emit(str(done.path))
@@ -465,7 +492,7 @@ class SessionFiles(QObject):
 
     def _on_open_failed(self, message: str, token: int) -> None:
         if token == self._open_token:
-            self._opening = False
+            self._opening, self._recovering = False, None
             self.ctx.notifier.error(f"session not opened: {message}")  # the sentence often starts with the file name
             self.open_failed.emit(message)
 
@@ -493,9 +520,16 @@ class SessionFiles(QObject):
         self.host.adopt_engine(state.run, state.sampler, particles.n_particles, has_engine)  # cancel the data's rebuild
         self.host.restore_view(gui, state.points, has_engine)
         self.path, self.saved_step = opened.path, state.step if has_engine else 0
-        self.saved_settings = self.settings_signature()
-        self.ctx.notifier.status(f"Opened {opened.path.name}: {len(state.points)} points, step {state.step:,}", 6000)
-        self.host.document_changed(str(opened.path.resolve()))
+        self.saved_settings, self.recovered = self.settings_signature(), False
+        recovering, self._recovering = self._recovering, None
+        if recovering is not None and recovering[0] == opened.path:
+            self.path, self.saved_step, self.saved_settings, self.recovered = recovering[1], 0, None, True
+            document = recovering[1]
+            self.host.document_changed(str(document.resolve()) if document is not None else None)
+        else:
+            self.ctx.notifier.status(f"Opened {opened.path.name}: {len(state.points)} points, step {state.step:,}",
+                                     6000)
+            self.host.document_changed(str(opened.path.resolve()))
         self.opened.emit(str(opened.path))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+IGNORED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # the window's to answer, not the child's
 PARENT_POLL_S = 0.5  # seconds between checks that the parent still lives while the loop is busy
 
 
@@ -77,7 +79,15 @@ def make_task(kind: str, emit: Callable[[object], None], stopping: Callable[[], 
 
 def child_main(conn: Connection, parent_pid: int, threads: int = 1, task: str = "engine") -> None:
     """The spawned process's entry: serve, then leave at once (an interpreter teardown with
-    torch loaded took ~1 s here, and Close should end the child within a second)."""
+    torch loaded took ~1 s here, and Close should end the child within a second).
+
+    The child ignores SIGINT, SIGTERM and SIGHUP. Ctrl+C in a terminal, a closed terminal and a
+    logout signal the whole process group, and the window answers them by writing unsaved work
+    aside through this very process before it ends it (app/recovery.py). The child still ends
+    with its window: on Shutdown, on EOF, or when its parent is gone."""
+    for name in IGNORED_SIGNALS:
+        if hasattr(signal, name):  # SIGHUP does not exist on Windows
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     code = 0
     try:
         serve(conn, parent_pid, threads, task)

@@ -32,6 +32,7 @@ os.environ.setdefault("SGM_ENGINE", "thread")
 # Belt and braces: even a QSettings made before the per-test path is set lands in a temp dir.
 _SETTINGS_HOME = tempfile.mkdtemp(prefix="sgm-test-settings-")
 os.environ["XDG_CONFIG_HOME"] = _SETTINGS_HOME
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="sgm-test-data-")
 
 THREAD_GRACE_S = 2.0  # a thread still running this long after teardown has leaked
 KNOWN_DAEMONS = ("tqdm_monitor",)  # process-wide helpers that libraries start once and keep
@@ -58,8 +59,10 @@ def warm_torch():
 
 
 @pytest.fixture(autouse=True)
-def temp_qsettings(tmp_path):
-    """Every test gets empty QSettings in its own temporary folder."""
+def temp_qsettings(tmp_path, monkeypatch):
+    """Every test gets empty QSettings in its own temporary folder, and a data folder of its own
+    (app/recovery.py writes unsaved work aside under XDG_DATA_HOME)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     if "PySide6.QtCore" in sys.modules:
         from PySide6.QtCore import QSettings
 
