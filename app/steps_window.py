@@ -58,8 +58,12 @@ def parse_steps(text: str) -> tuple[int, ...]:
     return steps
 
 
-def measure(samplers: Sequence[str], steps: Sequence[int], seed: int, engine: Any) -> tuple[list, list[str]]:
-    """In the engine's host: the rows of the samplers this run can use, and the names left out."""
+def measure(samplers: Sequence[str], steps: Sequence[int], seed: int, engine: Any) -> tuple[list, list[str], str]:
+    """In the engine's host: the rows of the samplers this run can use, the names left out, and
+    what they were scored against. The samplers sample what the particles do: with the Condition
+    tool on, the conditional on its line; with a class asked for, that class under its guidance w;
+    and are scored against the same target as the Metrics dock (`LiveEngine.metric_target`)."""
+    from sgm_core.conditioning import Condition
     from sgm_core.config import SamplerConfig
     from sgm_core.samplers import log_density_of, make_sampler
     from sgm_core.steps import steps_vs_quality
@@ -75,9 +79,14 @@ def measure(samplers: Sequence[str], steps: Sequence[int], seed: int, engine: An
             usable.append(name)
         except ConfigError:
             left_out.append(name)
+    condition = Condition.from_data(engine.given, engine.standardizer, engine.dataset.dim) if engine.given else None
     rows = steps_vs_quality(engine.trainer.ema_model, engine.process, engine.config.noise, engine.dataset, engine.standardizer,
-                            usable, steps, n=N_SAMPLES, seed=seed, device=engine.device) if usable else []
-    return rows, left_out
+                            usable, steps, n=N_SAMPLES, seed=seed, device=engine.device, condition=condition,
+                            guide=engine.guide) if usable else []
+    target = engine.metric_target().name
+    if engine.guide is not None:
+        target += f" (sampled with guidance w = {engine.guide[1]:g})"
+    return rows, left_out, target
 
 
 class StepsWindow(EscapeCloses, QWidget):
@@ -105,7 +114,8 @@ class StepsWindow(EscapeCloses, QWidget):
         close = QPushButton("Close")
         close.clicked.connect(self.close)
         self.status = QLabel("Tick samplers and press Run: each runs on the trained model, "
-                             f"{N_SAMPLES:,} samples per point, scored against the data.")
+                             f"{N_SAMPLES:,} samples per point, sampling what the particles sample (the "
+                             "Condition tool's line, the class asked for) and scored as the Metrics dock scores them.")
         self.status.setWordWrap(True)
         side = QVBoxLayout()
         side.addWidget(QLabel("Samplers"))
@@ -156,9 +166,9 @@ class StepsWindow(EscapeCloses, QWidget):
         self.run_button.setEnabled(True)
         self.status.setText(message)
 
-    def _on_rows(self, result: tuple[list, list[str]]) -> None:
+    def _on_rows(self, result: tuple[list, list[str], str]) -> None:
         self.run_button.setEnabled(True)
-        self.rows, left_out = result
+        self.rows, left_out, target = result
         for key, plot in self.plots.items():
             plot.clear()
             plot.addLegend(offset=(-10, 10))
@@ -168,7 +178,7 @@ class StepsWindow(EscapeCloses, QWidget):
                 plot.plot([r.nfe for r in mine], values, pen=pg.mkPen(CURVE_COLORS[i % len(CURVE_COLORS)], width=2),
                           symbol="o", symbolSize=6, symbolBrush=CURVE_COLORS[i % len(CURVE_COLORS)], name=name)
         note = f" Left out (this run cannot use them): {', '.join(left_out)}." if left_out else ""
-        self.status.setText(f"{len(self.rows)} points measured.{note}")
+        self.status.setText(f"{len(self.rows)} points measured, scored against {target}.{note}")
 
 
 def install_steps_menu(window: MainWindow) -> None:

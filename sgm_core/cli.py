@@ -6,6 +6,7 @@
     sgm sample RUN_DIR|FILE.sgm --out FILE.npy [--n N] [--sampler NAME] [--steps K] [--seed S] [--class K [--guidance W]]
     sgm render RUN_DIR|FILE.sgm --out FILE.gif|FILE.mp4 [--frames F] [--fps R] [--size WxH] ...
     sgm steps RUN_DIR|FILE.sgm --samplers heun,euler --steps 1,2,4,8 --out table.csv [--plot fig.png]
+              [--given x=V] [--class K [--guidance W]]
     sgm sweep SPEC.toml --out DIR [--workers N] [--engine local|ray] [--address ADDR]
 
 Every user error (bad data, unknown name, unwritable output, a full disk, diverged run) exits with
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_argument("--given", default=None, metavar="x=V[,y=V]",
                        help="fix these coordinates (data units) and score each sampler's conditional samples against "
                             "the truth's conditional (exact for a preset mixture, the smoothed data otherwise)")
+    _class_flags(steps)  # scored against that class's data
 
     sub.add_parser("lessons", help="list the built-in lessons")
     lesson = sub.add_parser("lesson", help="run a lesson headless and print what it measures")
@@ -460,9 +462,13 @@ def cmd_steps(args: argparse.Namespace) -> int:
         raise DataError(f"--out must end in .csv, got {out.name}")
     if plot is not None and plot.suffix.lower() != ".png":
         raise DataError(f"--plot must end in .png, got {plot.name}")
+    label, guidance = _class_request(args)
     run = load(args.run)
     condition = _warned(run.condition, args.given) if args.given is not None else None  # checked before anything runs
-    rows = run_steps_vs_quality(run, samplers, args.steps, n=args.n, seed=args.seed, given=condition)
+    if label is not None:
+        run.score_fn(label, guidance)  # an unconditional run or an unknown class: one line, before anything runs
+    rows = run_steps_vs_quality(run, samplers, args.steps, n=args.n, seed=args.seed, given=condition,
+                                label=label, guidance=guidance)
     write_csv(rows, out)
     if plot is not None:
         write_png(plot_rows(rows), plot)
@@ -470,7 +476,8 @@ def cmd_steps(args: argparse.Namespace) -> int:
         print(f"{row.sampler:<12} steps={row.steps:<5} nfe={row.nfe:<5} sw_ratio={row.sw_ratio:.3g} mmd={row.mmd:.3g} "
               f"mode_weight_error={row.mode_weight_error:.3g}")
     given = f" (given {condition.describe(run.standardizer)})" if condition is not None else ""
-    print(f"wrote {out}" + (f" and {plot}" if plot else "") + given, file=sys.stderr)
+    asked = f" (class {label}, guidance {guidance:g}, scored against that class)" if label is not None else ""
+    print(f"wrote {out}" + (f" and {plot}" if plot else "") + given + asked, file=sys.stderr)
     return 0
 
 

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .gmm import GaussianMixture
+
+if TYPE_CHECKING:
+    from .datasets import Dataset
 
 
 def drop_labels(labels: torch.Tensor, p: float, null_class: int, generator: torch.Generator) -> torch.Tensor:
@@ -120,3 +124,37 @@ class ExactGuided:
     def log_density(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         s = float(torch.as_tensor(sigma).reshape(-1)[0])
         return self.mixture.guided_log_prob(x, s, self.c, self.guidance)
+
+
+def class_draws(dataset: Dataset, c: int) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """Fresh draws of class c of a labelled dataset: its labelled sampler's draws of that class,
+    drawn in rounds until there are n."""
+    def sample(n: int, g: torch.Generator) -> torch.Tensor:
+        got, have = [], 0
+        for _ in range(1000):
+            x, lab = dataset.sample_labelled(max(2 * n, 64), g)
+            got.append(x[lab == c])
+            have += len(got[-1])
+            if have >= n:
+                break
+        return torch.cat(got)[:n]
+    return sample
+
+
+def class_reference(dataset: Dataset, c: int) -> Dataset:
+    """Class c of a labelled dataset as a dataset of its own: what samples asked for class c are
+    scored against (the live metrics, `sgm steps --class`). A labelled mixture's class is exact
+    (`GaussianMixture.given_class`: its modes and their renormalised weights); other data's is its
+    labelled sampler's draws of c. Under guidance w > 0 this is still the class's density, not the
+    guided one (Ho & Salimans 2022): the metrics say how far guidance moves the samples from it."""
+    from .datasets import Dataset
+
+    if dataset.labels is None:
+        raise ValueError("this dataset has no class labels")
+    name = f"{dataset.name}, class {dataset.classes[c]}"
+    points = dataset.points[dataset.labels == c]
+    gmm = dataset.gmm
+    if gmm is not None and gmm.labels is not None:
+        own = gmm.given_class(c)
+        return Dataset(name, points, own.sample, own)
+    return Dataset(name, points, class_draws(dataset, c))

@@ -50,21 +50,6 @@ class MetricTarget:
     key: tuple  # what the reference draws depend on
 
 
-def _class_draws(dataset: Dataset, c: int) -> Callable[[int, torch.Generator], torch.Tensor]:
-    """Fresh draws of class c of a labelled dataset that is not a mixture: its labelled sampler's
-    draws of that class (drawn in rounds until there are n)."""
-    def sample(n: int, g: torch.Generator) -> torch.Tensor:
-        got, have = [], 0
-        for _ in range(1000):
-            x, lab = dataset.sample_labelled(max(2 * n, 64), g)
-            got.append(x[lab == c])
-            have += len(got[-1])
-            if have >= n:
-                break
-        return torch.cat(got)[:n]
-    return sample
-
-
 @dataclass(frozen=True)
 class FieldView:
     """What the field panel asks for: a grid over `bounds` (data coordinates) at noise `sigma`."""
@@ -527,13 +512,12 @@ class LiveEngine:
             return MetricTarget(f"p(y | {cond.describe(std)})", sample_given, modes, cond.free,
                                 self._metric_target_key())
         if self.guide is not None and self.dataset.labels is not None:
+            from .guidance import class_reference
+
             c = self.guide[0]
-            name = f"class {self.dataset.classes[c]}"
-            gmm = self.dataset.gmm
-            if gmm is not None and gmm.labels is not None:
-                own = gmm.given_class(c)
-                return MetricTarget(name, own.sample, own, tuple(range(self.dataset.dim)), self._metric_target_key())
-            return MetricTarget(name, _class_draws(self.dataset, c), None, (), self._metric_target_key())
+            own = class_reference(self.dataset, c)
+            return MetricTarget(f"class {self.dataset.classes[c]}", own.sample, own.gmm,
+                                tuple(range(self.dataset.dim)) if own.gmm is not None else (), self._metric_target_key())
         return MetricTarget("the data", self.dataset.sample, self.dataset.gmm, tuple(range(self.dataset.dim)), ())
 
     def metric_sigmas(self, n: int = 4) -> tuple[float, ...]:

@@ -5,7 +5,8 @@ and what they give: SW ratio, MMD and mode-weight error against the data (`api.s
 the metrics every other table uses). NFE is counted, not declared: the score function is wrapped
 in a counter, so Heun's two evaluations per step and annealed Langevin's levels show as they are.
 The rows feed `sgm steps`' CSV and plot, and the window's Tools ▸ Steps vs quality. With `--given`
-the samplers sample the conditional and are scored against the truth's conditional.
+the samplers sample the conditional and are scored against the truth's conditional; with
+`--class` (and `--guidance`) they sample one class and are scored against that class.
 """
 
 from __future__ import annotations
@@ -86,17 +87,27 @@ def check_samplers(names: Sequence[str]) -> tuple[str, ...]:
 def steps_vs_quality(score_fn: ScoreFn, process: Process, noise: NoiseConfig, dataset: Dataset,
                      standardizer: Standardizer, samplers: Sequence[str], steps: Sequence[int] = DEFAULT_STEPS, *,
                      n: int = 2000, seed: int = 0, device: torch.device | str = "cpu",
-                     condition: Condition | None = None) -> list[StepsRow]:
+                     condition: Condition | None = None, guide: tuple[int, float] | None = None) -> list[StepsRow]:
     """Run each sampler at each step count from the same seed on `score_fn` (standardised
     coordinates, trained under `process` and `noise`) and score n samples against `dataset`.
     An impossible sampler for the process is the sampler's own ConfigError.
 
     With a `condition` every sampler runs on the free coordinates (`conditioning.condition_sampler`)
     and is scored against the truth's conditional p(x | x_f = v) (`conditioning.conditional_reference`):
-    SW ratio and MMD against its draws, the mode-weight error against its weights."""
+    SW ratio and MMD against its draws, the mode-weight error against its weights.
+
+    With a `guide` (class index c, w) every sampler runs on the classifier-free-guided score of a
+    class-conditional net and is scored against class c's data (`guidance.class_reference`), as the
+    window's live metrics are: under w > 0 the numbers say how far guidance moves the samples from
+    the class (Ho & Salimans 2022). With both, the condition's truth is the reference, as live."""
     from .api import sample_metrics  # api imports much of the core
+    from .guidance import class_reference, guided
 
     truth = None
+    if guide is not None:
+        score_fn = guided(score_fn, *guide)
+        if condition is None:
+            dataset = class_reference(dataset, guide[0])
     if condition is not None:
         dataset, truth = conditional_reference(dataset, standardizer, condition)
     rows = []
@@ -122,14 +133,20 @@ def steps_vs_quality(score_fn: ScoreFn, process: Process, noise: NoiseConfig, da
 
 
 def run_steps_vs_quality(run: Run, samplers: Sequence[str], steps: Sequence[int] = DEFAULT_STEPS, *,
-                         n: int = 2000, seed: int = 0, given: str | Condition | None = None) -> list[StepsRow]:
+                         n: int = 2000, seed: int = 0, given: str | Condition | None = None,
+                         label: object = None, guidance: float = 0.0) -> list[StepsRow]:
     """`steps_vs_quality` on a trained run: its EMA net, its process, its data; `given`
     ('x=0.5' as `sgm steps --given`, or `run.condition`'s) scores conditional samples against the
-    truth's conditional."""
+    truth's conditional; `label` (as in the data file) with `guidance` w samples that class of a
+    class-conditional run (`Run.score_fn`) and scores it against the class's data."""
     device = next(run.model.parameters()).device
     condition = given if isinstance(given, Condition) or given is None else run.condition(given)
+    guide = None
+    if label is not None or guidance:
+        run.score_fn(label, guidance)  # a bad label, w, or an unconditional run: its one-sentence error
+        guide = (run.class_of(label), float(guidance))
     return steps_vs_quality(run.model, run.process, run.config.noise, run.reference(), run.standardizer, samplers, steps,
-                            n=n, seed=seed, device=device, condition=condition)
+                            n=n, seed=seed, device=device, condition=condition, guide=guide)
 
 
 def write_csv(rows: Sequence[StepsRow], path: str | os.PathLike) -> None:

@@ -90,6 +90,21 @@ def test_guidance_slider_moves_the_particles_onto_the_class(qtbot, tmp_path):
         assert _colour_pixels(image, class_color(0)) > 200
         assert _colour_pixels(image, class_color(1)) < 20
         print(tmp_path / "guidance.png", plain, guided)
+
+        # Tools ▸ Steps vs quality samples what the particles sample: class 0 under w = 4, scored
+        # against class 0 as the Metrics dock scores them (not against the whole data).
+        w.actions_["steps_vs_quality"].trigger()
+        sw = w.steps_window
+        qtbot.addWidget(sw)
+        for i in range(sw.sampler_list.count()):
+            item = sw.sampler_list.item(i)
+            item.setCheckState(item.checkState().Checked if item.text() == "heun" else item.checkState().Unchecked)
+        sw.steps_edit.setText("4,16")
+        sw.run_button.click()
+        wait(qtbot, lambda: sw.run_button.isEnabled() and sw.rows, 120_000)
+        assert "scored against class 0 (sampled with guidance w = 4)" in sw.status.text(), sw.status.text()
+        assert all(np.isfinite(r.sw_ratio) and np.isfinite(r.mode_weight_error) for r in sw.rows)
+        sw.close()
     finally:
         w.close()
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from gui_helpers import frame, open_window, small_config, wait
 
-from app.steps_window import parse_steps
+from app.steps_window import N_SAMPLES, parse_steps
 from sgm_core.errors import ConfigError
 
 
@@ -41,6 +41,31 @@ def test_the_trained_models_samplers_are_plotted_against_their_nfe(qtbot):
     assert euler[16] < euler[1]  # more steps, closer to the data
     curves = sw.plots["sw_ratio"].getPlotItem().listDataItems()
     assert len(curves) == 2 and all(np.isfinite(c.getData()[1]).all() for c in curves)
+    assert "scored against the data" in sw.status.text()
+    joint = list(sw.rows)
+
+    # The Condition tool on the line x = 1.25: the samplers sample that conditional and are scored
+    # against its truth, exactly as sgm_core.steps does it given the same condition.
+    w.actions_["tool_condition"].trigger()
+    w.plot.condition_moved.emit(0, 1.25)
+    sw.run_button.click()
+    wait(qtbot, lambda: sw.run_button.isEnabled() and sw.rows != joint, 120_000)
+    assert "p(y | x = 1.25)" in sw.status.text(), sw.status.text()
+    expected = []
+
+    def core_rows(engine) -> None:  # noqa: ANN001 - LiveEngine, the engine's thread
+        from sgm_core.conditioning import Condition
+        from sgm_core.steps import steps_vs_quality
+
+        cond = Condition.from_data({0: 1.25}, engine.standardizer, 2)
+        expected.append(steps_vs_quality(engine.trainer.ema_model, engine.process, engine.config.noise, engine.dataset,
+                                         engine.standardizer, ["euler", "heun"], (1, 4, 16), n=N_SAMPLES,
+                                         seed=w.session.run_config.train.seed, condition=cond))
+
+    w.worker.call(core_rows)
+    wait(qtbot, lambda: expected)
+    assert sw.rows == expected[0]
+    assert [r.sw_ratio for r in sw.rows] != [r.sw_ratio for r in joint if r.sampler != "mala"]
     sw.close()
     w.close()
 
