@@ -54,6 +54,22 @@ def test_panel_draws_curves_per_sigma_and_bars_and_resets_on_a_new_engine(qtbot)
     assert not panel.tabs.isTabVisible(2) and "analytic" in panel.reference_label.text()
 
 
+def test_with_the_true_score_the_legend_says_whose_the_curve_is(qtbot):
+    """A lesson's particles on the exact score: the score-error curve is the net's, untrained at step 0
+    (its error near 1 is not the particles'), and once trained still not what the particles use."""
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    base = {"gen": 1, "reference_kind": "analytic", "sigmas": [0.05, 1.0], "conditional": True}
+    samples = {**base, "updated": ("samples",), "sw_ratio": 1.2, "mmd": 1e-3, "energy": 0.01, "reference_score": True}
+    panel.show_metrics({**base, "updated": ("curve",), "score_step": 0, "score_errors": [1.0, 0.9]})
+    panel.show_metrics(samples)
+    assert "particles: true score (the curve: the net, untrained)" in panel.sigma_legend.text()
+    panel.show_metrics({**base, "updated": ("curve",), "score_step": 100, "score_errors": [0.5, 0.1]})
+    assert "particles: true score (the curve: the net, not used by them)" in panel.sigma_legend.text()
+    panel.show_metrics({**samples, "reference_score": False})
+    assert "true score" not in panel.sigma_legend.text()
+
+
 def test_training_draws_a_score_error_curve_per_sigma(qtbot, window):
     got: list[dict] = []
     window.worker.metrics_updated.connect(got.append)

@@ -337,7 +337,12 @@ class MetricsPanel(QWidget):
         keys = "&nbsp; ".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'><b>{words['level']}={sigma:.2g}</b></span>"
                               for sigma, (r, g, b) in ((s, self._sigma_rgb(i)) for i, s in enumerate(self.curves)))
         what = (f"&nbsp;· {self._error_target}: guided net vs the exact guided truth" if self._error_target else "")
-        self.sigma_legend.setText((keys or f"No {words['name']} points yet") + what + self._note)
+        note = ""
+        if self._note:  # the particles run on the exact score: the curve is the net's, which they do not use
+            trained = any(steps and steps[-1] > 0 for steps, _ in self.curves.values())
+            note = self._note + (" (the curve: the net, not used by them)" if trained
+                                 else " (the curve: the net, untrained)")
+        self.sigma_legend.setText((keys or f"No {words['name']} points yet") + what + note)
 
     def _set_x_range(self) -> None:
         """From step 0 to the end of the run (or the last point, when training went past it)."""
