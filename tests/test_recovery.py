@@ -161,6 +161,28 @@ def test_a_failed_write_is_said_once_and_the_work_stays_on_screen(qtbot, tmp_pat
     w.close()
 
 
+def test_a_full_disk_is_said_once_leaves_no_partial_file_and_the_next_write_lands(qtbot, tiny_disk, monkeypatch):
+    from full_disk import fill
+
+    w = trained_window(qtbot)
+    said: list[str] = []
+    monkeypatch.setattr(w, "show_error", said.append)
+    r = w.recovery
+    r.folder, r.path, r.note = tiny_disk, tiny_disk / "s.sgm", tiny_disk / "s.json"
+    fill(tiny_disk, leave=4096)  # the lock file fits; the session does not
+    r.autosave()
+    wait(qtbot, lambda: said and not r._writing)
+    r.autosave()  # the next minute: tried again, not said again
+    wait(qtbot, lambda: not r._writing)
+    assert len(said) == 1 and "could not be written aside for recovery" in said[0], said
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler", "s.lock"]  # nothing half-written
+    (tiny_disk / "filler").unlink()  # room again
+    write_aside(qtbot, w)
+    assert load_session(r.path).step == STEPS and frame(w).step == STEPS  # and the work on screen never moved
+    w.close()
+    assert sorted(p.name for p in tiny_disk.iterdir()) == []
+
+
 DRIVER = textwrap.dedent("""
     import os, sys, time
     import numpy as np
