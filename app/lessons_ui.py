@@ -307,26 +307,34 @@ class LessonBar(QFrame):
             self.set_folded(False)
 
     def _room(self) -> int | None:
-        """The height the bar and the canvas share (the column less its margins and the banner)."""
+        """The height the bar and the canvas share: the column less its margins and every other
+        strip shown in it (the error banner, the recovery offer), with the spacing between them."""
         holder = self.parentWidget()
-        if holder is None or holder.layout() is None:
+        column = holder.layout() if holder is not None else None
+        if column is None:
             return None
-        banner = holder.findChild(QWidget, "errorBanner")
-        taken = banner.height() if banner is not None and banner.isVisible() else 0
-        margins = holder.layout().contentsMargins()
-        spacing = 2 * max(holder.layout().spacing(), 0)
+        taken, shown = 0, 0
+        for i in range(column.count()):
+            widget = column.itemAt(i).widget()
+            if widget is None or not widget.isVisibleTo(holder):
+                continue
+            shown += 1
+            if widget is not self and column.stretch(i) == 0:  # the canvas is the stretching item
+                taken += widget.height()
+        margins = column.contentsMargins()
+        spacing = max(shown - 1, 0) * max(column.spacing(), 0)
         return holder.height() - taken - spacing - margins.top() - margins.bottom()
 
     def showEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
         super().showEvent(event)
         holder = self.parentWidget()
         if holder is not None and not getattr(self, "_watching", False):
-            holder.installEventFilter(self)  # the window's height changes the room, not this bar's width
+            holder.installEventFilter(self)  # the window's height and the other strips change the room
             self._watching = True
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802, ANN001 - Qt override
-        if event.type() == QEvent.Type.Resize and watched is self.parentWidget():
-            QTimer.singleShot(0, self.fit)
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest) and watched is self.parentWidget():
+            QTimer.singleShot(0, self.fit)  # the window's height, or a strip above the canvas shown or hidden
         return False
 
     def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override

@@ -26,12 +26,13 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QLockFile, QObject, QStandardPaths, Qt, QTimer, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QBoxLayout, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from .context import FeatureContext
 from .session_io import SavedSession, SessionFiles, write_session
 
 AUTOSAVE_S = 60.0  # seconds between writes while there is unsaved work
+WIDE_BAR_PX = 640  # narrower than this, the offer's buttons go under its text
 _WINDOWS = itertools.count(1)  # several windows in one process each keep files of their own
 
 
@@ -56,7 +57,7 @@ class RecoveryFile:
     def describe(self) -> str:
         when = time.strftime("%a %d %b, %H:%M", time.localtime(self.saved_at))
         trained = f", trained {self.step:,} steps" if self.step else ""
-        return f"“{self.title}” ({self.n_points:,} points{trained}), written aside {when}"
+        return f"“{self.title}”, {self.n_points:,} points{trained} ({when})"
 
     def remove(self) -> None:
         for path in (self.session, self.note, self.session.with_suffix(".lock")):
@@ -102,8 +103,9 @@ class RecoveryBar(QFrame):
         self.setObjectName("recoveryBar")
         self.setStyleSheet("#recoveryBar { background: #e8f0fe; border: 1px solid #9db7e8; border-radius: 4px; }"
                            "#recoveryBar QLabel { color: #1a3a6e; }")
-        layout = QHBoxLayout(self)
+        layout = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
         layout.setContentsMargins(10, 4, 4, 4)
+        layout.setSpacing(4)
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -113,14 +115,26 @@ class RecoveryBar(QFrame):
         self.discard_button.setToolTip("Delete the unsaved session for good")
         self.restore_button.clicked.connect(self.restore_clicked)
         self.discard_button.clicked.connect(self.discard_clicked)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.restore_button)
+        buttons.addWidget(self.discard_button)
         layout.addWidget(self.label, 1)
-        layout.addWidget(self.restore_button)
-        layout.addWidget(self.discard_button)
+        layout.addLayout(buttons)
         self.hide()
 
     def offer(self, text: str) -> None:
         self.label.setText(text)
         self.show()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        """Buttons beside the text where there is room, under it in a narrow canvas column (at
+        1024x700 beside them the text wrapped to 8 lines and took 136 px from the canvas)."""
+        super().resizeEvent(event)
+        wide = event.size().width() >= WIDE_BAR_PX
+        direction = QBoxLayout.Direction.LeftToRight if wide else QBoxLayout.Direction.TopToBottom
+        if self.layout().direction() != direction:
+            self.layout().setDirection(direction)
 
     def text(self) -> str:
         return self.label.text()
@@ -247,7 +261,7 @@ class Recovery(QObject):
             self.bar.hide()
             return None
         more = f" ({len(lost) - 1} more after this one)" if len(lost) > 1 else ""
-        self.bar.offer(f"A session was not saved when the playground last ended: {self._offered.describe()}.{more}")
+        self.bar.offer(f"Not saved when the playground last ended: {self._offered.describe()}.{more}")
         return self._offered
 
     def restore(self) -> None:

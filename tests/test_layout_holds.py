@@ -181,3 +181,25 @@ def test_a_status_message_is_never_cut_by_the_permanent_labels(qtbot, size):
         assert all(lab.isVisible() for lab in labels)  # all back once the message goes
     finally:
         w.close()
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1024, 700)], ids=["1280x800", "1024x700"])
+def test_the_recovery_offer_beside_a_lesson_and_the_banner_leaves_the_canvas_room(qtbot, size):
+    """The lesson bar folds for every strip above the canvas (the offer, the banner), not only the banner;
+    the offer puts its buttons under its text in a narrow column."""
+    w = open_window(qtbot, size=size)
+    try:
+        wait(qtbot, lambda: w._docks_sized)
+        w.recovery_bar.offer("Not saved when the playground last ended: “swissroll”, 5,000 points, trained 2,000 steps "
+                             "(Thu 03 Dec, 11:56).")
+        with qtbot.waitSignal(w.lessons.started, timeout=TIMEOUT_MS):
+            w.lessons.menu.actions()[2].trigger()
+        if size == (1280, 800):  # and a problem's banner on top, where there is the height for all three
+            w.show_error("something went wrong with a file that has a long name and a reason that wraps")
+        qtbot.wait(30)
+        assert (w.width(), w.height()) == size
+        assert layout_problems(w) == []
+        assert w.recovery_bar.restore_button.isVisible() and w.recovery_bar.discard_button.isVisible()
+        wait(qtbot, lambda: w.mode3d.stack.height() >= CANVAS_MIN_PX)  # the lesson bar folds to leave the canvas room
+    finally:
+        w.close()
