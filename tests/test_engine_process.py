@@ -16,6 +16,7 @@ import gui_helpers
 import numpy as np
 import pytest
 from gui_helpers import small_config
+from process_helpers import alive, gone_within
 
 from sgm_core.frame_shm import FrameReader, FrameWriter
 from sgm_core.live import FieldGrid, FieldView, Frame, default_bounds
@@ -27,24 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 wait = partial(gui_helpers.wait, timeout=TIMEOUT_MS)
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
-
-
-def _alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie, dead but not yet reaped, counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _gone_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def _frame(n: int, step: int = 1, field: FieldGrid | None = None) -> Frame:
@@ -107,7 +90,7 @@ def test_window_drives_a_real_engine_process_and_close_ends_it(qtbot, monkeypatc
     window = gui_helpers.open_window(qtbot, timeout=TIMEOUT_MS)  # the data arrives from the child
     link = window.worker
     pid = link.pid
-    assert pid != os.getpid() and _alive(pid)
+    assert pid != os.getpid() and alive(pid)
     window.session.set_run_config(small_config(steps=60))
     window.actions_["train"].trigger()
     wait(qtbot, lambda: window.session.last_frame is not None and window.session.last_frame.step == 60
@@ -121,7 +104,7 @@ def test_window_drives_a_real_engine_process_and_close_ends_it(qtbot, monkeypatc
     assert answers == [(99, (pid, 1, 60))]  # torch state lives in the child, on one thread
     window.close()
     assert window.close_seconds < CLOSE_BOUND_S
-    assert _gone_within(pid, 1.0)
+    assert gone_within(pid, 1.0)
 
 
 def test_a_killed_engine_is_restarted_with_the_data_and_the_last_weights(qtbot, monkeypatch):
@@ -141,7 +124,7 @@ def test_a_killed_engine_is_restarted_with_the_data_and_the_last_weights(qtbot, 
     os.kill(dead, signal.SIGKILL)  # as the OOM killer would
     wait(qtbot, lambda: window.banner.isVisible() and "restarted" in window.banner.text())
     assert "step 80" in window.banner.text()
-    assert _gone_within(dead, 1.0)
+    assert gone_within(dead, 1.0)
     wait(qtbot, lambda: link.is_running() and link.pid != dead)
     answers = []
     link.task_finished.connect(lambda token, result: answers.append((token, result)) if token == 98 else None)
@@ -185,10 +168,10 @@ def test_the_engine_process_ends_when_its_gui_is_killed(tmp_path):
         line = parent.stdout.readline()  # the child's pid, once it is ready
         assert line.strip().isdigit(), f"the parent printed {line!r}"
         child = int(line)
-        assert _alive(child)
+        assert alive(child)
         os.kill(parent.pid, signal.SIGKILL)  # no clean-up of any kind in the parent
         parent.wait(10)
-        assert _gone_within(child, GONE_S), "the engine process outlived its GUI"
+        assert gone_within(child, GONE_S), "the engine process outlived its GUI"
     finally:
         if parent.poll() is None:
             parent.kill()
@@ -197,10 +180,10 @@ def test_the_engine_process_ends_when_its_gui_is_killed(tmp_path):
 
 def test_alive_helper_sees_a_real_process_come_and_go():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    assert _alive(proc.pid)
+    assert alive(proc.pid)
     proc.kill()
     proc.wait()
-    assert not _alive(proc.pid)
+    assert not alive(proc.pid)
 
 
 def test_a_lessons_live_checks_cross_from_a_real_engine_process(qtbot, monkeypatch):
@@ -255,7 +238,7 @@ def test_a_killed_compare_process_is_reported_the_window_stays_live_and_close_le
     w.start_button.click()
     wait(qtbot, lambda: w.frames_received >= 2 and w.status_label.text().startswith("Training"))
     dead = link.pid
-    assert dead != os.getpid() and _alive(dead)
+    assert dead != os.getpid() and alive(dead)
     ticks = []  # a 10 ms timer in the GUI thread: its longest gap is how long the window froze
     timer = QTimer(interval=10)
     timer.timeout.connect(lambda: ticks.append(time.monotonic()))
@@ -268,7 +251,7 @@ def test_a_killed_compare_process_is_reported_the_window_stays_live_and_close_le
     assert "-9" in w.hint_label.text() and "Start" in w.hint_label.text()
     assert w.status_label.text().startswith("Stopped")  # not a frozen "Training … ETA"
     assert w.start_button.isEnabled() and not w.stop_button.isEnabled() and not w.again_button.isEnabled()
-    assert _gone_within(dead, 1.0) and not link.is_running()
+    assert gone_within(dead, 1.0) and not link.is_running()
     received = w.frames_received
     w.start_button.click()  # a fresh child takes the comparison from the start
     wait(qtbot, lambda: link.is_running() and link.pid != dead and w.frames_received > received
@@ -278,4 +261,4 @@ def test_a_killed_compare_process_is_reported_the_window_stays_live_and_close_le
     t0 = time.monotonic()
     w.close()
     assert time.monotonic() - t0 < CLOSE_BOUND_S
-    assert _gone_within(fresh, 1.0) and not link.is_running()
+    assert gone_within(fresh, 1.0) and not link.is_running()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from gui_helpers import TIMEOUT_MS, frame, open_window, small_config, wait
+from process_helpers import gone_within
 
 from app.main_window import MainWindow
 from app.recovery import lost_sessions
@@ -218,14 +219,6 @@ def _drawn_points() -> np.ndarray:
     return np.random.default_rng(7).normal(size=(300, 2)).astype(np.float32)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _start(tmp_path: Path, mode: str) -> tuple[subprocess.Popen, int, Path, list[str]]:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
@@ -274,10 +267,7 @@ def test_ctrl_c_or_sigterm_to_the_process_group_writes_the_work_aside_and_ends_e
     assert f"ended by {signal.Signals(sig).name}; the unsaved work was written aside" in err
     assert "Traceback" not in err and "leaked" not in err, err  # the engine child ignored it and was ended cleanly
     assert "written" in out
-    deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child), "the engine process outlived its window"
+    assert gone_within(child, 5.0), "the engine process outlived its window"
     new = _restore_into_new_window(qtbot, folder)
     assert lost_sessions(folder) == []
     new.close()
