@@ -87,6 +87,7 @@ class OpenedSession:
     path: Path
     state: SessionState  # without weights or resume state: those live on in the worker's engine
     dataset: Dataset | None  # None when the session holds fewer than 2 points
+    note: str = ""  # what was changed for this machine (a device it lacks), as a sentence
 
 
 def session_dataset(state: SessionState) -> Dataset | None:
@@ -106,14 +107,20 @@ def session_dataset(state: SessionState) -> Dataset | None:
 
 
 def build_engine(path: Path) -> tuple[LiveEngine | None, EngineSpec, OpenedSession]:
-    """Load and validate a session file, then rebuild its engine (worker thread; SessionError)."""
+    """Load and validate a session file, then rebuild its engine (worker thread; SessionError).
+    A device this machine lacks becomes 'auto' (`training.runs_here`), so a session trained on a
+    GPU opens on a laptop."""
+    from sgm_core.training import runs_here
+
     state = load_session(path)
+    run, note = runs_here(state.run)
+    state = replace(state, run=run)
     dataset = session_dataset(state)
     engine = LiveEngine.from_state(dataset, state) if dataset is not None else None
     n = len(state.particles) if state.particles is not None else ParticleOptions().n_particles
     spec = EngineSpec(dataset, state.run, state.sampler, n, guide=state.guide)  # Reset keeps the guidance
     # the GUI's copy carries no tensors (weights and resume state live on in the engine): no torch there
-    return engine, spec, OpenedSession(path, replace(state, model=None, ema=None, resume=None), dataset)
+    return engine, spec, OpenedSession(path, replace(state, model=None, ema=None, resume=None), dataset, note)
 
 
 # --------------------------------------------------------------------------- GUI settings
@@ -527,8 +534,9 @@ class SessionFiles(QObject):
             document = recovering[1]
             self.host.document_changed(str(document.resolve()) if document is not None else None)
         else:
-            self.ctx.notifier.status(f"Opened {opened.path.name}: {len(state.points)} points, step {state.step:,}",
-                                     6000)
+            note = f"; {opened.note}" if opened.note else ""
+            self.ctx.notifier.status(f"Opened {opened.path.name}: {len(state.points)} points, step {state.step:,}{note}",
+                                     10000 if note else 6000)
             self.host.document_changed(str(opened.path.resolve()))
         self.opened.emit(str(opened.path))
 

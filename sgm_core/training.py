@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,6 +42,21 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
     return torch.device(name)
+
+
+def runs_here(config: RunConfig) -> tuple[RunConfig, str]:
+    """A saved run's settings made to run on this machine: a device it lacks (a session trained
+    with --device cuda, opened on a laptop) becomes 'auto'. Returns the settings and a sentence
+    saying so ('' when nothing changed). The device is where a run trains, not what it learned:
+    the weights are the same on any device."""
+    name = config.train.device
+    try:
+        resolve_device(name)
+    except ConfigError:
+        here = device_label(resolve_device("auto"))
+        return (config.with_(train=replace(config.train, device="auto")),
+                f"it was set to train on {name}, which this machine lacks: it trains on {here} here")
+    return config, ""
 
 
 def device_label(device: torch.device) -> str:

@@ -206,6 +206,32 @@ def test_drawn_data_and_an_untrained_drawing_round_trip(qtbot, window, tmp_path,
     wait(qtbot, lambda: w.worker_state.has_engine and frame(w).step == trained)
 
 
+def test_a_session_set_to_a_device_this_machine_lacks_opens_and_trains_here(qtbot, window, tmp_path, monkeypatch):
+    """`sgm train --device cuda` on a GPU box, opened on a laptop: the device is where a run trains,
+    not what it learned, so the session opens, says where it trains now, and trains on."""
+    missing = "mps" if torch.cuda.is_available() else "cuda"  # a device this machine does not have
+    w = window
+    train_to(qtbot, w, 200)
+    good = save_as(qtbot, w, tmp_path / "here.sgm", monkeypatch)
+    moved = tmp_path / "from-a-gpu.sgm"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(moved, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "session.json":
+                doc = json.loads(data)
+                doc["run"]["train"]["device"] = missing
+                data = json.dumps(doc).encode()
+            dst.writestr(info, data)
+    messages = []
+    monkeypatch.setattr(w.statusBar(), "showMessage", lambda text, ms=0: messages.append(text))
+    open_session(qtbot, w, moved)
+    assert any(f"set to train on {missing}, which this machine lacks: it trains on CPU here" in m for m in messages)
+    assert w.session.run_config.train.device == "auto" and not w.banner.isVisible()
+    assert frame(w).step == 200
+    w.session.set_run_config(small_config(steps=260))
+    train_to(qtbot, w, 260)  # and training goes on, here
+
+
 def test_new_starts_an_empty_clean_drawing(qtbot, window):
     window.actions_["new_session"].trigger()  # nothing unsaved yet: no question
     assert len(window.session.points) == 0 and window.files.path is None
