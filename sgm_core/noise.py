@@ -365,8 +365,11 @@ class VPSDE(_VariancePreserving):
         """The reference's alpha: `sde.alphas[timestep]` = 1 - beta_i / N of the N-step
         discretisation (beta_i from beta_min / N to beta_max / N, timestep = floor(t (N-1) / T)),
         at least 1 - beta_max / N (0.96 at the default 500 steps), so the corrector stays on at every
-        time. (ᾱ(t), used here before, is ~5e-5 at t = 1 and switched the corrector off at high noise.)"""
-        n = max(n_steps, 2)
+        time. (ᾱ(t), used here before, is ~5e-5 at t = 1 and switched the corrector off at high noise.)
+        The discretisation has at least 2 beta_max steps (40 at beta_max = 20): with N <= beta_max,
+        1 - beta_i reaches 0 and below, and the corrector's sqrt(2 eps) was NaN (pc at 2-20 steps
+        returned NaN from its first step, a trained net or not). With fewer steps alpha stays >= 1/2."""
+        n = max(n_steps, 2, math.ceil(2 * self.beta_max))
         timestep = int(t * (n - 1) / self.T)
         beta_i = (self.beta_min + (self.beta_max - self.beta_min) * timestep / (n - 1)) / n
         return 1.0 - beta_i
