@@ -108,9 +108,13 @@ class MessageRoom(QObject):
         return self.bar.width() - self._permanent_width() - self.PAD_PX
 
     def _on_message(self, text: str) -> None:
-        for widget in self.hidden:
+        # The labels come back with no message set: each show() resizes the bar's widgets, and with
+        # the old text still set the resize made room again, hid a label into the very list being
+        # walked, and the next show() resized again, for ever (a frozen window, seen when "Training
+        # finished" replaced a message that had pushed labels aside).
+        hidden, self.hidden, self.text = self.hidden, [], ""
+        for widget in hidden:
             widget.show()
-        self.hidden = []
         self.text = text
         if not text:
             self.bar.setToolTip("")

@@ -490,3 +490,32 @@ def test_sigma_max_follows_the_data_until_the_user_sets_one(qtbot):
         wait(qtbot, lambda: top() == pytest.approx(data_default(w)))
     finally:
         w.close()
+
+
+def test_a_message_replacing_one_that_pushed_labels_aside_never_loops(qtbot):
+    """In an 800 px window, "Training finished" replacing a message that had pushed labels aside
+    froze the window: bringing the labels back resized the bar's widgets, which with the old text
+    still set made room again into the list being walked, for ever."""
+    w = open_window(qtbot, size=(800, 700))
+    room = w.message_room
+    shows: list[str] = []
+    for key, label in w.status_labels.items():
+        if label in room.yielding:
+            real = label.show
+
+            def counted(real=real, key=key) -> None:
+                shows.append(key)
+                if len(shows) <= 200:  # past that it loops: stop calling so the test can say so
+                    real()
+            label.show = counted
+    w.session.set_run_config(small_config(steps=30))
+    w.actions_["train"].trigger()
+    wait(qtbot, lambda: frame(w) is not None and frame(w).step == 30 and not w.worker_state.training)
+    qtbot.wait(50)
+    assert "Training finished" in w.statusBar().currentMessage()
+    assert len(shows) < 50, f"the labels came back {len(shows)} times"
+    w.statusBar().clearMessage()  # and the labels come back once
+    qtbot.wait(20)
+    assert len(shows) < 50, f"the labels came back {len(shows)} times"
+    assert not room.hidden and all(label.isVisible() for label in room.yielding)
+    w.close()
