@@ -13,10 +13,13 @@ engine costs each window ~2 s of start-up).
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
+import multiprocessing.util  # before _end_children_at_exit is registered: atexit runs the later one first
 import os
 import pickle
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +65,7 @@ class ProcessHost(QObject):
         proc.start()
         theirs.close()  # only the child holds that end now: its death reads as EOF here
         self._proc, self._conn, self.pid, self._closing = proc, ours, proc.pid, False
+        _LIVE_HOSTS.add(self)
         self._started()
         self._notifier = QSocketNotifier(ours.fileno(), QSocketNotifier.Type.Read, self)
         self._notifier.activated.connect(self._on_readable)
@@ -80,11 +84,29 @@ class ProcessHost(QObject):
         self._closing = True
         self.send(Shutdown())
         proc.join(timeout)
-        if proc.is_alive():  # busy past the timeout; SIGTERM would not do (the child ignores it)
+        if proc.is_alive():  # busy past the timeout; SIGTERM would give it TERM_GRACE_S more
             proc.kill()
             proc.join()
         self._detach(unlink=True)
         return time.monotonic() - t0
+
+    def end_at_exit(self) -> None:
+        """End the child as the interpreter exits with its window still open (a script that never
+        closed it): Shutdown, so the child unlinks its frames' shared memory, then a kill past a
+        second. Touches no Qt object: at exit the application may already be gone."""
+        proc, conn = self._proc, self._conn
+        if proc is None or not proc.is_alive():
+            return
+        try:
+            if conn is not None:
+                conn.send_bytes(cloudpickle.dumps(Shutdown(), protocol=pickle.HIGHEST_PROTOCOL))
+        except (OSError, EOFError, ValueError):
+            pass  # closed already: the child reads EOF and ends
+        proc.join(1.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        self._release(unlink=True)
 
     def _started(self) -> None:
         """A new child runs (subclasses reset what they read from the last one)."""
@@ -217,6 +239,17 @@ class EngineLink(EngineCommands, ProcessHost):
                 self.checkpoint = event
             case _:
                 self.deliver_common(event)
+
+
+_LIVE_HOSTS: weakref.WeakSet[ProcessHost] = weakref.WeakSet()  # hosts that started a child, for the exit hook
+
+
+@atexit.register
+def _end_children_at_exit() -> None:
+    """Before multiprocessing's own exit handler (which terminates daemon children, and a child
+    given SIGTERM serves on for TERM_GRACE_S): end every child still running, cleanly."""
+    for host in list(_LIVE_HOSTS):
+        host.end_at_exit()
 
 
 def uses_processes() -> bool:

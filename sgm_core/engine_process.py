@@ -16,12 +16,14 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-IGNORED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # the window's to answer, not the child's
+IGNORED_SIGNALS = ("SIGINT", "SIGHUP")  # the window's to answer, not the child's
+TERM_GRACE_S = 8.0  # after SIGTERM the child serves its window this long, then ends (see child_main)
 PARENT_POLL_S = 0.5  # seconds between checks that the parent still lives while the loop is busy
 
 
@@ -81,16 +83,25 @@ def child_main(conn: Connection, parent_pid: int, threads: int = 1, task: str = 
     """The spawned process's entry: serve, then leave at once (an interpreter teardown with
     torch loaded took ~1 s here, and Close should end the child within a second).
 
-    The child ignores SIGINT, SIGTERM and SIGHUP. Ctrl+C in a terminal, a closed terminal and a
-    logout signal the whole process group, and the window answers them by writing unsaved work
-    aside through this very process before it ends it (app/recovery.py). The child still ends
-    with its window: on Shutdown, on EOF, or when its parent is gone."""
+    Ctrl+C in a terminal, a closed terminal and a logout signal the whole process group, and the
+    window answers them by writing unsaved work aside through this very process before it ends
+    it (app/recovery.py). So the child ignores SIGINT and SIGHUP, and after SIGTERM it serves on
+    for TERM_GRACE_S (the window needs at most its SIGNAL_SAVE_S), then ends by itself: a plain
+    `kill`, or multiprocessing's exit handler terminating its daemon children, still ends it.
+    It ends with its window in any case: on Shutdown, on EOF, or when its parent is gone."""
     for name in IGNORED_SIGNALS:
         if hasattr(signal, name):  # SIGHUP does not exist on Windows
             signal.signal(getattr(signal, name), signal.SIG_IGN)
+    deadline: list[float] = []  # when SIGTERM's grace ends
+
+    def on_term(_signum: int, _frame: object) -> None:
+        if not deadline:
+            deadline.append(time.monotonic() + TERM_GRACE_S)
+
+    signal.signal(signal.SIGTERM, on_term)
     code = 0
     try:
-        serve(conn, parent_pid, threads, task)
+        serve(conn, parent_pid, threads, task, lambda: bool(deadline) and time.monotonic() > deadline[0])
     except BaseException:  # noqa: BLE001 - the traceback is the bug report; the GUI sees EOF
         import traceback
 
@@ -102,8 +113,10 @@ def child_main(conn: Connection, parent_pid: int, threads: int = 1, task: str = 
         os._exit(code)
 
 
-def serve(conn: Connection, parent_pid: int, threads: int = 1, task: str = "engine") -> None:
-    """Run the task's loop (the engine's by default) until Shutdown or until the parent is gone."""
+def serve(conn: Connection, parent_pid: int, threads: int = 1, task: str = "engine",
+          expired: Callable[[], bool] = lambda: False) -> None:
+    """Run the task's loop (the engine's by default) until Shutdown, until the parent is gone, or
+    until `expired()` (SIGTERM's grace is over)."""
     import cloudpickle  # a dataset's sampler may be a closure: plain pickle refuses those
     import torch
 
@@ -149,8 +162,8 @@ def serve(conn: Connection, parent_pid: int, threads: int = 1, task: str = "engi
                             break
             except (EOFError, OSError):
                 break  # the parent closed its end, or died
-            if os.getppid() != parent_pid:
-                break  # re-parented: the GUI is gone
+            if os.getppid() != parent_pid or expired():
+                break  # re-parented (the GUI is gone), or told to end
             if any(isinstance(c, Shutdown) for c in commands):
                 break
             for c in commands:
