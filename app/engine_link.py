@@ -82,30 +82,26 @@ class ProcessHost(QObject):
         if proc is None:
             return 0.0
         self._closing = True
-        self.send(Shutdown())
-        proc.join(timeout)
-        if proc.is_alive():  # busy past the timeout; SIGTERM would give it TERM_GRACE_S more
-            proc.kill()
-            proc.join()
+        self._end_child(proc, timeout)
         self._detach(unlink=True)
         return time.monotonic() - t0
 
-    def end_at_exit(self) -> None:
-        """End the child as the interpreter exits with its window still open (a script that never
-        closed it): Shutdown, so the child unlinks its frames' shared memory, then a kill past a
-        second. Touches no Qt object: at exit the application may already be gone."""
-        proc, conn = self._proc, self._conn
-        if proc is None or not proc.is_alive():
-            return
-        try:
-            if conn is not None:
-                conn.send_bytes(cloudpickle.dumps(Shutdown(), protocol=pickle.HIGHEST_PROTOCOL))
-        except (OSError, EOFError, ValueError):
-            pass  # closed already: the child reads EOF and ends
-        proc.join(1.0)
+    def _end_child(self, proc: multiprocessing.process.BaseProcess, timeout: float) -> None:
+        """Shutdown (the child unlinks its frames' shared memory), then a kill past `timeout`
+        (SIGTERM would give a busy child TERM_GRACE_S more). No Qt object is touched."""
+        self.send(Shutdown())
+        proc.join(timeout)
         if proc.is_alive():
             proc.kill()
             proc.join()
+
+    def end_at_exit(self) -> None:
+        """End the child as the interpreter exits with its window still open (a script that never
+        closed it). At exit the application may already be gone, so no Qt object is touched."""
+        proc = self._proc
+        if proc is None or not proc.is_alive():
+            return
+        self._end_child(proc, 1.0)
         self._release(unlink=True)
 
     def _started(self) -> None:

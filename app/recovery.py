@@ -196,12 +196,11 @@ class Recovery(QObject):
             self.remove_own()
         elif files.opening:
             pass  # the engine is being replaced: write on the next tick
-        elif files.work_signature() != self._written:
+        elif (signature := files.work_signature()) != self._written:
             problem = self._hold_lock()
             if problem is not None:
                 self._on_write_failed(problem)
                 return
-            signature = files.work_signature()
             request = files.save_request(self.path)
             self._writing = True
             files.tasks.submit(partial(write_session, request), lambda done: self._on_written(done, signature),
@@ -213,7 +212,7 @@ class Recovery(QObject):
         self._writing, self._written, self._failed_once = False, signature, False
         document = self.files.path
         note = {"saved_at": time.time(), "title": self.files.title_name(), "document": str(document) if document else None,
-                "step": done.step, "n_points": int(len(self.ctx.session.points)), "pid": os.getpid()}
+                "step": done.step, "n_points": int(len(self.ctx.session.points))}
         scratch = self.note.with_suffix(".json.tmp")
         try:
             scratch.write_text(json.dumps(note), encoding="utf-8")

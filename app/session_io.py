@@ -526,14 +526,14 @@ class SessionFiles(QObject):
         s.undo_stack.clear()  # a new document: undo does not reach into the previous one
         self.host.adopt_engine(state.run, state.sampler, particles.n_particles, has_engine)  # cancel the data's rebuild
         self.host.restore_view(gui, state.points, has_engine)
-        self.path, self.saved_step = opened.path, state.step if has_engine else 0
-        self.saved_settings, self.recovered = self.settings_signature(), False
         recovering, self._recovering = self._recovering, None
-        if recovering is not None and recovering[0] == opened.path:
-            self.path, self.saved_step, self.saved_settings, self.recovered = recovering[1], 0, None, True
+        if recovering is not None and recovering[0] == opened.path:  # the lost session, unsaved, under its name
             document = recovering[1]
+            self.path, self.saved_step, self.saved_settings, self.recovered = document, 0, None, True
             self.host.document_changed(str(document.resolve()) if document is not None else None)
         else:
+            self.path, self.saved_step = opened.path, state.step if has_engine else 0
+            self.saved_settings, self.recovered = self.settings_signature(), False
             note = f"; {opened.note}" if opened.note else ""
             self.ctx.notifier.status(f"Opened {opened.path.name}: {len(state.points)} points, step {state.step:,}{note}",
                                      10000 if note else 6000)

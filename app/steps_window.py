@@ -63,7 +63,6 @@ def measure(samplers: Sequence[str], steps: Sequence[int], seed: int, engine: An
     what they were scored against. The samplers sample what the particles do: with the Condition
     tool on, the conditional on its line; with a class asked for, that class under its guidance w;
     and are scored against the same target as the Metrics dock (`LiveEngine.metric_target`)."""
-    from sgm_core.conditioning import Condition
     from sgm_core.config import SamplerConfig
     from sgm_core.samplers import log_density_of, make_sampler
     from sgm_core.steps import steps_vs_quality
@@ -79,9 +78,8 @@ def measure(samplers: Sequence[str], steps: Sequence[int], seed: int, engine: An
             usable.append(name)
         except ConfigError:
             left_out.append(name)
-    condition = Condition.from_data(engine.given, engine.standardizer, engine.dataset.dim) if engine.given else None
     rows = steps_vs_quality(engine.trainer.ema_model, engine.process, engine.config.noise, engine.dataset, engine.standardizer,
-                            usable, steps, n=N_SAMPLES, seed=seed, device=engine.device, condition=condition,
+                            usable, steps, n=N_SAMPLES, seed=seed, device=engine.device, condition=engine.condition,
                             guide=engine.guide) if usable else []
     target = engine.metric_target().name
     if engine.guide is not None:

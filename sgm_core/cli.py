@@ -465,8 +465,6 @@ def cmd_steps(args: argparse.Namespace) -> int:
     label, guidance = _class_request(args)
     run = load(args.run)
     condition = _warned(run.condition, args.given) if args.given is not None else None  # checked before anything runs
-    if label is not None:
-        run.score_fn(label, guidance)  # an unconditional run or an unknown class: one line, before anything runs
     rows = run_steps_vs_quality(run, samplers, args.steps, n=args.n, seed=args.seed, given=condition,
                                 label=label, guidance=guidance)
     write_csv(rows, out)

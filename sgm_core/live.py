@@ -212,8 +212,13 @@ class LiveEngine:
 
     # -- configuration --------------------------------------------------------------------
     def _make_sampler(self, cfg: SamplerConfig) -> Sampler:
-        condition = Condition.from_data(self.given, self.standardizer, self.dataset.dim) if self.given else None
+        condition = self.condition
         return condition_sampler(make_sampler(cfg, self.config.noise, self.process), condition, self.process)
+
+    @property
+    def condition(self) -> Condition | None:
+        """The Condition tool's held coordinates as a Condition (standardised), or None: the joint."""
+        return Condition.from_data(self.given, self.standardizer, self.dataset.dim) if self.given else None
 
     def set_condition(self, given: dict[int, float] | None) -> None:
         """Hold these coordinates (data units) and sample the rest from the conditional, or the joint
@@ -498,7 +503,7 @@ class LiveEngine:
         if self.given:
             from .conditioning import reference_mixture
 
-            cond = Condition.from_data(self.given, self.standardizer, self.dataset.dim)
+            cond = self.condition
             mixture, _ = reference_mixture(self.dataset, self.standardizer)  # standardised coordinates
             free = mixture.conditional(cond.fixed, cond.values)
             std = self.standardizer
