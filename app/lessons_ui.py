@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from sgm_core.config import RunConfig
+from sgm_core.datasets import class_index
+from sgm_core.errors import DataError
 from sgm_core.lessons import METRIC_NAMES, Claim, Lesson, Variant, learned_measure, load_lessons, needs_particles
 from sgm_core.losses import LOSSES
 
@@ -396,6 +398,7 @@ class LessonController(QObject):
         self.lesson: Lesson | None = None
         self.variant = 0
         self._user: dict[str, Any] | None = None  # the user's own settings while a lesson has its own
+        self._user_guide: tuple[int | None, float] = (None, 0.0)  # ... and the Sampler dock's class and w
         self._pending = False  # waiting for the lesson's data to arrive from the worker
         self.menu = None  # the Lessons menu, once installed
         self.actions: list[QAction] = []  # one per lesson, in menu order
@@ -427,6 +430,7 @@ class LessonController(QObject):
         w = self.window
         if self.lesson is None:
             self._user = w.session.settings()
+            self._user_guide = (w.session.guide_class, w.session.guidance)
         self.lesson, self.variant = lesson, max(0, min(variant, len(lesson.variants) - 1))
         w.worker.pause_particles()
         self._apply_settings()
@@ -449,6 +453,7 @@ class LessonController(QObject):
         self.window.worker.check_lesson(None)
         if self._user is not None:
             self.window.session.restore(**self._user)
+            self.window.session.set_guidance(*self._user_guide)
         self.window.engine_sync.flush_rebuild()  # while the lesson is still on: no question about its model
         self.lesson, self._pending, self._user = None, False, None
         self.window.statusBar().showMessage("Left the lesson: your own settings are back", 4000)
@@ -480,6 +485,20 @@ class LessonController(QObject):
         s.set_particles(n_particles=lesson.particles, reference_score=lesson.score == "truth")
         s.set_view(**lesson_view(lesson))
 
+    def _apply_guidance(self) -> None:
+        """The variant's class and w in the Sampler dock (unguided where it names none), so the canvas
+        shows what its checks measure; set once the lesson's data, and so its classes, are in."""
+        lesson = self.lesson
+        assert lesson is not None
+        s, guide = self.window.session, lesson.variants[self.variant].guide
+        if guide is None:
+            s.set_guidance(None)
+            return
+        try:
+            s.set_guidance(class_index(s.classes(), guide[0]), guide[1])
+        except DataError as exc:  # the lesson file names a class its data lacks (sgm_core.lessons checks its own)
+            self.window.show_error(f"The lesson's guidance cannot be shown: {exc}")
+
     def _on_data_changed(self) -> None:
         lesson, data = self.lesson, self.window.session.data
         if lesson is None:
@@ -495,6 +514,7 @@ class LessonController(QObject):
         lesson = self.lesson
         assert lesson is not None
         w = self.window
+        self._apply_guidance()
         w.reset_training()  # rebuild from the session now: the lesson's data and settings
         self.bar.show_checks(None)
         w.worker.check_lesson(lesson, lesson.variants[self.variant].label)

@@ -71,6 +71,7 @@ ORGANIZATION, APPLICATION = "ScoreFieldPlayground", "Playground"
 OPEN_SUFFIXES = LOAD_SUFFIXES  # what the core loads (.npz points + labels too): the window opens the same files
 MAX_RECENT = 8
 SIGNAL_SAVE_S = 5.0  # ended by a signal: the longest wait for unsaved work to be written aside
+RESET_REASON = "Reset was pressed"  # ask_discard_model's reason for Reset (its own wording in the question)
 LAYOUT_VERSION = 3  # of the saved dock layout: 3 adds the Explain dock (2: the lesson bar wraps)
 FIELD_RESOLUTION = 32  # arrows per axis: one PlotCurveItem of 1024 arrows draws in < 1 ms
 VIEW_DELAY_MS = 60  # coalesce pan/zoom into one field request
@@ -296,7 +297,8 @@ class MainWindow(QMainWindow):
         a("train", "Train", "Start training (or train another round)", "Ctrl+T", self.train)
         a("pause", "Pause", "Pause or resume training", "Space", self.toggle_pause)
         a("stop", "Stop", "Stop training; Train starts another round from here", "Ctrl+.", self.stop)
-        a("reset", "Reset", "Re-initialise the network (loses training)", "Ctrl+R", self.reset_training)
+        a("reset", "Reset", "Re-initialise the network (asks first when it holds training)", "Ctrl+R",
+          self.reset_asking)
         a("play", "▶ Particles", "Play or pause the particles", "Ctrl+P", self.toggle_play)
         a("step", "Step", "Advance the particles by one frame's worth of sampler steps", "Ctrl+Shift+P",
           self.step_particles)
@@ -727,7 +729,9 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Icon.Question, "Discard the trained model?",
                           f"Discard the trained model ({steps:,} steps)?",
                           QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel, self)
-        box.setInformativeText(f"{reason[:1].upper()}{reason[1:]}, so the network must start afresh. "
+        box.setInformativeText("Reset starts a freshly initialised network; its training cannot be undone. "
+                               "Cancel keeps the model." if reason == RESET_REASON else
+                               f"{reason[:1].upper()}{reason[1:]}, so the network must start afresh. "
                                "Cancel keeps the model and puts the old setting back.")
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.setEscapeButton(QMessageBox.StandardButton.Cancel)
@@ -831,7 +835,17 @@ class MainWindow(QMainWindow):
         self.worker.stop_training()
 
     def reset_training(self) -> None:
+        """A fresh network from the session's settings now (the lessons' rebuild; Reset asks first)."""
         self.engine_sync.send_engine()
+
+    def reset_asking(self) -> None:
+        """Reset (Ctrl+R, one key from Ctrl+Shift+R): a model that holds training is discarded only
+        after "Discard the trained model?", as a loss change or Make 3D asks; nothing undoes it."""
+        steps = self.engine_sync.trained_steps()
+        if not steps:
+            self.reset_training()
+            return
+        self.ask_discard_model(steps, RESET_REASON, lambda discard: self.reset_training() if discard else None)
 
     def toggle_play(self) -> None:
         self._flush_rebuild()

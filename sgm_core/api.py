@@ -285,7 +285,7 @@ class Run:
     def metrics(self, samples: np.ndarray | torch.Tensor, *, seed: int = 0, nll: bool = True) -> dict[str, float]:
         """How close `samples` (data coordinates) are to the data: see `sample_metrics`; plus `nll`,
         the data's negative log-likelihood (nats per point) under the PF-ODE, for the losses whose
-        net covers every noise level (ncsn, ve-sde, vp-sde) when `nll` is True (not for a flow from a
+        net covers every noise level (ncsn, ve-sde, vp-sde, fm, ot-fm, ddpm, edm) when `nll` is True (not for a flow from a
         source: it has no prior density)."""
         seed = whole_number(seed, "seed", 0, MAX_SEED)
         out = sample_metrics(samples, self.reference(), seed=seed)

@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ema", type=float, default=None, help="EMA decay of the sampling weights, in [0, 1) (default 0.999)")
     train.add_argument("--sigma-min", type=float, default=None, help="smallest noise level, standardised units (default 0.01)")
     train.add_argument("--sigma-max", type=_number_or_auto, default=None,
-                       help="largest noise level (default 3), or auto: the data's largest pairwise distance")
+                       help="largest noise level (default: the data's diameter, at least 3), or auto: the diameter itself")
     train.add_argument("--levels", type=int, default=None, help="levels of the ncsn sigma ladder (default 16)")
     train.add_argument("--sigma", type=float, default=None, help="the one noise level of dsm / dsm-eps (default 0.1)")
     train.add_argument("--timesteps", type=int, default=None, help="ddpm: steps T of the discrete chain (default 1000)")

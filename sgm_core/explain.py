@@ -22,9 +22,9 @@ class Explanation:
 
 
 _DSM = "½ 𝔼 ‖<i>s</i><sub>θ</sub>(<i>x̃</i>, σ) + (<i>x̃</i> − <i>x</i>)/σ²‖²,&nbsp; <i>x̃</i> = <i>x</i> + σ<i>z</i>"
-_ANNEALED = ("<i>x</i> ← <i>x</i> + ½α<sub><i>i</i></sub> <i>s</i><sub>θ</sub>(<i>x</i>, σ<sub><i>i</i></sub>) "
-             "+ √α<sub><i>i</i></sub> <i>z</i>,&nbsp; α<sub><i>i</i></sub> = ε"
-             " σ<sub><i>i</i></sub>²/σ<sub><i>L</i></sub>²")
+_ANNEALED = ("<i>x</i> ← <i>x</i> + ε<sub><i>i</i></sub> <i>s</i><sub>θ</sub>(<i>x</i>, σ<sub><i>i</i></sub>) "
+             "+ √(2ε<sub><i>i</i></sub>) <i>z</i>,&nbsp; ε<sub><i>i</i></sub> = ε"
+             " σ<sub><i>i</i></sub>²/σ<sub><i>L</i></sub>²")  # the Sampler dock's step size ε (NCSN's α_i = 2ε_i)
 _SDE_PAPER = ("Song, Sohl-Dickstein, Kingma, Kumar, Ermon, Poole: Score-Based Generative Modeling through "
               "Stochastic Differential Equations, ICLR 2021")
 _EDM_PAPER = ("Karras, Aittala, Aila, Laine: Elucidating the Design Space of Diffusion-Based"
@@ -92,16 +92,18 @@ LOSS_EXPLANATIONS: Mapping[str, Explanation] = MappingProxyType({
         _SDE_PAPER),
     "fm": Explanation(
         "Flow matching (linear interpolant)",
-        "𝔼<sub><i>t</i>, <i>x</i>₀, <i>x</i>₁</sub> ‖<i>v</i><sub>θ</sub>(<i>x</i><sub><i>t</i></sub>, <i>t</i>) − "
-        "(<i>x</i>₁ − <i>x</i>₀)‖²,&nbsp; <i>x</i><sub><i>t</i></sub> = (1 − <i>t</i>)<i>x</i>₀ + <i>t</i><i>x</i>₁",
-        "Regress a velocity field on the straight-line velocity between a noise draw x₀ ~ N(0, I) and a data point "
-        "x₁; integrating the learned ODE from noise carries the prior to the data.",
+        "𝔼<sub><i>t</i>, <i>x</i>, <i>z</i></sub> ‖<i>v</i><sub>θ</sub>(<i>x</i><sub><i>t</i></sub>, <i>t</i>) − "
+        "(<i>z</i> − <i>x</i>)‖²,&nbsp; <i>x</i><sub><i>t</i></sub> = (1 − <i>t</i>)<i>x</i> + <i>t</i><i>z</i>",
+        "Regress a velocity field on the straight-line velocity between a data point x and a noise draw "
+        "z ~ N(0, I) (or a draw of the Source set); integrating the learned ODE from t = 1 back to 0 carries the "
+        "prior to the data. Time runs from data (t = 0) to noise (t = 1) here, as in the diffusion losses: "
+        "Lipman et al. write it the other way round.",
         "Lipman, Chen, Ben-Hamu, Nickel, Le: Flow Matching for Generative Modeling, ICLR 2023; "
         "Liu, Gong, Liu: Flow Straight and Fast (rectified flow), ICLR 2023"),
     "ot-fm": Explanation(
         "Flow matching with minibatch optimal transport",
-        "𝔼 ‖<i>v</i><sub>θ</sub>(<i>x</i><sub><i>t</i></sub>, <i>t</i>) − (<i>x</i>₁ − <i>x</i>₀)‖²,&nbsp; "
-        "(<i>x</i>₀, <i>x</i>₁) ~ π<sub>OT</sub> within each batch",
+        "𝔼 ‖<i>v</i><sub>θ</sub>(<i>x</i><sub><i>t</i></sub>, <i>t</i>) − (<i>z</i> − <i>x</i>)‖²,&nbsp; "
+        "(<i>x</i>, <i>z</i>) ~ π<sub>OT</sub> within each batch",
         "The same regression, with noise and data paired by an optimal-transport plan inside each batch instead of "
         "at random: the paths cross less, so the flow is straighter and needs fewer ODE steps.",
         "Tong, Fatras, Malkin, Huguet, Zhang, Rector-Brooks, Wolf, Bengio: Improving and Generalizing Flow-Based "
@@ -149,10 +151,10 @@ SAMPLER_EXPLANATIONS: Mapping[str, Explanation] = MappingProxyType({
         f"Anderson: Reverse-Time Diffusion Equation Models, Stoch. Proc. Appl. 1982; {_SDE_PAPER}"),
     "pc": Explanation(
         "Predictor–corrector",
-        "predictor: one reverse-SDE step;&nbsp; corrector: <i>x</i> ← <i>x</i> +"
+        "corrector: <i>x</i> ← <i>x</i> +"
         " ε<i>s</i><sub>θ</sub> + √(2ε)<i>z</i>,&nbsp; "
-        "ε = 2α(<i>r</i>‖<i>z</i>‖/‖<i>s</i><sub>θ</sub>‖)²",
-        "Each reverse-SDE step is followed by Langevin steps at the same time, whose size is set by a target "
+        "ε = 2α(<i>r</i>‖<i>z</i>‖/‖<i>s</i><sub>θ</sub>‖)²;&nbsp; then predictor: one reverse-SDE step",
+        "Before each reverse-SDE step, one Langevin step at the same time, its size set by a target "
         "signal-to-noise ratio r: the corrector pulls the particles back to p_t where the predictor erred.",
         f"{_SDE_PAPER}, Alg. 1–5"),
     "ode": Explanation(
@@ -176,14 +178,16 @@ SAMPLER_EXPLANATIONS: Mapping[str, Explanation] = MappingProxyType({
         "<i>x</i> ← <i>x</i> + (σ<sub><i>i</i>+1</sub> − σ<sub><i>i</i></sub>)"
         " ½(<i>d</i><sub><i>i</i></sub> + <i>d</i>′)",
         "Euler's step corrected with the slope at its end point (second order): far fewer network evaluations for "
-        "the same error; the last step to σ = 0 is plain Euler.",
+        "the same error. Every step here is a Heun step (2 evaluations) and the last ends at σ_min; EDM instead "
+        "takes a last Euler step to σ = 0.",
         f"{_EDM_PAPER}, Alg. 1"),
     "ddpm": Explanation(
         "DDPM ancestral sampling",
         "<i>x</i><sub><i>t</i>−1</sub> = (1/√α<sub><i>t</i></sub>)(<i>x</i><sub><i>t</i></sub> − "
         "β<sub><i>t</i></sub>/√(1 − ᾱ<sub><i>t</i></sub>)"
         " ε<sub>θ</sub>(<i>x</i><sub><i>t</i></sub>, <i>t</i>)) + σ<sub><i>t</i></sub><i>z</i>",
-        "Walk the learned reverse Markov chain one discrete step at a time, T steps from pure noise; σ_t² = β_t.",
+        "Walk the learned reverse Markov chain one discrete step at a time, T steps from pure noise; σ_t² = β̃_t = "
+        "β_t(1 − ᾱ_t−1)/(1 − ᾱ_t), the posterior variance (Ho et al.'s eq. 7).",
         f"{_DDPM_PAPER}, Alg. 2"),
     "ddim": Explanation(
         "DDIM (deterministic, η = 0)",
@@ -194,15 +198,17 @@ SAMPLER_EXPLANATIONS: Mapping[str, Explanation] = MappingProxyType({
         "along the predicted noise. It can skip steps; it is an Euler step of the probability-flow ODE.",
         "Song, Meng, Ermon: Denoising Diffusion Implicit Models, ICLR 2021"),
     "dpm-solver": Explanation(
-        "DPM-Solver",
-        "<i>x</i><sub><i>t</i></sub> = (α<sub><i>t</i></sub>/α<sub><i>s</i></sub>) <i>x</i><sub><i>s</i></sub> − "
-        "σ<sub><i>t</i></sub>(e<sup><i>h</i></sup> − 1) ε<sub>θ</sub>(<i>x</i><sub><i>s</i></sub>, <i>s</i>),&nbsp; "
-        "<i>h</i> = λ<sub><i>t</i></sub> − λ<sub><i>s</i></sub>,&nbsp; λ = log(α/σ)",
-        "Solve the probability-flow ODE with its linear part exactly, in the log-SNR λ, and only the network term "
-        "approximated (first order shown, which equals DDIM; higher orders use extra evaluations): good samples "
-        "in 10–20 steps.",
-        "Lu, Zhou, Bao, Chen, Li, Zhu: DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model Sampling in "
-        "Around 10 Steps, NeurIPS 2022"),
+        "DPM-Solver++(2M)",
+        "<i>x</i><sub><i>i</i>+1</sub> = (σ<sub><i>i</i>+1</sub>/σ<sub><i>i</i></sub>) <i>x</i><sub><i>i</i></sub> + "
+        "α<sub><i>i</i>+1</sub>(1 − e<sup>−<i>h</i></sup>) <i>D̂</i>,&nbsp; "
+        "<i>D̂</i> = (1 + 1/2<i>r</i>)<i>D</i><sub><i>i</i></sub> − (1/2<i>r</i>)<i>D</i><sub><i>i</i>−1</sub>,&nbsp; "
+        "<i>h</i> = λ<sub><i>i</i>+1</sub> − λ<sub><i>i</i></sub>,&nbsp; λ = log(α/σ)",
+        "Solve the probability-flow ODE with its linear part exactly, in the log-SNR λ, and extrapolate the "
+        "denoised prediction D (Tweedie) linearly from this step's and the previous step's (r is the ratio of "
+        "their λ steps): second order at one network evaluation per step. The first step, and the last of a "
+        "schedule under 15 steps, use D alone (first order, which equals DDIM).",
+        "Lu, Zhou, Bao, Chen, Li, Zhu: DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic "
+        "Models, 2022 (Alg. 2); DPM-Solver, NeurIPS 2022"),
     "mala": Explanation(
         "Metropolis-adjusted Langevin (MALA)",
         "<i>x</i>′ = <i>x</i> + ε∇log <i>p</i>(<i>x</i>) + √(2ε)<i>z</i>,&nbsp; accept with min(1, "

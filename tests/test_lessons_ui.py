@@ -120,3 +120,33 @@ def test_compare_button_opens_the_lessons_losses_and_the_bar_closes(qtbot, windo
     assert not compare.worker.is_running()
     window.lessons.bar.close_button.click()
     assert not window.lessons.bar.isVisible() and window.lessons.lesson is None
+
+
+def test_a_guided_variant_shows_its_class_and_w_and_leaving_gives_the_users_back(qtbot, window):
+    """Lesson 12's checks measure class 1 under w: the canvas's particles must be those, not the
+    unconditional sampler (they were: the Sampler dock stayed at "None", w = 0)."""
+    from sgm_core.datasets import class_index
+
+    s = window.session
+    s.set_guidance(None, 2.5)  # the user's own w, to come back after the lesson
+    index = next(i for i, lesson in enumerate(LESSONS) if lesson.id == "guidance")
+    lesson = LESSONS[index]
+    choose(qtbot, window, index)
+    label, w = lesson.variants[0].guide
+    assert s.guide() == (class_index(s.classes(), label), w)
+    with qtbot.waitSignal(window.lessons.started, timeout=TIMEOUT_MS):
+        window.lessons.bar.variant_combo.setCurrentIndex(1)
+        window.lessons.bar.variant_combo.activated.emit(1)
+    label, w = lesson.variants[1].guide
+    c = class_index(s.classes(), label)
+    assert s.guide() == (c, w) and w > 0
+
+    def engine_guide():  # noqa: ANN202 - what the engine's particles are guided by, asked after every command sent
+        got: list = []
+        window.worker.call(lambda eng: got.append(eng.guide))
+        wait(qtbot, lambda: got)
+        return got[0]
+
+    assert engine_guide() == (c, w)
+    window.lessons.leave()
+    assert s.guide_class is None and s.guidance == 2.5

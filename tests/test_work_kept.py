@@ -132,3 +132,31 @@ def test_a_diverging_run_brings_back_the_last_good_model(qtbot, window, lr):
     assert all(torch.isfinite(v).all() for v in back.values())
     assert same(back, good)
     assert np.isfinite(frame(window).losses).all() and len(frame(window).losses) == 60
+
+
+@pytest.mark.parametrize("discard", [False, True])
+def test_reset_asks_before_a_trained_model_goes(qtbot, window, discard):
+    """Ctrl+R (one key from Ctrl+Shift+R) threw 4,000 steps away with no question and no undo."""
+    train_to(qtbot, window, 60)
+    trained = weights(qtbot, window)
+    asked: list[int] = []
+
+    def ask(steps, reason, answer):  # noqa: ANN001
+        asked.append(steps)
+        answer(discard)
+
+    window.ask_discard_model = ask
+    window.actions_["reset"].trigger()
+    assert asked == [60]
+    if discard:
+        wait(qtbot, lambda: frame(window).step == 0)
+        assert not same(weights(qtbot, window), trained)
+    else:
+        settle(qtbot, window, 60)
+        assert same(weights(qtbot, window), trained)
+
+
+def test_reset_of_an_untrained_model_asks_nothing(qtbot, window):
+    window.ask_discard_model = lambda *a: pytest.fail("nothing trained: nothing to ask")
+    window.actions_["reset"].trigger()
+    wait(qtbot, lambda: frame(window) is not None and frame(window).step == 0)
