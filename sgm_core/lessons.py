@@ -674,8 +674,10 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
                            torch.Generator().manual_seed(seed + 5))
 
     out = {"sw_ratio": _sw_ratio(samples, ref, base_sw)}
-    if "off_data" in wanted:  # only where a claim reads it: at a flow's or Heun's last σ (1e-3) "3σ from
-        out["off_data"] = off(x)  # every data point" is finer than the reference points are spaced
+    # off_data only where a claim reads it: at a flow's or Heun's last σ (1e-3), "3σ from every data
+    # point" is finer than the reference points are spaced
+    if "off_data" in wanted:
+        out["off_data"] = off(x)
     if accepted is not None:
         out["acceptance_rate"] = float(accepted)
     if "off_data_exact" in wanted and lesson.score == "learned":
@@ -698,8 +700,9 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
         out.update(class_on_mode=stats["on_class"],
                    class_spread=stats["spread"] / float(std.sum(-1).sqrt().mean()),
                    class_offset=stats["offset"] / float(std.max(-1).values.sqrt().mean()))
-    if gmm is not None and guide is None and torch.isfinite(samples).all():  # a guided sample is one class's:
-        out["mode_weight_error"] = mode_weight_error(samples, gmm)  # the class_* metrics above are its measures
+    # All-mode measures; a guided sample is one class's, measured by the class_* metrics above
+    if gmm is not None and guide is None and torch.isfinite(samples).all():
+        out["mode_weight_error"] = mode_weight_error(samples, gmm)
         out["on_mode"] = mode_weights(samples, gmm)[1]
         target = gmm if getattr(sampler, "denoise", False) else gmm.perturbed(last_sigma * float(standardizer.scale))
         out["mode_spread"] = _mode_spread(samples, target)

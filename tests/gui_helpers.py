@@ -22,6 +22,14 @@ def wait(qtbot, predicate, timeout: int = TIMEOUT_MS) -> None:
     qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
 
 
+def ask_engine(qtbot, window, fn):  # noqa: ANN001, ANN201 - what fn(engine) returns
+    """fn(engine), run in the engine's host after every command sent before, and waited for."""
+    got: list = []
+    window.worker.call(lambda eng: got.append(fn(eng)))
+    wait(qtbot, lambda: got)
+    return got[0]
+
+
 def small_config(steps: int = 200, loss: str | None = None, **train) -> RunConfig:
     """A 32x2 net and batch 128, so a test trains in a second or two on one core; `train` overrides
     other training settings (e.g. lr), `loss` names the loss (default: RunConfig's)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from gui_helpers import TIMEOUT_MS, open_window, wait
+from gui_helpers import TIMEOUT_MS, ask_engine, open_window, wait
 
 from app.lessons_ui import lesson_run_config, lesson_view, watch_text
 from app.main_window import MainWindow
@@ -140,13 +140,6 @@ def test_a_guided_variant_shows_its_class_and_w_and_leaving_gives_the_users_back
     label, w = lesson.variants[1].guide
     c = class_index(s.classes(), label)
     assert s.guide() == (c, w) and w > 0
-
-    def engine_guide():  # noqa: ANN202 - what the engine's particles are guided by, asked after every command sent
-        got: list = []
-        window.worker.call(lambda eng: got.append(eng.guide))
-        wait(qtbot, lambda: got)
-        return got[0]
-
-    assert engine_guide() == (c, w)
+    assert ask_engine(qtbot, window, lambda eng: eng.guide) == (c, w)
     window.lessons.leave()
     assert s.guide_class is None and s.guidance == 2.5

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from gui_helpers import frame, open_window, small_config, wait
+from gui_helpers import ask_engine, frame, open_window, small_config, wait
 
 pytestmark = pytest.mark.usefixtures("warm_torch")
 
@@ -23,10 +23,7 @@ def window(qtbot):
 
 def weights(qtbot, window) -> dict[str, torch.Tensor]:
     """A copy of the engine's model weights, taken in the engine after every command sent before."""
-    got: list[dict] = []
-    window.worker.call(lambda eng: got.append({k: v.detach().clone() for k, v in eng.trainer.model.state_dict().items()}))
-    wait(qtbot, lambda: got)
-    return got[0]
+    return ask_engine(qtbot, window, lambda eng: {k: v.detach().clone() for k, v in eng.trainer.model.state_dict().items()})
 
 
 def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
