@@ -41,6 +41,12 @@ IMAGE_HALF_SPAN = 4.0  # the longer image side maps to [-4, 4], the scale of the
 IMAGE_MAX_SIDE = 1024  # larger images are shrunk first: sampling needs no more resolution
 IMAGE_WHITE_FLOOR = 0.02  # darkness below this is paper, not ink (JPEG/scan near-white haze)
 NPY_MAX_HEADER = 10_000  # bytes; numpy's own safety limit, far above any real (N, D) header
+PLY_MAX_HEADER = 65_536  # bytes; a real PLY header is a few hundred
+PLY_MAX_ROWS = 4 * MAX_POINTS  # rows of a non-vertex element: a triangle mesh has ~2 faces per vertex
+PLY_TYPE_BYTES = {"char": 1, "int8": 1, "uchar": 1, "uint8": 1, "short": 2, "int16": 2, "ushort": 2,
+                  "uint16": 2, "int": 4, "int32": 4, "uint": 4, "uint32": 4, "float": 4, "float32": 4,
+                  "double": 8, "float64": 8}
+PLY_FORMATS = ("ascii", "binary_little_endian", "binary_big_endian")
 
 
 # --------------------------------------------------------------------------- writing
@@ -230,6 +236,7 @@ def load_labelled_points(
             x = _read_ply(path)
         else:
             x = _read_image(path, n_image_points, seed)
+        check_point_count(len(x))  # every reader stops at the limit; an image's n_image_points too
         points = validate_points(x)
         if raw_labels is None:
             return points, None, ()
@@ -245,9 +252,19 @@ def load_labelled_points(
         ) from e
 
 
-def load_npy(source: str | os.PathLike | bytes, *, max_elements: int) -> np.ndarray:
+def check_point_count(n: int) -> None:
+    """Refuse more than MAX_POINTS points while reading, so a too-large file fails at load time,
+    not after training when its run is saved."""
+    if n > MAX_POINTS:
+        raise DataError(f"it holds more than {MAX_POINTS:,} points, the most this program reads")
+
+
+def load_npy(
+    source: str | os.PathLike | bytes, *, max_elements: int, max_rows: int | None = None
+) -> np.ndarray:
     """Read an NPY array without pickles, refusing a header that asks for more than `max_elements`
-    values before any of them is allocated (a 100-byte header can claim 10^12 elements).
+    values, or an (N, D) array of more than `max_rows` rows, before any of them is allocated (a
+    100-byte header can claim 10^12 elements).
 
     Every failure is one DataError sentence; the caller adds which file or member it was.
     """
@@ -277,6 +294,8 @@ def load_npy(source: str | os.PathLike | bytes, *, max_elements: int) -> np.ndar
         if dtype.hasobject:
             raise DataError("it holds Python objects (pickled data), which are never loaded "
                             "because unpickling can run arbitrary code")
+        if max_rows is not None and len(shape) == 2 and shape[0] > max_rows:
+            raise DataError(f"it declares {shape[0]:,} points; the most this program reads is {max_rows:,} points")
         count = int(np.prod(shape, dtype=object)) if shape else 1
         if count > max_elements:
             raise DataError(f"it declares {count:,} values; the most this program reads is {max_elements:,}")
@@ -288,7 +307,7 @@ def load_npy(source: str | os.PathLike | bytes, *, max_elements: int) -> np.ndar
 
 
 def _read_npy(path: Path) -> np.ndarray:
-    return load_npy(path, max_elements=MAX_POINTS * 3)
+    return load_npy(path, max_elements=MAX_POINTS * 3, max_rows=MAX_POINTS)
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -307,7 +326,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                     if z.getinfo(f"{key}.npy").file_size > 64 * limit + NPY_MAX_HEADER:
                         raise DataError(f"its '{key}' array is larger than any point set this program reads")
                     try:
-                        members[key] = load_npy(z.read(f"{key}.npy"), max_elements=limit)
+                        members[key] = load_npy(z.read(f"{key}.npy"), max_elements=limit, max_rows=MAX_POINTS)
                     except DataError as e:
                         raise DataError(f"its '{key}' array cannot be used: {e}") from e
     except zipfile.BadZipFile as e:
@@ -346,6 +365,7 @@ def _read_labelled_table(path: Path) -> tuple[np.ndarray, list[str] | None]:
             tokens.append("")  # the last column, the label, left off: a missing label
         if len(tokens) != len(header):
             raise DataError(f"line {lineno} has {len(tokens)} columns, expected {len(header)}")
+        check_point_count(len(rows) + 1)
         try:
             rows.append([float(t) for i, t in enumerate(tokens) if i != column])
         except ValueError:
@@ -385,18 +405,96 @@ def _read_table(path: Path, max_columns: int | None) -> np.ndarray:
             n_cols = len(values)
         elif len(values) != n_cols:
             raise DataError(f"line {lineno} has {len(values)} columns, expected {n_cols}")
+        check_point_count(len(rows) + 1)
         rows.append(values)
     if not rows:
         raise DataError("it contains no rows of numbers")
     return np.asarray(rows, dtype=np.float64)
 
 
+def check_ply_header(data: bytes) -> None:
+    """Refuse a PLY file whose header (the text up to `end_header`) cannot describe a point cloud
+    we read, before plyfile sees it: malformed lines, no vertex x/y, more than MAX_POINTS vertices,
+    or more rows than the file's bytes (binary) or lines (ASCII) can hold. plyfile would loop for
+    hours over 10^12 rows of an element with no properties, each row zero bytes long.
+    """
+    def bad(reason: str) -> DataError:
+        return DataError(f"it is not a valid PLY file ({reason})")
+
+    nl = b"\r\n" if data.startswith(b"ply\r\n") else data[3:4]
+    if not data.startswith(b"ply") or nl not in (b"\n", b"\r", b"\r\n"):
+        raise bad("it does not start with a 'ply' line")
+    end = data.find(nl + b"end_header" + nl, 0, PLY_MAX_HEADER)
+    if end < 0:
+        raise bad(f"no 'end_header' line in its first {PLY_MAX_HEADER:,} bytes")
+    body = len(data) - (end + len(nl) * 2 + len(b"end_header"))
+    try:
+        lines = data[len(nl) + 3:end].decode("ascii").split(nl.decode("ascii"))
+    except UnicodeDecodeError:
+        raise bad("its header is not ASCII text") from None
+    fmt = None
+    elements: list[tuple[str, int, list[str], int]] = []  # name, count, property names, least bytes a row takes
+    for number, line in enumerate(lines, start=2):
+        fields = line.split()
+        if not fields or fields[0] in ("comment", "obj_info"):
+            continue
+        keyword = fields[0]
+        if keyword == "format" and fmt is None and not elements:
+            if len(fields) != 3 or fields[1] not in PLY_FORMATS or fields[2] != "1.0":
+                raise bad(f"header line {number}: expected 'format ascii|binary_little_endian|binary_big_endian 1.0'")
+            fmt = fields[1]
+        elif keyword == "element" and fmt is not None:
+            if len(fields) != 3 or not fields[2].isdigit():
+                raise bad(f"header line {number}: expected 'element NAME COUNT'")
+            elements.append((fields[1], int(fields[2]), [], 0))
+        elif keyword == "property" and elements:
+            name, count, names, size = elements[-1]
+            if fields[1:2] == ["list"]:
+                ok = len(fields) == 5 and fields[2] in PLY_TYPE_BYTES and "float" not in fields[2] \
+                    and fields[2] != "double" and fields[3] in PLY_TYPE_BYTES
+                least = PLY_TYPE_BYTES.get(fields[2], 0)  # an empty list: its length only
+            else:
+                ok = len(fields) == 3 and fields[1] in PLY_TYPE_BYTES
+                least = PLY_TYPE_BYTES.get(fields[1], 0)
+            if not ok:
+                raise bad(f"header line {number}: bad property {' '.join(fields[1:])[:40]!r}")
+            elements[-1] = (name, count, [*names, fields[-1]], size + least)
+        else:
+            raise bad(f"header line {number}: unexpected {keyword[:20]!r}")
+    if fmt is None:
+        raise bad("its header has no 'format' line")
+    vertex = next((e for e in elements if e[0] == "vertex"), None)
+    if vertex is None:
+        raise DataError("it has no 'vertex' element")
+    if "x" not in vertex[2] or "y" not in vertex[2]:
+        raise DataError("its vertices have no x and y properties")
+    if vertex[1] > MAX_POINTS:
+        raise DataError(f"its header declares {vertex[1]:,} vertices; the most this program reads is {MAX_POINTS:,} points")
+    for name, count, names, _ in elements:
+        if count > PLY_MAX_ROWS:
+            raise DataError(f"its header declares {count:,} {name[:20]!r} rows; the most this program reads is "
+                            f"{PLY_MAX_ROWS:,}")
+        if count and not names:
+            raise bad(f"element {name[:20]!r} has {count:,} rows but no properties")
+    start = len(data) - body
+    if fmt == "ascii":  # one row per line; counting both CR and LF over-counts, never under-counts
+        need, room = sum(e[1] for e in elements), data.count(b"\n", start) + data.count(b"\r", start) + 1
+        what = f"{need:,} rows but the file holds at most {room:,} lines"
+    else:
+        need, room = sum(e[1] * e[3] for e in elements), body
+        what = f"at least {need:,} bytes of data but the file holds {room:,}"
+    if need > room:
+        raise bad(f"truncated: its header declares {what}")
+
+
 def _read_ply(path: Path) -> np.ndarray:
     from plyfile import PlyData, PlyParseError  # only PLY readers need it
 
+    data = path.read_bytes()
+    check_ply_header(data)
     try:
         # From memory: plyfile leaves its text wrapper of an open file unclosed (ASCII PLY).
-        ply = PlyData.read(BytesIO(path.read_bytes()), mmap=False)
+        ply = PlyData.read(BytesIO(data), mmap=False)
     except PlyParseError as e:
         raise DataError(f"it is not a valid PLY file ({e})") from e
     except MemoryError as e:  # a corrupt header can claim trillions of vertices

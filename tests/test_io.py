@@ -351,13 +351,43 @@ BAD_INPUTS = {
     "ply-garbage": ("junk.ply", _write_bytes(b"hello\n" + os.urandom(64)), "cannot read 'junk.ply'"),
     "huge-header-npy": ("wide-header.npy", _npy_with_header(HUGE_HEADER, bytes(24)), "larger than 10000 bytes"),
     "huge-claim-npy": ("claims.npy", _npy_with_header(
-        "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 2), }\n"), "declares 2,000,000,000,000"),
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 2), }\n"), "declares 1,000,000,000,000 points"),
     "unclosed-header-npy": ("unclosed.npy", _npy_with_header("{'descr': '<f4', 'shape': (3,\n"), "header is damaged"),
     "unknown-version-npy": ("v9.npy", _npy_with_header("{}\n", version=9), "unknown .npy format version"),
     "white-16-bit-png": ("white16.png", lambda p: Image.fromarray(np.full((20, 30), 65535, np.uint16)).save(p),
                          "blank"),
     "uniform-float-tif": ("flat.tif", _tiff_image("F", 0.5), "blank"),
     "corrupt-tif": ("noise.tif", _write_bytes(b"II*\x00" + os.urandom(200)), "cannot read 'noise.tif'"),
+    # PLY headers refused before plyfile reads a row (the first used to loop for hours in PlyData.read)
+    "ply-huge-count-no-properties": ("spin.ply", _write_bytes(
+        b"ply\nformat binary_little_endian 1.0\nelement vertex 900000000000\nend_header\n"), "no x and y"),
+    "ply-empty-element-rows": ("empty.ply", _write_bytes(
+        b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty float x\nproperty float y\n"
+        b"element nothing 9000\nend_header\n" + bytes(8)), "'nothing' has 9,000 rows but no properties"),
+    "ply-too-many-vertices": ("many.ply", _write_bytes(
+        b"ply\nformat binary_little_endian 1.0\nelement vertex 3000000\nproperty float x\nproperty float y\n"
+        b"end_header\n"), "declares 3,000,000 vertices; the most this program reads is 2,000,000"),
+    "ply-too-many-faces": ("faces.ply", _write_bytes(
+        b"ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nelement face 9000000000\n"
+        b"property list uchar int vertex_indices\nend_header\n1 2\n3 4\n"), "9,000,000,000 'face' rows"),
+    "ply-binary-short": ("short.ply", _write_bytes(
+        b"ply\nformat binary_big_endian 1.0\nelement vertex 1000\nproperty double x\nproperty double y\n"
+        b"end_header\n" + bytes(100)), "at least 16,000 bytes of data but the file holds 100"),
+    "ply-ascii-short": ("few.ply", _write_bytes(
+        b"ply\nformat ascii 1.0\nelement vertex 500\nproperty float x\nproperty float y\nend_header\n1 2\n3 4\n"),
+        "declares 500 rows but the file holds at most 3 lines"),
+    "ply-no-end-header": ("open.ply", _write_bytes(b"ply\nformat ascii 1.0\nelement vertex 2\n"), "no 'end_header'"),
+    "ply-no-format": ("noformat.ply", _write_bytes(b"ply\nelement vertex 1\nproperty float x\nend_header\n1\n"),
+                      "header line 2: unexpected 'element'"),
+    "ply-bad-count": ("count.ply", _write_bytes(b"ply\nformat ascii 1.0\nelement vertex -5\nend_header\n"),
+                      "header line 3: expected 'element NAME COUNT'"),
+    "ply-bad-type": ("type.ply", _write_bytes(
+        b"ply\nformat ascii 1.0\nelement vertex 1\nproperty quad x\nend_header\n1\n"), "bad property 'quad x'"),
+    "ply-float-list-length": ("list.ply", _write_bytes(
+        b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nelement face 1\n"
+        b"property list float int v\nend_header\n1 2\n0\n"), "bad property 'list float int v'"),
+    "ply-no-xy": ("noxy.ply", _write_bytes(b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float t\nend_header\n1\n"),
+                  "no x and y"),
 }
 
 
@@ -381,6 +411,35 @@ def test_bad_input_raises_one_clear_sentence(tmp_path, case):
     assert expected in message
     assert name in message  # every message names the file
     assert "\n" not in message
+
+
+def _ply_cloud(p: Path, n: int) -> None:
+    vertex = np.zeros(n, dtype=[("x", "<f4"), ("y", "<f4")])
+    PlyData([PlyElement.describe(vertex, "vertex")], text=False).write(str(p))
+
+
+POINT_COUNT_WRITERS = {  # n points in every format that carries a count of its own
+    "t.csv": lambda p, n: p.write_text("x,y\n" + "".join(f"{i},{-i}\n" for i in range(n))),
+    "l.csv": lambda p, n: p.write_text("x,y,label\n" + "".join(f"{i},{-i},{i % 2}\n" for i in range(n))),
+    "t.xyz": lambda p, n: p.write_text("".join(f"{i} {-i} 0\n" for i in range(n))),
+    "t.npy": lambda p, n: np.save(p, np.zeros((n, 2), np.float32)),
+    "t.npz": lambda p, n: np.savez(p, points=np.zeros((n, 3), np.float32)),
+    "t.ply": _ply_cloud,
+}
+
+
+@pytest.mark.parametrize("name", sorted(POINT_COUNT_WRITERS))
+def test_more_than_max_points_is_refused_at_load_time(tmp_path, monkeypatch, name):
+    """A file over MAX_POINTS used to load and train, then fail at the save; now the load refuses it."""
+    monkeypatch.setattr("sgm_core.io.MAX_POINTS", 10)
+    path = tmp_path / name
+    POINT_COUNT_WRITERS[name](path, 10)
+    assert len(load_points(path)) == 10  # the limit itself is allowed
+    POINT_COUNT_WRITERS[name](path, 11)
+    with pytest.raises(DataError) as info:
+        load_points(path)
+    message = str(info.value)
+    assert name in message and "10 points" in message and "\n" not in message
 
 
 def test_a_huge_npy_header_is_not_called_pickled_data(tmp_path):
