@@ -10,7 +10,9 @@ lists, in the spec's order. Each cell trains, saves its run under DIR/runs/, sam
 (`sgm_core.api`); DIR/results.csv gets one row per finished cell, rewritten atomically after each,
 so it never holds a half row. A rerun skips the cells whose rows are there (a cell is known by a
 hash of its settings, so a grown spec reuses the cells it already has) and redoes any cell that
-was interrupted. DIR/summary.md and DIR/summary.png show the main metric as a pivot table.
+was interrupted. A cell whose run cannot be saved (a full disk) stops the sweep with exit 2 and
+gets no row: results.csv names only runs that exist, and the rerun redoes that cell.
+DIR/summary.md and DIR/summary.png show the main metric as a pivot table.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ SETTING_KEYS = tuple(k for k, v in SPEC_KEYS.items() if v.sweepable)  # what a c
 METRICS = ("sw_ratio", "sw", "sw_base", "mmd", "energy", "on_mode", "weight_error", "nll")
 HIGHER_IS_BETTER = ("on_mode",)
 COLUMNS_AFTER = (*METRICS, "train_seconds", "sample_seconds", "run_dir", "error")
+SAVE_FAILED = "save_failed"  # a row key, never a column: the cell's run was not written, so the cell is not finished
 DEFAULT_N = 2000  # `sgm sample --n`'s default
 
 
@@ -222,8 +225,9 @@ def _slug(value: object) -> str:
 
 def run_cell(settings: Mapping[str, Any], run_dir: str, threads: int = 1) -> dict[str, Any]:
     """Train, save, sample and score one cell: its results row. A user-level failure (training
-    diverged, sampling produced NaN) is the row's `error`, not the sweep's end. Module-level and
-    pickle-friendly: process pools and Ray run it as is."""
+    diverged, sampling produced NaN) is the row's `error`, not the sweep's end; a failed save
+    (a full disk) is the row's SAVE_FAILED, which ends the sweep. Module-level and pickle-friendly:
+    process pools and Ray run it as is."""
     import torch
 
     from .api import train
@@ -237,7 +241,10 @@ def run_cell(settings: Mapping[str, Any], run_dir: str, threads: int = 1) -> dic
             train_kwargs["source"] = _resolved(train_kwargs["source"])
         run = train(_resolved(train_kwargs.pop("data", "8gaussians")), progress=False, **train_kwargs)
         row["train_seconds"] = run.train_seconds
-        run.save(run_dir)
+        try:
+            run.save(run_dir)
+        except SGMError as exc:
+            return {**row, SAVE_FAILED: one_line(str(exc))}
         row["sampler"] = settings.get("sampler", run.default_sampler)
         started = time.perf_counter()
         x = run.sample(settings.get("n", DEFAULT_N), sampler=row["sampler"], steps=settings.get("sample_steps"), seed=seed)
@@ -392,11 +399,20 @@ def sweep(spec: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *
     started = time.perf_counter()
     if tasks:
         results = ENGINES[engine](tasks, workers, address, parsed.gpus)
-        for i, (cell, row) in enumerate(_progress(results, len(tasks)), 1):
-            done = _csv_row({**row, "cell": cell.id, "run_dir": f"{RUNS}/{cell.name}"})
-            rows[cell.id] = {column: done.get(column, "") for column in parsed.columns}  # as read back from the file
-            _write_results(out / RESULTS, parsed, rows)
-            say(f"[{i}/{len(tasks)}] {_describe(cell, parsed, rows[cell.id])}")
+        try:
+            for i, (cell, row) in enumerate(_progress(results, len(tasks)), 1):
+                if row.get(SAVE_FAILED):
+                    kept = f"the {len(rows)} finished cell(s) are in {out / RESULTS}" if rows else "no cell has finished"
+                    raise DataError(f"sweep stopped: cell {cell.name} trained but its run was not saved "
+                                    f"({row[SAVE_FAILED]}); {kept}; rerun the same command to resume")
+                done = _csv_row({**row, "cell": cell.id, "run_dir": f"{RUNS}/{cell.name}"})
+                rows[cell.id] = {column: done.get(column, "") for column in parsed.columns}  # as read back from the file
+                _write_results(out / RESULTS, parsed, rows)
+                say(f"[{i}/{len(tasks)}] {_describe(cell, parsed, rows[cell.id])}")
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:  # stop the workers now, not when the traceback lets the generator go
+                close()
     ordered = [rows[cell.id] for cell in parsed.cells]
     write_summary(out, parsed, ordered, ran=f"{len(tasks)} cell(s) on engine {engine} with {workers} worker(s) in "
                                             f"{time.perf_counter() - started:.1f} s wall")

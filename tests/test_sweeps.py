@@ -252,3 +252,49 @@ def test_growing_a_spec_reuses_the_cells_it_already_has_and_shrinking_it_is_refu
     with pytest.raises(sgm.DataError, match="holds 2 finished cells that are not in this spec"):
         sgm.sweep(spec, tmp_path / "out", log=lambda line: None)  # a smaller spec never drops finished rows
     assert (tmp_path / "out" / "results.csv").read_bytes() == before
+
+
+def test_a_cell_whose_run_cannot_be_saved_stops_the_sweep_and_is_redone_on_the_rerun(tmp_path, capsys,
+                                                                                       monkeypatch) -> None:
+    """A full disk used to make every cell a finished row with an error and exit 0, naming run
+    folders that did not exist, and a rerun skipped them. Now the sweep stops with exit 2 at the
+    first unsaved run, results.csv keeps only cells whose runs exist, and the rerun redoes the rest.
+    The engine runs `run_cell` in this process, so the monkeypatched disk reaches it."""
+    import errno
+
+    from sgm_core import checkpoint
+
+    asked: list[int] = []
+
+    def engine(tasks, workers, address, gpus):
+        for cell, run_dir in tasks:
+            asked.append(cell.settings["seed"])
+            yield cell, sweeps.run_cell(dict(cell.settings), run_dir)
+
+    real_write = checkpoint._write_synced
+
+    def full_disk(path, blob):  # the disk fills up while the second cell's run is written
+        if path.parent.name.startswith(".1-"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(path, blob)
+
+    monkeypatch.setattr(sweeps, "ENGINES", {"local": engine})
+    monkeypatch.setattr(checkpoint, "_write_synced", full_disk)
+    spec, out = write_spec(tmp_path, 'seed = [0, 1, 2]\nsteps = 5\nbatch = 32\nn = 50\nsample_steps = 2\n'
+                                     'likelihood = false\n'), tmp_path / "out"
+    code, _, err = sgm_cli(["sweep", spec, "--out", out], capsys)
+    message = err.splitlines()[-1]
+    assert code == 2 and "Traceback" not in err, err
+    assert message.startswith("sgm: error: sweep stopped: cell 1-") and "No space left on device" in message
+    assert "the 1 finished cell(s) are in" in message and "rerun the same command to resume" in message
+    assert asked == [0, 1], "no cell trains after the disk is full"
+    assert [r["seed"] for r in read_rows(out)] == ["0"] and read_rows(out)[0]["error"] == ""
+    assert sorted(p.name.split("-")[0] for p in (out / "runs").iterdir()) == ["0"], "no half-written run is left"
+
+    monkeypatch.setattr(checkpoint, "_write_synced", real_write)  # space freed
+    code, _, err = sgm_cli(["sweep", spec, "--out", out], capsys)
+    assert code == 0 and "3 cells; skipping 1 finished; 2 to run" in err, err
+    assert asked == [0, 1, 1, 2]
+    rows = read_rows(out)
+    assert [r["seed"] for r in rows] == ["0", "1", "2"] and all(r["error"] == "" for r in rows)
+    assert all((out / r["run_dir"] / "config.json").is_file() for r in rows)
