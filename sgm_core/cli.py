@@ -556,6 +556,17 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+OUT_OF_MEMORY_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory")  # torch's allocators
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or torch's own: `torch.OutOfMemoryError` (CUDA, MPS) and the CPU allocator's
+    RuntimeError ("DefaultCPUAllocator: can't allocate memory"). By name: no torch import here."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and any(words in str(exc).lower() for words in OUT_OF_MEMORY_WORDS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -564,7 +575,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SGMError as exc:
         print(f"sgm: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
-    except MemoryError:
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise  # a RuntimeError that is a bug: its traceback is the report
         print("sgm: error: not enough memory for this request; try fewer points, samples or a smaller net",
               file=sys.stderr)
         return EXIT_ERROR

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sgm_core import cli, limits
 from sgm_core.sessions import load_session
@@ -176,3 +177,38 @@ def test_train_to_a_session_in_a_missing_folder_fails_before_training(tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "does not exist" in err
     assert "training" not in err
+
+
+CPU_OOM = ("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+           "allocate 80000000000 bytes. Error code 12 (Cannot allocate memory)")  # torch's CPU allocator, verbatim
+
+
+@pytest.mark.parametrize("error", [lambda: RuntimeError(CPU_OOM), lambda: MemoryError(),
+                                   lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")],
+                         ids=["cpu-allocator", "MemoryError", "OutOfMemoryError"])
+def test_running_out_of_memory_in_torch_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, error):
+    """torch's CPU allocator raises RuntimeError, not MemoryError: it used to end in a traceback.
+    Every out-of-memory error is now the same sentence, and the run folder it made is removed."""
+    from sgm_core.training import Trainer
+
+    def out_of_memory(self, n_steps):
+        raise error()
+
+    monkeypatch.setattr(Trainer, "run", out_of_memory)
+    code = cli.main(["train", "8gaussians", "--out", str(tmp_path / "run"), "--steps", "10"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.splitlines()[-1] == ("sgm: error: not enough memory for this request; try fewer points, samples or a "
+                                    "smaller net")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_runtime_error_that_is_not_out_of_memory_is_not_called_one(tmp_path, monkeypatch):
+    from sgm_core.training import Trainer
+
+    def bug(self, n_steps):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x2 and 3x64)")
+
+    monkeypatch.setattr(Trainer, "run", bug)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        cli.main(["train", "8gaussians", "--out", str(tmp_path / "run"), "--steps", "10"])
