@@ -39,6 +39,10 @@ class EngineCommands:
     def train(self) -> None:
         self.send(core.Train())
 
+    def resume_training(self) -> None:
+        """A round paused by a question goes on; nothing starts if none is paused."""
+        self.send(core.Train(resume=True))
+
     def pause_training(self) -> None:
         self.send(core.PauseTraining())
 

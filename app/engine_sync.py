@@ -58,7 +58,7 @@ class SyncHost(Protocol):
 
     def clear_metrics(self) -> None: ...  # no data: the metrics of the data before go
 
-    def clear_progress(self) -> None: ...  # no model: its step count and time go
+    def clear_progress(self) -> None: ...  # no model: its step count, time and loss curve go
 
     def training(self) -> bool: ...  # the engine is training now
 
@@ -167,9 +167,19 @@ class EngineSync(QObject):
             self.asking = False
             if not discard:
                 self.put_back_model_settings()
+                if self.unchanged():
+                    self.rebuild_timer.stop()  # the data put back restarted it
+                    return  # all put back: the engine goes on as it was (its metric curves too)
             self.sync(ask=False)
 
         self.host.ask_discard_model(steps, reason, answered)
+
+    def unchanged(self) -> bool:
+        """The session is what the engine was last sent: its settings, and the data at the undo
+        index that model last trained on."""
+        s = self.session
+        return (self.sent == (s.run_config, s.sampler_config, s.particles.n_particles)
+                and s.undo_stack.index() == self.model_index)
 
     def put_back_model_settings(self) -> None:
         """Cancel of the question: the settings the model was trained with, and its data's D."""

@@ -420,7 +420,7 @@ class LessonController(QObject):
         w = self.window
         steps = w.engine_sync.trained_steps()
         if self.lesson is None and steps:
-            w.ask_discard_model(steps, "the lesson sets up its own data and network",
+            w.ask_pausing(steps, "the lesson sets up its own data and network",
                                 lambda discard: self._enter(lesson, variant) if discard else None)
         else:
             self._enter(lesson, variant)

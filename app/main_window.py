@@ -116,10 +116,13 @@ class ErrorBanner(QFrame):
         layout.addWidget(self.label, 1)
         layout.addWidget(self.close_button)
         self.setToolTip("The last problem; your data and model were kept")
+        self.about_data = False
         self.hide()
 
-    def show_message(self, text: str) -> None:
+    def show_message(self, text: str, about_data: bool = False) -> None:
+        """about_data: the data cannot be trained on yet; the message goes once it can."""
         self.label.setText(text)
+        self.about_data = about_data
         self.show()
 
     def text(self) -> str:
@@ -545,10 +548,11 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(files))
 
     # ------------------------------------------------------------------ messages
-    def show_error(self, message: str) -> None:
-        """Non-blocking: a red banner plus a status-bar message; data and model are kept."""
+    def show_error(self, message: str, about_data: bool = False) -> None:
+        """Non-blocking: a red banner plus a status-bar message; data and model are kept.
+        about_data: the data cannot be trained on yet (the banner goes when it can)."""
         text = message[:1].upper() + message[1:] if message else "Something went wrong"
-        self.banner.show_message(text)
+        self.banner.show_message(text, about_data)
         self.statusBar().showMessage(text, 10000)
 
     def clear_error(self) -> None:
@@ -667,7 +671,7 @@ class MainWindow(QMainWindow):
         worker (a quadratic pass), then set as if typed."""
         points = self.session.points
         if len(points) < 2:
-            self.show_error("σ max from data needs at least 2 data points")
+            self.show_error("σ max from data needs at least 2 data points", about_data=True)
             return
 
         def compute(_engine: object) -> float:
@@ -684,7 +688,7 @@ class MainWindow(QMainWindow):
         """Restart the particles in a blob (the brush radius) around a clicked point (2D or 3D)."""
         self._flush_rebuild()
         if not self._engine_ok:
-            self.show_error("nothing to sample yet: load a preset or draw at least 2 points")
+            self.show_error("nothing to sample yet: load a preset or draw at least 2 points", about_data=True)
             return
         self.worker.spawn(point, self.session.particles.n_particles, self.session.brush_radius)
 
@@ -693,6 +697,8 @@ class MainWindow(QMainWindow):
         self.plot.set_stroke_class(self.session.painted_class())  # labelled data: unpainted strokes are class 0
         self._update_title()
         self.engine_sync.rebuild_later()
+        if self.banner.isVisible() and self.banner.about_data and self.session.trainable():
+            self.clear_error()  # "draw at least 2 points" no longer holds (a stroke, an Undo)
 
     def set_tool(self, tool: str) -> None:
         self.actions_[f"tool_{tool}"].setChecked(True)
@@ -739,6 +745,21 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.finished.connect(lambda _r: answer(box.clickedButton() is box.button(QMessageBox.StandardButton.Discard)))
         box.open()
+
+    def ask_pausing(self, steps: int, reason: str, answer: Callable[[bool], None]) -> None:
+        """`ask_discard_model` with training paused while the question is open, so the model it
+        counts is the one Cancel keeps; Cancel lets the paused round go on."""
+        if self.worker_state.training:
+            self.worker.pause_training()
+
+            def answered(discard: bool) -> None:
+                answer(discard)
+                if not discard:
+                    self.worker.resume_training()  # after what answer() sent: the engine it is for
+
+            self.ask_discard_model(steps, reason, answered)
+            return
+        self.ask_discard_model(steps, reason, answer)
 
     def field_view(self) -> FieldView:
         if self.mode3d.is_3d:  # the 3D view's box, the slice; no heatmaps or reference field
@@ -819,9 +840,10 @@ class MainWindow(QMainWindow):
         try:
             self.session.dataset()
         except DataError as exc:
-            self.show_error(str(exc))
+            self.show_error(str(exc), about_data=True)
             return
         self._flush_rebuild()
+        self.clear_error()  # an earlier problem (a divergence, a file) is behind: a new round starts
         self.worker.train()
         self.statusBar().showMessage("Training…", 2000)
 
@@ -845,7 +867,7 @@ class MainWindow(QMainWindow):
         if not steps:
             self.reset_training()
             return
-        self.ask_discard_model(steps, RESET_REASON, lambda discard: self.reset_training() if discard else None)
+        self.ask_pausing(steps, RESET_REASON, lambda discard: self.reset_training() if discard else None)
 
     def toggle_play(self) -> None:
         self._flush_rebuild()
@@ -854,7 +876,7 @@ class MainWindow(QMainWindow):
         elif self._engine_ok:
             self.worker.play()
         else:
-            self.show_error("nothing to sample yet: load a preset or draw at least 2 points")
+            self.show_error("nothing to sample yet: load a preset or draw at least 2 points", about_data=True)
         self._sync_play_action()
 
     def step_particles(self) -> None:
@@ -1129,6 +1151,7 @@ class _SyncHost:
 
     def clear_progress(self) -> None:
         self._w.progress.clear()
+        self._w.loss_view.reset()  # the loss curve was the discarded model's too
 
     def training(self) -> bool:
         return self._w.worker_state.training
@@ -1141,7 +1164,7 @@ class _SyncHost:
         return self._w.docks["Metrics"].isVisible()
 
     def ask_discard_model(self, steps: int, reason: str, answer: Callable[[bool], None]) -> None:
-        self._w.ask_discard_model(steps, reason, answer)
+        self._w.ask_pausing(steps, reason, answer)
 
     def engine_restarting(self) -> None:
         self._w._on_state_changed(WorkerState())

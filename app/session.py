@@ -221,6 +221,14 @@ class Session(QObject):
                                     classes=state.classes)
         return EmpiricalDataset(points, name=state.name, jitter=state.jitter)
 
+    def trainable(self) -> bool:
+        """The points can be trained on (`dataset` gives a dataset, not a DataError)."""
+        try:
+            self.dataset()
+        except DataError:
+            return False
+        return True
+
     def classes(self) -> tuple[str, ...]:
         """The class names of the data (its labels' order), () when it is unlabelled or untrainable."""
         try:

@@ -164,7 +164,10 @@ class Load:
 
 @dataclass(frozen=True)
 class Train:
-    pass
+    """Train (another round once one has finished); resume=True only lets a paused round go on
+    (a question that paused training has closed): nothing starts if none is paused."""
+
+    resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -733,8 +736,9 @@ class Engine:
                 self._update_engine(spec)
             case Load(source, token, n_points, seed):
                 self._load(source, token, n_points, seed)
-            case Train():
-                self._train()
+            case Train(resume):
+                if st.paused or not resume:
+                    self._train()
             case PauseTraining():
                 if st.training:
                     st.training, st.paused = False, True

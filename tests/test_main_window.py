@@ -269,6 +269,34 @@ def test_diverging_run_shows_a_message_and_keeps_the_model(qtbot, window):
     assert not window.banner.isVisible()
 
 
+def test_a_data_problem_goes_when_the_data_is_back(qtbot, window):
+    """Clear, Train ("draw at least 2 points"), Undo: the points were back and trainable, and the
+    red banner still said there was nothing to train."""
+    window.actions_["clear"].trigger()
+    window.actions_["train"].trigger()
+    assert window.banner.isVisible() and "at least 2" in window.banner.text()
+    window.actions_["undo"].trigger()
+    assert len(window.session.points) > 0
+    assert not window.banner.isVisible()
+
+
+def test_a_problem_that_is_not_about_the_data_stays_after_an_edit(qtbot, window):
+    window.show_error("cannot open 'x.txt': use one of .csv .npy")
+    window.session.add_points(np.array([[0.1, 0.2], [0.3, 0.1]], np.float32))
+    assert window.banner.isVisible()  # a file's problem is not answered by a stroke
+    window.actions_["train"].trigger()  # a new round: the old problem is behind
+    assert not window.banner.isVisible()
+    window.actions_["stop"].trigger()
+
+
+def test_new_clears_the_old_models_loss_curve(qtbot, window):
+    train_to(qtbot, window, 200)
+    wait(qtbot, lambda: len(window.loss_view._losses) > 0)
+    window.actions_["new_session"].trigger()
+    assert len(window.session.points) == 0
+    assert len(window.loss_view._losses) == 0
+
+
 def test_injected_nan_falls_back_to_the_last_good_model(qtbot, window):
     train_to(qtbot, window, 200)
 

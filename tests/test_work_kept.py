@@ -157,3 +157,42 @@ def test_reset_of_an_untrained_model_asks_nothing(qtbot, window):
     window.ask_discard_model = lambda *a: pytest.fail("nothing trained: nothing to ask")
     window.actions_["reset"].trigger()
     wait(qtbot, lambda: frame(window) is not None and frame(window).step == 0)
+
+
+def test_cancel_keeps_the_score_error_curves(qtbot, window):
+    """Cancel put every setting back, yet the engine was rebuilt (a new generation): the Metrics
+    dock's score-error curves of the kept model were wiped."""
+    window.docks["Metrics"].show()
+    train_to(qtbot, window, 60)
+    panel = window.metrics_panel
+    wait(qtbot, lambda: any(60 in steps for steps, _ in panel.curves.values()))
+    before, gen = {s: (list(st), list(v)) for s, (st, v) in panel.curves.items()}, panel._gen
+    window.ask_discard_model = lambda steps, reason, answer: answer(False)
+    combo = window.train_panel.loss_combo
+    combo.setCurrentIndex(combo.findData("dsm"))
+    window._flush_rebuild()
+    assert window.session.run_config.loss.name == "ncsn"
+    ask_engine(qtbot, window, lambda eng: None)
+    qtbot.wait(1500)  # time for the metrics of a rebuilt engine (a new generation) to arrive
+    assert panel._gen == gen
+    assert {s: (list(st), list(v)) for s, (st, v) in panel.curves.items()} == before
+
+
+def test_training_waits_while_the_question_is_open(qtbot, window):
+    """The question counted the steps of a model that went on training behind it."""
+    window.session.set_run_config(small_config(steps=1_000_000))
+    window._flush_rebuild()
+    window.actions_["train"].trigger()
+    wait(qtbot, lambda: window.worker_state.training and frame(window) is not None and frame(window).step > 20)
+    answers: list = []
+    window.ask_discard_model = lambda steps, reason, answer: answers.append((steps, answer))
+    window.actions_["reset"].trigger()
+    wait(qtbot, lambda: window.worker_state.paused)
+    asked, answer = answers[0]
+    held = frame(window).step
+    count = window.worker.frames_emitted
+    wait(qtbot, lambda: window.worker.frames_emitted > count + 3)
+    assert frame(window).step == held and asked <= held
+    answer(False)  # Cancel: the paused round goes on
+    wait(qtbot, lambda: window.worker_state.training and frame(window).step > held + 10)
+    window.actions_["stop"].trigger()
