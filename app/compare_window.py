@@ -45,6 +45,7 @@ from sgm_core.progress import RunClock
 from sgm_core.samplers import SAMPLERS
 
 from .compare_worker import CompareEntry, CompareFrame, CompareSpec, make_compare_worker
+from .layout_check import fit_to_screen
 from .panels import int_box
 from .progress import fmt_seconds
 from .source_layer import flows_from_source
@@ -304,7 +305,7 @@ class CompareWindow(EscapeCloses, QWidget):
         self.worker.start()
         self._on_selection_changed()
         self._sync_buttons()
-        self.resize(1240, 900)
+        fit_to_screen(self, 1240, 900)
 
     # -- 3D: which plane the plots show -------------------------------------------------------
     @property

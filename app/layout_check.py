@@ -4,7 +4,8 @@ One check serves the window (a saved layout that fails it is refused at start-up
 (after every lesson, at 1280×800 and 1024×700): each visible button, combo box and spin box of a
 dock (or of the canvas's column: the lesson bar) lies inside it across (what a dock cannot
 show is cut off; rows below the fold of a scrolling panel are reachable and allowed) and is not
-squeezed below its minimum size hint; the window itself is no wider than its screen.
+squeezed below its minimum size hint; the window itself is no wider than its screen. And
+`fit_to_screen`, the default size of a window, cut to the screen it opens on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,17 @@ from PySide6.QtCore import QPoint, QRect
 from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QDockWidget, QMainWindow, QWidget
 
 CONTROLS = (QAbstractButton, QComboBox, QAbstractSpinBox)
+TITLE_BAR = 32  # px a window manager's frame adds above the window: kept free on a short screen
+
+
+def fit_to_screen(window: QWidget, width: int, height: int) -> None:
+    """Resize to width × height, or less where the screen's free area is smaller: a 1440×900
+    window on a 1280×800 laptop opened with its right side and status bar off the screen."""
+    screen = window.screen()
+    if screen is not None:
+        free = screen.availableGeometry()
+        width, height = min(width, free.width()), min(height, max(free.height() - TITLE_BAR, 1))
+    window.resize(width, height)
 
 
 def _controls(pane: QWidget) -> list[QWidget]:
@@ -55,4 +67,4 @@ def layout_problems(window: QMainWindow, screen_width: int | None = None) -> lis
     return problems
 
 
-__all__ = ["layout_problems"]
+__all__ = ["fit_to_screen", "layout_problems"]

@@ -48,7 +48,7 @@ from .engine_sync import EngineSync
 from .export import Exporter
 from .figure_export import install_figure_export
 from .help import HelpMenu
-from .layout_check import layout_problems
+from .layout_check import fit_to_screen, layout_problems
 from .lessons_ui import install_lessons
 from .mode3d import NO_GL_DETAIL, Mode3D, Places3D
 from .panels.data_panel import TOOLS, DataPanel
@@ -71,6 +71,7 @@ ORGANIZATION, APPLICATION = "ScoreFieldPlayground", "Playground"
 OPEN_SUFFIXES = LOAD_SUFFIXES  # what the core loads (.npz points + labels too): the window opens the same files
 MAX_RECENT = 8
 SIGNAL_SAVE_S = 5.0  # ended by a signal: the longest wait for unsaved work to be written aside
+DEFAULT_SIZE = (1440, 900)  # the first launch's window, cut to a smaller screen (fit_to_screen)
 RESET_REASON = "Reset was pressed"  # ask_discard_model's reason for Reset (its own wording in the question)
 LAYOUT_VERSION = 3  # of the saved dock layout: 3 adds the Explain dock (2: the lesson bar wraps)
 FIELD_RESOLUTION = 32  # arrows per axis: one PlotCurveItem of 1024 arrows draws in < 1 ms
@@ -267,7 +268,7 @@ class MainWindow(QMainWindow):
         for changed in (s.data_changed, s.config_changed, s.view_changed):
             changed.connect(self._update_noisy_data)
 
-        self.resize(1440, 900)
+        fit_to_screen(self, *DEFAULT_SIZE)
         self._restore_window_settings()
         self._on_view_changed()
         self._update_legend_names()
@@ -483,7 +484,8 @@ class MainWindow(QMainWindow):
         screen = self.screen().availableGeometry() if self.screen() is not None else None
         if geometry is not None and self.restoreGeometry(geometry) and screen is not None \
                 and not screen.contains(self.frameGeometry().adjusted(8, 8, -8, -8)):
-            self.resize(min(1440, screen.width()), min(900, screen.height()))  # saved on a larger screen
+            fit_to_screen(self, *DEFAULT_SIZE)  # saved on a larger screen
+            self.move(screen.topLeft())
         if state is not None:
             self._layout_restored = self.restoreState(state, LAYOUT_VERSION)
 

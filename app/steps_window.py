@@ -32,6 +32,7 @@ from sgm_core.samplers import SAMPLER_SPECS
 
 from .compare_window import EscapeCloses
 from .engine_tasks import EngineTasks
+from .layout_check import fit_to_screen
 from .views import colors
 from .views.axes import thin_axes
 
@@ -139,7 +140,7 @@ class StepsWindow(EscapeCloses, QWidget):
         layout = QHBoxLayout(self)
         layout.addWidget(side_w)
         layout.addLayout(plots, 1)
-        self.resize(900, 760)
+        fit_to_screen(self, 900, 760)
 
     def checked(self) -> list[str]:
         return [self.sampler_list.item(i).text() for i in range(self.sampler_list.count())

@@ -6,14 +6,19 @@ defaults."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 from gui_helpers import TIMEOUT_MS, open_window, small_config, wait
 from PySide6.QtCore import QSettings
 
-from app.layout_check import layout_problems
+from app.layout_check import TITLE_BAR, layout_problems
 from app.lessons_ui import CANVAS_MIN_PX
 from app.main_window import LAYOUT_VERSION
 from app.session import Session
@@ -23,6 +28,45 @@ from sgm_core.noise import default_sigma_max
 
 LESSONS = load_lessons()
 pytestmark = pytest.mark.usefixtures("warm_torch")
+
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_SCREEN_PROBE = """
+import json, sys
+from PySide6.QtWidgets import QApplication
+app = QApplication(sys.argv)
+from app.main_window import MainWindow
+w = MainWindow(data=None, device="CPU")
+free = w.screen().availableGeometry()
+print(json.dumps({"free": [free.width(), free.height()], "window": [w.width(), w.height()]}))
+w.close()
+"""
+
+
+def test_the_first_launch_fits_a_small_screen(tmp_path):
+    """The first launch opened 1440×900 on a 1280×800 laptop: the right docks and the status bar
+    lay off the screen. The offscreen platform's screen is 800×800: the window must fit it."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path), "SGM_ENGINE": "thread",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env.pop("DISPLAY", None)
+    done = subprocess.run([sys.executable, "-c", SMALL_SCREEN_PROBE], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    (free_w, free_h), (width, height) = got["free"], got["window"]
+    assert free_w < 1440 and free_h < 900, "the probe needs a screen smaller than the default window"
+    assert width <= free_w and height <= free_h - TITLE_BAR
+
+
+def test_the_first_launch_keeps_its_size_on_a_large_screen(qtbot):
+    w = open_window(qtbot, data=None)
+    try:
+        free = w.screen().availableGeometry()
+        if free.width() < 1440 or free.height() < 900 + TITLE_BAR:
+            pytest.skip(f"a {free.width()}x{free.height()} screen: the window is cut to it")
+        assert (w.width(), w.height()) == (1440, 900)
+    finally:
+        w.close()
 
 
 @pytest.mark.parametrize("size", [(1280, 800), (1024, 700)], ids=["1280x800", "1024x700"])
