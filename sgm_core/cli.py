@@ -407,11 +407,12 @@ def _train_with_progress(trainer, steps: int) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from .api import load
-    from .io import save_points
+    from .io import check_output, save_points
 
     out = Path(args.out)
     if out.suffix.lower() not in (".npy", ".csv"):
         raise DataError(f"--out must end in .npy or .csv, got {out.name}")
+    check_output(out)  # a missing or read-only folder fails now, not after sampling
     label, guidance = _class_request(args)
     run = load(args.run)
     if label is not None:
@@ -454,7 +455,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_steps(args: argparse.Namespace) -> int:
     from .api import load
-    from .steps import check_samplers, plot_rows, run_steps_vs_quality, write_csv, write_png
+    from .io import check_output
+    from .steps import check_samplers, run_steps_vs_quality, write_outputs
 
     samplers = check_samplers(args.samplers)  # every name known before anything runs
     out, plot = Path(args.out), Path(args.plot) if args.plot else None
@@ -462,14 +464,14 @@ def cmd_steps(args: argparse.Namespace) -> int:
         raise DataError(f"--out must end in .csv, got {out.name}")
     if plot is not None and plot.suffix.lower() != ".png":
         raise DataError(f"--plot must end in .png, got {plot.name}")
+    for path in (out, plot) if plot is not None else (out,):
+        check_output(path)  # a missing or read-only folder fails now, not after every sampler ran
     label, guidance = _class_request(args)
     run = load(args.run)
     condition = _warned(run.condition, args.given) if args.given is not None else None  # checked before anything runs
     rows = run_steps_vs_quality(run, samplers, args.steps, n=args.n, seed=args.seed, given=condition,
                                 label=label, guidance=guidance)
-    write_csv(rows, out)
-    if plot is not None:
-        write_png(plot_rows(rows), plot)
+    write_outputs(rows, out, plot)  # both or neither
     for row in rows:
         print(f"{row.sampler:<12} steps={row.steps:<5} nfe={row.nfe:<5} sw_ratio={row.sw_ratio:.3g} mmd={row.mmd:.3g} "
               f"mode_weight_error={row.mode_weight_error:.3g}")

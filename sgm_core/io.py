@@ -17,7 +17,7 @@ import struct
 import tokenize
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from io import BytesIO
 from pathlib import Path
 from typing import IO, Any
@@ -79,15 +79,35 @@ def publish(tmp: Path, path: str | os.PathLike, verify: Callable[[Path], None] |
     byte and the temp file is removed; the error propagates unchanged.
     """
     try:
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())  # the data is on disk (or its write error is known) before the rename
-        if verify is not None:
-            verify(tmp)
+        _settle(tmp, verify)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return Path(path)
+
+
+def _settle(tmp: Path, verify: Callable[[Path], None] | None) -> None:
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())  # the data is on disk (or its write error is known) before the rename
+    if verify is not None:
+        verify(tmp)
+
+
+def _write_temp(path: Path, write_fn: Callable[[IO[Any]], None], mode: str) -> Path:
+    """A new temp file beside `path` holding what `write_fn(f)` wrote, flushed; removed on failure."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
+    tmp, fd = _create_temp(path, "")
+    try:
+        encoding = None if mode == "wb" else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding, newline=None if mode == "wb" else "") as f:
+            write_fn(f)
+            f.flush()  # a buffered write's ENOSPC surfaces here, inside the try
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def atomic_write(
@@ -101,19 +121,52 @@ def atomic_write(
     intact and no temp file behind. `mode` is "wb" (binary) or "w" (UTF-8 text). Errors from
     opening, writing or verifying propagate unchanged (OSError, the writer's or verify's own).
     """
-    if mode not in ("wb", "w"):
-        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
     path = Path(path)
-    tmp, fd = _create_temp(path, "")
+    return publish(_write_temp(path, write_fn, mode), path, verify)
+
+
+Write = tuple[Path, Callable[[IO[Any]], None], str, Callable[[Path], None] | None]  # path, write_fn, mode, verify
+
+
+def atomic_write_all(writes: Sequence[Write]) -> list[Path]:
+    """`atomic_write` for several files that belong together (a table and its plot): every temp
+    file is written, fsynced and verified before the first rename, so a failure in any one leaves
+    every target as it was and no temp file behind. Each failure is `write_error`'s DataError
+    naming the user's path, never the temp file's."""
+    temps: list[Path] = []
     try:
-        encoding = None if mode == "wb" else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding, newline=None if mode == "wb" else "") as f:
-            write_fn(f)
-            f.flush()  # a buffered write's ENOSPC surfaces here, inside the try
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return publish(tmp, path, verify)
+        for path, write_fn, mode, verify in writes:
+            try:
+                temps.append(_write_temp(Path(path), write_fn, mode))
+                _settle(temps[-1], verify)
+            except (OSError, DataError) as exc:
+                raise write_error(path, exc) from exc
+        for (path, *_), tmp in zip(writes, temps, strict=True):
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise write_error(path, exc) from exc
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)  # the renamed ones are gone already
+    return [Path(path) for path, *_ in writes]
+
+
+def check_output(path: str | os.PathLike) -> Path:
+    """Refuse, before any work, an output path that cannot be written: a directory, a missing
+    folder, or one that takes no new file (a temp file is made and removed beside it, which
+    also answers for read-only mounts and ACLs that os.access misreads). One DataError naming it."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"cannot write {str(path)!r}: it is a directory")
+    if not path.parent.is_dir():
+        problem = "is not a folder" if path.parent.exists() else "does not exist"
+        raise DataError(f"cannot write {str(path)!r}: the folder {str(path.parent)!r} {problem}")
+    try:
+        reserve_temp(path).unlink()
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    return path
 
 
 def write_error(path: str | os.PathLike, exc: BaseException) -> DataError:

@@ -16,6 +16,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,8 +24,8 @@ import numpy as np
 from .conditioning import Condition, condition_sampler, conditional_reference, conditional_weights
 from .config import NoiseConfig, SamplerConfig
 from .datasets import Dataset, Standardizer
-from .errors import ConfigError
-from .io import atomic_write
+from .errors import ConfigError, DataError
+from .io import Write, atomic_write_all
 from .lazy import lazy_module
 from .noise import Process
 from .samplers import SAMPLER_SPECS, ScoreFn, log_density_of, make_sampler, run_sampler
@@ -149,15 +150,19 @@ def run_steps_vs_quality(run: Run, samplers: Sequence[str], steps: Sequence[int]
                             n=n, seed=seed, device=device, condition=condition, guide=guide)
 
 
-def write_csv(rows: Sequence[StepsRow], path: str | os.PathLike) -> None:
-    """The rows as CSV (header: COLUMNS), written atomically."""
-    def write(f) -> None:
+def write_outputs(rows: Sequence[StepsRow], table: str | os.PathLike, plot: str | os.PathLike | None = None) -> None:
+    """The rows as CSV (header: COLUMNS) and, given `plot`, their figure as PNG, written together
+    (`io.atomic_write_all`): a failed plot leaves no table behind. One DataError naming the path."""
+    def write_table(f) -> None:
         out = csv.writer(f)
         out.writerow(COLUMNS)
         for row in rows:
             out.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in astuple(row)])
 
-    atomic_write(path, write, mode="w")
+    writes: list[Write] = [(Path(table), write_table, "w", None)]
+    if plot is not None:
+        writes.append(_png_write(plot_rows(rows), Path(plot)))
+    atomic_write_all(writes)
 
 
 PLOT_PANEL = (360, 300)  # pixels per quality panel
@@ -216,12 +221,15 @@ def plot_rows(rows: Sequence[StepsRow]) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def write_png(image: np.ndarray, path: str | os.PathLike) -> None:
-    """An (H, W, 3) image as PNG, written atomically and decoded again before it replaces `path`."""
-    from PIL import Image
+def _png_write(image: np.ndarray, path: Path) -> Write:
+    """An (H, W, 3) image as PNG, decoded again before it replaces `path`."""
+    from PIL import Image, UnidentifiedImageError
 
-    def verify(tmp) -> None:
-        with Image.open(tmp) as check:
-            check.load()
+    def verify(tmp: Path) -> None:
+        try:
+            with Image.open(tmp) as check:
+                check.load()
+        except (UnidentifiedImageError, EOFError, ValueError, SyntaxError) as exc:
+            raise DataError(f"the PNG written does not read back ({exc})") from exc
 
-    atomic_write(path, lambda f: Image.fromarray(image).save(f, format="PNG"), verify=verify)
+    return path, lambda f: Image.fromarray(image).save(f, format="PNG"), "wb", verify

@@ -181,6 +181,23 @@ def test_bad_sample_outputs_and_runs_exit_2_with_one_line(trained_run, tmp_path,
     assert not (tmp_path / "s.npy").exists()
 
 
+@pytest.mark.parametrize(("out", "words"), [
+    ("nodir/s.npy", "cannot write '{tmp}/nodir/s.npy': the folder '{tmp}/nodir' does not exist"),
+    ("adir.npy", "cannot write '{tmp}/adir.npy': it is a directory"),
+])
+def test_sample_checks_its_output_before_sampling(trained_run, tmp_path, capsys, monkeypatch, out, words) -> None:
+    """The output path used to be tried only after every sample was drawn."""
+    from sgm_core import api
+
+    (tmp_path / "adir.npy").mkdir()
+    drawn = []
+    monkeypatch.setattr(api.Run, "sample", lambda *a, **k: drawn.append(1))
+    code, _, err = sgm(["sample", trained_run, "--out", tmp_path / out, "--n", "10"], capsys)
+    assert_one_line_error(code, err)
+    assert words.format(tmp=tmp_path) in err and drawn == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.npy", "run"] and not any((tmp_path / "adir.npy").iterdir())
+
+
 def cli_process(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "sgm_core.cli", *map(str, args)], cwd=cwd, env=env,

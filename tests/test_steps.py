@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 
 import numpy as np
 import pytest
@@ -215,3 +216,47 @@ def test_sgm_steps_refuses_in_one_line(trained, tmp_path, capsys, case, run, arg
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and "error" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("case", "out", "plot", "words"), [
+    ("a missing folder", "nodir/t.csv", None, "the folder '{tmp}/nodir' does not exist"),
+    ("the plot's folder missing", "t.csv", "nodir/p.png", "cannot write '{tmp}/nodir/p.png': the folder"),
+    ("a directory as the table", "adir.csv", None, "cannot write '{tmp}/adir.csv': it is a directory"),
+    ("under a regular file", "afile/t.csv", None, "the folder '{tmp}/afile' is not a folder"),
+])
+def test_sgm_steps_checks_its_outputs_before_sampling(trained, tmp_path, capsys, monkeypatch, case, out, plot,
+                                                      words) -> None:
+    """The outputs used to be tried only after every sampler ran, and the error named a temp file."""
+    from sgm_core import steps
+
+    (tmp_path / "adir.csv").mkdir()
+    (tmp_path / "afile").write_text("mine")
+    ran = []
+    monkeypatch.setattr(steps, "run_steps_vs_quality", lambda *a, **k: ran.append(1))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = ["--plot", tmp_path / plot] if plot else []
+    code, _, err = run_cli(["steps", trained / "ve", "--samplers", "heun", "--out", tmp_path / out, *args, "--n", 50],
+                           capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and words.format(tmp=tmp_path) in err, err
+    assert ".tmp-" not in err and ran == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and (tmp_path / "afile").read_text() == "mine"
+
+
+def test_sgm_steps_writes_no_table_when_its_plot_fails(trained, tmp_path, capsys, monkeypatch) -> None:
+    """A plot that fails to write (a full disk) used to leave the new table behind; now both or
+    neither are written, the old table stays byte for byte, and the message names the plot."""
+    import errno
+
+    from sgm_core import steps
+
+    def full_disk(f):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    real = steps._png_write
+    monkeypatch.setattr(steps, "_png_write", lambda image, path: (path, full_disk, *real(image, path)[2:]))
+    table, figure = tmp_path / "t.csv", tmp_path / "p.png"
+    table.write_text("my old table\n")
+    code, _, err = run_cli(["steps", trained / "ve", "--samplers", "heun", "--steps", "1", "--out", table,
+                            "--plot", figure, "--n", 50], capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == f"sgm: error: cannot write '{figure}': No space left on device"
+    assert table.read_text() == "my old table\n" and sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
