@@ -114,15 +114,21 @@ def save_run(run_dir: str | os.PathLike, config: RunConfig, model: ScoreNet, ema
     return run
 
 
+def check_run_target(run: Path) -> None:
+    """A run may replace nothing, an empty folder or an earlier run, never a file or a folder of
+    the user's other files; `sgm train` asks before training, `save_run` again before writing."""
+    if run.exists() and not run.is_dir():
+        raise SessionError(f"cannot save the run to {run}: it exists and is not a directory")
+    if run.is_dir() and not (run / "config.json").is_file() and any(run.iterdir()):
+        raise SessionError(f"cannot save the run to {run}: it is a folder with other files, not a run directory")
+
+
 def _replace_dir(run: Path, files: dict[str, bytes]) -> None:
     """Write `files` into a new directory beside `run`, check it loads, then swap it in whole.
 
     Files of the old directory that are no part of a run (samples the user saved there) move
     into the new one; the old run files go."""
-    if run.exists() and not run.is_dir():
-        raise SessionError(f"cannot save the run to {run}: it exists and is not a directory")
-    if run.is_dir() and not (run / "config.json").is_file() and any(run.iterdir()):
-        raise SessionError(f"cannot save the run to {run}: it is a folder with other files, not a run directory")
+    check_run_target(run)
     run.parent.mkdir(parents=True, exist_ok=True)
     tmp = _new_sibling(run, "tmp")
     try:

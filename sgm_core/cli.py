@@ -275,10 +275,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _prepare_out_dir(path: Path) -> bool:
-    """Check up front that the run directory can be written (so an unwritable path fails before
-    training). Returns whether we created it, so a failed run can remove exactly what it made."""
+    """Check up front that the run directory can be written and may hold a run (so an unwritable
+    path or a folder of other files fails before training). Returns whether we created it, so a
+    failed run can remove exactly what it made."""
+    from .checkpoint import check_run_target
+
     if path.exists() and not path.is_dir():
         raise DataError(f"--out {path} exists and is not a directory")
+    check_run_target(path.resolve() if path.is_symlink() else path)  # as save_run will see it
     created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -198,6 +198,28 @@ def test_sample_checks_its_output_before_sampling(trained_run, tmp_path, capsys,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.npy", "run"] and not any((tmp_path / "adir.npy").iterdir())
 
 
+def test_train_into_a_folder_of_other_files_fails_before_training(tmp_path, capsys, monkeypatch) -> None:
+    """The refusal used to come from the save, after the whole training; an earlier run or an
+    empty folder is still a fine --out."""
+    from sgm_core.training import Trainer
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    trained = []
+    real_run = Trainer.run
+    monkeypatch.setattr(Trainer, "run", lambda self, n: trained.append(n) or real_run(self, n))
+    code, _, err = sgm(["train", "8gaussians", "--out", mine, *TINY], capsys)
+    assert_one_line_error(code, err)
+    assert f"cannot save the run to {mine}: it is a folder with other files, not a run directory" in err
+    assert trained == [] and "training" not in err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "my notes"
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "empty", tmp_path / "empty"):  # an empty folder, then the run it now holds
+        assert sgm(["train", "8gaussians", "--out", out, *TINY], capsys)[0] == 0
+    assert trained and (tmp_path / "empty" / "config.json").is_file()
+
+
 def cli_process(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "sgm_core.cli", *map(str, args)], cwd=cwd, env=env,
