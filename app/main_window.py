@@ -51,6 +51,7 @@ from .help import HelpMenu
 from .layout_check import fit_to_screen, layout_problems
 from .lessons_ui import install_lessons
 from .mode3d import NO_GL_DETAIL, Mode3D, Places3D
+from .panels import SpaceNotTyped
 from .panels.data_panel import TOOLS, DataPanel
 from .panels.explain_panel import ExplainPanel
 from .panels.metrics_panel import MetricsPanel
@@ -287,6 +288,8 @@ class MainWindow(QMainWindow):
         self.condition_tool = install_condition_tool(self)  # the Condition tool's engine link and dock
         self.help = HelpMenu(self, lambda: self.status_labels["device"].text(), self.open_file,
                              find_menu(self.menuBar(), "&File"))  # Help menu, File ▸ Examples (app/help.py)
+        self._space_not_typed = SpaceNotTyped(self)
+        self._space_not_typed.install(self)  # every dock's number boxes: Space is Pause
         if data:
             self.load_data(data)
         self.recovery.offer()  # a session that a window which died had not saved

@@ -297,6 +297,27 @@ def test_new_clears_the_old_models_loss_curve(qtbot, window):
     assert len(window.loss_view._losses) == 0
 
 
+def test_space_in_a_number_box_pauses_and_types_nothing(qtbot, window):
+    """A disabled Class combo handed focus to the Particles box, and Space (Pause) emptied it."""
+    from PySide6.QtWidgets import QApplication
+
+    window.session.set_run_config(small_config(steps=1_000_000))
+    window.actions_["train"].trigger()
+    wait(qtbot, lambda: window.worker_state.training)
+    window.activateWindow()
+    wait(qtbot, lambda: QApplication.activeWindow() is window)
+    box = window.sampler_panel.particles_box
+    box.setFocus()
+    box.selectAll()
+    qtbot.keyClick(box, Qt.Key.Key_Space)
+    assert box.text() == "300"
+    wait(qtbot, lambda: window.worker_state.paused)  # Space reached the window's Pause
+    qtbot.keyClick(box, Qt.Key.Key_Space)  # Resume: Space is the window's, and still types nothing
+    wait(qtbot, lambda: window.worker_state.training)
+    assert box.text() == "300" and box.value() == 300
+    window.actions_["stop"].trigger()
+
+
 def test_injected_nan_falls_back_to_the_last_good_model(qtbot, window):
     train_to(qtbot, window, 200)
 

@@ -1,17 +1,35 @@
 """Side panels: thin controls that write to the Session and listen back.
 
-Shared widgets live here: `SciSpinBox` (log-stepping, scientific notation) and a few builders
-that make sure every control gets a tooltip.
+Shared widgets live here: `SciSpinBox` (log-stepping, scientific notation), a few builders
+that make sure every control gets a tooltip, and `SpaceNotTyped`, which keeps Space out of number
+boxes.
 """
 
 from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QSizePolicy, QSpinBox, QToolButton, QWidget
 
-__all__ = ["SciSpinBox", "action_button", "int_box", "tip", "tipped_combo"]
+__all__ = ["SciSpinBox", "SpaceNotTyped", "action_button", "int_box", "tip", "tipped_combo"]
+
+
+class SpaceNotTyped(QObject):
+    """Installed on a window's number boxes: Space is the window's (Pause), never typed. A spin box
+    that had focus (a disabled combo hands focus on) took Space and showed an empty field."""
+
+    def install(self, root: QWidget) -> None:
+        for box in root.findChildren(QAbstractSpinBox):
+            box.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        kind = event.type()
+        if kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress, QEvent.Type.KeyRelease) \
+                and event.key() == Qt.Key.Key_Space and not event.modifiers():
+            event.ignore()  # not overridden: the shortcut map gives Space to the window's action
+            return True
+        return False
 
 
 def tipped_combo(items) -> QComboBox:  # noqa: ANN001 - iterable of (label, data, tooltip)
