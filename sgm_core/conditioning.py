@@ -47,6 +47,7 @@ AXES = ("x", "y", "z")
 FIXED_MODES = ("hold", "impute")
 LANGEVIN_TYPE = ("langevin", "annealed", "mala")  # samplers whose last level targets p_sigma_min(y | v)
 FAR_OUTSIDE_STD = 4.0  # a fixed value this many data std beyond the data's range is warned about
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # nets and samples are float32: a value beyond this is inf there
 EMPIRICAL_TRUTH_POINTS = 2000  # data points in the smoothed-empirical reference conditional
 EMPIRICAL_TRUTH_FLOOR = 0.03  # smallest smoothing (standardised units) of that reference
 
@@ -128,6 +129,9 @@ def parse_given(text: str, dim: int) -> dict[int, float]:
             raise ConfigError(f"--given {name}={raw!r} is not a number") from None
         if not math.isfinite(value):
             raise ConfigError(f"--given {name} must be a finite number, got {raw}")
+        if abs(value) > FLOAT32_MAX:
+            raise ConfigError(f"--given {name}={raw} is beyond the float32 range (±{FLOAT32_MAX:.3g}) that the model "
+                              "and its samples use")
         index = axes.index(name)
         if index in out:
             raise ConfigError(f"--given names {name} twice")
@@ -305,7 +309,10 @@ def conditional_reference(dataset, standardizer, condition: Condition):  # noqa:
     from .datasets import Dataset
 
     mixture, _kind = reference_mixture(dataset, standardizer)
-    cond = mixture.conditional(condition.fixed, condition.values)
+    try:
+        cond = mixture.conditional(condition.fixed, condition.values)
+    except ConfigError as exc:
+        raise ConfigError(f"given {condition.describe(standardizer)}: {exc}") from None
 
     def draw(n: int, generator: torch.Generator) -> torch.Tensor:
         y = cond.sample(n, generator).double()
@@ -367,7 +374,10 @@ def conditional_curve(dataset, standardizer, given: Mapping[int, float], n: int 
     shift = float(_shift(standardizer, dim)[axis])
     scale = float(standardizer.scale)
     grid_std = torch.as_tensor((grid - shift) / scale)[:, None]
-    c = mixture.conditional(cond.fixed, cond.values)
+    try:
+        c = mixture.conditional(cond.fixed, cond.values)
+    except ConfigError:  # no density there: nothing to draw
+        return None
     density = c.log_prob(grid_std).exp().numpy() / scale
     if not np.isfinite(density).all():
         return None

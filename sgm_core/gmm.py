@@ -15,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
+from sgm_core.errors import ConfigError
 from sgm_core.lazy import lazy_module, loaded
 
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
@@ -191,7 +192,9 @@ class GaussianMixture:
 
         Bayes on each component (Bishop 2006, eqs. 2.81-2.82): w_k' ∝ w_k N(values; mu_kf, S_kff),
         mu_k' = mu_ku + S_kuf S_kff^-1 (values - mu_kf), S_k' = S_kuu - S_kuf S_kff^-1 S_kfu.
-        The conditional of the noisy density q_sigma is `perturbed(sigma).conditional(...)`."""
+        The conditional of the noisy density q_sigma is `perturbed(sigma).conditional(...)`.
+        The weights are normalised in log space (logsumexp), so values far out in the tails still
+        get them; values where every component's log-likelihood is -inf or NaN are a ConfigError."""
         fixed_idx = torch.as_tensor(list(fixed), dtype=torch.long)
         free_idx = torch.as_tensor([i for i in range(self.dim) if i not in set(fixed_idx.tolist())], dtype=torch.long)
         if not len(fixed_idx) or not len(free_idx):
@@ -202,7 +205,11 @@ class GaussianMixture:
         s_uf = self.covs[:, free_idx][:, :, fixed_idx]
         s_uu = self.covs[:, free_idx][:, :, free_idx]
         comp, prec_diff = marginal._component_log_probs(v[None])  # (1, K), S_ff^-1 (v - mu_f): (1, K, F)
-        weights = torch.softmax(comp[0], dim=0)
+        evidence = torch.logsumexp(comp[0], dim=0)  # log p(x_f = v)
+        if not torch.isfinite(evidence):
+            raise ConfigError("the fixed values lie where the data has no density: their likelihood underflows "
+                              "to zero under every component")
+        weights = (comp[0] - evidence).exp()
         means = self.means[:, free_idx] + torch.einsum("kuf,kf->ku", s_uf, prec_diff[0])
         gain = torch.linalg.solve(s_ff, s_uf.transpose(1, 2))  # S_ff^-1 S_fu: (K, F, U)
         covs = s_uu - s_uf @ gain

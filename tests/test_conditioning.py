@@ -198,10 +198,30 @@ def test_plane_and_line_conditionals_in_3d() -> None:
 @pytest.mark.parametrize("text, message", [
     ("x=1,y=2", "fixes all 2 axes"), ("q=1", "not one of x, y"), ("z=1", "this run is 2D"),
     ("x=abc", "not a number"), ("x=inf", "finite"), ("x=1,x=2", "twice"), ("x", "AXIS=VALUE"),
+    ("x=1e308", "x=1e308 is beyond the float32 range"), ("y=-1e100", "y=-1e100 is beyond the float32 range"),
 ])
 def test_bad_given_specs_are_one_sentence(text, message) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_given(text, 2)
+
+
+def test_far_values_get_log_space_weights_and_no_density_is_one_sentence() -> None:
+    """x = 1e308 used to reach torch.multinomial with NaN weights (a traceback): every component's
+    log-likelihood was -inf. Far values whose likelihoods are all finite but would underflow as
+    probabilities (exp(-5e5)) still get exact weights; all -inf is a ConfigError."""
+    from sgm_core.conditioning import conditional_reference
+
+    gmm = GaussianMixture(torch.tensor([0.5, 0.5], dtype=torch.float64),
+                          torch.tensor([[0.0, 0.0], [1.0, 3.0]], dtype=torch.float64),
+                          torch.eye(2, dtype=torch.float64).repeat(2, 1, 1))
+    far = gmm.conditional([0], [1000.0])  # log-likelihoods -5e5 and -4.995e5: exp() of either is 0.0
+    assert far.weights.tolist() == [0.0, 1.0] and torch.allclose(far.means, torch.tensor([[0.0], [3.0]]).double())
+    with pytest.raises(ConfigError, match="no density: their likelihood underflows to zero under every component"):
+        gmm.conditional([0], [1e300])  # (1e300)^2 overflows float64: -inf for both
+    dataset = make_preset(PRESET)
+    std = dataset.standardizer()
+    with pytest.raises(ConfigError, match=r"^given x = [\d.]+e\+300: the fixed values lie where the data has no density"):
+        conditional_reference(dataset, std, Condition(2, (0,), (1e300,)))
 
 
 def test_given_forms_and_range_warning() -> None:

@@ -210,6 +210,7 @@ def test_sgm_steps_class_samples_that_class_with_guidance(trained, tmp_path, cap
     ("a given axis the run lacks", "ve", ["--samplers", "heun", "--given", "z=0"], "t.csv"),
     ("every axis given", "ve", ["--samplers", "heun", "--given", "x=0,y=1"], "t.csv"),
     ("a given that is not a number", "ve", ["--samplers", "heun", "--given", "x=one"], "t.csv"),
+    ("a given beyond float32 (was a multinomial traceback)", "ve", ["--samplers", "heun", "--given", "x=1e308"], "t.csv"),
 ])
 def test_sgm_steps_refuses_in_one_line(trained, tmp_path, capsys, case, run, args, out) -> None:
     code, _, err = run_cli(["steps", trained / run, *args, "--out", tmp_path / out, "--n", 50], capsys)
