@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
@@ -33,6 +33,9 @@ from sgm_core.datasets import class_index
 from sgm_core.errors import DataError
 from sgm_core.lessons import METRIC_NAMES, Claim, Lesson, Variant, learned_measure, load_lessons, needs_particles
 from sgm_core.losses import LOSSES
+
+if TYPE_CHECKING:
+    from .session import DataState
 
 # How the lesson files' measured quantities read in the GUI (and where to see them).
 METRIC_WORDS = {
@@ -400,6 +403,8 @@ class LessonController(QObject):
         self._user: dict[str, Any] | None = None  # the user's own settings while a lesson has its own
         self._user_guide: tuple[int | None, float] = (None, 0.0)  # ... and the Sampler dock's class and w
         self._pending = False  # waiting for the lesson's data to arrive from the worker
+        self._user_data: DataState | None = None  # the data the user had when the lesson began
+        self._leaving = False  # leave() is bringing the user's data back: not the user opening data
         self.menu = None  # the Lessons menu, once installed
         self.actions: list[QAction] = []  # one per lesson, in menu order
         self.bar = LessonBar()
@@ -431,6 +436,7 @@ class LessonController(QObject):
         if self.lesson is None:
             self._user = w.session.settings()
             self._user_guide = (w.session.guide_class, w.session.guidance)
+            self._user_data = w.session.data
         self.lesson, self.variant = lesson, max(0, min(variant, len(lesson.variants) - 1))
         w.worker.pause_particles()
         self._apply_settings()
@@ -444,19 +450,30 @@ class LessonController(QObject):
             self._pending = True
             w.load_data(lesson.data)
 
-    def leave(self) -> None:
-        """Out of the lesson: the bar goes and the user's own settings come back (the lesson's
-        model goes with its settings where it cannot follow them: it was the lesson's)."""
+    def leave(self, restore_data: bool = True) -> None:
+        """Out of the lesson: the bar goes and the user's own settings come back, and their own
+        data (one undoable step: Undo shows the lesson's again) unless they opened other data
+        (restore_data=False). The lesson's model goes on where it fits: it was the lesson's."""
         if self.lesson is None:
             return
         self.bar.hide()
         self.window.worker.check_lesson(None)
+        s = self.window.session
         if self._user is not None:
-            self.window.session.restore(**self._user)
-            self.window.session.set_guidance(*self._user_guide)
+            s.restore(**self._user)
+            s.set_guidance(*self._user_guide)
+        data_back = restore_data and self._user_data is not None and s.data is not self._user_data
+        if data_back:
+            self._leaving = True
+            try:
+                s.replace_data(self._user_data)
+            finally:
+                self._leaving = False
         self.window.engine_sync.flush_rebuild()  # while the lesson is still on: no question about its model
-        self.lesson, self._pending, self._user = None, False, None
-        self.window.statusBar().showMessage("Left the lesson: your own settings are back", 4000)
+        self.lesson, self._pending, self._user, self._user_data = None, False, None, None
+        self.window.statusBar().showMessage("Left the lesson: your own data and settings are back (Undo: the "
+                                            "lesson's data)" if data_back else
+                                            "Left the lesson: your own settings are back", 6000)
 
     def user_settings(self) -> dict[str, Any] | None:
         """The user's own settings while a lesson shows its own (None: no lesson)."""
@@ -501,13 +518,13 @@ class LessonController(QObject):
 
     def _on_data_changed(self) -> None:
         lesson, data = self.lesson, self.window.session.data
-        if lesson is None:
+        if lesson is None or self._leaving:
             return
         if self._pending and data.source == lesson.data:
             self._pending = False
             self._start()
         elif not self._pending and data.kind in ("preset", "file") and data.source != lesson.data:
-            self.leave()  # the user opened other data: the lesson is over
+            self.leave(restore_data=False)  # the user opened other data: the lesson is over
 
     def _start(self) -> None:
         """Build the lesson's engine now, then train (learned) and play (when the lesson says so)."""

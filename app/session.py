@@ -204,9 +204,12 @@ class Session(QObject):
             self.undo_stack.push(ClearPoints(self))
 
     def replace_data(self, state: DataState) -> None:
-        """Load new data (preset or file) as one undoable step; the stack becomes clean."""
+        """Load new data (preset or file) as one undoable step. The stack becomes clean unless it
+        held unsaved edits: those are one Undo away, and closing must still ask about them."""
+        was_clean = self.undo_stack.isClean()
         self.undo_stack.push(ReplaceData(self, state))
-        self.undo_stack.setClean()
+        if was_clean:
+            self.undo_stack.setClean()
 
     def dataset(self) -> Dataset:
         """The dataset to train on; DataError (one sentence) when the points cannot be trained on."""

@@ -13,6 +13,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from gui_helpers import TIMEOUT_MS, open_window, small_config, wait
@@ -139,6 +140,31 @@ def test_leaving_a_lesson_brings_back_the_users_settings_and_restore_defaults(qt
         w.actions_["restore_defaults"].trigger()
         assert s.settings() == Session.default_settings()
         assert "Restore defaults" in [a.text() for m in w.menuBar().actions() if m.menu() for a in m.menu().actions()]
+    finally:
+        w.close()
+
+
+def test_leaving_a_lesson_brings_back_the_users_own_drawing(qtbot):
+    """The status said "your own settings are back" and the user's drawing was gone: only Undo,
+    which a newcomer does not know, brought it back; and the lesson's load marked the session
+    saved, so closing would not have asked about the drawing."""
+    w = open_window(qtbot, data=None)
+    try:
+        s = w.session
+        drawn = np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32)
+        s.add_points(drawn)
+        assert w.files.is_dirty()
+        with qtbot.waitSignal(w.lessons.started, timeout=TIMEOUT_MS):
+            w.lessons.load(0)
+        assert s.data.source == LESSONS[0].data
+        assert w.files.is_dirty(), "the unsaved drawing is one Undo away: closing must still ask"
+        w.lessons.bar.close_button.click()
+        assert w.lessons.lesson is None
+        np.testing.assert_array_equal(s.points, drawn)
+        assert "your own data and settings are back" in w.statusBar().currentMessage()
+        assert w.files.is_dirty()
+        w.actions_["undo"].trigger()  # the lesson's data again
+        assert s.data.source == LESSONS[0].data
     finally:
         w.close()
 
