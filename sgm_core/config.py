@@ -110,6 +110,21 @@ def parse_json(blob: bytes, what: str) -> Any:
         raise ConfigError(f"{what} holds a value this program cannot read") from exc
 
 
+def parse_toml(text: str, what: str) -> dict[str, Any]:
+    """Parse TOML text; any failure is one ConfigError sentence: a syntax error, nesting deep enough
+    to exhaust tomllib's recursion (a few thousand '['), or an integer over Python's 4,300 digits."""
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} is nested too deeply for a settings file (no setting needs more than a few levels)") from None
+    except (ValueError, MemoryError):
+        raise ConfigError(f"{what} holds a value this program cannot read") from None
+
+
 def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Build `cls` from a dict, refusing unknown keys (a foreign or newer file) with one sentence."""
     if not isinstance(data, dict):
@@ -337,8 +352,6 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
     """A settings file for `sgm train --config`: TOML or JSON with RunConfig's sections
     (`data`, `[model]`, `[noise]`, `[loss]`, `[train]`), as a plain dict; the configs check the
     values when they are built. Any failure is one ConfigError sentence."""
-    import tomllib
-
     path = Path(path)
     if path.suffix.lower() not in SETTINGS_SUFFIXES:
         raise ConfigError(f"--config must be a .toml or .json file, not {path.name}")
@@ -354,11 +367,10 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
         data = parse_json(blob, path.name)
     else:
         try:
-            data = tomllib.loads(blob.decode("utf-8"))
+            text = blob.decode("utf-8")
         except UnicodeDecodeError:
             raise ConfigError(f"{path.name} is not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path.name} is not valid TOML: {exc}") from None
+        data = parse_toml(text, path.name)
     if not isinstance(data, dict):
         raise ConfigError(f"{path.name} must hold a table of settings, not {type(data).__name__}")
     sections = {"data", "model", "noise", "loss", "train"}

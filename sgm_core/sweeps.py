@@ -30,13 +30,13 @@ import shutil
 import signal
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .config import parse_toml
 from .errors import ConfigError, DataError, SGMError
 from .io import atomic_write, one_line
 from .limits import MAX_JSON_BYTES
@@ -133,15 +133,14 @@ def read_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
         try:
             if path.stat().st_size > MAX_JSON_BYTES:
                 raise ConfigError(f"{where}: larger than {MAX_JSON_BYTES:,} bytes, so not a sweep spec")
-            source = tomllib.loads(path.read_bytes().decode("utf-8"))
+            text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"no spec file {str(path)!r}") from None
         except UnicodeDecodeError:
             raise ConfigError(f"{where}: not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{where} is not valid TOML: {exc}") from None
         except OSError as exc:
             raise ConfigError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        source = parse_toml(text, where)
     values: dict[str, list[Any]] = {}
     axes = []
     for key, value in source.items():
@@ -179,10 +178,19 @@ def _check_type(where: str, key: str, spec: KeySpec, value: object) -> Any:
     """`value` as the key's plain type (numpy numbers from a Python caller too), or a ConfigError."""
     number = {int: numbers.Integral, float: numbers.Real}.get(spec.kind)
     if isinstance(value, bool) == (spec.kind is bool) and isinstance(value, number or spec.kind):
-        return spec.kind(value)
+        try:
+            return spec.kind(value)
+        except OverflowError:  # float(10**400): TOML integers have no size limit
+            raise ConfigError(f"{where}: {key} = {_short(value)} is too large a number") from None
     kind = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}[spec.kind]
     lists = " or a list of them" if spec.sweepable else ""
-    raise ConfigError(f"{where}: {key} must be {kind}{lists}, not {value!r}")
+    raise ConfigError(f"{where}: {key} must be {kind}{lists}, not {_short(value)}")
+
+
+def _short(value: object, limit: int = 40) -> str:
+    """A value's repr for a message, cut to `limit` characters (a 400-digit integer, a long list)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _check_cell(where: str, settings: Mapping[str, Any]) -> None:

@@ -101,13 +101,16 @@ BAD_SETTINGS = {
     "config with a bad value": (["--config", "BAD.toml"], "n_levels"),
     "config with an unknown key": (["--config", "UNKNOWN.json"], "colour"),
     "config not toml": (["--config", "BROKEN.toml"], "TOML"),
+    "config nested 5,000 deep (was RecursionError)": (["--config", "DEEP.toml"], "DEEP.toml is nested too deeply"),
+    "config with a 5,000-digit integer": (["--config", "HUGE.toml"], "HUGE.toml holds a value this program cannot read"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_SETTINGS))
 def test_bad_settings_exit_2_with_one_line_and_no_run(tmp_path, capsys, case: str) -> None:
     files = {"CONFIG.yaml": "width: 3\n", "BAD.toml": "[noise]\nn_levels = -3\n", "UNKNOWN.json": '{"model": {"colour": 1}}',
-             "BROKEN.toml": "[model\nwidth = 3\n"}
+             "BROKEN.toml": "[model\nwidth = 3\n", "DEEP.toml": "[train]\nsteps = " + "[" * 5000 + "]" * 5000 + "\n",
+             "HUGE.toml": "[train]\nlr = 1" + "0" * 5000 + "\n"}
     args, word = BAD_SETTINGS[case]
     args = [str(write(tmp_path / a, files[a])) if a in files else a for a in args]
     run = tmp_path / "run"

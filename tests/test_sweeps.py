@@ -172,12 +172,19 @@ def _kill_group(pgid: int) -> None:
                  + ", ".join(str(i) for i in range(1, 101)) + ']\n', "makes 10,100 cells; the most one sweep runs is 10,000",
                  id="too-many-cells"),
     pytest.param(b"data = '\xff'\n", "not UTF-8 text", id="not-utf8"),
+    pytest.param("seed = " + "[" * 5000 + "]" * 5000 + "\n", "is nested too deeply", id="deep-nesting"),
+    pytest.param("x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n", "is nested too deeply", id="deep-tables"),
+    pytest.param("lr = 1" + "0" * 400 + "\n", "lr = 1" + "0" * 38 + "… is too large a number",
+                 id="huge-int-for-a-float"),
+    pytest.param("gpus = 1" + "0" * 400 + "\n", "gpus = 1000", id="huge-gpus"),
+    pytest.param("steps = 1" + "0" * 5000 + "\n", "holds a value this program cannot read", id="5000-digits"),
 ])
 def test_a_bad_spec_is_one_line_naming_it_and_exit_2(tmp_path, capsys, text, words) -> None:
     spec, out = write_spec(tmp_path, text), tmp_path / "out"
     code, _, err = sgm_cli(["sweep", spec, "--out", out], capsys)
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
-    assert err.startswith("sgm: error: spec.toml: ") or err.startswith("sgm: error: spec.toml is not valid TOML")
+    assert err.startswith(("sgm: error: spec.toml: ", "sgm: error: spec.toml is not valid TOML",
+                           "sgm: error: spec.toml is nested", "sgm: error: spec.toml holds"))
     assert words in err
     assert not out.exists(), "nothing is created before the spec is known good"
 
