@@ -70,6 +70,8 @@ def measure(samplers: Sequence[str], steps: Sequence[int], seed: int, engine: An
 
     if engine is None:
         raise ConfigError("there is no trained model yet: load data and press Train")
+    if engine.trainer.step == 0:  # a random net's samples say nothing of the samplers
+        raise ConfigError("the model has not trained yet (step 0): press Train, then Run")
     usable, left_out = [], []
     for name in samplers:
         try:

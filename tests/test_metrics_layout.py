@@ -139,3 +139,23 @@ def test_dock_widths_hold_as_the_content_changes(qtbot, window):
     qtbot.wait(50)
     assert not panel.tabs.isTabVisible(2)
     assert {k: docks[k].width() for k in before} == before
+
+
+@pytest.mark.parametrize(("values", "expect"), [((1.05, 1.1, 1.2), ["1.05", "1.10", "1.15", "1.20"]),
+                                                ((0.0012, 0.003, 0.008), ["0.002", "0.004", "0.006", "0.008"])])
+def test_a_log_axis_under_a_decade_labels_its_values(qtbot, values, expect):
+    """Steps vs quality's SW ratios from 1.05 to 1.2 on a log axis got no label at all: pyqtgraph
+    labels decades, and its minor ticks read "%0.1g" ("1", "1")."""
+    widget = pg.PlotWidget(axisItems={"left": ThinAxis("left"), "bottom": ThinAxis("bottom")})
+    qtbot.addWidget(widget)
+    widget.resize(600, 250)
+    widget.setLogMode(x=True, y=True)
+    widget.plot([1, 2, 4], list(values), symbol="o")
+    widget.show()
+    qtbot.waitExposed(widget)
+    qtbot.wait(50)
+    widget.grab()  # a paint: the axis sizes itself to its labels
+    texts = [text for _rect, text in _label_rects(widget.getPlotItem().getAxis("left"))]
+    assert sorted(texts, key=float) == expect
+    low, high = (10.0 ** v for v in widget.getPlotItem().getAxis("left").range)
+    assert all(low <= float(t) <= high for t in texts)  # each label reads the value where it stands

@@ -84,3 +84,17 @@ def test_esc_closes_the_steps_window(qtbot):
     qtbot.keyClick(sw.steps_edit, Qt.Key.Key_Escape)  # from a child, as a user's key press arrives
     assert not sw.isVisible()
     w.close()
+
+
+def test_an_untrained_model_is_refused_with_a_reason(qtbot):
+    """Run on a step-0 model plotted a random net's samples, as if they measured the samplers."""
+    w = open_window(qtbot)
+    w.actions_["steps_vs_quality"].trigger()
+    sw = w.steps_window
+    qtbot.addWidget(sw)
+    wait(qtbot, lambda: frame(w) is not None)
+    sw.run_button.click()
+    wait(qtbot, lambda: sw.run_button.isEnabled() and "step 0" in sw.status.text())
+    assert "press Train" in sw.status.text() and sw.rows == []
+    sw.close()
+    w.close()

@@ -1,5 +1,6 @@
 """Axes whose tick labels never run into each other ("10002000" on a narrow plot, "0.90.8" on a
-short log axis)."""
+short log axis), and whose log axes label a range under a decade (pyqtgraph labels only the
+decades and "%0.1g" minors: SW ratios from 1.05 to 1.2 got no label at all)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def nice_spacing(at_least: float) -> float:
 
 
 LABEL_GAP_Y_PX = 2  # ... and between two labels stacked on a vertical axis
+LOG_LABEL_PX = 40  # a log axis under a decade: about one linear tick per this many pixels
 
 
 def _is_decade(text: str) -> bool:
@@ -53,6 +55,24 @@ class ThinAxis(pg.AxisItem):
             if not any(rect.intersects(other[0].adjusted(-dx, -dy, dx, dy)) for other in kept):
                 kept.append(spec)
         return axis, ticks, kept
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: ANN001, ANN201, N802, N803 - pg override
+        """Under a decade shown: ticks at 1, 2 or 5 x 10^k steps of the value itself (log-placed)."""
+        self._linear_step = None
+        if not 0 < maxVal - minVal < 1 or size <= 0:
+            return super().logTickValues(minVal, maxVal, size, stdTicks)
+        lo, hi = 10.0 ** minVal, 10.0 ** maxVal
+        step = nice_spacing((hi - lo) / max(2.0, size / LOG_LABEL_PX))
+        values = [k * step for k in range(math.ceil(lo / step), math.floor(hi / step) + 1) if k > 0]
+        self._linear_step = step
+        return [(None, [math.log10(v) for v in values])]
+
+    def logTickStrings(self, values, scale, spacing):  # noqa: ANN001, ANN201, N802 - pg override
+        step = getattr(self, "_linear_step", None)
+        if step is None:
+            return super().logTickStrings(values, scale, spacing)
+        places = max(0, math.ceil(-math.log10(step * scale) - 1e-9))
+        return [f"{10.0 ** v * scale:.{places}f}" for v in values]
 
     def _label_width(self, values: list[float], spacing: float) -> float:
         font = self.style.get("tickFont") or self.font()
