@@ -944,7 +944,7 @@ class MainWindow(QMainWindow):
                                else "idle" if not training else "…")
         labels["sampler"].setText(f"{sampler_step_text(frame.sampler_step, frame.sampler_steps)} "
                                   f"· σ {frame.sampler_sigma:.3g}")
-        labels["particles"].setText(particle_status(frame))
+        labels["particles"].setText(particle_status(frame, self.worker_state.playing))
         labels["fps"].setText(f"{self.fps:.0f} fps")
         self._set_device(frame.device)
 

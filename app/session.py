@@ -217,7 +217,8 @@ class Session(QObject):
         if state.dataset is not None:
             return state.dataset
         if len(state.points) < 2:
-            raise DataError(f"the drawing has {len(state.points)} point(s); draw at least 2 to train")
+            raise DataError("the drawing is empty; draw at least 2 points to train" if not len(state.points) else
+                            "the drawing has 1 point; draw at least 2 to train")
         points = validate_points(np.array(state.points), dims=None)
         if state.labels is not None and len(np.unique(state.labels)) >= 2:  # one painted class: unconditional
             return EmpiricalDataset(points, name=state.name, jitter=state.jitter, labels=np.array(state.labels),

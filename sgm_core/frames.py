@@ -117,14 +117,15 @@ class FrameBuilder:
         return replace(base, **changes)
 
 
-def particle_status(frame: Frame) -> str:
+def particle_status(frame: Frame, moving: bool = True) -> str:
     """The status bar's word on the particles: how many, MALA's acceptance rate, how often they move, and, when a frame
-    moves only a slice of them (round-robin under the frame budget), how many move per update."""
+    moves only a slice of them (round-robin under the frame budget), how many move per update. Particles at rest
+    (moving=False: paused, or a finished chain) get no rate: the last one measured no longer holds."""
     n = len(frame.particles)
     text = f"{n:,} particles"
     if frame.acceptance_rate is not None:
         text += f", {frame.acceptance_rate:.0%} accepted"
-    if frame.particle_rate <= 0:
+    if frame.particle_rate <= 0 or not moving:
         return text
     text += f", {frame.particle_rate:.0f} updates/s"
     if 0 < frame.particles_moved < n:

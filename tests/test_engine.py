@@ -367,6 +367,8 @@ def test_particle_status_says_how_many_how_often_and_how_many_per_update():
             == "100,000 particles, 25 updates/s (12,000 move per update)")
     assert (particle_status(replace(base, acceptance_rate=0.634, particle_rate=6.0, particles_moved=500_000))
             == "100,000 particles, 63% accepted, 6 updates/s")  # MALA's Metropolis acceptance
+    # paused particles: the rate last measured said "6 updates/s" under a still cloud
+    assert particle_status(replace(base, particle_rate=6.2, particles_moved=500_000), moving=False) == "100,000 particles"
 
 
 def test_too_many_particles_for_the_budget_move_round_robin_and_all_move_within_ceil_n_over_slice_frames(
