@@ -69,8 +69,9 @@ class ThinAxis(pg.AxisItem):
 
     def logTickStrings(self, values, scale, spacing):  # noqa: ANN001, ANN201, N802 - pg override
         step = getattr(self, "_linear_step", None)
-        if step is None:
-            return super().logTickStrings(values, scale, spacing)
+        if step is None:  # pyqtgraph's "10¹" is no decade to the thinning: 9 hid it; plain numbers where short
+            return [f"{10.0 ** v * scale:g}" if 1e-3 <= 10.0 ** v * scale < 1e4 else text
+                    for v, text in zip(values, super().logTickStrings(values, scale, spacing), strict=True)]
         places = max(0, math.ceil(-math.log10(step * scale) - 1e-9))
         return [f"{10.0 ** v * scale:.{places}f}" for v in values]
 
