@@ -395,7 +395,9 @@ def sweep(spec: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *
         _require_cuda(parsed.gpus)
     out = Path(out)
     runs = _prepare(out)
-    stored = _read_results(out / RESULTS)
+    stored, damaged = _read_results(out / RESULTS)
+    if damaged:
+        say(f"sweep: {out / RESULTS}: {damaged}; those cells are not counted as finished and run again")
     rows = {cell.id: {column: stored[cell.id].get(column) or "" for column in parsed.columns}
             for cell in parsed.cells if cell.id in stored}
     if len(stored) > len(rows):  # never drop a finished row: another spec's sweep, or a smaller spec
@@ -504,20 +506,46 @@ def _csv_row(row: Mapping[str, Any]) -> dict[str, str]:
     return {k: _csv_value(v) for k, v in row.items()}
 
 
-def _read_results(path: Path) -> dict[str, dict[str, str]]:
-    """The rows of a results.csv by cell id; none when there is no file yet."""
+CELL_ID = re.compile(r"[0-9a-f]{10}")  # `_cell`'s digest
+
+
+def _read_results(path: Path) -> tuple[dict[str, dict[str, str]], str]:
+    """The complete rows of a results.csv by cell id (none when there is no file yet), and what
+    was damaged ("" if nothing). `_write_results` writes every column of every row and ends the
+    file with a newline, so a row with another field count, a bad cell id, or a last line without
+    its newline (a file cut short) is not a finished cell; nor is anything from a line the csv
+    module cannot parse (a runaway quote) on. Their cells run again."""
     try:
         if path.stat().st_size > MAX_JSON_BYTES:
             raise DataError(f"{path} is larger than {MAX_JSON_BYTES:,} bytes; it is not a sweep's results")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        return {}, ""
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or reader.fieldnames[0] != "cell":
+    reader = csv.reader(io.StringIO(text))
+    records: list[list[str]] = []
+    unreadable = ""
+    try:
+        records.extend(reader)
+    except csv.Error as exc:
+        unreadable = f"unreadable from line {reader.line_num} on ({exc})"
+    if not records or not records[0] or records[0][0] != "cell":
         raise DataError(f"{path} is not a sweep's results file; choose another --out")
-    return {row["cell"]: row for row in reader if row.get("cell")}
+    header, body = records[0], records[1:]
+    if body and not unreadable and not text.endswith("\n"):
+        body = body[:-1]  # cut short mid-row: its fields may look whole
+        unreadable = "its last row is cut short"
+    rows, bad = {}, 0
+    for fields in body:
+        if not fields:
+            continue  # a blank line
+        if len(fields) != len(header) or not CELL_ID.fullmatch(fields[0]):
+            bad += 1
+            continue
+        rows[fields[0]] = dict(zip(header, fields, strict=True))
+    damage = [f"{bad} damaged row(s)"] if bad else []
+    return rows, "; ".join([*damage, *([unreadable] if unreadable else [])])
 
 
 def _write_results(path: Path, spec: Spec, rows: Mapping[str, Mapping[str, str]]) -> None:

@@ -305,3 +305,45 @@ def test_a_cell_whose_run_cannot_be_saved_stops_the_sweep_and_is_redone_on_the_r
     rows = read_rows(out)
     assert [r["seed"] for r in rows] == ["0", "1", "2"] and all(r["error"] == "" for r in rows)
     assert all((out / r["run_dir"] / "config.json").is_file() for r in rows)
+
+
+def _cut_last_row(text: str) -> str:
+    return text[:-30]
+
+
+def _cut_middle_row(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    return lines[0] + lines[1][:15] + "\n" + "".join(lines[2:])
+
+
+def _runaway_quote(text: str) -> str:  # csv.Error: field larger than field limit (131072)
+    lines = text.splitlines(keepends=True)
+    return lines[0] + lines[1] + '"' + "x" * 200_000 + "".join(lines[2:])
+
+
+@pytest.mark.parametrize(("damage", "redone", "said"), [
+    (_cut_last_row, [2], "its last row is cut short"),
+    (lambda text: text[:-1], [2], "its last row is cut short"),  # only the newline lost: the fields look whole
+    (_cut_middle_row, [0], "1 damaged row(s)"),
+    (_runaway_quote, [1, 2], "unreadable from line 3 on (field larger than field limit"),
+], ids=["cut-last-row", "cut-last-newline", "cut-middle-row", "runaway-quote"])
+def test_a_damaged_results_file_redoes_the_damaged_cells(tmp_path, monkeypatch, damage, redone, said) -> None:
+    """A truncated last row used to count as a finished cell (its run_dir and error columns empty)
+    and a runaway quote was a csv.Error traceback; both now leave those cells to run again."""
+    asked: list[int] = []
+
+    def engine(tasks, workers, address, gpus):
+        for cell, _ in tasks:
+            asked.append(cell.settings["seed"])
+            yield cell, {**cell.settings, "sw_ratio": 1.0, "train_seconds": 0.1, "sample_seconds": 0.1}
+
+    monkeypatch.setattr(sweeps, "ENGINES", {"local": engine})
+    spec, out, said_lines = {"seed": [0, 1, 2], "steps": 5}, tmp_path / "out", []
+    sgm.sweep(spec, out, log=lambda line: None)
+    good = (out / "results.csv").read_text()
+    (out / "results.csv").write_text(damage(good))
+    asked.clear()
+    sgm.sweep(spec, out, log=said_lines.append)
+    assert asked == redone
+    assert said in said_lines[0] and "not counted as finished and run again" in said_lines[0]
+    assert (out / "results.csv").read_text() == good
