@@ -95,6 +95,8 @@ def validate_labels(raw: object, n_rows: int) -> tuple[np.ndarray, tuple[str, ..
     if len(values) != n_rows:
         raise DataError(f"there are {len(values)} labels for {_plural(n_rows, 'point')}; need one label per point")
     if values.dtype.kind in "iub":
+        if values.dtype.kind == "u" and len(values):  # uint64 above 2^63 - 1 would wrap to negative
+            _check_label_range(np.flatnonzero(values > np.iinfo(np.int64).max))
         ints = values.astype(np.int64)
     elif values.dtype.kind == "f":
         bad = np.flatnonzero(~np.isfinite(values))
@@ -103,6 +105,7 @@ def validate_labels(raw: object, n_rows: int) -> tuple[np.ndarray, tuple[str, ..
         frac = np.flatnonzero(values != np.round(values))
         if len(frac):
             raise DataError(f"labels must be whole numbers or names; {_rows(frac)} hold fractions")
+        _check_label_range(np.flatnonzero((values >= 2.0**63) | (values < -(2.0**63))))  # astype(int64) is undefined there
         ints = values.astype(np.int64)
     else:
         tokens = [("" if v is None else str(v).strip()) for v in values.tolist()]
@@ -128,6 +131,11 @@ def validate_labels(raw: object, n_rows: int) -> tuple[np.ndarray, tuple[str, ..
     names = tuple(str(int(v)) for v in found)
     _check_class_count(names)
     return index.astype(np.int64).reshape(-1), names
+
+
+def _check_label_range(rows: np.ndarray) -> None:
+    if len(rows):
+        raise DataError(f"labels must be whole numbers from -2^63 to 2^63 - 1 or names; {_rows(rows)} lie outside")
 
 
 def _check_class_count(names: tuple[str, ...]) -> None:

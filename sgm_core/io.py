@@ -547,7 +547,8 @@ def _read_ply(path: Path) -> np.ndarray:
     check_ply_header(data)
     try:
         # From memory: plyfile leaves its text wrapper of an open file unclosed (ASCII PLY).
-        ply = PlyData.read(BytesIO(data), mmap=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e300 in a float property: inf, which validate_points names
+            ply = PlyData.read(BytesIO(data), mmap=False)
     except PlyParseError as e:
         raise DataError(f"it is not a valid PLY file ({e})") from e
     except MemoryError as e:  # a corrupt header can claim trillions of vertices

@@ -281,6 +281,19 @@ def test_ply_without_z_is_2d(tmp_path):
     np.testing.assert_array_equal(load_points(tmp_path / "flat.ply"), [[0, 1], [2, 3], [4, 5]])
 
 
+def test_ply_values_beyond_the_property_type_are_one_sentence_without_a_warning(tmp_path, capfd):
+    """1e300 in a float property used to print plyfile's 'overflow encountered in cast' warning
+    before the refusal; now only the existing NaN/Inf sentence is said."""
+    path = tmp_path / "far.ply"
+    path.write_text("ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nend_header\n"
+                    "1e300 2\n3 4\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match=r"^cannot read 'far.ply': data contains NaN or Inf in 1 row$"):
+            load_points(path)
+    assert capfd.readouterr().err == ""
+
+
 def test_xyz_uses_first_three_columns(tmp_path):
     (tmp_path / "p.xyz").write_text("# x y z nx ny nz\n1 2 3 0 0 1\n4 5 6 0 1 0\n7 8 9 1 0 0\n")
     np.testing.assert_array_equal(load_points(tmp_path / "p.xyz"), [[1, 2, 3], [4, 5, 6], [7, 8, 9]])

@@ -91,6 +91,23 @@ def test_npz_float_labels_with_nan_and_fractions_are_refused(tmp_path):
     assert validate_labels(np.array([2.0, 5.0, 2.0]), 3)[1] == ("2", "5")
 
 
+@pytest.mark.parametrize("labels", [np.array([0, 2**63 + 5, 1], np.uint64), np.array([0.0, 1e300, 1.0]),
+                                    np.array([0.0, -(2.0**64), 1.0])], ids=["uint64", "float-1e300", "float-minus-2^64"])
+def test_labels_beyond_int64_are_refused_not_wrapped(tmp_path, labels):
+    """uint64 2^63 + 5 used to wrap to the class '-9223372036854775803', and 1e300 cast with a
+    RuntimeWarning to an undefined integer; both are now one sentence naming the row."""
+    import warnings
+
+    f = tmp_path / "big.npz"
+    np.savez(f, points=np.eye(3)[:, :2], labels=labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match=r"labels must be whole numbers from -2\^63 to 2\^63 - 1 or names; "
+                                            r"1 row \(row 2\) lie outside"):
+            load_labelled_points(f)
+    assert validate_labels(np.array([0, 2**63 - 1], np.uint64), 2)[1] == ("0", str(2**63 - 1))  # the edge is fine
+
+
 def test_labels_survive_lifting():
     labels = np.array([0, 1, 1, 0])
     drawing = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
