@@ -127,6 +127,8 @@ def read_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
     """Parse and check a spec (a TOML file, or its dict): every key, type and value of every
     cell, so a bad one is one ConfigError naming it before anything trains."""
     where = "the spec"
+    if not isinstance(source, Mapping | str | os.PathLike):
+        raise ConfigError(f"a sweep spec is a TOML file's path or a dict of its keys, not {type(source).__name__}")
     if not isinstance(source, Mapping):
         path = Path(source)
         where = path.name
@@ -165,6 +167,9 @@ def read_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
     if metric not in METRICS:
         raise ConfigError(f"{where}: unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     keys = tuple(values)
+    if not keys:  # an empty file (or gpus/metric alone) would run one cell of every default: a mistake, not a sweep
+        raise ConfigError(f"{where} names no settings, so it has no cells to run; give at least one key, e.g. "
+                          'data = ["moons", "8gaussians"]')
     n_cells = math.prod(len(v) for v in values.values())
     if n_cells > MAX_CELLS:
         raise ConfigError(f"{where}: the spec makes {n_cells:,} cells; the most one sweep runs is {MAX_CELLS:,}")
@@ -389,6 +394,8 @@ def sweep(spec: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *
         raise ConfigError(f"workers must be from 1 to 1,024, not {workers!r}")
     if engine == "ray":
         _require_ray()
+    if not isinstance(out, str | os.PathLike):
+        raise ConfigError(f"a sweep's out is a folder path, not {type(out).__name__}")
     say = log or (lambda line: print(line, file=sys.stderr))
     parsed = read_spec(spec)
     if engine == "local" and parsed.gpus > 0:

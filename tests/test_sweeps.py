@@ -178,13 +178,16 @@ def _kill_group(pgid: int) -> None:
                  id="huge-int-for-a-float"),
     pytest.param("gpus = 1" + "0" * 400 + "\n", "gpus = 1000", id="huge-gpus"),
     pytest.param("steps = 1" + "0" * 5000 + "\n", "holds a value this program cannot read", id="5000-digits"),
+    pytest.param("", "names no settings, so it has no cells to run", id="empty"),  # used to train one default cell
+    pytest.param("gpus = 0\nmetric = 'mmd'\n", "names no settings", id="resources-only"),
 ])
 def test_a_bad_spec_is_one_line_naming_it_and_exit_2(tmp_path, capsys, text, words) -> None:
     spec, out = write_spec(tmp_path, text), tmp_path / "out"
     code, _, err = sgm_cli(["sweep", spec, "--out", out], capsys)
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith(("sgm: error: spec.toml: ", "sgm: error: spec.toml is not valid TOML",
-                           "sgm: error: spec.toml is nested", "sgm: error: spec.toml holds"))
+                           "sgm: error: spec.toml is nested", "sgm: error: spec.toml holds",
+                           "sgm: error: spec.toml names no settings"))
     assert words in err
     assert not out.exists(), "nothing is created before the spec is known good"
 
@@ -347,3 +350,17 @@ def test_a_damaged_results_file_redoes_the_damaged_cells(tmp_path, monkeypatch, 
     assert asked == redone
     assert said in said_lines[0] and "not counted as finished and run again" in said_lines[0]
     assert (out / "results.csv").read_text() == good
+
+
+@pytest.mark.parametrize(("spec", "out", "words"), [
+    (None, "out", "a sweep spec is a TOML file's path or a dict of its keys, not NoneType"),
+    (42, "out", "not int"),
+    ({"steps": 5}, None, "a sweep's out is a folder path, not NoneType"),
+])
+def test_the_api_refuses_a_spec_or_out_of_the_wrong_type_in_one_sentence(tmp_path, monkeypatch, spec, out,
+                                                                         words) -> None:
+    """sgm.sweep(None, ...) used to be a TypeError from pathlib."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(sgm.ConfigError, match=words):
+        sgm.sweep(spec, out, log=lambda line: None)
+    assert list(tmp_path.iterdir()) == []
