@@ -941,7 +941,7 @@ class MainWindow(QMainWindow):
         if self._model is not None:  # after New a frame still on its way is of the discarded model
             self.progress.show(frame, training)
         labels["rate"].setText(f"{frame.steps_per_second:,.0f} steps/s" if training and frame.steps_per_second
-                               else "idle" if not training else "…")
+                               else "paused" if self.worker_state.paused else "idle" if not training else "…")
         labels["sampler"].setText(f"{sampler_step_text(frame.sampler_step, frame.sampler_steps)} "
                                   f"· σ {frame.sampler_sigma:.3g}")
         labels["particles"].setText(particle_status(frame, self.worker_state.playing))

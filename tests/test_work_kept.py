@@ -193,6 +193,7 @@ def test_training_waits_while_the_question_is_open(qtbot, window):
     count = window.worker.frames_emitted
     wait(qtbot, lambda: window.worker.frames_emitted > count + 3)
     assert frame(window).step == held and asked <= held
+    assert window.status_labels["rate"].text() == "paused"  # not "idle": Cancel resumes it
     answer(False)  # Cancel: the paused round goes on
     wait(qtbot, lambda: window.worker_state.training and frame(window).step > held + 10)
     window.actions_["stop"].trigger()
