@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 SESSION_SUFFIX = ".sgm"
 EXIT_ERROR, EXIT_SIGINT, EXIT_SIGTERM = 2, 130, 143  # 128 + the signal's number, as shells report it
+EXIT_SIGPIPE = 141  # stdout's reader left (`sgm datasets | head -1`): what a tool killed by SIGPIPE reports
 AUTO = "auto"  # --sigma-max auto: the data's diameter (Song & Ermon 2020, technique 1)
 # Each `sgm train` flag and the RunConfig field it sets: (section, field). One table, so --config
 # files and flags speak the same names and a flag overrides exactly its field.
@@ -573,11 +574,27 @@ def _out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(words in str(exc).lower() for words in OUT_OF_MEMORY_WORDS)
 
 
+def _stdout_gone() -> bool:
+    """Is stdout a pipe whose reader has gone? poll(2) reports POLLERR for it. False where there is
+    no poll (Windows) or stdout is no file (a test's capture), so a BrokenPipeError from any other
+    pipe stays an error with its message."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with _sigterm_unwinds():
-            return COMMANDS[args.command](args)
+            code = COMMANDS[args.command](args)
+            sys.stdout.flush()  # a closed pipe's error surfaces here, not in the interpreter's exit flush
+            return code
     except SGMError as exc:
         print(f"sgm: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
@@ -588,6 +605,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:  # the environment, not the input: a full disk, a vanished folder, permissions
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            # Quiet, as Unix tools are; stdout to devnull so the exit flush does not fail again
+            # (Python's signal docs, "Note on SIGPIPE").
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_SIGPIPE
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"sgm: error: {_one_line(exc.strerror or exc)}{where}", file=sys.stderr)
         return EXIT_ERROR

@@ -226,6 +226,32 @@ def cli_process(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
 
 
+@pytest.mark.parametrize("command", ["datasets", "lessons"])
+def test_a_closed_stdout_pipe_is_quiet_and_exit_141(tmp_path, command) -> None:
+    """`sgm datasets | head -1` used to print 'sgm: error: Broken pipe' and exit 2. The reader
+    here is closed before sgm writes a byte, so the pipe is broken whatever the timing."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    try:
+        done = subprocess.run([sys.executable, "-m", "sgm_core.cli", command], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, cwd=tmp_path, env=env, timeout=SUBPROCESS_TIMEOUT_S)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_still_an_error(capsys, monkeypatch) -> None:
+    from sgm_core import cli
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(cli.COMMANDS, "datasets", broken)
+    code, _, err = sgm(["datasets"], capsys)
+    assert code == 2 and err == "sgm: error: Broken pipe\n"
+
+
 def test_command_line_smoke_as_a_real_process(tmp_path) -> None:
     done = cli_process(["train", "8gaussians", "--out", "run", "--steps", "10", "--batch", "32", "--device", "cpu"],
                        tmp_path)
