@@ -108,7 +108,7 @@ def test_random_user_actions_never_reach_an_unexpected_error(qtbot, tmp_path, se
     w = open_window(qtbot)
     messages: list[str] = []
     show_error = w.show_error
-    w.show_error = lambda message: (messages.append(message), show_error(message))
+    w.show_error = lambda message, **kw: (messages.append(message), show_error(message, **kw))
     w.ask_unsaved_changes = lambda answer: answer("discard")
     w.session.set_run_config(small_config(steps=300))
     w.session.set_particles(n_particles=300)
