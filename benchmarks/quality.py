@@ -45,7 +45,8 @@ def main() -> None:
     Path(args.table).write_text(
         f"# Sample quality with default settings\n\n{machine(args)}; {spec['steps']} steps, batch 512, n={spec['n']}; "
         f"command: `python benchmarks/quality.py` (the sweep benchmarks/sweeps/quality.toml)\n\n"
-        "SW2 ratio = sliced-Wasserstein(samples, fresh data) / sliced-Wasserstein(fresh data, fresh data); "
+        "SW2 ratio = sliced-Wasserstein(samples, fresh data) / sliced-Wasserstein(fresh data, fresh data), the "
+        "latter the mean over 8 fresh draws (sgm_core.metrics.SWBaseline); "
         "1.0 is indistinguishable from another draw of the data at this sample size. NLL: nats per point by the "
         "probability-flow ODE (losses with a noise ladder or an SDE).\n\n" + header + "\n" + "\n".join(lines) + "\n")
     print(header + "\n" + "\n".join(lines))

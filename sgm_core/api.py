@@ -46,7 +46,7 @@ from .lazy import lazy_module
 from .likelihood import ode_log_likelihood
 from .limits import MAX_GUIDANCE, MAX_POINTS, MAX_SAMPLES, MAX_STEPS
 from .losses import bound_process, loss_spec
-from .metrics import energy_distance, mmd_rbf, mode_weight_error, mode_weights, sliced_wasserstein
+from .metrics import SWBaseline, energy_distance, mmd_rbf, mode_weight_error, mode_weights
 from .nets import ScoreNet
 from .noise import Process, default_sigma_max
 from .samplers import Sampler, make_sampler, run_sampler
@@ -63,7 +63,7 @@ SAMPLE_CHUNK = 65_536  # particles sampled at once, as `sgm sample`: memory stay
 MMD_MAX_POINTS = 4000  # per set: the RBF kernel matrices are O(n^2) float64 (4000^2 = 128 MB each)
 NLL_POINTS = 200  # fresh data points whose PF-ODE log-likelihood is averaged (the app's default)
 NLL_STEPS = 50  # Heun steps of the PF-ODE (the app's default: ~0.3 s for a 3x128 net in 2D)
-PROJECTION_SEED, REFERENCE_SEED_OFFSET = 123, 9  # benchmarks/quality.py's: fixed SW directions, its reference draws
+REFERENCE_SEED_OFFSET = 9  # benchmarks/quality.py's reference draws (SW directions: metrics.SW_PROJECTION_SEED)
 
 
 def run_config(data: str, *, loss: str = "ncsn", steps: int | None = None, seed: int = 0,
@@ -371,21 +371,20 @@ def _guidance(value: object) -> float:
 
 def sample_metrics(samples: np.ndarray | torch.Tensor, dataset: Dataset, *, seed: int = 0) -> dict[str, float]:
     """Samples against fresh data draws of the same size, all in data coordinates:
-    `sw` (sliced 2-Wasserstein), `sw_base` (the same between two fresh draws), `sw_ratio` (their
+    `sw` (sliced 2-Wasserstein), `sw_base` (the same between fresh draws, the mean of SW_BASE_DRAWS), `sw_ratio` (their
     ratio: 1 is as close as another draw of the data), `mmd` (RBF, median bandwidth), `energy`
     (energy distance), and for mixtures `on_mode` (fraction within 3 std of a mode) and
     `weight_error` (largest mode-weight error). Seeded: the same samples give the same numbers."""
     x = torch.from_numpy(validate_points(np.asarray(samples.detach().cpu() if isinstance(samples, torch.Tensor)
                                                     else samples), dims=(dataset.dim,)))
-    g_ref = torch.Generator().manual_seed(seed + REFERENCE_SEED_OFFSET)
-    ref, ref2 = dataset.sample(len(x), g_ref), dataset.sample(len(x), g_ref)
-    # The same projection directions for both distances, so their ratio is not projection noise.
-    sw = sliced_wasserstein(x, ref, torch.Generator().manual_seed(PROJECTION_SEED))
-    base = sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(PROJECTION_SEED))
+    # one fixed reference draw, and the data-vs-data SW averaged over several others (SWBaseline)
+    baseline = SWBaseline(dataset.sample, len(x), seed=seed + REFERENCE_SEED_OFFSET)
+    ref, base = baseline.reference, baseline.base
+    sw, ratio = baseline.distance(x)
     g_sub = torch.Generator().manual_seed(seed)
     small = [v[torch.randperm(len(v), generator=g_sub)[:MMD_MAX_POINTS]] if len(v) > MMD_MAX_POINTS else v
              for v in (x, ref)]
-    out = {"sw_ratio": sw / max(base, 1e-12), "sw": sw, "sw_base": base, "mmd": mmd_rbf(*small),
+    out = {"sw_ratio": ratio, "sw": sw, "sw_base": base, "mmd": mmd_rbf(*small),
            "energy": energy_distance(x, ref, generator=torch.Generator().manual_seed(seed))}
     if dataset.gmm is not None:
         out["on_mode"] = mode_weights(x, dataset.gmm)[1]

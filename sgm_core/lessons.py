@@ -37,7 +37,7 @@ from .errors import ConfigError
 from .lazy import lazy_module
 from .limits import MAX_JSON_BYTES, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
-from .metrics import mode_weight_error, mode_weights, sliced_wasserstein
+from .metrics import SW_PROJECTION_SEED, SWBaseline, mode_weight_error, mode_weights, sliced_wasserstein
 from .noise import LinearInterpolant
 from .samplers import make_sampler, run_sampler
 from .truth import perturb, reference_score_fn, relative_score_error
@@ -193,7 +193,7 @@ METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
                     "0 = collapsed)", "number"),
     "mode_weight_error": ("largest gap between the particles' mode weights and the true weights", "number"),
     "stayed_in_basin": ("share of particles that end in the mode noise-free ascent from their start reaches", SHARE),
-    "sw_ratio": ("sliced Wasserstein distance to the data over that of a second data draw (inf: a particle "
+    "sw_ratio": ("sliced Wasserstein distance to the data over that of other data draws, their mean (inf: a particle "
                  "is not finite)", "number"),
     "off_data": ("share of particles farther than 3σ (the sampler's last σ) from every data point", SHARE),
     "off_data_exact": ("the same share for the same sampler, from the first 250 of the same starts, driven by the "
@@ -488,16 +488,15 @@ def _particles(data: str, score: str, run: RunConfig, sampler_cfg: SamplerConfig
 # --------------------------------------------------------------------------- metrics of one variant
 
 def _data_draws(dataset, seed: int, n: int) -> tuple[torch.Tensor, float]:
-    """A draw of n data points and the SW distance of a second draw to it: the base of an SW ratio."""
-    g_ref = torch.Generator().manual_seed(seed + 11)
-    ref, ref2 = dataset.sample(n, g_ref), dataset.sample(n, g_ref)
-    return ref, sliced_wasserstein(ref2, ref, torch.Generator().manual_seed(123))
+    """A draw of n data points and the data-vs-data SW to it (`SWBaseline`): the base of an SW ratio."""
+    baseline = SWBaseline(dataset.sample, n, seed=seed + 11)
+    return baseline.reference, baseline.base
 
 
 def _sw_ratio(samples: torch.Tensor, ref: torch.Tensor, base: float) -> float:
     if not torch.isfinite(samples).all():
         return math.inf  # a particle flew off: no finite distance describes that
-    return sliced_wasserstein(samples, ref, torch.Generator().manual_seed(123)) / base
+    return sliced_wasserstein(samples, ref, torch.Generator().manual_seed(SW_PROJECTION_SEED)) / base
 
 
 def _mode_spread(samples: torch.Tensor, gmm) -> float:
