@@ -145,8 +145,45 @@ def checks_html(claims: tuple[Claim, ...] | None, lesson: Lesson) -> str:
     return "<br>".join(f"<span style='color:{CHECK_COLORS[c.holds]}'>{escape(c.line)}</span>" for c in claims)
 
 
+def checks_summary(claims: tuple[Claim, ...] | None) -> tuple[str, bool | None]:
+    """The checks in a few words, and whether all hold (None before they are measured): what a
+    folded bar shows beside its title, where the checks themselves are hidden."""
+    if claims is None:
+        return "measuring…", None
+    held = sum(c.holds for c in claims)
+    return f"{'✓' if held == len(claims) else '✗'} {held}/{len(claims)} checks", held == len(claims)
+
+
 CANVAS_MIN_PX = 220  # the canvas under the lesson bar keeps at least this height: the bar folds first
 UNFOLD_SLACK_PX = 40  # a folded bar opens again by itself only with this much room to spare
+
+
+TITLE_STYLE = "font-size: 14px; font-weight: 600; color: #1f3a5f;"
+
+
+class ElidedLabel(QLabel):
+    """One line of text that ends in "…" where it does not fit, in whatever width the layout gives
+    it (it asks for none); the whole text is its tooltip."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(self.width(), 1)))
 
 
 class LessonBar(QFrame):
@@ -167,7 +204,13 @@ class LessonBar(QFrame):
             "#lessonBar { background: #eef4fb; border: 1px solid #b9cde4; border-radius: 6px; }"
             "#lessonBar QLabel { background: transparent; }")
         self.title_label = QLabel()
-        self.title_label.setStyleSheet("font-size: 14px; font-weight: 600; color: #1f3a5f;")
+        self.title_label.setStyleSheet(TITLE_STYLE)
+        # folded, the bar is one row: the title on one line, cut with "…" (wrapped, lesson 10's
+        # took four lines at 1024x700 and left the canvas 164 px), and the checks' verdict after it
+        self.folded_title = ElidedLabel()
+        self.folded_title.setStyleSheet(TITLE_STYLE)
+        self.summary_label = QLabel()
+        self.summary_label.setToolTip("How many of the lesson's live checks hold: unfold (▸) to read them")
         self.mode_label = QLabel()
         self.mode_label.setStyleSheet("color: #1f3a5f; background: #d8e6f5; border-radius: 8px; padding: 1px 8px;")
         self.mode_label.setToolTip("What drives the particles in this lesson")
@@ -218,6 +261,8 @@ class LessonBar(QFrame):
         head = QHBoxLayout()
         head.setSpacing(8)
         head.addWidget(self.title_label, 1)
+        head.addWidget(self.folded_title, 1)
+        head.addWidget(self.summary_label, 0)
         head.addWidget(self.fold_button, 0, Qt.AlignmentFlag.AlignTop)
         head.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
         mode = QHBoxLayout()  # short rows: each fits a canvas of ~350 px (1024 px window)
@@ -259,6 +304,9 @@ class LessonBar(QFrame):
                 if widget is not None:
                     widget.setVisible(not folded and self._shown_in_row(widget))
         self.checks_label.setVisible(not folded)
+        self.title_label.setVisible(not folded)
+        self.folded_title.setVisible(folded)
+        self.summary_label.setVisible(folded)
         self.caption_label.setVisible(not folded)
         self.watch_label.setVisible(not folded and self.claims is None)
         self._set_fold_button()
@@ -349,7 +397,9 @@ class LessonBar(QFrame):
         QTimer.singleShot(0, self.fit)  # after the layout pass that gave this width
 
     def show_lesson(self, lesson: Lesson, variant: int) -> None:
+        self._lesson = lesson
         self.title_label.setText(lesson.title)
+        self.folded_title.set_full_text(lesson.title)
         if lesson.score == "truth":
             self.mode_label.setText("true score — nothing to train")
         else:
@@ -358,7 +408,6 @@ class LessonBar(QFrame):
         self.caption_label.setText(lesson.caption)
         self.setToolTip(lesson.caption)
         self.watch_label.setText(f"<b>What to watch:</b> {watch_text(lesson)}")
-        self._lesson = lesson
         self.show_checks(None)
         self.variant_combo.blockSignals(True)
         self.variant_combo.clear()
@@ -379,6 +428,9 @@ class LessonBar(QFrame):
     def show_checks(self, claims: tuple[Claim, ...] | None) -> None:
         self.claims = claims
         self.checks_label.setText(checks_html(claims, self._lesson))
+        text, holds = checks_summary(claims)
+        self.summary_label.setText(text)
+        self.summary_label.setStyleSheet(f"color: {CHECK_COLORS[holds]}; font-weight: 600;")
         # measured, the checks say what to watch, with the numbers: the static list steps aside
         self.watch_label.setVisible(claims is None and not self.folded)
         self.checks_label.setToolTip(self.watch_label.text())

@@ -20,11 +20,11 @@ from gui_helpers import TIMEOUT_MS, open_window, small_config, wait
 from PySide6.QtCore import QSettings
 
 from app.layout_check import TITLE_BAR, layout_problems
-from app.lessons_ui import CANVAS_MIN_PX
+from app.lessons_ui import CANVAS_MIN_PX, CHECK_COLORS
 from app.main_window import LAYOUT_VERSION
 from app.session import Session
 from sgm_core.datasets import Standardizer
-from sgm_core.lessons import load_lessons
+from sgm_core.lessons import Claim, load_lessons
 from sgm_core.noise import default_sigma_max
 
 LESSONS = load_lessons()
@@ -214,7 +214,8 @@ def test_a_bar_opened_by_hand_where_there_is_no_room_still_leaves_the_canvas_its
             w.lessons.menu.actions()[1].trigger()
         bar = w.lessons.bar
         wait(qtbot, lambda: bar.folded)  # at 1024x700 the open bar left the canvas ~68 px: it folds
-        assert not bar.caption_label.isVisible() and bar.title_label.isVisible()
+        assert not bar.caption_label.isVisible() and bar.folded_title.isVisible()
+        assert bar.folded_title.full_text() == LESSONS[1].title and bar.height() < 45  # one row
         folded_height = bar.height()
         bar.fold_button.click()  # the user opens it anyway: their choice stands
         wait(qtbot, lambda: bar.height() > folded_height)
@@ -225,6 +226,41 @@ def test_a_bar_opened_by_hand_where_there_is_no_room_still_leaves_the_canvas_its
         bar.fold_button.click()
         wait(qtbot, lambda: bar.height() == folded_height)
         assert layout_problems(w) == []
+    finally:
+        w.close()
+
+
+def test_a_folded_bar_still_says_whether_its_checks_hold(qtbot):
+    """Folded (as at 1280x800 for half the lessons), the bar hid its checks: the verdict now stays
+    in its one row after the title, coloured as the checks are, and goes when the bar opens on them."""
+    w = open_window(qtbot, size=(1024, 700))
+    try:
+        with qtbot.waitSignal(w.lessons.started, timeout=TIMEOUT_MS):
+            w.lessons.menu.actions()[1].trigger()
+        bar = w.lessons.bar
+        wait(qtbot, lambda: bar.folded)
+        assert bar.summary_label.isVisible() and bar.summary_label.text() == "measuring…"
+        w.worker.lesson_checked.disconnect(w.lessons._on_lesson_checked)  # the claims below, not the engine's
+        assert not bar.checks_label.isVisible()
+
+        def claim(holds: bool) -> Claim:
+            return Claim("c", 1.0, 2.0, holds, "s", "line " + ("✓" if holds else "✗"))
+
+        bar.show_checks((claim(True), claim(False), claim(True)))
+        assert bar.summary_label.text() == "✗ 2/3 checks"
+        assert CHECK_COLORS[False] in bar.summary_label.styleSheet()
+        bar.show_checks((claim(True), claim(True)))
+        assert bar.summary_label.text() == "✓ 2/2 checks"
+        assert CHECK_COLORS[True] in bar.summary_label.styleSheet()
+        qtbot.wait(30)
+        assert layout_problems(w) == []  # the verdict fits beside the title at 1024 px
+        assert bar.folded_title.isVisible() and not bar.title_label.isVisible()
+        assert bar.folded_title.text().endswith("…") and bar.folded_title.toolTip() == LESSONS[1].title
+        bar.fold_button.click()
+        wait(qtbot, lambda: not bar.folded)
+        assert not bar.summary_label.isVisible() and bar.checks_label.isVisible()
+        assert bar.title_label.isVisible() and bar.title_label.text() == LESSONS[1].title  # whole, wrapped
+        assert "line ✓" in bar.checks_label.text()
     finally:
         w.close()
 
