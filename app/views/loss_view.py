@@ -88,6 +88,11 @@ class LossView(pg.PlotWidget):
         if len(y) == 0:
             self._raw.setData(x=np.zeros(0), y=np.zeros(0))
             self._smooth.setData(x=np.zeros(0), y=np.zeros(0))
+            # an empty plot kept the last run's range: steps 0-800, and a log axis's log10 range
+            # (2.2-2.6) read as linear losses once the mode fell back; axes of an empty run instead
+            pi = self.getPlotItem()
+            pi.setRange(xRange=(0.0, 1.0), yRange=(0.0, 1.0), padding=0.0)
+            pi.enableAutoRange()  # the next run's points set the range again
             return
         # smooth log-losses in log mode so the EMA line follows the curve the eye sees
         smooth = np.exp(ema(np.log(y), self._span(len(y)))) if log else ema(y, self._span(len(y)))
