@@ -8,6 +8,7 @@ once a test module has imported PySide6.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
 import subprocess
@@ -23,6 +24,16 @@ import pytest
 # only when there is neither a display nor an Xvfb to start do we fall back to offscreen.
 if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and not shutil.which("Xvfb"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Offscreen's one screen is 800x800: windows opened at their default size were cut to it and a
+# class-colour test found a 73 px wide canvas. Give it the desktop-sized screen Xvfb gets
+# (pyproject's xvfb_width/height), through the plugin's own screen file.
+OFFSCREEN_SCREEN = {"screens": [{"name": "desktop", "x": 0, "y": 0, "width": 1920, "height": 1200,
+                                 "logicalDpi": 96, "dpr": 1}]}
+if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+    _screen_file = os.path.join(tempfile.mkdtemp(prefix="sgm-test-screen-"), "screen.json")
+    with open(_screen_file, "w", encoding="utf-8") as _f:
+        json.dump(OFFSCREEN_SCREEN, _f)
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_screen_file}"
 
 # Windows run the engine in a thread of this process (the same sgm_core.engine.Engine as the
 # engine process): a spawned engine costs every window ~2 s of start-up, and tests monkeypatch its

@@ -136,8 +136,10 @@ def test_metric_sigmas_follow_the_loss():
 
 # --------------------------------------------------------------------------- the curl heatmap, drawn
 
-CURL_BLANK = 0.01  # an energy net's curl heatmap may differ from no heatmap in at most 1% of pixels
+CURL_BLANK = 0.01  # an energy net's curl heatmap may differ visibly from no heatmap in at most 1% of pixels
 CURL_DRAWN = 0.10  # a score net's covers the view: well over 10% of the pixels change
+CURL_VISIBLE = 12  # a pixel counts as changed when a channel moves by more than this (of 255): the
+# colour scale's white middle rendered as 0xfbfafa on one machine (numpy 2.4), as 0xffffff on another
 
 
 def test_curl_heatmap_draws_a_score_net_and_leaves_an_energy_net_white(qtbot):
@@ -150,7 +152,9 @@ def test_curl_heatmap_draws_a_score_net_and_leaves_an_energy_net_white(qtbot):
 
     def pixels(plot: Plot2D) -> np.ndarray:
         img = plot.grab().toImage()
-        return np.array([[img.pixel(x, y) for x in range(0, img.width(), 3)] for y in range(0, img.height(), 3)])
+        argb = np.array([[img.pixel(x, y) for x in range(0, img.width(), 3)] for y in range(0, img.height(), 3)],
+                        dtype=np.uint32)
+        return np.stack([(argb >> shift) & 0xFF for shift in (16, 8, 0)], axis=-1).astype(int)  # r, g, b
 
     changed = {}
     for kind in ("energy", "score"):
@@ -168,5 +172,5 @@ def test_curl_heatmap_draws_a_score_net_and_leaves_an_energy_net_white(qtbot):
         plot.show_frame(frame)
         blank = pixels(plot)
         plot.set_layers(heatmap="curl")
-        changed[kind] = float((pixels(plot) != blank).mean())
+        changed[kind] = float((np.abs(pixels(plot) - blank).max(axis=-1) > CURL_VISIBLE).mean())
     assert changed["energy"] < CURL_BLANK < CURL_DRAWN < changed["score"], changed
