@@ -33,7 +33,7 @@ from .geometry import in_plane_axes, project_field
 from .lazy import lazy_module
 from .live import FieldGrid, FieldView, Frame, LiveEngine, decimated_losses
 from .losses import loss_spec
-from .metrics import SWBaseline
+from .metrics import SW_SEED, SWBaseline
 from .noise import make_sde
 from .samplers import make_sampler
 from .training import device_label
@@ -455,7 +455,7 @@ class CompareTask:
             runs.append(_Run(entry.label, eng, ParticleChain(sampler, start.clone(), torch.Generator().manual_seed(
                 spec.seed + 7), initial=start)))
         self._runs = runs
-        self._reference = SWBaseline(spec.dataset.sample, METRIC_POINTS, seed=spec.seed + 17)  # same draws for every run
+        self._reference = SWBaseline(spec.dataset.sample, METRIC_POINTS, seed=spec.seed + SW_SEED)  # same draws for every run
         self._phase = ""
         self._set_phase("training" if spec.train_steps > 0 else "sampling")
         self._next_metrics = 0.0

@@ -37,7 +37,7 @@ from .errors import ConfigError
 from .lazy import lazy_module
 from .limits import MAX_JSON_BYTES, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
-from .metrics import SW_PROJECTION_SEED, SWBaseline, mode_weight_error, mode_weights, sliced_wasserstein
+from .metrics import SW_PROJECTION_SEED, SW_SEED, SWBaseline, mode_weight_error, mode_weights, sliced_wasserstein
 from .noise import LinearInterpolant
 from .samplers import make_sampler, run_sampler
 from .truth import perturb, reference_score_fn, relative_score_error
@@ -489,7 +489,7 @@ def _particles(data: str, score: str, run: RunConfig, sampler_cfg: SamplerConfig
 
 def _data_draws(dataset, seed: int, n: int) -> tuple[torch.Tensor, float]:
     """A draw of n data points and the data-vs-data SW to it (`SWBaseline`): the base of an SW ratio."""
-    baseline = SWBaseline(dataset.sample, n, seed=seed + 11)
+    baseline = SWBaseline(dataset.sample, n, seed=seed + SW_SEED)
     return baseline.reference, baseline.base
 
 

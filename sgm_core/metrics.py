@@ -36,6 +36,8 @@ SW_PROJECTION_SEED = 123  # the same directions for every SW distance: ratios co
 
 
 SW_BASE_DRAWS = 8  # data draws the data-vs-data SW is averaged over (see SWBaseline)
+SW_SEED = 17  # the seed of an SW ratio's reference draws (lessons and compare runs add their seed, 0 by
+# default): the window's Metrics and a lesson's checks draw the same reference, one number for one set of particles
 
 
 class SWBaseline:
