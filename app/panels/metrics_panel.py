@@ -325,7 +325,10 @@ class MetricsPanel(QWidget):
             n = m.get("reference_points", 0)
             text = f"<b>Ground truth:</b> empirical (log-sum-exp over {n:,} points)"
             tip = ("No closed form for this data: the reference is the exact score of the data points smoothed "
-                   "by N(0, σ²I), a log-sum-exp over the points (it approaches the true q_σ score as N grows)")
+                   "by N(0, σ²I), a log-sum-exp over the points (it approaches the true q_σ score as N grows). "
+                   "At a σ below the points' spacing it is spiky, every point its own peak, and a smooth net does "
+                   "not follow it: the error stays near 1 there (helix at σ = 0.01: 1.0 after 9,000 steps, the points' "
+                   "median spacing 0.033), which says the net did not memorise the points, not that it failed")
         self.reference_label.setText(text)
         self.reference_label.setToolTip(tip)
 
