@@ -289,12 +289,16 @@ def test_losses_each_get_their_own_labelled_loss_axis_and_plots_show_data_units(
     wait(qtbot, lambda: w.phase == "done" and w.last_frames and w.last_frames[0].phase == "done")
     assert w.loss_row.isVisible() and not w.curve_plot.isVisible()
     assert list(w.loss_plots) == ["sm", "dsm"]
+
+    def fitted(label: str) -> bool:  # the view's auto-range runs when it next paints: wait for it
+        y = w._curves[label].getData()[1]
+        lo, hi = w.loss_plots[label].getPlotItem().getViewBox().viewRange()[1]
+        return lo <= y.min() and y.max() <= hi and (hi - lo) < 3 * (y.max() - y.min()) + 1e-6
+
     for label, plot in w.loss_plots.items():
         curve = w._curves[label]
         assert curve.getViewBox() is plot.getPlotItem().getViewBox()  # drawn in its own plot
-        y = curve.getData()[1]
-        lo, hi = plot.getPlotItem().getViewBox().viewRange()[1]
-        assert lo <= y.min() and y.max() <= hi and (hi - lo) < 3 * (y.max() - y.min()) + 1e-6  # fitted to it
+        wait(qtbot, lambda label=label: fitted(label))  # fitted to its own curve
         assert label in plot.getPlotItem().titleLabel.text and "own units" in plot.getPlotItem().titleLabel.text
     ranges = [p.getPlotItem().getViewBox().viewRange()[1] for p in w.loss_plots.values()]
     assert ranges[0] != ranges[1]
