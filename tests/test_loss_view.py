@@ -100,19 +100,23 @@ def test_the_smoothed_line_is_drawn(view):
 
 def test_an_emptied_plot_forgets_the_last_runs_range_and_the_next_run_sets_its_own(view, qtbot):
     """Reset after a log-y run: the axes showed steps 0-800 and the old log10 range (2.2-2.6) read as
-    linear losses; an empty run's axes are 0-1, and the next run's points set the range again."""
+    linear losses; an empty run's axes are 0-1, and the next run's points set the range again.
+    (The view fits its range when it next paints: each range is waited for.)"""
+    def y_range() -> tuple[float, float]:
+        return tuple(view.getPlotItem().viewRange()[1])
+
     view.set_log(True)
     view.show_frame(make_frame(200.0 + 200.0 * np.exp(-np.arange(800) / 200)))
-    qtbot.wait(20)
-    y1 = view.getPlotItem().viewRange()[1][1]
-    assert view.log_active and 2.2 < y1 < 2.7  # log10 of ~400
+    qtbot.waitUntil(lambda: 2.2 < y_range()[1] < 2.7, timeout=5000)  # log10 of ~400
+    assert view.log_active
     view.reset()
-    qtbot.wait(20)
-    (x0, x1), (y0, y1) = view.getPlotItem().viewRange()
-    assert (x0, x1, y0, y1) == pytest.approx((0.0, 1.0, 0.0, 1.0))
+    qtbot.waitUntil(lambda: view.getPlotItem().viewRange() == [[0.0, 1.0], [0.0, 1.0]], timeout=5000)
     view.set_log(False)
     losses = noisy_decay(300)
     view.show_frame(make_frame(losses))
-    qtbot.wait(20)
-    (x0, x1), (y0, y1) = view.getPlotItem().viewRange()
-    assert x0 <= 1 and x1 >= 300 and y0 <= losses.min() and losses.max() <= y1 < 2 * losses.max()  # all of it
+
+    def fitted() -> bool:
+        (x0, x1), (y0, y1) = view.getPlotItem().viewRange()
+        return x0 <= 1 and x1 >= 300 and y0 <= losses.min() and losses.max() <= y1 < 2 * losses.max()
+
+    qtbot.waitUntil(fitted, timeout=5000)  # all of the new curve
