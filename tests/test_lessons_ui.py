@@ -143,3 +143,17 @@ def test_a_guided_variant_shows_its_class_and_w_and_leaving_gives_the_users_back
     assert ask_engine(qtbot, window, lambda eng: eng.guide) == (c, w)
     window.lessons.leave()
     assert s.guide_class is None and s.guidance == 2.5
+
+
+def test_particle_checks_say_they_measure_after_the_samplers_last_denoise(qtbot, window):
+    """Lesson 5's check said 1.9% off the data, measured after annealed Langevin's last Tweedie
+    denoise; the particles as drawn, before it, are 3.0% off. The checks' tooltip says which."""
+    from app.lessons_ui import FINAL_DENOISE_NOTE
+    from sgm_core.lessons import needs_particles
+
+    particles = next(i for i, lesson in enumerate(LESSONS) if needs_particles(lesson))
+    training_only = next(i for i, lesson in enumerate(LESSONS) if not needs_particles(lesson))
+    choose(qtbot, window, particles)
+    assert FINAL_DENOISE_NOTE in window.lessons.bar.checks_label.toolTip()
+    choose(qtbot, window, training_only)
+    assert FINAL_DENOISE_NOTE not in window.lessons.bar.checks_label.toolTip()
