@@ -177,9 +177,13 @@ SAMPLER_EXPLANATIONS: Mapping[str, Explanation] = MappingProxyType({
         "<i>x</i>′ = <i>x</i> + (σ<sub><i>i</i>+1</sub> − σ<sub><i>i</i></sub>) <i>d</i><sub><i>i</i></sub>,&nbsp; "
         "<i>x</i> ← <i>x</i> + (σ<sub><i>i</i>+1</sub> − σ<sub><i>i</i></sub>)"
         " ½(<i>d</i><sub><i>i</i></sub> + <i>d</i>′)",
-        "Euler's step corrected with the slope at its end point (second order): far fewer network evaluations for "
-        "the same error. Every step here is a Heun step (2 evaluations) and the last ends at σ_min; EDM instead "
-        "takes a last Euler step to σ = 0.",
+        "Euler's step corrected with the slope at its end point: second order, so once the steps are small its "
+        "error falls faster than Euler's. With few steps it can be far worse: the correction is evaluated at the "
+        "small end of a long step, where the slope (x − D)/σ is stiff. Measured with the exact field of 8 "
+        "Gaussians (fm): at 8 evaluations Heun's SW ratio is 25 and Euler's 1.19; at 32 and 16 both are at the "
+        "sampling floor (0.93, 0.92) — Tools ▸ Steps vs quality plots it. Every step here is a Heun step "
+        "(2 evaluations) ending at σ_min; EDM's last is an Euler step to σ = 0 (tried: at 7 evaluations it "
+        "read 46, no better).",
         f"{_EDM_PAPER}, Alg. 1"),
     "ddpm": Explanation(
         "DDPM ancestral sampling",
