@@ -34,7 +34,7 @@ from .samplers import Sampler, make_sampler
 from .sessions import SessionState, session_source
 from .stepwise import Steps, run_to_end
 from .training import Trainer, device_label
-from .truth import relative_score_error, run_reference
+from .truth import empirical_spacing, relative_score_error, run_reference
 
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
@@ -146,6 +146,7 @@ class LiveEngine:
         self.chain = ParticleChain.from_prior(self._make_sampler(self.sampler_config), n_particles, dataset.dim,
                                               torch.Generator(gen_device).manual_seed(seed + 101), self.device)
         self._sw: tuple[tuple, MetricTarget, SWBaseline] | None = None  # the metrics' target and draws, per size
+        self._spacing: tuple[int, float] | None = None  # (id of the dataset, its reference spacing)
         self._rate = 0.0
         self._rate_clock = (time.perf_counter(), 0)
         self.clock = RunClock()  # wall-clock training time of this model (the engine starts and stops it)
@@ -183,6 +184,15 @@ class LiveEngine:
         from .truth import guided_reference_fn
 
         return guided_reference_fn(self.dataset, self.standardizer, self.guide[0], self.guide[1], self.noise_kind)
+
+    @property
+    def reference_spacing(self) -> float | None:
+        """An empirical reference's point spacing (`truth.empirical_spacing`), None for the others."""
+        if self.reference_kind != "empirical":
+            return None
+        if self._spacing is None or self._spacing[0] != id(self.dataset):
+            self._spacing = (id(self.dataset), empirical_spacing(self.dataset, self.standardizer))
+        return self._spacing[1]
 
     # -- the particle chain ---------------------------------------------------------------
     @property

@@ -13,6 +13,7 @@ density is the data scaled by alpha and smoothed by s, whose score follows from 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -131,6 +132,19 @@ def reference_score_fn(dataset: Dataset, standardizer: Standardizer, max_points:
         pts = torch.as_tensor(standardizer.forward(dataset.points[:max_points]), dtype=torch.float64)
         score, label = (lambda x, sigma: empirical_score(x, pts, sigma)), "empirical"
     return (scaled_score(score, process.coef_of_std) if _has_coef(process) else score), label
+
+
+def empirical_spacing(dataset: Dataset, standardizer: Standardizer, max_points: int = 2000) -> float:
+    """Median distance from each of the points an empirical reference sums over to its nearest
+    other one (standardised). Below this σ that reference is spiky, every point its own peak: a
+    smooth net does not follow it there (3D helix, σ = 0.01 against a spacing of 0.033: a score
+    error of 1.0 after 9,000 steps, where the larger levels fell to 0.03 and below)."""
+    pts = torch.as_tensor(standardizer.forward(dataset.points[:max_points]), dtype=torch.float64)
+    if len(pts) < 2:
+        return 0.0
+    d = torch.cdist(pts, pts)
+    d.fill_diagonal_(math.inf)
+    return float(d.min(dim=1).values.median())
 
 
 def flow_reference_fn(data: GaussianMixture, source: GaussianMixture, process: Process) -> ScoreFn:

@@ -218,3 +218,18 @@ def test_the_metrics_sw_ratio_is_the_number_a_lessons_check_gives_the_same_parti
     ref, base = _data_draws(dataset, 0, SW_POINTS)
     live = eng.sample_metrics(max_points=500)["sw_ratio"]
     assert live > 2 and live == pytest.approx(_sw_ratio(particles, ref, base), rel=1e-9)
+
+
+def test_an_empirical_truths_point_spacing_is_the_median_nearest_neighbour_distance():
+    """On a lattice every point's nearest neighbour is one cell away: the spacing is the cell in
+    standardised units. An analytic truth has none."""
+    from sgm_core.datasets import EmpiricalDataset
+    from sgm_core.truth import empirical_spacing
+
+    grid = np.stack(np.meshgrid(np.arange(20.0), np.arange(20.0)), -1).reshape(-1, 2).astype(np.float32)
+    data = EmpiricalDataset(grid, name="lattice")
+    std = data.standardizer()
+    assert empirical_spacing(data, std) == pytest.approx(1.0 / std.scale, rel=1e-6)  # float32 points
+    eng = LiveEngine(data, RunConfig(), n_particles=4)
+    assert eng.reference_kind == "empirical" and eng.reference_spacing == pytest.approx(1.0 / eng.standardizer.scale, rel=1e-6)
+    assert LiveEngine(make_preset("8gaussians", n_points=200), RunConfig(), n_particles=4).reference_spacing is None

@@ -174,3 +174,21 @@ def test_a_flow_run_labels_its_curve_as_velocity_error_and_one_without_truth_rea
     panel.show_metrics({"gen": 3, "reference_kind": "analytic", "sigmas": [0.1], "updated": ("curve",),
                         "score_step": 5, "score_errors": [0.3]})  # a score net again
     assert panel.tabs.tabText(0) == "Score error vs truth" and "σ=0.1" in panel.sigma_legend.text()
+
+
+def test_levels_below_an_empirical_truths_point_spacing_are_said_to_be_spiky(qtbot):
+    """3D helix: σ = 0.01 read an error of 1.0 after 9,000 steps, below the 2,000 reference points'
+    spacing (0.033), where the empirical truth is a spike per point. The legend says so there, and
+    only there: not for an analytic truth, nor when every level is above the spacing."""
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    base = {"gen": 1, "reference_kind": "empirical", "reference_points": 2000, "reference_spacing": 0.033,
+            "sigmas": [0.01, 0.076, 0.58], "conditional": True}
+    panel.show_metrics({**base, "updated": ("curve",), "score_step": 10, "score_errors": [1.0, 0.3, 0.02]})
+    assert "σ &lt; 0.033, the points' spacing: the empirical truth is spiky there" in panel.sigma_legend.text()
+    panel.show_metrics({**base, "gen": 2, "reference_kind": "analytic", "updated": ("curve",), "score_step": 10,
+                        "score_errors": [1.0, 0.3, 0.02]})
+    assert "spiky" not in panel.sigma_legend.text()
+    panel.show_metrics({**base, "gen": 3, "sigmas": [0.05, 0.5], "updated": ("curve",), "score_step": 10,
+                        "score_errors": [0.2, 0.02]})
+    assert "spiky" not in panel.sigma_legend.text()

@@ -131,6 +131,7 @@ class MetricsPanel(QWidget):
         self.history: list[dict[str, Any]] = []  # one entry per sample-metrics update
         self.last: dict[str, Any] = {}
         self._note = ""  # appended to the σ legend (e.g. "particles use the true score")
+        self._spacing: float | None = None  # an empirical truth's point spacing: below it, it is spiky
         self._error_target = ""  # what the error curve compares: "" (the data) or "class c, w = …"
         self.measure = "score"  # what the error curve measures: a key of MEASURES
 
@@ -242,6 +243,7 @@ class MetricsPanel(QWidget):
         self.last = {}
         self._clear_curves()
         self._note = ""
+        self._spacing = None
         self._set_measure("score")
         self._set_legend()
         self._set_x_range()
@@ -304,6 +306,7 @@ class MetricsPanel(QWidget):
         self.status_label.setText(" · ".join(parts))
 
     def _set_reference(self, m: dict[str, Any]) -> None:
+        self._spacing = m.get("reference_spacing") if m.get("reference_kind") == "empirical" else None
         if m.get("reference_kind") == "none":  # a flow with no exact field (sgm_core.truth.run_reference)
             note = m.get("reference_note") or "no exact truth for this run"
             self.reference_label.setText(f"<b>Ground truth:</b> none — {note}")
@@ -347,6 +350,10 @@ class MetricsPanel(QWidget):
             trained = any(steps and steps[-1] > 0 for steps, _ in self.curves.values())
             note = self._note + (" (the curve: the net, not used by them)" if trained
                                  else " (the curve: the net, untrained)")
+        spiky = [sigma for sigma in self.curves if self._spacing and self.measure == "score" and sigma < self._spacing]
+        if spiky:  # no smooth net follows the truth there: an error near 1 is what it should read
+            note += (f"&nbsp;· {words['level']} &lt; {self._spacing:.2g}, the points' spacing: the empirical truth "
+                     "is spiky there, ~1 expected")
         self.sigma_legend.setText((keys or f"No {words['name']} points yet") + what + note)
 
     def _set_x_range(self) -> None:
