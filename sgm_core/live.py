@@ -194,6 +194,12 @@ class LiveEngine:
             self._spacing = (id(self.dataset), empirical_spacing(self.dataset, self.standardizer))
         return self._spacing[1]
 
+    def level_noise(self, levels: tuple[float, ...]) -> tuple[float, ...]:
+        """Each level (a marginal std, as `metric_sigmas` gives them) as the noise it puts on the
+        data, std / coef: what an empirical truth's point spacing compares with (a flow's t = 0.01
+        is a noise of 0.0101, VP's std 0.5 one of 0.58, VE's σ itself)."""
+        return tuple(float(s / self.process.coef_of_std(torch.tensor(s))) for s in levels)
+
     # -- the particle chain ---------------------------------------------------------------
     @property
     def sampler(self) -> Sampler:

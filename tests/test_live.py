@@ -233,3 +233,6 @@ def test_an_empirical_truths_point_spacing_is_the_median_nearest_neighbour_dista
     eng = LiveEngine(data, RunConfig(), n_particles=4)
     assert eng.reference_kind == "empirical" and eng.reference_spacing == pytest.approx(1.0 / eng.standardizer.scale, rel=1e-6)
     assert LiveEngine(make_preset("8gaussians", n_points=200), RunConfig(), n_particles=4).reference_spacing is None
+    flow = LiveEngine(data, RunConfig(loss=LossConfig(name="fm")), n_particles=4)
+    assert flow.level_noise((0.01, 0.5)) == pytest.approx((0.01 / 0.99, 1.0))  # x_t = (1 - t) x + t z
+    assert eng.level_noise((0.01, 0.5)) == pytest.approx((0.01, 0.5))  # ncsn: σ itself

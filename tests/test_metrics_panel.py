@@ -185,10 +185,17 @@ def test_levels_below_an_empirical_truths_point_spacing_are_said_to_be_spiky(qtb
     base = {"gen": 1, "reference_kind": "empirical", "reference_points": 2000, "reference_spacing": 0.033,
             "sigmas": [0.01, 0.076, 0.58], "conditional": True}
     panel.show_metrics({**base, "updated": ("curve",), "score_step": 10, "score_errors": [1.0, 0.3, 0.02]})
-    assert "σ &lt; 0.033, the points' spacing: the empirical truth is spiky there" in panel.sigma_legend.text()
+    assert "σ=0.01: noise under the points' spacing (0.033), where the empirical truth is spiky" \
+        in panel.sigma_legend.text()
+    assert "σ=0.076:" not in panel.sigma_legend.text()
     panel.show_metrics({**base, "gen": 2, "reference_kind": "analytic", "updated": ("curve",), "score_step": 10,
                         "score_errors": [1.0, 0.3, 0.02]})
     assert "spiky" not in panel.sigma_legend.text()
     panel.show_metrics({**base, "gen": 3, "sigmas": [0.05, 0.5], "updated": ("curve",), "score_step": 10,
                         "score_errors": [0.2, 0.02]})
     assert "spiky" not in panel.sigma_legend.text()
+    # a flow's levels are t: compared as the noise they put on the data, t / (1 - t)
+    panel.show_metrics({**base, "gen": 4, "measure": "velocity", "sigmas": [0.001, 0.03, 0.9],
+                        "level_noise": [0.001, 0.0309, 9.0], "updated": ("curve",), "score_step": 10,
+                        "score_errors": [0.5, 0.4, 0.01]})
+    assert "t=0.001, t=0.03: noise under the points' spacing (0.033)" in panel.sigma_legend.text()

@@ -132,6 +132,7 @@ class MetricsPanel(QWidget):
         self.last: dict[str, Any] = {}
         self._note = ""  # appended to the σ legend (e.g. "particles use the true score")
         self._spacing: float | None = None  # an empirical truth's point spacing: below it, it is spiky
+        self._level_noise: dict[float, float] = {}  # each curve's level as the noise it puts on the data
         self._error_target = ""  # what the error curve compares: "" (the data) or "class c, w = …"
         self.measure = "score"  # what the error curve measures: a key of MEASURES
 
@@ -307,6 +308,7 @@ class MetricsPanel(QWidget):
 
     def _set_reference(self, m: dict[str, Any]) -> None:
         self._spacing = m.get("reference_spacing") if m.get("reference_kind") == "empirical" else None
+        self._level_noise = dict(zip(m.get("sigmas", ()), m.get("level_noise", m.get("sigmas", ())), strict=False))
         if m.get("reference_kind") == "none":  # a flow with no exact field (sgm_core.truth.run_reference)
             note = m.get("reference_note") or "no exact truth for this run"
             self.reference_label.setText(f"<b>Ground truth:</b> none — {note}")
@@ -350,10 +352,12 @@ class MetricsPanel(QWidget):
             trained = any(steps and steps[-1] > 0 for steps, _ in self.curves.values())
             note = self._note + (" (the curve: the net, not used by them)" if trained
                                  else " (the curve: the net, untrained)")
-        spiky = [sigma for sigma in self.curves if self._spacing and self.measure == "score" and sigma < self._spacing]
-        if spiky:  # no smooth net follows the truth there: an error near 1 is what it should read
-            note += (f"&nbsp;· {words['level']} &lt; {self._spacing:.2g}, the points' spacing: the empirical truth "
-                     "is spiky there, ~1 expected")
+        spiky = [level for level in self.curves
+                 if self._spacing and self._level_noise.get(level, level) < self._spacing]
+        if spiky:  # no smooth net follows the truth there (helix: 1.0 at σ = 0.01; fm: 0.4-0.5 at t <= 0.01)
+            levels = ", ".join(f"{words['level']}={level:.2g}" for level in spiky)
+            note += (f"&nbsp;· {levels}: noise under the points' spacing ({self._spacing:.2g}), where the empirical "
+                     "truth is spiky and no smooth net follows it")
         self.sigma_legend.setText((keys or f"No {words['name']} points yet") + what + note)
 
     def _set_x_range(self) -> None:
