@@ -34,6 +34,7 @@ from .frames import FrameBuilder, FrameRequest, Throttle
 from .lazy import lazy_module
 from .lessons import Claim, Lesson, LiveVariant, lesson_coordinates, live_claims, needs_particles
 from .live import FieldView, Frame, LiveEngine
+from .truth import EMPIRICAL_POINTS
 
 torch = lazy_module("torch")  # imported on first use: the GUI process never needs it
 
@@ -1032,7 +1033,7 @@ class Engine:
             self._metric_idents.clear()
             m.update(gen=gen, reference_kind=eng.reference_kind, reference_note=eng.reference_note,
                      sigmas=list(eng.metric_sigmas()), measure=eng.error_measure,
-                     reference_points=min(len(eng.dataset.points), 2000), reference_spacing=eng.reference_spacing,
+                     reference_points=min(len(eng.dataset.points), EMPIRICAL_POINTS), reference_spacing=eng.reference_spacing,
                      level_noise=list(eng.level_noise(eng.metric_sigmas())), conditional=eng.trainer.spec.conditional)
         updated = []
         # The score error per σ, one σ a piece: against an empirical reference (a 3D point cloud)

@@ -37,7 +37,7 @@ from .errors import ConfigError
 from .lazy import lazy_module
 from .limits import MAX_JSON_BYTES, MAX_SAMPLES, MAX_STEPS
 from .losses import loss_spec
-from .metrics import SW_PROJECTION_SEED, SW_SEED, SWBaseline, mode_weight_error, mode_weights, sliced_wasserstein
+from .metrics import SW_SEED, SWBaseline, mode_weight_error, mode_weights
 from .noise import LinearInterpolant
 from .samplers import make_sampler, run_sampler
 from .truth import perturb, reference_score_fn, relative_score_error
@@ -403,8 +403,7 @@ def _net_error(model: torch.nn.Module, data: str, seed: int, run: RunConfig) -> 
         g = torch.Generator().manual_seed(seed + 7)
         device = next(model.parameters()).device
         x = run_sampler(sampler, model, sampler.init(FLOW_CHECK_PARTICLES, dataset.dim, g).to(device), g)
-        ref, base = _data_draws(dataset, seed, FLOW_CHECK_PARTICLES)
-        return _sw_ratio(standardizer.inverse(x.float().cpu()), ref, base)
+        return _sw_ratio(standardizer.inverse(x.float().cpu()), _sw_baseline(dataset, seed, FLOW_CHECK_PARTICLES))
     reference, _ = reference_score_fn(dataset, standardizer, kind=_process(run))
     device = next(model.parameters()).device
     return relative_score_error(model, reference, _near_points(dataset, standardizer, ERROR_POINTS),
@@ -487,16 +486,15 @@ def _particles(data: str, score: str, run: RunConfig, sampler_cfg: SamplerConfig
 
 # --------------------------------------------------------------------------- metrics of one variant
 
-def _data_draws(dataset, seed: int, n: int) -> tuple[torch.Tensor, float]:
-    """A draw of n data points and the data-vs-data SW to it (`SWBaseline`): the base of an SW ratio."""
-    baseline = SWBaseline(dataset.sample, n, seed=seed + SW_SEED)
-    return baseline.reference, baseline.base
+def _sw_baseline(dataset, seed: int, n: int) -> SWBaseline:
+    """The reference draws of a lesson's SW ratios: the window's Metrics draw the same (SW_SEED)."""
+    return SWBaseline(dataset.sample, n, seed=seed + SW_SEED)
 
 
-def _sw_ratio(samples: torch.Tensor, ref: torch.Tensor, base: float) -> float:
+def _sw_ratio(samples: torch.Tensor, baseline: SWBaseline) -> float:
     if not torch.isfinite(samples).all():
         return math.inf  # a particle flew off: no finite distance describes that
-    return sliced_wasserstein(samples, ref, torch.Generator().manual_seed(SW_PROJECTION_SEED)) / base
+    return baseline.distance(samples)[1]
 
 
 def _mode_spread(samples: torch.Tensor, gmm) -> float:
@@ -611,7 +609,7 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None,
     near = _near_points(dataset, standardizer, REFERENCE_POINTS)
     sample = bool(wanted & PARTICLE_METRICS)
     if sample:
-        ref, base_sw = _data_draws(dataset, seed, n)
+        baseline = _sw_baseline(dataset, seed, n)
     results: dict[str, dict[str, float]] = {}
     for variant in lesson.variants:
         out: dict[str, float] = {}
@@ -644,14 +642,14 @@ def run_lesson(lesson: Lesson, seed: int = 0, n_eval: int | None = None,
             out["score_error_far"] = float(errors.mean()) if len(errors) else math.nan
             out["far_wrong_share"] = float((errors > FAR_WRONG).double().mean()) if len(errors) else math.nan
         if sample:
-            out.update(_sample_metrics(lesson, run, variant.sampler, seed, n, wanted, ref, base_sw, near,
+            out.update(_sample_metrics(lesson, run, variant.sampler, seed, n, wanted, baseline, near,
                                        score_fn, shown, variant.guide))
         results[variant.label] = out
     return results
 
 
 def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, seed: int, n: int, wanted: set[str],
-                    ref: torch.Tensor, base_sw: float, near: torch.Tensor, score_fn,
+                    baseline: SWBaseline, near: torch.Tensor, score_fn,
                     shown: LiveVariant | None = None, guide: tuple[str, float] | None = None) -> dict[str, float]:
     """Particle metrics of one variant: its headless run, or the window's (`shown`) with the
     exact-score and gradient-ascent comparisons run from the window's own starts."""
@@ -672,7 +670,7 @@ def _sample_metrics(lesson: Lesson, run: RunConfig, sampler_cfg: SamplerConfig, 
         return run_sampler(make_sampler(cfg, run.noise, run.loss.name), score, starts.clone(),
                            torch.Generator().manual_seed(seed + 5))
 
-    out = {"sw_ratio": _sw_ratio(samples, ref, base_sw)}
+    out = {"sw_ratio": _sw_ratio(samples, baseline)}
     # off_data only where a claim reads it: at a flow's or Heun's last σ (1e-3), "3σ from every data
     # point" is finer than the reference points are spaced
     if "off_data" in wanted:

@@ -116,7 +116,10 @@ def relative_score_error(model: ScoreFn, reference: ScoreFn, x: torch.Tensor, si
     return float(((learned - truth) ** 2).sum(1).mean() / (truth**2).sum(1).mean().clamp_min(1e-12))
 
 
-def reference_score_fn(dataset: Dataset, standardizer: Standardizer, max_points: int = 2000,
+EMPIRICAL_POINTS = 2000  # data points an empirical reference sums over (its cost is linear in them)
+
+
+def reference_score_fn(dataset: Dataset, standardizer: Standardizer, max_points: int = EMPIRICAL_POINTS,
                        kind: Kind = "ve") -> tuple[ScoreFn, str]:
     """A score function in standardised coordinates, and its kind: "analytic" or "empirical".
     A process with a mean coefficient (kind "vp", say) gives the score of its marginal at std sigma
@@ -134,7 +137,7 @@ def reference_score_fn(dataset: Dataset, standardizer: Standardizer, max_points:
     return (scaled_score(score, process.coef_of_std) if _has_coef(process) else score), label
 
 
-def empirical_spacing(dataset: Dataset, standardizer: Standardizer, max_points: int = 2000) -> float:
+def empirical_spacing(dataset: Dataset, standardizer: Standardizer, max_points: int = EMPIRICAL_POINTS) -> float:
     """Median distance from each of the points an empirical reference sums over to its nearest
     other one (standardised). Below this σ that reference is spiky, every point its own peak: a
     smooth net does not follow it there (3D helix, σ = 0.01 against a spacing of 0.033: a score

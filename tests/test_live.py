@@ -208,16 +208,15 @@ def test_the_metrics_sw_ratio_is_the_number_a_lessons_check_gives_the_same_parti
     """The lesson bar points to Metrics ▸ SW ratio; the panel compared 500 particles with a reference
     of its own and read 7.4x where the check said 9.9x for the same 1,000. Both now compare up to
     SW_POINTS particles with the same reference draws (SW_SEED), so they agree to round-off."""
-    from sgm_core.lessons import _data, _data_draws, _sw_ratio
+    from sgm_core.lessons import _data, _sw_baseline, _sw_ratio
     from sgm_core.live import SW_POINTS
 
     dataset, _ = _data("8gaussians", 0)
     eng = LiveEngine(dataset, RunConfig(), n_particles=SW_POINTS)
     eng.advance(3)  # a few Langevin steps from the prior: far from the data, ratio well above 1
     particles = torch.as_tensor(eng.particles_data())
-    ref, base = _data_draws(dataset, 0, SW_POINTS)
     live = eng.sample_metrics(max_points=500)["sw_ratio"]
-    assert live > 2 and live == pytest.approx(_sw_ratio(particles, ref, base), rel=1e-9)
+    assert live > 2 and live == pytest.approx(_sw_ratio(particles, _sw_baseline(dataset, 0, SW_POINTS)), rel=1e-9)
 
 
 def test_an_empirical_truths_point_spacing_is_the_median_nearest_neighbour_distance():

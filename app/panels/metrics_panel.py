@@ -244,7 +244,7 @@ class MetricsPanel(QWidget):
         self.last = {}
         self._clear_curves()
         self._note = ""
-        self._spacing = None
+        self._spacing, self._level_noise = None, {}
         self._set_measure("score")
         self._set_legend()
         self._set_x_range()
