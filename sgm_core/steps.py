@@ -101,7 +101,7 @@ def steps_vs_quality(score_fn: ScoreFn, process: Process, noise: NoiseConfig, da
     class-conditional net and is scored against class c's data (`guidance.class_reference`), as the
     window's live metrics are: under w > 0 the numbers say how far guidance moves the samples from
     the class (Ho & Salimans 2022). With both, the condition's truth is the reference, as live."""
-    from .api import sample_metrics  # api imports much of the core
+    from .api import sample_metrics, sw_baseline  # api imports much of the core
     from .guidance import class_reference, guided
 
     truth = None
@@ -112,6 +112,7 @@ def steps_vs_quality(score_fn: ScoreFn, process: Process, noise: NoiseConfig, da
     if condition is not None:
         dataset, truth = conditional_reference(dataset, standardizer, condition)
     rows = []
+    baseline = sw_baseline(dataset, n, seed)  # every cell is scored against the same draws
     for name in check_samplers(samplers):
         for k in steps:
             sampler = condition_sampler(make_sampler(SamplerConfig(name=name, steps=int(k)), noise, process),
@@ -124,7 +125,7 @@ def steps_vs_quality(score_fn: ScoreFn, process: Process, noise: NoiseConfig, da
             if not np.isfinite(samples).all():
                 rows.append(StepsRow(name, int(k), nfe, math.inf, math.inf, math.inf))
                 continue
-            m = sample_metrics(samples, dataset, seed=seed)
+            m = sample_metrics(samples, dataset, seed=seed, baseline=baseline)
             weight_error = m.get("weight_error", math.nan)
             if truth is not None:
                 got, want = conditional_weights(truth, condition, x.detach().double().cpu())
