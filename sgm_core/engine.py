@@ -1031,10 +1031,11 @@ class Engine:
         if m.get("gen") != gen:
             m.clear()
             self._metric_idents.clear()
+            sigmas = eng.metric_sigmas()
             m.update(gen=gen, reference_kind=eng.reference_kind, reference_note=eng.reference_note,
-                     sigmas=list(eng.metric_sigmas()), measure=eng.error_measure,
+                     sigmas=list(sigmas), measure=eng.error_measure,
                      reference_points=min(len(eng.dataset.points), EMPIRICAL_POINTS), reference_spacing=eng.reference_spacing,
-                     level_noise=list(eng.level_noise(eng.metric_sigmas())), conditional=eng.trainer.spec.conditional)
+                     level_noise=list(eng.level_noise(sigmas)), conditional=eng.trainer.spec.conditional)
         updated = []
         # The score error per σ, one σ a piece: against an empirical reference (a 3D point cloud)
         # the four levels took 220 ms at once, a 7-frame hitch every two seconds.

@@ -139,7 +139,7 @@ def test_metric_sigmas_follow_the_loss():
 CURL_BLANK = 0.01  # an energy net's curl heatmap may differ visibly from no heatmap in at most 1% of pixels
 CURL_DRAWN = 0.10  # a score net's covers the view: well over 10% of the pixels change
 CURL_VISIBLE = 12  # a pixel counts as changed when a channel moves by more than this (of 255): the
-# colour scale's white middle rendered as 0xfbfafa on one machine (numpy 2.4), as 0xffffff on another
+# colour scale's white middle renders as 0xfbfafa under the offscreen platform, 0xffffff under Xvfb
 
 
 def test_curl_heatmap_draws_a_score_net_and_leaves_an_energy_net_white(qtbot):

@@ -189,8 +189,8 @@ def test_training_waits_while_the_question_is_open(qtbot, window):
     window.actions_["reset"].trigger()
     wait(qtbot, lambda: window.worker_state.paused)
     asked, answer = answers[0]
-    count = window.worker.frames_emitted  # a frame built before the pause may land after the state that
-    wait(qtbot, lambda: window.worker.frames_emitted > count + 1)  # says so (seen: step 21, then 25)
+    count = window.worker.frames_emitted  # the window may still hold a frame from before the pause: the
+    wait(qtbot, lambda: window.worker.frames_emitted > count + 1)  # next shows where training stopped (21, then 25)
     held = frame(window).step
     count = window.worker.frames_emitted
     wait(qtbot, lambda: window.worker.frames_emitted > count + 3)
