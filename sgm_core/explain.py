@@ -180,8 +180,8 @@ SAMPLER_EXPLANATIONS: Mapping[str, Explanation] = MappingProxyType({
         "Euler's step corrected with the slope at its end point: second order, so once the steps are small its "
         "error falls faster than Euler's. With few steps it can be far worse: the correction is evaluated at the "
         "small end of a long step, where the slope (x − D)/σ is stiff. Measured with the exact field of 8 "
-        "Gaussians (fm): at 8 evaluations Heun's SW ratio is 25 and Euler's 1.19; at 32 and 16 both are at the "
-        "sampling floor (0.93, 0.92) — Tools ▸ Steps vs quality plots it. Every step here is a Heun step "
+        "Gaussians (fm), seeds 0-2: at 8 evaluations Heun's SW ratio is 20-25 and Euler's 0.9-1.6; at 32 and 16 "
+        "they agree (0.72-1.54 and 0.68-1.46) — Tools ▸ Steps vs quality plots it. Every step here is a Heun step "
         "(2 evaluations) ending at σ_min; EDM's last is an Euler step to σ = 0 (tried: at 7 evaluations it "
         "read 46, no better).",
         f"{_EDM_PAPER}, Alg. 1"),
